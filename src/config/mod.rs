@@ -1,0 +1,237 @@
+//! Configuration: reading the TOML files (`file`), turning them into runtime types while
+//! collecting every problem (`build`), and reporting problems (`diag`). Nothing here
+//! touches the network.
+
+mod build;
+pub mod diag;
+pub mod file;
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use chrono_tz::Tz;
+use regex::Regex;
+use scraper::Selector;
+use url::Url;
+
+use crate::model::{CategoryId, SourceId};
+pub use diag::{Diagnostic, Diagnostics};
+
+/// Everything bantin runs on, validated.
+#[derive(Debug, Clone)]
+pub struct Config {
+    pub settings: Settings,
+    pub categories: Vec<Category>,
+    pub sources: Vec<Source>,
+    /// Every file the configuration was read from (watched for live reload).
+    pub files: Vec<PathBuf>,
+}
+
+/// `bantin.toml`, built.
+#[derive(Debug, Clone)]
+pub struct Settings {
+    pub data_dir: PathBuf,
+    pub feeds_dir: PathBuf,
+    pub base_url: Url,
+    pub listen: SocketAddr,
+    pub timezone: Tz,
+    pub items_per_feed: usize,
+    pub user_agent: String,
+    pub title: String,
+    pub language: String,
+    pub retention_days: u32,
+    pub raw_page_days: u32,
+    pub near_duplicate_distance: u32,
+    pub websub_hub: Option<Url>,
+    pub stylesheet: bool,
+    pub fetch: FetchSettings,
+}
+
+/// `[fetch]`, built.
+#[derive(Debug, Clone)]
+pub struct FetchSettings {
+    pub timeout: Duration,
+    pub connect_timeout: Duration,
+    pub max_body_bytes: u64,
+    pub max_redirects: usize,
+    pub per_host_concurrency: usize,
+    pub per_host_delay: Duration,
+    pub global_concurrency: usize,
+    pub obey_robots: bool,
+    pub robots_ttl: Duration,
+    pub allow_private_networks: bool,
+    pub retry_after_scope: RetryAfterScope,
+    pub max_retries: u32,
+    pub backoff_base: Duration,
+    pub backoff_cap: Duration,
+}
+
+/// What a `Retry-After` answer holds back.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RetryAfterScope {
+    Url,
+    Host,
+}
+
+/// A category and the keyword rules that put items into it.
+#[derive(Debug, Clone)]
+pub struct Category {
+    pub id: CategoryId,
+    pub title: String,
+    pub description: String,
+    pub rules: Vec<Rule>,
+}
+
+/// Keyword terms matched against an article's text. Terms are NFC and lower case.
+#[derive(Debug, Clone)]
+pub struct Rule {
+    pub any: Vec<String>,
+    pub all: Vec<String>,
+    pub none: Vec<String>,
+    pub fields: Vec<TextField>,
+    pub fold_diacritics: bool,
+    pub min_hits: usize,
+}
+
+/// A part of an article a rule can look at.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TextField {
+    Title,
+    Lead,
+    Body,
+}
+
+/// One source of article URLs, built.
+#[derive(Debug, Clone)]
+pub struct Source {
+    pub id: SourceId,
+    pub kind: SourceKind,
+    pub urls: Vec<Url>,
+    pub schedule: cron::Schedule,
+    /// The schedule as written, for logs and pages.
+    pub schedule_text: String,
+    pub categories: Vec<CategoryId>,
+    pub timezone: Tz,
+    /// Hosts whose article links may be followed: the source URLs' hosts and the
+    /// configured allowed domains (a domain also allows its subdomains).
+    pub allowed_domains: Vec<String>,
+    pub language: Option<String>,
+    pub full_text: bool,
+    pub max_age: Option<Duration>,
+    pub max_articles: usize,
+    pub links: LinkRules,
+    pub extract: ArticleRules,
+    pub test_urls: Vec<TestUrl>,
+    /// The file the source is written in.
+    pub file: PathBuf,
+}
+
+/// Where a source's article URLs come from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SourceKind {
+    Listing,
+    Feed,
+    Sitemap,
+}
+
+/// A compiled CSS selector with the text it was written as.
+#[derive(Debug, Clone)]
+pub struct Css {
+    pub text: String,
+    pub selector: Selector,
+}
+
+/// How a listing page's article links are found.
+#[derive(Debug, Clone)]
+pub struct LinkRules {
+    pub selector: Option<Css>,
+    pub pattern: Option<Regex>,
+    pub next_page: Option<Css>,
+    pub max_pages: usize,
+}
+
+impl Default for LinkRules {
+    fn default() -> Self {
+        Self {
+            selector: None,
+            pattern: None,
+            next_page: None,
+            max_pages: DEFAULT_MAX_PAGES,
+        }
+    }
+}
+
+/// Listing pages read per run when a source does not say.
+pub const DEFAULT_MAX_PAGES: usize = 1;
+
+/// Per-field selectors of a source; all optional.
+#[derive(Debug, Clone, Default)]
+pub struct ArticleRules {
+    pub title: Option<Css>,
+    pub published: Option<Css>,
+    pub published_format: Option<String>,
+    pub updated: Option<Css>,
+    pub updated_format: Option<String>,
+    pub author: Option<Css>,
+    pub lead: Option<Css>,
+    pub body: Option<Css>,
+    pub image: Option<Css>,
+    pub tags: Option<Css>,
+    pub section: Option<Css>,
+    pub remove: Vec<Css>,
+}
+
+/// A page with known values, checked by `bantin check --online`.
+#[derive(Debug, Clone)]
+pub struct TestUrl {
+    pub url: Url,
+    pub title: Option<String>,
+    pub published: Option<chrono::DateTime<chrono::FixedOffset>>,
+    pub authors: Option<Vec<String>>,
+    pub lead_starts_with: Option<String>,
+    pub body_starts_with: Option<String>,
+}
+
+/// Why the configuration could not be used.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("cannot read config file {path}")]
+    Unreadable {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("{} problem(s) in the configuration", .0.len())]
+    Invalid(Vec<Diagnostic>),
+}
+
+impl Config {
+    /// Reads and validates `bantin.toml` and the source and category files it names.
+    pub fn load(path: &Path) -> Result<Config, ConfigError> {
+        build::load(path)
+    }
+
+    /// The source with this id.
+    pub fn source(&self, id: &str) -> Option<&Source> {
+        self.sources.iter().find(|s| s.id.as_str() == id)
+    }
+
+    /// Path of the SQLite database.
+    pub fn database_path(&self) -> PathBuf {
+        self.settings.data_dir.join("bantin.sqlite3")
+    }
+}
+
+impl Source {
+    /// Whether an article link to this host may be followed.
+    pub fn allows_host(&self, host: &str) -> bool {
+        let host = host.trim_start_matches("www.").to_ascii_lowercase();
+        self.allowed_domains.iter().any(|d| {
+            host == *d
+                || host
+                    .strip_suffix(d.as_str())
+                    .is_some_and(|rest| rest.ends_with('.'))
+        })
+    }
+}

@@ -1,0 +1,3 @@
+//! Fetching pages over HTTP.
+
+pub mod charset;

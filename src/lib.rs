@@ -1,0 +1,12 @@
+//! bantin turns news websites into clean, deduplicated RSS 2.0, Atom 1.0 and JSON Feed
+//! feeds per category. Each module is one stage of the pipeline
+//! (sources → fetch → extract → dedup → classify → store → publish → serve);
+//! `pipeline` is the one place that calls several of them in order.
+
+pub mod cli;
+pub mod config;
+pub mod dedup;
+pub mod fetch;
+pub mod model;
+pub mod store;
+pub mod text;

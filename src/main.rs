@@ -1,0 +1,31 @@
+//! The `bantin` binary: parse the command line, start logging, run the command, and
+//! map the outcome to an exit code (0 ok, 1 runtime failure, 2 bad usage or config).
+
+use std::process::ExitCode;
+
+use bantin::cli::{self, Cli, UsageError};
+use bantin::config::ConfigError;
+use clap::Parser;
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    cli::init_logging(cli.log_format);
+    match cli::run(cli) {
+        Ok(code) => code,
+        Err(err) => {
+            if let Some(ConfigError::Invalid(diags)) = err.downcast_ref::<ConfigError>() {
+                for diag in diags {
+                    eprintln!("{diag}");
+                }
+                eprintln!("{} problem(s) found; nothing was run", diags.len());
+                return ExitCode::from(2);
+            }
+            eprintln!("error: {err:#}");
+            if err.downcast_ref::<UsageError>().is_some() {
+                ExitCode::from(2)
+            } else {
+                ExitCode::FAILURE
+            }
+        }
+    }
+}

@@ -1,0 +1,212 @@
+//! Plain data shared by the pipeline stages. No behaviour beyond small helpers:
+//! stages exchange these types and `pipeline.rs` strings them together.
+
+use std::collections::BTreeMap;
+use std::fmt;
+
+use chrono::{DateTime, FixedOffset, Utc};
+use serde::{Deserialize, Serialize};
+use url::Url;
+
+macro_rules! id_type {
+    ($(#[$doc:meta])* $name:ident) => {
+        $(#[$doc])*
+        #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+        #[serde(transparent)]
+        pub struct $name(pub String);
+
+        impl $name {
+            pub fn as_str(&self) -> &str {
+                &self.0
+            }
+        }
+
+        impl fmt::Display for $name {
+            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str(&self.0)
+            }
+        }
+
+        impl From<&str> for $name {
+            fn from(s: &str) -> Self {
+                Self(s.to_owned())
+            }
+        }
+    };
+}
+
+id_type!(
+    /// A source's short stable name from config, e.g. `cand-xay-dung-dang`.
+    SourceId
+);
+id_type!(
+    /// A category slug from config, e.g. `party-work`; `all` is the feed of everything.
+    CategoryId
+);
+id_type!(
+    /// A stored item's stable id; it never changes when the article is updated.
+    ItemId
+);
+
+/// The id of the feed that holds every item.
+pub const ALL_CATEGORY: &str = "all";
+
+/// An article address found by a source, before its page is fetched.
+#[derive(Debug, Clone)]
+pub struct Candidate {
+    /// Absolute article URL as found (fragment removed).
+    pub url: Url,
+    pub source: SourceId,
+    /// Title the listing, feed or sitemap gave, if any.
+    pub title: Option<String>,
+    /// Publication time the feed or sitemap gave, if any.
+    pub published: Option<DateTime<FixedOffset>>,
+    /// A complete article taken from a feed entry: no page fetch is needed unless the
+    /// source asks for the full text.
+    pub article: Option<Article>,
+}
+
+/// A fetched and decoded HTML page.
+#[derive(Debug, Clone)]
+pub struct Page {
+    /// The address that was asked for.
+    pub url: Url,
+    /// The address after redirects; this is what is stored.
+    pub final_url: Url,
+    pub fetched_at: DateTime<Utc>,
+    /// The page decoded to UTF-8.
+    pub html: String,
+}
+
+/// Which extraction step produced a field.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Origin {
+    /// The source's configured CSS selector.
+    Selector,
+    /// JSON-LD `NewsArticle` / `Article` data.
+    JsonLd,
+    /// OpenGraph, `article:*`, Dublin Core or `<meta name>` tags.
+    Meta,
+    /// Generic rules: `<h1>`, text density, visible date lines.
+    Heuristic,
+    /// The entry of an RSS / Atom / JSON feed.
+    Feed,
+}
+
+/// One article's fields, as extracted from a page or a feed entry.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Article {
+    /// The address the page was fetched from (after redirects).
+    pub url: Url,
+    /// `<link rel=canonical>` or `og:url`, when the page gives one.
+    pub canonical_url: Option<Url>,
+    pub title: String,
+    pub published: Option<DateTime<FixedOffset>>,
+    pub updated: Option<DateTime<FixedOffset>>,
+    pub authors: Vec<String>,
+    /// The standfirst (sapo) shown above the body.
+    pub lead: Option<String>,
+    /// Sanitized HTML with absolute URLs.
+    pub body_html: String,
+    /// Readable text, paragraphs separated by a blank line.
+    pub body_text: String,
+    pub image: Option<Url>,
+    pub tags: Vec<String>,
+    pub section: Option<String>,
+    /// BCP 47 language tag, e.g. `vi`.
+    pub language: Option<String>,
+    /// Field name -> where its value came from.
+    pub provenance: BTreeMap<String, Origin>,
+}
+
+/// What the store did with an article.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Outcome {
+    /// A story not seen before.
+    New(ItemId),
+    /// A known item whose title or body changed: same id, new `updated`.
+    Updated(ItemId),
+    /// A known item, nothing changed.
+    Unchanged(ItemId),
+    /// The same story as an existing item at another address; the address was recorded
+    /// as another link of that item.
+    Duplicate { of: ItemId, reason: String },
+}
+
+/// A stored story, as publishing and serving see it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Item {
+    pub id: ItemId,
+    pub article: Article,
+    /// The source that first found the story.
+    pub source: SourceId,
+    pub categories: Vec<CategoryId>,
+    /// When bantin first stored the story.
+    pub first_seen: DateTime<Utc>,
+    /// When the stored content last changed.
+    pub updated_at: DateTime<Utc>,
+    /// Every other address the story was seen at.
+    pub links: Vec<Url>,
+}
+
+impl Item {
+    /// The time feeds sort and date the item by: published when known, else first seen.
+    pub fn date(&self) -> DateTime<FixedOffset> {
+        self.article
+            .published
+            .unwrap_or_else(|| self.first_seen.fixed_offset())
+    }
+}
+
+/// HTTP validators of a listing, feed or sitemap URL, for conditional GET.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Validators {
+    pub etag: Option<String>,
+    pub last_modified: Option<String>,
+}
+
+/// A fetched article page kept for `bantin reextract`.
+#[derive(Debug, Clone)]
+pub struct RawPage {
+    /// The address after redirects.
+    pub url: Url,
+    pub source: SourceId,
+    pub fetched_at: DateTime<Utc>,
+    pub html: String,
+}
+
+/// What one run of a source did.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct SourceRun {
+    pub started_at: Option<DateTime<Utc>>,
+    pub finished_at: Option<DateTime<Utc>>,
+    /// Article links the listing, feed or sitemap gave.
+    pub links_found: u64,
+    /// Pages fetched (listings, feeds, sitemaps and articles).
+    pub pages_fetched: u64,
+    /// Conditional requests answered 304 Not Modified.
+    pub not_modified: u64,
+    pub new: u64,
+    pub updated: u64,
+    pub duplicates: u64,
+    pub unchanged: u64,
+    pub errors: u64,
+    /// The last error of the run, if any, for the operator.
+    pub last_error: Option<String>,
+    /// Share (0..=1) of the run's extracted articles that had each field, e.g.
+    /// "published" -> 0.98; tells a site redesign from a quiet day.
+    pub field_coverage: BTreeMap<String, f64>,
+}
+
+/// A source's standing across runs.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct SourceState {
+    pub source: Option<SourceId>,
+    pub last_run: Option<SourceRun>,
+    pub last_success: Option<DateTime<Utc>>,
+    /// Failed runs in a row.
+    pub failures: u32,
+    /// Recent runs, newest first, for the breakage alarm.
+    pub recent_runs: Vec<SourceRun>,
+}

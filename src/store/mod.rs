@@ -1,0 +1,86 @@
+//! Storage: the one place bantin keeps state. The pipeline talks to the [`Store`]
+//! trait only, so a second backend can be added without touching it; SQLite is the
+//! default and, today, the only one.
+
+use chrono::{DateTime, Utc};
+use url::Url;
+
+use crate::model::{
+    Article, CategoryId, Item, ItemId, Outcome, RawPage, SourceId, SourceRun, SourceState,
+    Validators,
+};
+
+/// Why a storage operation failed.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("cannot open the database at {path}")]
+    Open {
+        path: std::path::PathBuf,
+        #[source]
+        source: rusqlite::Error,
+    },
+    #[error("database operation failed: {what}")]
+    Sqlite {
+        what: &'static str,
+        #[source]
+        source: rusqlite::Error,
+    },
+    #[error("stored data is corrupt: {0}")]
+    Corrupt(String),
+}
+
+/// Everything the pipeline, publishing and serving need from storage. Every method is
+/// one transaction; all are blocking (call them from `spawn_blocking` in async code).
+pub trait Store: Send + Sync {
+    /// Stores an extracted article through dedup: a new item, an update of the item at
+    /// the same canonical URL, nothing (unchanged), or another link of a near-duplicate
+    /// item. `categories` are the article's categories; a duplicate adds them to the
+    /// existing item. `raw` is the page it came from, kept for re-extraction.
+    fn record(
+        &self,
+        article: &Article,
+        source: &SourceId,
+        categories: &[CategoryId],
+        raw: Option<&RawPage>,
+    ) -> Result<Outcome, StoreError>;
+
+    /// Whether an article at this address (canonicalized) is stored already.
+    fn knows_url(&self, url: &Url) -> Result<bool, StoreError>;
+
+    fn item(&self, id: &ItemId) -> Result<Option<Item>, StoreError>;
+
+    /// The newest items of a category (or of all items for [`crate::model::ALL_CATEGORY`]),
+    /// newest first by published time, else first-seen time.
+    fn latest_items(&self, feed: &CategoryId, limit: usize) -> Result<Vec<Item>, StoreError>;
+
+    /// Replaces an item's categories (after re-classification).
+    fn set_categories(&self, id: &ItemId, categories: &[CategoryId]) -> Result<(), StoreError>;
+
+    fn validators(&self, url: &Url) -> Result<Option<Validators>, StoreError>;
+    fn save_validators(&self, url: &Url, validators: &Validators) -> Result<(), StoreError>;
+
+    /// Records a finished source run (success when it had no errors or found items).
+    fn record_source_run(&self, source: &SourceId, run: &SourceRun) -> Result<(), StoreError>;
+    fn source_states(&self) -> Result<Vec<SourceState>, StoreError>;
+
+    /// Stored raw pages, oldest first, optionally of one source and fetched since a time.
+    fn raw_pages(
+        &self,
+        source: Option<&SourceId>,
+        since: Option<DateTime<Utc>>,
+    ) -> Result<Vec<RawPage>, StoreError>;
+
+    /// Deletes items older than `retention_days` that are not among the newest
+    /// `keep_per_feed` of any of `feeds`, and raw pages older than `raw_page_days`.
+    /// Returns how many items were deleted.
+    fn prune(
+        &self,
+        retention_days: u32,
+        raw_page_days: u32,
+        keep_per_feed: usize,
+        feeds: &[CategoryId],
+    ) -> Result<usize, StoreError>;
+
+    /// Cheap check that the database answers (for `/healthz`).
+    fn ping(&self) -> Result<(), StoreError>;
+}

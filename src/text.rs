@@ -1,0 +1,68 @@
+//! Text normalization shared by every stage: Unicode NFC, collapsed whitespace, and
+//! Vietnamese diacritic folding for accent-insensitive matching and search.
+
+use unicode_normalization::UnicodeNormalization;
+use unicode_normalization::char::is_combining_mark;
+
+/// NFC, control characters dropped, runs of whitespace collapsed to one space, trimmed.
+pub fn normalize(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    let mut pending_space = false;
+    for c in text.nfc() {
+        if c.is_whitespace() {
+            pending_space = !out.is_empty();
+        } else if !c.is_control() && !is_invisible(c) {
+            if pending_space {
+                out.push(' ');
+                pending_space = false;
+            }
+            out.push(c);
+        }
+    }
+    out
+}
+
+/// Zero-width and byte-order characters that carry no text.
+fn is_invisible(c: char) -> bool {
+    matches!(
+        c,
+        '\u{200B}' | '\u{200C}' | '\u{200D}' | '\u{2060}' | '\u{FEFF}'
+    )
+}
+
+/// Removes diacritics ("Công tác Đảng" -> "Cong tac Dang"); đ/Đ, which Unicode does not
+/// decompose, become d/D.
+pub fn fold_diacritics(text: &str) -> String {
+    text.nfd()
+        .filter(|c| !is_combining_mark(*c))
+        .map(|c| match c {
+            'đ' => 'd',
+            'Đ' => 'D',
+            other => other,
+        })
+        .nfc()
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn normalize_composes_and_collapses_whitespace() {
+        let decomposed = "Đa\u{300}ng\u{0000}  \n\t vie\u{302}n\u{200B}";
+        assert_eq!(normalize(decomposed), "Đàng viên");
+    }
+
+    #[test]
+    fn fold_diacritics_strips_vietnamese_marks() {
+        assert_eq!(
+            fold_diacritics("Công tác Đảng, đảng viên"),
+            "Cong tac Dang, dang vien"
+        );
+        assert_eq!(
+            fold_diacritics("Phòng cháy chữa cháy"),
+            "Phong chay chua chay"
+        );
+    }
+}

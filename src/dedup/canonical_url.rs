@@ -62,9 +62,6 @@ pub fn canonicalize(url: &Url) -> Url {
         // Setting a host the url crate already parsed cannot fail.
         let _ = out.set_host(Some(&host));
     }
-    if out.port_or_known_default() == out.port() {
-        let _ = out.set_port(None);
-    }
 
     let mut params: Vec<(String, String)> = url
         .query_pairs()

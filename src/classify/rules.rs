@@ -88,16 +88,30 @@ pub(crate) fn count_whole(text: &str, term: &str) -> usize {
 
 fn hits(rule: &Rule, terms: &[String], texts: &[FieldText]) -> Vec<TermHit> {
     let mut out = Vec::new();
-    for text in texts.iter().filter(|t| rule.fields.contains(&t.field)) {
-        for term in terms {
-            let count = if rule.fold_diacritics {
-                count_whole(&text.folded, &fold_diacritics(term))
+    // Spellings that fold to one term ("đảng ủy", "đảng uỷ") are counted once.
+    let mut seen = std::collections::HashSet::new();
+    let prepared: Vec<(&String, String)> = terms
+        .iter()
+        .filter_map(|term| {
+            let key = if rule.fold_diacritics {
+                fold_diacritics(term)
             } else {
-                count_whole(&text.exact, term)
+                term.clone()
             };
+            seen.insert(key.clone()).then_some((term, key))
+        })
+        .collect();
+    for text in texts.iter().filter(|t| rule.fields.contains(&t.field)) {
+        for (term, key) in &prepared {
+            let haystack = if rule.fold_diacritics {
+                &text.folded
+            } else {
+                &text.exact
+            };
+            let count = count_whole(haystack, key);
             if count > 0 {
                 out.push(TermHit {
-                    term: term.clone(),
+                    term: (*term).clone(),
                     field: text.field,
                     count,
                 });

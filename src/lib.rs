@@ -3,6 +3,7 @@
 //! (sources → fetch → extract → dedup → classify → store → publish → serve);
 //! `pipeline` is the one place that calls several of them in order.
 
+pub mod classify;
 pub mod cli;
 pub mod config;
 pub mod dedup;

@@ -364,14 +364,12 @@ impl Entry {
         let article = &item.article;
         let published = item.date();
         let offset = *published.offset();
-        // An update bantin saw counts even when the page prints no "updated" line.
         let seen_update =
             (item.updated_at > item.first_seen).then(|| item.updated_at.with_timezone(&offset));
+        // The page's own "updated" line wins; else an update bantin saw.
         let updated = article
             .updated
-            .into_iter()
-            .chain(seen_update)
-            .max()
+            .or(seen_update)
             .unwrap_or(published)
             .max(published);
         let summary = article

@@ -9,5 +9,7 @@ pub mod config;
 pub mod dedup;
 pub mod fetch;
 pub mod model;
+pub mod publish;
+pub mod serve;
 pub mod store;
 pub mod text;

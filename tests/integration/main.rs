@@ -2,5 +2,7 @@
 
 mod check;
 mod classify;
+mod publish;
+mod serve;
 mod store;
 mod support;

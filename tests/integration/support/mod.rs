@@ -2,6 +2,8 @@
 
 #![allow(dead_code)]
 
+pub mod feeds;
+pub mod server;
 pub mod synthetic;
 
 use std::path::Path;

@@ -8,5 +8,6 @@ pub mod config;
 pub mod dedup;
 pub mod fetch;
 pub mod model;
+pub mod sources;
 pub mod store;
 pub mod text;

@@ -1,0 +1,6 @@
+//! Integration tests: one binary, one module per area, helpers in `support`.
+
+mod support;
+
+mod fetch;
+mod sources;

@@ -140,6 +140,12 @@ impl Fetcher {
                             reason: reason.clone(),
                         });
                     }
+                    RobotRules::Refused(addr) => {
+                        return Err(FetchError::ForbiddenAddress {
+                            url: current,
+                            addr: *addr,
+                        });
+                    }
                     r if !r.allows(&current) => {
                         return Err(FetchError::RobotsDisallowed { url: current });
                     }
@@ -228,7 +234,7 @@ impl Fetcher {
         let mut current = robots_url;
         for _ in 0..=MAX_ROBOTS_REDIRECTS {
             if let Err(err) = self.check_target(&current, None) {
-                return RobotRules::Unreachable(err.to_string());
+                return robots_failure(&err);
             }
             let answer = match self
                 .send(&current, HeaderMap::new(), MAX_ROBOTS_BYTES, None)
@@ -237,7 +243,7 @@ impl Fetcher {
                 Ok(answer) => answer,
                 Err(err) => {
                     debug!(url = %current, error = %err, "robots.txt unreachable");
-                    return RobotRules::Unreachable(error_chain(&err));
+                    return robots_failure(&err);
                 }
             };
             if answer.status.is_redirection() {
@@ -341,6 +347,13 @@ impl Fetcher {
             url: url.clone(),
             source,
         }
+    }
+}
+
+fn robots_failure(err: &FetchError) -> RobotRules {
+    match err {
+        FetchError::ForbiddenAddress { addr, .. } => RobotRules::Refused(*addr),
+        other => RobotRules::Unreachable(error_chain(other)),
     }
 }
 

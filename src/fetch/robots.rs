@@ -24,6 +24,8 @@ pub enum RobotRules {
     /// robots.txt could not be read (5xx, network error): nothing is allowed for now.
     /// Holds the reason.
     Unreachable(String),
+    /// robots.txt lives at an address the guard refuses, so the host does too.
+    Refused(std::net::IpAddr),
     Parsed(Robot),
 }
 
@@ -42,7 +44,7 @@ impl RobotRules {
     pub fn allows(&self, url: &Url) -> bool {
         match self {
             RobotRules::AllowAll => true,
-            RobotRules::Unreachable(_) => false,
+            RobotRules::Unreachable(_) | RobotRules::Refused(_) => false,
             RobotRules::Parsed(robot) => robot.allowed(url.as_str()),
         }
     }
@@ -118,7 +120,7 @@ impl RobotsCache {
         }
         let rules = Arc::new(fetch(robots_url(url)).await);
         let ttl = match *rules {
-            RobotRules::Unreachable(_) => UNREACHABLE_TTL.min(self.ttl),
+            RobotRules::Unreachable(_) | RobotRules::Refused(_) => UNREACHABLE_TTL.min(self.ttl),
             _ => self.ttl,
         };
         *cached = Some((Instant::now() + ttl, Arc::clone(&rules)));

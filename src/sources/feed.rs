@@ -92,7 +92,7 @@ fn article(entry: &Entry, feed: &Feed, feed_url: &Url, source: &Source) -> Optio
     let authors: Vec<String> = entry
         .authors
         .iter()
-        .map(|p| normalize(p.name.as_deref().unwrap_or_default()))
+        .map(|p| author_name(p.name.as_deref().unwrap_or_default()))
         .filter(|n| !n.is_empty())
         .collect();
     let tags: Vec<String> = entry
@@ -156,6 +156,16 @@ fn article(entry: &Entry, feed: &Feed, feed_url: &Url, source: &Source) -> Optio
     })
 }
 
+/// An author's name; RSS writes `email (Name)`, of which the name is kept.
+fn author_name(raw: &str) -> String {
+    let raw = raw.trim();
+    let name = match (raw.find('('), raw.ends_with(')')) {
+        (Some(open), true) => &raw[open + 1..raw.len() - 1],
+        _ => raw,
+    };
+    normalize(name)
+}
+
 fn is_html(text: &Text) -> bool {
     let t = text.content_type.to_string();
     t.contains("html")
@@ -215,5 +225,12 @@ mod tests {
             "Một hai\n\nba"
         );
         assert_eq!(html_text("chỉ chữ"), "chỉ chữ");
+    }
+
+    #[test]
+    fn rss_author_keeps_the_name_of_email_and_name() {
+        assert_eq!(author_name("pv@news.test (Phóng viên A)"), "Phóng viên A");
+        assert_eq!(author_name("(Phóng viên A)"), "Phóng viên A");
+        assert_eq!(author_name(" Phóng  viên A "), "Phóng viên A");
     }
 }

@@ -11,5 +11,6 @@ pub mod fetch;
 pub mod model;
 pub mod publish;
 pub mod serve;
+pub mod sources;
 pub mod store;
 pub mod text;

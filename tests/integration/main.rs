@@ -1,8 +1,10 @@
-//! bantin's integration tests: one binary, one module per area.
+
 
 mod check;
 mod classify;
+mod fetch;
 mod publish;
 mod serve;
+mod sources;
 mod store;
 mod support;

@@ -1,10 +1,17 @@
-//! Helpers shared by the integration tests.
+//! Helpers shared by the integration tests: a real HTTP server on 127.0.0.1 serving a
+//! fixture folder ([`TestSite`]), configurations written to a temporary folder, feed
+//! parsing, synthetic articles and a running bantin server.
 
 #![allow(dead_code)]
 
+mod config;
 pub mod feeds;
 pub mod server;
+mod site;
 pub mod synthetic;
+
+pub use config::TestConfig;
+pub use site::{Override, OverrideBody, Request, TestSite};
 
 use std::path::Path;
 

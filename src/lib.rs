@@ -7,6 +7,7 @@ pub mod classify;
 pub mod cli;
 pub mod config;
 pub mod dedup;
+pub mod extract;
 pub mod fetch;
 pub mod model;
 pub mod publish;

@@ -8,5 +8,7 @@ pub mod config;
 pub mod dedup;
 pub mod fetch;
 pub mod model;
+pub mod reload;
+pub mod schedule;
 pub mod store;
 pub mod text;

@@ -1,0 +1,5 @@
+//! bantin's integration tests: one binary, one module per area.
+
+mod demo;
+mod reload;
+mod schedule;

@@ -11,6 +11,8 @@ pub mod extract;
 pub mod fetch;
 pub mod model;
 pub mod publish;
+pub mod reload;
+pub mod schedule;
 pub mod serve;
 pub mod sources;
 pub mod store;

@@ -2,11 +2,17 @@
 
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
+use std::sync::Arc;
 
 use anyhow::Context;
 use clap::{Parser, Subcommand, ValueEnum};
 
-use crate::config::Config;
+use tokio_util::sync::CancellationToken;
+
+use crate::config::{Config, Source};
+use crate::daemon::{self, Service};
+use crate::model::{Outcome, SourceId, SourceRun};
+use crate::pipeline;
 
 /// Turns news websites into clean, deduplicated RSS, Atom and JSON feeds per category.
 #[derive(Debug, Parser)]
@@ -39,6 +45,42 @@ pub enum LogFormat {
 pub enum Command {
     /// Validate the configuration and print every problem with file:line:column.
     Check,
+    /// Run the daemon: every source on its schedule, live config reload, and the
+    /// HTTP server, until SIGINT/SIGTERM.
+    Run {
+        /// Run every source once, publish, then only serve (no schedule).
+        #[arg(long)]
+        once: bool,
+    },
+    /// Run one pass over the sources (all by default), publish the feeds, and exit.
+    /// Exit code 1 when a source failed as a whole.
+    Crawl {
+        /// Only this source; repeat for several.
+        #[arg(long = "source", value_name = "ID")]
+        sources: Vec<String>,
+    },
+    /// Store saved HTML pages (files, or folders walked for *.html) through the same
+    /// extract, dedup and classify steps as a crawl, then publish.
+    Ingest {
+        #[arg(required = true, value_name = "FILE|DIR")]
+        paths: Vec<PathBuf>,
+        /// The original address of the page (only with a single file).
+        #[arg(long)]
+        url: Option<url::Url>,
+        /// Apply this source's selectors, time zone and categories.
+        #[arg(long, value_name = "ID")]
+        source: Option<String>,
+    },
+    /// Extract and classify stored raw pages again (after a selector or keyword fix),
+    /// updating items in place without fetching anything; then publish.
+    Reextract {
+        /// Only pages of this source.
+        #[arg(long, value_name = "ID")]
+        source: Option<String>,
+        /// Only pages fetched since this date (YYYY-MM-DD or RFC 3339).
+        #[arg(long, value_name = "DATE")]
+        since: Option<String>,
+    },
     /// Show how an article is categorized: which rule matched which words, and why
     /// the others did not.
     Classify {
@@ -69,9 +111,23 @@ pub fn init_logging(format: LogFormat) {
 }
 
 /// Runs one command to completion.
-pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
+pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     match cli.command {
         Command::Check => check(&cli.config),
+        Command::Run { once } => {
+            let config = load_config(&cli.config)?;
+            let token = CancellationToken::new();
+            daemon::cancel_on_signals(token.clone());
+            daemon::run(&cli.config, config, daemon::RunOptions { once }, token).await?;
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Crawl { sources } => crawl(&cli.config, &sources).await,
+        Command::Ingest { paths, url, source } => {
+            ingest(&cli.config, &paths, url.as_ref(), source.as_deref()).await
+        }
+        Command::Reextract { source, since } => {
+            reextract(&cli.config, source.as_deref(), since.as_deref()).await
+        }
         Command::Classify { explain } => classify_explain(&cli.config, &explain),
     }
 }
@@ -121,4 +177,179 @@ fn check(path: &Path) -> anyhow::Result<ExitCode> {
         config.categories.len()
     );
     Ok(ExitCode::SUCCESS)
+}
+
+/// The sources named on the command line (all when none), or a usage error naming the
+/// unknown ones.
+fn chosen_sources(config: &Config, ids: &[String]) -> anyhow::Result<Vec<Source>> {
+    if ids.is_empty() {
+        return Ok(config.sources.clone());
+    }
+    ids.iter()
+        .map(|id| {
+            config.source(id).cloned().ok_or_else(|| {
+                let known: Vec<&str> = config.sources.iter().map(|s| s.id.as_str()).collect();
+                UsageError(format!(
+                    "no source `{id}`; known sources: {}",
+                    known.join(", ")
+                ))
+                .into()
+            })
+        })
+        .collect()
+}
+
+async fn crawl(path: &Path, ids: &[String]) -> anyhow::Result<ExitCode> {
+    use indicatif::{MultiProgress, ProgressBar, ProgressStyle};
+    let config = Arc::new(load_config(path)?);
+    let sources = chosen_sources(&config, ids)?;
+    let service = Service::open(&config).context("opening the store")?;
+    let bars = MultiProgress::new();
+    let style = ProgressStyle::with_template("{spinner} {prefix:<28} {msg}")
+        .expect("literal progress template is valid");
+    let spinners: Vec<(SourceId, ProgressBar)> = sources
+        .iter()
+        .map(|s| {
+            let bar = bars.add(ProgressBar::new_spinner());
+            bar.set_style(style.clone());
+            bar.set_prefix(s.id.to_string());
+            bar.set_message("crawling");
+            bar.enable_steady_tick(std::time::Duration::from_millis(120));
+            (s.id.clone(), bar)
+        })
+        .collect();
+    let runs = service
+        .crawl(&config, sources, |id, run| {
+            if let Some((_, bar)) = spinners.iter().find(|(s, _)| s == id) {
+                bar.finish_with_message(format!("{} new, {} errors", run.new, run.errors));
+            }
+        })
+        .await;
+    bars.clear().ok();
+    service
+        .publish(&config)
+        .await
+        .context("publishing the feeds")?;
+    print_summary(&runs);
+    let failed = runs.iter().filter(|(_, r)| daemon::run_failed(r)).count();
+    Ok(if failed > 0 {
+        ExitCode::FAILURE
+    } else {
+        ExitCode::SUCCESS
+    })
+}
+
+fn print_summary(runs: &[(SourceId, SourceRun)]) {
+    println!(
+        "{:<30} {:>6} {:>7} {:>5} {:>5} {:>7} {:>5} {:>6}",
+        "source", "links", "fetched", "304", "new", "updated", "dups", "errors"
+    );
+    for (id, r) in runs {
+        println!(
+            "{:<30} {:>6} {:>7} {:>5} {:>5} {:>7} {:>5} {:>6}",
+            id.as_str(),
+            r.links_found,
+            r.pages_fetched,
+            r.not_modified,
+            r.new,
+            r.updated,
+            r.duplicates,
+            r.errors
+        );
+        if let Some(err) = &r.last_error {
+            println!("  last error: {err}");
+        }
+    }
+}
+
+async fn ingest(
+    path: &Path,
+    paths: &[PathBuf],
+    url: Option<&url::Url>,
+    source_id: Option<&str>,
+) -> anyhow::Result<ExitCode> {
+    let config = Arc::new(load_config(path)?);
+    let source = source_id
+        .map(|id| chosen_sources(&config, &[id.to_owned()]))
+        .transpose()?;
+    let source = source.and_then(|mut s| s.pop());
+    let files = crate::sources::files(paths).context("listing the files to ingest")?;
+    if url.is_some() && files.len() != 1 {
+        return Err(UsageError("--url needs exactly one file".into()).into());
+    }
+    let service = Service::open(&config).context("opening the store")?;
+    let mut failed = 0;
+    for file in &files {
+        let result =
+            pipeline::ingest_file(&service.pipeline, &config, file, url, source.as_ref()).await;
+        match result {
+            Ok(outcome) => println!("{}: {}", file.display(), describe_outcome(&outcome)),
+            Err(err) => {
+                failed += 1;
+                println!("{}: failed: {err:#}", file.display());
+            }
+        }
+    }
+    service
+        .publish(&config)
+        .await
+        .context("publishing the feeds")?;
+    Ok(if failed > 0 {
+        ExitCode::FAILURE
+    } else {
+        ExitCode::SUCCESS
+    })
+}
+
+fn describe_outcome(outcome: &Outcome) -> String {
+    match outcome {
+        Outcome::New(id) => format!("new {id}"),
+        Outcome::Updated(id) => format!("updated {id}"),
+        Outcome::Unchanged(id) => format!("unchanged {id}"),
+        Outcome::Duplicate { of, reason } => format!("duplicate of {of} ({reason})"),
+    }
+}
+
+async fn reextract(
+    path: &Path,
+    source: Option<&str>,
+    since: Option<&str>,
+) -> anyhow::Result<ExitCode> {
+    let config = Arc::new(load_config(path)?);
+    if let Some(id) = source {
+        chosen_sources(&config, &[id.to_owned()])?;
+    }
+    let since = since.map(parse_since).transpose()?;
+    let service = Service::open(&config).context("opening the store")?;
+    let counts = pipeline::reextract(
+        &service.pipeline,
+        &config,
+        source.map(SourceId::from),
+        since,
+    )
+    .await
+    .context("re-extracting stored pages")?;
+    println!(
+        "{} pages: {} updated, {} unchanged, {} new, {} duplicates, {} failed",
+        counts.pages,
+        counts.updated,
+        counts.unchanged,
+        counts.new,
+        counts.duplicates,
+        counts.failed
+    );
+    service
+        .publish(&config)
+        .await
+        .context("publishing the feeds")?;
+    Ok(ExitCode::SUCCESS)
+}
+
+fn parse_since(text: &str) -> anyhow::Result<chrono::DateTime<chrono::Utc>> {
+    if let Ok(t) = chrono::DateTime::parse_from_rfc3339(text) {
+        return Ok(t.to_utc());
+    }
+    chrono::NaiveDate::parse_from_str(text, "%Y-%m-%d")
+        .map(|d| d.and_time(chrono::NaiveTime::MIN).and_utc())
+        .map_err(|_| UsageError(format!("--since {text:?}: write YYYY-MM-DD or RFC 3339")).into())
 }

@@ -6,10 +6,12 @@
 pub mod classify;
 pub mod cli;
 pub mod config;
+pub mod daemon;
 pub mod dedup;
 pub mod extract;
 pub mod fetch;
 pub mod model;
+pub mod pipeline;
 pub mod publish;
 pub mod reload;
 pub mod schedule;

@@ -10,7 +10,14 @@ use clap::Parser;
 fn main() -> ExitCode {
     let cli = Cli::parse();
     cli::init_logging(cli.log_format);
-    match cli::run(cli) {
+    let runtime = match tokio::runtime::Runtime::new() {
+        Ok(runtime) => runtime,
+        Err(err) => {
+            eprintln!("error: cannot start the async runtime: {err}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match runtime.block_on(cli::run(cli)) {
         Ok(code) => code,
         Err(err) => {
             if let Some(ConfigError::Invalid(diags)) = err.downcast_ref::<ConfigError>() {

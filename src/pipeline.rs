@@ -12,8 +12,8 @@ use futures_util::StreamExt;
 use tracing::{Instrument, debug, error, info, info_span, warn};
 use url::Url;
 
-use crate::config::{Config, Source};
-use crate::fetch::{Fetched, Fetcher, charset};
+use crate::config::{ArticleRules, Config, Source};
+use crate::fetch::{FetchError, Fetched, Fetcher, charset};
 use crate::model::{Article, Candidate, CategoryId, Outcome, Page, RawPage, SourceId, SourceRun};
 use crate::serve::metrics::Metrics;
 use crate::store::{Store, StoreError};
@@ -40,7 +40,7 @@ pub enum PipelineError {
     #[error("{0}")]
     Extract(#[from] extract::ExtractError),
     #[error("{0}")]
-    Fetch(#[from] crate::fetch::FetchError),
+    Fetch(#[from] FetchError),
     #[error("a storage task stopped unexpectedly")]
     TaskPanicked,
 }
@@ -86,7 +86,12 @@ impl Pipeline {
             if let Err(err) = blocking(move || store.record_source_run(&id, &recorded)).await {
                 error!(error = %err, "cannot record the source run");
             }
-            self.metrics.record_run(&source.id, &run);
+            if let Some(at) = run.finished_at {
+                self.metrics.set_last_run(at);
+                if run.errors == 0 || run.new + run.updated + run.unchanged > 0 {
+                    self.metrics.record_success(&source.id, at);
+                }
+            }
             info!(
                 links = run.links_found,
                 fetched = run.pages_fetched,
@@ -127,7 +132,7 @@ impl Pipeline {
         let discovery = match discovery {
             Ok(d) => d,
             Err(err) => {
-                self.metrics.record_fetch_error(&source.id);
+                self.metrics.record_error(&source.id);
                 run.errors += 1;
                 run.last_error = Some(err.to_string());
                 warn!(error = %err, "discovery failed");
@@ -180,7 +185,7 @@ impl Pipeline {
                     for field in present_fields(&article) {
                         *coverage.entry(field.to_owned()).or_default() += 1;
                     }
-                    self.metrics.record_outcome(&source.id, &outcome);
+                    self.metrics.record_outcome(&outcome);
                     match outcome {
                         Outcome::New(_) => run.new += 1,
                         Outcome::Updated(_) => run.updated += 1,
@@ -191,7 +196,7 @@ impl Pipeline {
                 Err((url, err)) => {
                     run.errors += 1;
                     run.last_error = Some(format!("{url}: {err:#}"));
-                    self.metrics.record_fetch_error(&source.id);
+                    self.metrics.record_error(&source.id);
                     warn!(url = %url, error = %err, "article skipped");
                 }
             }
@@ -224,13 +229,17 @@ impl Pipeline {
             _ => {
                 let page = match self.fetcher.fetch(&url, None, Some(source)).await {
                     Ok(Fetched::Page { page, .. }) => page,
-                    Ok(Fetched::NotModified) => return Err(fail(PipelineError::TaskPanicked)),
-                    Err(err) => return Err(fail(err.into())),
+                    Ok(Fetched::NotModified) => unreachable!("no validators were sent"),
+                    Err(err) => {
+                        self.metrics.record_fetch(match &err {
+                            FetchError::Status { status, .. } => Some(status.as_u16()),
+                            _ => None,
+                        });
+                        return Err(fail(err.into()));
+                    }
                 };
-                self.metrics.record_fetch_ok(&source.id);
-                let article = extract_page(&page, source)
-                    .await
-                    .map_err(&fail)?;
+                self.metrics.record_fetch(Some(200));
+                let article = extract_page(&page, source).await.map_err(&fail)?;
                 let article = merge_feed_hints(article, &candidate);
                 let raw = RawPage {
                     url: page.final_url.clone(),
@@ -294,7 +303,9 @@ pub fn breakage(source: &Source, run: &SourceRun, recent: &[&SourceRun]) -> Vec<
     if recent.len() < 2 {
         return problems;
     }
-    let mean = |f: &dyn Fn(&SourceRun) -> f64| recent.iter().map(|r| f(r)).sum::<f64>() / recent.len() as f64;
+    let mean = |f: &dyn Fn(&SourceRun) -> f64| {
+        recent.iter().map(|r| f(r)).sum::<f64>() / recent.len() as f64
+    };
     // A 304 or an unchanged page finds no links but is not a breakage.
     let usual_links = mean(&|r| r.links_found as f64);
     if run.links_found == 0 && run.not_modified == 0 && usual_links >= 1.0 {
@@ -367,14 +378,13 @@ fn merge_feed_hints(mut article: Article, candidate: &Candidate) -> Article {
 /// Extraction runs on the blocking pool: parsing is CPU work and the parsed document
 /// is not `Send`.
 async fn extract_page(page: &Page, source: &Source) -> Result<Article, PipelineError> {
-    let html = page.html.clone();
-    let url = page.final_url.clone();
-    let rules = source.extract.clone();
-    let tz = source.timezone;
-    tokio::task::spawn_blocking(move || extract::article(&html, &url, &rules, tz))
-        .await
-        .map_err(|_| PipelineError::TaskPanicked)?
-        .map_err(PipelineError::from)
+    extract_blocking(
+        page.html.as_str().into(),
+        page.final_url.clone(),
+        source.extract.clone(),
+        source.timezone,
+    )
+    .await
 }
 
 /// Reads a saved page from disk and decodes it.
@@ -392,12 +402,128 @@ pub fn saved_page_url(path: &Path, given: Option<&Url>) -> Url {
         return url.clone();
     }
     let absolute = std::fs::canonicalize(path).unwrap_or_else(|_| path.to_owned());
-    Url::from_file_path(&absolute).unwrap_or_else(|_| {
-        Url::parse("file:///unknown").expect("literal URL parses")
-    })
+    Url::from_file_path(&absolute)
+        .unwrap_or_else(|_| Url::parse("file:///unknown").expect("literal URL parses"))
 }
 
-/// When a run happened, for logs and pages.
-pub fn describe_time(t: Option<DateTime<Utc>>) -> String {
-    t.map_or_else(|| "never".into(), |t| t.to_rfc3339())
+/// The source id of pages ingested without `--source`.
+pub const FILES_SOURCE: &str = "files";
+
+/// The extraction rules, time zone, categories and id a page of `source` is read with;
+/// without a source, generic rules in the configured default zone.
+fn reading_of(
+    config: &Config,
+    source: Option<&Source>,
+) -> (ArticleRules, chrono_tz::Tz, Vec<CategoryId>, SourceId) {
+    match source {
+        Some(s) => (
+            s.extract.clone(),
+            s.timezone,
+            s.categories.clone(),
+            s.id.clone(),
+        ),
+        None => (
+            ArticleRules::default(),
+            config.settings.timezone,
+            Vec::new(),
+            SourceId::from(FILES_SOURCE),
+        ),
+    }
+}
+
+async fn extract_blocking(
+    html: Arc<str>,
+    url: Url,
+    rules: ArticleRules,
+    tz: chrono_tz::Tz,
+) -> Result<Article, PipelineError> {
+    tokio::task::spawn_blocking(move || extract::article(&html, &url, &rules, tz))
+        .await
+        .map_err(|_| PipelineError::TaskPanicked)?
+        .map_err(PipelineError::from)
+}
+
+/// `bantin ingest` of one saved page: extract, classify and store it like a crawled one.
+pub async fn ingest_file(
+    pipeline: &Pipeline,
+    config: &Config,
+    file: &Path,
+    url: Option<&Url>,
+    source: Option<&Source>,
+) -> Result<Outcome, PipelineError> {
+    let html: Arc<str> = read_saved_page(file)?.into();
+    let (rules, tz, source_categories, source_id) = reading_of(config, source);
+    let base = saved_page_url(file, url);
+    let mut article = extract_blocking(html.clone(), base, rules.clone(), tz).await?;
+    // Without --url, the page's own canonical link is its address; links and images
+    // inside it must resolve against that, not against the file.
+    if url.is_none()
+        && let Some(canonical) = article.canonical_url.clone()
+        && matches!(canonical.scheme(), "http" | "https")
+    {
+        article = extract_blocking(html.clone(), canonical, rules, tz).await?;
+    }
+    let categories = classify::categorize(&article, &source_categories, &config.categories);
+    let raw = RawPage {
+        url: article.url.clone(),
+        source: source_id.clone(),
+        fetched_at: Utc::now(),
+        html: html.to_string(),
+    };
+    pipeline
+        .record(article, source_id, categories, Some(raw))
+        .await
+}
+
+/// What `bantin reextract` did.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct ReextractCounts {
+    pub pages: u64,
+    pub new: u64,
+    pub updated: u64,
+    pub unchanged: u64,
+    pub duplicates: u64,
+    pub failed: u64,
+}
+
+/// Extracts and classifies stored raw pages again with the current configuration and
+/// updates their items in place; nothing is fetched.
+pub async fn reextract(
+    pipeline: &Pipeline,
+    config: &Config,
+    source: Option<SourceId>,
+    since: Option<DateTime<Utc>>,
+) -> Result<ReextractCounts, PipelineError> {
+    let store = pipeline.store.clone();
+    let pages = blocking(move || store.raw_pages(source.as_ref(), since)).await?;
+    let mut counts = ReextractCounts::default();
+    for page in pages {
+        counts.pages += 1;
+        let (rules, tz, source_categories, source_id) =
+            reading_of(config, config.source(page.source.as_str()));
+        let article = match extract_blocking(page.html.into(), page.url.clone(), rules, tz).await {
+            Ok(article) => article,
+            Err(err) => {
+                counts.failed += 1;
+                warn!(url = %page.url, error = %err, "re-extraction failed");
+                continue;
+            }
+        };
+        let categories = classify::categorize(&article, &source_categories, &config.categories);
+        let outcome = pipeline
+            .record(article, source_id, categories.clone(), None)
+            .await?;
+        match &outcome {
+            Outcome::New(_) => counts.new += 1,
+            Outcome::Updated(_) => counts.updated += 1,
+            Outcome::Unchanged(_) => counts.unchanged += 1,
+            Outcome::Duplicate { .. } => counts.duplicates += 1,
+        }
+        // Keyword rules may have changed even when the text did not.
+        if let Outcome::Updated(id) | Outcome::Unchanged(id) = outcome {
+            let store = pipeline.store.clone();
+            blocking(move || store.set_categories(&id, &categories)).await?;
+        }
+    }
+    Ok(counts)
 }

@@ -15,9 +15,9 @@ use crate::text::normalize;
 
 /// Elements whose content is never article text.
 const JUNK_TAGS: &[&str] = &[
-    "script", "style", "noscript", "template", "head", "nav", "aside", "footer", "button",
-    "input", "select", "textarea", "object", "embed", "svg", "canvas", "dialog", "menu",
-    "link", "meta", "title",
+    "script", "style", "noscript", "template", "head", "nav", "aside", "footer", "button", "input",
+    "select", "textarea", "object", "embed", "svg", "canvas", "dialog", "menu", "link", "meta",
+    "title",
 ];
 
 /// Class or id words of boxes that are never article text, whatever their size.
@@ -66,13 +66,13 @@ static UPDATED_LABEL: LazyLock<Regex> = LazyLock::new(|| {
         .expect("literal regex compiles")
 });
 static TAG_CLASS: LazyLock<Regex> = LazyLock::new(|| {
-    Regex::new(r"(?i)\btags?\b|tag-?list|tags?[-_]|keywords?\b|tu-?khoa").expect("literal regex compiles")
+    Regex::new(r"(?i)\btags?\b|tag-?list|tags?[-_]|keywords?\b|tu-?khoa")
+        .expect("literal regex compiles")
 });
 static BREADCRUMB_CLASS: LazyLock<Regex> =
     LazyLock::new(|| Regex::new(r"(?i)breadcrumb").expect("literal regex compiles"));
-static RIGHT_ALIGNED: LazyLock<Regex> = LazyLock::new(|| {
-    Regex::new(r"(?i)text-align\s*:\s*right").expect("literal regex compiles")
-});
+static RIGHT_ALIGNED: LazyLock<Regex> =
+    LazyLock::new(|| Regex::new(r"(?i)text-align\s*:\s*right").expect("literal regex compiles"));
 static DISPLAY_NONE: LazyLock<Regex> = LazyLock::new(|| {
     Regex::new(r"(?i)display\s*:\s*none|visibility\s*:\s*hidden").expect("literal regex compiles")
 });
@@ -257,7 +257,8 @@ pub fn is_related_box(node: NodeRef<'_, Node>) -> bool {
 
 /// A short right-aligned line: a byline printed at the end of the text.
 pub fn is_right_aligned_line(el: &Element, stats: Stats) -> bool {
-    (el.attr("align").is_some_and(|a| a.eq_ignore_ascii_case("right"))
+    (el.attr("align")
+        .is_some_and(|a| a.eq_ignore_ascii_case("right"))
         || el.attr("style").is_some_and(|s| RIGHT_ALIGNED.is_match(s)))
         && stats.text > 0
         && (stats.text as usize) <= MAX_BYLINE_CHARS
@@ -564,7 +565,11 @@ pub fn date_text(html: &Html, updated: bool) -> Option<String> {
 
 /// Bylines: author-classed elements, `rel=author` links, or a short right-aligned line at
 /// the end of the article blocks.
-pub fn authors(html: &Html, scan: &Scan, blocks: &[ego_tree::NodeId]) -> Option<(String, ego_tree::NodeId)> {
+pub fn authors(
+    html: &Html,
+    scan: &Scan,
+    blocks: &[ego_tree::NodeId],
+) -> Option<(String, ego_tree::NodeId)> {
     for node in html.tree.root().descendants() {
         let Some(el) = node.value().as_element() else {
             continue;
@@ -592,9 +597,9 @@ pub fn authors(html: &Html, scan: &Scan, blocks: &[ego_tree::NodeId]) -> Option<
         .filter_map(|id| html.tree.get(*id))
         .flat_map(|b| b.descendants().collect::<Vec<_>>().into_iter().rev())
         .find(|n| {
-            n.value().as_element().is_some_and(|e| {
-                !is_junk(e) && is_right_aligned_line(e, scan.get(n.id()))
-            })
+            n.value()
+                .as_element()
+                .is_some_and(|e| !is_junk(e) && is_right_aligned_line(e, scan.get(n.id())))
         })?;
     Some((text_of(last, |_| false), last.id()))
 }

@@ -77,10 +77,9 @@ impl FetchError {
     /// connections. A `Retry-After` is not retried here: the store holds it.
     pub fn is_retryable(&self) -> bool {
         match self {
-            FetchError::Status { status, .. } => matches!(
-                status.as_u16(),
-                408 | 425 | 429 | 500 | 502 | 503 | 504
-            ),
+            FetchError::Status { status, .. } => {
+                matches!(status.as_u16(), 408 | 425 | 429 | 500 | 502 | 503 | 504)
+            }
             FetchError::Timeout { .. } => true,
             FetchError::Transport { source, .. } => !source.is_builder(),
             _ => false,

@@ -96,9 +96,7 @@ pub async fn discover(
         ..
     } = pass;
     match first_error {
-        Some(error) if discovery.candidates.is_empty() && discovery.not_modified == 0 => {
-            Err(error)
-        }
+        Some(error) if discovery.candidates.is_empty() && discovery.not_modified == 0 => Err(error),
         _ => Ok(discovery),
     }
 }

@@ -1,5 +1,3 @@
-
-
 mod check;
 mod classify;
 mod demo;

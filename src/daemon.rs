@@ -1,0 +1,273 @@
+//! The long-running service: the scheduler, live configuration and the HTTP server in
+//! one process, and the one-pass crawl that `bantin crawl` and `bantin run --once` use.
+//! What a source run does lives in `pipeline`; this module only wires the parts together
+//! and shuts them down in order.
+
+use std::path::Path;
+use std::sync::Arc;
+use std::time::Duration;
+
+use arc_swap::ArcSwap;
+use tokio::net::TcpListener;
+use tokio_util::sync::CancellationToken;
+use tracing::{error, info, warn};
+
+use crate::config::{Config, Source};
+use crate::fetch::{FetchError, Fetcher};
+use crate::model::{SourceId, SourceRun};
+use crate::pipeline::Pipeline;
+use crate::publish::{self, PublishError, PublishReport};
+use crate::reload::{self, ReloadError};
+use crate::schedule::{ScheduleOptions, Scheduler};
+use crate::serve::{self, AppState, Metrics};
+use crate::store::{SqliteStore, Store, StoreError};
+
+/// How long shutdown waits for the server's open requests.
+const SERVER_SHUTDOWN_DEADLINE: Duration = Duration::from_secs(10);
+
+/// Why the service could not start or stopped early.
+#[derive(Debug, thiserror::Error)]
+pub enum DaemonError {
+    #[error("cannot open the store")]
+    Store(#[from] StoreError),
+    #[error("cannot build the HTTP client")]
+    Fetcher(#[from] FetchError),
+    #[error("cannot listen on {addr}")]
+    Bind {
+        addr: std::net::SocketAddr,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("cannot start live configuration reload")]
+    Reload(#[from] ReloadError),
+    #[error("cannot publish the feeds")]
+    Publish(#[from] PublishError),
+    #[error("a background task stopped unexpectedly")]
+    TaskPanicked,
+}
+
+/// The parts every command that crawls or serves shares.
+#[derive(Clone)]
+pub struct Service {
+    pub pipeline: Pipeline,
+}
+
+impl Service {
+    /// Opens the store and builds the HTTP client for `config`.
+    pub fn open(config: &Config) -> Result<Service, DaemonError> {
+        let store = SqliteStore::open(
+            &config.database_path(),
+            config.settings.near_duplicate_distance,
+        )?;
+        Ok(Service {
+            pipeline: Pipeline {
+                fetcher: Fetcher::new(&config.settings)?,
+                store: Arc::new(store),
+                metrics: Arc::new(Metrics::new()),
+            },
+        })
+    }
+
+    pub fn store(&self) -> Arc<dyn Store> {
+        self.pipeline.store.clone()
+    }
+
+    /// Re-renders every feed, prunes old items, and notifies the WebSub hub of the
+    /// feeds that changed.
+    pub async fn publish(&self, config: &Arc<Config>) -> Result<PublishReport, DaemonError> {
+        let store = self.store();
+        let cfg = config.clone();
+        let report = tokio::task::spawn_blocking(move || {
+            let feeds: Vec<_> = publish::feeds_for(&cfg).into_iter().map(|f| f.id).collect();
+            let s = &cfg.settings;
+            if let Err(err) =
+                store.prune(s.retention_days, s.raw_page_days, s.items_per_feed, &feeds)
+            {
+                warn!(error = %err, "cannot prune old items");
+            }
+            publish::publish_all(&cfg, store.as_ref())
+        })
+        .await
+        .map_err(|_| DaemonError::TaskPanicked)??;
+        if let Err(err) = publish::websub::notify_changes(config, &report).await {
+            warn!(error = %format!("{err:#}"), "WebSub hub not notified");
+        }
+        Ok(report)
+    }
+
+    /// Runs the given sources once, a few at a time (politeness per host is the
+    /// fetcher's), reporting each finished run to `done`.
+    pub async fn crawl(
+        &self,
+        config: &Arc<Config>,
+        sources: Vec<Source>,
+        done: impl Fn(&SourceId, &SourceRun),
+    ) -> Vec<(SourceId, SourceRun)> {
+        use futures_util::StreamExt;
+        let parallel = config.settings.fetch.global_concurrency.clamp(1, 8);
+        let mut runs = futures_util::stream::iter(sources)
+            .map(|source| {
+                let pipeline = self.pipeline.clone();
+                let config = config.clone();
+                async move {
+                    let run = pipeline.run_source(&config, &source).await;
+                    (source.id, run)
+                }
+            })
+            .buffer_unordered(parallel);
+        let mut out = Vec::new();
+        while let Some((id, run)) = runs.next().await {
+            done(&id, &run);
+            out.push((id, run));
+        }
+        out
+    }
+}
+
+/// Whether a run failed as a whole (nothing found and errors), as opposed to a run
+/// with a few failed pages.
+pub fn run_failed(run: &SourceRun) -> bool {
+    run.errors > 0 && run.links_found == 0 && run.not_modified == 0
+}
+
+/// Options of `bantin run`.
+#[derive(Debug, Clone, Default)]
+pub struct RunOptions {
+    /// Run every source once, publish, then only serve.
+    pub once: bool,
+}
+
+/// `bantin run`: scheduler, live reload and server until `shutdown` is cancelled.
+pub async fn run(
+    config_path: &Path,
+    config: Config,
+    options: RunOptions,
+    shutdown: CancellationToken,
+) -> Result<(), DaemonError> {
+    let config = Arc::new(config);
+    let service = Service::open(&config)?;
+    let addr = config.settings.listen;
+    let listener = TcpListener::bind(addr)
+        .await
+        .map_err(|source| DaemonError::Bind { addr, source })?;
+    let (config_rx, reload_task) =
+        reload::watch_config(config_path, config.clone(), shutdown.clone())?;
+    let live = Arc::new(ArcSwap::from(config.clone()));
+    let scheduler = Scheduler::new(ScheduleOptions::default());
+    let state = AppState::new(
+        live.clone(),
+        service.store(),
+        service.pipeline.metrics.clone(),
+    );
+    let server = tokio::spawn(serve::serve(listener, state, shutdown.clone()));
+    info!(addr = %addr, base_url = %config.settings.base_url, "bantin is running");
+
+    if let Err(err) = service.publish(&config).await {
+        error!(error = %format!("{err:#}"), "publishing at start failed");
+    }
+    tokio::spawn(follow_config(
+        service.clone(),
+        config_rx.clone(),
+        live,
+        shutdown.clone(),
+    ));
+
+    if options.once {
+        let runs = service
+            .crawl(&config, config.sources.clone(), |_, _| {})
+            .await;
+        if runs.iter().any(|(_, r)| r.new + r.updated > 0)
+            && let Err(err) = service.publish(&config).await
+        {
+            error!(error = %format!("{err:#}"), "publishing failed");
+        }
+        shutdown.cancelled().await;
+    } else {
+        let rx = config_rx.clone();
+        let worker = service.clone();
+        scheduler
+            .run(
+                config_rx,
+                move |source| {
+                    let service = worker.clone();
+                    let config = rx.borrow().clone();
+                    async move {
+                        let run = service.pipeline.run_source(&config, &source).await;
+                        let changed = run.new + run.updated > 0;
+                        if changed && let Err(err) = service.publish(&config).await {
+                            error!(error = %format!("{err:#}"), "publishing failed");
+                        }
+                        if run_failed(&run) {
+                            Err(run.last_error.unwrap_or_else(|| "the run failed".into()))
+                        } else {
+                            Ok(changed)
+                        }
+                    }
+                },
+                shutdown.clone(),
+            )
+            .await;
+    }
+
+    match tokio::time::timeout(SERVER_SHUTDOWN_DEADLINE, server).await {
+        Ok(Ok(Ok(()))) => {}
+        Ok(Ok(Err(err))) => error!(error = %err, "server stopped with an error"),
+        Ok(Err(_)) => return Err(DaemonError::TaskPanicked),
+        Err(_) => warn!("server did not stop in time; open connections were dropped"),
+    }
+    let _ = reload_task.await;
+    info!("bantin stopped");
+    Ok(())
+}
+
+/// Keeps the server's view of the configuration current and re-publishes when a new
+/// configuration arrives (a category added or renamed shows at once).
+async fn follow_config(
+    service: Service,
+    mut config_rx: tokio::sync::watch::Receiver<Arc<Config>>,
+    live: Arc<ArcSwap<Config>>,
+    shutdown: CancellationToken,
+) {
+    loop {
+        tokio::select! {
+            _ = shutdown.cancelled() => return,
+            changed = config_rx.changed() => {
+                if changed.is_err() {
+                    return;
+                }
+                let config = config_rx.borrow_and_update().clone();
+                live.store(config.clone());
+                if let Err(err) = service.publish(&config).await {
+                    error!(error = %format!("{err:#}"), "publishing after reload failed");
+                }
+            }
+        }
+    }
+}
+
+/// Cancels `token` on SIGINT or SIGTERM; a second signal ends the process at once
+/// (SQLite's journal keeps the database whole even then).
+pub fn cancel_on_signals(token: CancellationToken) {
+    tokio::spawn(async move {
+        use tokio::signal::unix::{SignalKind, signal};
+        let (Ok(mut term), Ok(mut int)) = (
+            signal(SignalKind::terminate()),
+            signal(SignalKind::interrupt()),
+        ) else {
+            error!("cannot listen for SIGTERM/SIGINT");
+            return;
+        };
+        tokio::select! {
+            _ = term.recv() => {}
+            _ = int.recv() => {}
+        }
+        info!("shutting down: finishing work in flight (signal again to stop at once)");
+        token.cancel();
+        tokio::select! {
+            _ = term.recv() => {}
+            _ = int.recv() => {}
+        }
+        warn!("second signal: stopping now");
+        std::process::exit(130);
+    });
+}

@@ -298,34 +298,44 @@ impl Pipeline {
 }
 
 /// What a run lacks compared with the recent runs of its source (empty when healthy).
+/// Runs answered 304 say nothing about the page and are left out of the comparison.
 pub fn breakage(source: &Source, run: &SourceRun, recent: &[&SourceRun]) -> Vec<String> {
     let mut problems = Vec::new();
-    if recent.len() < 2 {
-        return problems;
+    let answered: Vec<&SourceRun> = recent
+        .iter()
+        .copied()
+        .filter(|r| r.not_modified == 0 && r.errors == 0)
+        .collect();
+    if run.not_modified == 0 && run.links_found == 0 && !answered.is_empty() {
+        let usual = answered.iter().map(|r| r.links_found).sum::<u64>() / answered.len() as u64;
+        if usual > 0 {
+            let selector = source
+                .links
+                .selector
+                .as_ref()
+                .map_or("(none)", |c| c.text.as_str());
+            problems.push(format!(
+                "found no article links (usually {usual}); check links.selector {selector:?}"
+            ));
+        }
     }
-    let mean = |f: &dyn Fn(&SourceRun) -> f64| {
-        recent.iter().map(|r| f(r)).sum::<f64>() / recent.len() as f64
-    };
-    // A 304 or an unchanged page finds no links but is not a breakage.
-    let usual_links = mean(&|r| r.links_found as f64);
-    if run.links_found == 0 && run.not_modified == 0 && usual_links >= 1.0 {
-        let selector = source
-            .links
-            .selector
-            .as_ref()
-            .map_or("(none)", |c| c.text.as_str());
-        problems.push(format!(
-            "found no article links (usually {usual_links:.0}); check links.selector {selector:?}"
-        ));
-    }
-    if run.field_coverage.is_empty() {
+    let measured: Vec<&SourceRun> = answered
+        .iter()
+        .copied()
+        .filter(|r| !r.field_coverage.is_empty())
+        .collect();
+    if run.field_coverage.is_empty() || measured.len() < 2 {
         return problems;
     }
     for field in TRACKED_FIELDS {
-        let usual = mean(&|r| r.field_coverage.get(*field).copied().unwrap_or(0.0));
+        let usual = measured
+            .iter()
+            .map(|r| r.field_coverage.get(*field).copied().unwrap_or(0.0))
+            .sum::<f64>()
+            / measured.len() as f64;
         let now = run.field_coverage.get(*field).copied().unwrap_or(0.0);
         if usual >= 0.6 && now < usual * BREAKAGE_RATIO {
-            let selector = field_selector(source, field).unwrap_or("(no selector: fallbacks)");
+            let selector = field_selector(source, field).unwrap_or("(none: fallbacks only)");
             problems.push(format!(
                 "only {:.0}% of articles had `{field}` (usually {:.0}%); check extract.{field} {selector:?}",
                 now * 100.0,

@@ -1,5 +1,6 @@
 mod check;
 mod classify;
+mod crawl;
 mod demo;
 mod fetch;
 mod publish;

@@ -1,0 +1,145 @@
+//! Whole source runs through the pipeline against a real local site and a real SQLite
+//! file: discover → fetch → extract → classify → store, then publish.
+
+use std::sync::Arc;
+
+use bantin::config::Config;
+use bantin::daemon::Service;
+use bantin::model::{CategoryId, SourceRun};
+
+use crate::support::{Override, TestConfig, TestSite};
+
+const SITE: &str = "tests/fixtures/sites/news";
+
+const CATEGORIES: &str = r#"
+[[category]]
+id = "police-activities"
+title = "Hoạt động Công an"
+
+[[category.rule]]
+any = ["bắt giữ", "khởi tố", "điều tra", "triệt phá"]
+fold_diacritics = true
+"#;
+
+fn listing(site: &TestSite) -> TestConfig {
+    TestConfig::new().categories(CATEGORIES).site(
+        "news",
+        &format!(
+            r#"
+[[source]]
+id = "news"
+kind = "listing"
+urls = ["{}"]
+schedule = "0 * * * *"
+
+[source.links]
+selector = "div.list article.story"
+pattern = "-i\\d{{5}}/?$"
+next_page = "ul.pagination a.next"
+max_pages = 2
+"#,
+            site.url("/list/")
+        ),
+    )
+}
+
+async fn crawl_once(config: &Arc<Config>, service: &Service) -> SourceRun {
+    let mut runs = service
+        .crawl(config, config.sources.clone(), |_, _| {})
+        .await;
+    assert_eq!(runs.len(), 1, "one source configured");
+    runs.pop().expect("one run").1
+}
+
+fn article_requests(site: &TestSite) -> usize {
+    site.requests()
+        .iter()
+        .filter(|r| r.path.starts_with("/tin-tuc/"))
+        .count()
+}
+
+#[tokio::test]
+async fn listing_of_thirty_is_stored_once_and_second_run_fetches_no_article() {
+    let site = TestSite::serve(SITE).await;
+    let test = listing(&site);
+    let config = Arc::new(test.load());
+    let service = Service::open(&config).expect("store opens");
+
+    let first = crawl_once(&config, &service).await;
+    assert_eq!(first.new, 30, "{first:?}");
+    assert_eq!(first.errors, 0, "{first:?}");
+    assert_eq!(article_requests(&site), 30);
+    let all = service
+        .store()
+        .latest_items(&CategoryId::from("all"), 100)
+        .expect("items readable");
+    assert_eq!(all.len(), 30);
+    assert!(
+        all.iter()
+            .all(|i| !i.article.title.is_empty() && !i.article.body_text.is_empty())
+    );
+
+    let second = crawl_once(&config, &service).await;
+    assert_eq!(second.new, 0, "{second:?}");
+    assert_eq!(
+        article_requests(&site),
+        30,
+        "no article page is fetched again"
+    );
+    assert!(
+        second.not_modified >= 1 || second.links_found == 30,
+        "the listing was asked conditionally or found unchanged: {second:?}"
+    );
+}
+
+#[tokio::test]
+async fn crawl_publishes_category_and_all_feeds() {
+    let site = TestSite::serve(SITE).await;
+    let test = listing(&site);
+    let config = Arc::new(test.load());
+    let service = Service::open(&config).expect("store opens");
+    crawl_once(&config, &service).await;
+    let report = service.publish(&config).await.expect("publishes");
+    assert!(report.changed.iter().any(|c| c.id.as_str() == "all"));
+
+    let text = std::fs::read_to_string(config.settings.feeds_dir.join("all.rss")).unwrap();
+    let channel = rss::Channel::read_from(text.as_bytes()).expect("valid RSS");
+    assert_eq!(channel.items().len(), 30);
+    let police = std::fs::read(config.settings.feeds_dir.join("police-activities.atom")).unwrap();
+    let feed = feed_rs::parser::parse(police.as_slice()).expect("valid Atom");
+    let all_titles: Vec<_> = channel.items().iter().filter_map(|i| i.title()).collect();
+    for entry in &feed.entries {
+        let title = &entry.title.as_ref().expect("entries have titles").content;
+        assert!(
+            all_titles.contains(&title.as_str()),
+            "{title} is also in all"
+        );
+    }
+}
+
+#[tokio::test]
+async fn listing_that_suddenly_has_no_links_raises_the_breakage_alarm() {
+    let site = TestSite::serve(SITE).await;
+    let test = listing(&site);
+    let config = Arc::new(test.load());
+    let service = Service::open(&config).expect("store opens");
+    // Two runs make the source's recent normal.
+    crawl_once(&config, &service).await;
+    crawl_once(&config, &service).await;
+    site.set(
+        "/list/",
+        Override::body("<html><body><p>Trang đang bảo trì</p></body></html>"),
+    );
+
+    let broken = crawl_once(&config, &service).await;
+    assert_eq!(broken.links_found, 0);
+    let error = broken.last_error.expect("the run reports the breakage");
+    assert!(
+        error.contains("found no article links (usually 30)"),
+        "{error}"
+    );
+    assert!(
+        error.contains("div.list article.story"),
+        "names the selector: {error}"
+    );
+}

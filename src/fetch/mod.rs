@@ -22,6 +22,8 @@ use crate::model::{Page, Validators};
 
 /// What a GET brought back.
 #[derive(Debug, Clone)]
+// Each value is moved once from the fetcher to its caller; boxing the page buys nothing.
+#[allow(clippy::large_enum_variant)]
 pub enum Fetched {
     /// The validators matched: the page is as it was (304).
     NotModified,
@@ -77,10 +79,9 @@ impl FetchError {
     /// connections. A `Retry-After` is not retried here: the store holds it.
     pub fn is_retryable(&self) -> bool {
         match self {
-            FetchError::Status { status, .. } => matches!(
-                status.as_u16(),
-                408 | 425 | 429 | 500 | 502 | 503 | 504
-            ),
+            FetchError::Status { status, .. } => {
+                matches!(status.as_u16(), 408 | 425 | 429 | 500 | 502 | 503 | 504)
+            }
             FetchError::Timeout { .. } => true,
             FetchError::Transport { source, .. } => !source.is_builder(),
             _ => false,

@@ -100,7 +100,10 @@ impl Politeness {
     /// The time a `Retry-After` holds `url` back until, if it is still in the future.
     pub fn held_back_until(&self, url: &Url) -> Option<DateTime<Utc>> {
         let now = Utc::now();
-        let mut held = self.held_back.lock().expect("retry table lock is not poisoned");
+        let mut held = self
+            .held_back
+            .lock()
+            .expect("retry table lock is not poisoned");
         held.retain(|_, until| *until > now);
         [url.as_str().to_owned(), host_key(url)]
             .iter()
@@ -115,7 +118,10 @@ impl Politeness {
             RetryAfterScope::Url => url.as_str().to_owned(),
             RetryAfterScope::Host => host_key(url),
         };
-        let mut held = self.held_back.lock().expect("retry table lock is not poisoned");
+        let mut held = self
+            .held_back
+            .lock()
+            .expect("retry table lock is not poisoned");
         let entry = held.entry(key).or_insert(until);
         *entry = (*entry).max(until);
     }

@@ -109,7 +109,10 @@ impl RobotsCache {
     {
         let origin = url.origin().ascii_serialization();
         let slot = {
-            let mut slots = self.slots.lock().expect("robots cache lock is not poisoned");
+            let mut slots = self
+                .slots
+                .lock()
+                .expect("robots cache lock is not poisoned");
             Arc::clone(slots.entry(origin).or_default())
         };
         let mut cached = slot.lock().await;

@@ -75,11 +75,7 @@ fn article(entry: &Entry, feed: &Feed, feed_url: &Url, source: &Source) -> Optio
     let url = absolute(feed_url, link)?;
 
     let title = entry.title.as_ref().map(plain).unwrap_or_default();
-    let lead = entry
-        .summary
-        .as_ref()
-        .map(plain)
-        .filter(|s| !s.is_empty());
+    let lead = entry.summary.as_ref().map(plain).filter(|s| !s.is_empty());
     let content_html = entry
         .content
         .as_ref()

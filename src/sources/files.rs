@@ -60,7 +60,12 @@ mod tests {
         let got = files(&[single.clone(), root.to_owned()]).unwrap();
         assert_eq!(
             got,
-            [single, root.join("a.HTM"), root.join("b.html"), root.join("sub/c.html")]
+            [
+                single,
+                root.join("a.HTM"),
+                root.join("b.html"),
+                root.join("sub/c.html")
+            ]
         );
         assert!(matches!(
             files(&[root.join("missing")]),

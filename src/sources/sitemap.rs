@@ -45,9 +45,7 @@ pub(super) async fn discover(pass: &mut Pass<'_>) {
         .max_age
         .and_then(|age| chrono::Duration::from_std(age).ok())
         .map(|age| Utc::now() - age);
-    let too_old = |d: &Option<DateTime<FixedOffset>>| {
-        matches!((d, cutoff), (Some(d), Some(c)) if d.with_timezone(&Utc) < c)
-    };
+    let too_old = |d: &Option<DateTime<FixedOffset>>| matches!((d, cutoff), (Some(d), Some(c)) if d.with_timezone(&Utc) < c);
     let mut queue: VecDeque<Url> = pass.source.urls.iter().cloned().collect();
     let mut read = 0;
     let mut urls = Vec::new();
@@ -64,13 +62,15 @@ pub(super) async fn discover(pass: &mut Pass<'_>) {
             .and_then(|xml| parse(&xml, &got.page.final_url, pass.source.timezone));
         match parsed {
             Ok(Sitemap::Index(mut children)) => {
-                children.sort_by(|a, b| b.1.cmp(&a.1));
+                children.sort_by_key(|c| std::cmp::Reverse(c.1));
                 queue.extend(
                     children
                         .into_iter()
                         .filter(|(child, lastmod)| {
                             !too_old(lastmod)
-                                && pass.source.allows_host(child.host_str().unwrap_or_default())
+                                && pass
+                                    .source
+                                    .allows_host(child.host_str().unwrap_or_default())
                         })
                         .map(|(child, _)| child),
                 );
@@ -81,7 +81,7 @@ pub(super) async fn discover(pass: &mut Pass<'_>) {
     }
     urls.retain(|u| !too_old(&u.published));
     // Newest first; undated URLs last, in document order.
-    urls.sort_by(|a, b| b.published.cmp(&a.published));
+    urls.sort_by_key(|u| std::cmp::Reverse(u.published));
     for entry in urls {
         if pass.discovery.candidates.len() >= pass.source.max_articles {
             break;
@@ -187,7 +187,9 @@ pub fn parse(xml: &[u8], base: &Url, tz: Tz) -> Result<Sitemap, String> {
     match root.as_deref() {
         Some("sitemapindex") => Ok(Sitemap::Index(index)),
         Some("urlset") => Ok(Sitemap::Urls(urls)),
-        Some(other) => Err(format!("root element <{other}> is not urlset or sitemapindex")),
+        Some(other) => Err(format!(
+            "root element <{other}> is not urlset or sitemapindex"
+        )),
         None => Err("no XML element".into()),
     }
 }
@@ -234,13 +236,20 @@ mod tests {
             ("2024-05-01T10:00:00+07:00", "2024-05-01T10:00:00+07:00"),
             ("2024-05-01T03:00:00Z", "2024-05-01T03:00:00+00:00"),
             ("2024-05-01T10:00+07:00", "2024-05-01T10:00:00+07:00"),
-            ("2024-05-01T10:00:00.5+07:00", "2024-05-01T10:00:00.500+07:00"),
+            (
+                "2024-05-01T10:00:00.5+07:00",
+                "2024-05-01T10:00:00.500+07:00",
+            ),
             ("2024-05-01", "2024-05-01T00:00:00+07:00"),
             ("2024-05-01T10:00:00", "2024-05-01T10:00:00+07:00"),
         ];
         for (text, want) in cases {
             let got = w3c_date(text, TZ).unwrap_or_else(|| panic!("{text} parses"));
-            assert_eq!(got.to_rfc3339(), DateTime::parse_from_rfc3339(want).unwrap().to_rfc3339(), "{text}");
+            assert_eq!(
+                got.to_rfc3339(),
+                DateTime::parse_from_rfc3339(want).unwrap().to_rfc3339(),
+                "{text}"
+            );
         }
         assert_eq!(w3c_date("hôm qua", TZ), None);
     }

@@ -42,7 +42,10 @@ async fn page_is_fetched_with_user_agent_and_final_url() {
     let site = TestSite::serve(SITE).await;
     site.set("/old", Override::redirect("/list/"));
     let got = get(&fetcher(""), &site.url("/old")).await.unwrap();
-    let Fetched::Page { page, validators, .. } = got else {
+    let Fetched::Page {
+        page, validators, ..
+    } = got
+    else {
         panic!("expected a page");
     };
     assert_eq!(page.url, site.url("/old"));
@@ -96,7 +99,11 @@ async fn robots_disallow_is_obeyed_without_requesting_the_page() {
     assert!(matches!(err, FetchError::RobotsDisallowed { .. }), "{err}");
     assert!(site.requests_to("/tin-tuc/bai-1-i10001/").is_empty());
     assert!(get(&fetcher, &site.url("/list/")).await.is_ok());
-    assert_eq!(site.requests_to("/robots.txt").len(), 1, "robots.txt is cached");
+    assert_eq!(
+        site.requests_to("/robots.txt").len(),
+        1,
+        "robots.txt is cached"
+    );
 }
 
 #[tokio::test]
@@ -120,14 +127,18 @@ async fn crawl_delay_spaces_requests_to_a_host() {
         .collect();
     assert_eq!(times.len(), 4);
     for gap in gaps(&times) {
-        assert!(gap >= Duration::from_millis(290), "gap {gap:?} under crawl delay");
+        assert!(
+            gap >= Duration::from_millis(290),
+            "gap {gap:?} under crawl delay"
+        );
     }
 }
 
 #[tokio::test]
 async fn per_host_delay_spaces_concurrent_requests() {
     let site = TestSite::serve(SITE).await;
-    let fetcher = fetcher("per_host_delay = \"250ms\"\nper_host_concurrency = 4\nobey_robots = false");
+    let fetcher =
+        fetcher("per_host_delay = \"250ms\"\nper_host_concurrency = 4\nobey_robots = false");
     let urls: Vec<_> = (1..=4)
         .map(|i| site.url(&format!("/tin-tuc/bai-{i}-i{}/", 10000 + i)))
         .collect();
@@ -136,7 +147,10 @@ async fn per_host_delay_spaces_concurrent_requests() {
     let times: Vec<Instant> = site.requests().iter().map(|r| r.at).collect();
     assert_eq!(times.len(), 4);
     for gap in gaps(&times) {
-        assert!(gap >= Duration::from_millis(240), "gap {gap:?} under per-host delay");
+        assert!(
+            gap >= Duration::from_millis(240),
+            "gap {gap:?} under per-host delay"
+        );
     }
 }
 
@@ -174,7 +188,11 @@ async fn redirect_loop_stops_at_the_redirect_limit() {
         matches!(err, FetchError::TooManyRedirects { limit: 3, .. }),
         "{err}"
     );
-    let hops = site.requests().iter().filter(|r| r.path != "/robots.txt").count();
+    let hops = site
+        .requests()
+        .iter()
+        .filter(|r| r.path != "/robots.txt")
+        .count();
     assert_eq!(hops, 4, "first request and three redirects");
 }
 
@@ -235,7 +253,11 @@ async fn retry_after_holds_the_url_back() {
     assert!(until >= before + chrono::Duration::seconds(119));
     let again = get(&fetcher, &site.url("/list/")).await.unwrap_err();
     assert!(matches!(again, FetchError::RetryLater { .. }));
-    assert_eq!(site.requests_to("/list/").len(), 1, "held back, not re-sent");
+    assert_eq!(
+        site.requests_to("/list/").len(),
+        1,
+        "held back, not re-sent"
+    );
     assert!(get(&fetcher, &site.url("/list/page-2/")).await.is_ok());
 }
 
@@ -257,7 +279,11 @@ async fn windows_1258_page_decodes_to_vietnamese() {
         "/charset/windows-1258.html",
         Override::default().header("content-type", "text/html; charset=windows-1258"),
     );
-    let got = html(get(&fetcher(""), &site.url("/charset/windows-1258.html")).await.unwrap());
+    let got = html(
+        get(&fetcher(""), &site.url("/charset/windows-1258.html"))
+            .await
+            .unwrap(),
+    );
     assert!(
         bantin::text::normalize(&got).contains("Đảng viên Công an nhân dân học tập nghị quyết"),
         "{got}"
@@ -297,7 +323,10 @@ fn guarded_fetcher(allowed: &[IpAddr]) -> Fetcher {
 async fn redirect_to_127_0_0_2_is_refused_when_private_networks_are_not_allowed() {
     let site = TestSite::serve(SITE).await;
     let port = site.addr().port();
-    site.set("/go", Override::redirect(&format!("http://127.0.0.2:{port}/list/")));
+    site.set(
+        "/go",
+        Override::redirect(&format!("http://127.0.0.2:{port}/list/")),
+    );
     let fetcher = guarded_fetcher(&[IpAddr::V4(Ipv4Addr::LOCALHOST)]);
     // The allow-listed test server itself is reachable...
     assert!(get(&fetcher, &site.url("/list/")).await.is_ok());
@@ -321,7 +350,9 @@ async fn private_address_is_refused_after_name_resolution() {
 #[tokio::test]
 async fn literal_private_address_is_refused_before_connecting() {
     let site = TestSite::serve(SITE).await;
-    let err = get(&guarded_fetcher(&[]), &site.url("/list/")).await.unwrap_err();
+    let err = get(&guarded_fetcher(&[]), &site.url("/list/"))
+        .await
+        .unwrap_err();
     assert!(matches!(err, FetchError::ForbiddenAddress { .. }), "{err}");
     assert!(site.requests().is_empty());
 }

@@ -7,4 +7,5 @@ mod config;
 mod site;
 
 pub use config::TestConfig;
+#[allow(unused_imports)]
 pub use site::{Override, OverrideBody, Request, TestSite};

@@ -69,9 +69,15 @@ pub enum OverrideBody {
     /// Never answer at all (not even headers).
     Never,
     /// One byte every `every`, `len` bytes in all.
-    Drip { len: u64, every: Duration },
+    Drip {
+        len: u64,
+        every: Duration,
+    },
     /// `len` bytes of filler, streamed; with `declare_length` a Content-Length is sent.
-    Huge { len: u64, declare_length: bool },
+    Huge {
+        len: u64,
+        declare_length: bool,
+    },
 }
 
 impl Override {

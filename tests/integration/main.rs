@@ -1,6 +1,13 @@
-//! Integration tests: one binary, one module per area, helpers in `support`.
 
-mod support;
 
+mod check;
+mod classify;
+mod demo;
 mod fetch;
+mod publish;
+mod reload;
+mod schedule;
+mod serve;
 mod sources;
+mod store;
+mod support;

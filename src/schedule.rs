@@ -1,0 +1,491 @@
+//! The scheduler: runs every source on its own cron schedule, in the source's time zone,
+//! with a small random jitter; never two runs of one source at once; failed sources
+//! back off exponentially up to a cap and recover on their own. It follows the live
+//! configuration (sources added, removed or rescheduled take effect at once, runs in
+//! flight are never dropped) and stops on the shutdown token, waiting for runs in
+//! flight up to a deadline.
+//!
+//! What a run does is not this module's business: the caller hands in a closure. The
+//! scheduler only decides *when*, and keeps a [`SourceStatus`] per source for the index
+//! page and `/metrics`.
+
+use std::collections::{BTreeMap, HashMap, HashSet};
+use std::future::Future;
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+use serde::Serialize;
+use tokio::sync::{Notify, watch};
+use tokio::task::JoinHandle;
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+use tracing::{debug, info, warn};
+
+use crate::config::{Config, Source};
+use crate::model::SourceId;
+
+/// Largest random delay added to a tick (it is also never more than a tenth of the
+/// source's interval).
+pub const DEFAULT_MAX_JITTER: Duration = Duration::from_secs(10);
+/// How long shutdown waits for runs in flight before giving up on them.
+pub const DEFAULT_SHUTDOWN_DEADLINE: Duration = Duration::from_secs(30);
+
+/// Knobs of the scheduler; the defaults suit the daemon.
+#[derive(Debug, Clone)]
+pub struct ScheduleOptions {
+    /// Largest random delay added to a tick.
+    pub max_jitter: Duration,
+    /// How long shutdown waits for runs in flight.
+    pub shutdown_deadline: Duration,
+}
+
+impl Default for ScheduleOptions {
+    fn default() -> Self {
+        Self {
+            max_jitter: DEFAULT_MAX_JITTER,
+            shutdown_deadline: DEFAULT_SHUTDOWN_DEADLINE,
+        }
+    }
+}
+
+/// What the scheduler knows about one source, for the index page and `/metrics`.
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+pub struct SourceStatus {
+    /// The cron schedule as written.
+    pub schedule: String,
+    /// When the next run is due (jitter and backoff included); `None` while the
+    /// schedule has no future tick.
+    pub next_run: Option<DateTime<Utc>>,
+    pub last_started: Option<DateTime<Utc>>,
+    pub last_finished: Option<DateTime<Utc>>,
+    pub last_success: Option<DateTime<Utc>>,
+    /// Whether the last successful run changed anything.
+    pub last_changed: bool,
+    /// A run is in flight.
+    pub running: bool,
+    /// Failed runs in a row.
+    pub failures: u32,
+    /// The current backoff after failures, if any.
+    pub backoff: Option<Duration>,
+    /// The last failure's message; cleared by a successful run.
+    pub last_error: Option<String>,
+    /// Runs finished, successful or not.
+    pub runs: u64,
+    pub runs_failed: u64,
+    /// Ticks skipped because the previous run was still in flight.
+    pub ticks_skipped: u64,
+}
+
+/// Runs sources on their schedules and keeps their [`SourceStatus`]. Cheap to clone:
+/// clones share the status table.
+#[derive(Debug, Clone, Default)]
+pub struct Scheduler {
+    options: ScheduleOptions,
+    shared: Arc<Shared>,
+}
+
+#[derive(Debug, Default)]
+struct Shared {
+    status: Mutex<BTreeMap<SourceId, SourceStatus>>,
+    /// Sources with a run in flight. Kept apart from `status` so a source removed and
+    /// added again while its old run is still going cannot start a second run.
+    in_flight: Mutex<HashSet<SourceId>>,
+}
+
+impl Shared {
+    fn status(&self) -> MutexGuard<'_, BTreeMap<SourceId, SourceStatus>> {
+        self.status.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    fn in_flight(&self) -> MutexGuard<'_, HashSet<SourceId>> {
+        self.in_flight.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    fn update(&self, id: &SourceId, f: impl FnOnce(&mut SourceStatus)) {
+        if let Some(status) = self.status().get_mut(id) {
+            f(status);
+        }
+    }
+}
+
+/// Runs `run_source` for each source of the live configuration when its schedule fires,
+/// until `shutdown` is cancelled. A shorthand for [`Scheduler::run`] with default options
+/// when nobody needs to see the sources' status.
+pub async fn run_schedule<F, Fut>(
+    config: watch::Receiver<Arc<Config>>,
+    run_source: F,
+    shutdown: CancellationToken,
+) where
+    F: Fn(Source) -> Fut + Send + Sync + 'static,
+    Fut: Future<Output = Result<bool, String>> + Send + 'static,
+{
+    Scheduler::default().run(config, run_source, shutdown).await
+}
+
+/// What a source's driver needs to know; replaced when the configuration changes.
+#[derive(Clone)]
+struct Plan {
+    source: Source,
+    backoff_base: Duration,
+    backoff_cap: Duration,
+}
+
+/// The task that runs one source on its schedule, and how to reach it.
+struct Driver {
+    plan: watch::Sender<Plan>,
+    stop: CancellationToken,
+    task: JoinHandle<()>,
+}
+
+impl Scheduler {
+    pub fn new(options: ScheduleOptions) -> Self {
+        Self {
+            options,
+            shared: Arc::default(),
+        }
+    }
+
+    /// Every configured source's status, by id.
+    pub fn status(&self) -> BTreeMap<SourceId, SourceStatus> {
+        self.shared.status().clone()
+    }
+
+    /// One source's status.
+    pub fn source_status(&self, id: &SourceId) -> Option<SourceStatus> {
+        self.shared.status().get(id).cloned()
+    }
+
+    /// Runs `run_source` for each source of the live configuration when its schedule
+    /// fires, until `shutdown` is cancelled; then waits for runs in flight up to the
+    /// shutdown deadline and returns. `run_source` answers whether the run changed
+    /// anything, or why it failed.
+    pub async fn run<F, Fut>(
+        &self,
+        mut config: watch::Receiver<Arc<Config>>,
+        run_source: F,
+        shutdown: CancellationToken,
+    ) where
+        F: Fn(Source) -> Fut + Send + Sync + 'static,
+        Fut: Future<Output = Result<bool, String>> + Send + 'static,
+    {
+        let run_source: Arc<RunFn> = Arc::new(move |source| Box::pin(run_source(source)));
+        let runs = TaskTracker::new();
+        let mut drivers: HashMap<SourceId, Driver> = HashMap::new();
+        loop {
+            let current = config.borrow_and_update().clone();
+            self.apply(&current, &mut drivers, &run_source, &runs);
+            tokio::select! {
+                _ = shutdown.cancelled() => break,
+                changed = config.changed() => {
+                    if changed.is_err() {
+                        // Nobody can send a new configuration: keep this one to the end.
+                        shutdown.cancelled().await;
+                        break;
+                    }
+                }
+            }
+        }
+
+        for driver in drivers.values() {
+            driver.stop.cancel();
+        }
+        for (_, driver) in drivers {
+            let _ = driver.task.await;
+        }
+        runs.close();
+        let in_flight = runs.len();
+        if in_flight > 0 {
+            info!(runs = in_flight, "waiting for runs in flight");
+        }
+        if tokio::time::timeout(self.options.shutdown_deadline, runs.wait())
+            .await
+            .is_err()
+        {
+            warn!(
+                runs = runs.len(),
+                deadline_ms = self.options.shutdown_deadline.as_millis() as u64,
+                "runs still in flight at the shutdown deadline; not waiting longer"
+            );
+        }
+    }
+
+    /// Brings the drivers in line with a configuration: stops removed sources, starts
+    /// new ones and hands changed ones their new plan.
+    fn apply(
+        &self,
+        config: &Config,
+        drivers: &mut HashMap<SourceId, Driver>,
+        run_source: &Arc<RunFn>,
+        runs: &TaskTracker,
+    ) {
+        let fetch = &config.settings.fetch;
+        let wanted: HashSet<&SourceId> = config.sources.iter().map(|s| &s.id).collect();
+        drivers.retain(|id, driver| {
+            let keep = wanted.contains(id);
+            if !keep {
+                info!(source = %id, "source removed; no further runs");
+                driver.stop.cancel();
+                self.shared.status().remove(id);
+            }
+            keep
+        });
+        for source in &config.sources {
+            let plan = Plan {
+                source: source.clone(),
+                backoff_base: fetch.backoff_base,
+                backoff_cap: fetch.backoff_cap,
+            };
+            self.shared
+                .status()
+                .entry(source.id.clone())
+                .or_default()
+                .schedule = source.schedule_text.clone();
+            match drivers.get(&source.id) {
+                Some(driver) => {
+                    driver.plan.send_replace(plan);
+                }
+                None => {
+                    debug!(source = %source.id, schedule = %source.schedule_text, "source scheduled");
+                    let (tx, rx) = watch::channel(plan);
+                    let stop = CancellationToken::new();
+                    let task = tokio::spawn(drive(
+                        self.options.clone(),
+                        self.shared.clone(),
+                        rx,
+                        run_source.clone(),
+                        runs.clone(),
+                        stop.clone(),
+                    ));
+                    drivers.insert(
+                        source.id.clone(),
+                        Driver {
+                            plan: tx,
+                            stop,
+                            task,
+                        },
+                    );
+                }
+            }
+        }
+    }
+}
+
+type RunFuture = std::pin::Pin<Box<dyn Future<Output = Result<bool, String>> + Send>>;
+type RunFn = dyn Fn(Source) -> RunFuture + Send + Sync;
+
+/// One source's loop: sleep until the next due tick, start a run unless one is in
+/// flight, repeat; wake early when the plan changes or a run finishes.
+async fn drive(
+    options: ScheduleOptions,
+    shared: Arc<Shared>,
+    mut plan: watch::Receiver<Plan>,
+    run_source: Arc<RunFn>,
+    runs: TaskTracker,
+    stop: CancellationToken,
+) {
+    let finished = Arc::new(Notify::new());
+    // The last tick that fired; the next one must come after it even if the wall clock
+    // reads a little earlier than the timer that woke us.
+    let mut last_tick: Option<DateTime<Utc>> = None;
+    loop {
+        let current = plan.borrow_and_update().clone();
+        let id = current.source.id.clone();
+        let (failures, last_finished) = shared
+            .status()
+            .get(&id)
+            .map(|s| (s.failures, s.last_finished))
+            .unwrap_or_default();
+        let now = last_tick.map_or_else(Utc::now, |t| t.max(Utc::now()));
+        let due = next_due(&current, failures, last_finished, now, options.max_jitter);
+        shared.update(&id, |s| {
+            s.next_run = due.map(|d| d.at);
+            s.backoff = due.and_then(|d| d.backoff);
+        });
+        let sleep = async {
+            match due {
+                Some(due) => {
+                    let wait = (due.at - Utc::now()).to_std().unwrap_or_default();
+                    tokio::time::sleep(wait).await;
+                }
+                None => std::future::pending().await,
+            }
+        };
+        tokio::select! {
+            _ = stop.cancelled() => return,
+            changed = plan.changed() => {
+                if changed.is_err() {
+                    return;
+                }
+                continue;
+            }
+            _ = finished.notified() => continue,
+            _ = sleep => {}
+        }
+        last_tick = due.map(|d| d.at);
+
+        if !shared.in_flight().insert(id.clone()) {
+            warn!(source = %id, schedule = %current.source.schedule_text,
+                "previous run still in flight; tick skipped");
+            shared.update(&id, |s| s.ticks_skipped += 1);
+            continue;
+        }
+        let started = Utc::now();
+        shared.update(&id, |s| {
+            s.running = true;
+            s.last_started = Some(started);
+        });
+        debug!(source = %id, "run starting");
+        let run = run_source(current.source.clone());
+        let shared = shared.clone();
+        let finished = finished.clone();
+        runs.spawn(async move {
+            // A run that panics must not leave the source marked as running forever.
+            let result = match tokio::spawn(run).await {
+                Ok(result) => result,
+                Err(err) => Err(format!("run panicked: {err}")),
+            };
+            let now = Utc::now();
+            let elapsed_ms = (now - started).num_milliseconds();
+            shared.update(&id, |s| {
+                s.running = false;
+                s.last_finished = Some(now);
+                s.runs += 1;
+                match &result {
+                    Ok(changed) => {
+                        if s.failures > 0 {
+                            info!(source = %id, failures = s.failures, "source recovered");
+                        }
+                        s.failures = 0;
+                        s.last_error = None;
+                        s.last_success = Some(now);
+                        s.last_changed = *changed;
+                    }
+                    Err(error) => {
+                        s.failures += 1;
+                        s.runs_failed += 1;
+                        s.last_error = Some(error.clone());
+                        warn!(source = %id, failures = s.failures, elapsed_ms, %error,
+                            "source run failed; backing off");
+                    }
+                }
+            });
+            if let Ok(changed) = result {
+                debug!(source = %id, changed, elapsed_ms, "run finished");
+            }
+            shared.in_flight().remove(&id);
+            finished.notify_one();
+        });
+    }
+}
+
+/// When a source is next due.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Due {
+    at: DateTime<Utc>,
+    /// The backoff that pushed the run back, if the source is failing.
+    backoff: Option<Duration>,
+}
+
+/// The next tick of the source's schedule after `now` (and, when it is failing, after
+/// the backoff since its last run), plus jitter.
+fn next_due(
+    plan: &Plan,
+    failures: u32,
+    last_finished: Option<DateTime<Utc>>,
+    now: DateTime<Utc>,
+    max_jitter: Duration,
+) -> Option<Due> {
+    let source = &plan.source;
+    let interval = interval_after(&source.schedule, source.timezone, now)?;
+    let backoff = (failures > 0).then(|| {
+        // The first retry waits at least one interval; a source on a 15-minute schedule
+        // then skips 1, 3, 7, ... ticks rather than retrying every few seconds.
+        backoff_delay(failures, plan.backoff_base.max(interval), plan.backoff_cap)
+    });
+    let not_before = match (backoff, last_finished) {
+        (Some(delay), Some(finished)) => (finished
+            + chrono::Duration::from_std(delay).unwrap_or(chrono::TimeDelta::MAX))
+        .max(now),
+        _ => now,
+    };
+    // A tick exactly at the end of the backoff counts.
+    let from = not_before - chrono::Duration::milliseconds(1);
+    let tick = source
+        .schedule
+        .after(&from.with_timezone(&source.timezone))
+        .find(|t| t.with_timezone(&Utc) > now)?
+        .with_timezone(&Utc);
+    let jitter = random_jitter(max_jitter.min(interval / 10));
+    Some(Due {
+        at: tick + chrono::Duration::from_std(jitter).unwrap_or_default(),
+        backoff,
+    })
+}
+
+/// The time between the schedule's next two ticks after `now`.
+fn interval_after(
+    schedule: &cron::Schedule,
+    tz: chrono_tz::Tz,
+    now: DateTime<Utc>,
+) -> Option<Duration> {
+    let mut ticks = schedule.after(&now.with_timezone(&tz));
+    let first = ticks.next()?;
+    let second = ticks.next()?;
+    (second - first).to_std().ok()
+}
+
+/// The backoff after `failures` failed runs in a row: `base`, doubled for each further
+/// failure, at most `cap`.
+pub fn backoff_delay(failures: u32, base: Duration, cap: Duration) -> Duration {
+    if failures == 0 {
+        return Duration::ZERO;
+    }
+    let factor = 2u32.saturating_pow(failures - 1);
+    base.checked_mul(factor).unwrap_or(cap).min(cap)
+}
+
+fn random_jitter(max: Duration) -> Duration {
+    if max.is_zero() {
+        return Duration::ZERO;
+    }
+    Duration::from_millis(rand::random_range(0..=max.as_millis() as u64))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const SEC: Duration = Duration::from_secs(1);
+
+    #[test]
+    fn backoff_doubles_up_to_the_cap() {
+        let cap = Duration::from_secs(60);
+        let delays: Vec<u64> = (0..9)
+            .map(|n| backoff_delay(n, 2 * SEC, cap).as_secs())
+            .collect();
+        assert_eq!(delays, [0, 2, 4, 8, 16, 32, 60, 60, 60]);
+        assert_eq!(backoff_delay(u32::MAX, 2 * SEC, cap), cap);
+    }
+
+    #[test]
+    fn interval_of_five_and_six_field_schedules() {
+        let now = Utc::now();
+        let tz = chrono_tz::Asia::Ho_Chi_Minh;
+        let every_15_min: cron::Schedule = "0 */15 * * * *".parse().unwrap();
+        let every_second: cron::Schedule = "* * * * * *".parse().unwrap();
+        assert_eq!(
+            interval_after(&every_15_min, tz, now),
+            Some(Duration::from_secs(900))
+        );
+        assert_eq!(interval_after(&every_second, tz, now), Some(SEC));
+    }
+
+    #[test]
+    fn jitter_stays_within_its_bound() {
+        for _ in 0..100 {
+            assert!(random_jitter(Duration::from_millis(100)) <= Duration::from_millis(100));
+        }
+        assert_eq!(random_jitter(Duration::ZERO), Duration::ZERO);
+    }
+}

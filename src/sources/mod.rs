@@ -49,12 +49,12 @@ pub enum SourceError {
     Unreachable {
         id: SourceId,
         #[source]
-        error: FetchError,
+        error: Box<FetchError>,
     },
     #[error("source {id}: {url} is not a readable {what}: {reason}")]
     Unreadable {
         id: SourceId,
-        url: Url,
+        url: Box<Url>,
         what: &'static str,
         reason: String,
     },
@@ -147,7 +147,7 @@ impl Pass<'_> {
                 warn!(source = %self.source.id, url = %url, error = %error, "source page skipped");
                 self.fail(SourceError::Unreachable {
                     id: self.source.id.clone(),
-                    error,
+                    error: Box::new(error),
                 });
                 None
             }
@@ -158,7 +158,7 @@ impl Pass<'_> {
         warn!(source = %self.source.id, url = %url, error = %reason, "source page unreadable");
         self.fail(SourceError::Unreadable {
             id: self.source.id.clone(),
-            url: url.clone(),
+            url: Box::new(url.clone()),
             what,
             reason,
         });
@@ -166,7 +166,7 @@ impl Pass<'_> {
 
     fn fail(&mut self, error: SourceError) {
         let text = match &error {
-            SourceError::Unreachable { error, .. } => error_text(error),
+            SourceError::Unreachable { error, .. } => error_text(error.as_ref()),
             other => other.to_string(),
         };
         self.discovery.errors.push(text);

@@ -62,7 +62,7 @@ pub(super) async fn discover(pass: &mut Pass<'_>) {
             .and_then(|xml| parse(&xml, &got.page.final_url, pass.source.timezone));
         match parsed {
             Ok(Sitemap::Index(mut children)) => {
-                children.sort_by(|a, b| b.1.cmp(&a.1));
+                children.sort_by_key(|c| std::cmp::Reverse(c.1));
                 queue.extend(
                     children
                         .into_iter()
@@ -81,7 +81,7 @@ pub(super) async fn discover(pass: &mut Pass<'_>) {
     }
     urls.retain(|u| !too_old(&u.published));
     // Newest first; undated URLs last, in document order.
-    urls.sort_by(|a, b| b.published.cmp(&a.published));
+    urls.sort_by_key(|u| std::cmp::Reverse(u.published));
     for entry in urls {
         if pass.discovery.candidates.len() >= pass.source.max_articles {
             break;

@@ -11,6 +11,7 @@ mod site;
 pub mod synthetic;
 
 pub use config::TestConfig;
+#[allow(unused_imports)]
 pub use site::{Override, OverrideBody, Request, TestSite};
 
 use std::path::Path;

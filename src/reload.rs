@@ -190,12 +190,23 @@ async fn watch_loop(
                 if !is_relevant(event, &reloader.current()) {
                     continue;
                 }
-                // Wait for the files to settle.
+                // Wait for the files to settle. Only changes to configuration files
+                // restart the wait: a log file or reader in the same folder must not
+                // hold the reload back forever.
+                let quiet = tokio::time::sleep(DEBOUNCE);
+                tokio::pin!(quiet);
                 loop {
                     tokio::select! {
                         _ = shutdown.cancelled() => return,
-                        _ = tokio::time::sleep(DEBOUNCE) => break,
-                        more = events.recv() => if more.is_none() { return },
+                        _ = &mut quiet => break,
+                        more = events.recv() => match more {
+                            None => return,
+                            Some(more) => {
+                                if is_relevant(more, &reloader.current()) {
+                                    quiet.as_mut().reset(tokio::time::Instant::now() + DEBOUNCE);
+                                }
+                            }
+                        },
                     }
                 }
                 "file change"

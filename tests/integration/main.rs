@@ -1,6 +1,7 @@
 mod check;
 mod classify;
 mod crawl;
+mod daemon;
 mod demo;
 mod fetch;
 mod publish;

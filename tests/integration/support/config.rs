@@ -35,6 +35,7 @@ const TEST_FETCH: &[(&str, &str)] = &[
 pub struct TestConfig {
     dir: TempDir,
     fetch: Vec<(String, String)>,
+    settings: String,
     sites: Vec<(String, String)>,
     categories: String,
 }
@@ -53,6 +54,7 @@ impl TestConfig {
                 .iter()
                 .map(|(k, v)| (k.to_string(), v.to_string()))
                 .collect(),
+            settings: String::new(),
             sites: Vec::new(),
             categories: String::new(),
         }
@@ -68,6 +70,13 @@ impl TestConfig {
                 None => self.fetch.push((key, value)),
             }
         }
+        self
+    }
+
+    /// Adds top-level `bantin.toml` lines, e.g. `listen = "127.0.0.1:9000"`.
+    pub fn settings(mut self, lines: &str) -> Self {
+        self.settings.push_str(lines);
+        self.settings.push('\n');
         self
     }
 
@@ -93,8 +102,10 @@ impl TestConfig {
         let sources = root.join("sources");
         std::fs::create_dir_all(&sources).expect("create sources dir");
         let mut settings = String::from(
-            "data_dir = \"data\"\nfeeds_dir = \"feeds\"\nsources = \"sources/*.toml\"\ncategories = \"categories.toml\"\nuser_agent = \"bantin-test/0.1\"\n\n[fetch]\n",
+            "data_dir = \"data\"\nfeeds_dir = \"feeds\"\nsources = \"sources/*.toml\"\ncategories = \"categories.toml\"\nuser_agent = \"bantin-test/0.1\"\n",
         );
+        settings.push_str(&self.settings);
+        settings.push_str("\n[fetch]\n");
         for (k, v) in &self.fetch {
             settings.push_str(&format!("{k} = {v}\n"));
         }

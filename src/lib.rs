@@ -6,6 +6,7 @@
 pub mod cli;
 pub mod config;
 pub mod dedup;
+pub mod demo;
 pub mod fetch;
 pub mod model;
 pub mod reload;

@@ -39,6 +39,13 @@ pub enum LogFormat {
 pub enum Command {
     /// Validate the configuration and print every problem with file:line:column.
     Check,
+    /// Show how an article is categorized: which rule matched which words, and why
+    /// the others did not.
+    Classify {
+        /// A stored item id, or a JSON article file (`title`, `lead`, `body_text`).
+        #[arg(long, value_name = "ID|FILE")]
+        explain: String,
+    },
 }
 
 /// A command line that is well-formed for clap but asks for something impossible.
@@ -65,12 +72,44 @@ pub fn init_logging(format: LogFormat) {
 pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     match cli.command {
         Command::Check => check(&cli.config),
+        Command::Classify { explain } => classify_explain(&cli.config, &explain),
     }
 }
 
 /// Reads and validates the configuration.
 pub fn load_config(path: &Path) -> anyhow::Result<Config> {
     Ok(Config::load(path)?)
+}
+
+fn classify_explain(path: &Path, target: &str) -> anyhow::Result<ExitCode> {
+    use crate::store::Store;
+    let config = load_config(path).with_context(|| format!("loading {}", path.display()))?;
+    let file = Path::new(target);
+    let article = if file.is_file() {
+        if file.extension().is_some_and(|e| e != "json") {
+            return Err(UsageError(format!(
+                "{target}: only JSON article files and stored item ids can be explained"
+            ))
+            .into());
+        }
+        let json = std::fs::read_to_string(file).with_context(|| format!("reading {target}"))?;
+        crate::classify::article_from_json(&json)
+            .with_context(|| format!("{target} is not a JSON article"))?
+    } else {
+        let db = config.database_path();
+        let store = crate::store::SqliteStore::open(&db, config.settings.near_duplicate_distance)
+            .with_context(|| format!("opening {}", db.display()))?;
+        let id = crate::model::ItemId(target.to_owned());
+        store
+            .item(&id)?
+            .ok_or_else(|| UsageError(format!("no file and no stored item {target:?}")))?
+            .article
+    };
+    print!(
+        "{}",
+        crate::classify::render_explanation(&article, &config.categories)
+    );
+    Ok(ExitCode::SUCCESS)
 }
 
 fn check(path: &Path) -> anyhow::Result<ExitCode> {

@@ -3,13 +3,18 @@
 //! (sources → fetch → extract → dedup → classify → store → publish → serve);
 //! `pipeline` is the one place that calls several of them in order.
 
+pub mod classify;
 pub mod cli;
 pub mod config;
 pub mod dedup;
 pub mod demo;
+pub mod extract;
 pub mod fetch;
 pub mod model;
+pub mod publish;
 pub mod reload;
 pub mod schedule;
+pub mod serve;
+pub mod sources;
 pub mod store;
 pub mod text;

@@ -595,7 +595,7 @@ fn build_links(raw: &LinksFile, src: &SourceText, diags: &mut Diagnostics) -> Li
 
 fn build_extract(raw: &ExtractFile, src: &SourceText, diags: &mut Diagnostics) -> ArticleRules {
     let mut sel = |s: &Option<Spanned<String>>| s.as_ref().and_then(|s| css(s, src, diags));
-    let rules = ArticleRules {
+    ArticleRules {
         title: sel(&raw.title),
         published: sel(&raw.published),
         updated: sel(&raw.updated),
@@ -618,8 +618,7 @@ fn build_extract(raw: &ExtractFile, src: &SourceText, diags: &mut Diagnostics) -
             .iter()
             .filter_map(|s| css(s, src, diags))
             .collect(),
-    };
-    rules
+    }
 }
 
 impl ArticleRules {
@@ -720,7 +719,7 @@ fn css(raw: &Spanned<String>, src: &SourceText, diags: &mut Diagnostics) -> Opti
             text: text.clone(),
             selector,
         }),
-        Err(err) => {
+        Err(_) => {
             let help = if text.contains("..") {
                 format!(
                     "a class is written with one dot: \"{}\"",
@@ -734,7 +733,7 @@ fn css(raw: &Spanned<String>, src: &SourceText, diags: &mut Diagnostics) -> Opti
             diags.error(
                 src,
                 raw.span(),
-                format!("selector {text:?} is not valid CSS ({err})"),
+                format!("selector {text:?} is not valid CSS"),
                 Some(help),
             );
             None
@@ -781,14 +780,33 @@ fn cron_schedule(
     src: &SourceText,
     diags: &mut Diagnostics,
 ) -> Option<cron::Schedule> {
-    match parse_schedule(raw.get_ref()) {
+    let text = raw.get_ref();
+    let help = Some(
+        "write 5 fields \"minute hour day month weekday\", e.g. \"*/15 * * * *\", \
+         or 6 with seconds first, e.g. \"0 */15 * * * *\""
+            .into(),
+    );
+    let fields = text.split_whitespace().count();
+    if !(5..=7).contains(&fields) {
+        diags.error(
+            src,
+            raw.span(),
+            format!("schedule {text:?} has {fields} field(s), cron needs 5 or 6"),
+            help,
+        );
+        return None;
+    }
+    match parse_schedule(text) {
         Ok(s) => Some(s),
         Err(err) => {
+            // The parser's message quotes the expression with a caret line; keep the reason.
+            let detail = err.to_string();
+            let reason = detail.lines().last().unwrap_or_default().trim().to_owned();
             diags.error(
                 src,
                 raw.span(),
-                format!("schedule {:?} is not a cron expression ({err})", raw.get_ref()),
-                Some("write 5 fields \"minute hour day month weekday\", e.g. \"*/15 * * * *\", or 6 with seconds first, e.g. \"0 */15 * * * *\"".into()),
+                format!("schedule {text:?} is not a cron expression: {reason}"),
+                help,
             );
             None
         }
@@ -883,7 +901,7 @@ fn size(raw: &Spanned<Size>, src: &SourceText, diags: &mut Diagnostics) -> Optio
                 src,
                 raw.span(),
                 format!(
-                    "`max_body_bytes` = {:?} is not a size between 1 KiB and 1 GiB",
+                    "`max_body_bytes` = {} is not a size between 1 KiB and 1 GiB",
                     raw.get_ref()
                 ),
                 Some("write e.g. \"10 MiB\" or 10485760".into()),

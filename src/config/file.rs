@@ -125,6 +125,15 @@ pub enum Size {
     Text(String),
 }
 
+impl std::fmt::Display for Size {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Size::Bytes(n) => write!(f, "{n}"),
+            Size::Text(t) => write!(f, "{t:?}"),
+        }
+    }
+}
+
 /// `config/categories.toml`.
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]

@@ -4,6 +4,8 @@
 
 use url::Url;
 
+use crate::model::Article;
+
 /// Query parameters that only track where a reader came from.
 const TRACKING_PARAMS: &[&str] = &[
     "fbclid",
@@ -51,6 +53,10 @@ fn is_tracking(name: &str) -> bool {
 pub fn canonicalize(url: &Url) -> Url {
     let mut out = url.clone();
     out.set_fragment(None);
+    // Sites serve one article over both schemes; the key is the secure one.
+    if out.scheme() == "http" {
+        let _ = out.set_scheme("https");
+    }
     if let Some(host) = url.host_str() {
         let mut host = host.to_ascii_lowercase();
         while let Some(rest) = MIRROR_HOST_PREFIXES
@@ -93,6 +99,24 @@ pub fn canonicalize(url: &Url) -> Url {
     out
 }
 
+/// The address an article is stored under: its `rel=canonical` (or `og:url`) when that
+/// points to the same site, else the address it was fetched from; canonicalized either
+/// way. A canonical link to another site (a syndication partner) is not trusted as a key.
+pub fn dedup_key(article: &Article) -> Url {
+    let fetched = canonicalize(&article.url);
+    match &article.canonical_url {
+        Some(declared) => {
+            let declared = canonicalize(declared);
+            if declared.host_str() == fetched.host_str() {
+                declared
+            } else {
+                fetched
+            }
+        }
+        None => fetched,
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -117,6 +141,9 @@ mod tests {
             "https://cand.com.vn/Hoat-dong-LL-CAND/bat-giu-i707751/amp/",
             "https://cand.com.vn/Hoat-dong-LL-CAND/bat-giu-i707751/?amp",
             "https://cand.com.vn/Hoat-dong-LL-CAND/bat-giu-i707751.amp",
+            "http://cand.com.vn/Hoat-dong-LL-CAND/bat-giu-i707751",
+            "HTTPS://m.cand.com.vn/Hoat-dong-LL-CAND/bat-giu-i707751?gclid=1&utm_term=a#top",
+            "https://cand.com.vn/Hoat-dong-LL-CAND//bat-giu-i707751/?_ga=2.1&mc_cid=x",
         ] {
             assert_eq!(canon(variant), expected, "{variant}");
         }
@@ -147,6 +174,32 @@ mod tests {
         assert_ne!(
             canon("https://example.org/a-1"),
             canon("https://example.org/a-2")
+        );
+    }
+
+    #[test]
+    fn same_site_canonical_link_is_the_key() {
+        let mut article = crate::dedup::tests::article(
+            "https://m.cand.com.vn/a/story-i1/?utm_source=zalo",
+            "t",
+            "b",
+        );
+        article.canonical_url =
+            Some(Url::parse("https://cand.com.vn/chuyen-muc/story-i1").unwrap());
+        assert_eq!(
+            dedup_key(&article).as_str(),
+            "https://cand.com.vn/chuyen-muc/story-i1"
+        );
+    }
+
+    #[test]
+    fn other_site_canonical_link_is_ignored() {
+        let mut article =
+            crate::dedup::tests::article("https://baomoi.com/tin/story-1.epi", "t", "b");
+        article.canonical_url = Some(Url::parse("https://cand.com.vn/story-i1").unwrap());
+        assert_eq!(
+            dedup_key(&article).as_str(),
+            "https://baomoi.com/tin/story-1.epi"
         );
     }
 }

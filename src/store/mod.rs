@@ -2,6 +2,13 @@
 //! trait only, so a second backend can be added without touching it; SQLite is the
 //! default and, today, the only one.
 
+mod fetch_state;
+mod items;
+mod sqlite;
+
+pub use items::item_id;
+pub use sqlite::SqliteStore;
+
 use chrono::{DateTime, Utc};
 use url::Url;
 

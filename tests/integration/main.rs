@@ -1,5 +1,13 @@
-//! bantin's integration tests: one binary, one module per area.
 
+
+mod check;
+mod classify;
 mod demo;
+mod fetch;
+mod publish;
 mod reload;
 mod schedule;
+mod serve;
+mod sources;
+mod store;
+mod support;

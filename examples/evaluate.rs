@@ -1,0 +1,241 @@
+//! Scores extraction against the shared corpus:
+//! - `articles/`: per-field hit rate against the `.json` beside each page;
+//! - `benchmark/zyte-article-extraction-benchmark`: mean body precision, recall and F1 with
+//!   the shingle metric of `benchmark/README.md`;
+//! - `benchmark/trafilatura-eval`: share of `with` strings found and `without` strings absent.
+//!
+//! `cargo run --release --example evaluate -- [CORPUS_DIR] [-v]` (default `../shared/corpus`).
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::sync::LazyLock;
+use std::time::{Duration, Instant};
+
+use bantin::config::ArticleRules;
+use bantin::extract;
+use bantin::fetch::charset::decode_html;
+use regex::Regex;
+use serde_json::Value;
+use url::Url;
+
+const HCM: chrono_tz::Tz = chrono_tz::Asia::Ho_Chi_Minh;
+
+fn main() {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let verbose = args.iter().any(|a| a == "-v");
+    let corpus = args
+        .iter()
+        .find(|a| !a.starts_with('-'))
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from("../shared/corpus"));
+    articles(&corpus.join("articles"), verbose);
+    zyte(&corpus.join("benchmark/zyte-article-extraction-benchmark"), verbose);
+    trafilatura(&corpus.join("benchmark/trafilatura-eval"), verbose);
+}
+
+fn pages(dir: &Path) -> Vec<(PathBuf, Value)> {
+    let mut out = Vec::new();
+    let mut stack = vec![dir.to_path_buf()];
+    while let Some(d) = stack.pop() {
+        let Ok(entries) = std::fs::read_dir(&d) else {
+            continue;
+        };
+        for e in entries.flatten() {
+            let p = e.path();
+            if p.is_dir() {
+                stack.push(p);
+            } else if p.extension().is_some_and(|x| x == "html") {
+                let json = p.with_extension("json");
+                if let Ok(text) = std::fs::read_to_string(&json)
+                    && let Ok(v) = serde_json::from_str(&text)
+                {
+                    out.push((p, v));
+                }
+            }
+        }
+    }
+    out.sort_by(|a, b| a.0.cmp(&b.0));
+    out
+}
+
+fn extract_file(path: &Path, url: &str) -> (Option<bantin::model::Article>, Duration, usize) {
+    let bytes = std::fs::read(path).expect("corpus page is readable");
+    let url = Url::parse(url).unwrap_or_else(|_| Url::parse("https://example.invalid/").expect("valid"));
+    let start = Instant::now();
+    let (html, _) = decode_html(&bytes, None);
+    let article = extract::article(&html, &url, &ArticleRules::default(), HCM).ok();
+    (article, start.elapsed(), bytes.len())
+}
+
+fn articles(dir: &Path, verbose: bool) {
+    let pages = pages(dir);
+    if pages.is_empty() {
+        return;
+    }
+    let mut hits: Vec<(&str, usize)> = Vec::new();
+    let fields = [
+        "url", "title", "published", "updated", "authors", "lead", "body_first", "body_last",
+        "image", "tags",
+    ];
+    let mut counts: HashMap<&str, usize> = HashMap::new();
+    for (path, expected) in &pages {
+        let url = expected["url"].as_str().unwrap_or_default();
+        let (article, _, _) = extract_file(path, url);
+        let Some(a) = article else {
+            println!("  {}: no article", path.display());
+            continue;
+        };
+        let text = a.body_text.replace("\n\n", " ");
+        let got: HashMap<&str, Value> = HashMap::from([
+            ("url", a.canonical_url.as_ref().map_or(Value::Null, |u| u.as_str().into())),
+            ("title", a.title.clone().into()),
+            ("published", a.published.map_or(Value::Null, |d| d.to_rfc3339().into())),
+            ("updated", a.updated.map_or(Value::Null, |d| d.to_rfc3339().into())),
+            ("authors", a.authors.clone().into()),
+            ("lead", a.lead.clone().map_or(Value::Null, Into::into)),
+            ("body_first", text.chars().take(80).collect::<String>().into()),
+            ("body_last", {
+                let n = text.chars().count();
+                text.chars().skip(n.saturating_sub(80)).collect::<String>().into()
+            }),
+            ("image", a.image.as_ref().map_or(Value::Null, |u| u.as_str().into())),
+            ("tags", a.tags.clone().into()),
+        ]);
+        for f in fields {
+            if got[f] == expected[f] {
+                *counts.entry(f).or_default() += 1;
+            } else if verbose {
+                println!(
+                    "  {} {f}:\n    want {}\n    got  {}",
+                    path.strip_prefix(dir).unwrap_or(path).display(),
+                    expected[f],
+                    got[f]
+                );
+            }
+        }
+    }
+    for f in fields {
+        hits.push((f, counts.get(f).copied().unwrap_or(0)));
+    }
+    println!("articles ({} pages, no selectors): per-field hits", pages.len());
+    for (f, n) in hits {
+        println!("  {f:<11} {n:>2}/{} ({:.0}%)", pages.len(), 100.0 * n as f64 / pages.len() as f64);
+    }
+}
+
+static WORD: LazyLock<Regex> = LazyLock::new(|| Regex::new(r"\w+").expect("literal regex compiles"));
+
+/// The multiset of 4-token shingles of a text.
+fn shingles(text: &str) -> HashMap<Vec<&str>, usize> {
+    let tokens: Vec<&str> = WORD.find_iter(text).map(|m| m.as_str()).collect();
+    let mut out = HashMap::new();
+    if tokens.is_empty() {
+        return out;
+    }
+    if tokens.len() < 4 {
+        out.insert(tokens, 1);
+        return out;
+    }
+    for w in tokens.windows(4) {
+        *out.entry(w.to_vec()).or_insert(0) += 1;
+    }
+    out
+}
+
+/// (precision, recall) of one page, each `None` where the README leaves the page out.
+fn score(predicted: &str, truth: &str) -> (Option<f64>, Option<f64>) {
+    let p = shingles(predicted);
+    let t = shingles(truth);
+    let tp: usize = p.iter().map(|(k, n)| (*n).min(t.get(k).copied().unwrap_or(0))).sum();
+    let fp = p.values().sum::<usize>() - tp;
+    let fn_ = t.values().sum::<usize>() - tp;
+    let total = (tp + fp + fn_) as f64;
+    if fp == 0 && fn_ == 0 {
+        return (Some(1.0), Some(1.0));
+    }
+    let (tp, fp, fn_) = (tp as f64 / total, fp as f64 / total, fn_ as f64 / total);
+    let precision = (tp + fp > 0.0).then(|| tp / (tp + fp));
+    let recall = (tp + fn_ > 0.0).then(|| tp / (tp + fn_));
+    (precision, recall)
+}
+
+fn mean(v: &[f64]) -> f64 {
+    if v.is_empty() { 0.0 } else { v.iter().sum::<f64>() / v.len() as f64 }
+}
+
+fn zyte(dir: &Path, verbose: bool) {
+    let pages = pages(dir);
+    if pages.is_empty() {
+        return;
+    }
+    let (mut ps, mut rs) = (Vec::new(), Vec::new());
+    let mut elapsed = Duration::ZERO;
+    let mut bytes = 0;
+    let mut worst = Vec::new();
+    for (path, expected) in &pages {
+        let url = expected["url"].as_str().unwrap_or_default();
+        let (article, took, size) = extract_file(path, url);
+        elapsed += took;
+        bytes += size;
+        let text = article.map(|a| a.body_text).unwrap_or_default();
+        let (p, r) = score(&text, expected["articleBody"].as_str().unwrap_or_default());
+        ps.extend(p);
+        rs.extend(r);
+        worst.push((p.unwrap_or(0.0), r.unwrap_or(0.0), path.file_name().map(|f| f.to_string_lossy().into_owned()).unwrap_or_default()));
+    }
+    let (p, r) = (mean(&ps), mean(&rs));
+    println!(
+        "zyte-article-extraction-benchmark ({} pages): precision {p:.3} recall {r:.3} F1 {:.3} | {:.0} pages/s {:.1} MB/s (decode+extract, one thread)",
+        pages.len(),
+        2.0 * p * r / (p + r),
+        pages.len() as f64 / elapsed.as_secs_f64(),
+        bytes as f64 / 1e6 / elapsed.as_secs_f64()
+    );
+    if verbose {
+        worst.sort_by(|a, b| (a.0 + a.1).total_cmp(&(b.0 + b.1)));
+        for (p, r, f) in worst.iter().take(25) {
+            println!("  P {p:.2} R {r:.2} {f}");
+        }
+    }
+}
+
+fn squash(s: &str) -> String {
+    s.split_whitespace().collect::<Vec<_>>().join(" ")
+}
+
+fn trafilatura(dir: &Path, verbose: bool) {
+    let pages = pages(dir);
+    if pages.is_empty() {
+        return;
+    }
+    let (mut found, mut with_total, mut absent, mut without_total) = (0, 0, 0, 0);
+    for (path, expected) in &pages {
+        let url = expected["url"].as_str().unwrap_or_default();
+        let (article, _, _) = extract_file(path, url);
+        let text = squash(&article.map(|a| a.body_text).unwrap_or_default());
+        let strings = |k: &str| -> Vec<String> {
+            expected[k].as_array().map(|a| a.iter().filter_map(|s| s.as_str()).map(squash).collect()).unwrap_or_default()
+        };
+        for s in strings("with") {
+            with_total += 1;
+            if text.contains(&s) {
+                found += 1;
+            } else if verbose {
+                println!("  missing in {}: {s}", path.file_name().unwrap_or_default().to_string_lossy());
+            }
+        }
+        for s in strings("without") {
+            without_total += 1;
+            if !text.contains(&s) {
+                absent += 1;
+            }
+        }
+    }
+    let r = found as f64 / with_total.max(1) as f64;
+    let p = absent as f64 / without_total.max(1) as f64;
+    println!(
+        "trafilatura-eval ({} pages): precision {p:.3} recall {r:.3} F1 {:.3}",
+        pages.len(),
+        2.0 * p * r / (p + r)
+    );
+}

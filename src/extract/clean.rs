@@ -1,0 +1,377 @@
+//! Turning the chosen article blocks into clean body HTML and readable text: junk boxes
+//! dropped (share bars, related links, comments, ads, read-more teasers), lazy images
+//! given a real `src`, relative URLs made absolute, wrappers unwrapped, and the result
+//! sanitized with `ammonia` (an allow-list; iframes only from video hosts).
+
+use std::collections::HashSet;
+use std::sync::LazyLock;
+
+use ego_tree::NodeId;
+use ego_tree::iter::Edge;
+use scraper::{Html, Node, node::Element};
+use url::Url;
+
+use super::heuristics::{self, Scan};
+use crate::text::normalize;
+
+/// Hosts whose `<iframe>` players are kept in the body.
+pub const VIDEO_HOSTS: &[&str] = &[
+    "youtube.com",
+    "youtube-nocookie.com",
+    "youtu.be",
+    "player.vimeo.com",
+    "vimeo.com",
+    "dailymotion.com",
+    "geo.dailymotion.com",
+];
+
+/// Element nesting kept in the body HTML; deeper elements are unwrapped.
+const MAX_NESTING: usize = 48;
+
+/// Tags kept as they are.
+const KEEP_TAGS: &[&str] = &[
+    "p", "h2", "h3", "h4", "h5", "h6", "ul", "ol", "li", "blockquote", "pre", "table", "thead",
+    "tbody", "tfoot", "tr", "td", "th", "caption", "figure", "figcaption", "dl", "dt", "dd", "hr",
+    "a", "strong", "b", "em", "i", "u", "s", "sub", "sup", "code", "br", "small", "mark", "q",
+    "cite", "abbr",
+];
+/// Kept tags whose text is one line of body text (the text's leaf blocks).
+const TEXT_BLOCKS: &[&str] = &[
+    "p", "h2", "h3", "h4", "h5", "h6", "li", "pre", "td", "th", "caption", "figcaption", "dt",
+    "dd",
+];
+/// Tags that end a line of text when they open or close, kept or unwrapped.
+const BREAKING_TAGS: &[&str] = &[
+    "p", "h1", "h2", "h3", "h4", "h5", "h6", "ul", "ol", "li", "blockquote", "pre", "table",
+    "thead", "tbody", "tfoot", "tr", "td", "th", "caption", "figure", "figcaption", "dl", "dt",
+    "dd", "hr", "div", "section", "article", "main", "header", "center", "address", "details",
+    "summary", "form", "fieldset",
+];
+
+static SANITIZER: LazyLock<ammonia::Builder<'static>> = LazyLock::new(|| {
+    let mut b = ammonia::Builder::empty();
+    b.add_tags(KEEP_TAGS)
+        .add_tags(["img", "iframe"])
+        .add_tag_attributes("a", ["href", "title"])
+        .add_tag_attributes("img", ["src", "alt", "title", "width", "height"])
+        .add_tag_attributes("iframe", ["src", "width", "height", "allowfullscreen"])
+        .add_tag_attributes("td", ["colspan", "rowspan"])
+        .add_tag_attributes("th", ["colspan", "rowspan"])
+        .add_tag_attributes("ol", ["start"])
+        .add_url_schemes(["http", "https", "mailto"])
+        .url_relative(ammonia::UrlRelative::Deny)
+        .link_rel(Some("noopener noreferrer"))
+        .attribute_filter(|element, attribute, value| {
+            if element == "iframe" && attribute == "src" && !is_video_src(value) {
+                None
+            } else {
+                Some(value.into())
+            }
+        });
+    b
+});
+
+/// Whether an iframe address is a player of an allowed video host.
+pub fn is_video_src(src: &str) -> bool {
+    Url::parse(src).is_ok_and(|u| {
+        matches!(u.scheme(), "http" | "https")
+            && u.host_str().is_some_and(|h| {
+                VIDEO_HOSTS
+                    .iter()
+                    .any(|v| h == *v || h.strip_suffix(v).is_some_and(|r| r.ends_with('.')))
+            })
+    })
+}
+
+/// Sanitized body HTML and its text, paragraphs separated by a blank line.
+pub struct Body {
+    pub html: String,
+    pub text: String,
+}
+
+/// Writes the clean body of `blocks`, leaving out `skip` (title, lead, byline elements
+/// already taken as other fields).
+pub fn body(html: &Html, scan: &Scan, blocks: &[NodeId], skip: &HashSet<NodeId>, base: &Url) -> Body {
+    let mut w = Writer::default();
+    let article_text: u32 = blocks.iter().map(|b| scan.get(*b).text).sum();
+    for &block in blocks {
+        let Some(root) = html.tree.get(block) else {
+            continue;
+        };
+        let mut skipping: Option<NodeId> = None;
+        for edge in root.traverse() {
+            match edge {
+                Edge::Open(node) => {
+                    if skipping.is_some() {
+                        continue;
+                    }
+                    match node.value() {
+                        Node::Text(t) => w.text(t),
+                        Node::Element(el) => {
+                            let drop = node.id() != block
+                                && (skip.contains(&node.id())
+                                    || drops(el, node, scan, article_text));
+                            if drop || scan.junk.contains(&node.id()) {
+                                skipping = Some(node.id());
+                                continue;
+                            }
+                            w.open(el, base);
+                        }
+                        _ => {}
+                    }
+                }
+                Edge::Close(node) => {
+                    if skipping == Some(node.id()) {
+                        skipping = None;
+                        continue;
+                    }
+                    if skipping.is_none()
+                        && let Node::Element(el) = node.value()
+                    {
+                        w.close(el);
+                    }
+                }
+            }
+        }
+        w.end_line();
+        w.close_implicit();
+    }
+    let html = SANITIZER.clean(&w.html).to_string();
+    Body {
+        html,
+        text: w.lines.join("\n\n"),
+    }
+}
+
+fn drops(el: &Element, node: ego_tree::NodeRef<'_, Node>, scan: &Scan, article_text: u32) -> bool {
+    let name = el.name();
+    if matches!(name, "header" | "form" | "iframe" | "video" | "audio" | "source" | "h1") {
+        return !(name == "iframe" && el.attr("src").is_some_and(is_video_src));
+    }
+    let s = scan.get(node.id());
+    if heuristics::is_soft_junk(el) && s.text * 2 < article_text.max(1) {
+        return true;
+    }
+    if matches!(name, "p" | "div") && heuristics::is_right_aligned_line(el, s) {
+        return true;
+    }
+    let container = matches!(
+        name,
+        "div" | "section" | "ul" | "ol" | "table" | "dl" | "p" | "span" | "center"
+    );
+    if container && s.text > 0 {
+        let ld = s.link_density();
+        if ld > 0.5 || (ld > 0.25 && matches!(name, "ul" | "ol") && s.paragraphs == 0 && s.text < 600)
+        {
+            return true;
+        }
+        if s.text < 1500 && heuristics::is_related_box(node) {
+            return true;
+        }
+    }
+    false
+}
+
+/// Builds the body HTML and its text lines in one walk.
+#[derive(Default)]
+struct Writer {
+    html: String,
+    lines: Vec<String>,
+    line: String,
+    /// What each open element wrote as its tag (`None` when unwrapped).
+    open: Vec<Option<&'static str>>,
+    /// Text blocks open among the written tags.
+    text_blocks: usize,
+    /// Written tags open (for the nesting cap).
+    written: usize,
+    implicit_p: bool,
+}
+
+impl Writer {
+    fn text(&mut self, t: &str) {
+        if t.trim().is_empty() {
+            if !self.html.ends_with(' ') && !self.html.ends_with('>') {
+                self.html.push(' ');
+            }
+            self.line.push(' ');
+            return;
+        }
+        self.ensure_block();
+        let n = normalize(t);
+        if t.starts_with(char::is_whitespace) {
+            self.html.push(' ');
+        }
+        self.html.push_str(&html_escape::encode_text(&n));
+        if t.ends_with(char::is_whitespace) {
+            self.html.push(' ');
+        }
+        self.line.push_str(t);
+    }
+
+    /// Text directly in a wrapper gets a paragraph of its own.
+    fn ensure_block(&mut self) {
+        if self.text_blocks == 0 && !self.implicit_p {
+            self.html.push_str("<p>");
+            self.implicit_p = true;
+        }
+    }
+
+    fn close_implicit(&mut self) {
+        if self.implicit_p {
+            self.html.push_str("</p>");
+            self.implicit_p = false;
+        }
+    }
+
+    fn end_line(&mut self) {
+        let line = normalize(&self.line);
+        if !line.is_empty() {
+            self.lines.push(line);
+        }
+        self.line.clear();
+    }
+
+    fn open(&mut self, el: &Element, base: &Url) {
+        let name = el.name();
+        let breaking = BREAKING_TAGS.contains(&name);
+        if breaking {
+            self.end_line();
+            self.close_implicit();
+        }
+        let tag: Option<&'static str> = match name {
+            "img" => {
+                if let Some(src) = image_src(el, base) {
+                    self.ensure_block_for_inline();
+                    let alt = el.attr("alt").map(normalize).unwrap_or_default();
+                    self.html.push_str(&format!(
+                        "<img src=\"{}\" alt=\"{}\">",
+                        html_escape::encode_double_quoted_attribute(src.as_str()),
+                        html_escape::encode_double_quoted_attribute(&alt)
+                    ));
+                }
+                None
+            }
+            "iframe" => {
+                if let Some(src) = el.attr("src").and_then(|s| base.join(s.trim()).ok()) {
+                    self.html.push_str(&format!(
+                        "<iframe src=\"{}\" allowfullscreen></iframe>",
+                        html_escape::encode_double_quoted_attribute(src.as_str())
+                    ));
+                }
+                None
+            }
+            "br" => {
+                if self.text_blocks > 0 || self.implicit_p {
+                    self.html.push_str("<br>");
+                }
+                self.line.push(' ');
+                None
+            }
+            "hr" => {
+                self.html.push_str("<hr>");
+                None
+            }
+            _ => KEEP_TAGS
+                .iter()
+                .find(|t| **t == name)
+                .copied()
+                .filter(|_| self.written < MAX_NESTING),
+        };
+        if let Some(t) = tag {
+            if !breaking {
+                self.ensure_block_for_inline();
+            }
+            self.html.push('<');
+            self.html.push_str(t);
+            if t == "a"
+                && let Some(href) = el.attr("href").and_then(|h| base.join(h.trim()).ok())
+                && matches!(href.scheme(), "http" | "https" | "mailto")
+            {
+                self.html.push_str(" href=\"");
+                self.html
+                    .push_str(&html_escape::encode_double_quoted_attribute(href.as_str()));
+                self.html.push('"');
+            }
+            for attr in ["colspan", "rowspan"] {
+                if matches!(t, "td" | "th")
+                    && let Some(v) = el.attr(attr).filter(|v| v.chars().all(|c| c.is_ascii_digit()))
+                {
+                    self.html.push_str(&format!(" {attr}=\"{v}\""));
+                }
+            }
+            self.html.push('>');
+            self.written += 1;
+            if TEXT_BLOCKS.contains(&t) {
+                self.text_blocks += 1;
+            }
+        }
+        if !matches!(name, "img" | "iframe" | "br" | "hr") {
+            self.open.push(tag);
+        }
+    }
+
+    fn ensure_block_for_inline(&mut self) {
+        self.ensure_block();
+    }
+
+    fn close(&mut self, el: &Element) {
+        let name = el.name();
+        if matches!(name, "img" | "iframe" | "br" | "hr") {
+            return;
+        }
+        let breaking = BREAKING_TAGS.contains(&name);
+        if breaking {
+            self.end_line();
+            self.close_implicit();
+        }
+        if let Some(Some(t)) = self.open.pop() {
+            self.html.push_str("</");
+            self.html.push_str(t);
+            self.html.push('>');
+            self.written -= 1;
+            if TEXT_BLOCKS.contains(&t) {
+                self.text_blocks -= 1;
+            }
+        }
+    }
+}
+
+/// The real address of an image: lazy-loading attributes first, then `srcset`, then a
+/// `src` that is not a placeholder.
+pub fn image_src(el: &Element, base: &Url) -> Option<Url> {
+    let lazy = [
+        "data-src",
+        "data-original",
+        "data-lazy-src",
+        "data-lazy",
+        "data-url",
+        "data-full-src",
+        "data-hi-res-src",
+    ]
+    .iter()
+    .find_map(|a| el.attr(a));
+    let srcset = ["data-srcset", "srcset", "data-lazy-srcset"]
+        .iter()
+        .find_map(|a| el.attr(a))
+        .and_then(largest_in_srcset);
+    let src = el.attr("src").filter(|s| !s.trim_start().starts_with("data:"));
+    let raw = lazy.or(src).or(srcset.as_deref())?;
+    let url = base.join(raw.trim()).ok()?;
+    matches!(url.scheme(), "http" | "https").then_some(url)
+}
+
+fn largest_in_srcset(srcset: &str) -> Option<String> {
+    srcset
+        .split(',')
+        .filter_map(|c| {
+            let mut parts = c.split_whitespace();
+            let url = parts.next()?;
+            let size = parts
+                .next()
+                .and_then(|d| d.trim_end_matches(['w', 'x']).parse::<f32>().ok())
+                .unwrap_or(1.0);
+            Some((url.to_owned(), size))
+        })
+        .max_by(|a, b| a.1.total_cmp(&b.1))
+        .map(|(u, _)| u)
+}

@@ -1,0 +1,652 @@
+//! Generic rules for pages without configured selectors: which block holds the article
+//! text (text-density / link-density scoring of blocks, in the manner of readability),
+//! the title from `<h1>` agreeing with `<title>`, and the visible lead, date line,
+//! byline, tags and breadcrumb. Nothing here knows any site.
+
+use std::collections::{HashMap, HashSet};
+use std::sync::LazyLock;
+
+use ego_tree::NodeRef;
+use ego_tree::iter::Edge;
+use regex::Regex;
+use scraper::{ElementRef, Html, Node, node::Element};
+
+use crate::text::normalize;
+
+/// Elements whose content is never article text.
+const JUNK_TAGS: &[&str] = &[
+    "script", "style", "noscript", "template", "head", "nav", "aside", "footer", "button",
+    "input", "select", "textarea", "object", "embed", "svg", "canvas", "dialog", "menu",
+    "link", "meta", "title",
+];
+
+/// Class or id words of boxes that are never article text, whatever their size.
+static ALWAYS_JUNK: LazyLock<Regex> = LazyLock::new(|| {
+    Regex::new(
+        r"(?i)comment|disqus|related|\bshare|sharing|social|newsletter|subscri|advert|sponsor|outbrain|taboola|cookie|consent|breadcrumb|adsbygoogle|\bads?\b|\bad[-_]|[-_]ads?\b|banner|popup|modal|tin-?lien-?quan|xem-?them|doc-?them|tin-?khac|most-?(read|viewed|popular)|recommend|trending|\bnavbar\b|\bnav\b|\bmenu\b|pagination|\bpager\b|\bprint\b|toolbar|signup|\blogin\b",
+    )
+    .expect("literal regex compiles")
+});
+/// Class or id words of boxes that are usually not article text; dropped only when they
+/// are small next to the article.
+static SOFT_JUNK: LazyLock<Regex> = LazyLock::new(|| {
+    Regex::new(
+        r"(?i)sidebar|widget|footer|masthead|header|\btags?\b|tag-?list|keyword|tu-?khoa|author|byline|\bmeta\b|post-?meta|entry-?meta|dateline|location|stamp|rating|read-?more|more-?(news|stories|articles)|also-?read|next|prev|caption-?credit|hidden|\bhide\b|skip|promo|popular|sponsor|shopping|extra|tool|\bbox-?date",
+    )
+    .expect("literal regex compiles")
+});
+static POSITIVE: LazyLock<Regex> = LazyLock::new(|| {
+    Regex::new(r"(?i)article|body|content|entry|hentry|h-entry|main|page|post|text|blog|story|detail|news-?content|cms")
+        .expect("literal regex compiles")
+});
+static NEGATIVE: LazyLock<Regex> = LazyLock::new(|| {
+    Regex::new(r"(?i)-ad-|hidden|^hid$|\bhid\b|combx|contact|foot|footnote|masthead|media|meta|outbrain|promo|scroll|shoutbox|skyscraper|sponsor|shopping|tags|widget|sidebar|title|date|author|thumb|list")
+        .expect("literal regex compiles")
+});
+/// Headings of boxes that point elsewhere ("related", "read more"), in the languages
+/// bantin meets.
+static RELATED_LABEL: LazyLock<Regex> = LazyLock::new(|| {
+    Regex::new(
+        r"(?i)^\W*(tin liên quan|bài liên quan|tin cùng chuyên mục|tin cùng chủ đề|tin khác|xem thêm|đọc thêm|có thể bạn quan tâm|tin mới|tin nổi bật|đọc nhiều|related|read more|read also|also read|see also|more from|more stories|you may also like|you might also like|recommended|popular|most read|trending|advertisement|quảng cáo|mehr zum thema|weitere artikel|lesen sie auch|das könnte sie auch interessieren)\b",
+    )
+    .expect("literal regex compiles")
+});
+static LEAD_CLASS: LazyLock<Regex> = LazyLock::new(|| {
+    Regex::new(r"(?i)sapo|\blead\b|standfirst|description|\bdesc\b|[-_]desc\b|\bdes\b|[-_]des\b|desnews|summary|excerpt|\bintro|subtitle|subhead|teaser|chapeau|abstract|dek\b")
+        .expect("literal regex compiles")
+});
+static AUTHOR_CLASS: LazyLock<Regex> = LazyLock::new(|| {
+    Regex::new(r"(?i)author|byline|writer|tac-?gia|\bby\b").expect("literal regex compiles")
+});
+static DATE_CLASS: LazyLock<Regex> = LazyLock::new(|| {
+    Regex::new(r"(?i)date|time|publish|posted|\bngay\b").expect("literal regex compiles")
+});
+static UPDATED_LABEL: LazyLock<Regex> = LazyLock::new(|| {
+    Regex::new(r"(?i)^\W*(cập nhật|updated?|last updated|modified|aktualisiert)\b")
+        .expect("literal regex compiles")
+});
+static TAG_CLASS: LazyLock<Regex> = LazyLock::new(|| {
+    Regex::new(r"(?i)\btags?\b|tag-?list|tags?[-_]|keywords?\b|tu-?khoa").expect("literal regex compiles")
+});
+static BREADCRUMB_CLASS: LazyLock<Regex> =
+    LazyLock::new(|| Regex::new(r"(?i)breadcrumb").expect("literal regex compiles"));
+static RIGHT_ALIGNED: LazyLock<Regex> = LazyLock::new(|| {
+    Regex::new(r"(?i)text-align\s*:\s*right").expect("literal regex compiles")
+});
+static DISPLAY_NONE: LazyLock<Regex> = LazyLock::new(|| {
+    Regex::new(r"(?i)display\s*:\s*none|visibility\s*:\s*hidden").expect("literal regex compiles")
+});
+
+/// A byline is a short line; longer text is a paragraph that mentions a name.
+pub const MAX_BYLINE_CHARS: usize = 80;
+/// A paragraph shorter than this adds nothing to a block's score.
+const MIN_PARAGRAPH_CHARS: u32 = 25;
+/// How many ancestors a paragraph's score is handed up to.
+const SCORE_ANCESTORS: usize = 5;
+
+/// Text sizes of one element, junk subtrees left out.
+#[derive(Debug, Default, Clone, Copy)]
+pub struct Stats {
+    /// Non-space characters of text.
+    pub text: u32,
+    /// Non-space characters inside links.
+    pub links: u32,
+    /// Commas in the text.
+    pub commas: u32,
+    /// Non-space characters of text nodes directly inside the element.
+    pub own: u32,
+    /// `<p>` elements inside.
+    pub paragraphs: u32,
+}
+
+impl Stats {
+    pub fn link_density(&self) -> f32 {
+        if self.text == 0 {
+            0.0
+        } else {
+            self.links as f32 / self.text as f32
+        }
+    }
+}
+
+/// One pass over a parsed page: text sizes of every element and the subtrees that are
+/// junk.
+pub struct Scan {
+    pub stats: HashMap<ego_tree::NodeId, Stats>,
+    pub junk: HashSet<ego_tree::NodeId>,
+}
+
+impl Scan {
+    pub fn new(html: &Html) -> Scan {
+        let mut stats = HashMap::new();
+        let mut junk = HashSet::new();
+        // (node, stats, is link) of the open elements; skipped subtrees push nothing.
+        let mut stack: Vec<(ego_tree::NodeId, Stats, bool)> = Vec::new();
+        let mut skip: Option<ego_tree::NodeId> = None;
+        let mut links_open = 0u32;
+        for edge in html.tree.root().traverse() {
+            match edge {
+                Edge::Open(node) => {
+                    if skip.is_some() {
+                        continue;
+                    }
+                    match node.value() {
+                        Node::Element(el) => {
+                            if is_junk(el) {
+                                junk.insert(node.id());
+                                skip = Some(node.id());
+                                continue;
+                            }
+                            let is_link = el.name() == "a";
+                            links_open += u32::from(is_link);
+                            stack.push((node.id(), Stats::default(), is_link));
+                        }
+                        Node::Text(t) => {
+                            let (n, commas) = count(t);
+                            if let Some((_, s, _)) = stack.last_mut() {
+                                s.text += n;
+                                s.own += n;
+                                s.commas += commas;
+                                if links_open > 0 {
+                                    s.links += n;
+                                }
+                            }
+                        }
+                        _ => {}
+                    }
+                }
+                Edge::Close(node) => {
+                    if skip == Some(node.id()) {
+                        skip = None;
+                        continue;
+                    }
+                    if skip.is_some() || !node.value().is_element() {
+                        continue;
+                    }
+                    let Some((id, mut s, is_link)) = stack.pop() else {
+                        continue;
+                    };
+                    links_open -= u32::from(is_link);
+                    if let Some(el) = node.value().as_element()
+                        && el.name() == "p"
+                    {
+                        s.paragraphs += 1;
+                    }
+                    stats.insert(id, s);
+                    if let Some((_, parent, _)) = stack.last_mut() {
+                        parent.text += s.text;
+                        parent.links += s.links;
+                        parent.commas += s.commas;
+                        parent.paragraphs += s.paragraphs;
+                    }
+                }
+            }
+        }
+        Scan { stats, junk }
+    }
+
+    pub fn get(&self, id: ego_tree::NodeId) -> Stats {
+        self.stats.get(&id).copied().unwrap_or_default()
+    }
+}
+
+fn count(text: &str) -> (u32, u32) {
+    let mut n = 0u32;
+    let mut commas = 0u32;
+    for c in text.chars() {
+        if !c.is_whitespace() {
+            n += 1;
+            if matches!(c, ',' | '،' | '，' | '、') {
+                commas += 1;
+            }
+        }
+    }
+    (n, commas)
+}
+
+/// Class and id of an element, joined for pattern matching.
+pub fn class_id(el: &Element) -> String {
+    let mut s = String::new();
+    if let Some(c) = el.attr("class") {
+        s.push_str(c);
+    }
+    if let Some(i) = el.attr("id") {
+        s.push(' ');
+        s.push_str(i);
+    }
+    s
+}
+
+/// Never article text: a junk tag, a hidden element, or an always-junk box.
+pub fn is_junk(el: &Element) -> bool {
+    let name = el.name();
+    if JUNK_TAGS.contains(&name) {
+        return true;
+    }
+    if el.attr("hidden").is_some()
+        || el.attr("aria-hidden").is_some_and(|v| v == "true") && name != "span" && name != "i"
+        || el.attr("style").is_some_and(|s| DISPLAY_NONE.is_match(s))
+    {
+        return true;
+    }
+    if matches!(name, "html" | "body" | "article" | "main") {
+        return false;
+    }
+    let ci = class_id(el);
+    !ci.is_empty() && ALWAYS_JUNK.is_match(&ci) && !ci.to_ascii_lowercase().contains("article-body")
+}
+
+/// Usually not article text; the caller drops it when it is small next to the article.
+pub fn is_soft_junk(el: &Element) -> bool {
+    if matches!(el.name(), "html" | "body" | "article" | "main") {
+        return false;
+    }
+    let ci = class_id(el);
+    !ci.is_empty() && SOFT_JUNK.is_match(&ci)
+}
+
+/// A box that points elsewhere: its first words are "related", "read more", ...
+pub fn is_related_box(node: NodeRef<'_, Node>) -> bool {
+    node.descendants()
+        .take(40)
+        .filter_map(|n| n.value().as_text())
+        .map(|t| t.trim())
+        .find(|t| !t.is_empty())
+        .is_some_and(|t| RELATED_LABEL.is_match(t))
+}
+
+/// A short right-aligned line: a byline printed at the end of the text.
+pub fn is_right_aligned_line(el: &Element, stats: Stats) -> bool {
+    (el.attr("align").is_some_and(|a| a.eq_ignore_ascii_case("right"))
+        || el.attr("style").is_some_and(|s| RIGHT_ALIGNED.is_match(s)))
+        && stats.text > 0
+        && (stats.text as usize) <= MAX_BYLINE_CHARS
+}
+
+fn tag_weight(name: &str) -> f32 {
+    match name {
+        "div" | "article" | "section" | "main" => 5.0,
+        "pre" | "td" | "blockquote" => 3.0,
+        "address" | "ol" | "ul" | "dl" | "dd" | "dt" | "li" | "form" => -3.0,
+        "h1" | "h2" | "h3" | "h4" | "h5" | "h6" | "th" => -5.0,
+        _ => 0.0,
+    }
+}
+
+fn class_weight(el: &Element) -> f32 {
+    let ci = class_id(el);
+    if ci.is_empty() {
+        return 0.0;
+    }
+    let mut w = 0.0;
+    if POSITIVE.is_match(&ci) {
+        w += 25.0;
+    }
+    if NEGATIVE.is_match(&ci) {
+        w -= 25.0;
+    }
+    w
+}
+
+/// The blocks that hold the article text, in document order: the best-scoring block and
+/// those of its siblings that look like more of the same text.
+pub fn main_blocks(html: &Html, scan: &Scan) -> Vec<ego_tree::NodeId> {
+    let mut scores: HashMap<ego_tree::NodeId, f32> = HashMap::new();
+    for node in html.tree.root().descendants() {
+        let Some(el) = node.value().as_element() else {
+            continue;
+        };
+        let Some(s) = scan.stats.get(&node.id()) else {
+            continue;
+        };
+        let paragraph_like = match el.name() {
+            "p" | "pre" | "td" | "blockquote" => true,
+            "div" | "section" | "article" => s.own >= MIN_PARAGRAPH_CHARS,
+            _ => false,
+        };
+        if !paragraph_like {
+            continue;
+        }
+        let len = if el.name() == "p" { s.text } else { s.own };
+        if len < MIN_PARAGRAPH_CHARS {
+            continue;
+        }
+        let score = 1.0 + s.commas as f32 + (len as f32 / 100.0).min(3.0);
+        let mut ancestor = node.parent();
+        let mut level = 0usize;
+        while let Some(a) = ancestor {
+            if level >= SCORE_ANCESTORS {
+                break;
+            }
+            let Some(ael) = a.value().as_element() else {
+                break;
+            };
+            let entry = scores
+                .entry(a.id())
+                .or_insert_with(|| tag_weight(ael.name()) + class_weight(ael));
+            let divider = match level {
+                0 => 1.0,
+                1 => 2.0,
+                n => n as f32 * 3.0,
+            };
+            *entry += score / divider;
+            ancestor = a.parent();
+            level += 1;
+        }
+    }
+    let adjusted = |id: ego_tree::NodeId, raw: f32| raw * (1.0 - scan.get(id).link_density());
+    let Some((mut top, top_score)) = scores
+        .iter()
+        .map(|(id, raw)| (*id, adjusted(*id, *raw)))
+        .filter(|(id, _)| {
+            html.tree
+                .get(*id)
+                .and_then(|n| n.value().as_element())
+                .is_some_and(|e| !matches!(e.name(), "html" | "body"))
+        })
+        .max_by(|a, b| a.1.total_cmp(&b.1).then(b.0.cmp(&a.0)))
+    else {
+        return Vec::new();
+    };
+    // A parent that scores nearly as well holds the same text split over several
+    // children (a text block interrupted by a figure wrapper, say).
+    loop {
+        let node = html.tree.get(top).expect("scored ids are in the tree");
+        let Some(parent) = node.parent() else { break };
+        if parent
+            .value()
+            .as_element()
+            .is_none_or(|e| matches!(e.name(), "html" | "body"))
+        {
+            break;
+        }
+        let only_child = parent.children().filter(|c| c.value().is_element()).count() == 1;
+        let parent_score = scores
+            .get(&parent.id())
+            .map_or(0.0, |raw| adjusted(parent.id(), *raw));
+        if only_child || parent_score >= top_score * 0.9 {
+            top = parent.id();
+        } else {
+            break;
+        }
+    }
+    let node = html.tree.get(top).expect("scored ids are in the tree");
+    let Some(parent) = node.parent() else {
+        return vec![top];
+    };
+    let threshold = (top_score * 0.2).max(10.0);
+    let top_class = node.value().as_element().and_then(|e| e.attr("class"));
+    let mut blocks = Vec::new();
+    for sibling in parent.children() {
+        if sibling.id() == top {
+            blocks.push(top);
+            continue;
+        }
+        let Some(el) = sibling.value().as_element() else {
+            continue;
+        };
+        if scan.junk.contains(&sibling.id()) {
+            continue;
+        }
+        let s = scan.get(sibling.id());
+        let mut score = scores
+            .get(&sibling.id())
+            .map_or(0.0, |raw| adjusted(sibling.id(), *raw));
+        if top_class.is_some() && el.attr("class") == top_class {
+            score += top_score * 0.2;
+        }
+        let ld = s.link_density();
+        let keep = score >= threshold
+            || (el.name() == "p" && s.text >= 80 && ld < 0.25)
+            || (el.name() == "p" && s.text > 0 && ld == 0.0 && ends_sentence(sibling));
+        if keep {
+            blocks.push(sibling.id());
+        }
+    }
+    blocks
+}
+
+fn ends_sentence(node: NodeRef<'_, Node>) -> bool {
+    let text: String = ElementRef::wrap(node)
+        .map(|e| e.text().collect())
+        .unwrap_or_default();
+    let t = text.trim_end();
+    t.ends_with('.') || t.contains(". ")
+}
+
+/// Normalized text of an element, skipping descendants `skip` says to.
+pub fn text_of(node: NodeRef<'_, Node>, skip: impl Fn(&Element) -> bool) -> String {
+    let mut out = String::new();
+    let mut skipping: Option<ego_tree::NodeId> = None;
+    for edge in node.traverse() {
+        match edge {
+            Edge::Open(n) if skipping.is_none() => match n.value() {
+                Node::Element(el) if n.id() != node.id() && (skip(el) || is_junk(el)) => {
+                    skipping = Some(n.id())
+                }
+                Node::Element(el) if el.name() == "br" => out.push(' '),
+                Node::Text(t) => out.push_str(t),
+                _ => {}
+            },
+            Edge::Close(n) if skipping == Some(n.id()) => skipping = None,
+            _ => {}
+        }
+    }
+    normalize(&out)
+}
+
+/// The page's `<h1>` that agrees with `<title>`, or `<title>` without its site suffix.
+pub fn title(html: &Html, page_title: Option<&str>) -> Option<(String, ego_tree::NodeId)> {
+    let h1s: Vec<(String, ego_tree::NodeId)> = html
+        .tree
+        .root()
+        .descendants()
+        .filter(|n| n.value().as_element().is_some_and(|e| e.name() == "h1"))
+        .map(|n| (text_of(n, |_| false), n.id()))
+        .filter(|(t, _)| !t.is_empty())
+        .collect();
+    if let Some(pt) = page_title {
+        let lower = pt.to_lowercase();
+        if let Some(h) = h1s
+            .iter()
+            .filter(|(t, _)| lower.contains(&t.to_lowercase()))
+            .max_by_key(|(t, _)| t.len())
+        {
+            return Some(h.clone());
+        }
+    }
+    h1s.into_iter().next()
+}
+
+/// `<title>` without a site name after " - ", " | ", " – " and the like.
+pub fn strip_site_suffix(title: &str) -> String {
+    for sep in [" | ", " - ", " – ", " — ", " :: ", " · ", " « ", " » "] {
+        if let Some((head, _)) = title.rsplit_once(sep)
+            && head.chars().count() >= 15
+        {
+            return head.trim().to_owned();
+        }
+    }
+    title.trim().to_owned()
+}
+
+/// The visible standfirst: a block classed like a lead that agrees with the meta
+/// description, or, without a description, the first such block.
+pub fn lead(
+    html: &Html,
+    scan: &Scan,
+    description: Option<&str>,
+) -> Option<(String, ego_tree::NodeId)> {
+    let probe: Option<String> = description.map(|d| {
+        normalize(d)
+            .trim_end_matches(['.', '…'])
+            .chars()
+            .take(30)
+            .collect::<String>()
+            .to_lowercase()
+    });
+    let mut first = None;
+    for node in html.tree.root().descendants() {
+        let Some(el) = node.value().as_element() else {
+            continue;
+        };
+        if matches!(el.name(), "meta" | "html" | "body" | "a" | "img") {
+            continue;
+        }
+        let Some(s) = scan.stats.get(&node.id()) else {
+            continue;
+        };
+        if s.text < 20 || s.text > 1500 || s.link_density() > 0.3 {
+            continue;
+        }
+        let ci = class_id(el);
+        if ci.is_empty() || !LEAD_CLASS.is_match(&ci) {
+            continue;
+        }
+        let text = text_of(node, |e| {
+            let ci = class_id(e);
+            !ci.is_empty() && SOFT_JUNK.is_match(&ci)
+        });
+        if text.chars().count() < 20 {
+            continue;
+        }
+        match &probe {
+            Some(p) if !p.is_empty() => {
+                let lower = text.to_lowercase();
+                if lower.contains(p.as_str()) {
+                    return Some((text, node.id()));
+                }
+            }
+            _ => {
+                if first.is_none() {
+                    first = Some((text, node.id()));
+                }
+            }
+        }
+    }
+    first
+}
+
+/// A date from `time[datetime]`, or the text of a short date-classed element. With
+/// `updated`, only lines labelled as an update count; without, those are skipped.
+pub fn date_text(html: &Html, updated: bool) -> Option<String> {
+    if !updated {
+        for node in html.tree.root().descendants() {
+            if let Some(el) = node.value().as_element()
+                && el.name() == "time"
+                && let Some(dt) = el.attr("datetime")
+            {
+                return Some(dt.to_owned());
+            }
+        }
+    }
+    for node in html.tree.root().descendants() {
+        let Some(el) = node.value().as_element() else {
+            continue;
+        };
+        if is_junk(el) || matches!(el.name(), "html" | "body" | "script" | "style") {
+            continue;
+        }
+        let ci = class_id(el);
+        if ci.is_empty() || !DATE_CLASS.is_match(&ci) {
+            continue;
+        }
+        let text = text_of(node, |_| false);
+        if text.is_empty() || text.chars().count() > 80 {
+            continue;
+        }
+        if UPDATED_LABEL.is_match(&text) == updated {
+            return Some(text);
+        }
+    }
+    None
+}
+
+/// Bylines: author-classed elements, `rel=author` links, or a short right-aligned line at
+/// the end of the article blocks.
+pub fn authors(html: &Html, scan: &Scan, blocks: &[ego_tree::NodeId]) -> Option<(String, ego_tree::NodeId)> {
+    for node in html.tree.root().descendants() {
+        let Some(el) = node.value().as_element() else {
+            continue;
+        };
+        if matches!(el.name(), "html" | "body" | "meta" | "link") {
+            continue;
+        }
+        let by_class = {
+            let ci = class_id(el);
+            !ci.is_empty() && AUTHOR_CLASS.is_match(&ci)
+        };
+        let by_attr = el.attr("rel").is_some_and(|r| r == "author")
+            || el.attr("itemprop").is_some_and(|r| r == "author");
+        if !(by_class || by_attr) {
+            continue;
+        }
+        let text = text_of(node, |_| false);
+        if !text.is_empty() && text.chars().count() <= MAX_BYLINE_CHARS {
+            return Some((text, node.id()));
+        }
+    }
+    let last = blocks
+        .iter()
+        .rev()
+        .filter_map(|id| html.tree.get(*id))
+        .flat_map(|b| b.descendants().collect::<Vec<_>>().into_iter().rev())
+        .find(|n| {
+            n.value().as_element().is_some_and(|e| {
+                !is_junk(e) && is_right_aligned_line(e, scan.get(n.id()))
+            })
+        })?;
+    Some((text_of(last, |_| false), last.id()))
+}
+
+/// Link texts of a tag list.
+pub fn tags(html: &Html) -> Vec<String> {
+    for node in html.tree.root().descendants() {
+        let Some(el) = node.value().as_element() else {
+            continue;
+        };
+        if matches!(el.name(), "html" | "body" | "meta" | "a") {
+            continue;
+        }
+        let ci = class_id(el);
+        if ci.is_empty() || !TAG_CLASS.is_match(&ci) {
+            continue;
+        }
+        let tags: Vec<String> = node
+            .descendants()
+            .filter(|n| n.value().as_element().is_some_and(|e| e.name() == "a"))
+            .map(|n| text_of(n, |_| false))
+            .filter(|t| !t.is_empty() && !t.ends_with(':') && t.chars().count() <= 60)
+            .collect();
+        if !tags.is_empty() {
+            return tags;
+        }
+    }
+    Vec::new()
+}
+
+/// The last link of the breadcrumb trail.
+pub fn section(html: &Html) -> Option<String> {
+    for node in html.tree.root().descendants() {
+        let Some(el) = node.value().as_element() else {
+            continue;
+        };
+        let crumb = BREADCRUMB_CLASS.is_match(&class_id(el))
+            || el
+                .attr("itemtype")
+                .is_some_and(|t| t.ends_with("BreadcrumbList"));
+        if !crumb {
+            continue;
+        }
+        let last = node
+            .descendants()
+            .filter(|n| n.value().as_element().is_some_and(|e| e.name() == "a"))
+            .map(|n| text_of(n, |_| false))
+            .filter(|t| !t.is_empty())
+            .last();
+        if last.is_some() {
+            return last;
+        }
+    }
+    None
+}

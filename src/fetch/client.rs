@@ -1,0 +1,417 @@
+//! The shared HTTP client. Redirects are followed here, hop by hop, so that every hop
+//! passes the same checks as the first request: scheme, host scope, address guard,
+//! robots.txt, politeness and limits.
+
+use std::net::IpAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::{Bytes, BytesMut};
+use chrono::Utc;
+use reqwest::StatusCode;
+use reqwest::header::{self, HeaderMap, HeaderValue};
+use tracing::debug;
+use url::{Host, Url};
+
+use super::charset::decode_html;
+use super::guard::{AddressPolicy, GuardedResolver, RefusedAddress};
+use super::politeness::{Politeness, backoff, parse_retry_after};
+use super::robots::{MAX_ROBOTS_BYTES, RobotRules, RobotsCache, agent_token};
+use super::{FetchError, Fetched};
+use crate::config::{FetchSettings, Settings, Source};
+use crate::model::{Page, Validators};
+
+/// Redirects followed when reading robots.txt.
+const MAX_ROBOTS_REDIRECTS: usize = 5;
+
+/// The one HTTP client of a bantin process. Cheap to clone; clones share connections,
+/// robots.txt cache and politeness state.
+#[derive(Clone, Debug)]
+pub struct Fetcher {
+    inner: Arc<Inner>,
+}
+
+#[derive(Debug)]
+struct Inner {
+    client: reqwest::Client,
+    settings: FetchSettings,
+    robots_agent: String,
+    policy: Arc<AddressPolicy>,
+    robots: RobotsCache,
+    politeness: Politeness,
+}
+
+/// One HTTP exchange, before it is interpreted.
+struct Answer {
+    status: StatusCode,
+    headers: HeaderMap,
+    body: Bytes,
+}
+
+impl Fetcher {
+    /// A fetcher with the limits of `[fetch]` and the configured User-Agent.
+    pub fn new(settings: &Settings) -> Result<Fetcher, FetchError> {
+        Self::with_allowed_addresses(settings, &[])
+    }
+
+    /// Like [`Fetcher::new`], also allowing these single addresses when private networks
+    /// are not allowed (a local server next to public sites, e.g. in tests).
+    pub fn with_allowed_addresses(
+        settings: &Settings,
+        allowed: &[IpAddr],
+    ) -> Result<Fetcher, FetchError> {
+        let fetch = &settings.fetch;
+        let policy = Arc::new(AddressPolicy {
+            allow_private: fetch.allow_private_networks,
+            allowed: allowed.to_vec(),
+        });
+        let client = reqwest::Client::builder()
+            .user_agent(&settings.user_agent)
+            .connect_timeout(fetch.connect_timeout)
+            .timeout(fetch.timeout)
+            // Redirects are followed by hand so that each hop is checked.
+            .redirect(reqwest::redirect::Policy::none())
+            // A proxy would resolve names itself, past the address guard.
+            .no_proxy()
+            .dns_resolver(Arc::new(GuardedResolver {
+                policy: Arc::clone(&policy),
+            }))
+            .build()
+            .map_err(FetchError::Client)?;
+        Ok(Fetcher {
+            inner: Arc::new(Inner {
+                client,
+                robots_agent: agent_token(&settings.user_agent).to_owned(),
+                policy,
+                robots: RobotsCache::new(fetch.robots_ttl),
+                politeness: Politeness::new(fetch),
+                settings: fetch.clone(),
+            }),
+        })
+    }
+
+    /// GETs a page. `validators` become If-None-Match / If-Modified-Since; `scope` is the
+    /// source whose hosts this request and its redirects may reach (`None`: any host the
+    /// address guard permits). Failures that may pass (5xx, timeouts, broken
+    /// connections) are retried with exponential backoff and jitter.
+    pub async fn fetch(
+        &self,
+        url: &Url,
+        validators: Option<&Validators>,
+        scope: Option<&Source>,
+    ) -> Result<Fetched, FetchError> {
+        let settings = &self.inner.settings;
+        let mut attempt = 0;
+        loop {
+            match self.fetch_once(url, validators, scope).await {
+                Err(err) if err.is_retryable() && attempt < settings.max_retries => {
+                    let wait = backoff(attempt, settings.backoff_base, settings.backoff_cap);
+                    debug!(url = %url, error = %err, wait_ms = wait.as_millis() as u64, "retrying");
+                    tokio::time::sleep(wait).await;
+                    attempt += 1;
+                }
+                result => return result,
+            }
+        }
+    }
+
+    async fn fetch_once(
+        &self,
+        url: &Url,
+        validators: Option<&Validators>,
+        scope: Option<&Source>,
+    ) -> Result<Fetched, FetchError> {
+        let settings = &self.inner.settings;
+        let mut current = url.clone();
+        for hop in 0..=settings.max_redirects {
+            self.check_target(&current, scope)?;
+            if let Some(until) = self.inner.politeness.held_back_until(&current) {
+                return Err(FetchError::RetryLater {
+                    url: current,
+                    until,
+                });
+            }
+            let crawl_delay = if settings.obey_robots {
+                let rules = self.robots(&current).await;
+                match &*rules {
+                    RobotRules::Unreachable(reason) => {
+                        return Err(FetchError::RobotsUnreachable {
+                            url: current,
+                            reason: reason.clone(),
+                        });
+                    }
+                    RobotRules::Refused(addr) => {
+                        return Err(FetchError::ForbiddenAddress {
+                            url: current,
+                            addr: *addr,
+                        });
+                    }
+                    r if !r.allows(&current) => {
+                        return Err(FetchError::RobotsDisallowed { url: current });
+                    }
+                    r => r.crawl_delay(),
+                }
+            } else {
+                None
+            };
+            let mut headers = HeaderMap::new();
+            if let (0, Some(v)) = (hop, validators) {
+                conditional_headers(v, &mut headers);
+            }
+            let answer = self
+                .send(&current, headers, settings.max_body_bytes, crawl_delay)
+                .await?;
+            match answer.status {
+                s if s.is_redirection() && s != StatusCode::NOT_MODIFIED => {
+                    current = next_hop(&current, &answer.headers)?;
+                }
+                StatusCode::NOT_MODIFIED => return Ok(Fetched::NotModified),
+                StatusCode::TOO_MANY_REQUESTS | StatusCode::SERVICE_UNAVAILABLE => {
+                    let until = header_str(&answer.headers, header::RETRY_AFTER)
+                        .and_then(|v| parse_retry_after(v, Utc::now()));
+                    return Err(match until {
+                        Some(until) => {
+                            self.inner.politeness.hold_back(&current, until);
+                            FetchError::RetryLater {
+                                url: current,
+                                until,
+                            }
+                        }
+                        None => FetchError::Status {
+                            url: current,
+                            status: answer.status,
+                        },
+                    });
+                }
+                s if !s.is_success() => {
+                    return Err(FetchError::Status {
+                        url: current,
+                        status: s,
+                    });
+                }
+                _ => return Ok(page(url, current, answer)),
+            }
+        }
+        Err(FetchError::TooManyRedirects {
+            url: url.clone(),
+            limit: settings.max_redirects,
+        })
+    }
+
+    /// Refuses what no request may reach: other schemes, hosts outside the source,
+    /// refused IP literals. Names are checked after resolution by the resolver.
+    fn check_target(&self, url: &Url, scope: Option<&Source>) -> Result<(), FetchError> {
+        if !matches!(url.scheme(), "http" | "https") || url.host().is_none() {
+            return Err(FetchError::UnsupportedScheme { url: url.clone() });
+        }
+        let ip = match url.host() {
+            Some(Host::Ipv4(v4)) => Some(IpAddr::V4(v4)),
+            Some(Host::Ipv6(v6)) => Some(IpAddr::V6(v6)),
+            _ => None,
+        };
+        if let Some(addr) = ip.filter(|ip| !self.inner.policy.permits(*ip)) {
+            return Err(FetchError::ForbiddenAddress {
+                url: url.clone(),
+                addr,
+            });
+        }
+        if let Some(source) = scope
+            && !source.allows_host(url.host_str().unwrap_or_default())
+        {
+            return Err(FetchError::ForeignHost { url: url.clone() });
+        }
+        Ok(())
+    }
+
+    async fn robots(&self, url: &Url) -> Arc<RobotRules> {
+        self.inner
+            .robots
+            .rules(url, |robots_url| self.fetch_robots(robots_url))
+            .await
+    }
+
+    async fn fetch_robots(&self, robots_url: Url) -> RobotRules {
+        let mut current = robots_url;
+        for _ in 0..=MAX_ROBOTS_REDIRECTS {
+            if let Err(err) = self.check_target(&current, None) {
+                return robots_failure(&err);
+            }
+            let answer = match self
+                .send(&current, HeaderMap::new(), MAX_ROBOTS_BYTES, None)
+                .await
+            {
+                Ok(answer) => answer,
+                Err(err) => {
+                    debug!(url = %current, error = %err, "robots.txt unreachable");
+                    return robots_failure(&err);
+                }
+            };
+            if answer.status.is_redirection() {
+                match next_hop(&current, &answer.headers) {
+                    Ok(next) => current = next,
+                    Err(_) => return RobotRules::AllowAll,
+                }
+                continue;
+            }
+            return RobotRules::from_answer(
+                &self.inner.robots_agent,
+                answer.status.as_u16(),
+                &answer.body,
+            );
+        }
+        // RFC 9309: more than five redirects may be treated as "not found".
+        RobotRules::AllowAll
+    }
+
+    /// One request and its body, under the politeness gates and the total timeout.
+    async fn send(
+        &self,
+        url: &Url,
+        headers: HeaderMap,
+        limit: u64,
+        crawl_delay: Option<Duration>,
+    ) -> Result<Answer, FetchError> {
+        let _permit = self.inner.politeness.acquire(url, crawl_delay).await;
+        let after = self.inner.settings.timeout;
+        tokio::time::timeout(after, self.exchange(url, headers, limit))
+            .await
+            .unwrap_or_else(|_| {
+                Err(FetchError::Timeout {
+                    url: url.clone(),
+                    after,
+                })
+            })
+    }
+
+    async fn exchange(
+        &self,
+        url: &Url,
+        headers: HeaderMap,
+        limit: u64,
+    ) -> Result<Answer, FetchError> {
+        let transport = |source: reqwest::Error| self.transport_error(url, source);
+        let mut response = self
+            .inner
+            .client
+            .get(url.clone())
+            .headers(headers)
+            .send()
+            .await
+            .map_err(transport)?;
+        let status = response.status();
+        let headers = response.headers().clone();
+        let body = if status.is_success() {
+            let too_large = || FetchError::TooLarge {
+                url: url.clone(),
+                limit,
+            };
+            if response.content_length().is_some_and(|n| n > limit) {
+                return Err(too_large());
+            }
+            let mut body = BytesMut::new();
+            while let Some(chunk) = response.chunk().await.map_err(transport)? {
+                if (body.len() + chunk.len()) as u64 > limit {
+                    return Err(too_large());
+                }
+                body.extend_from_slice(&chunk);
+            }
+            body.freeze()
+        } else {
+            Bytes::new()
+        };
+        Ok(Answer {
+            status,
+            headers,
+            body,
+        })
+    }
+
+    fn transport_error(&self, url: &Url, source: reqwest::Error) -> FetchError {
+        let mut cause: Option<&(dyn std::error::Error + 'static)> = Some(&source);
+        while let Some(err) = cause {
+            if let Some(refused) = err.downcast_ref::<RefusedAddress>() {
+                return FetchError::ForbiddenAddress {
+                    url: url.clone(),
+                    addr: refused.addr,
+                };
+            }
+            cause = err.source();
+        }
+        if source.is_timeout() {
+            return FetchError::Timeout {
+                url: url.clone(),
+                after: self.inner.settings.timeout,
+            };
+        }
+        FetchError::Transport {
+            url: url.clone(),
+            source,
+        }
+    }
+}
+
+fn robots_failure(err: &FetchError) -> RobotRules {
+    match err {
+        FetchError::ForbiddenAddress { addr, .. } => RobotRules::Refused(*addr),
+        other => RobotRules::Unreachable(error_chain(other)),
+    }
+}
+
+fn conditional_headers(validators: &Validators, headers: &mut HeaderMap) {
+    let pairs = [
+        (header::IF_NONE_MATCH, &validators.etag),
+        (header::IF_MODIFIED_SINCE, &validators.last_modified),
+    ];
+    for (name, value) in pairs {
+        if let Some(value) = value.as_deref().and_then(|v| HeaderValue::from_str(v).ok()) {
+            headers.insert(name, value);
+        }
+    }
+}
+
+fn next_hop(current: &Url, headers: &HeaderMap) -> Result<Url, FetchError> {
+    let mut next = header_str(headers, header::LOCATION)
+        .and_then(|location| current.join(location).ok())
+        .ok_or_else(|| FetchError::BadRedirect {
+            url: current.clone(),
+        })?;
+    next.set_fragment(None);
+    Ok(next)
+}
+
+fn header_str(headers: &HeaderMap, name: header::HeaderName) -> Option<&str> {
+    headers.get(name).and_then(|v| v.to_str().ok())
+}
+
+fn page(asked: &Url, final_url: Url, answer: Answer) -> Fetched {
+    let content_type = header_str(&answer.headers, header::CONTENT_TYPE).map(str::to_owned);
+    let (html, _) = decode_html(&answer.body, content_type.as_deref());
+    let validators = Validators {
+        etag: header_str(&answer.headers, header::ETAG).map(str::to_owned),
+        last_modified: header_str(&answer.headers, header::LAST_MODIFIED).map(str::to_owned),
+    };
+    Fetched::Page {
+        page: Page {
+            url: asked.clone(),
+            final_url,
+            fetched_at: Utc::now(),
+            html,
+        },
+        validators,
+        content_type,
+        bytes: answer.body.len(),
+        body: answer.body,
+    }
+}
+
+/// An error and its causes on one line, for places that keep errors as text.
+fn error_chain(err: &dyn std::error::Error) -> String {
+    let mut text = err.to_string();
+    let mut cause = err.source();
+    while let Some(c) = cause {
+        text.push_str(": ");
+        text.push_str(&c.to_string());
+        cause = c.source();
+    }
+    text
+}

@@ -1,0 +1,181 @@
+//! Politeness: how many requests run at once (per host and in all), how long to wait
+//! between two requests to one host, and which URLs or hosts a `Retry-After` answer
+//! holds back. Callers never sleep or count themselves; every request goes through
+//! [`Politeness::acquire`]. robots.txt rules live in `robots.rs`.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
+use tokio::time::Instant;
+use url::Url;
+
+use crate::config::{FetchSettings, RetryAfterScope};
+
+/// Shared request gates of one fetcher.
+#[derive(Debug)]
+pub struct Politeness {
+    global: Arc<Semaphore>,
+    per_host_concurrency: usize,
+    per_host_delay: Duration,
+    retry_after_scope: RetryAfterScope,
+    hosts: Mutex<HashMap<String, Arc<HostGate>>>,
+    /// URL or host key -> time before which no request is sent.
+    held_back: Mutex<HashMap<String, DateTime<Utc>>>,
+}
+
+#[derive(Debug)]
+struct HostGate {
+    slots: Arc<Semaphore>,
+    /// Earliest start of the next request to this host.
+    next_start: tokio::sync::Mutex<Instant>,
+}
+
+/// Leave to send one request; hold it until the response body is read.
+#[derive(Debug)]
+pub struct Permit {
+    _host: OwnedSemaphorePermit,
+    _global: OwnedSemaphorePermit,
+}
+
+/// The key requests to one host share: `host:port`.
+pub fn host_key(url: &Url) -> String {
+    format!(
+        "{}:{}",
+        url.host_str().unwrap_or_default().to_ascii_lowercase(),
+        url.port_or_known_default().unwrap_or(0)
+    )
+}
+
+impl Politeness {
+    pub fn new(settings: &FetchSettings) -> Self {
+        Self {
+            global: Arc::new(Semaphore::new(settings.global_concurrency.max(1))),
+            per_host_concurrency: settings.per_host_concurrency.max(1),
+            per_host_delay: settings.per_host_delay,
+            retry_after_scope: settings.retry_after_scope,
+            hosts: Mutex::default(),
+            held_back: Mutex::default(),
+        }
+    }
+
+    /// Waits until a request to `url` may start: a free slot for its host, the host's
+    /// delay since the previous start (the larger of `per_host_delay` and `crawl_delay`),
+    /// then a global slot.
+    pub async fn acquire(&self, url: &Url, crawl_delay: Option<Duration>) -> Permit {
+        let gate = self.gate(&host_key(url));
+        let host = Arc::clone(&gate.slots)
+            .acquire_owned()
+            .await
+            .expect("host semaphores are never closed");
+        let delay = crawl_delay.map_or(self.per_host_delay, |d| d.max(self.per_host_delay));
+        {
+            // Holding the lock while sleeping queues the host's requests one delay apart.
+            let mut next = gate.next_start.lock().await;
+            tokio::time::sleep_until(*next).await;
+            *next = Instant::now() + delay;
+        }
+        let global = Arc::clone(&self.global)
+            .acquire_owned()
+            .await
+            .expect("the global semaphore is never closed");
+        Permit {
+            _host: host,
+            _global: global,
+        }
+    }
+
+    fn gate(&self, key: &str) -> Arc<HostGate> {
+        let mut hosts = self.hosts.lock().expect("host table lock is not poisoned");
+        Arc::clone(hosts.entry(key.to_owned()).or_insert_with(|| {
+            Arc::new(HostGate {
+                slots: Arc::new(Semaphore::new(self.per_host_concurrency)),
+                next_start: tokio::sync::Mutex::new(Instant::now()),
+            })
+        }))
+    }
+
+    /// The time a `Retry-After` holds `url` back until, if it is still in the future.
+    pub fn held_back_until(&self, url: &Url) -> Option<DateTime<Utc>> {
+        let now = Utc::now();
+        let mut held = self.held_back.lock().expect("retry table lock is not poisoned");
+        held.retain(|_, until| *until > now);
+        [url.as_str().to_owned(), host_key(url)]
+            .iter()
+            .filter_map(|k| held.get(k).copied())
+            .max()
+    }
+
+    /// Records a `Retry-After` answer for `url`: holds back that URL, or its whole host,
+    /// as configured.
+    pub fn hold_back(&self, url: &Url, until: DateTime<Utc>) {
+        let key = match self.retry_after_scope {
+            RetryAfterScope::Url => url.as_str().to_owned(),
+            RetryAfterScope::Host => host_key(url),
+        };
+        let mut held = self.held_back.lock().expect("retry table lock is not poisoned");
+        let entry = held.entry(key).or_insert(until);
+        *entry = (*entry).max(until);
+    }
+}
+
+/// Parses a `Retry-After` value: delay seconds or an HTTP date.
+pub fn parse_retry_after(value: &str, now: DateTime<Utc>) -> Option<DateTime<Utc>> {
+    let value = value.trim();
+    if let Ok(secs) = value.parse::<u64>() {
+        // A day is the longest hold-back honoured; larger values are treated as a day.
+        let secs = secs.min(24 * 3600);
+        return Some(now + chrono::Duration::seconds(secs as i64));
+    }
+    DateTime::parse_from_rfc2822(value)
+        .ok()
+        .map(|d| d.with_timezone(&Utc))
+}
+
+/// Backoff before retry number `attempt` (0-based): `base * 2^attempt` capped at `cap`,
+/// then a uniformly random point in its upper half ("equal jitter"), so that retries
+/// from many tasks spread out but never come sooner than half the nominal delay.
+pub fn backoff(attempt: u32, base: Duration, cap: Duration) -> Duration {
+    let nominal = base
+        .checked_mul(1u32.checked_shl(attempt).unwrap_or(u32::MAX))
+        .unwrap_or(cap)
+        .min(cap);
+    let half = nominal / 2;
+    half + half.mul_f64(rand::random::<f64>())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn retry_after_reads_seconds_and_http_dates() {
+        let now = DateTime::parse_from_rfc3339("2024-05-01T00:00:00Z")
+            .unwrap()
+            .with_timezone(&Utc);
+        assert_eq!(
+            parse_retry_after("120", now),
+            Some(now + chrono::Duration::seconds(120))
+        );
+        assert_eq!(
+            parse_retry_after("Wed, 01 May 2024 00:10:00 GMT", now),
+            Some(now + chrono::Duration::minutes(10))
+        );
+        assert_eq!(parse_retry_after("soon", now), None);
+    }
+
+    #[test]
+    fn backoff_doubles_within_jitter_and_stops_at_cap() {
+        let base = Duration::from_millis(100);
+        let cap = Duration::from_secs(1);
+        for attempt in 0..3 {
+            let nominal = base * 2u32.pow(attempt);
+            let d = backoff(attempt, base, cap);
+            assert!(d >= nominal / 2 && d <= nominal, "{attempt}: {d:?}");
+        }
+        assert!(backoff(30, base, cap) <= cap);
+        assert!(backoff(30, base, cap) >= cap / 2);
+    }
+}

@@ -1,0 +1,167 @@
+//! robots.txt: what a host lets our user agent fetch and how slowly. Rules are parsed
+//! with `texting_robots` and cached per origin for `robots_ttl`. Fetching the file is
+//! the client's job; this module decides what an answer means (RFC 9309).
+
+use std::collections::HashMap;
+use std::future::Future;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use texting_robots::Robot;
+use tokio::time::Instant;
+use url::Url;
+
+/// Largest robots.txt read (RFC 9309 asks for at least 500 KiB).
+pub const MAX_ROBOTS_BYTES: u64 = 512 * 1024;
+/// How long an unreachable robots.txt keeps its host closed before it is asked again.
+pub const UNREACHABLE_TTL: Duration = Duration::from_secs(60);
+
+/// One host's rules for our user agent.
+#[derive(Debug)]
+pub enum RobotRules {
+    /// No usable robots.txt (4xx): everything is allowed.
+    AllowAll,
+    /// robots.txt could not be read (5xx, network error): nothing is allowed for now.
+    /// Holds the reason.
+    Unreachable(String),
+    /// robots.txt lives at an address the guard refuses, so the host does too.
+    Refused(std::net::IpAddr),
+    Parsed(Robot),
+}
+
+impl RobotRules {
+    /// Rules from a robots.txt answer. `agent` is the product token of our User-Agent.
+    pub fn from_answer(agent: &str, status: u16, body: &[u8]) -> Self {
+        match status {
+            200..=299 => Robot::new(agent, body)
+                .map(RobotRules::Parsed)
+                .unwrap_or(RobotRules::AllowAll),
+            400..=499 => RobotRules::AllowAll,
+            _ => RobotRules::Unreachable(format!("robots.txt answered {status}")),
+        }
+    }
+
+    pub fn allows(&self, url: &Url) -> bool {
+        match self {
+            RobotRules::AllowAll => true,
+            RobotRules::Unreachable(_) | RobotRules::Refused(_) => false,
+            RobotRules::Parsed(robot) => robot.allowed(url.as_str()),
+        }
+    }
+
+    /// The host's `Crawl-delay` for us, if it sets one.
+    pub fn crawl_delay(&self) -> Option<Duration> {
+        match self {
+            RobotRules::Parsed(robot) => robot
+                .delay
+                .filter(|d| d.is_finite() && *d > 0.0)
+                // A crawl delay above a minute would stall a run; cap it.
+                .map(|d| Duration::from_secs_f32(d.min(60.0))),
+            _ => None,
+        }
+    }
+}
+
+/// The product token robots.txt groups are matched against: "bantin" for
+/// "bantin/0.1 (+https://...)".
+pub fn agent_token(user_agent: &str) -> &str {
+    user_agent
+        .split(|c: char| c == '/' || c.is_whitespace())
+        .next()
+        .filter(|t| !t.is_empty())
+        .unwrap_or(user_agent)
+}
+
+/// The robots.txt address of `url`'s origin.
+pub fn robots_url(url: &Url) -> Url {
+    let mut robots = url.clone();
+    robots.set_path("/robots.txt");
+    robots.set_query(None);
+    robots.set_fragment(None);
+    let _ = robots.set_username("");
+    let _ = robots.set_password(None);
+    robots
+}
+
+type Slot = Arc<tokio::sync::Mutex<Option<(Instant, Arc<RobotRules>)>>>;
+
+/// Rules per origin, each trusted until it expires.
+#[derive(Debug)]
+pub struct RobotsCache {
+    ttl: Duration,
+    slots: Mutex<HashMap<String, Slot>>,
+}
+
+impl RobotsCache {
+    pub fn new(ttl: Duration) -> Self {
+        Self {
+            ttl,
+            slots: Mutex::default(),
+        }
+    }
+
+    /// The rules for `url`'s origin, calling `fetch` when none are cached or they expired.
+    /// Concurrent callers for one origin wait for a single fetch.
+    pub async fn rules<F, Fut>(&self, url: &Url, fetch: F) -> Arc<RobotRules>
+    where
+        F: FnOnce(Url) -> Fut,
+        Fut: Future<Output = RobotRules>,
+    {
+        let origin = url.origin().ascii_serialization();
+        let slot = {
+            let mut slots = self.slots.lock().expect("robots cache lock is not poisoned");
+            Arc::clone(slots.entry(origin).or_default())
+        };
+        let mut cached = slot.lock().await;
+        if let Some((expires, rules)) = cached.as_ref()
+            && *expires > Instant::now()
+        {
+            return Arc::clone(rules);
+        }
+        let rules = Arc::new(fetch(robots_url(url)).await);
+        let ttl = match *rules {
+            RobotRules::Unreachable(_) | RobotRules::Refused(_) => UNREACHABLE_TTL.min(self.ttl),
+            _ => self.ttl,
+        };
+        *cached = Some((Instant::now() + ttl, Arc::clone(&rules)));
+        rules
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn url(s: &str) -> Url {
+        Url::parse(s).expect("test URL parses")
+    }
+
+    #[test]
+    fn agent_token_is_the_product_name() {
+        assert_eq!(agent_token("bantin/0.1 (+https://x)"), "bantin");
+        assert_eq!(agent_token("bantin"), "bantin");
+    }
+
+    #[test]
+    fn group_for_our_agent_wins_and_sets_crawl_delay() {
+        let txt = b"User-agent: *\nDisallow: /\n\nUser-agent: bantin\nDisallow: /private/\nCrawl-delay: 2\n";
+        let rules = RobotRules::from_answer("bantin", 200, txt);
+        assert!(rules.allows(&url("http://a.test/news/1")));
+        assert!(!rules.allows(&url("http://a.test/private/x")));
+        assert_eq!(rules.crawl_delay(), Some(Duration::from_secs(2)));
+    }
+
+    #[test]
+    fn missing_file_allows_and_server_error_closes() {
+        assert!(RobotRules::from_answer("bantin", 404, b"").allows(&url("http://a.test/x")));
+        assert!(!RobotRules::from_answer("bantin", 503, b"").allows(&url("http://a.test/x")));
+    }
+
+    #[test]
+    fn robots_url_keeps_scheme_host_and_port() {
+        assert_eq!(
+            robots_url(&url("http://a.test:8080/x/y?q=1#f")).as_str(),
+            "http://a.test:8080/robots.txt"
+        );
+    }
+}

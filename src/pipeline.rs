@@ -1,0 +1,403 @@
+//! The one place that calls several stages in order: a source run (discover → fetch →
+//! extract → classify → store), ingesting saved pages, re-extracting stored pages, and
+//! the breakage check after a run. Stages never call each other; they meet here.
+
+use std::collections::{BTreeMap, HashMap};
+use std::path::Path;
+use std::sync::Arc;
+use std::time::Instant;
+
+use chrono::{DateTime, Utc};
+use futures_util::StreamExt;
+use tracing::{Instrument, debug, error, info, info_span, warn};
+use url::Url;
+
+use crate::config::{Config, Source};
+use crate::fetch::{Fetched, Fetcher, charset};
+use crate::model::{Article, Candidate, CategoryId, Outcome, Page, RawPage, SourceId, SourceRun};
+use crate::serve::metrics::Metrics;
+use crate::store::{Store, StoreError};
+use crate::{classify, extract, sources};
+
+/// Fields whose presence is tracked per run for the breakage alarm.
+const TRACKED_FIELDS: &[&str] = &["title", "published", "authors", "lead", "body", "image"];
+/// A run whose field coverage falls below this share of the recent normal raises the alarm.
+const BREAKAGE_RATIO: f64 = 0.5;
+/// How many past runs make up a source's recent normal.
+const RECENT_RUNS: usize = 10;
+
+/// Why a pipeline step failed as a whole (a single page failing is counted, not fatal).
+#[derive(Debug, thiserror::Error)]
+pub enum PipelineError {
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error("cannot read {path}")]
+    Read {
+        path: std::path::PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("{0}")]
+    Extract(#[from] extract::ExtractError),
+    #[error("{0}")]
+    Fetch(#[from] crate::fetch::FetchError),
+    #[error("a storage task stopped unexpectedly")]
+    TaskPanicked,
+}
+
+/// The shared parts every pipeline step uses.
+#[derive(Clone)]
+pub struct Pipeline {
+    pub fetcher: Fetcher,
+    pub store: Arc<dyn Store>,
+    pub metrics: Arc<Metrics>,
+}
+
+/// Runs blocking store work off the async threads.
+async fn blocking<T: Send + 'static>(
+    work: impl FnOnce() -> Result<T, StoreError> + Send + 'static,
+) -> Result<T, PipelineError> {
+    tokio::task::spawn_blocking(work)
+        .await
+        .map_err(|_| PipelineError::TaskPanicked)?
+        .map_err(PipelineError::from)
+}
+
+impl Pipeline {
+    /// One run of one source. Never fails as a whole: errors are counted in the
+    /// returned run, which is also recorded in the store.
+    pub async fn run_source(&self, config: &Config, source: &Source) -> SourceRun {
+        let span = info_span!("crawl", source = %source.id);
+        async {
+            let started = Instant::now();
+            let mut run = SourceRun {
+                started_at: Some(Utc::now()),
+                ..SourceRun::default()
+            };
+            if let Err(err) = self.crawl_into(config, source, &mut run).await {
+                run.errors += 1;
+                run.last_error = Some(format!("{err:#}"));
+                error!(error = %err, "source run failed");
+            }
+            run.finished_at = Some(Utc::now());
+            self.check_breakage(source, &mut run).await;
+            let store = self.store.clone();
+            let (id, recorded) = (source.id.clone(), run.clone());
+            if let Err(err) = blocking(move || store.record_source_run(&id, &recorded)).await {
+                error!(error = %err, "cannot record the source run");
+            }
+            self.metrics.record_run(&source.id, &run);
+            info!(
+                links = run.links_found,
+                fetched = run.pages_fetched,
+                not_modified = run.not_modified,
+                new = run.new,
+                updated = run.updated,
+                duplicates = run.duplicates,
+                errors = run.errors,
+                elapsed_ms = started.elapsed().as_millis() as u64,
+                "source run done"
+            );
+            run
+        }
+        .instrument(span)
+        .await
+    }
+
+    async fn crawl_into(
+        &self,
+        config: &Config,
+        source: &Source,
+        run: &mut SourceRun,
+    ) -> Result<(), PipelineError> {
+        let store = self.store.clone();
+        let urls = source.urls.clone();
+        let validators: HashMap<Url, _> = blocking(move || {
+            let mut known = HashMap::new();
+            for url in urls {
+                if let Some(v) = store.validators(&url)? {
+                    known.insert(url, v);
+                }
+            }
+            Ok(known)
+        })
+        .await?;
+
+        let discovery = sources::discover(source, &self.fetcher, &validators).await;
+        let discovery = match discovery {
+            Ok(d) => d,
+            Err(err) => {
+                self.metrics.record_fetch_error(&source.id);
+                run.errors += 1;
+                run.last_error = Some(err.to_string());
+                warn!(error = %err, "discovery failed");
+                return Ok(());
+            }
+        };
+        run.links_found = discovery.candidates.len() as u64;
+        run.pages_fetched += discovery.pages_fetched;
+        run.not_modified += discovery.not_modified;
+        run.errors += discovery.errors.len() as u64;
+        run.last_error = discovery.errors.last().cloned().or(run.last_error.take());
+        let store = self.store.clone();
+        let fresh_validators = discovery.validators;
+        blocking(move || {
+            for (url, v) in &fresh_validators {
+                store.save_validators(url, v)?;
+            }
+            Ok(())
+        })
+        .await?;
+
+        let store = self.store.clone();
+        let all: Vec<Candidate> = discovery.candidates;
+        let candidates: Vec<Candidate> = blocking(move || {
+            let mut fresh = Vec::new();
+            for c in all {
+                if !store.knows_url(&c.url)? {
+                    fresh.push(c);
+                }
+            }
+            Ok(fresh)
+        })
+        .await?
+        .into_iter()
+        .take(source.max_articles)
+        .collect();
+        debug!(new_links = candidates.len(), "links to fetch");
+
+        let mut coverage: BTreeMap<String, u64> = BTreeMap::new();
+        let mut extracted = 0u64;
+        let concurrency = config.settings.fetch.global_concurrency.max(1);
+        let mut results = futures_util::stream::iter(candidates)
+            .map(|candidate| self.process_candidate(config, source, candidate))
+            .buffer_unordered(concurrency);
+        while let Some(result) = results.next().await {
+            match result {
+                Ok((article, outcome, fetched)) => {
+                    run.pages_fetched += u64::from(fetched);
+                    extracted += 1;
+                    for field in present_fields(&article) {
+                        *coverage.entry(field.to_owned()).or_default() += 1;
+                    }
+                    self.metrics.record_outcome(&source.id, &outcome);
+                    match outcome {
+                        Outcome::New(_) => run.new += 1,
+                        Outcome::Updated(_) => run.updated += 1,
+                        Outcome::Unchanged(_) => run.unchanged += 1,
+                        Outcome::Duplicate { .. } => run.duplicates += 1,
+                    }
+                }
+                Err((url, err)) => {
+                    run.errors += 1;
+                    run.last_error = Some(format!("{url}: {err:#}"));
+                    self.metrics.record_fetch_error(&source.id);
+                    warn!(url = %url, error = %err, "article skipped");
+                }
+            }
+        }
+        if extracted > 0 {
+            run.field_coverage = TRACKED_FIELDS
+                .iter()
+                .map(|f| {
+                    let n = coverage.get(*f).copied().unwrap_or(0);
+                    ((*f).to_owned(), n as f64 / extracted as f64)
+                })
+                .collect();
+        }
+        Ok(())
+    }
+
+    /// Fetches (unless a feed entry already is the article), extracts, classifies and
+    /// stores one candidate. Returns the article, what the store did, and whether a page
+    /// was fetched.
+    async fn process_candidate(
+        &self,
+        config: &Config,
+        source: &Source,
+        candidate: Candidate,
+    ) -> Result<(Article, Outcome, bool), (Url, PipelineError)> {
+        let url = candidate.url.clone();
+        let fail = |e: PipelineError| (url.clone(), e);
+        let (article, raw, fetched) = match (&candidate.article, source.full_text) {
+            (Some(article), false) => (article.clone(), None, false),
+            _ => {
+                let page = match self.fetcher.fetch(&url, None, Some(source)).await {
+                    Ok(Fetched::Page { page, .. }) => page,
+                    Ok(Fetched::NotModified) => return Err(fail(PipelineError::TaskPanicked)),
+                    Err(err) => return Err(fail(err.into())),
+                };
+                self.metrics.record_fetch_ok(&source.id);
+                let article = extract_page(&page, source)
+                    .await
+                    .map_err(&fail)?;
+                let article = merge_feed_hints(article, &candidate);
+                let raw = RawPage {
+                    url: page.final_url.clone(),
+                    source: source.id.clone(),
+                    fetched_at: page.fetched_at,
+                    html: page.html,
+                };
+                (article, Some(raw), true)
+            }
+        };
+        let categories = classify::categorize(&article, &source.categories, &config.categories);
+        let outcome = self
+            .record(article.clone(), source.id.clone(), categories, raw)
+            .await
+            .map_err(fail)?;
+        Ok((article, outcome, fetched))
+    }
+
+    /// Stores one article through dedup.
+    pub async fn record(
+        &self,
+        article: Article,
+        source: SourceId,
+        categories: Vec<CategoryId>,
+        raw: Option<RawPage>,
+    ) -> Result<Outcome, PipelineError> {
+        let store = self.store.clone();
+        blocking(move || store.record(&article, &source, &categories, raw.as_ref())).await
+    }
+
+    /// Compares a run with the source's recent normal and flags a likely site redesign:
+    /// no links where there used to be some, or a field that most articles had and
+    /// this run's articles lack.
+    async fn check_breakage(&self, source: &Source, run: &mut SourceRun) {
+        let store = self.store.clone();
+        let states = match blocking(move || store.source_states()).await {
+            Ok(states) => states,
+            Err(err) => {
+                warn!(error = %err, "cannot read source history");
+                return;
+            }
+        };
+        let Some(state) = states
+            .into_iter()
+            .find(|s| s.source.as_ref() == Some(&source.id))
+        else {
+            return;
+        };
+        let recent: Vec<&SourceRun> = state.recent_runs.iter().take(RECENT_RUNS).collect();
+        for problem in breakage(source, run, &recent) {
+            error!(problem = %problem, "source looks broken");
+            run.last_error = Some(problem);
+            run.errors += 1;
+        }
+    }
+}
+
+/// What a run lacks compared with the recent runs of its source (empty when healthy).
+pub fn breakage(source: &Source, run: &SourceRun, recent: &[&SourceRun]) -> Vec<String> {
+    let mut problems = Vec::new();
+    if recent.len() < 2 {
+        return problems;
+    }
+    let mean = |f: &dyn Fn(&SourceRun) -> f64| recent.iter().map(|r| f(r)).sum::<f64>() / recent.len() as f64;
+    // A 304 or an unchanged page finds no links but is not a breakage.
+    let usual_links = mean(&|r| r.links_found as f64);
+    if run.links_found == 0 && run.not_modified == 0 && usual_links >= 1.0 {
+        let selector = source
+            .links
+            .selector
+            .as_ref()
+            .map_or("(none)", |c| c.text.as_str());
+        problems.push(format!(
+            "found no article links (usually {usual_links:.0}); check links.selector {selector:?}"
+        ));
+    }
+    if run.field_coverage.is_empty() {
+        return problems;
+    }
+    for field in TRACKED_FIELDS {
+        let usual = mean(&|r| r.field_coverage.get(*field).copied().unwrap_or(0.0));
+        let now = run.field_coverage.get(*field).copied().unwrap_or(0.0);
+        if usual >= 0.6 && now < usual * BREAKAGE_RATIO {
+            let selector = field_selector(source, field).unwrap_or("(no selector: fallbacks)");
+            problems.push(format!(
+                "only {:.0}% of articles had `{field}` (usually {:.0}%); check extract.{field} {selector:?}",
+                now * 100.0,
+                usual * 100.0
+            ));
+        }
+    }
+    problems
+}
+
+fn field_selector<'a>(source: &'a Source, field: &str) -> Option<&'a str> {
+    let rules = &source.extract;
+    let css = match field {
+        "title" => &rules.title,
+        "published" => &rules.published,
+        "authors" => &rules.author,
+        "lead" => &rules.lead,
+        "body" => &rules.body,
+        "image" => &rules.image,
+        _ => &None,
+    };
+    css.as_ref().map(|c| c.text.as_str())
+}
+
+fn present_fields(article: &Article) -> impl Iterator<Item = &'static str> + '_ {
+    TRACKED_FIELDS.iter().copied().filter(|f| match *f {
+        "title" => !article.title.is_empty(),
+        "published" => article.published.is_some(),
+        "authors" => !article.authors.is_empty(),
+        "lead" => article.lead.is_some(),
+        "body" => !article.body_text.is_empty(),
+        "image" => article.image.is_some(),
+        _ => false,
+    })
+}
+
+/// Fills fields the page lacked from what the feed or sitemap said about it.
+fn merge_feed_hints(mut article: Article, candidate: &Candidate) -> Article {
+    if article.published.is_none() {
+        article.published = candidate.published;
+    }
+    if article.title.is_empty()
+        && let Some(title) = &candidate.title
+    {
+        article.title = title.clone();
+    }
+    article
+}
+
+/// Extraction runs on the blocking pool: parsing is CPU work and the parsed document
+/// is not `Send`.
+async fn extract_page(page: &Page, source: &Source) -> Result<Article, PipelineError> {
+    let html = page.html.clone();
+    let url = page.final_url.clone();
+    let rules = source.extract.clone();
+    let tz = source.timezone;
+    tokio::task::spawn_blocking(move || extract::article(&html, &url, &rules, tz))
+        .await
+        .map_err(|_| PipelineError::TaskPanicked)?
+        .map_err(PipelineError::from)
+}
+
+/// Reads a saved page from disk and decodes it.
+pub fn read_saved_page(path: &Path) -> Result<String, PipelineError> {
+    let bytes = std::fs::read(path).map_err(|source| PipelineError::Read {
+        path: path.to_owned(),
+        source,
+    })?;
+    Ok(charset::decode_html(&bytes, None).0)
+}
+
+/// The address a saved page stands for: the one given, else `file://` of its path.
+pub fn saved_page_url(path: &Path, given: Option<&Url>) -> Url {
+    if let Some(url) = given {
+        return url.clone();
+    }
+    let absolute = std::fs::canonicalize(path).unwrap_or_else(|_| path.to_owned());
+    Url::from_file_path(&absolute).unwrap_or_else(|_| {
+        Url::parse("file:///unknown").expect("literal URL parses")
+    })
+}
+
+/// When a run happened, for logs and pages.
+pub fn describe_time(t: Option<DateTime<Utc>>) -> String {
+    t.map_or_else(|| "never".into(), |t| t.to_rfc3339())
+}

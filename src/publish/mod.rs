@@ -1,0 +1,533 @@
+//! Publishing: turns stored items into feed files. Rendering (`rss`, `atom`,
+//! `json_feed`, `opml`) is pure — items in, text out, no I/O; [`publish_all`] reads the
+//! store, renders every feed and writes the files that changed (`atomic_write`).
+//! Telling a WebSub hub about changed feeds is `websub`'s job, called after publishing.
+//! Serving the files over HTTP belongs to `serve`.
+
+mod atom;
+pub mod atomic_write;
+mod json_feed;
+mod opml;
+mod rss;
+pub mod websub;
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::time::SystemTime;
+
+use chrono::{DateTime, FixedOffset, TimeZone, Utc};
+use url::Url;
+
+use crate::config::Config;
+use crate::model::{ALL_CATEGORY, CategoryId, Item};
+use crate::store::{Store, StoreError};
+
+pub use atom::render_atom;
+pub use json_feed::render_json_feed;
+pub use opml::render_opml;
+pub use rss::render_rss;
+
+/// File name of the XSL stylesheet written next to the feeds when `stylesheet` is on.
+pub const STYLESHEET_FILE: &str = "feed.xsl";
+/// File name of the OPML list of every feed.
+pub const OPML_FILE: &str = "feeds.opml";
+/// The stylesheet that makes a feed opened in a browser readable.
+pub const STYLESHEET_XSL: &str = include_str!("feed.xsl");
+/// Longest `ttl` announced, so a rare schedule does not tell readers to stop polling.
+const MAX_TTL_MINUTES: u32 = 24 * 60;
+
+/// The formats every feed is published in.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum FeedFormat {
+    Rss,
+    Atom,
+    Json,
+}
+
+impl FeedFormat {
+    pub const ALL: [FeedFormat; 3] = [FeedFormat::Rss, FeedFormat::Atom, FeedFormat::Json];
+
+    /// File extension, without the dot.
+    pub fn extension(self) -> &'static str {
+        match self {
+            FeedFormat::Rss => "rss",
+            FeedFormat::Atom => "atom",
+            FeedFormat::Json => "json",
+        }
+    }
+
+    pub fn from_extension(ext: &str) -> Option<FeedFormat> {
+        FeedFormat::ALL.into_iter().find(|f| f.extension() == ext)
+    }
+
+    /// The media type, as sent in `Content-Type` and autodiscovery links.
+    pub fn media_type(self) -> &'static str {
+        match self {
+            FeedFormat::Rss => "application/rss+xml",
+            FeedFormat::Atom => "application/atom+xml",
+            FeedFormat::Json => "application/feed+json",
+        }
+    }
+
+    /// Human name, for pages.
+    pub fn label(self) -> &'static str {
+        match self {
+            FeedFormat::Rss => "RSS",
+            FeedFormat::Atom => "Atom",
+            FeedFormat::Json => "JSON Feed",
+        }
+    }
+}
+
+/// What a feed says about itself, built from a config category (or from the settings
+/// for the `all` feed).
+#[derive(Debug, Clone, PartialEq)]
+pub struct FeedMeta {
+    pub id: CategoryId,
+    pub title: String,
+    pub description: String,
+    /// BCP 47 tag of the feed's language, e.g. `vi`.
+    pub language: String,
+    /// Public address of the server; feeds live under `<base_url>feeds/`.
+    pub base_url: Url,
+    /// How often sources are crawled, in minutes (RSS `ttl`, `Cache-Control`).
+    pub ttl_minutes: Option<u32>,
+    pub items_per_feed: usize,
+    pub websub_hub: Option<Url>,
+    /// Whether the feed links the XSL stylesheet.
+    pub stylesheet: bool,
+}
+
+impl FeedMeta {
+    /// `<id>.<ext>`, the file name under the feeds folder.
+    pub fn file_name(&self, format: FeedFormat) -> String {
+        format!("{}.{}", self.id, format.extension())
+    }
+
+    /// The public address of the feed in one format (its self link).
+    pub fn url(&self, format: FeedFormat) -> Url {
+        feeds_url(&self.base_url, &self.file_name(format))
+    }
+
+    /// The human page the feed belongs to.
+    pub fn site_url(&self) -> &Url {
+        &self.base_url
+    }
+}
+
+/// `<base_url>feeds/<file>`.
+pub fn feeds_url(base_url: &Url, file: &str) -> Url {
+    let mut base = base_url.clone();
+    if !base.path().ends_with('/') {
+        let path = format!("{}/", base.path());
+        base.set_path(&path);
+    }
+    base.join(&format!("feeds/{file}"))
+        .expect("a feed file name joined to an http base URL is a valid URL")
+}
+
+/// Things every renderer needs beyond one feed's metadata.
+#[derive(Debug, Clone, PartialEq)]
+pub struct RenderContext {
+    /// `generator` of the feeds, e.g. `bantin 0.1.0`.
+    pub generator: String,
+    /// Category id -> title, for item categories.
+    pub category_titles: BTreeMap<CategoryId, String>,
+}
+
+impl RenderContext {
+    pub fn new(config: &Config) -> RenderContext {
+        RenderContext {
+            generator: generator(),
+            category_titles: config
+                .categories
+                .iter()
+                .map(|c| (c.id.clone(), c.title.clone()))
+                .collect(),
+        }
+    }
+}
+
+/// `bantin <version>`.
+pub fn generator() -> String {
+    format!("bantin {}", env!("CARGO_PKG_VERSION"))
+}
+
+/// The `all` feed first, then one feed per configured category.
+pub fn feeds_for(config: &Config) -> Vec<FeedMeta> {
+    let settings = &config.settings;
+    let ttl_minutes = ttl_minutes(config);
+    let meta = |id: CategoryId, title: String, description: String| FeedMeta {
+        id,
+        title,
+        description,
+        language: settings.language.clone(),
+        base_url: settings.base_url.clone(),
+        ttl_minutes,
+        items_per_feed: settings.items_per_feed,
+        websub_hub: settings.websub_hub.clone(),
+        stylesheet: settings.stylesheet,
+    };
+    let mut feeds = vec![meta(
+        CategoryId::from(ALL_CATEGORY),
+        settings.title.clone(),
+        format!("{}: every category", settings.title),
+    )];
+    feeds.extend(config.categories.iter().map(|c| {
+        meta(
+            c.id.clone(),
+            format!("{} — {}", c.title, settings.title),
+            c.description.clone(),
+        )
+    }));
+    feeds
+}
+
+/// The shortest gap between two runs of any source's schedule, in minutes. Measured from
+/// a fixed instant so the value (and so the feed text) does not depend on when it is
+/// rendered.
+pub fn ttl_minutes(config: &Config) -> Option<u32> {
+    let from = Utc
+        .with_ymd_and_hms(2024, 1, 1, 0, 0, 0)
+        .single()
+        .expect("2024-01-01T00:00:00Z exists");
+    config
+        .sources
+        .iter()
+        .filter_map(|source| {
+            let from = from.with_timezone(&source.timezone);
+            let runs: Vec<_> = source.schedule.after(&from).take(200).collect();
+            runs.windows(2)
+                .map(|w| (w[1].clone() - w[0].clone()).num_minutes())
+                .min()
+        })
+        .min()
+        .map(|m| m.clamp(1, i64::from(MAX_TTL_MINUTES)) as u32)
+}
+
+/// What [`publish_all`] wrote.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct PublishReport {
+    /// Feeds with at least one file rewritten.
+    pub changed: Vec<ChangedFeed>,
+    /// Files whose content was already current.
+    pub unchanged_files: usize,
+    /// Whether the OPML list was rewritten.
+    pub opml_changed: bool,
+}
+
+/// One feed whose files changed.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ChangedFeed {
+    pub id: CategoryId,
+    /// Public addresses of the rewritten files (the WebSub topics).
+    pub urls: Vec<Url>,
+    pub files: Vec<PathBuf>,
+}
+
+impl PublishReport {
+    /// Every rewritten feed address, for WebSub.
+    pub fn changed_urls(&self) -> Vec<Url> {
+        self.changed
+            .iter()
+            .flat_map(|c| c.urls.iter().cloned())
+            .collect()
+    }
+}
+
+/// Why publishing stopped.
+#[derive(Debug, thiserror::Error)]
+pub enum PublishError {
+    #[error("cannot read the items of feed {feed}")]
+    ReadItems {
+        feed: CategoryId,
+        #[source]
+        source: StoreError,
+    },
+    #[error("cannot write {path}")]
+    Write {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+}
+
+/// Renders every feed from the store and writes the files whose content changed.
+pub fn publish_all(config: &Config, store: &dyn Store) -> Result<PublishReport, PublishError> {
+    let dir = &config.settings.feeds_dir;
+    std::fs::create_dir_all(dir).map_err(|source| PublishError::Write {
+        path: dir.clone(),
+        source,
+    })?;
+    let ctx = RenderContext::new(config);
+    let feeds = feeds_for(config);
+    let mut report = PublishReport::default();
+    let write = |name: &str, text: &str, modified: Option<SystemTime>| {
+        let path = dir.join(name);
+        atomic_write::write_if_changed(&path, text.as_bytes(), modified)
+            .map(|changed| (changed, path.clone()))
+            .map_err(|source| PublishError::Write { path, source })
+    };
+    if config.settings.stylesheet {
+        let (changed, _) = write(STYLESHEET_FILE, STYLESHEET_XSL, None)?;
+        report.unchanged_files += usize::from(!changed);
+    }
+    for meta in &feeds {
+        let items = store
+            .latest_items(&meta.id, meta.items_per_feed)
+            .map_err(|source| PublishError::ReadItems {
+                feed: meta.id.clone(),
+                source,
+            })?;
+        let modified = newest_change(&items).map(SystemTime::from);
+        let mut changed = ChangedFeed {
+            id: meta.id.clone(),
+            urls: Vec::new(),
+            files: Vec::new(),
+        };
+        for format in FeedFormat::ALL {
+            let text = render(format, meta, &items, &ctx);
+            let (was_changed, path) = write(&meta.file_name(format), &text, modified)?;
+            if was_changed {
+                changed.urls.push(meta.url(format));
+                changed.files.push(path);
+            } else {
+                report.unchanged_files += 1;
+            }
+        }
+        if !changed.files.is_empty() {
+            tracing::info!(category = %meta.id, files = changed.files.len(), "feed published");
+            report.changed.push(changed);
+        }
+    }
+    let (opml_changed, _) = write(
+        OPML_FILE,
+        &render_opml(&config.settings.title, &feeds),
+        None,
+    )?;
+    report.opml_changed = opml_changed;
+    report.unchanged_files += usize::from(!opml_changed);
+    Ok(report)
+}
+
+/// Renders one feed in one format.
+pub fn render(format: FeedFormat, meta: &FeedMeta, items: &[Item], ctx: &RenderContext) -> String {
+    match format {
+        FeedFormat::Rss => render_rss(meta, items, ctx),
+        FeedFormat::Atom => render_atom(meta, items, ctx),
+        FeedFormat::Json => render_json_feed(meta, items, ctx),
+    }
+}
+
+/// When the newest stored change among `items` happened: the feed's last-build /
+/// `updated` time and its HTTP `Last-Modified`. Not the render time, so re-rendering the
+/// same items gives the same text.
+pub fn newest_change(items: &[Item]) -> Option<DateTime<Utc>> {
+    items.iter().map(|i| i.updated_at.max(i.first_seen)).max()
+}
+
+/// The feed-level updated time: the newest change, or the Unix epoch for an empty feed
+/// (a fixed value, so an empty feed is not rewritten on every run).
+fn feed_updated(items: &[Item]) -> DateTime<FixedOffset> {
+    newest_change(items)
+        .unwrap_or(DateTime::UNIX_EPOCH)
+        .fixed_offset()
+}
+
+/// An item as the renderers see it: every text cleaned of characters XML cannot carry,
+/// the body sanitized again, times with their real offset.
+struct Entry {
+    /// Stable `tag:` URI; never changes when the article is updated.
+    id: String,
+    link: String,
+    title: String,
+    published: DateTime<FixedOffset>,
+    updated: DateTime<FixedOffset>,
+    authors: Vec<String>,
+    summary: Option<String>,
+    content_html: String,
+    content_text: String,
+    image: Option<Image>,
+    /// (term, label) of bantin categories.
+    categories: Vec<(String, String)>,
+    tags: Vec<String>,
+    language: Option<String>,
+}
+
+struct Image {
+    url: String,
+    media_type: &'static str,
+}
+
+impl Entry {
+    fn from_item(item: &Item, meta: &FeedMeta, ctx: &RenderContext) -> Entry {
+        let article = &item.article;
+        let published = item.date();
+        let offset = *published.offset();
+        let seen_update =
+            (item.updated_at > item.first_seen).then(|| item.updated_at.with_timezone(&offset));
+        // The page's own "updated" line wins; else an update bantin saw.
+        let updated = article
+            .updated
+            .or(seen_update)
+            .unwrap_or(published)
+            .max(published);
+        let summary = article
+            .lead
+            .as_deref()
+            .map(xml_clean)
+            .filter(|s| !s.trim().is_empty());
+        Entry {
+            id: tag_uri(meta, item),
+            link: article
+                .canonical_url
+                .as_ref()
+                .unwrap_or(&article.url)
+                .to_string(),
+            title: xml_clean(&article.title),
+            published,
+            updated,
+            authors: article
+                .authors
+                .iter()
+                .map(|a| xml_clean(a))
+                .filter(|a| !a.trim().is_empty())
+                .collect(),
+            summary,
+            content_html: xml_clean(&ammonia::clean(&article.body_html)),
+            content_text: xml_clean(&article.body_text),
+            image: article.image.as_ref().map(|url| Image {
+                url: url.to_string(),
+                media_type: image_media_type(url),
+            }),
+            categories: item
+                .categories
+                .iter()
+                .map(|c| {
+                    let label = ctx
+                        .category_titles
+                        .get(c)
+                        .cloned()
+                        .unwrap_or_else(|| c.to_string());
+                    (c.to_string(), xml_clean(&label))
+                })
+                .collect(),
+            tags: article.tags.iter().map(|t| xml_clean(t)).collect(),
+            language: article.language.as_deref().map(xml_clean),
+        }
+    }
+}
+
+fn entries(items: &[Item], meta: &FeedMeta, ctx: &RenderContext) -> Vec<Entry> {
+    items
+        .iter()
+        .map(|item| Entry::from_item(item, meta, ctx))
+        .collect()
+}
+
+/// `tag:<host>,<first-seen date>:<item id>` (RFC 4151): minted by this publisher, fixed
+/// at first sight, so updates of the article keep it.
+fn tag_uri(meta: &FeedMeta, item: &Item) -> String {
+    let host = meta.base_url.host_str().unwrap_or("localhost");
+    let id: String = item
+        .id
+        .as_str()
+        .chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || "-._~:/".contains(c) {
+                c
+            } else {
+                '_'
+            }
+        })
+        .collect();
+    format!(
+        "tag:{host},{}:{id}",
+        item.first_seen.date_naive().format("%Y-%m-%d")
+    )
+}
+
+/// The image's media type guessed from its file extension (JPEG when it says nothing).
+fn image_media_type(url: &Url) -> &'static str {
+    let path = url.path().to_ascii_lowercase();
+    let ext = path.rsplit('.').next().unwrap_or("");
+    match ext {
+        "png" => "image/png",
+        "gif" => "image/gif",
+        "webp" => "image/webp",
+        "avif" => "image/avif",
+        "svg" => "image/svg+xml",
+        _ => "image/jpeg",
+    }
+}
+
+/// Drops every character XML 1.0 forbids (C0 controls other than tab, newline and
+/// carriage return; U+FFFE, U+FFFF) and the C1 controls, which XML allows but validators
+/// reject.
+pub fn xml_clean(text: &str) -> String {
+    text.chars().filter(|&c| xml_allowed(c)).collect()
+}
+
+fn xml_allowed(c: char) -> bool {
+    matches!(c, '\t' | '\n' | '\r')
+        || (c >= ' ' && !('\u{7F}'..='\u{9F}').contains(&c) && c != '\u{FFFE}' && c != '\u{FFFF}')
+}
+
+/// Puts `<?xml-stylesheet?>` right after the XML declaration.
+fn with_stylesheet(xml: String, meta: &FeedMeta) -> String {
+    if !meta.stylesheet {
+        return xml;
+    }
+    let pi = format!("<?xml-stylesheet type=\"text/xsl\" href=\"{STYLESHEET_FILE}\"?>");
+    match xml.find("?>") {
+        Some(end) if xml.starts_with("<?xml") => {
+            let mut out = String::with_capacity(xml.len() + pi.len() + 1);
+            out.push_str(&xml[..end + 2]);
+            out.push('\n');
+            out.push_str(&pi);
+            out.push_str(&xml[end + 2..]);
+            out
+        }
+        _ => format!("{pi}\n{xml}"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn xml_clean_drops_forbidden_characters_only() {
+        let dirty = "Công\u{0}an\u{8}\u{1F} nhân\tdân\n\u{FFFE}\u{85}🚓";
+        assert_eq!(xml_clean(dirty), "Côngan nhân\tdân\n🚓");
+    }
+
+    #[test]
+    fn feeds_url_keeps_a_base_path() {
+        let base = Url::parse("https://example.org/news").unwrap();
+        assert_eq!(
+            feeds_url(&base, "all.rss").as_str(),
+            "https://example.org/news/feeds/all.rss"
+        );
+    }
+
+    #[test]
+    fn stylesheet_goes_after_the_declaration() {
+        let meta = FeedMeta {
+            id: CategoryId::from("all"),
+            title: String::new(),
+            description: String::new(),
+            language: "vi".into(),
+            base_url: Url::parse("http://127.0.0.1/").unwrap(),
+            ttl_minutes: None,
+            items_per_feed: 1,
+            websub_hub: None,
+            stylesheet: true,
+        };
+        let out = with_stylesheet("<?xml version=\"1.0\"?><rss/>".into(), &meta);
+        assert_eq!(
+            out,
+            "<?xml version=\"1.0\"?>\n<?xml-stylesheet type=\"text/xsl\" href=\"feed.xsl\"?><rss/>"
+        );
+    }
+}

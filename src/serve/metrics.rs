@@ -1,0 +1,225 @@
+//! Counters the pipeline and the server bump, rendered in the Prometheus text format
+//! for `GET /metrics`. Plain atomics and small maps; no registry crate.
+
+use std::collections::BTreeMap;
+use std::fmt::Write;
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
+
+use chrono::{DateTime, Utc};
+
+use crate::model::{Outcome, SourceId};
+
+/// Every counter bantin exposes.
+#[derive(Debug, Default)]
+pub struct Metrics {
+    /// (route, status) -> HTTP requests served.
+    requests: Mutex<BTreeMap<(String, u16), u64>>,
+    /// Status code (or `error` for transport failures) -> pages fetched.
+    fetches: Mutex<BTreeMap<String, u64>>,
+    items_new: AtomicU64,
+    items_updated: AtomicU64,
+    items_duplicate: AtomicU64,
+    items_unchanged: AtomicU64,
+    /// Source -> errors (failed pages, failed runs).
+    errors: Mutex<BTreeMap<String, u64>>,
+    /// Source -> Unix time of its last successful run.
+    last_success: Mutex<BTreeMap<String, i64>>,
+    last_run: AtomicI64,
+    next_run: AtomicI64,
+}
+
+impl Metrics {
+    pub fn new() -> Metrics {
+        Metrics::default()
+    }
+
+    /// One HTTP request answered. `route` is the matched route pattern, so the label
+    /// set stays small.
+    pub fn record_request(&self, route: &str, status: u16) {
+        *lock(&self.requests)
+            .entry((route.to_owned(), status))
+            .or_default() += 1;
+    }
+
+    /// One page fetched: its HTTP status, or `None` when no answer came.
+    pub fn record_fetch(&self, status: Option<u16>) {
+        let key = status.map_or_else(|| "error".to_owned(), |s| s.to_string());
+        *lock(&self.fetches).entry(key).or_default() += 1;
+    }
+
+    /// What the store did with one article.
+    pub fn record_outcome(&self, outcome: &Outcome) {
+        let counter = match outcome {
+            Outcome::New(_) => &self.items_new,
+            Outcome::Updated(_) => &self.items_updated,
+            Outcome::Duplicate { .. } => &self.items_duplicate,
+            Outcome::Unchanged(_) => &self.items_unchanged,
+        };
+        counter.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// One error while crawling a source.
+    pub fn record_error(&self, source: &SourceId) {
+        *lock(&self.errors).entry(source.to_string()).or_default() += 1;
+    }
+
+    /// A source finished a run successfully.
+    pub fn record_success(&self, source: &SourceId, at: DateTime<Utc>) {
+        lock(&self.last_success).insert(source.to_string(), at.timestamp());
+        self.last_run.fetch_max(at.timestamp(), Ordering::Relaxed);
+    }
+
+    /// A crawl run finished (successfully or not).
+    pub fn set_last_run(&self, at: DateTime<Utc>) {
+        self.last_run.store(at.timestamp(), Ordering::Relaxed);
+    }
+
+    /// When the scheduler will next run a source.
+    pub fn set_next_run(&self, at: DateTime<Utc>) {
+        self.next_run.store(at.timestamp(), Ordering::Relaxed);
+    }
+
+    /// The Prometheus text exposition format (version 0.0.4).
+    pub fn render(&self) -> String {
+        let mut out = String::new();
+        header(
+            &mut out,
+            "bantin_http_requests_total",
+            "counter",
+            "HTTP requests served.",
+        );
+        for ((route, status), n) in lock(&self.requests).iter() {
+            let _ = writeln!(
+                out,
+                "bantin_http_requests_total{{route=\"{}\",status=\"{status}\"}} {n}",
+                escape(route)
+            );
+        }
+        header(
+            &mut out,
+            "bantin_fetches_total",
+            "counter",
+            "Pages fetched, by HTTP status.",
+        );
+        for (status, n) in lock(&self.fetches).iter() {
+            let _ = writeln!(
+                out,
+                "bantin_fetches_total{{status=\"{}\"}} {n}",
+                escape(status)
+            );
+        }
+        header(
+            &mut out,
+            "bantin_items_total",
+            "counter",
+            "Articles stored, by outcome.",
+        );
+        for (outcome, counter) in [
+            ("new", &self.items_new),
+            ("updated", &self.items_updated),
+            ("duplicate", &self.items_duplicate),
+            ("unchanged", &self.items_unchanged),
+        ] {
+            let _ = writeln!(
+                out,
+                "bantin_items_total{{outcome=\"{outcome}\"}} {}",
+                counter.load(Ordering::Relaxed)
+            );
+        }
+        header(
+            &mut out,
+            "bantin_errors_total",
+            "counter",
+            "Crawl errors, by source.",
+        );
+        for (source, n) in lock(&self.errors).iter() {
+            let _ = writeln!(
+                out,
+                "bantin_errors_total{{source=\"{}\"}} {n}",
+                escape(source)
+            );
+        }
+        header(
+            &mut out,
+            "bantin_source_last_success_timestamp_seconds",
+            "gauge",
+            "Unix time of each source's last successful run.",
+        );
+        for (source, t) in lock(&self.last_success).iter() {
+            let _ = writeln!(
+                out,
+                "bantin_source_last_success_timestamp_seconds{{source=\"{}\"}} {t}",
+                escape(source)
+            );
+        }
+        for (name, help, value) in [
+            (
+                "bantin_last_run_timestamp_seconds",
+                "Unix time of the last crawl run.",
+                &self.last_run,
+            ),
+            (
+                "bantin_next_run_timestamp_seconds",
+                "Unix time of the next scheduled run.",
+                &self.next_run,
+            ),
+        ] {
+            header(&mut out, name, "gauge", help);
+            let _ = writeln!(out, "{name} {}", value.load(Ordering::Relaxed));
+        }
+        out
+    }
+}
+
+fn header(out: &mut String, name: &str, kind: &str, help: &str) {
+    let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} {kind}");
+}
+
+/// Label values escape backslash, quote and newline.
+fn escape(value: &str) -> String {
+    value
+        .replace('\\', "\\\\")
+        .replace('"', "\\\"")
+        .replace('\n', "\\n")
+}
+
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    // A counter map stays valid even if a holder panicked mid-update.
+    m.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::ItemId;
+
+    #[test]
+    fn renders_counters_with_labels() {
+        let m = Metrics::new();
+        m.record_request("/feeds/{file}", 200);
+        m.record_request("/feeds/{file}", 200);
+        m.record_fetch(Some(304));
+        m.record_fetch(None);
+        m.record_outcome(&Outcome::New(ItemId::from("a")));
+        m.record_error(&SourceId::from("ca\"nd"));
+        m.record_success(
+            &SourceId::from("cand"),
+            DateTime::from_timestamp(1_700_000_000, 0).unwrap(),
+        );
+        let text = m.render();
+        assert!(
+            text.contains("bantin_http_requests_total{route=\"/feeds/{file}\",status=\"200\"} 2")
+        );
+        assert!(text.contains("bantin_fetches_total{status=\"304\"} 1"));
+        assert!(text.contains("bantin_fetches_total{status=\"error\"} 1"));
+        assert!(text.contains("bantin_items_total{outcome=\"new\"} 1"));
+        assert!(text.contains("bantin_errors_total{source=\"ca\\\"nd\"} 1"));
+        assert!(
+            text.contains(
+                "bantin_source_last_success_timestamp_seconds{source=\"cand\"} 1700000000"
+            )
+        );
+        assert!(text.contains("bantin_last_run_timestamp_seconds 1700000000"));
+    }
+}

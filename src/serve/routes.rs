@@ -1,0 +1,416 @@
+//! Routes and handlers. Feed file names are checked against the configured feed ids
+//! before any path is built, so `..` or encoded separators never reach the file system.
+
+use std::sync::Arc;
+
+use axum::Router;
+use axum::extract::{MatchedPath, Path, Query, Request, State};
+use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, header};
+use axum::middleware::{self, Next};
+use axum::response::{Html, IntoResponse, Response};
+use axum::routing::get;
+use bytes::Bytes;
+use serde::{Deserialize, Serialize};
+use tower_http::compression::CompressionLayer;
+
+use super::AppState;
+use super::caching::{Representation, http_date, tag_encoding};
+use super::index::render_index;
+use crate::config::Config;
+use crate::model::{ALL_CATEGORY, CategoryId, Item, SourceState};
+use crate::publish::{self, FeedFormat, FeedMeta, OPML_FILE, RenderContext, STYLESHEET_FILE};
+use crate::store::StoreError;
+use crate::text::fold_diacritics;
+
+/// Most items a `?limit=` may ask for.
+const MAX_LIMIT: usize = 1000;
+/// Newest items a `?q=` search looks through.
+const SEARCH_WINDOW: usize = 2000;
+/// Latest items listed on the index page.
+const INDEX_ITEMS: usize = 30;
+/// `max-age` when no source has a schedule.
+const DEFAULT_MAX_AGE_SECS: u32 = 300;
+/// Failed runs in a row after which `/healthz` lists a source as unhealthy.
+const UNHEALTHY_AFTER_FAILURES: u32 = 3;
+
+pub(super) fn router(state: AppState) -> Router {
+    Router::new()
+        .route("/", get(index))
+        .route("/healthz", get(healthz))
+        .route("/metrics", get(metrics))
+        .route("/feeds/{file}", get(feed))
+        .fallback(fallback)
+        .layer(CompressionLayer::new())
+        .layer(middleware::map_response(
+            |mut response: Response| async move {
+                tag_encoding(response.headers_mut());
+                response
+            },
+        ))
+        .layer(middleware::from_fn_with_state(
+            state.clone(),
+            count_requests,
+        ))
+        .with_state(state)
+}
+
+/// Why a request could not be answered; mapped to a status in [`error_response`].
+#[derive(Debug, thiserror::Error)]
+enum ServeError {
+    #[error("store unavailable")]
+    Store(#[from] StoreError),
+    #[error("cannot read a published file")]
+    Io(#[from] std::io::Error),
+    #[error("background task failed")]
+    Task(#[from] tokio::task::JoinError),
+}
+
+fn error_response(error: ServeError) -> Response {
+    let status = match error {
+        ServeError::Store(_) => StatusCode::SERVICE_UNAVAILABLE,
+        ServeError::Io(_) | ServeError::Task(_) => StatusCode::INTERNAL_SERVER_ERROR,
+    };
+    tracing::error!(error = %error, source = ?std::error::Error::source(&error), "request failed");
+    (status, format!("{error}\n")).into_response()
+}
+
+async fn count_requests(State(state): State<AppState>, request: Request, next: Next) -> Response {
+    let route = request
+        .extensions()
+        .get::<MatchedPath>()
+        .map_or_else(|| "unmatched".to_owned(), |p| p.as_str().to_owned());
+    let response = next.run(request).await;
+    state
+        .metrics
+        .record_request(&route, response.status().as_u16());
+    response
+}
+
+async fn fallback(method: Method) -> Response {
+    if method == Method::GET || method == Method::HEAD {
+        (StatusCode::NOT_FOUND, "not found\n").into_response()
+    } else {
+        (
+            StatusCode::METHOD_NOT_ALLOWED,
+            [(header::ALLOW, "GET, HEAD")],
+            "method not allowed\n",
+        )
+            .into_response()
+    }
+}
+
+/// `?limit=N&q=words` on a feed.
+#[derive(Debug, Deserialize)]
+struct FeedQuery {
+    limit: Option<usize>,
+    q: Option<String>,
+}
+
+/// What a name under `/feeds/` refers to.
+enum FeedFile {
+    Feed(FeedMeta, FeedFormat),
+    Opml,
+    Stylesheet,
+}
+
+fn resolve(config: &Config, name: &str) -> Option<FeedFile> {
+    if name == OPML_FILE {
+        return Some(FeedFile::Opml);
+    }
+    if name == STYLESHEET_FILE && config.settings.stylesheet {
+        return Some(FeedFile::Stylesheet);
+    }
+    let (stem, ext) = name.rsplit_once('.')?;
+    let format = FeedFormat::from_extension(ext)?;
+    publish::feeds_for(config)
+        .into_iter()
+        .find(|meta| meta.id.as_str() == stem)
+        .map(|meta| FeedFile::Feed(meta, format))
+}
+
+async fn feed(
+    State(state): State<AppState>,
+    Path(name): Path<String>,
+    Query(query): Query<FeedQuery>,
+    headers: HeaderMap,
+) -> Response {
+    let config = state.config.load_full();
+    let Some(file) = resolve(&config, &name) else {
+        return (StatusCode::NOT_FOUND, "no such feed\n").into_response();
+    };
+    let cache_control = cache_control(&config);
+    let (content_type, meta_format) = match &file {
+        FeedFile::Opml => ("text/x-opml; charset=utf-8".to_owned(), None),
+        FeedFile::Stylesheet => ("text/xsl; charset=utf-8".to_owned(), None),
+        FeedFile::Feed(meta, format) => (
+            format!("{}; charset=utf-8", format.media_type()),
+            Some((meta.clone(), *format)),
+        ),
+    };
+    let filtered =
+        query.limit.is_some() || query.q.as_deref().is_some_and(|q| !q.trim().is_empty());
+    let rep = match meta_format {
+        Some((meta, format)) if filtered => {
+            render_filtered(&state, &config, meta, format, query).await
+        }
+        _ => {
+            // The name was matched against fixed names and configured ids above.
+            let path = config.settings.feeds_dir.join(&name);
+            match state.files.get(&path).await {
+                Ok(Some(rep)) => Ok(rep),
+                Ok(None) => {
+                    return (StatusCode::NOT_FOUND, "feed not published yet\n").into_response();
+                }
+                Err(e) => Err(e.into()),
+            }
+        }
+    };
+    match rep {
+        Ok(rep) => respond(&rep, &content_type, &cache_control, &headers),
+        Err(e) => error_response(e),
+    }
+}
+
+async fn render_filtered(
+    state: &AppState,
+    config: &Arc<Config>,
+    meta: FeedMeta,
+    format: FeedFormat,
+    query: FeedQuery,
+) -> Result<Arc<Representation>, ServeError> {
+    let limit = query
+        .limit
+        .unwrap_or(meta.items_per_feed)
+        .clamp(1, MAX_LIMIT);
+    let words: Vec<String> = query
+        .q
+        .as_deref()
+        .unwrap_or("")
+        .split_whitespace()
+        .map(search_key)
+        .collect();
+    let window = if words.is_empty() {
+        limit
+    } else {
+        SEARCH_WINDOW
+    };
+    let store = state.store.clone();
+    let ctx = RenderContext::new(config);
+    let rep = tokio::task::spawn_blocking(move || -> Result<Representation, StoreError> {
+        let items = store.latest_items(&meta.id, window)?;
+        let items: Vec<Item> = items
+            .into_iter()
+            .filter(|item| matches_all(item, &words))
+            .take(limit)
+            .collect();
+        let body = publish::render(format, &meta, &items, &ctx);
+        let modified = publish::newest_change(&items).map(Into::into);
+        Ok(Representation::new(Bytes::from(body), modified))
+    })
+    .await??;
+    Ok(Arc::new(rep))
+}
+
+/// Lower case, without diacritics: "Đảng" and "dang" are the same search word.
+fn search_key(text: &str) -> String {
+    fold_diacritics(&text.to_lowercase())
+}
+
+fn matches_all(item: &Item, words: &[String]) -> bool {
+    if words.is_empty() {
+        return true;
+    }
+    let a = &item.article;
+    let haystack = search_key(&format!(
+        "{}\n{}\n{}\n{}\n{}",
+        a.title,
+        a.lead.as_deref().unwrap_or(""),
+        a.body_text,
+        a.authors.join(" "),
+        a.tags.join(" ")
+    ));
+    words.iter().all(|w| haystack.contains(w.as_str()))
+}
+
+/// `public, max-age=<ttl>`: readers need not ask again before the next crawl could run.
+fn cache_control(config: &Config) -> String {
+    let max_age = publish::ttl_minutes(config).map_or(DEFAULT_MAX_AGE_SECS, |m| m * 60);
+    format!("public, max-age={max_age}")
+}
+
+fn respond(
+    rep: &Representation,
+    content_type: &str,
+    cache_control: &str,
+    request: &HeaderMap,
+) -> Response {
+    let mut headers = HeaderMap::new();
+    headers.insert(
+        header::ETAG,
+        HeaderValue::from_str(&rep.etag).expect("an ETag is hex digits and quotes"),
+    );
+    if let Some(lm) = rep.last_modified {
+        headers.insert(
+            header::LAST_MODIFIED,
+            HeaderValue::from_str(&http_date(lm)).expect("an HTTP date is ASCII"),
+        );
+    }
+    headers.insert(
+        header::CACHE_CONTROL,
+        HeaderValue::from_str(cache_control).expect("Cache-Control is ASCII"),
+    );
+    if rep.not_modified(request) {
+        return (StatusCode::NOT_MODIFIED, headers).into_response();
+    }
+    headers.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_str(content_type).expect("a media type is ASCII"),
+    );
+    (StatusCode::OK, headers, rep.body.clone()).into_response()
+}
+
+async fn index(State(state): State<AppState>) -> Response {
+    let config = state.config.load_full();
+    let store = state.store.clone();
+    let loaded = tokio::task::spawn_blocking(move || -> Result<_, StoreError> {
+        let items = store.latest_items(&CategoryId::from(ALL_CATEGORY), INDEX_ITEMS)?;
+        let sources = store.source_states()?;
+        Ok((items, sources))
+    })
+    .await
+    .map_err(ServeError::from)
+    .and_then(|r| r.map_err(ServeError::from));
+    match loaded {
+        Ok((items, sources)) => Html(render_index(&config, &items, &sources)).into_response(),
+        Err(e) => error_response(e),
+    }
+}
+
+#[derive(Serialize)]
+struct Health {
+    /// `ok`, `degraded` (some source failing) or `unavailable` (store down).
+    status: &'static str,
+    store: StoreHealth,
+    sources: Vec<SourceHealth>,
+    unhealthy_sources: Vec<String>,
+}
+
+#[derive(Serialize)]
+struct StoreHealth {
+    reachable: bool,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    error: Option<String>,
+}
+
+#[derive(Serialize)]
+struct SourceHealth {
+    id: String,
+    last_success: Option<String>,
+    last_run: Option<String>,
+    failures: u32,
+    healthy: bool,
+}
+
+async fn healthz(State(state): State<AppState>) -> Response {
+    let config = state.config.load_full();
+    let store = state.store.clone();
+    let checked = tokio::task::spawn_blocking(move || -> Result<Vec<SourceState>, StoreError> {
+        store.ping()?;
+        store.source_states()
+    })
+    .await;
+    let (store_health, states) = match checked {
+        Ok(Ok(states)) => (
+            StoreHealth {
+                reachable: true,
+                error: None,
+            },
+            states,
+        ),
+        Ok(Err(e)) => (
+            StoreHealth {
+                reachable: false,
+                error: Some(error_chain(&e)),
+            },
+            Vec::new(),
+        ),
+        Err(e) => (
+            StoreHealth {
+                reachable: false,
+                error: Some(e.to_string()),
+            },
+            Vec::new(),
+        ),
+    };
+    let sources: Vec<SourceHealth> = config
+        .sources
+        .iter()
+        .map(|source| {
+            let state = states
+                .iter()
+                .find(|s| s.source.as_ref() == Some(&source.id));
+            let failures = state.map_or(0, |s| s.failures);
+            SourceHealth {
+                id: source.id.to_string(),
+                last_success: state.and_then(|s| s.last_success).map(|t| t.to_rfc3339()),
+                last_run: state
+                    .and_then(|s| s.last_run.as_ref())
+                    .and_then(|r| r.finished_at)
+                    .map(|t| t.to_rfc3339()),
+                failures,
+                healthy: failures < UNHEALTHY_AFTER_FAILURES,
+            }
+        })
+        .collect();
+    let unhealthy_sources: Vec<String> = sources
+        .iter()
+        .filter(|s| !s.healthy)
+        .map(|s| s.id.clone())
+        .collect();
+    let (status, code) = if !store_health.reachable {
+        ("unavailable", StatusCode::SERVICE_UNAVAILABLE)
+    } else if !unhealthy_sources.is_empty() {
+        ("degraded", StatusCode::OK)
+    } else {
+        ("ok", StatusCode::OK)
+    };
+    let health = Health {
+        status,
+        store: store_health,
+        sources,
+        unhealthy_sources,
+    };
+    (code, axum::Json(health)).into_response()
+}
+
+fn error_chain(error: &dyn std::error::Error) -> String {
+    let mut text = error.to_string();
+    let mut source = error.source();
+    while let Some(e) = source {
+        text.push_str(": ");
+        text.push_str(&e.to_string());
+        source = e.source();
+    }
+    text
+}
+
+async fn metrics(State(state): State<AppState>) -> Response {
+    (
+        [(
+            header::CONTENT_TYPE,
+            "text/plain; version=0.0.4; charset=utf-8",
+        )],
+        state.metrics.render(),
+    )
+        .into_response()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn search_key_ignores_case_and_diacritics() {
+        assert_eq!(search_key("ĐẢNG Viên"), "dang vien");
+    }
+}

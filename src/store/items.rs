@@ -1,0 +1,508 @@
+//! Items in SQLite: recording an article through dedup (canonical key, content hash,
+//! SimHash bands), reading items for feeds, categories, raw pages and retention.
+
+use std::collections::HashSet;
+
+use chrono::{DateTime, Duration, Utc};
+use rusqlite::{OptionalExtension, Transaction, params};
+use url::Url;
+use xxhash_rust::xxh3::xxh3_64;
+
+use super::StoreError;
+use super::sqlite::{SqliteStore, compress, decompress, from_millis, sql, to_millis};
+use crate::dedup::{self, Bands};
+use crate::model::{ALL_CATEGORY, Article, CategoryId, Item, ItemId, Outcome, RawPage, SourceId};
+
+/// A stable item id: the source that first found the story and a hash of its canonical
+/// URL. It never changes when the article is updated.
+pub fn item_id(source: &SourceId, key: &Url) -> ItemId {
+    ItemId(format!(
+        "{source}-{:016x}",
+        xxh3_64(key.as_str().as_bytes())
+    ))
+}
+
+pub(crate) fn record(
+    store: &SqliteStore,
+    tx: &Transaction<'_>,
+    article: &Article,
+    source: &SourceId,
+    categories: &[CategoryId],
+    raw: Option<&RawPage>,
+) -> Result<Outcome, StoreError> {
+    let key = dedup::dedup_key(article);
+    let hash = dedup::content_hash(article);
+    let now = to_millis(Utc::now());
+    if let Some(raw) = raw {
+        save_raw_page(tx, raw)?;
+    }
+
+    let known: Option<(i64, String, String)> = tx
+        .query_row(
+            "SELECT rowid, id, content_hash FROM items WHERE key = ?1",
+            [key.as_str()],
+            |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
+        )
+        .optional()
+        .map_err(sql("look up item by key"))?;
+    if let Some((rowid, id, stored_hash)) = known {
+        let id = ItemId(id);
+        if stored_hash == hash {
+            add_categories(tx, rowid, categories)?;
+            tracing::debug!(item_id = %id, url = %key, reason = "same canonical url, same content hash", "unchanged");
+            return Ok(Outcome::Unchanged(id));
+        }
+        let simhash = body_simhash(article);
+        tx.execute(
+            "UPDATE items SET url = ?2, title = ?3, sort_time = ?4, updated_at = ?5,
+                 content_hash = ?6, simhash = ?7, article = ?8
+             WHERE rowid = ?1",
+            params![
+                rowid,
+                article.url.as_str(),
+                article.title,
+                sort_time(article, now),
+                now,
+                hash,
+                simhash.map(|h| h as i64),
+                encode_article(article)?,
+            ],
+        )
+        .map_err(sql("update item"))?;
+        tx.execute(
+            "UPDATE item_links SET content_hash = ?2 WHERE key = ?1",
+            params![key.as_str(), hash],
+        )
+        .map_err(sql("update item link"))?;
+        tx.execute("DELETE FROM simhash_bands WHERE item = ?1", [rowid])
+            .map_err(sql("clear item bands"))?;
+        if let Some(h) = simhash {
+            insert_bands(tx, store.bands, rowid, h)?;
+        }
+        replace_categories(tx, rowid, categories)?;
+        tracing::debug!(item_id = %id, url = %key, reason = "same canonical url, content hash changed", "updated");
+        return Ok(Outcome::Updated(id));
+    }
+
+    let linked: Option<(i64, String, String)> = tx
+        .query_row(
+            "SELECT l.item, i.id, l.content_hash FROM item_links l
+             JOIN items i ON i.rowid = l.item WHERE l.key = ?1",
+            [key.as_str()],
+            |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
+        )
+        .optional()
+        .map_err(sql("look up item link"))?;
+    if let Some((rowid, of, link_hash)) = linked {
+        let of = ItemId(of);
+        add_categories(tx, rowid, categories)?;
+        if link_hash == hash {
+            tracing::debug!(item_id = %of, url = %key, reason = "known link of the item, same content hash", "unchanged");
+            return Ok(Outcome::Unchanged(of));
+        }
+        tx.execute(
+            "UPDATE item_links SET content_hash = ?2 WHERE key = ?1",
+            params![key.as_str(), hash],
+        )
+        .map_err(sql("update item link"))?;
+        let reason = "known link of the item, its copy changed".to_owned();
+        tracing::debug!(item_id = %of, url = %key, reason = %reason, "duplicate");
+        return Ok(Outcome::Duplicate { of, reason });
+    }
+
+    let simhash = body_simhash(article);
+    if let Some(h) = simhash
+        && let Some((rowid, of, distance)) =
+            near_duplicate(tx, store.bands, store.near_duplicate_distance, h)?
+    {
+        insert_link(tx, &key, rowid, article, source, now, &hash)?;
+        add_categories(tx, rowid, categories)?;
+        let reason = format!("near duplicate, SimHash distance {distance}");
+        tracing::debug!(item_id = %of, url = %key, source = %source, reason = %reason, "duplicate");
+        return Ok(Outcome::Duplicate { of, reason });
+    }
+
+    let id = item_id(source, &key);
+    tx.execute(
+        "INSERT INTO items (id, key, source, url, title, sort_time, first_seen, updated_at,
+             content_hash, simhash, article)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?7, ?8, ?9, ?10)",
+        params![
+            id.as_str(),
+            key.as_str(),
+            source.as_str(),
+            article.url.as_str(),
+            article.title,
+            sort_time(article, now),
+            now,
+            hash,
+            simhash.map(|h| h as i64),
+            encode_article(article)?,
+        ],
+    )
+    .map_err(sql("insert item"))?;
+    let rowid = tx.last_insert_rowid();
+    insert_link(tx, &key, rowid, article, source, now, &hash)?;
+    if let Some(h) = simhash {
+        insert_bands(tx, store.bands, rowid, h)?;
+    }
+    add_categories(tx, rowid, categories)?;
+    tracing::debug!(item_id = %id, url = %key, source = %source, reason = "no item at this canonical url and no near duplicate", "new");
+    Ok(Outcome::New(id))
+}
+
+/// SimHash of the body when it is long enough to compare.
+fn body_simhash(article: &Article) -> Option<u64> {
+    (dedup::shingle_count(&article.body_text) >= dedup::MIN_SHINGLES)
+        .then(|| dedup::simhash(&article.body_text))
+}
+
+fn sort_time(article: &Article, now: i64) -> i64 {
+    article
+        .published
+        .map(|p| p.timestamp_millis())
+        .unwrap_or(now)
+}
+
+fn encode_article(article: &Article) -> Result<Vec<u8>, StoreError> {
+    let json = serde_json::to_vec(article)
+        .map_err(|e| StoreError::Corrupt(format!("article cannot be encoded: {e}")))?;
+    Ok(compress(&json))
+}
+
+fn decode_article(blob: &[u8], id: &str) -> Result<Article, StoreError> {
+    let json = decompress(blob, id)?;
+    serde_json::from_slice(&json).map_err(|e| StoreError::Corrupt(format!("item {id}: {e}")))
+}
+
+fn insert_link(
+    tx: &Transaction<'_>,
+    key: &Url,
+    rowid: i64,
+    article: &Article,
+    source: &SourceId,
+    now: i64,
+    hash: &str,
+) -> Result<(), StoreError> {
+    tx.execute(
+        "INSERT INTO item_links (key, item, url, source, first_seen, content_hash)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+        params![
+            key.as_str(),
+            rowid,
+            article.url.as_str(),
+            source.as_str(),
+            now,
+            hash
+        ],
+    )
+    .map_err(sql("insert item link"))?;
+    Ok(())
+}
+
+pub(crate) fn insert_bands(
+    tx: &Transaction<'_>,
+    bands: Bands,
+    rowid: i64,
+    hash: u64,
+) -> Result<(), StoreError> {
+    let mut stmt = tx
+        .prepare_cached(
+            "INSERT OR IGNORE INTO simhash_bands (band, value, item) VALUES (?1, ?2, ?3)",
+        )
+        .map_err(sql("insert simhash band"))?;
+    for (band, value) in bands.keys(hash) {
+        stmt.execute(params![band, value as i64, rowid])
+            .map_err(sql("insert simhash band"))?;
+    }
+    Ok(())
+}
+
+/// The earliest-stored item whose SimHash is within `distance` bits of `hash`, looking
+/// only at items that share a band value with it: `(rowid, id, distance)`.
+pub(crate) fn near_duplicate(
+    tx: &Transaction<'_>,
+    bands: Bands,
+    distance: u32,
+    hash: u64,
+) -> Result<Option<(i64, ItemId, u32)>, StoreError> {
+    let mut stmt = tx
+        .prepare_cached(
+            "SELECT i.rowid, i.id, i.simhash FROM simhash_bands b
+             JOIN items i ON i.rowid = b.item
+             WHERE b.band = ?1 AND b.value = ?2",
+        )
+        .map_err(sql("look up simhash band"))?;
+    let mut best: Option<(i64, ItemId, u32)> = None;
+    for (band, value) in bands.keys(hash) {
+        let rows = stmt
+            .query_map(params![band, value as i64], |r| {
+                Ok((
+                    r.get::<_, i64>(0)?,
+                    r.get::<_, String>(1)?,
+                    r.get::<_, i64>(2)?,
+                ))
+            })
+            .map_err(sql("look up simhash band"))?;
+        for row in rows {
+            let (rowid, id, other) = row.map_err(sql("look up simhash band"))?;
+            let d = dedup::hamming(hash, other as u64);
+            if d <= distance && best.as_ref().is_none_or(|(r, _, _)| rowid < *r) {
+                best = Some((rowid, ItemId(id), d));
+            }
+        }
+    }
+    Ok(best)
+}
+
+fn add_categories(
+    tx: &Transaction<'_>,
+    rowid: i64,
+    categories: &[CategoryId],
+) -> Result<(), StoreError> {
+    let mut stmt = tx
+        .prepare_cached("INSERT OR IGNORE INTO item_categories (item, category) VALUES (?1, ?2)")
+        .map_err(sql("add item category"))?;
+    for c in categories {
+        stmt.execute(params![rowid, c.as_str()])
+            .map_err(sql("add item category"))?;
+    }
+    Ok(())
+}
+
+fn replace_categories(
+    tx: &Transaction<'_>,
+    rowid: i64,
+    categories: &[CategoryId],
+) -> Result<(), StoreError> {
+    tx.execute("DELETE FROM item_categories WHERE item = ?1", [rowid])
+        .map_err(sql("clear item categories"))?;
+    add_categories(tx, rowid, categories)
+}
+
+pub(crate) fn set_categories(
+    tx: &Transaction<'_>,
+    id: &ItemId,
+    categories: &[CategoryId],
+) -> Result<(), StoreError> {
+    let rowid: Option<i64> = tx
+        .query_row(
+            "SELECT rowid FROM items WHERE id = ?1",
+            [id.as_str()],
+            |r| r.get(0),
+        )
+        .optional()
+        .map_err(sql("look up item"))?;
+    match rowid {
+        Some(rowid) => replace_categories(tx, rowid, categories),
+        None => Ok(()),
+    }
+}
+
+pub(crate) fn knows_url(tx: &Transaction<'_>, url: &Url) -> Result<bool, StoreError> {
+    let key = dedup::canonicalize(url);
+    tx.query_row(
+        "SELECT EXISTS (SELECT 1 FROM item_links WHERE key = ?1)",
+        [key.as_str()],
+        |r| r.get(0),
+    )
+    .map_err(sql("look up url"))
+}
+
+const ITEM_COLUMNS: &str = "i.rowid, i.id, i.source, i.first_seen, i.updated_at, i.article";
+
+fn load_item(tx: &Transaction<'_>, row: &rusqlite::Row<'_>) -> Result<Item, StoreError> {
+    let read =
+        |r: &rusqlite::Row<'_>| -> rusqlite::Result<(i64, String, String, i64, i64, Vec<u8>)> {
+            Ok((
+                r.get(0)?,
+                r.get(1)?,
+                r.get(2)?,
+                r.get(3)?,
+                r.get(4)?,
+                r.get(5)?,
+            ))
+        };
+    let (rowid, id, source, first_seen, updated_at, blob) = read(row).map_err(sql("read item"))?;
+    let article = decode_article(&blob, &id)?;
+    let mut stmt = tx
+        .prepare_cached("SELECT category FROM item_categories WHERE item = ?1 ORDER BY category")
+        .map_err(sql("read item categories"))?;
+    let categories = stmt
+        .query_map([rowid], |r| r.get::<_, String>(0).map(CategoryId))
+        .map_err(sql("read item categories"))?
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(sql("read item categories"))?;
+    let mut stmt = tx
+        .prepare_cached(
+            "SELECT l.url FROM item_links l JOIN items i ON i.rowid = l.item
+             WHERE l.item = ?1 AND l.key <> i.key ORDER BY l.first_seen, l.key",
+        )
+        .map_err(sql("read item links"))?;
+    let links = stmt
+        .query_map([rowid], |r| r.get::<_, String>(0))
+        .map_err(sql("read item links"))?
+        .filter_map(|u| u.ok().and_then(|u| Url::parse(&u).ok()))
+        .collect();
+    Ok(Item {
+        id: ItemId(id),
+        article,
+        source: SourceId(source),
+        categories,
+        first_seen: from_millis(first_seen),
+        updated_at: from_millis(updated_at),
+        links,
+    })
+}
+
+pub(crate) fn item(tx: &Transaction<'_>, id: &ItemId) -> Result<Option<Item>, StoreError> {
+    let mut stmt = tx
+        .prepare_cached(&format!(
+            "SELECT {ITEM_COLUMNS} FROM items i WHERE i.id = ?1"
+        ))
+        .map_err(sql("read item"))?;
+    let mut rows = stmt.query([id.as_str()]).map_err(sql("read item"))?;
+    match rows.next().map_err(sql("read item"))? {
+        Some(row) => load_item(tx, row).map(Some),
+        None => Ok(None),
+    }
+}
+
+pub(crate) fn latest(
+    tx: &Transaction<'_>,
+    feed: &CategoryId,
+    limit: usize,
+) -> Result<Vec<Item>, StoreError> {
+    let query = if feed.as_str() == ALL_CATEGORY {
+        format!(
+            "SELECT {ITEM_COLUMNS} FROM items i WHERE ?1 = ?1
+             ORDER BY i.sort_time DESC, i.rowid DESC LIMIT ?2"
+        )
+    } else {
+        format!(
+            "SELECT {ITEM_COLUMNS} FROM items i
+             JOIN item_categories c ON c.item = i.rowid AND c.category = ?1
+             ORDER BY i.sort_time DESC, i.rowid DESC LIMIT ?2"
+        )
+    };
+    let mut stmt = tx.prepare(&query).map_err(sql("read latest items"))?;
+    let mut rows = stmt
+        .query(params![feed.as_str(), limit as i64])
+        .map_err(sql("read latest items"))?;
+    let mut out = Vec::new();
+    while let Some(row) = rows.next().map_err(sql("read latest items"))? {
+        out.push(load_item(tx, row)?);
+    }
+    Ok(out)
+}
+
+fn save_raw_page(tx: &Transaction<'_>, raw: &RawPage) -> Result<(), StoreError> {
+    tx.execute(
+        "INSERT INTO raw_pages (url, source, fetched_at, html) VALUES (?1, ?2, ?3, ?4)
+         ON CONFLICT (url) DO UPDATE SET source = excluded.source,
+             fetched_at = excluded.fetched_at, html = excluded.html",
+        params![
+            raw.url.as_str(),
+            raw.source.as_str(),
+            to_millis(raw.fetched_at),
+            compress(raw.html.as_bytes())
+        ],
+    )
+    .map_err(sql("save raw page"))?;
+    Ok(())
+}
+
+pub(crate) fn raw_pages(
+    tx: &Transaction<'_>,
+    source: Option<&SourceId>,
+    since: Option<DateTime<Utc>>,
+) -> Result<Vec<RawPage>, StoreError> {
+    let mut stmt = tx
+        .prepare(
+            "SELECT url, source, fetched_at, html FROM raw_pages
+             WHERE (?1 IS NULL OR source = ?1) AND (?2 IS NULL OR fetched_at >= ?2)
+             ORDER BY fetched_at, url",
+        )
+        .map_err(sql("read raw pages"))?;
+    let rows = stmt
+        .query_map(
+            params![source.map(SourceId::as_str), since.map(to_millis)],
+            |r| {
+                Ok((
+                    r.get::<_, String>(0)?,
+                    r.get::<_, String>(1)?,
+                    r.get::<_, i64>(2)?,
+                    r.get::<_, Vec<u8>>(3)?,
+                ))
+            },
+        )
+        .map_err(sql("read raw pages"))?;
+    let mut out = Vec::new();
+    for row in rows {
+        let (url, source, fetched_at, blob) = row.map_err(sql("read raw pages"))?;
+        let html = String::from_utf8(decompress(&blob, &url)?)
+            .map_err(|e| StoreError::Corrupt(format!("raw page {url}: {e}")))?;
+        let url = Url::parse(&url)
+            .map_err(|e| StoreError::Corrupt(format!("raw page address {url}: {e}")))?;
+        out.push(RawPage {
+            url,
+            source: SourceId(source),
+            fetched_at: from_millis(fetched_at),
+            html,
+        });
+    }
+    Ok(out)
+}
+
+pub(crate) fn prune(
+    tx: &Transaction<'_>,
+    retention_days: u32,
+    raw_page_days: u32,
+    keep_per_feed: usize,
+    feeds: &[CategoryId],
+) -> Result<usize, StoreError> {
+    let now = Utc::now();
+    let cutoff = to_millis(now - Duration::days(i64::from(retention_days)));
+    let mut protected: HashSet<i64> = HashSet::new();
+    let all = CategoryId(ALL_CATEGORY.into());
+    for feed in feeds.iter().chain(std::iter::once(&all)) {
+        let query = if feed.as_str() == ALL_CATEGORY {
+            "SELECT i.rowid FROM items i WHERE ?1 = ?1
+             ORDER BY i.sort_time DESC, i.rowid DESC LIMIT ?2"
+        } else {
+            "SELECT i.rowid FROM items i
+             JOIN item_categories c ON c.item = i.rowid AND c.category = ?1
+             ORDER BY i.sort_time DESC, i.rowid DESC LIMIT ?2"
+        };
+        let mut stmt = tx.prepare_cached(query).map_err(sql("read feed items"))?;
+        let rows = stmt
+            .query_map(params![feed.as_str(), keep_per_feed as i64], |r| r.get(0))
+            .map_err(sql("read feed items"))?;
+        for row in rows {
+            protected.insert(row.map_err(sql("read feed items"))?);
+        }
+    }
+    // An old article stored only today is kept for the full period too; otherwise the
+    // next crawl would fetch and store it again.
+    let expired: Vec<i64> = {
+        let mut stmt = tx
+            .prepare("SELECT rowid FROM items WHERE sort_time < ?1 AND first_seen < ?1")
+            .map_err(sql("find expired items"))?;
+        stmt.query_map([cutoff], |r| r.get(0))
+            .map_err(sql("find expired items"))?
+            .collect::<Result<_, _>>()
+            .map_err(sql("find expired items"))?
+    };
+    let mut deleted = 0;
+    for rowid in expired.into_iter().filter(|r| !protected.contains(r)) {
+        deleted += tx
+            .execute("DELETE FROM items WHERE rowid = ?1", [rowid])
+            .map_err(sql("delete expired item"))?;
+    }
+    let raw_cutoff = to_millis(now - Duration::days(i64::from(raw_page_days)));
+    let raw_deleted = tx
+        .execute("DELETE FROM raw_pages WHERE fetched_at < ?1", [raw_cutoff])
+        .map_err(sql("delete old raw pages"))?;
+    tracing::info!(items = deleted, raw_pages = raw_deleted, "store pruned");
+    Ok(deleted)
+}

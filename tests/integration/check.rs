@@ -1,0 +1,219 @@
+//! `bantin check`: the shipped config passes; every broken config fails with exit 2 and
+//! a message naming file, line, column, the problem and a fix.
+
+use assert_cmd::Command;
+
+fn check(case: &str) -> assert_cmd::assert::Assert {
+    Command::cargo_bin("bantin")
+        .expect("the bantin binary is built for integration tests")
+        .args([
+            "--config",
+            &format!("tests/fixtures/config/{case}/bantin.toml"),
+            "check",
+        ])
+        .assert()
+}
+
+fn stderr_of(case: &str) -> String {
+    let out = check(case).code(2).get_output().clone();
+    String::from_utf8(out.stderr).expect("diagnostics are UTF-8")
+}
+
+#[test]
+fn shipped_config_is_valid() {
+    Command::cargo_bin("bantin")
+        .unwrap()
+        .args(["--config", "config/bantin.toml", "check"])
+        .assert()
+        .success()
+        .stdout(predicates::str::contains("ok (4 sources, 2 categories)"));
+}
+
+#[test]
+fn valid_fixture_config_passes() {
+    check("valid").success();
+}
+
+#[test]
+fn unreadable_config_exits_1() {
+    check("does-not-exist").code(1);
+}
+
+/// One row per broken config: the file and line the error must point at, and words the
+/// message and its help must contain.
+const BROKEN: &[(&str, &str, &str, &[&str])] = &[
+    (
+        "unknown-key",
+        "sources/cand.toml",
+        ":4:1:",
+        &["unknown key `titel`", "did you mean `title`?"],
+    ),
+    (
+        "unknown-top-level-key",
+        "bantin.toml",
+        ":4:1:",
+        &[
+            "unknown key `item_per_feed`",
+            "did you mean `items_per_feed`?",
+        ],
+    ),
+    (
+        "bad-cron",
+        "sources/cand.toml",
+        ":11:12:",
+        &["schedule \"*/20 * * *\" has 4 field(s)", "\"*/15 * * * *\""],
+    ),
+    (
+        "bad-selector",
+        "sources/cand.toml",
+        ":4:9:",
+        &["selector \"h1..title\" is not valid CSS", "\"h1.title\""],
+    ),
+    (
+        "bad-regex",
+        "sources/cand.toml",
+        ":16:11:",
+        &["is not a valid regular expression", "unclosed group"],
+    ),
+    (
+        "relative-url",
+        "sources/cand.toml",
+        ":10:9:",
+        &["\"/Xay-dung-Dang/\" is a relative URL", "absolute address"],
+    ),
+    (
+        "ftp-url",
+        "sources/cand.toml",
+        ":10:9:",
+        &["uses the scheme `ftp`", "http:// and https://"],
+    ),
+    (
+        "duplicate-source-id",
+        "sources/cand.toml",
+        ":18:6:",
+        &[
+            "source id `cand-xay-dung-dang` is used twice",
+            "first used at",
+        ],
+    ),
+    (
+        "duplicate-category-id",
+        "categories.toml",
+        ":15:6:",
+        &["category id `party-work` is defined twice", "line 2"],
+    ),
+    (
+        "unknown-category",
+        "sources/cand.toml",
+        ":12:15:",
+        &[
+            "category `party-wrok` is not defined",
+            "did you mean \"party-work\"?",
+        ],
+    ),
+    (
+        "reserved-category-all",
+        "categories.toml",
+        ":9:6:",
+        &["`all` is reserved"],
+    ),
+    (
+        "bad-toml-syntax",
+        "sources/cand.toml",
+        ":9:",
+        &["invalid basic string"],
+    ),
+    (
+        "bad-timezone",
+        "bantin.toml",
+        ":3:12:",
+        &[
+            "unknown time zone \"Asia/Ho_Chi_Min\"",
+            "did you mean \"Asia/Ho_Chi_Minh\"?",
+        ],
+    ),
+    (
+        "bad-duration",
+        "bantin.toml",
+        ":7:11:",
+        &["`timeout` = \"10 parsecs\" is not a duration", "\"30s\""],
+    ),
+    (
+        "bad-size",
+        "bantin.toml",
+        ":8:18:",
+        &["`max_body_bytes` = \"lots\" is not a size", "\"10 MiB\""],
+    ),
+    (
+        "zero-items-per-feed",
+        "bantin.toml",
+        ":4:18:",
+        &["`items_per_feed` = 0 is out of range", "from 1 to 10000"],
+    ),
+    (
+        "not-a-slug",
+        "sources/cand.toml",
+        ":8:6:",
+        &[
+            "source id \"Cand Xây dựng\" is not a slug",
+            "\"cand-xay-dung\"",
+        ],
+    ),
+    (
+        "listing-without-links",
+        "sources/cand.toml",
+        ":9:8:",
+        &["has no way to find article links", "[source.links]"],
+    ),
+    (
+        "unknown-source-kind",
+        "sources/cand.toml",
+        ":9:8:",
+        &[
+            "unknown source kind \"listings\"",
+            "did you mean \"listing\"?",
+        ],
+    ),
+    (
+        "bad-rule-field",
+        "categories.toml",
+        ":14:10:",
+        &["unknown rule field \"boby\"", "did you mean \"body\"?"],
+    ),
+];
+
+#[test]
+fn each_broken_config_names_file_line_and_fix() {
+    for (case, file, place, needles) in BROKEN {
+        let stderr = stderr_of(case);
+        let location = format!("tests/fixtures/config/{case}/{file}{place}");
+        assert!(
+            stderr.contains(&location),
+            "{case}: expected {location} in\n{stderr}"
+        );
+        for needle in *needles {
+            assert!(
+                stderr.contains(needle),
+                "{case}: expected {needle:?} in\n{stderr}"
+            );
+        }
+        assert!(
+            stderr.contains("1 problem(s) found"),
+            "{case}: exactly one problem\n{stderr}"
+        );
+    }
+}
+
+#[test]
+fn every_problem_is_reported_in_one_run() {
+    let stderr = stderr_of("many-errors");
+    for needle in [
+        "many-errors/bantin.toml:3:12: unknown time zone \"Mars/Olympus\"",
+        "many-errors/categories.toml:9:6: category id \"Police Activities\" is not a slug",
+        "many-errors/sources/cand.toml:4:9: selector \"h1..title\" is not valid CSS",
+        "many-errors/sources/cand.toml:11:12: schedule \"every hour\" has 2 field(s)",
+    ] {
+        assert!(stderr.contains(needle), "expected {needle:?} in\n{stderr}");
+    }
+    assert!(stderr.contains("4 problem(s) found"), "{stderr}");
+}

@@ -1,0 +1,317 @@
+//! The SQLite store through the `Store` trait: dedup outcomes, links, categories,
+//! fetch state, retention, and surviving SIGKILL.
+
+use std::path::Path;
+use std::process::Command;
+use std::time::Duration;
+
+use bantin::model::{CategoryId, Outcome, RawPage, SourceId, SourceRun, Validators};
+use bantin::store::{SqliteStore, Store};
+use chrono::Utc;
+use tempfile::TempDir;
+use url::Url;
+
+use crate::support::{fixture_article, synthetic};
+
+fn open(dir: &TempDir) -> SqliteStore {
+    SqliteStore::open(&dir.path().join("data/bantin.sqlite3"), 3).expect("store opens")
+}
+
+fn src(id: &str) -> SourceId {
+    SourceId::from(id)
+}
+
+fn party_work() -> bantin::model::Article {
+    fixture_article("classify/party-work-hoi-nghi-cong-tac-dang.json")
+}
+
+#[test]
+fn twenty_five_url_variants_are_one_item() {
+    let dir = TempDir::new().unwrap();
+    let store = open(&dir);
+    let base = "https://news.example.vn/xay-dung-dang/hoi-nghi-cong-tac-dang-i1001";
+    let variants = [
+        format!("{base}"),
+        format!("{base}/"),
+        format!("{base}/#binh-luan"),
+        format!("{base}/?utm_source=facebook&utm_medium=social"),
+        format!("{base}/?utm_campaign=x&utm_content=y&utm_term=z"),
+        format!("{base}/?fbclid=IwAR0abc"),
+        format!("{base}/?gclid=Cj0K"),
+        format!("{base}/?zarsrc=31&zalo_source=share"),
+        format!("{base}/?_ga=2.123&mc_cid=9"),
+        format!("{base}/amp/"),
+        format!("{base}/?amp"),
+        format!("{base}.amp"),
+        format!("{base}/?amp=1&utm_source=zalo"),
+        base.replace("https://news.", "https://www.news."),
+        base.replace("https://news.", "https://amp.news."),
+        base.replace("https://news.", "https://m.news."),
+        base.replace("https://news.example.vn", "https://NEWS.Example.VN"),
+        base.replace("https://news.example.vn", "https://news.example.vn:443"),
+        base.replace("https://", "http://"),
+        base.replace("https://news.example.vn", "http://www.news.example.vn:80"),
+        format!("{base}//"),
+        format!("{base}/?igshid=abc#top"),
+        format!("{base}/?msclkid=1&yclid=2"),
+        format!("{base}/?ref=home"),
+        format!("{base}/?utm_source=rss#comments"),
+    ];
+    assert_eq!(variants.len(), 25);
+    let mut outcomes = Vec::new();
+    for variant in &variants {
+        let mut article = party_work();
+        article.url = Url::parse(variant).unwrap();
+        outcomes.push(store.record(&article, &src("a"), &[], None).unwrap());
+    }
+    let Outcome::New(id) = &outcomes[0] else {
+        panic!("first variant should be new: {:?}", outcomes[0]);
+    };
+    for (variant, outcome) in variants.iter().zip(&outcomes).skip(1) {
+        assert_eq!(outcome, &Outcome::Unchanged(id.clone()), "{variant}");
+    }
+    assert_eq!(store.item_count().unwrap(), 1);
+}
+
+#[test]
+fn changed_article_is_updated_with_the_same_id() {
+    let dir = TempDir::new().unwrap();
+    let store = open(&dir);
+    let article = party_work();
+    let Outcome::New(id) = store.record(&article, &src("a"), &[], None).unwrap() else {
+        panic!("first record is new");
+    };
+    let before = store.item(&id).unwrap().unwrap();
+    let mut changed = article.clone();
+    changed.title.push_str(" (cập nhật)");
+    changed.body_text.push_str("\n\nHội nghị cũng đã thông qua chương trình công tác quý II.");
+    assert_eq!(
+        store.record(&changed, &src("a"), &[], None).unwrap(),
+        Outcome::Updated(id.clone())
+    );
+    let after = store.item(&id).unwrap().unwrap();
+    assert_eq!(after.article.title, changed.title);
+    assert_eq!(after.article.body_text, changed.body_text);
+    assert_eq!(after.first_seen, before.first_seen);
+    assert!(after.updated_at >= before.updated_at);
+    assert_eq!(store.item_count().unwrap(), 1);
+}
+
+#[test]
+fn same_text_at_two_sources_is_one_item_with_two_links() {
+    let dir = TempDir::new().unwrap();
+    let store = open(&dir);
+    let original = party_work();
+    let Outcome::New(id) = store
+        .record(&original, &src("cand"), &[CategoryId::from("party-work")], None)
+        .unwrap()
+    else {
+        panic!("first record is new");
+    };
+    // A republished copy: another site, its own lead prefix, a byline appended.
+    let mut copy = original.clone();
+    copy.url = Url::parse("https://other.example.com/thoi-su/cong-tac-dang-123.html").unwrap();
+    copy.lead = copy.lead.map(|l| l.replace("(CAO)", "TTO -"));
+    copy.body_text.push_str("\n\nNguyễn Hà - Minh Anh");
+    let outcome = store
+        .record(&copy, &src("other"), &[CategoryId::from("politics")], None)
+        .unwrap();
+    let Outcome::Duplicate { of, reason } = outcome else {
+        panic!("copy should be a duplicate: {outcome:?}");
+    };
+    assert_eq!(of, id);
+    assert!(reason.contains("near duplicate"), "{reason}");
+    let item = store.item(&id).unwrap().unwrap();
+    assert_eq!(item.links, vec![copy.url.clone()]);
+    assert_eq!(item.source, src("cand"));
+    assert_eq!(
+        item.categories,
+        vec![CategoryId::from("party-work"), CategoryId::from("politics")]
+    );
+    assert!(store.knows_url(&copy.url).unwrap());
+    assert_eq!(store.item_count().unwrap(), 1);
+    // Seeing the copy again changes nothing.
+    assert_eq!(
+        store.record(&copy, &src("other"), &[], None).unwrap(),
+        Outcome::Unchanged(id)
+    );
+}
+
+#[test]
+fn same_title_with_different_bodies_stays_two_items() {
+    let dir = TempDir::new().unwrap();
+    let store = open(&dir);
+    let first = party_work();
+    let mut second = fixture_article("classify/police-bat-giu-doi-tuong-cuop.json");
+    second.title = first.title.clone();
+    let a = store.record(&first, &src("a"), &[], None).unwrap();
+    let b = store.record(&second, &src("a"), &[], None).unwrap();
+    assert!(matches!(a, Outcome::New(_)), "{a:?}");
+    assert!(matches!(b, Outcome::New(_)), "{b:?}");
+    assert_ne!(a, b);
+    assert_eq!(store.item_count().unwrap(), 2);
+}
+
+#[test]
+fn latest_items_per_category_and_all() {
+    let dir = TempDir::new().unwrap();
+    let store = open(&dir);
+    let party = CategoryId::from("party-work");
+    for n in 0..5 {
+        let cats = if n % 2 == 0 { vec![party.clone()] } else { vec![] };
+        store
+            .record(&synthetic::article(n, 80), &src("a"), &cats, None)
+            .unwrap();
+    }
+    assert_eq!(store.latest_items(&party, 10).unwrap().len(), 3);
+    let all = store.latest_items(&CategoryId::from("all"), 10).unwrap();
+    assert_eq!(all.len(), 5);
+    // Without published dates, newest stored first.
+    assert_eq!(all[0].article.url, synthetic::article(4, 80).url);
+}
+
+#[test]
+fn raw_pages_validators_and_source_runs_round_trip() {
+    let dir = TempDir::new().unwrap();
+    let store = open(&dir);
+    let article = party_work();
+    let raw = RawPage {
+        url: article.url.clone(),
+        source: src("cand"),
+        fetched_at: Utc::now(),
+        html: "<html><body><h1>Đảng ủy</h1></body></html>".into(),
+    };
+    store.record(&article, &src("cand"), &[], Some(&raw)).unwrap();
+    let pages = store.raw_pages(Some(&src("cand")), None).unwrap();
+    assert_eq!(pages.len(), 1);
+    assert_eq!(pages[0].html, raw.html);
+    assert!(store.raw_pages(Some(&src("other")), None).unwrap().is_empty());
+
+    let listing = Url::parse("https://news.example.vn/xay-dung-dang/").unwrap();
+    assert_eq!(store.validators(&listing).unwrap(), None);
+    let v = Validators {
+        etag: Some("\"abc\"".into()),
+        last_modified: Some("Wed, 21 Oct 2015 07:28:00 GMT".into()),
+    };
+    store.save_validators(&listing, &v).unwrap();
+    assert_eq!(store.validators(&listing).unwrap(), Some(v));
+
+    let failed = SourceRun { errors: 3, ..SourceRun::default() };
+    let ok = SourceRun { new: 2, finished_at: Some(Utc::now()), ..SourceRun::default() };
+    store.record_source_run(&src("cand"), &ok).unwrap();
+    store.record_source_run(&src("cand"), &failed).unwrap();
+    store.record_source_run(&src("cand"), &failed).unwrap();
+    let states = store.source_states().unwrap();
+    assert_eq!(states.len(), 1);
+    assert_eq!(states[0].failures, 2);
+    assert!(states[0].last_success.is_some());
+    assert_eq!(states[0].recent_runs.len(), 3);
+    assert_eq!(states[0].last_run.as_ref(), Some(&failed));
+}
+
+#[test]
+fn prune_keeps_items_still_in_a_feed() {
+    let dir = TempDir::new().unwrap();
+    let store = open(&dir);
+    let party = CategoryId::from("party-work");
+    let old = chrono::DateTime::parse_from_rfc3339("2001-01-01T08:00:00+07:00").unwrap();
+    for n in 0..6 {
+        let mut article = synthetic::article(n, 80);
+        article.published = Some(old + chrono::Duration::days(n as i64));
+        let cats = if n < 3 { vec![party.clone()] } else { vec![] };
+        store.record(&article, &src("a"), &cats, None).unwrap();
+    }
+    // Stored just now, so retention by age alone keeps everything.
+    assert_eq!(store.prune(30, 30, 1, &[party.clone()]).unwrap(), 0);
+    // Pretend they were stored long ago too.
+    rusqlite::Connection::open(store.path())
+        .unwrap()
+        .execute("UPDATE items SET first_seen = 0", [])
+        .unwrap();
+    assert_eq!(store.prune(30, 30, 1, &[party.clone()]).unwrap(), 4);
+    let kept: Vec<_> = store
+        .latest_items(&CategoryId::from("all"), 10)
+        .unwrap()
+        .into_iter()
+        .map(|i| i.article.url)
+        .collect();
+    // The newest of all (5) and the newest party-work item (2) stay.
+    assert_eq!(kept, vec![synthetic::article(5, 80).url, synthetic::article(2, 80).url]);
+}
+
+#[test]
+fn reopening_keeps_data_and_schema() {
+    let dir = TempDir::new().unwrap();
+    let path = dir.path().join("data/bantin.sqlite3");
+    let id = {
+        let store = SqliteStore::open(&path, 3).unwrap();
+        match store.record(&party_work(), &src("a"), &[], None).unwrap() {
+            Outcome::New(id) => id,
+            other => panic!("{other:?}"),
+        }
+    };
+    // A different distance rebuilds the band index; the copy is still found.
+    let store = SqliteStore::open(&path, 5).unwrap();
+    assert!(store.item(&id).unwrap().is_some());
+    let mut copy = party_work();
+    copy.url = Url::parse("https://other.example.com/copy.html").unwrap();
+    assert!(matches!(
+        store.record(&copy, &src("b"), &[], None).unwrap(),
+        Outcome::Duplicate { .. }
+    ));
+    assert_eq!(store.integrity_check().unwrap(), "ok");
+}
+
+/// Builds the load example (release: debug Unicode normalization is too slow for
+/// thousands of articles) and returns its path.
+fn ingest_load_binary() -> std::path::PathBuf {
+    let manifest = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let status = Command::new(env!("CARGO"))
+        .args(["build", "--release", "--quiet", "--example", "ingest_load"])
+        .current_dir(manifest)
+        .status()
+        .expect("cargo runs");
+    assert!(status.success(), "building the ingest_load example failed");
+    let target = std::env::var_os("CARGO_TARGET_DIR")
+        .map(std::path::PathBuf::from)
+        .unwrap_or_else(|| manifest.join("target"));
+    target.join("release/examples/ingest_load")
+}
+
+#[test]
+fn sigkill_during_ingest_loses_and_doubles_nothing() {
+    const COUNT: &str = "5000";
+    let binary = ingest_load_binary();
+    let dir = TempDir::new().unwrap();
+    let db = dir.path().join("load.sqlite3");
+    for _ in 0..3 {
+        let mut child = Command::new(&binary)
+            .arg(&db)
+            .arg(COUNT)
+            .stdout(std::process::Stdio::null())
+            .spawn()
+            .expect("ingest_load starts");
+        std::thread::sleep(Duration::from_millis(rand::random_range(30..700)));
+        // Child::kill sends SIGKILL on Unix.
+        child.kill().expect("SIGKILL delivered");
+        child.wait().unwrap();
+    }
+    let out = Command::new(&binary).arg(&db).arg(COUNT).output().unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+
+    let store = SqliteStore::open(&db, 3).unwrap();
+    assert_eq!(store.integrity_check().unwrap(), "ok");
+    assert_eq!(store.item_count().unwrap(), 5000);
+    for n in [0, 1, 2499, 4999] {
+        assert!(store.knows_url(&synthetic::article(n, 10).url).unwrap());
+    }
+    let conn = rusqlite::Connection::open(&db).unwrap();
+    let distinct: i64 = conn
+        .query_row("SELECT count(DISTINCT key) FROM items", [], |r| r.get(0))
+        .unwrap();
+    assert_eq!(distinct, 5000);
+    let links: i64 = conn
+        .query_row("SELECT count(*) FROM item_links", [], |r| r.get(0))
+        .unwrap();
+    assert_eq!(links, 5000);
+}

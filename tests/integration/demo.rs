@@ -6,6 +6,7 @@ use std::net::SocketAddr;
 
 use bantin::config::Config;
 use bantin::demo::{DEMO_SECTIONS, serve_site, write_demo_config};
+use bantin::sources::listing_links;
 use reqwest::StatusCode;
 use reqwest::header;
 use tokio::net::TcpListener;
@@ -151,8 +152,8 @@ async fn demo_config_is_valid_and_points_at_the_site() {
     }
 }
 
-/// Article URLs a listing source finds: its link selector and pattern over each listing
-/// page, following the next-page link.
+/// Article URLs a listing source finds with bantin's link finder, following the
+/// next-page link up to the source's page limit.
 async fn listed_articles(
     http: &reqwest::Client,
     source: &bantin::config::Source,
@@ -170,29 +171,10 @@ async fn listed_articles(
             .text()
             .await
             .unwrap();
-        let doc = scraper::Html::parse_document(&html);
-        let links = source
-            .links
-            .selector
-            .as_ref()
-            .expect("demo sources select links");
-        for a in doc.select(&links.selector) {
-            let href = url.join(a.value().attr("href").unwrap()).unwrap();
-            if source
-                .links
-                .pattern
-                .as_ref()
-                .is_none_or(|p| p.is_match(href.as_str()))
-            {
-                found.insert(href.to_string());
-            }
-        }
-        let next_page = source.links.next_page.as_ref().unwrap();
+        let links = listing_links(&html, &url, &source.links);
+        found.extend(links.articles.into_iter().map(|(u, _)| u.to_string()));
         if pages < source.links.max_pages {
-            next = doc
-                .select(&next_page.selector)
-                .next()
-                .map(|a| url.join(a.value().attr("href").unwrap()).unwrap());
+            next = links.next_page;
         }
     }
     found
@@ -224,4 +206,64 @@ async fn configured_link_rules_find_every_article_of_each_section() {
     }
     // Two listing pages each for party work and police activities, one mixed page.
     assert_eq!(all.len(), 16, "{all:#?}");
+}
+
+#[tokio::test]
+async fn sample_articles_extract_and_land_in_their_categories() {
+    let (site, _stop) = start_site().await;
+    let dir = tempfile::tempdir().unwrap();
+    let path = write_demo_config(dir.path(), &site, "127.0.0.1:8080".parse().unwrap()).unwrap();
+    let config = Config::load(&path).unwrap();
+    let http = client();
+
+    let mut seen = 0;
+    for (id, _, _) in DEMO_SECTIONS {
+        let source = config.source(id).unwrap();
+        for url in listed_articles(&http, source).await {
+            let url = Url::parse(&url).unwrap();
+            let html = http
+                .get(url.clone())
+                .send()
+                .await
+                .unwrap()
+                .text()
+                .await
+                .unwrap();
+            let article = bantin::extract::article(&html, &url, &source.extract, source.timezone)
+                .unwrap_or_else(|e| panic!("{url}: {e}"));
+            assert!(!article.title.is_empty(), "{url}");
+            assert!(article.published.is_some(), "{url}: no date");
+            assert_eq!(
+                article.published.unwrap().offset().local_minus_utc(),
+                7 * 3600
+            );
+            assert_eq!(article.authors.len(), 1, "{url}: {:?}", article.authors);
+            assert!(!article.authors[0].ends_with('-'), "{url}");
+            assert!(article.lead.is_some(), "{url}: no lead");
+            assert!(
+                article.body_text.split("\n\n").count() >= 3,
+                "{url}: {}",
+                article.body_text
+            );
+            assert!(
+                !article.body_text.contains("Tin liên quan"),
+                "{url}: related box kept"
+            );
+            assert_eq!(article.canonical_url.as_ref(), Some(&url), "{url}");
+
+            let categories =
+                bantin::classify::categorize(&article, &source.categories, &config.categories);
+            let names: Vec<&str> = categories.iter().map(|c| c.as_str()).collect();
+            let expected: &[&str] = match url.path() {
+                p if p.starts_with("/Xay-dung-Dang/") => &["party-work"],
+                p if p.starts_with("/Hoat-dong-LL-CAND/") => &["police-activities"],
+                p if p.contains("le-hoi-van-hoa") => &[],
+                p if p.contains("dai-hoi-chi-bo") => &["party-work"],
+                _ => &["police-activities"],
+            };
+            assert_eq!(names, expected, "{url}");
+            seen += 1;
+        }
+    }
+    assert_eq!(seen, 16);
 }

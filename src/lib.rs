@@ -8,6 +8,7 @@ pub mod cli;
 pub mod config;
 pub mod daemon;
 pub mod dedup;
+pub mod demo;
 pub mod extract;
 pub mod fetch;
 pub mod model;

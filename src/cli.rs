@@ -52,6 +52,17 @@ pub enum Command {
         #[arg(long)]
         once: bool,
     },
+    /// A complete offline tour: serve a bundled sample news site on 127.0.0.1, crawl it,
+    /// publish the feeds and serve them. Needs no network.
+    Demo {
+        /// Where the feeds and the index page are served.
+        #[arg(long, default_value = "127.0.0.1:8080")]
+        listen: std::net::SocketAddr,
+        /// Keep the demo's configuration, database and feeds in this folder (default: a
+        /// temporary folder removed on exit).
+        #[arg(long)]
+        dir: Option<PathBuf>,
+    },
     /// Run one pass over the sources (all by default), publish the feeds, and exit.
     /// Exit code 1 when a source failed as a whole.
     Crawl {
@@ -119,6 +130,14 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             let token = CancellationToken::new();
             daemon::cancel_on_signals(token.clone());
             daemon::run(&cli.config, config, daemon::RunOptions { once }, token).await?;
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Demo { listen, dir } => {
+            let temp = tempfile::Builder::new().prefix("bantin-demo-").tempdir()?;
+            let dir = dir.unwrap_or_else(|| temp.path().to_owned());
+            let token = CancellationToken::new();
+            daemon::cancel_on_signals(token.clone());
+            daemon::demo(&dir, listen, token).await?;
             Ok(ExitCode::SUCCESS)
         }
         Command::Crawl { sources } => crawl(&cli.config, &sources).await,

@@ -44,6 +44,14 @@ pub enum DaemonError {
     Publish(#[from] PublishError),
     #[error("a background task stopped unexpectedly")]
     TaskPanicked,
+    #[error("cannot write the demo configuration into {dir}")]
+    Demo {
+        dir: std::path::PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("the demo configuration is invalid: {0}")]
+    DemoConfig(String),
 }
 
 /// The parts every command that crawls or serves shares.
@@ -137,6 +145,13 @@ pub struct RunOptions {
     pub once: bool,
 }
 
+/// Binds the server's address early, so a busy port fails before any work is done.
+pub async fn bind(addr: std::net::SocketAddr) -> Result<TcpListener, DaemonError> {
+    TcpListener::bind(addr)
+        .await
+        .map_err(|source| DaemonError::Bind { addr, source })
+}
+
 /// `bantin run`: scheduler, live reload and server until `shutdown` is cancelled.
 pub async fn run(
     config_path: &Path,
@@ -146,10 +161,20 @@ pub async fn run(
 ) -> Result<(), DaemonError> {
     let config = Arc::new(config);
     let service = Service::open(&config)?;
-    let addr = config.settings.listen;
-    let listener = TcpListener::bind(addr)
-        .await
-        .map_err(|source| DaemonError::Bind { addr, source })?;
+    let listener = bind(config.settings.listen).await?;
+    run_with(service, listener, config_path, config, options, shutdown).await
+}
+
+/// [`run`] with the store and the listening socket already open.
+pub async fn run_with(
+    service: Service,
+    listener: TcpListener,
+    config_path: &Path,
+    config: Arc<Config>,
+    options: RunOptions,
+    shutdown: CancellationToken,
+) -> Result<(), DaemonError> {
+    let addr = listener.local_addr().unwrap_or(config.settings.listen);
     let (config_rx, reload_task) =
         reload::watch_config(config_path, config.clone(), shutdown.clone())?;
     let live = Arc::new(ArcSwap::from(config.clone()));
@@ -270,4 +295,67 @@ pub fn cancel_on_signals(token: CancellationToken) {
         warn!("second signal: stopping now");
         std::process::exit(130);
     });
+}
+
+/// `bantin demo`: serves the bundled sample site on 127.0.0.1, writes a configuration
+/// for it into `dir`, crawls it once, publishes, prints where to look, then runs as
+/// the daemon (the sample site is crawled again every 30 seconds) until `shutdown`.
+pub async fn demo(
+    dir: &Path,
+    listen: std::net::SocketAddr,
+    shutdown: CancellationToken,
+) -> Result<(), DaemonError> {
+    let listener = bind(listen).await?;
+    let listen = listener.local_addr().unwrap_or(listen);
+    let site_addr = std::net::SocketAddr::from(([127, 0, 0, 1], 0));
+    let site_listener = bind(site_addr).await?;
+    let site = url::Url::parse(&format!(
+        "http://{}/",
+        site_listener.local_addr().unwrap_or(site_addr)
+    ))
+    .expect("a socket address makes a valid URL");
+    let site_task = tokio::spawn(crate::demo::serve_site(site_listener, shutdown.clone()));
+
+    let config_path =
+        crate::demo::write_demo_config(dir, &site, listen).map_err(|source| DaemonError::Demo {
+            dir: dir.to_owned(),
+            source,
+        })?;
+    let config = Arc::new(
+        Config::load(&config_path).map_err(|err| DaemonError::DemoConfig(err.to_string()))?,
+    );
+    let service = Service::open(&config)?;
+    println!("Sample site:   {site}");
+    println!("Configuration: {}", config_path.display());
+    let runs = service
+        .crawl(&config, config.sources.clone(), |_, _| {})
+        .await;
+    for (id, run) in &runs {
+        println!(
+            "  crawled {id}: {} links, {} new, {} duplicates, {} errors",
+            run.links_found, run.new, run.duplicates, run.errors
+        );
+    }
+    service.publish(&config).await?;
+    let base = &config.settings.base_url;
+    println!("\nFeeds are served at {base}  (index page)");
+    for feed in publish::feeds_for(&config) {
+        println!(
+            "  {:<20} {}",
+            feed.id.as_str(),
+            feed.url(publish::FeedFormat::Rss)
+        );
+    }
+    println!("Press Ctrl-C to stop.\n");
+    let result = run_with(
+        service,
+        listener,
+        &config_path,
+        config,
+        RunOptions::default(),
+        shutdown,
+    )
+    .await;
+    let _ = site_task.await;
+    result
 }

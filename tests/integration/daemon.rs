@@ -280,3 +280,74 @@ max_pages = 2
     assert_eq!(status.code(), Some(0), "log:\n{}", daemon.log());
     assert!(daemon.log().contains("bantin stopped"));
 }
+
+#[tokio::test]
+async fn demo_runs_offline_and_serves_feeds_that_parse() {
+    let port = free_port();
+    let dir = tempfile::tempdir().unwrap();
+    let log = dir.path().join("demo.log");
+    let mut demo = Daemon {
+        child: Command::new(assert_cmd::cargo::cargo_bin!("bantin"))
+            .args(["demo", "--listen", &format!("127.0.0.1:{port}")])
+            .args(["--dir", dir.path().join("demo").to_str().unwrap()])
+            .stdout(Stdio::null())
+            .stderr(std::fs::File::create(&log).unwrap())
+            .spawn()
+            .expect("bantin demo starts"),
+        log,
+        base: format!("http://127.0.0.1:{port}"),
+    };
+    for feed in ["all", "party-work", "police-activities"] {
+        let rss = demo
+            .wait_for(&format!("/feeds/{feed}.rss"), "a demo feed", |b| {
+                !titles(b).is_empty()
+            })
+            .await;
+        let channel = rss::Channel::read_from(rss.as_bytes()).unwrap();
+        rss::validation::Validate::validate(&channel)
+            .expect("RSS passes the rss crate's validation");
+        let (_, atom) = demo.get(&format!("/feeds/{feed}.atom")).await.unwrap();
+        let parsed = atom_syndication::Feed::read_from(atom.as_bytes()).expect("Atom parses");
+        assert_eq!(parsed.entries().len(), titles(&rss).len());
+        let (_, json) = demo.get(&format!("/feeds/{feed}.json")).await.unwrap();
+        let parsed = feed_rs::parser::parse(json.as_bytes()).expect("JSON Feed parses");
+        assert_eq!(parsed.entries.len(), titles(&rss).len());
+    }
+    let all = titles(&demo.get("/feeds/all.rss").await.unwrap().1);
+    let party = titles(&demo.get("/feeds/party-work.rss").await.unwrap().1);
+    let police = titles(&demo.get("/feeds/police-activities.rss").await.unwrap().1);
+    assert!(
+        party.len() >= 6 && police.len() >= 6,
+        "{party:?} {police:?}"
+    );
+    assert!(
+        all.len() > party.len().max(police.len()),
+        "all holds every story: {all:?}"
+    );
+    assert!(
+        party.iter().all(|t| !police.contains(t)),
+        "no story is in both feeds"
+    );
+
+    let pid = demo.child.id().to_string();
+    assert!(
+        Command::new("kill")
+            .args(["-INT", &pid])
+            .status()
+            .unwrap()
+            .success()
+    );
+    let start = Instant::now();
+    let status = loop {
+        if let Some(status) = demo.child.try_wait().unwrap() {
+            break status;
+        }
+        assert!(
+            start.elapsed() < PATIENCE,
+            "demo did not stop:\n{}",
+            demo.log()
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    assert_eq!(status.code(), Some(0), "log:\n{}", demo.log());
+}

@@ -39,6 +39,21 @@ pub enum LogFormat {
 pub enum Command {
     /// Validate the configuration and print every problem with file:line:column.
     Check,
+    /// Extract saved pages and print each as one line of JSON.
+    Preview(PreviewArgs),
+}
+
+#[derive(Debug, clap::Args)]
+pub struct PreviewArgs {
+    /// Saved HTML files (or page addresses) to extract.
+    #[arg(required = true, value_name = "FILE")]
+    pub inputs: Vec<String>,
+    /// The address the saved files were downloaded from; relative links resolve against it.
+    #[arg(long)]
+    pub url: Option<url::Url>,
+    /// Apply this source's selectors and time zone from the configuration.
+    #[arg(long, value_name = "ID")]
+    pub source: Option<String>,
 }
 
 /// A command line that is well-formed for clap but asks for something impossible.
@@ -65,6 +80,7 @@ pub fn init_logging(format: LogFormat) {
 pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     match cli.command {
         Command::Check => check(&cli.config),
+        Command::Preview(args) => preview(&cli.config, &args),
     }
 }
 
@@ -82,4 +98,25 @@ fn check(path: &Path) -> anyhow::Result<ExitCode> {
         config.categories.len()
     );
     Ok(ExitCode::SUCCESS)
+}
+
+fn preview(config_path: &Path, args: &PreviewArgs) -> anyhow::Result<ExitCode> {
+    let (rules, tz) = match &args.source {
+        Some(id) => {
+            let config = load_config(config_path)
+                .with_context(|| format!("loading {}", config_path.display()))?;
+            let source = config.source(id).ok_or_else(|| {
+                UsageError(format!("no source {id:?} in {}", config_path.display()))
+            })?;
+            (source.extract.clone(), source.timezone)
+        }
+        None => match Config::load(config_path) {
+            Ok(config) => (Default::default(), config.settings.timezone),
+            Err(_) => (Default::default(), chrono_tz::Asia::Ho_Chi_Minh),
+        },
+    };
+    let mut out = std::io::stdout().lock();
+    let failed =
+        crate::extract::preview::preview_all(&args.inputs, args.url.as_ref(), &rules, tz, &mut out);
+    Ok(if failed == 0 { ExitCode::SUCCESS } else { ExitCode::FAILURE })
 }

@@ -52,7 +52,7 @@ static RELATED_LABEL: LazyLock<Regex> = LazyLock::new(|| {
     .expect("literal regex compiles")
 });
 static LEAD_CLASS: LazyLock<Regex> = LazyLock::new(|| {
-    Regex::new(r"(?i)sapo|\blead\b|standfirst|description|\bdesc\b|[-_]desc\b|\bdes\b|[-_]des\b|desnews|summary|excerpt|\bintro|subtitle|subhead|teaser|chapeau|abstract|dek\b")
+    Regex::new(r"(?i)sapo|\blead\b|standfirst|description|\bdes([^ki]|$)|summary|excerpt|\bintro|subtitle|subhead|teaser|chapeau|abstract|dek\b")
         .expect("literal regex compiles")
 });
 static AUTHOR_CLASS: LazyLock<Regex> = LazyLock::new(|| {

@@ -8,6 +8,7 @@ pub mod dates;
 pub mod heuristics;
 pub mod jsonld;
 pub mod meta;
+pub mod preview;
 pub mod selectors;
 
 use std::collections::{BTreeMap, HashSet};
@@ -404,6 +405,8 @@ fn date_field(
                 .and_then(|t| parse_date(&t, None, tz))
                 .map(|d| (d, Origin::Heuristic))
         })
+        // The same instant, shown in the source's zone, as readers of the page see it.
+        .map(|(d, o)| (d.with_timezone(&tz).fixed_offset(), o))
 }
 
 /// The first sizeable image after the title.

@@ -19,7 +19,9 @@ fn main() {
         .skip(1)
         .find(|a| !a.starts_with('-'))
         .map(PathBuf::from)
-        .unwrap_or_else(|| PathBuf::from("../shared/corpus/benchmark/zyte-article-extraction-benchmark"));
+        .unwrap_or_else(|| {
+            PathBuf::from("../shared/corpus/benchmark/zyte-article-extraction-benchmark")
+        });
     let mut pages: Vec<(String, Url)> = Vec::new();
     let Ok(entries) = std::fs::read_dir(&dir) else {
         eprintln!("no pages in {}", dir.display());
@@ -67,8 +69,15 @@ fn main() {
             bytes as f64 / 1e6 / d.as_secs_f64()
         );
     };
-    println!("{} pages, {:.1} MB, best of {ROUNDS} rounds, one thread", pages.len(), bytes as f64 / 1e6);
+    println!(
+        "{} pages, {:.1} MB, best of {ROUNDS} rounds, one thread",
+        pages.len(),
+        bytes as f64 / 1e6
+    );
     report("parse (scraper)", parse);
     report("full extraction", extract);
-    println!("extraction / parse time: {:.2}x", extract.as_secs_f64() / parse.as_secs_f64());
+    println!(
+        "extraction / parse time: {:.2}x",
+        extract.as_secs_f64() / parse.as_secs_f64()
+    );
 }

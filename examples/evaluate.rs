@@ -29,7 +29,10 @@ fn main() {
         .map(PathBuf::from)
         .unwrap_or_else(|| PathBuf::from("../shared/corpus"));
     articles(&corpus.join("articles"), verbose);
-    zyte(&corpus.join("benchmark/zyte-article-extraction-benchmark"), verbose);
+    zyte(
+        &corpus.join("benchmark/zyte-article-extraction-benchmark"),
+        verbose,
+    );
     trafilatura(&corpus.join("benchmark/trafilatura-eval"), verbose);
 }
 
@@ -60,7 +63,8 @@ fn pages(dir: &Path) -> Vec<(PathBuf, Value)> {
 
 fn extract_file(path: &Path, url: &str) -> (Option<bantin::model::Article>, Duration, usize) {
     let bytes = std::fs::read(path).expect("corpus page is readable");
-    let url = Url::parse(url).unwrap_or_else(|_| Url::parse("https://example.invalid/").expect("valid"));
+    let url =
+        Url::parse(url).unwrap_or_else(|_| Url::parse("https://example.invalid/").expect("valid"));
     let start = Instant::now();
     let (html, _) = decode_html(&bytes, None);
     let article = extract::article(&html, &url, &ArticleRules::default(), HCM).ok();
@@ -74,8 +78,16 @@ fn articles(dir: &Path, verbose: bool) {
     }
     let mut hits: Vec<(&str, usize)> = Vec::new();
     let fields = [
-        "url", "title", "published", "updated", "authors", "lead", "body_first", "body_last",
-        "image", "tags",
+        "url",
+        "title",
+        "published",
+        "updated",
+        "authors",
+        "lead",
+        "body_first",
+        "body_last",
+        "image",
+        "tags",
     ];
     let mut counts: HashMap<&str, usize> = HashMap::new();
     for (path, expected) in &pages {
@@ -87,18 +99,38 @@ fn articles(dir: &Path, verbose: bool) {
         };
         let text = a.body_text.replace("\n\n", " ");
         let got: HashMap<&str, Value> = HashMap::from([
-            ("url", a.canonical_url.as_ref().map_or(Value::Null, |u| u.as_str().into())),
+            (
+                "url",
+                a.canonical_url
+                    .as_ref()
+                    .map_or(Value::Null, |u| u.as_str().into()),
+            ),
             ("title", a.title.clone().into()),
-            ("published", a.published.map_or(Value::Null, |d| d.to_rfc3339().into())),
-            ("updated", a.updated.map_or(Value::Null, |d| d.to_rfc3339().into())),
+            (
+                "published",
+                a.published.map_or(Value::Null, |d| d.to_rfc3339().into()),
+            ),
+            (
+                "updated",
+                a.updated.map_or(Value::Null, |d| d.to_rfc3339().into()),
+            ),
             ("authors", a.authors.clone().into()),
             ("lead", a.lead.clone().map_or(Value::Null, Into::into)),
-            ("body_first", text.chars().take(80).collect::<String>().into()),
+            (
+                "body_first",
+                text.chars().take(80).collect::<String>().into(),
+            ),
             ("body_last", {
                 let n = text.chars().count();
-                text.chars().skip(n.saturating_sub(80)).collect::<String>().into()
+                text.chars()
+                    .skip(n.saturating_sub(80))
+                    .collect::<String>()
+                    .into()
             }),
-            ("image", a.image.as_ref().map_or(Value::Null, |u| u.as_str().into())),
+            (
+                "image",
+                a.image.as_ref().map_or(Value::Null, |u| u.as_str().into()),
+            ),
             ("tags", a.tags.clone().into()),
         ]);
         for f in fields {
@@ -117,13 +149,21 @@ fn articles(dir: &Path, verbose: bool) {
     for f in fields {
         hits.push((f, counts.get(f).copied().unwrap_or(0)));
     }
-    println!("articles ({} pages, no selectors): per-field hits", pages.len());
+    println!(
+        "articles ({} pages, no selectors): per-field hits",
+        pages.len()
+    );
     for (f, n) in hits {
-        println!("  {f:<11} {n:>2}/{} ({:.0}%)", pages.len(), 100.0 * n as f64 / pages.len() as f64);
+        println!(
+            "  {f:<11} {n:>2}/{} ({:.0}%)",
+            pages.len(),
+            100.0 * n as f64 / pages.len() as f64
+        );
     }
 }
 
-static WORD: LazyLock<Regex> = LazyLock::new(|| Regex::new(r"\w+").expect("literal regex compiles"));
+static WORD: LazyLock<Regex> =
+    LazyLock::new(|| Regex::new(r"\w+").expect("literal regex compiles"));
 
 /// The multiset of 4-token shingles of a text.
 fn shingles(text: &str) -> HashMap<Vec<&str>, usize> {
@@ -146,7 +186,10 @@ fn shingles(text: &str) -> HashMap<Vec<&str>, usize> {
 fn score(predicted: &str, truth: &str) -> (Option<f64>, Option<f64>) {
     let p = shingles(predicted);
     let t = shingles(truth);
-    let tp: usize = p.iter().map(|(k, n)| (*n).min(t.get(k).copied().unwrap_or(0))).sum();
+    let tp: usize = p
+        .iter()
+        .map(|(k, n)| (*n).min(t.get(k).copied().unwrap_or(0)))
+        .sum();
     let fp = p.values().sum::<usize>() - tp;
     let fn_ = t.values().sum::<usize>() - tp;
     let total = (tp + fp + fn_) as f64;
@@ -160,7 +203,11 @@ fn score(predicted: &str, truth: &str) -> (Option<f64>, Option<f64>) {
 }
 
 fn mean(v: &[f64]) -> f64 {
-    if v.is_empty() { 0.0 } else { v.iter().sum::<f64>() / v.len() as f64 }
+    if v.is_empty() {
+        0.0
+    } else {
+        v.iter().sum::<f64>() / v.len() as f64
+    }
 }
 
 fn zyte(dir: &Path, verbose: bool) {
@@ -181,7 +228,13 @@ fn zyte(dir: &Path, verbose: bool) {
         let (p, r) = score(&text, expected["articleBody"].as_str().unwrap_or_default());
         ps.extend(p);
         rs.extend(r);
-        worst.push((p.unwrap_or(0.0), r.unwrap_or(0.0), path.file_name().map(|f| f.to_string_lossy().into_owned()).unwrap_or_default()));
+        worst.push((
+            p.unwrap_or(0.0),
+            r.unwrap_or(0.0),
+            path.file_name()
+                .map(|f| f.to_string_lossy().into_owned())
+                .unwrap_or_default(),
+        ));
     }
     let (p, r) = (mean(&ps), mean(&rs));
     println!(
@@ -214,14 +267,20 @@ fn trafilatura(dir: &Path, verbose: bool) {
         let (article, _, _) = extract_file(path, url);
         let text = squash(&article.map(|a| a.body_text).unwrap_or_default());
         let strings = |k: &str| -> Vec<String> {
-            expected[k].as_array().map(|a| a.iter().filter_map(|s| s.as_str()).map(squash).collect()).unwrap_or_default()
+            expected[k]
+                .as_array()
+                .map(|a| a.iter().filter_map(|s| s.as_str()).map(squash).collect())
+                .unwrap_or_default()
         };
         for s in strings("with") {
             with_total += 1;
             if text.contains(&s) {
                 found += 1;
             } else if verbose {
-                println!("  missing in {}: {s}", path.file_name().unwrap_or_default().to_string_lossy());
+                println!(
+                    "  missing in {}: {s}",
+                    path.file_name().unwrap_or_default().to_string_lossy()
+                );
             }
         }
         for s in strings("without") {

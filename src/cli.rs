@@ -118,5 +118,9 @@ fn preview(config_path: &Path, args: &PreviewArgs) -> anyhow::Result<ExitCode> {
     let mut out = std::io::stdout().lock();
     let failed =
         crate::extract::preview::preview_all(&args.inputs, args.url.as_ref(), &rules, tz, &mut out);
-    Ok(if failed == 0 { ExitCode::SUCCESS } else { ExitCode::FAILURE })
+    Ok(if failed == 0 {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
+    })
 }

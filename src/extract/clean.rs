@@ -30,22 +30,104 @@ const MAX_NESTING: usize = 48;
 
 /// Tags kept as they are.
 const KEEP_TAGS: &[&str] = &[
-    "p", "h2", "h3", "h4", "h5", "h6", "ul", "ol", "li", "blockquote", "pre", "table", "thead",
-    "tbody", "tfoot", "tr", "td", "th", "caption", "figure", "figcaption", "dl", "dt", "dd", "hr",
-    "a", "strong", "b", "em", "i", "u", "s", "sub", "sup", "code", "br", "small", "mark", "q",
-    "cite", "abbr",
+    "p",
+    "h2",
+    "h3",
+    "h4",
+    "h5",
+    "h6",
+    "ul",
+    "ol",
+    "li",
+    "blockquote",
+    "pre",
+    "table",
+    "thead",
+    "tbody",
+    "tfoot",
+    "tr",
+    "td",
+    "th",
+    "caption",
+    "figure",
+    "figcaption",
+    "dl",
+    "dt",
+    "dd",
+    "hr",
+    "a",
+    "strong",
+    "b",
+    "em",
+    "i",
+    "u",
+    "s",
+    "sub",
+    "sup",
+    "code",
+    "br",
+    "small",
+    "mark",
+    "q",
+    "cite",
+    "abbr",
 ];
 /// Kept tags whose text is one line of body text (the text's leaf blocks).
 const TEXT_BLOCKS: &[&str] = &[
-    "p", "h2", "h3", "h4", "h5", "h6", "li", "pre", "td", "th", "caption", "figcaption", "dt",
+    "p",
+    "h2",
+    "h3",
+    "h4",
+    "h5",
+    "h6",
+    "li",
+    "pre",
+    "td",
+    "th",
+    "caption",
+    "figcaption",
+    "dt",
     "dd",
 ];
 /// Tags that end a line of text when they open or close, kept or unwrapped.
 const BREAKING_TAGS: &[&str] = &[
-    "p", "h1", "h2", "h3", "h4", "h5", "h6", "ul", "ol", "li", "blockquote", "pre", "table",
-    "thead", "tbody", "tfoot", "tr", "td", "th", "caption", "figure", "figcaption", "dl", "dt",
-    "dd", "hr", "div", "section", "article", "main", "header", "center", "address", "details",
-    "summary", "form", "fieldset",
+    "p",
+    "h1",
+    "h2",
+    "h3",
+    "h4",
+    "h5",
+    "h6",
+    "ul",
+    "ol",
+    "li",
+    "blockquote",
+    "pre",
+    "table",
+    "thead",
+    "tbody",
+    "tfoot",
+    "tr",
+    "td",
+    "th",
+    "caption",
+    "figure",
+    "figcaption",
+    "dl",
+    "dt",
+    "dd",
+    "hr",
+    "div",
+    "section",
+    "article",
+    "main",
+    "header",
+    "center",
+    "address",
+    "details",
+    "summary",
+    "form",
+    "fieldset",
 ];
 
 static SANITIZER: LazyLock<ammonia::Builder<'static>> = LazyLock::new(|| {
@@ -91,7 +173,13 @@ pub struct Body {
 
 /// Writes the clean body of `blocks`, leaving out `skip` (title, lead, byline elements
 /// already taken as other fields).
-pub fn body(html: &Html, scan: &Scan, blocks: &[NodeId], skip: &HashSet<NodeId>, base: &Url) -> Body {
+pub fn body(
+    html: &Html,
+    scan: &Scan,
+    blocks: &[NodeId],
+    skip: &HashSet<NodeId>,
+    base: &Url,
+) -> Body {
     let mut w = Writer::default();
     let article_text: u32 = blocks.iter().map(|b| scan.get(*b).text).sum();
     for &block in blocks.iter().filter(|b| !skip.contains(b)) {
@@ -145,7 +233,10 @@ pub fn body(html: &Html, scan: &Scan, blocks: &[NodeId], skip: &HashSet<NodeId>,
 
 fn drops(el: &Element, node: ego_tree::NodeRef<'_, Node>, scan: &Scan, article_text: u32) -> bool {
     let name = el.name();
-    if matches!(name, "header" | "form" | "iframe" | "video" | "audio" | "source" | "h1") {
+    if matches!(
+        name,
+        "header" | "form" | "iframe" | "video" | "audio" | "source" | "h1"
+    ) {
         return !(name == "iframe" && el.attr("src").is_some_and(is_video_src));
     }
     let s = scan.get(node.id());
@@ -161,7 +252,8 @@ fn drops(el: &Element, node: ego_tree::NodeRef<'_, Node>, scan: &Scan, article_t
     );
     if container && s.text > 0 {
         let ld = s.link_density();
-        if ld > 0.5 || (ld > 0.25 && matches!(name, "ul" | "ol") && s.paragraphs == 0 && s.text < 600)
+        if ld > 0.5
+            || (ld > 0.25 && matches!(name, "ul" | "ol") && s.paragraphs == 0 && s.text < 600)
         {
             return true;
         }
@@ -294,7 +386,9 @@ impl Writer {
             }
             for attr in ["colspan", "rowspan"] {
                 if matches!(t, "td" | "th")
-                    && let Some(v) = el.attr(attr).filter(|v| v.chars().all(|c| c.is_ascii_digit()))
+                    && let Some(v) = el
+                        .attr(attr)
+                        .filter(|v| v.chars().all(|c| c.is_ascii_digit()))
                 {
                     self.html.push_str(&format!(" {attr}=\"{v}\""));
                 }
@@ -354,7 +448,9 @@ pub fn image_src(el: &Element, base: &Url) -> Option<Url> {
         .iter()
         .find_map(|a| el.attr(a))
         .and_then(largest_in_srcset);
-    let src = el.attr("src").filter(|s| !s.trim_start().starts_with("data:"));
+    let src = el
+        .attr("src")
+        .filter(|s| !s.trim_start().starts_with("data:"));
     let raw = lazy.or(src).or(srcset.as_deref())?;
     let url = base.join(raw.trim()).ok()?;
     matches!(url.scheme(), "http" | "https").then_some(url)

@@ -15,9 +15,9 @@ use crate::text::normalize;
 
 /// Elements whose content is never article text.
 const JUNK_TAGS: &[&str] = &[
-    "script", "style", "noscript", "template", "head", "nav", "aside", "footer", "button",
-    "input", "select", "textarea", "object", "embed", "svg", "canvas", "dialog", "menu",
-    "link", "meta", "title",
+    "script", "style", "noscript", "template", "head", "nav", "aside", "footer", "button", "input",
+    "select", "textarea", "object", "embed", "svg", "canvas", "dialog", "menu", "link", "meta",
+    "title",
 ];
 
 /// Class or id words of boxes that are never article text, whatever their size.
@@ -66,13 +66,13 @@ static UPDATED_LABEL: LazyLock<Regex> = LazyLock::new(|| {
         .expect("literal regex compiles")
 });
 static TAG_CLASS: LazyLock<Regex> = LazyLock::new(|| {
-    Regex::new(r"(?i)\btags?\b|tag-?list|tags?[-_]|keywords?\b|tu-?khoa").expect("literal regex compiles")
+    Regex::new(r"(?i)\btags?\b|tag-?list|tags?[-_]|keywords?\b|tu-?khoa")
+        .expect("literal regex compiles")
 });
 static BREADCRUMB_CLASS: LazyLock<Regex> =
     LazyLock::new(|| Regex::new(r"(?i)breadcrumb").expect("literal regex compiles"));
-static RIGHT_ALIGNED: LazyLock<Regex> = LazyLock::new(|| {
-    Regex::new(r"(?i)text-align\s*:\s*right").expect("literal regex compiles")
-});
+static RIGHT_ALIGNED: LazyLock<Regex> =
+    LazyLock::new(|| Regex::new(r"(?i)text-align\s*:\s*right").expect("literal regex compiles"));
 static DISPLAY_NONE: LazyLock<Regex> = LazyLock::new(|| {
     Regex::new(r"(?i)display\s*:\s*none|visibility\s*:\s*hidden").expect("literal regex compiles")
 });
@@ -124,6 +124,9 @@ impl Scan {
         let mut stack: Vec<(ego_tree::NodeId, Stats, bool)> = Vec::new();
         let mut skip: Option<ego_tree::NodeId> = None;
         let mut links_open = 0u32;
+        // Junk-classed boxes are judged once the page's size is known: a wrapper whose
+        // class happens to say "advert" may hold the whole article.
+        let mut boxes = Vec::new();
         for edge in html.tree.root().traverse() {
             match edge {
                 Edge::Open(node) => {
@@ -132,10 +135,13 @@ impl Scan {
                     }
                     match node.value() {
                         Node::Element(el) => {
-                            if is_junk(el) {
+                            if is_junk_tag(el) {
                                 junk.insert(node.id());
                                 skip = Some(node.id());
                                 continue;
+                            }
+                            if is_junk(el) {
+                                boxes.push(node.id());
                             }
                             let is_link = el.name() == "a";
                             links_open += u32::from(is_link);
@@ -182,7 +188,24 @@ impl Scan {
                 }
             }
         }
+        let total = html
+            .tree
+            .root()
+            .children()
+            .filter_map(|c| stats.get(&c.id()))
+            .map(|s: &Stats| s.text)
+            .sum::<u32>();
+        for id in boxes {
+            if stats.get(&id).is_some_and(|s| s.text * 2 < total) {
+                junk.insert(id);
+            }
+        }
         Scan { stats, junk }
+    }
+
+    /// Whether a node or one of its ancestors is junk.
+    pub fn in_junk(&self, node: NodeRef<'_, Node>) -> bool {
+        std::iter::successors(Some(node), |n| n.parent()).any(|n| self.junk.contains(&n.id()))
     }
 
     pub fn get(&self, id: ego_tree::NodeId) -> Stats {
@@ -217,16 +240,19 @@ pub fn class_id(el: &Element) -> String {
     s
 }
 
+/// Never article text: a junk tag or a hidden element.
+pub fn is_junk_tag(el: &Element) -> bool {
+    let name = el.name();
+    JUNK_TAGS.contains(&name)
+        || el.attr("hidden").is_some()
+        || el.attr("aria-hidden").is_some_and(|v| v == "true") && name != "span" && name != "i"
+        || el.attr("style").is_some_and(|s| DISPLAY_NONE.is_match(s))
+}
+
 /// Never article text: a junk tag, a hidden element, or an always-junk box.
 pub fn is_junk(el: &Element) -> bool {
     let name = el.name();
-    if JUNK_TAGS.contains(&name) {
-        return true;
-    }
-    if el.attr("hidden").is_some()
-        || el.attr("aria-hidden").is_some_and(|v| v == "true") && name != "span" && name != "i"
-        || el.attr("style").is_some_and(|s| DISPLAY_NONE.is_match(s))
-    {
+    if is_junk_tag(el) {
         return true;
     }
     if matches!(name, "html" | "body" | "article" | "main") {
@@ -257,7 +283,8 @@ pub fn is_related_box(node: NodeRef<'_, Node>) -> bool {
 
 /// A short right-aligned line: a byline printed at the end of the text.
 pub fn is_right_aligned_line(el: &Element, stats: Stats) -> bool {
-    (el.attr("align").is_some_and(|a| a.eq_ignore_ascii_case("right"))
+    (el.attr("align")
+        .is_some_and(|a| a.eq_ignore_ascii_case("right"))
         || el.attr("style").is_some_and(|s| RIGHT_ALIGNED.is_match(s)))
         && stats.text > 0
         && (stats.text as usize) <= MAX_BYLINE_CHARS
@@ -299,6 +326,9 @@ pub fn main_blocks(html: &Html, scan: &Scan) -> Vec<ego_tree::NodeId> {
         let Some(s) = scan.stats.get(&node.id()) else {
             continue;
         };
+        if scan.in_junk(node) {
+            continue;
+        }
         let paragraph_like = match el.name() {
             "p" | "pre" | "td" | "blockquote" => true,
             "div" | "section" | "article" => s.own >= MIN_PARAGRAPH_CHARS,
@@ -564,7 +594,11 @@ pub fn date_text(html: &Html, updated: bool) -> Option<String> {
 
 /// Bylines: author-classed elements, `rel=author` links, or a short right-aligned line at
 /// the end of the article blocks.
-pub fn authors(html: &Html, scan: &Scan, blocks: &[ego_tree::NodeId]) -> Option<(String, ego_tree::NodeId)> {
+pub fn authors(
+    html: &Html,
+    scan: &Scan,
+    blocks: &[ego_tree::NodeId],
+) -> Option<(String, ego_tree::NodeId)> {
     for node in html.tree.root().descendants() {
         let Some(el) = node.value().as_element() else {
             continue;
@@ -592,9 +626,9 @@ pub fn authors(html: &Html, scan: &Scan, blocks: &[ego_tree::NodeId]) -> Option<
         .filter_map(|id| html.tree.get(*id))
         .flat_map(|b| b.descendants().collect::<Vec<_>>().into_iter().rev())
         .find(|n| {
-            n.value().as_element().is_some_and(|e| {
-                !is_junk(e) && is_right_aligned_line(e, scan.get(n.id()))
-            })
+            n.value()
+                .as_element()
+                .is_some_and(|e| !is_junk(e) && is_right_aligned_line(e, scan.get(n.id())))
         })?;
     Some((text_of(last, |_| false), last.id()))
 }

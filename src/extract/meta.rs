@@ -53,7 +53,9 @@ impl PageMeta {
                 }
                 "link" => {
                     let rel = el.attr("rel").unwrap_or("");
-                    if rel.split_ascii_whitespace().any(|r| r.eq_ignore_ascii_case("canonical"))
+                    if rel
+                        .split_ascii_whitespace()
+                        .any(|r| r.eq_ignore_ascii_case("canonical"))
                         && meta.canonical.is_none()
                     {
                         meta.canonical = el.attr("href").map(|h| h.trim().to_owned());

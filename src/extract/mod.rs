@@ -120,7 +120,11 @@ pub fn article(
     let title = if let Some(t) = selectors::text(&doc, rules.title.as_ref()) {
         pick(&mut provenance, "title", Origin::Selector);
         t
-    } else if let Some(t) = ld.as_ref().and_then(|l| l.headline.as_deref()).map(normalize) {
+    } else if let Some(t) = ld
+        .as_ref()
+        .and_then(|l| l.headline.as_deref())
+        .map(normalize)
+    {
         pick(&mut provenance, "title", Origin::JsonLd);
         t
     } else if let Some(t) = meta.first(TITLE_KEYS).map(normalize) {
@@ -274,7 +278,9 @@ pub fn article(
             .and_then(|i| base.join(i).ok())
             .map(|u| (u, Origin::Meta))
     })
-    .or_else(|| first_image(&doc, &scan, h1.as_ref().map(|h| h.1), &base).map(|u| (u, Origin::Heuristic)));
+    .or_else(|| {
+        first_image(&doc, &scan, h1.as_ref().map(|h| h.1), &base).map(|u| (u, Origin::Heuristic))
+    });
     let image = image.map(|(u, o)| {
         pick(&mut provenance, "image", o);
         u
@@ -398,8 +404,14 @@ fn date_field(
     selectors::date_text(doc, css)
         .and_then(|t| parse_date(&t, format, tz))
         .map(|d| (d, Origin::Selector))
-        .or_else(|| ld.and_then(|t| parse_date(t, None, tz)).map(|d| (d, Origin::JsonLd)))
-        .or_else(|| meta.and_then(|t| parse_date(t, None, tz)).map(|d| (d, Origin::Meta)))
+        .or_else(|| {
+            ld.and_then(|t| parse_date(t, None, tz))
+                .map(|d| (d, Origin::JsonLd))
+        })
+        .or_else(|| {
+            meta.and_then(|t| parse_date(t, None, tz))
+                .map(|d| (d, Origin::Meta))
+        })
         .or_else(|| {
             heuristics::date_text(doc, updated)
                 .and_then(|t| parse_date(&t, None, tz))
@@ -410,7 +422,12 @@ fn date_field(
 }
 
 /// The first sizeable image after the title.
-fn first_image(doc: &Html, scan: &Scan, after: Option<ego_tree::NodeId>, base: &Url) -> Option<Url> {
+fn first_image(
+    doc: &Html,
+    scan: &Scan,
+    after: Option<ego_tree::NodeId>,
+    base: &Url,
+) -> Option<Url> {
     let mut seen_title = after.is_none();
     for node in doc.tree.root().descendants() {
         if Some(node.id()) == after {
@@ -427,8 +444,12 @@ fn first_image(doc: &Html, scan: &Scan, after: Option<ego_tree::NodeId>, base: &
                 .and_then(|v| v.trim_end_matches("px").parse::<u32>().ok())
                 .is_some_and(|v| v < 100)
         });
-        let decorative = heuristics::class_id(el).to_ascii_lowercase().contains("logo")
-            || el.attr("src").is_some_and(|s| s.contains("logo") || s.contains("icon"));
+        let decorative = heuristics::class_id(el)
+            .to_ascii_lowercase()
+            .contains("logo")
+            || el
+                .attr("src")
+                .is_some_and(|s| s.contains("logo") || s.contains("icon"));
         if small || decorative {
             continue;
         }
@@ -451,15 +472,33 @@ pub fn split_authors(raw: &[String]) -> Vec<String> {
             .flat_map(|p| p.split(" và ").map(str::to_owned).collect::<Vec<_>>())
             .flat_map(|p| p.split(" and ").map(str::to_owned).collect::<Vec<_>>())
             .collect();
-        parts.into_iter().filter_map(|p| {
-            let mut p = p.trim().trim_matches(['-', '–', '—', ':', '.', ' ']).trim().to_owned();
-            for prefix in ["By ", "by ", "BY ", "Theo ", "Tác giả:", "Tác giả ", "Bài và ảnh:", "Bài, ảnh:", "Bài:", "Von "] {
-                if let Some(rest) = p.strip_prefix(prefix) {
-                    p = rest.trim().to_owned();
+        parts
+            .into_iter()
+            .filter_map(|p| {
+                let mut p = p
+                    .trim()
+                    .trim_matches(['-', '–', '—', ':', '.', ' '])
+                    .trim()
+                    .to_owned();
+                for prefix in [
+                    "By ",
+                    "by ",
+                    "BY ",
+                    "Theo ",
+                    "Tác giả:",
+                    "Tác giả ",
+                    "Bài và ảnh:",
+                    "Bài, ảnh:",
+                    "Bài:",
+                    "Von ",
+                ] {
+                    if let Some(rest) = p.strip_prefix(prefix) {
+                        p = rest.trim().to_owned();
+                    }
                 }
-            }
-            (!p.is_empty() && p.chars().count() <= heuristics::MAX_BYLINE_CHARS).then_some(p)
-        }).collect::<Vec<_>>()
+                (!p.is_empty() && p.chars().count() <= heuristics::MAX_BYLINE_CHARS).then_some(p)
+            })
+            .collect::<Vec<_>>()
     });
     dedup(names)
 }

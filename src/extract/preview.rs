@@ -21,7 +21,9 @@ pub enum PreviewError {
         #[source]
         source: std::io::Error,
     },
-    #[error("cannot preview {url}: previewing an address needs the fetcher, which this command does not call yet; save the page and pass the file with --url {url}")]
+    #[error(
+        "cannot preview {url}: previewing an address needs the fetcher, which this command does not call yet; save the page and pass the file with --url {url}"
+    )]
     Fetch { url: Url },
     #[error(transparent)]
     Extract(#[from] ExtractError),

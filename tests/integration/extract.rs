@@ -13,7 +13,8 @@ use url::Url;
 const HCM: chrono_tz::Tz = chrono_tz::Asia::Ho_Chi_Minh;
 
 fn fixture(name: &str) -> String {
-    let bytes = std::fs::read(Path::new("tests/fixtures/extract").join(name)).expect("fixture exists");
+    let bytes =
+        std::fs::read(Path::new("tests/fixtures/extract").join(name)).expect("fixture exists");
     decode_html(&bytes, None).0
 }
 
@@ -43,14 +44,29 @@ struct Expected<'a> {
 
 fn check(a: &Article, e: &Expected) {
     assert_eq!(a.title, e.title);
-    assert_eq!(a.published.map(|d| d.to_rfc3339()).as_deref(), Some(e.published));
+    assert_eq!(
+        a.published.map(|d| d.to_rfc3339()).as_deref(),
+        Some(e.published)
+    );
     assert_eq!(a.lead.as_deref(), Some(e.lead));
     assert_eq!(a.authors, e.authors);
     assert_eq!(a.image.as_ref().map(Url::as_str), Some(e.image));
-    assert!(a.body_text.starts_with(e.body_start), "body starts {:?}", &a.body_text);
-    assert!(a.body_text.ends_with(e.body_end), "body ends {:?}", &a.body_text);
+    assert!(
+        a.body_text.starts_with(e.body_start),
+        "body starts {:?}",
+        &a.body_text
+    );
+    assert!(
+        a.body_text.ends_with(e.body_end),
+        "body ends {:?}",
+        &a.body_text
+    );
     for junk in e.not_in_body {
-        assert!(!a.body_text.contains(junk), "{junk:?} in body {:?}", a.body_text);
+        assert!(
+            !a.body_text.contains(junk),
+            "{junk:?} in body {:?}",
+            a.body_text
+        );
         assert!(!a.body_html.contains(junk), "{junk:?} in body html");
     }
 }
@@ -64,7 +80,13 @@ const CAND: Expected = Expected {
     image: "https://img.cand.com.vn/resize/800x800/NewFiles/Images/2024/03/04/tuan-tra-dem.jpg",
     body_start: "Khoảng 23h ngày 3/3, tổ công tác",
     body_end: "nhắc nhở các em trong độ tuổi thanh thiếu niên.",
-    not_in_body: &["Tin liên quan", "Bình luận", "quảng cáo", "Chia sẻ", "(CAND) Đêm 3/3"],
+    not_in_body: &[
+        "Tin liên quan",
+        "Bình luận",
+        "quảng cáo",
+        "Chia sẻ",
+        "(CAND) Đêm 3/3",
+    ],
 };
 
 #[test]
@@ -72,9 +94,14 @@ fn cand_current_template_without_selectors() {
     let a = extract("cand-current.html", CAND_URL, &ArticleRules::default());
     check(&a, &CAND);
     assert_eq!(a.canonical_url.as_ref().map(Url::as_str), Some(CAND_URL));
-    assert!(a.body_text.contains("Các xe máy độ chế bị thu giữ tại trụ sở."), "caption kept");
     assert!(
-        a.body_html.contains(r#"src="https://cand.com.vn/NewFiles/Images/2024/03/04/xe-do-che.jpg""#),
+        a.body_text
+            .contains("Các xe máy độ chế bị thu giữ tại trụ sở."),
+        "caption kept"
+    );
+    assert!(
+        a.body_html
+            .contains(r#"src="https://cand.com.vn/NewFiles/Images/2024/03/04/xe-do-che.jpg""#),
         "lazy relative image resolved: {}",
         a.body_html
     );
@@ -100,7 +127,14 @@ fn cand_current_template_with_selectors() {
     };
     let a = extract("cand-current.html", CAND_URL, &rules);
     check(&a, &CAND);
-    for field in ["title", "published", "authors", "lead", "body_html", "image"] {
+    for field in [
+        "title",
+        "published",
+        "authors",
+        "lead",
+        "body_html",
+        "image",
+    ] {
         assert_eq!(a.provenance[field], Origin::Selector, "{field}");
     }
 }
@@ -144,7 +178,8 @@ fn cand_old_template_with_selectors() {
     assert_eq!(a.section.as_deref(), Some("Bản tin 113"));
 }
 
-const ND_URL: &str = "https://nhandan.vn/quang-tri-tap-huan-nghiep-vu-cong-tac-dang-post800001.html";
+const ND_URL: &str =
+    "https://nhandan.vn/quang-tri-tap-huan-nghiep-vu-cong-tac-dang-post800001.html";
 const ND: Expected = Expected {
     title: "Quảng Trị tập huấn nghiệp vụ công tác đảng cho cấp ủy cơ sở",
     published: "2024-05-08T15:40:00+07:00",
@@ -160,8 +195,14 @@ const ND: Expected = Expected {
 fn nhandan_template_without_selectors() {
     let a = extract("nhandan.html", ND_URL, &ArticleRules::default());
     check(&a, &ND);
-    assert!(a.body_text.contains("Quang cảnh lớp tập huấn. Ảnh: Thanh Hải"));
-    assert!(a.body_text.contains("Chú trọng thực hành"), "sub-heading kept");
+    assert!(
+        a.body_text
+            .contains("Quang cảnh lớp tập huấn. Ảnh: Thanh Hải")
+    );
+    assert!(
+        a.body_text.contains("Chú trọng thực hành"),
+        "sub-heading kept"
+    );
 }
 
 #[test]
@@ -193,7 +234,10 @@ const VNE: Expected = Expected {
 fn vnexpress_template_without_selectors() {
     let a = extract("vnexpress.html", VNE_URL, &ArticleRules::default());
     check(&a, &VNE);
-    assert!(a.body_text.contains("Lính cứu hỏa phun nước dập lửa. Ảnh: Đình Văn"));
+    assert!(
+        a.body_text
+            .contains("Lính cứu hỏa phun nước dập lửa. Ảnh: Đình Văn")
+    );
 }
 
 #[test]
@@ -219,7 +263,8 @@ fn vnexpress_template_with_selectors() {
 const EN_URL: &str = "https://news.example.com/local/cycle-path?ref=home";
 const EN: Expected = Expected {
     title: "City opens riverside cycle path after two years of work",
-    published: "2023-09-14T08:30:00+00:00",
+    // The page gives UTC; the same instant is shown in the source's zone.
+    published: "2023-09-14T15:30:00+07:00",
     lead: "The six-kilometre path links the old harbour with the university campus.",
     authors: &["Jane Doe"],
     image: "https://news.example.com/images/cycle-path.jpg",
@@ -236,7 +281,10 @@ fn english_page_without_selectors() {
         a.canonical_url.as_ref().map(Url::as_str),
         Some("https://news.example.com/local/cycle-path")
     );
-    assert!(a.body_html.contains(r#"href="https://news.example.com/local/path-delays""#));
+    assert!(
+        a.body_html
+            .contains(r#"href="https://news.example.com/local/path-delays""#)
+    );
     assert_eq!(a.language.as_deref(), Some("en"));
 }
 
@@ -247,7 +295,10 @@ fn english_page_with_selectors() {
         author: css("p.byline"),
         lead: css("p.standfirst"),
         body: css("div.story-body"),
-        remove: vec![css(".share-tools").expect("valid"), css("aside").expect("valid")],
+        remove: vec![
+            css(".share-tools").expect("valid"),
+            css("aside").expect("valid"),
+        ],
         ..ArticleRules::default()
     };
     let mut expected = EN;
@@ -258,8 +309,13 @@ fn english_page_with_selectors() {
 #[test]
 fn page_without_article_is_no_article_error() {
     let url = Url::parse("https://example.vn/").expect("valid");
-    let err = extract::article(&fixture("no-article.html"), &url, &ArticleRules::default(), HCM)
-        .expect_err("a section front has no article");
+    let err = extract::article(
+        &fixture("no-article.html"),
+        &url,
+        &ArticleRules::default(),
+        HCM,
+    )
+    .expect_err("a section front has no article");
     assert!(matches!(err, ExtractError::NoArticle { .. }));
     assert_eq!(err.to_string(), "no article found at https://example.vn/");
 }
@@ -274,9 +330,16 @@ fn paragraphs(n: usize) -> String {
 fn twenty_megabyte_page_is_extracted() {
     let body = paragraphs(200_000);
     assert!(body.len() > 20_000_000);
-    let html = format!("<html><head><title>Bài rất dài</title></head><body><h1>Bài rất dài</h1><div class=\"content\">{body}</div></body></html>");
-    let a = extract::article(&html, &Url::parse("https://example.vn/a").expect("valid"), &ArticleRules::default(), HCM)
-        .expect("long page has an article");
+    let html = format!(
+        "<html><head><title>Bài rất dài</title></head><body><h1>Bài rất dài</h1><div class=\"content\">{body}</div></body></html>"
+    );
+    let a = extract::article(
+        &html,
+        &Url::parse("https://example.vn/a").expect("valid"),
+        &ArticleRules::default(),
+        HCM,
+    )
+    .expect("long page has an article");
     assert!(a.body_text.starts_with("Đoạn văn số 0,"));
     assert!(a.body_text.contains("Đoạn văn số 199999,"));
 }
@@ -290,7 +353,12 @@ fn ten_thousand_deep_nesting_does_not_overflow() {
         paragraphs(5),
         "</div>".repeat(depth)
     );
-    let result = extract::article(&html, &Url::parse("https://example.vn/a").expect("valid"), &ArticleRules::default(), HCM);
+    let result = extract::article(
+        &html,
+        &Url::parse("https://example.vn/a").expect("valid"),
+        &ArticleRules::default(),
+        HCM,
+    );
     match result {
         Ok(a) => assert!(a.body_text.contains("Đoạn văn số 4,")),
         Err(ExtractError::NoArticle { .. }) => {}
@@ -305,8 +373,13 @@ fn invalid_utf8_and_control_characters_are_cleaned() {
     }
     bytes.extend_from_slice(b"</div></body></html>");
     let (html, _) = decode_html(&bytes, None);
-    let a = extract::article(&html, &Url::parse("https://example.vn/a").expect("valid"), &ArticleRules::default(), HCM)
-        .expect("page has an article");
+    let a = extract::article(
+        &html,
+        &Url::parse("https://example.vn/a").expect("valid"),
+        &ArticleRules::default(),
+        HCM,
+    )
+    .expect("page has an article");
     assert!(!a.body_text.chars().any(|c| c.is_control() && c != '\n'));
     assert!(!a.body_html.contains('\u{0}') && !a.body_html.contains('\u{7}'));
     assert!(!a.title.contains('\u{0}'));
@@ -319,12 +392,27 @@ fn scripts_handlers_and_javascript_urls_are_sanitized() {
         "<html><body><h1>X</h1><div class=content>{}<p>Text <img src=x onerror=alert(1)> <a href=\"javascript:alert(2)\">click</a> <script>alert(3)</script><iframe src=\"https://evil.example/\"></iframe><iframe src=\"https://www.youtube.com/embed/abc\"></iframe><span onclick=\"alert(4)\">tail</span></p></div></body></html>",
         paragraphs(4)
     );
-    let a = extract::article(&html, &Url::parse("https://example.vn/a").expect("valid"), &ArticleRules::default(), HCM)
-        .expect("page has an article");
-    for bad in ["onerror", "javascript:", "<script", "alert(3)", "evil.example", "onclick"] {
+    let a = extract::article(
+        &html,
+        &Url::parse("https://example.vn/a").expect("valid"),
+        &ArticleRules::default(),
+        HCM,
+    )
+    .expect("page has an article");
+    for bad in [
+        "onerror",
+        "javascript:",
+        "<script",
+        "alert(3)",
+        "evil.example",
+        "onclick",
+    ] {
         assert!(!a.body_html.contains(bad), "{bad} in {}", a.body_html);
     }
-    assert!(a.body_html.contains("https://www.youtube.com/embed/abc"), "video iframe kept");
+    assert!(
+        a.body_html.contains("https://www.youtube.com/embed/abc"),
+        "video iframe kept"
+    );
 }
 
 #[test]
@@ -332,22 +420,49 @@ fn preview_prints_one_json_line_per_file_with_exact_keys() {
     let out = Command::cargo_bin("bantin")
         .expect("binary builds")
         .args(["--config", "tests/fixtures/extract/missing.toml", "preview"])
-        .args(["tests/fixtures/extract/english.html", "tests/fixtures/extract/nhandan.html"])
+        .args([
+            "tests/fixtures/extract/english.html",
+            "tests/fixtures/extract/nhandan.html",
+        ])
         .args(["--url", EN_URL])
         .output()
         .expect("runs");
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let stdout = String::from_utf8(out.stdout).expect("utf-8");
     let lines: Vec<&str> = stdout.lines().collect();
     assert_eq!(lines.len(), 2);
     let v: serde_json::Value = serde_json::from_str(lines[0]).expect("json line");
-    let mut keys: Vec<&str> = v.as_object().expect("object").keys().map(String::as_str).collect();
+    let mut keys: Vec<&str> = v
+        .as_object()
+        .expect("object")
+        .keys()
+        .map(String::as_str)
+        .collect();
     keys.sort_unstable();
     assert_eq!(
         keys,
-        ["authors", "body_html", "body_text", "canonical_url", "image", "language", "lead", "provenance", "published", "section", "tags", "title", "updated", "url"]
+        [
+            "authors",
+            "body_html",
+            "body_text",
+            "canonical_url",
+            "image",
+            "language",
+            "lead",
+            "provenance",
+            "published",
+            "section",
+            "tags",
+            "title",
+            "updated",
+            "url"
+        ]
     );
-    assert_eq!(v["published"], "2023-09-14T08:30:00+00:00");
+    assert_eq!(v["published"], "2023-09-14T15:30:00+07:00");
     assert_eq!(v["provenance"]["published"], "meta");
 }
 
@@ -356,7 +471,11 @@ fn preview_exits_1_when_an_input_fails_after_printing_the_others() {
     let out = Command::cargo_bin("bantin")
         .expect("binary builds")
         .args(["--config", "tests/fixtures/extract/missing.toml", "preview"])
-        .args(["tests/fixtures/extract/no-such-file.html", "tests/fixtures/extract/english.html", "tests/fixtures/extract/no-article.html"])
+        .args([
+            "tests/fixtures/extract/no-such-file.html",
+            "tests/fixtures/extract/english.html",
+            "tests/fixtures/extract/no-article.html",
+        ])
         .output()
         .expect("runs");
     assert_eq!(out.status.code(), Some(1));

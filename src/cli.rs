@@ -99,6 +99,21 @@ pub enum Command {
         #[arg(long, value_name = "ID|FILE")]
         explain: String,
     },
+    /// Extract saved pages and print each as one line of JSON.
+    Preview(PreviewArgs),
+}
+
+#[derive(Debug, clap::Args)]
+pub struct PreviewArgs {
+    /// Saved HTML files (or page addresses) to extract.
+    #[arg(required = true, value_name = "FILE")]
+    pub inputs: Vec<String>,
+    /// The address the saved files were downloaded from; relative links resolve against it.
+    #[arg(long)]
+    pub url: Option<url::Url>,
+    /// Apply this source's selectors and time zone from the configuration.
+    #[arg(long, value_name = "ID")]
+    pub source: Option<String>,
 }
 
 /// A command line that is well-formed for clap but asks for something impossible.
@@ -148,6 +163,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             reextract(&cli.config, source.as_deref(), since.as_deref()).await
         }
         Command::Classify { explain } => classify_explain(&cli.config, &explain),
+        Command::Preview(args) => preview(&cli.config, &args).await,
     }
 }
 
@@ -371,4 +387,59 @@ fn parse_since(text: &str) -> anyhow::Result<chrono::DateTime<chrono::Utc>> {
     chrono::NaiveDate::parse_from_str(text, "%Y-%m-%d")
         .map(|d| d.and_time(chrono::NaiveTime::MIN).and_utc())
         .map_err(|_| UsageError(format!("--since {text:?}: write YYYY-MM-DD or RFC 3339")).into())
+}
+async fn preview(config_path: &Path, args: &PreviewArgs) -> anyhow::Result<ExitCode> {
+    use crate::extract::preview::{Input, preview_one, read_input};
+    use crate::fetch::{Fetched, Fetcher};
+    let config = Config::load(config_path);
+    let source = match (&args.source, &config) {
+        (Some(id), Ok(config)) => Some(chosen_sources(config, std::slice::from_ref(id))?.remove(0)),
+        (Some(_), Err(_)) => return Err(config.err().expect("matched Err").into()),
+        (None, _) => None,
+    };
+    let (rules, tz) = match (&source, &config) {
+        (Some(s), _) => (s.extract.clone(), s.timezone),
+        (None, Ok(config)) => (Default::default(), config.settings.timezone),
+        (None, Err(_)) => (Default::default(), chrono_tz::Asia::Ho_Chi_Minh),
+    };
+    let mut fetcher = None;
+    let mut out = std::io::stdout().lock();
+    let mut failed = 0;
+    for input in &args.inputs {
+        let page: anyhow::Result<Input> = match url::Url::parse(input) {
+            Ok(address) if matches!(address.scheme(), "http" | "https") => {
+                let settings = match &config {
+                    Ok(config) => &config.settings,
+                    Err(_) => {
+                        return Err(UsageError(format!(
+                            "previewing {input} needs a valid configuration for its fetch limits; run `bantin check`"
+                        ))
+                        .into());
+                    }
+                };
+                if fetcher.is_none() {
+                    fetcher = Some(Fetcher::new(settings)?);
+                }
+                let fetcher = fetcher.as_ref().expect("set just above");
+                match fetcher.fetch(&address, None, source.as_ref()).await {
+                    Ok(Fetched::Page { page, .. }) => Ok(Input {
+                        html: page.html,
+                        url: page.final_url,
+                    }),
+                    Ok(Fetched::NotModified) => unreachable!("no validators were sent"),
+                    Err(err) => Err(err.into()),
+                }
+            }
+            _ => read_input(input, args.url.as_ref()).map_err(Into::into),
+        };
+        if let Err(err) = page.and_then(|page| Ok(preview_one(&page, &rules, tz, &mut out)?)) {
+            failed += 1;
+            eprintln!("error: {input}: {err:#}");
+        }
+    }
+    Ok(if failed == 0 {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
+    })
 }

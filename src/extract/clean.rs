@@ -182,7 +182,7 @@ pub fn body(
 ) -> Body {
     let mut w = Writer::default();
     let article_text: u32 = blocks.iter().map(|b| scan.get(*b).text).sum();
-    for &block in blocks {
+    for &block in blocks.iter().filter(|b| !skip.contains(b)) {
         let Some(root) = html.tree.get(block) else {
             continue;
         };

@@ -52,7 +52,7 @@ static RELATED_LABEL: LazyLock<Regex> = LazyLock::new(|| {
     .expect("literal regex compiles")
 });
 static LEAD_CLASS: LazyLock<Regex> = LazyLock::new(|| {
-    Regex::new(r"(?i)sapo|\blead\b|standfirst|description|\bdesc\b|[-_]desc\b|\bdes\b|[-_]des\b|desnews|summary|excerpt|\bintro|subtitle|subhead|teaser|chapeau|abstract|dek\b")
+    Regex::new(r"(?i)sapo|\blead\b|standfirst|description|\bdes([^ki]|$)|summary|excerpt|\bintro|subtitle|subhead|teaser|chapeau|abstract|dek\b")
         .expect("literal regex compiles")
 });
 static AUTHOR_CLASS: LazyLock<Regex> = LazyLock::new(|| {
@@ -124,6 +124,9 @@ impl Scan {
         let mut stack: Vec<(ego_tree::NodeId, Stats, bool)> = Vec::new();
         let mut skip: Option<ego_tree::NodeId> = None;
         let mut links_open = 0u32;
+        // Junk-classed boxes are judged once the page's size is known: a wrapper whose
+        // class happens to say "advert" may hold the whole article.
+        let mut boxes = Vec::new();
         for edge in html.tree.root().traverse() {
             match edge {
                 Edge::Open(node) => {
@@ -132,10 +135,13 @@ impl Scan {
                     }
                     match node.value() {
                         Node::Element(el) => {
-                            if is_junk(el) {
+                            if is_junk_tag(el) {
                                 junk.insert(node.id());
                                 skip = Some(node.id());
                                 continue;
+                            }
+                            if is_junk(el) {
+                                boxes.push(node.id());
                             }
                             let is_link = el.name() == "a";
                             links_open += u32::from(is_link);
@@ -182,7 +188,24 @@ impl Scan {
                 }
             }
         }
+        let total = html
+            .tree
+            .root()
+            .children()
+            .filter_map(|c| stats.get(&c.id()))
+            .map(|s: &Stats| s.text)
+            .sum::<u32>();
+        for id in boxes {
+            if stats.get(&id).is_some_and(|s| s.text * 2 < total) {
+                junk.insert(id);
+            }
+        }
         Scan { stats, junk }
+    }
+
+    /// Whether a node or one of its ancestors is junk.
+    pub fn in_junk(&self, node: NodeRef<'_, Node>) -> bool {
+        std::iter::successors(Some(node), |n| n.parent()).any(|n| self.junk.contains(&n.id()))
     }
 
     pub fn get(&self, id: ego_tree::NodeId) -> Stats {
@@ -217,16 +240,19 @@ pub fn class_id(el: &Element) -> String {
     s
 }
 
+/// Never article text: a junk tag or a hidden element.
+pub fn is_junk_tag(el: &Element) -> bool {
+    let name = el.name();
+    JUNK_TAGS.contains(&name)
+        || el.attr("hidden").is_some()
+        || el.attr("aria-hidden").is_some_and(|v| v == "true") && name != "span" && name != "i"
+        || el.attr("style").is_some_and(|s| DISPLAY_NONE.is_match(s))
+}
+
 /// Never article text: a junk tag, a hidden element, or an always-junk box.
 pub fn is_junk(el: &Element) -> bool {
     let name = el.name();
-    if JUNK_TAGS.contains(&name) {
-        return true;
-    }
-    if el.attr("hidden").is_some()
-        || el.attr("aria-hidden").is_some_and(|v| v == "true") && name != "span" && name != "i"
-        || el.attr("style").is_some_and(|s| DISPLAY_NONE.is_match(s))
-    {
+    if is_junk_tag(el) {
         return true;
     }
     if matches!(name, "html" | "body" | "article" | "main") {
@@ -300,6 +326,9 @@ pub fn main_blocks(html: &Html, scan: &Scan) -> Vec<ego_tree::NodeId> {
         let Some(s) = scan.stats.get(&node.id()) else {
             continue;
         };
+        if scan.in_junk(node) {
+            continue;
+        }
         let paragraph_like = match el.name() {
             "p" | "pre" | "td" | "blockquote" => true,
             "div" | "section" | "article" => s.own >= MIN_PARAGRAPH_CHARS,

@@ -8,6 +8,7 @@ pub mod dates;
 pub mod heuristics;
 pub mod jsonld;
 pub mod meta;
+pub mod preview;
 pub mod selectors;
 
 use std::collections::{BTreeMap, HashSet};
@@ -240,7 +241,10 @@ pub fn article(
 
     // Body.
     let body = clean::body(&doc, &scan, &blocks, &skip, &base);
-    if body.text.is_empty() || (ld.is_none() && body.text.chars().count() < MIN_BODY_CHARS) {
+    // A short text is still an article when something else says so: article data,
+    // the operator's body selector, or a publication date on the page.
+    let vouched = ld.is_some() || body_origin == Origin::Selector || published.is_some();
+    if body.text.is_empty() || (!vouched && body.text.chars().count() < MIN_BODY_CHARS) {
         return Err(ExtractError::NoArticle { url: url.clone() });
     }
     provenance.insert("body_html".into(), body_origin);
@@ -416,6 +420,8 @@ fn date_field(
                 .and_then(|t| parse_date(&t, None, tz))
                 .map(|d| (d, Origin::Heuristic))
         })
+        // The same instant, shown in the source's zone, as readers of the page see it.
+        .map(|(d, o)| (d.with_timezone(&tz).fixed_offset(), o))
 }
 
 /// The first sizeable image after the title.

@@ -143,3 +143,47 @@ async fn listing_that_suddenly_has_no_links_raises_the_breakage_alarm() {
         "names the selector: {error}"
     );
 }
+
+#[tokio::test]
+async fn preview_fetches_an_address_through_the_shared_client() {
+    let site = TestSite::serve(SITE).await;
+    let test = listing(&site);
+    test.load();
+    let config = test.dir().join("bantin.toml");
+    let page = site.url("/tin-tuc/bai-1-i10001/");
+    let missing = site.url("/tin-tuc/khong-co-i99999/");
+    let output = tokio::task::spawn_blocking(move || {
+        assert_cmd::Command::new(assert_cmd::cargo::cargo_bin!("bantin"))
+            .args([
+                "--config",
+                config.to_str().unwrap(),
+                "preview",
+                "--source",
+                "news",
+            ])
+            .args([page.as_str(), missing.as_str()])
+            .output()
+            .expect("bantin runs")
+    })
+    .await
+    .unwrap();
+    let stderr = String::from_utf8(output.stderr.clone()).unwrap();
+    assert_eq!(
+        output.status.code(),
+        Some(1),
+        "one of two inputs failed: {stderr}"
+    );
+    let stdout = String::from_utf8(output.stdout).unwrap();
+    let first = stdout
+        .lines()
+        .next()
+        .unwrap_or_else(|| panic!("no output; stderr: {stderr}"));
+    let json: serde_json::Value = serde_json::from_str(first).unwrap();
+    assert_eq!(json["title"], "Bắt giữ đối tượng trộm cắp số 1");
+    assert_eq!(json["published"], "2024-05-02T08:15:00+07:00");
+    assert!(
+        stderr.contains("khong-co-i99999") && stderr.contains("404"),
+        "{stderr}"
+    );
+    assert_eq!(site.requests_to("/tin-tuc/bai-1-i10001/").len(), 1);
+}

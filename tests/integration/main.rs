@@ -3,6 +3,7 @@ mod classify;
 mod crawl;
 mod daemon;
 mod demo;
+mod extract;
 mod fetch;
 mod publish;
 mod reload;

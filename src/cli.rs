@@ -39,6 +39,10 @@ pub enum LogFormat {
 pub enum Command {
     /// Validate the configuration and print every problem with file:line:column.
     Check,
+    /// Re-render every feed from the store; write the files that changed.
+    Publish,
+    /// Serve the feeds, the index page, /healthz and /metrics until stopped.
+    Serve,
 }
 
 /// A command line that is well-formed for clap but asks for something impossible.
@@ -65,6 +69,8 @@ pub fn init_logging(format: LogFormat) {
 pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     match cli.command {
         Command::Check => check(&cli.config),
+        Command::Publish => publish(&cli.config),
+        Command::Serve => serve(&cli.config),
     }
 }
 
@@ -81,5 +87,67 @@ fn check(path: &Path) -> anyhow::Result<ExitCode> {
         config.sources.len(),
         config.categories.len()
     );
+    Ok(ExitCode::SUCCESS)
+}
+
+fn open_store(config: &Config) -> anyhow::Result<crate::store::SqliteStore> {
+    let path = config.database_path();
+    crate::store::SqliteStore::open(&path, config.settings.near_duplicate_distance)
+        .with_context(|| format!("opening the store at {}", path.display()))
+}
+
+fn publish(path: &Path) -> anyhow::Result<ExitCode> {
+    let config = load_config(path)?;
+    let store = open_store(&config)?;
+    let report = crate::publish::publish_all(&config, &store).with_context(|| {
+        format!(
+            "publishing feeds to {}",
+            config.settings.feeds_dir.display()
+        )
+    })?;
+    println!(
+        "{}: {} feed(s) changed, {} file(s) already current",
+        config.settings.feeds_dir.display(),
+        report.changed.len(),
+        report.unchanged_files
+    );
+    if !report.changed.is_empty() && config.settings.websub_hub.is_some() {
+        let runtime = tokio::runtime::Runtime::new().context("starting the async runtime")?;
+        if let Err(error) =
+            runtime.block_on(crate::publish::websub::notify_changes(&config, &report))
+        {
+            // The feeds are published; a hub that missed the news is worth a log line.
+            tracing::error!(error = %crate::serve::error_chain(&error), "websub hub not notified");
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+fn serve(path: &Path) -> anyhow::Result<ExitCode> {
+    let config = load_config(path)?;
+    let store = std::sync::Arc::new(open_store(&config)?);
+    crate::publish::publish_all(&config, store.as_ref()).with_context(|| {
+        format!(
+            "publishing feeds to {}",
+            config.settings.feeds_dir.display()
+        )
+    })?;
+    let listen = config.settings.listen;
+    let state = crate::serve::AppState::new(
+        std::sync::Arc::new(arc_swap::ArcSwap::from_pointee(config)),
+        store,
+        std::sync::Arc::new(crate::serve::Metrics::new()),
+    );
+    let runtime = tokio::runtime::Runtime::new().context("starting the async runtime")?;
+    runtime.block_on(async move {
+        let listener = tokio::net::TcpListener::bind(listen)
+            .await
+            .with_context(|| format!("listening on {listen}"))?;
+        let shutdown = tokio_util::sync::CancellationToken::new();
+        tokio::spawn(crate::serve::cancel_on_signal(shutdown.clone()));
+        crate::serve::serve(listener, state, shutdown)
+            .await
+            .context("serving feeds")
+    })?;
     Ok(ExitCode::SUCCESS)
 }

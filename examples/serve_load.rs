@@ -137,11 +137,47 @@ fn article(n: u32) -> Article {
         .with_ymd_and_hms(2024, 3, 1, 8, 0, 0)
         .unwrap()
         + Days::minutes(i64::from(n) * 37);
-    let paragraph = format!(
-        "Đoạn văn số {n}: lực lượng Công an phối hợp với chính quyền địa phương tuần tra, \
-         kiểm soát, bảo đảm an ninh trật tự và an toàn giao thông trên địa bàn."
-    );
-    let body_text = vec![paragraph.as_str(); 12].join("\n\n");
+    // Distinct text per item, so dedup keeps all of them.
+    const WORDS: [&str; 24] = [
+        "công",
+        "an",
+        "tỉnh",
+        "tuần",
+        "tra",
+        "kiểm",
+        "soát",
+        "giao",
+        "thông",
+        "đường",
+        "phố",
+        "người",
+        "dân",
+        "chiến",
+        "sĩ",
+        "trật",
+        "tự",
+        "an",
+        "ninh",
+        "xã",
+        "huyện",
+        "phường",
+        "bảo",
+        "đảm",
+    ];
+    let mut seed = u64::from(n).wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
+    let mut paragraphs = Vec::new();
+    for _ in 0..10 {
+        let words: Vec<&str> = (0..40)
+            .map(|_| {
+                seed ^= seed << 13;
+                seed ^= seed >> 7;
+                seed ^= seed << 17;
+                WORDS[(seed % WORDS.len() as u64) as usize]
+            })
+            .collect();
+        paragraphs.push(words.join(" "));
+    }
+    let body_text = paragraphs.join("\n\n");
     Article {
         url: Url::parse(&format!("https://news.example/tin-tuc/bai-{n}-i{n}0000/")).unwrap(),
         canonical_url: None,

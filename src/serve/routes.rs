@@ -106,7 +106,7 @@ struct FeedQuery {
 
 /// What a name under `/feeds/` refers to.
 enum FeedFile {
-    Feed(FeedMeta, FeedFormat),
+    Feed(Box<FeedMeta>, FeedFormat),
     Opml,
     Stylesheet,
 }
@@ -123,7 +123,7 @@ fn resolve(config: &Config, feeds: &[FeedMeta], name: &str) -> Option<FeedFile> 
     feeds
         .iter()
         .find(|meta| meta.id.as_str() == stem)
-        .map(|meta| FeedFile::Feed(meta.clone(), format))
+        .map(|meta| FeedFile::Feed(Box::new(meta.clone()), format))
 }
 
 async fn feed(
@@ -142,7 +142,7 @@ async fn feed(
         FeedFile::Stylesheet => ("text/xsl; charset=utf-8".to_owned(), None),
         FeedFile::Feed(meta, format) => (
             format!("{}; charset=utf-8", format.media_type()),
-            Some((meta.clone(), *format)),
+            Some((FeedMeta::clone(meta), *format)),
         ),
     };
     let filtered =

@@ -3,6 +3,9 @@
 //! connections — plain GETs, gzip GETs, and conditional GETs answered 304.
 //!
 //! Run: `cargo run --release --example serve_load [seconds-per-mode]`
+//!
+//! One run on a busy 2-core machine (165 KB feed): plain GET ~3,400 req/s, GET with
+//! If-None-Match (304) ~6,300 req/s, gzip ~60 req/s (compressed on every request).
 
 use std::collections::BTreeMap;
 use std::path::Path;

@@ -99,7 +99,12 @@ pub enum Command {
         #[arg(long, value_name = "ID|FILE")]
         explain: String,
     },
-    /// Extract saved pages and print each as one line of JSON.
+    /// Re-render every feed from the store; write the files that changed.
+    Publish,
+    /// Serve the feeds, the index page, /healthz and /metrics until stopped.
+    Serve,
+    /// Extract pages (saved files or addresses) and print each as one line of JSON,
+    /// without storing anything.
     Preview(PreviewArgs),
 }
 
@@ -164,6 +169,8 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         }
         Command::Classify { explain } => classify_explain(&cli.config, &explain),
         Command::Preview(args) => preview(&cli.config, &args).await,
+        Command::Publish => publish(&cli.config).await,
+        Command::Serve => serve(&cli.config).await,
     }
 }
 
@@ -442,4 +449,39 @@ async fn preview(config_path: &Path, args: &PreviewArgs) -> anyhow::Result<ExitC
     } else {
         ExitCode::FAILURE
     })
+}
+
+async fn publish(path: &Path) -> anyhow::Result<ExitCode> {
+    let config = Arc::new(load_config(path)?);
+    let service = Service::open(&config).context("opening the store")?;
+    let report = service.publish(&config).await.with_context(|| {
+        format!("publishing feeds to {}", config.settings.feeds_dir.display())
+    })?;
+    println!(
+        "{}: {} feed(s) changed, {} file(s) already current",
+        config.settings.feeds_dir.display(),
+        report.changed.len(),
+        report.unchanged_files
+    );
+    Ok(ExitCode::SUCCESS)
+}
+
+async fn serve(path: &Path) -> anyhow::Result<ExitCode> {
+    let config = Arc::new(load_config(path)?);
+    let service = Service::open(&config).context("opening the store")?;
+    let listener = daemon::bind(config.settings.listen).await?;
+    service.publish(&config).await.with_context(|| {
+        format!("publishing feeds to {}", config.settings.feeds_dir.display())
+    })?;
+    let state = crate::serve::AppState::new(
+        Arc::new(arc_swap::ArcSwap::from(config.clone())),
+        service.store(),
+        service.pipeline.metrics.clone(),
+    );
+    let token = CancellationToken::new();
+    daemon::cancel_on_signals(token.clone());
+    crate::serve::serve(listener, state, token)
+        .await
+        .context("serving feeds")?;
+    Ok(ExitCode::SUCCESS)
 }

@@ -197,9 +197,7 @@ pub fn ttl_minutes(config: &Config) -> Option<u32> {
         .filter_map(|source| {
             let from = from.with_timezone(&source.timezone);
             let runs: Vec<_> = source.schedule.after(&from).take(200).collect();
-            runs.windows(2)
-                .map(|w| (w[1].clone() - w[0].clone()).num_minutes())
-                .min()
+            runs.windows(2).map(|w| (w[1] - w[0]).num_minutes()).min()
         })
         .min()
         .map(|m| m.clamp(1, i64::from(MAX_TTL_MINUTES)) as u32)

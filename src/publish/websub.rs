@@ -18,15 +18,13 @@ const REQUEST_TIMEOUT: Duration = Duration::from_secs(20);
 /// Why the hub was not told.
 #[derive(Debug, thiserror::Error)]
 pub enum WebSubError {
-    #[error("hub {hub} answered {status} for {topic}")]
+    #[error("the hub answered {status} for {topic}")]
     Status {
-        hub: Url,
         topic: Url,
         status: reqwest::StatusCode,
     },
-    #[error("POST to hub {hub} for {topic} failed")]
+    #[error("POST to the hub for {topic} failed")]
     Transport {
-        hub: Url,
         topic: Url,
         #[source]
         source: reqwest::Error,
@@ -99,12 +97,10 @@ impl Hub {
                     return Ok(());
                 }
                 Ok(response) => WebSubError::Status {
-                    hub: self.url.clone(),
                     topic: topic.clone(),
                     status: response.status(),
                 },
                 Err(source) => WebSubError::Transport {
-                    hub: self.url.clone(),
                     topic: topic.clone(),
                     source,
                 },

@@ -27,6 +27,16 @@ pub struct AppState {
     pub store: Arc<dyn Store>,
     pub metrics: Arc<Metrics>,
     files: Arc<FileCache>,
+    /// Feed list and headers worked out from the current config, redone after a swap.
+    derived: Arc<ArcSwap<Derived>>,
+}
+
+/// What every feed request needs from the config; computing the schedule's `ttl`
+/// walks cron times, too slow to repeat per request.
+pub(crate) struct Derived {
+    config: Arc<Config>,
+    pub(crate) feeds: Vec<crate::publish::FeedMeta>,
+    pub(crate) cache_control: String,
 }
 
 impl AppState {
@@ -36,10 +46,39 @@ impl AppState {
         metrics: Arc<Metrics>,
     ) -> AppState {
         AppState {
-            config,
             store,
             metrics,
             files: Arc::new(FileCache::default()),
+            derived: Arc::new(ArcSwap::from_pointee(Derived::from(config.load_full()))),
+            config,
+        }
+    }
+
+    /// The current config and what is derived from it.
+    pub(crate) fn current(&self) -> (Arc<Config>, Arc<Derived>) {
+        let config = self.config.load_full();
+        let derived = self.derived.load_full();
+        if Arc::ptr_eq(&derived.config, &config) {
+            return (config, derived);
+        }
+        let fresh = Arc::new(Derived::from(config.clone()));
+        self.derived.store(fresh.clone());
+        (config, fresh)
+    }
+}
+
+/// `max-age` when no source has a schedule.
+const DEFAULT_MAX_AGE_SECS: u32 = 300;
+
+impl From<Arc<Config>> for Derived {
+    fn from(config: Arc<Config>) -> Derived {
+        // `public, max-age=<ttl>`: readers need not ask again before the next crawl
+        // could run.
+        let max_age = crate::publish::ttl_minutes(&config).map_or(DEFAULT_MAX_AGE_SECS, |m| m * 60);
+        Derived {
+            feeds: crate::publish::feeds_for(&config),
+            cache_control: format!("public, max-age={max_age}"),
+            config,
         }
     }
 }
@@ -62,4 +101,16 @@ pub async fn serve(
     axum::serve(listener, router(state))
         .with_graceful_shutdown(shutdown.cancelled_owned())
         .await
+}
+
+/// An error and its causes on one line, `outer: inner: ...`.
+pub fn error_chain(error: &dyn std::error::Error) -> String {
+    let mut text = error.to_string();
+    let mut source = error.source();
+    while let Some(e) = source {
+        text.push_str(": ");
+        text.push_str(&e.to_string());
+        source = e.source();
+    }
+    text
 }

@@ -13,9 +13,9 @@ use bytes::Bytes;
 use serde::{Deserialize, Serialize};
 use tower_http::compression::CompressionLayer;
 
-use super::AppState;
 use super::caching::{Representation, http_date, tag_encoding};
 use super::index::render_index;
+use super::{AppState, error_chain};
 use crate::config::Config;
 use crate::model::{ALL_CATEGORY, CategoryId, Item, SourceState};
 use crate::publish::{self, FeedFormat, FeedMeta, OPML_FILE, RenderContext, STYLESHEET_FILE};
@@ -28,8 +28,6 @@ const MAX_LIMIT: usize = 1000;
 const SEARCH_WINDOW: usize = 2000;
 /// Latest items listed on the index page.
 const INDEX_ITEMS: usize = 30;
-/// `max-age` when no source has a schedule.
-const DEFAULT_MAX_AGE_SECS: u32 = 300;
 /// Failed runs in a row after which `/healthz` lists a source as unhealthy.
 const UNHEALTHY_AFTER_FAILURES: u32 = 3;
 
@@ -108,12 +106,12 @@ struct FeedQuery {
 
 /// What a name under `/feeds/` refers to.
 enum FeedFile {
-    Feed(FeedMeta, FeedFormat),
+    Feed(Box<FeedMeta>, FeedFormat),
     Opml,
     Stylesheet,
 }
 
-fn resolve(config: &Config, name: &str) -> Option<FeedFile> {
+fn resolve(config: &Config, feeds: &[FeedMeta], name: &str) -> Option<FeedFile> {
     if name == OPML_FILE {
         return Some(FeedFile::Opml);
     }
@@ -122,10 +120,10 @@ fn resolve(config: &Config, name: &str) -> Option<FeedFile> {
     }
     let (stem, ext) = name.rsplit_once('.')?;
     let format = FeedFormat::from_extension(ext)?;
-    publish::feeds_for(config)
-        .into_iter()
+    feeds
+        .iter()
         .find(|meta| meta.id.as_str() == stem)
-        .map(|meta| FeedFile::Feed(meta, format))
+        .map(|meta| FeedFile::Feed(Box::new(meta.clone()), format))
 }
 
 async fn feed(
@@ -134,17 +132,17 @@ async fn feed(
     Query(query): Query<FeedQuery>,
     headers: HeaderMap,
 ) -> Response {
-    let config = state.config.load_full();
-    let Some(file) = resolve(&config, &name) else {
+    let (config, derived) = state.current();
+    let Some(file) = resolve(&config, &derived.feeds, &name) else {
         return (StatusCode::NOT_FOUND, "no such feed\n").into_response();
     };
-    let cache_control = cache_control(&config);
+    let cache_control = &derived.cache_control;
     let (content_type, meta_format) = match &file {
         FeedFile::Opml => ("text/x-opml; charset=utf-8".to_owned(), None),
         FeedFile::Stylesheet => ("text/xsl; charset=utf-8".to_owned(), None),
         FeedFile::Feed(meta, format) => (
             format!("{}; charset=utf-8", format.media_type()),
-            Some((meta.clone(), *format)),
+            Some((FeedMeta::clone(meta), *format)),
         ),
     };
     let filtered =
@@ -166,7 +164,7 @@ async fn feed(
         }
     };
     match rep {
-        Ok(rep) => respond(&rep, &content_type, &cache_control, &headers),
+        Ok(rep) => respond(&rep, &content_type, cache_control, &headers),
         Err(e) => error_response(e),
     }
 }
@@ -230,12 +228,6 @@ fn matches_all(item: &Item, words: &[String]) -> bool {
         a.tags.join(" ")
     ));
     words.iter().all(|w| haystack.contains(w.as_str()))
-}
-
-/// `public, max-age=<ttl>`: readers need not ask again before the next crawl could run.
-fn cache_control(config: &Config) -> String {
-    let max_age = publish::ttl_minutes(config).map_or(DEFAULT_MAX_AGE_SECS, |m| m * 60);
-    format!("public, max-age={max_age}")
 }
 
 fn respond(
@@ -381,17 +373,6 @@ async fn healthz(State(state): State<AppState>) -> Response {
         unhealthy_sources,
     };
     (code, axum::Json(health)).into_response()
-}
-
-fn error_chain(error: &dyn std::error::Error) -> String {
-    let mut text = error.to_string();
-    let mut source = error.source();
-    while let Some(e) = source {
-        text.push_str(": ");
-        text.push_str(&e.to_string());
-        source = e.source();
-    }
-    text
 }
 
 async fn metrics(State(state): State<AppState>) -> Response {

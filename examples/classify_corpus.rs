@@ -24,11 +24,16 @@ fn text_of(doc: &Html, css: &str) -> String {
 }
 
 fn pages(dir: &Path, out: &mut Vec<PathBuf>) {
-    for entry in std::fs::read_dir(dir).expect("folder is readable").flatten() {
+    for entry in std::fs::read_dir(dir)
+        .expect("folder is readable")
+        .flatten()
+    {
         let path = entry.path();
         if path.is_dir() {
             pages(&path, out);
-        } else if path.extension().is_some_and(|e| e == "html") && path.with_extension("json").exists() {
+        } else if path.extension().is_some_and(|e| e == "html")
+            && path.with_extension("json").exists()
+        {
             out.push(path);
         }
     }
@@ -37,7 +42,9 @@ fn pages(dir: &Path, out: &mut Vec<PathBuf>) {
 fn main() -> Result<(), Box<dyn std::error::Error>> {
     let mut args = std::env::args().skip(1);
     let dir = PathBuf::from(args.next().ok_or("usage: classify_corpus DIR [CONFIG]")?);
-    let config = Config::load(Path::new(&args.next().unwrap_or("config/bantin.toml".into())))?;
+    let config = Config::load(Path::new(
+        &args.next().unwrap_or("config/bantin.toml".into()),
+    ))?;
     let mut files = Vec::new();
     pages(&dir, &mut files);
     files.sort();
@@ -45,7 +52,8 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     for path in &files {
         let (html, _) = bantin::fetch::charset::decode_html(&std::fs::read(path)?, None);
         let doc = Html::parse_document(&html);
-        let expected: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(path.with_extension("json"))?)?;
+        let expected: serde_json::Value =
+            serde_json::from_str(&std::fs::read_to_string(path.with_extension("json"))?)?;
         let json = serde_json::json!({
             "title": text_of(&doc, TITLE),
             "lead": text_of(&doc, LEAD),
@@ -68,13 +76,26 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
             "{} {}: got [{}] want [{}]",
             if ok { "ok  " } else { "FAIL" },
             path.strip_prefix(&dir).unwrap_or(path).display(),
-            got.iter().map(|c| c.as_str()).collect::<Vec<_>>().join(", "),
-            want.iter().map(|c| c.as_str()).collect::<Vec<_>>().join(", "),
+            got.iter()
+                .map(|c| c.as_str())
+                .collect::<Vec<_>>()
+                .join(", "),
+            want.iter()
+                .map(|c| c.as_str())
+                .collect::<Vec<_>>()
+                .join(", "),
         );
         if !ok || std::env::var_os("EXPLAIN").is_some() {
-            println!("{}", bantin::classify::render_explanation(&article, &config.categories));
+            println!(
+                "{}",
+                bantin::classify::render_explanation(&article, &config.categories)
+            );
         }
     }
-    println!("{} of {} pages as expected", files.len() - wrong, files.len());
+    println!(
+        "{} of {} pages as expected",
+        files.len() - wrong,
+        files.len()
+    );
     Ok(())
 }

@@ -12,7 +12,10 @@ use bantin::store::{SqliteStore, Store};
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
     let mut args = std::env::args().skip(1);
-    let db = PathBuf::from(args.next().ok_or("usage: ingest_load DB [COUNT [BODY_WORDS]]")?);
+    let db = PathBuf::from(
+        args.next()
+            .ok_or("usage: ingest_load DB [COUNT [BODY_WORDS]]")?,
+    );
     let count: u64 = args.next().map(|c| c.parse()).transpose()?.unwrap_or(5_000);
     let body_words: usize = args
         .next()

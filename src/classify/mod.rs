@@ -105,7 +105,11 @@ pub fn render_explanation(article: &Article, categories: &[Category]) -> String 
         if result.is_empty() {
             "(none; the item goes into `all` only)".to_owned()
         } else {
-            result.iter().map(|c| c.as_str()).collect::<Vec<_>>().join(", ")
+            result
+                .iter()
+                .map(|c| c.as_str())
+                .collect::<Vec<_>>()
+                .join(", ")
         }
     );
     let rules = categories.iter().flat_map(|c| c.rules.iter());

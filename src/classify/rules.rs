@@ -75,7 +75,10 @@ pub(crate) fn count_whole(text: &str, term: &str) -> usize {
             .chars()
             .next_back()
             .is_none_or(|c| !c.is_alphanumeric());
-        let after_ok = text[end..].chars().next().is_none_or(|c| !c.is_alphanumeric());
+        let after_ok = text[end..]
+            .chars()
+            .next()
+            .is_none_or(|c| !c.is_alphanumeric());
         if before_ok && after_ok {
             count += 1;
             from = end;
@@ -204,6 +207,9 @@ mod tests {
     fn folded_text_matches_folded_terms() {
         let folded = fold_diacritics("công tác đảng");
         assert_eq!(count_whole(&folded, &fold_diacritics("công tác đảng")), 1);
-        assert_eq!(count_whole("cong tac dang", &fold_diacritics("công tác đảng")), 1);
+        assert_eq!(
+            count_whole("cong tac dang", &fold_diacritics("công tác đảng")),
+            1
+        );
     }
 }

@@ -184,8 +184,12 @@ mod tests {
             "t",
             "b",
         );
-        article.canonical_url = Some(Url::parse("https://cand.com.vn/chuyen-muc/story-i1").unwrap());
-        assert_eq!(dedup_key(&article).as_str(), "https://cand.com.vn/chuyen-muc/story-i1");
+        article.canonical_url =
+            Some(Url::parse("https://cand.com.vn/chuyen-muc/story-i1").unwrap());
+        assert_eq!(
+            dedup_key(&article).as_str(),
+            "https://cand.com.vn/chuyen-muc/story-i1"
+        );
     }
 
     #[test]
@@ -193,6 +197,9 @@ mod tests {
         let mut article =
             crate::dedup::tests::article("https://baomoi.com/tin/story-1.epi", "t", "b");
         article.canonical_url = Some(Url::parse("https://cand.com.vn/story-i1").unwrap());
-        assert_eq!(dedup_key(&article).as_str(), "https://baomoi.com/tin/story-1.epi");
+        assert_eq!(
+            dedup_key(&article).as_str(),
+            "https://baomoi.com/tin/story-1.epi"
+        );
     }
 }

@@ -136,9 +136,13 @@ mod tests {
         Đảng, Nhà nước và Bộ Công an, thường xuyên quan tâm lãnh đạo, chỉ đạo các phong trào thi đua.";
 
     fn fixture_body() -> String {
-        let json = include_str!("../../tests/fixtures/classify/party-work-hoi-nghi-cong-tac-dang.json");
+        let json =
+            include_str!("../../tests/fixtures/classify/party-work-hoi-nghi-cong-tac-dang.json");
         let v: serde_json::Value = serde_json::from_str(json).expect("fixture is JSON");
-        v["body_text"].as_str().expect("fixture has body_text").to_owned()
+        v["body_text"]
+            .as_str()
+            .expect("fixture has body_text")
+            .to_owned()
     }
 
     #[test]

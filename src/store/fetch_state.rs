@@ -12,7 +12,10 @@ use crate::model::{SourceId, SourceRun, SourceState, Validators};
 /// Runs kept per source.
 pub const RECENT_RUNS: usize = 20;
 
-pub(crate) fn validators(tx: &Transaction<'_>, url: &Url) -> Result<Option<Validators>, StoreError> {
+pub(crate) fn validators(
+    tx: &Transaction<'_>,
+    url: &Url,
+) -> Result<Option<Validators>, StoreError> {
     tx.query_row(
         "SELECT etag, last_modified FROM validators WHERE url = ?1",
         [url.as_str()],
@@ -104,7 +107,9 @@ pub(crate) fn states(tx: &Transaction<'_>) -> Result<Vec<SourceState>, StoreErro
     let mut out = Vec::new();
     for (source, last_success, failures) in rows {
         let recent_runs = stmt
-            .query_map(params![source, RECENT_RUNS as i64], |r| r.get::<_, String>(0))
+            .query_map(params![source, RECENT_RUNS as i64], |r| {
+                r.get::<_, String>(0)
+            })
             .map_err(sql("read source runs"))?
             .map(|json| {
                 let json = json.map_err(sql("read source runs"))?;

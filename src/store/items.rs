@@ -11,14 +11,15 @@ use xxhash_rust::xxh3::xxh3_64;
 use super::StoreError;
 use super::sqlite::{SqliteStore, compress, decompress, from_millis, sql, to_millis};
 use crate::dedup::{self, Bands};
-use crate::model::{
-    ALL_CATEGORY, Article, CategoryId, Item, ItemId, Outcome, RawPage, SourceId,
-};
+use crate::model::{ALL_CATEGORY, Article, CategoryId, Item, ItemId, Outcome, RawPage, SourceId};
 
 /// A stable item id: the source that first found the story and a hash of its canonical
 /// URL. It never changes when the article is updated.
 pub fn item_id(source: &SourceId, key: &Url) -> ItemId {
-    ItemId(format!("{source}-{:016x}", xxh3_64(key.as_str().as_bytes())))
+    ItemId(format!(
+        "{source}-{:016x}",
+        xxh3_64(key.as_str().as_bytes())
+    ))
 }
 
 pub(crate) fn record(
@@ -206,7 +207,9 @@ pub(crate) fn insert_bands(
     hash: u64,
 ) -> Result<(), StoreError> {
     let mut stmt = tx
-        .prepare_cached("INSERT OR IGNORE INTO simhash_bands (band, value, item) VALUES (?1, ?2, ?3)")
+        .prepare_cached(
+            "INSERT OR IGNORE INTO simhash_bands (band, value, item) VALUES (?1, ?2, ?3)",
+        )
         .map_err(sql("insert simhash band"))?;
     for (band, value) in bands.keys(hash) {
         stmt.execute(params![band, value as i64, rowid])
@@ -234,7 +237,11 @@ pub(crate) fn near_duplicate(
     for (band, value) in bands.keys(hash) {
         let rows = stmt
             .query_map(params![band, value as i64], |r| {
-                Ok((r.get::<_, i64>(0)?, r.get::<_, String>(1)?, r.get::<_, i64>(2)?))
+                Ok((
+                    r.get::<_, i64>(0)?,
+                    r.get::<_, String>(1)?,
+                    r.get::<_, i64>(2)?,
+                ))
             })
             .map_err(sql("look up simhash band"))?;
         for row in rows {
@@ -279,9 +286,11 @@ pub(crate) fn set_categories(
     categories: &[CategoryId],
 ) -> Result<(), StoreError> {
     let rowid: Option<i64> = tx
-        .query_row("SELECT rowid FROM items WHERE id = ?1", [id.as_str()], |r| {
-            r.get(0)
-        })
+        .query_row(
+            "SELECT rowid FROM items WHERE id = ?1",
+            [id.as_str()],
+            |r| r.get(0),
+        )
         .optional()
         .map_err(sql("look up item"))?;
     match rowid {
@@ -303,11 +312,18 @@ pub(crate) fn knows_url(tx: &Transaction<'_>, url: &Url) -> Result<bool, StoreEr
 const ITEM_COLUMNS: &str = "i.rowid, i.id, i.source, i.first_seen, i.updated_at, i.article";
 
 fn load_item(tx: &Transaction<'_>, row: &rusqlite::Row<'_>) -> Result<Item, StoreError> {
-    let read = |r: &rusqlite::Row<'_>| -> rusqlite::Result<(i64, String, String, i64, i64, Vec<u8>)> {
-        Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?, r.get(5)?))
-    };
-    let (rowid, id, source, first_seen, updated_at, blob) =
-        read(row).map_err(sql("read item"))?;
+    let read =
+        |r: &rusqlite::Row<'_>| -> rusqlite::Result<(i64, String, String, i64, i64, Vec<u8>)> {
+            Ok((
+                r.get(0)?,
+                r.get(1)?,
+                r.get(2)?,
+                r.get(3)?,
+                r.get(4)?,
+                r.get(5)?,
+            ))
+        };
+    let (rowid, id, source, first_seen, updated_at, blob) = read(row).map_err(sql("read item"))?;
     let article = decode_article(&blob, &id)?;
     let mut stmt = tx
         .prepare_cached("SELECT category FROM item_categories WHERE item = ?1 ORDER BY category")
@@ -341,7 +357,9 @@ fn load_item(tx: &Transaction<'_>, row: &rusqlite::Row<'_>) -> Result<Item, Stor
 
 pub(crate) fn item(tx: &Transaction<'_>, id: &ItemId) -> Result<Option<Item>, StoreError> {
     let mut stmt = tx
-        .prepare_cached(&format!("SELECT {ITEM_COLUMNS} FROM items i WHERE i.id = ?1"))
+        .prepare_cached(&format!(
+            "SELECT {ITEM_COLUMNS} FROM items i WHERE i.id = ?1"
+        ))
         .map_err(sql("read item"))?;
     let mut rows = stmt.query([id.as_str()]).map_err(sql("read item"))?;
     match rows.next().map_err(sql("read item"))? {

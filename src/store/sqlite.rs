@@ -114,8 +114,10 @@ impl SqliteStore {
     /// first among equals, found through the band index: `(id, distance)`.
     pub fn find_near_duplicate(&self, simhash: u64) -> Result<Option<(ItemId, u32)>, StoreError> {
         self.read(|tx| {
-            Ok(items::near_duplicate(tx, self.bands, self.near_duplicate_distance, simhash)?
-                .map(|(_, id, d)| (id, d)))
+            Ok(
+                items::near_duplicate(tx, self.bands, self.near_duplicate_distance, simhash)?
+                    .map(|(_, id, d)| (id, d)),
+            )
         })
     }
 
@@ -156,7 +158,8 @@ fn migrate(conn: &mut Connection) -> Result<(), StoreError> {
     }
     for (i, migration) in MIGRATIONS.iter().enumerate().skip(version) {
         let tx = conn.transaction().map_err(sql("begin migration"))?;
-        tx.execute_batch(migration).map_err(sql("apply migration"))?;
+        tx.execute_batch(migration)
+            .map_err(sql("apply migration"))?;
         tx.pragma_update(None, "user_version", (i + 1) as i64)
             .map_err(sql("write schema version"))?;
         tx.commit().map_err(sql("commit migration"))?;
@@ -170,9 +173,11 @@ fn rebuild_bands_if_needed(conn: &mut Connection, bands: Bands) -> Result<(), St
         .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)
         .map_err(sql("begin transaction"))?;
     let stored: Option<String> = tx
-        .query_row("SELECT value FROM meta WHERE key = 'simhash_bands'", [], |r| {
-            r.get(0)
-        })
+        .query_row(
+            "SELECT value FROM meta WHERE key = 'simhash_bands'",
+            [],
+            |r| r.get(0),
+        )
         .optional()
         .map_err(sql("read band count"))?;
     if stored.as_deref() == Some(bands.count().to_string().as_str()) {
@@ -212,8 +217,7 @@ fn rebuild_bands_if_needed(conn: &mut Connection, bands: Bands) -> Result<(), St
 /// zlib at a fast level: pages and articles are text and shrink about 4×.
 pub(crate) fn compress(bytes: &[u8]) -> Vec<u8> {
     let mut enc = ZlibEncoder::new(Vec::with_capacity(bytes.len() / 3), Compression::fast());
-    enc.write_all(bytes)
-        .expect("writing to a Vec cannot fail");
+    enc.write_all(bytes).expect("writing to a Vec cannot fail");
     enc.finish().expect("writing to a Vec cannot fail")
 }
 

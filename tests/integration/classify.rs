@@ -10,7 +10,9 @@ use crate::support::fixture_article;
 
 fn shipped_categories() -> Vec<Category> {
     let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("config/bantin.toml");
-    Config::load(&path).expect("shipped config loads").categories
+    Config::load(&path)
+        .expect("shipped config loads")
+        .categories
 }
 
 fn classify(fixture: &str) -> Vec<String> {
@@ -23,7 +25,10 @@ fn classify(fixture: &str) -> Vec<String> {
 
 #[test]
 fn party_work_story_is_party_work_and_not_police_activities() {
-    assert_eq!(classify("party-work-hoi-nghi-cong-tac-dang.json"), ["party-work"]);
+    assert_eq!(
+        classify("party-work-hoi-nghi-cong-tac-dang.json"),
+        ["party-work"]
+    );
 }
 
 #[test]
@@ -47,10 +52,19 @@ fn source_categories_come_first_and_are_not_repeated() {
     let article = fixture_article("classify/police-csgt-nong-do-con.json");
     let got = categorize(
         &article,
-        &[CategoryId::from("ha-noi"), CategoryId::from("police-activities")],
+        &[
+            CategoryId::from("ha-noi"),
+            CategoryId::from("police-activities"),
+        ],
         &shipped_categories(),
     );
-    assert_eq!(got, [CategoryId::from("ha-noi"), CategoryId::from("police-activities")]);
+    assert_eq!(
+        got,
+        [
+            CategoryId::from("ha-noi"),
+            CategoryId::from("police-activities")
+        ]
+    );
 }
 
 fn one_rule(rule: Rule) -> Vec<Category> {
@@ -77,7 +91,10 @@ fn rule(any: &[&str], fold: bool) -> Rule {
 fn folded_rule_matches_text_written_without_diacritics() {
     let mut article = fixture_article("classify/other-bong-da.json");
     article.title = "Nang cao hieu qua CONG TAC DANG o co so".into();
-    assert_eq!(categorize(&article, &[], &one_rule(rule(&["công tác đảng"], true))).len(), 1);
+    assert_eq!(
+        categorize(&article, &[], &one_rule(rule(&["công tác đảng"], true))).len(),
+        1
+    );
     assert!(categorize(&article, &[], &one_rule(rule(&["công tác đảng"], false))).is_empty());
 }
 
@@ -86,7 +103,10 @@ fn decomposed_text_matches_composed_terms() {
     use unicode_normalization::UnicodeNormalization;
     let mut article = fixture_article("classify/other-bong-da.json");
     article.title = "Hội nghị Đảng ủy".nfd().collect();
-    assert_eq!(categorize(&article, &[], &one_rule(rule(&["đảng ủy"], false))).len(), 1);
+    assert_eq!(
+        categorize(&article, &[], &one_rule(rule(&["đảng ủy"], false))).len(),
+        1
+    );
 }
 
 #[test]

@@ -84,7 +84,9 @@ fn changed_article_is_updated_with_the_same_id() {
     let before = store.item(&id).unwrap().unwrap();
     let mut changed = article.clone();
     changed.title.push_str(" (cập nhật)");
-    changed.body_text.push_str("\n\nHội nghị cũng đã thông qua chương trình công tác quý II.");
+    changed
+        .body_text
+        .push_str("\n\nHội nghị cũng đã thông qua chương trình công tác quý II.");
     assert_eq!(
         store.record(&changed, &src("a"), &[], None).unwrap(),
         Outcome::Updated(id.clone())
@@ -103,7 +105,12 @@ fn same_text_at_two_sources_is_one_item_with_two_links() {
     let store = open(&dir);
     let original = party_work();
     let Outcome::New(id) = store
-        .record(&original, &src("cand"), &[CategoryId::from("party-work")], None)
+        .record(
+            &original,
+            &src("cand"),
+            &[CategoryId::from("party-work")],
+            None,
+        )
         .unwrap()
     else {
         panic!("first record is new");
@@ -158,7 +165,11 @@ fn latest_items_per_category_and_all() {
     let store = open(&dir);
     let party = CategoryId::from("party-work");
     for n in 0..5 {
-        let cats = if n % 2 == 0 { vec![party.clone()] } else { vec![] };
+        let cats = if n % 2 == 0 {
+            vec![party.clone()]
+        } else {
+            vec![]
+        };
         store
             .record(&synthetic::article(n, 80), &src("a"), &cats, None)
             .unwrap();
@@ -181,11 +192,18 @@ fn raw_pages_validators_and_source_runs_round_trip() {
         fetched_at: Utc::now(),
         html: "<html><body><h1>Đảng ủy</h1></body></html>".into(),
     };
-    store.record(&article, &src("cand"), &[], Some(&raw)).unwrap();
+    store
+        .record(&article, &src("cand"), &[], Some(&raw))
+        .unwrap();
     let pages = store.raw_pages(Some(&src("cand")), None).unwrap();
     assert_eq!(pages.len(), 1);
     assert_eq!(pages[0].html, raw.html);
-    assert!(store.raw_pages(Some(&src("other")), None).unwrap().is_empty());
+    assert!(
+        store
+            .raw_pages(Some(&src("other")), None)
+            .unwrap()
+            .is_empty()
+    );
 
     let listing = Url::parse("https://news.example.vn/xay-dung-dang/").unwrap();
     assert_eq!(store.validators(&listing).unwrap(), None);
@@ -196,8 +214,15 @@ fn raw_pages_validators_and_source_runs_round_trip() {
     store.save_validators(&listing, &v).unwrap();
     assert_eq!(store.validators(&listing).unwrap(), Some(v));
 
-    let failed = SourceRun { errors: 3, ..SourceRun::default() };
-    let ok = SourceRun { new: 2, finished_at: Some(Utc::now()), ..SourceRun::default() };
+    let failed = SourceRun {
+        errors: 3,
+        ..SourceRun::default()
+    };
+    let ok = SourceRun {
+        new: 2,
+        finished_at: Some(Utc::now()),
+        ..SourceRun::default()
+    };
     store.record_source_run(&src("cand"), &ok).unwrap();
     store.record_source_run(&src("cand"), &failed).unwrap();
     store.record_source_run(&src("cand"), &failed).unwrap();
@@ -236,7 +261,10 @@ fn prune_keeps_items_still_in_a_feed() {
         .map(|i| i.article.url)
         .collect();
     // The newest of all (5) and the newest party-work item (2) stay.
-    assert_eq!(kept, vec![synthetic::article(5, 80).url, synthetic::article(2, 80).url]);
+    assert_eq!(
+        kept,
+        vec![synthetic::article(5, 80).url, synthetic::article(2, 80).url]
+    );
 }
 
 #[test]
@@ -297,7 +325,11 @@ fn sigkill_during_ingest_loses_and_doubles_nothing() {
         child.wait().unwrap();
     }
     let out = Command::new(&binary).arg(&db).arg(COUNT).output().unwrap();
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
 
     let store = SqliteStore::open(&db, 3).unwrap();
     assert_eq!(store.integrity_check().unwrap(), "ok");

@@ -11,7 +11,9 @@ use url::Url;
 
 /// An article JSON file under `tests/fixtures/` (`url`, `title`, `lead`, `body_text`).
 pub fn fixture_article(path: &str) -> Article {
-    let full = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures").join(path);
+    let full = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/fixtures")
+        .join(path);
     let text = std::fs::read_to_string(&full).expect("fixture exists");
     let v: serde_json::Value = serde_json::from_str(&text).expect("fixture is JSON");
     let s = |k: &str| v[k].as_str().unwrap_or_default().to_owned();

@@ -41,11 +41,8 @@ fn words(text: &str) -> Vec<String> {
             }
             // A lone combining mark belongs to the word around it.
             None => {}
-            Some(_) => {
-                if !word.is_empty() {
-                    words.push(std::mem::take(&mut word));
-                }
-            }
+            Some(_) if !word.is_empty() => words.push(std::mem::take(&mut word)),
+            Some(_) => {}
         }
     }
     if !word.is_empty() {

@@ -5,7 +5,9 @@ mod canonical_url;
 mod near_duplicate;
 
 pub use canonical_url::{canonicalize, dedup_key};
-pub use near_duplicate::{Bands, MIN_SHINGLES, content_hash, hamming, shingle_count, simhash};
+pub use near_duplicate::{
+    Bands, MIN_SHINGLES, body_simhash, content_hash, hamming, shingle_count, simhash,
+};
 
 #[cfg(test)]
 pub(crate) mod tests {

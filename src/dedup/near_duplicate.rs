@@ -6,7 +6,7 @@
 use xxhash_rust::xxh3::{xxh3_64, xxh3_128};
 
 use crate::model::Article;
-use crate::text::{fold_diacritics, normalize};
+use crate::text::normalize;
 
 /// Words per shingle: three-word shingles keep word order without being brittle.
 const SHINGLE_WORDS: usize = 3;
@@ -14,15 +14,41 @@ const SHINGLE_WORDS: usize = 3;
 /// two texts are the same story (a caption, a one-line brief).
 pub const MIN_SHINGLES: usize = 40;
 
-/// Lower-case, diacritic-free words of a text, NFC first. Folding makes a page served
-/// with decomposed or missing tone marks hash like its clean copy.
+/// Lower-case, diacritic-free words of a text. Each character is decomposed and only its
+/// base kept, which equals folding the NFC text and makes a page served with decomposed
+/// or missing tone marks hash like its clean copy.
 fn words(text: &str) -> Vec<String> {
-    fold_diacritics(&normalize(text))
-        .to_lowercase()
-        .split(|c: char| !c.is_alphanumeric())
-        .filter(|w| !w.is_empty())
-        .map(str::to_owned)
-        .collect()
+    let mut words = Vec::new();
+    let mut word = String::new();
+    for c in text.chars() {
+        let mut base = None;
+        if c.is_ascii() {
+            base = Some(c);
+        } else {
+            unicode_normalization::char::decompose_canonical(c, |d| {
+                if base.is_none() && !unicode_normalization::char::is_combining_mark(d) {
+                    base = Some(d);
+                }
+            });
+        }
+        match base {
+            Some(b) if b.is_alphanumeric() => {
+                let b = match b {
+                    'đ' | 'Đ' => 'd',
+                    other => other,
+                };
+                word.extend(b.to_lowercase());
+            }
+            // A lone combining mark belongs to the word around it.
+            None => {}
+            Some(_) if !word.is_empty() => words.push(std::mem::take(&mut word)),
+            Some(_) => {}
+        }
+    }
+    if !word.is_empty() {
+        words.push(word);
+    }
+    words
 }
 
 /// Number of word shingles of a text (how much evidence its SimHash carries).
@@ -33,7 +59,18 @@ pub fn shingle_count(text: &str) -> usize {
 /// 64-bit SimHash of the text's three-word shingles. Texts that differ in a few words
 /// have hashes a few bits apart; unrelated texts differ in about 32 bits.
 pub fn simhash(text: &str) -> u64 {
+    simhash_of_words(&words(text))
+}
+
+/// SimHash of a body that has at least [`MIN_SHINGLES`] shingles, else `None`: short
+/// texts carry too little to call two of them the same story.
+pub fn body_simhash(text: &str) -> Option<u64> {
     let words = words(text);
+    (words.len().saturating_sub(SHINGLE_WORDS - 1) >= MIN_SHINGLES)
+        .then(|| simhash_of_words(&words))
+}
+
+fn simhash_of_words(words: &[String]) -> u64 {
     let mut weights = [0i32; 64];
     let mut feed = |h: u64| {
         for (bit, w) in weights.iter_mut().enumerate() {

@@ -153,8 +153,7 @@ pub(crate) fn record(
 
 /// SimHash of the body when it is long enough to compare.
 fn body_simhash(article: &Article) -> Option<u64> {
-    (dedup::shingle_count(&article.body_text) >= dedup::MIN_SHINGLES)
-        .then(|| dedup::simhash(&article.body_text))
+    dedup::body_simhash(&article.body_text)
 }
 
 fn sort_time(article: &Article, now: i64) -> i64 {

@@ -1,0 +1,90 @@
+//! Insert + dedup-check throughput of `SqliteStore` and near-duplicate lookup time as
+//! the store grows: `cargo bench --bench store -- [MAX_ITEMS]` (default 1,000,000).
+//! Reports at 10k, 100k and 1M items: items/s for the last stretch, near-duplicate
+//! lookup time (mean of 1,000 queries), database size and peak RSS.
+
+#[path = "../tests/integration/support/synthetic.rs"]
+mod synthetic;
+
+use std::time::{Duration, Instant};
+
+use bantin::dedup::simhash;
+use bantin::model::{Outcome, SourceId};
+use bantin::store::{SqliteStore, Store};
+
+const CHECKPOINTS: &[u64] = &[10_000, 100_000, 1_000_000];
+const LOOKUPS: u64 = 1_000;
+
+fn peak_rss_mib() -> f64 {
+    let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmHWM:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<f64>().ok())
+        .map_or(f64::NAN, |kb| kb / 1024.0)
+}
+
+fn main() -> Result<(), Box<dyn std::error::Error>> {
+    let max: u64 = std::env::args()
+        .skip(1)
+        .find(|a| !a.starts_with('-'))
+        .map(|a| a.parse())
+        .transpose()?
+        .unwrap_or(1_000_000);
+    let dir = tempfile::TempDir::new()?;
+    let db = dir.path().join("bench.sqlite3");
+    let store = SqliteStore::open(&db, 3)?;
+    let source = SourceId::from("bench");
+    println!(
+        "{:>9} {:>10} {:>14} {:>14} {:>10} {:>10}",
+        "items", "items/s", "lookup hit µs", "lookup miss µs", "db MiB", "peak MiB"
+    );
+    let mut stored = 0u64;
+    for &checkpoint in CHECKPOINTS.iter().filter(|&&c| c <= max) {
+        let start = Instant::now();
+        let from = stored;
+        while stored < checkpoint {
+            let outcome = store.record(
+                &synthetic::article(stored, synthetic::TYPICAL_BODY_WORDS),
+                &source,
+                &[],
+                None,
+            )?;
+            assert!(
+                matches!(outcome, Outcome::New(_)),
+                "item {stored}: {outcome:?}"
+            );
+            stored += 1;
+        }
+        let rate = (stored - from) as f64 / start.elapsed().as_secs_f64();
+
+        // Near-duplicate queries: a stored item's SimHash with 2 bits flipped (found),
+        // and a fresh text's (not found).
+        let (mut hit, mut miss) = (Duration::ZERO, Duration::ZERO);
+        for q in 0..LOOKUPS {
+            let k = q.wrapping_mul(2_654_435_761) % stored;
+            let h = simhash(&synthetic::article(k, synthetic::TYPICAL_BODY_WORDS).body_text)
+                ^ (1 << (q % 64))
+                ^ (1 << ((q * 7 + 3) % 64));
+            let t = Instant::now();
+            let found = store.find_near_duplicate(h)?;
+            hit += t.elapsed();
+            assert!(found.is_some(), "stored item {k} not found");
+            let fresh = simhash(&synthetic::article(u64::MAX - q, 60).body_text);
+            let t = Instant::now();
+            store.find_near_duplicate(fresh)?;
+            miss += t.elapsed();
+        }
+        let db_mib = std::fs::metadata(&db)?.len() as f64 / (1024.0 * 1024.0);
+        println!(
+            "{:>9} {:>10.0} {:>14.1} {:>14.1} {:>10.0} {:>10.0}",
+            stored,
+            rate,
+            hit.as_secs_f64() * 1e6 / LOOKUPS as f64,
+            miss.as_secs_f64() * 1e6 / LOOKUPS as f64,
+            db_mib,
+            peak_rss_mib()
+        );
+    }
+    Ok(())
+}

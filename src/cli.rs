@@ -455,7 +455,10 @@ async fn publish(path: &Path) -> anyhow::Result<ExitCode> {
     let config = Arc::new(load_config(path)?);
     let service = Service::open(&config).context("opening the store")?;
     let report = service.publish(&config).await.with_context(|| {
-        format!("publishing feeds to {}", config.settings.feeds_dir.display())
+        format!(
+            "publishing feeds to {}",
+            config.settings.feeds_dir.display()
+        )
     })?;
     println!(
         "{}: {} feed(s) changed, {} file(s) already current",
@@ -471,7 +474,10 @@ async fn serve(path: &Path) -> anyhow::Result<ExitCode> {
     let service = Service::open(&config).context("opening the store")?;
     let listener = daemon::bind(config.settings.listen).await?;
     service.publish(&config).await.with_context(|| {
-        format!("publishing feeds to {}", config.settings.feeds_dir.display())
+        format!(
+            "publishing feeds to {}",
+            config.settings.feeds_dir.display()
+        )
     })?;
     let state = crate::serve::AppState::new(
         Arc::new(arc_swap::ArcSwap::from(config.clone())),

@@ -194,6 +194,10 @@ pub struct SourceRun {
     pub errors: u64,
     /// The last error of the run, if any, for the operator.
     pub last_error: Option<String>,
+    /// What the breakage alarm found (no links, a field gone), naming the selector to
+    /// check; empty for a healthy run.
+    #[serde(default)]
+    pub breakage: Vec<String>,
     /// Share (0..=1) of the run's extracted articles that had each field, e.g.
     /// "published" -> 0.98; tells a site redesign from a quiet day.
     pub field_coverage: BTreeMap<String, f64>,

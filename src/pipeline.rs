@@ -289,10 +289,10 @@ impl Pipeline {
             return;
         };
         let recent: Vec<&SourceRun> = state.recent_runs.iter().take(RECENT_RUNS).collect();
-        for problem in breakage(source, run, &recent) {
+        run.breakage = breakage(source, run, &recent);
+        for problem in &run.breakage {
             error!(problem = %problem, "source looks broken");
-            run.last_error = Some(problem);
-            run.errors += 1;
+            run.last_error = Some(problem.clone());
         }
     }
 }

@@ -8,8 +8,11 @@ use chrono::{DateTime, Utc};
 use html_escape::{encode_double_quoted_attribute as attr, encode_text as text};
 
 use crate::config::Config;
-use crate::model::{Item, SourceState};
+use std::collections::BTreeMap;
+
+use crate::model::{Item, SourceId, SourceState};
 use crate::publish::{self, FeedFormat, OPML_FILE};
+use crate::serve::source_is_healthy;
 
 const STYLE: &str = "body{font:1.05rem/1.55 system-ui,sans-serif;max-width:46rem;margin:0 auto;\
 padding:1rem;color:#222}h1{font-size:1.5rem}h2{font-size:1.2rem;margin-top:2rem}\
@@ -18,8 +21,14 @@ font-size:.85rem;background:#f3f3f3;padding:0 .2rem}ul{padding-left:1.1rem}\
 li{margin:.4rem 0}time,.meta{color:#666;font-size:.9rem}table{border-collapse:collapse;\
 width:100%}td,th{text-align:left;padding:.25rem .4rem;border-bottom:1px solid #eee}";
 
-/// Renders the index page.
-pub fn render_index(config: &Config, items: &[Item], sources: &[SourceState]) -> String {
+/// Renders the index page. `next_runs` are the scheduler's next run per source (empty
+/// when no scheduler runs).
+pub fn render_index(
+    config: &Config,
+    items: &[Item],
+    sources: &[SourceState],
+    next_runs: &BTreeMap<SourceId, DateTime<Utc>>,
+) -> String {
     let settings = &config.settings;
     let feeds = publish::feeds_for(config);
     let tz = settings.timezone;
@@ -97,22 +106,49 @@ pub fn render_index(config: &Config, items: &[Item], sources: &[SourceState]) ->
         out.push_str("</ul>\n");
     }
     out.push_str(
-        "<h2>Sources</h2>\n<table>\n<tr><th>Source</th><th>Last successful crawl</th>\
-         <th>Failed runs in a row</th></tr>\n",
+        "<h2>Sources</h2>\n<table>\n<tr><th>Source</th><th>Health</th><th>Last run</th>\
+         <th>Next run</th><th>Links / new</th><th>Last successful crawl</th></tr>\n",
     );
     for source in &config.sources {
         let state = sources
             .iter()
             .find(|s| s.source.as_ref() == Some(&source.id));
-        let last = state
-            .and_then(|s| s.last_success)
-            .map_or_else(|| "never".to_owned(), when);
+        let last_run = state.and_then(|s| s.last_run.as_ref());
+        let never = || "never".to_owned();
+        let health = match state {
+            Some(s) if !source_is_healthy(s) => format!(
+                "<strong>unhealthy</strong>: {}",
+                text(
+                    last_run
+                        .and_then(|r| r.last_error.as_deref())
+                        .unwrap_or("failing")
+                )
+            ),
+            _ => match last_run.and_then(|r| r.last_error.as_deref()) {
+                Some(err) => format!("ok (last error: {})", text(err)),
+                None => "ok".to_owned(),
+            },
+        };
         let _ = writeln!(
             out,
-            "<tr><td>{}</td><td>{}</td><td>{}</td></tr>",
+            "<tr><td>{}</td><td>{health}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
             text(source.id.as_str()),
-            text(&last),
-            state.map_or(0, |s| s.failures)
+            text(
+                &last_run
+                    .and_then(|r| r.finished_at)
+                    .map_or_else(never, when)
+            ),
+            text(
+                &next_runs
+                    .get(&source.id)
+                    .copied()
+                    .map_or_else(|| "—".to_owned(), when)
+            ),
+            last_run.map_or_else(
+                || "—".to_owned(),
+                |r| format!("{} / {}", r.links_found, r.new)
+            ),
+            text(&state.and_then(|s| s.last_success).map_or_else(never, when)),
         );
     }
     let _ = write!(

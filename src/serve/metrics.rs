@@ -172,6 +172,62 @@ impl Metrics {
     }
 }
 
+/// Per-source gauges from the stored run history and the scheduler: last run, next
+/// run, links found, health. Appended to [`Metrics::render`] by the `/metrics` route.
+pub fn render_sources(
+    states: &[crate::model::SourceState],
+    next_runs: &BTreeMap<SourceId, DateTime<Utc>>,
+) -> String {
+    let mut out = String::new();
+    let gauges: [(
+        &str,
+        &str,
+        &dyn Fn(&crate::model::SourceState) -> Option<i64>,
+    ); 4] = [
+        (
+            "bantin_source_last_run_timestamp_seconds",
+            "When the source's last run finished (Unix time).",
+            &|s| s.last_run.as_ref()?.finished_at.map(|t| t.timestamp()),
+        ),
+        (
+            "bantin_source_links_found",
+            "Article links the source's last run found.",
+            &|s| s.last_run.as_ref().map(|r| r.links_found as i64),
+        ),
+        ("bantin_source_failures", "Failed runs in a row.", &|s| {
+            Some(i64::from(s.failures))
+        }),
+        (
+            "bantin_source_healthy",
+            "1 when the source is healthy, 0 when failing or its breakage alarm is raised.",
+            &|s| Some(i64::from(super::source_is_healthy(s))),
+        ),
+    ];
+    for (name, help, value) in gauges {
+        header(&mut out, name, "gauge", help);
+        for state in states {
+            if let (Some(id), Some(v)) = (&state.source, value(state)) {
+                let _ = writeln!(out, "{name}{{source=\"{}\"}} {v}", escape(id.as_str()));
+            }
+        }
+    }
+    header(
+        &mut out,
+        "bantin_source_next_run_timestamp_seconds",
+        "gauge",
+        "When the scheduler runs the source next (Unix time).",
+    );
+    for (id, t) in next_runs {
+        let _ = writeln!(
+            out,
+            "bantin_source_next_run_timestamp_seconds{{source=\"{}\"}} {}",
+            escape(id.as_str()),
+            t.timestamp()
+        );
+    }
+    out
+}
+
 fn header(out: &mut String, name: &str, kind: &str, help: &str) {
     let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} {kind}");
 }

@@ -15,6 +15,12 @@ use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
 use crate::config::Config;
+use std::collections::BTreeMap;
+
+use chrono::{DateTime, Utc};
+
+use crate::model::SourceId;
+use crate::schedule::Scheduler;
 use crate::store::Store;
 use caching::FileCache;
 pub use metrics::Metrics;
@@ -26,6 +32,8 @@ pub struct AppState {
     pub config: Arc<ArcSwap<Config>>,
     pub store: Arc<dyn Store>,
     pub metrics: Arc<Metrics>,
+    /// The daemon's scheduler, for next-run times; absent under `bantin serve`.
+    pub schedule: Option<Scheduler>,
     files: Arc<FileCache>,
     /// Feed list and headers worked out from the current config, redone after a swap.
     derived: Arc<ArcSwap<Derived>>,
@@ -48,10 +56,30 @@ impl AppState {
         AppState {
             store,
             metrics,
+            schedule: None,
             files: Arc::new(FileCache::default()),
             derived: Arc::new(ArcSwap::from_pointee(Derived::from(config.load_full()))),
             config,
         }
+    }
+
+    /// Shows the scheduler's next-run times on the index page, `/healthz` and `/metrics`.
+    pub fn with_schedule(mut self, schedule: Scheduler) -> AppState {
+        self.schedule = Some(schedule);
+        self
+    }
+
+    /// Next scheduled run per source, when a scheduler runs.
+    pub fn next_runs(&self) -> BTreeMap<SourceId, DateTime<Utc>> {
+        self.schedule
+            .as_ref()
+            .map(|s| {
+                s.status()
+                    .into_iter()
+                    .filter_map(|(id, st)| st.next_run.map(|t| (id, t)))
+                    .collect()
+            })
+            .unwrap_or_default()
     }
 
     /// The current config and what is derived from it.
@@ -113,4 +141,17 @@ pub fn error_chain(error: &dyn std::error::Error) -> String {
         source = e.source();
     }
     text
+}
+
+/// Failed runs in a row after which a source counts as unhealthy.
+pub const UNHEALTHY_AFTER_FAILURES: u32 = 3;
+
+/// A source is unhealthy after several failed runs in a row, or when its last run
+/// raised the breakage alarm (a likely site redesign).
+pub fn source_is_healthy(state: &crate::model::SourceState) -> bool {
+    state.failures < UNHEALTHY_AFTER_FAILURES
+        && state
+            .last_run
+            .as_ref()
+            .is_none_or(|r| r.breakage.is_empty())
 }

@@ -28,8 +28,6 @@ const MAX_LIMIT: usize = 1000;
 const SEARCH_WINDOW: usize = 2000;
 /// Latest items listed on the index page.
 const INDEX_ITEMS: usize = 30;
-/// Failed runs in a row after which `/healthz` lists a source as unhealthy.
-const UNHEALTHY_AFTER_FAILURES: u32 = 3;
 
 pub(super) fn router(state: AppState) -> Router {
     Router::new()
@@ -273,7 +271,9 @@ async fn index(State(state): State<AppState>) -> Response {
     .map_err(ServeError::from)
     .and_then(|r| r.map_err(ServeError::from));
     match loaded {
-        Ok((items, sources)) => Html(render_index(&config, &items, &sources)).into_response(),
+        Ok((items, sources)) => {
+            Html(render_index(&config, &items, &sources, &state.next_runs())).into_response()
+        }
         Err(e) => error_response(e),
     }
 }
@@ -299,12 +299,16 @@ struct SourceHealth {
     id: String,
     last_success: Option<String>,
     last_run: Option<String>,
+    next_run: Option<String>,
+    last_error: Option<String>,
+    links_found: Option<u64>,
     failures: u32,
     healthy: bool,
 }
 
 async fn healthz(State(state): State<AppState>) -> Response {
     let config = state.config.load_full();
+    let next_runs = state.next_runs();
     let store = state.store.clone();
     let checked = tokio::task::spawn_blocking(move || -> Result<Vec<SourceState>, StoreError> {
         store.ping()?;
@@ -342,15 +346,16 @@ async fn healthz(State(state): State<AppState>) -> Response {
                 .iter()
                 .find(|s| s.source.as_ref() == Some(&source.id));
             let failures = state.map_or(0, |s| s.failures);
+            let last_run = state.and_then(|s| s.last_run.as_ref());
             SourceHealth {
                 id: source.id.to_string(),
                 last_success: state.and_then(|s| s.last_success).map(|t| t.to_rfc3339()),
-                last_run: state
-                    .and_then(|s| s.last_run.as_ref())
-                    .and_then(|r| r.finished_at)
-                    .map(|t| t.to_rfc3339()),
+                last_run: last_run.and_then(|r| r.finished_at).map(|t| t.to_rfc3339()),
+                next_run: next_runs.get(&source.id).map(|t| t.to_rfc3339()),
+                last_error: last_run.and_then(|r| r.last_error.clone()),
+                links_found: last_run.map(|r| r.links_found),
                 failures,
-                healthy: failures < UNHEALTHY_AFTER_FAILURES,
+                healthy: state.is_none_or(super::source_is_healthy),
             }
         })
         .collect();
@@ -376,12 +381,20 @@ async fn healthz(State(state): State<AppState>) -> Response {
 }
 
 async fn metrics(State(state): State<AppState>) -> Response {
+    let store = state.store.clone();
+    let states = tokio::task::spawn_blocking(move || store.source_states())
+        .await
+        .ok()
+        .and_then(Result::ok)
+        .unwrap_or_default();
+    let mut body = state.metrics.render();
+    body.push_str(&super::metrics::render_sources(&states, &state.next_runs()));
     (
         [(
             header::CONTENT_TYPE,
             "text/plain; version=0.0.4; charset=utf-8",
         )],
-        state.metrics.render(),
+        body,
     )
         .into_response()
 }

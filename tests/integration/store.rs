@@ -300,54 +300,64 @@ fn reopening_keeps_data_and_schema() {
     assert_eq!(store.integrity_check().unwrap(), "ok");
 }
 
-/// The load example, built with optimizations: debug Unicode normalization is too slow
-/// for thousands of articles. A release test run has built it already; a debug run
-/// builds it here (the release profile has its own build lock, so this cannot wait on
-/// the cargo that runs the tests).
-fn ingest_load_binary() -> std::path::PathBuf {
-    let manifest = Path::new(env!("CARGO_MANIFEST_DIR"));
-    if cfg!(debug_assertions) {
-        let status = Command::new(env!("CARGO"))
-            .args(["build", "--release", "--quiet", "--example", "ingest_load"])
-            .current_dir(manifest)
-            .status()
-            .expect("cargo runs");
-        assert!(status.success(), "building the ingest_load example failed");
+/// Writes `count` saved article pages (synthetic, distinct stories) into `dir`.
+fn write_saved_pages(dir: &Path, count: u64) {
+    for n in 0..count {
+        let a = synthetic::article(n, 120);
+        let paragraphs: String = a
+            .body_text
+            .split('\n')
+            .map(|p| format!("<p>{p}</p>"))
+            .collect();
+        let page = format!(
+            "<!DOCTYPE html><html lang=\"vi\"><head><meta charset=\"utf-8\"><title>{t}</title>\
+             <link rel=\"canonical\" href=\"{u}\"></head><body><article><h1>{t}</h1>\
+             <time datetime=\"2024-05-02T08:15:00+07:00\">02/05/2024 08:15</time>\
+             <p class=\"sapo\">{l}</p><div class=\"content\">{paragraphs}</div></article></body></html>",
+            t = a.title,
+            u = a.url,
+            l = a.lead.unwrap_or_default(),
+        );
+        std::fs::write(dir.join(format!("bai-{n:05}.html")), page).unwrap();
     }
-    let target = std::env::var_os("CARGO_TARGET_DIR")
-        .map(std::path::PathBuf::from)
-        .unwrap_or_else(|| manifest.join("target"));
-    target.join("release/examples/ingest_load")
 }
 
 #[test]
 fn sigkill_during_ingest_loses_and_doubles_nothing() {
-    const COUNT: &str = "5000";
-    let binary = ingest_load_binary();
-    let dir = TempDir::new().unwrap();
-    let db = dir.path().join("load.sqlite3");
-    for _ in 0..3 {
-        let mut child = Command::new(&binary)
-            .arg(&db)
-            .arg(COUNT)
+    const COUNT: u64 = 5000;
+    let test = crate::support::TestConfig::new();
+    test.load();
+    let config = test.dir().join("bantin.toml");
+    let pages = TempDir::new().unwrap();
+    write_saved_pages(pages.path(), COUNT);
+    let ingest = || {
+        Command::new(assert_cmd::cargo::cargo_bin!("bantin"))
+            .args(["--config", config.to_str().unwrap(), "ingest"])
+            .arg(pages.path())
+            .env("RUST_LOG", "error")
             .stdout(std::process::Stdio::null())
-            .spawn()
-            .expect("ingest_load starts");
-        std::thread::sleep(Duration::from_millis(rand::random_range(30..700)));
+    };
+    for _ in 0..3 {
+        let mut child = ingest().spawn().expect("bantin ingest starts");
+        std::thread::sleep(Duration::from_millis(rand::random_range(300..3000)));
         // Child::kill sends SIGKILL on Unix.
         child.kill().expect("SIGKILL delivered");
         child.wait().unwrap();
     }
-    let out = Command::new(&binary).arg(&db).arg(COUNT).output().unwrap();
+    let out = ingest()
+        .stderr(std::process::Stdio::piped())
+        .output()
+        .unwrap();
     assert!(
         out.status.success(),
         "{}",
         String::from_utf8_lossy(&out.stderr)
     );
 
+    let db = test.dir().join("data/bantin.sqlite3");
     let store = SqliteStore::open(&db, 3).unwrap();
     assert_eq!(store.integrity_check().unwrap(), "ok");
-    assert_eq!(store.item_count().unwrap(), 5000);
+    assert_eq!(store.item_count().unwrap(), COUNT as usize);
     for n in [0, 1, 2499, 4999] {
         assert!(store.knows_url(&synthetic::article(n, 10).url).unwrap());
     }
@@ -355,9 +365,9 @@ fn sigkill_during_ingest_loses_and_doubles_nothing() {
     let distinct: i64 = conn
         .query_row("SELECT count(DISTINCT key) FROM items", [], |r| r.get(0))
         .unwrap();
-    assert_eq!(distinct, 5000);
+    assert_eq!(distinct, COUNT as i64);
     let links: i64 = conn
         .query_row("SELECT count(*) FROM item_links", [], |r| r.get(0))
         .unwrap();
-    assert_eq!(links, 5000);
+    assert_eq!(links, COUNT as i64);
 }

@@ -399,11 +399,15 @@ async fn preview(config_path: &Path, args: &PreviewArgs) -> anyhow::Result<ExitC
     use crate::extract::preview::{Input, preview_one, read_input};
     use crate::fetch::{Fetched, Fetcher};
     let config = Config::load(config_path);
-    let source = match (&args.source, &config) {
-        (Some(id), Ok(config)) => Some(chosen_sources(config, std::slice::from_ref(id))?.remove(0)),
-        (Some(_), Err(_)) => return Err(config.err().expect("matched Err").into()),
-        (None, _) => None,
+    let source = match (&args.source, config) {
+        (Some(id), Ok(config)) => {
+            let source = chosen_sources(&config, std::slice::from_ref(id))?.remove(0);
+            (Some(source), Ok(config))
+        }
+        (Some(_), Err(err)) => return Err(err.into()),
+        (None, config) => (None, config),
     };
+    let (source, config) = source;
     let (rules, tz) = match (&source, &config) {
         (Some(s), _) => (s.extract.clone(), s.timezone),
         (None, Ok(config)) => (Default::default(), config.settings.timezone),

@@ -183,7 +183,8 @@ pub async fn run_with(
         live.clone(),
         service.store(),
         service.pipeline.metrics.clone(),
-    );
+    )
+    .with_schedule(scheduler.clone());
     let server = tokio::spawn(serve::serve(listener, state, shutdown.clone()));
     info!(addr = %addr, base_url = %config.settings.base_url, "bantin is running");
 

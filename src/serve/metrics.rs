@@ -8,7 +8,7 @@ use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
 
 use chrono::{DateTime, Utc};
 
-use crate::model::{Outcome, SourceId};
+use crate::model::{Outcome, SourceId, SourceState};
 
 /// Every counter bantin exposes.
 #[derive(Debug, Default)]
@@ -175,15 +175,12 @@ impl Metrics {
 /// Per-source gauges from the stored run history and the scheduler: last run, next
 /// run, links found, health. Appended to [`Metrics::render`] by the `/metrics` route.
 pub fn render_sources(
-    states: &[crate::model::SourceState],
+    states: &[SourceState],
     next_runs: &BTreeMap<SourceId, DateTime<Utc>>,
 ) -> String {
     let mut out = String::new();
-    let gauges: [(
-        &str,
-        &str,
-        &dyn Fn(&crate::model::SourceState) -> Option<i64>,
-    ); 4] = [
+    type Gauge<'a> = (&'a str, &'a str, &'a dyn Fn(&SourceState) -> Option<i64>);
+    let gauges: [Gauge; 4] = [
         (
             "bantin_source_last_run_timestamp_seconds",
             "When the source's last run finished (Unix time).",

@@ -6,7 +6,6 @@ use std::sync::Arc;
 use bantin::config::Config;
 use bantin::daemon::Service;
 use bantin::model::{CategoryId, SourceRun};
-use bantin::store::Store;
 
 use crate::support::{Override, TestConfig, TestSite};
 

@@ -10,7 +10,6 @@ use axum::http::StatusCode;
 use axum::routing::post;
 use bantin::publish::{self, websub};
 use chrono::{DateTime, FixedOffset};
-use rss::validation::Validate;
 use url::Url;
 
 use crate::support::feeds::validate_rss;

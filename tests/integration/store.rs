@@ -331,11 +331,13 @@ fn sigkill_during_ingest_loses_and_doubles_nothing() {
     let pages = TempDir::new().unwrap();
     write_saved_pages(pages.path(), COUNT);
     let ingest = || {
-        Command::new(assert_cmd::cargo::cargo_bin!("bantin"))
+        let mut command = Command::new(assert_cmd::cargo::cargo_bin!("bantin"));
+        command
             .args(["--config", config.to_str().unwrap(), "ingest"])
             .arg(pages.path())
             .env("RUST_LOG", "error")
-            .stdout(std::process::Stdio::null())
+            .stdout(std::process::Stdio::null());
+        command
     };
     for _ in 0..3 {
         let mut child = ingest().spawn().expect("bantin ingest starts");
@@ -357,7 +359,7 @@ fn sigkill_during_ingest_loses_and_doubles_nothing() {
     let db = test.dir().join("data/bantin.sqlite3");
     let store = SqliteStore::open(&db, 3).unwrap();
     assert_eq!(store.integrity_check().unwrap(), "ok");
-    assert_eq!(store.item_count().unwrap(), COUNT as usize);
+    assert_eq!(store.item_count().unwrap(), COUNT);
     for n in [0, 1, 2499, 4999] {
         assert!(store.knows_url(&synthetic::article(n, 10).url).unwrap());
     }

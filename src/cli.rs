@@ -44,7 +44,12 @@ pub enum LogFormat {
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Validate the configuration and print every problem with file:line:column.
-    Check,
+    Check {
+        /// Also fetch every source's `test_urls` and report each field that no longer
+        /// matches its expected value (exit 1 when one does not).
+        #[arg(long)]
+        online: bool,
+    },
     /// Run the daemon: every source on its schedule, live config reload, and the
     /// HTTP server, until SIGINT/SIGTERM.
     Run {
@@ -144,7 +149,8 @@ pub fn init_logging(format: LogFormat) {
 /// Runs one command to completion.
 pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     match cli.command {
-        Command::Check => check(&cli.config),
+        Command::Check { online: false } => check(&cli.config),
+        Command::Check { online: true } => check_online(&cli.config).await,
         Command::Run { once } => {
             let config = load_config(&cli.config)?;
             let token = CancellationToken::new();
@@ -494,4 +500,90 @@ async fn serve(path: &Path) -> anyhow::Result<ExitCode> {
         .await
         .context("serving feeds")?;
     Ok(ExitCode::SUCCESS)
+}
+
+/// `bantin check --online`: the offline check, then every `test_urls` page fetched and
+/// extracted with its source's rules and compared with the expected values.
+async fn check_online(path: &Path) -> anyhow::Result<ExitCode> {
+    use crate::fetch::{Fetched, Fetcher};
+    check(path)?;
+    let config = load_config(path)?;
+    let fetcher = Fetcher::new(&config.settings)?;
+    let (mut pages, mut mismatches) = (0, 0);
+    for source in &config.sources {
+        for test in &source.test_urls {
+            pages += 1;
+            let problems = match fetcher.fetch(&test.url, None, Some(source)).await {
+                Ok(Fetched::Page { page, .. }) => {
+                    match crate::extract::article(
+                        &page.html,
+                        &page.final_url,
+                        &source.extract,
+                        source.timezone,
+                    ) {
+                        Ok(article) => test_url_mismatches(test, &article),
+                        Err(err) => vec![err.to_string()],
+                    }
+                }
+                Ok(Fetched::NotModified) => unreachable!("no validators were sent"),
+                Err(err) => vec![err.to_string()],
+            };
+            for problem in &problems {
+                println!("{}: {}: {problem}", source.id, test.url);
+            }
+            mismatches += problems.len();
+        }
+    }
+    println!("{pages} test page(s) checked, {mismatches} mismatch(es)");
+    Ok(if mismatches == 0 {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
+    })
+}
+
+/// Each expected value of a test page that the extracted article does not meet.
+fn test_url_mismatches(
+    test: &crate::config::TestUrl,
+    article: &crate::model::Article,
+) -> Vec<String> {
+    let mut problems = Vec::new();
+    let mut differs = |field: &str, got: String, want: String| {
+        problems.push(format!("`{field}` is {got:?}, expected {want:?}"));
+    };
+    if let Some(want) = &test.title
+        && article.title != *want
+    {
+        differs("title", article.title.clone(), want.clone());
+    }
+    if let Some(want) = test.published
+        && article.published != Some(want)
+    {
+        let got = article
+            .published
+            .map(|d| d.to_rfc3339())
+            .unwrap_or_default();
+        differs("published", got, want.to_rfc3339());
+    }
+    if let Some(want) = &test.authors
+        && article.authors != *want
+    {
+        differs("authors", article.authors.join(", "), want.join(", "));
+    }
+    let lead = article.lead.clone().unwrap_or_default();
+    if let Some(want) = &test.lead_starts_with
+        && !lead.starts_with(want.as_str())
+    {
+        differs("lead", lead.chars().take(60).collect(), format!("{want}…"));
+    }
+    if let Some(want) = &test.body_starts_with
+        && !article.body_text.starts_with(want.as_str())
+    {
+        differs(
+            "body",
+            article.body_text.chars().take(60).collect(),
+            format!("{want}…"),
+        );
+    }
+    problems
 }

@@ -187,3 +187,58 @@ async fn preview_fetches_an_address_through_the_shared_client() {
     );
     assert_eq!(site.requests_to("/tin-tuc/bai-1-i10001/").len(), 1);
 }
+
+#[tokio::test]
+async fn check_online_reports_each_test_url_field_that_no_longer_matches() {
+    let site = TestSite::serve(SITE).await;
+    let test = TestConfig::new().categories(CATEGORIES).site(
+        "news",
+        &format!(
+            r#"
+[[source]]
+id = "news"
+kind = "listing"
+urls = ["{list}"]
+schedule = "0 * * * *"
+
+[source.links]
+pattern = "-i\\d{{5}}/?$"
+
+[[source.test_urls]]
+url = "{one}"
+title = "Bắt giữ đối tượng trộm cắp số 1"
+published = "2024-05-02T08:15:00+07:00"
+
+[[source.test_urls]]
+url = "{two}"
+title = "Tiêu đề cũ trước khi trang đổi giao diện"
+published = "2024-05-03T09:15:00+07:00"
+"#,
+            list = site.url("/list/"),
+            one = site.url("/tin-tuc/bai-1-i10001/"),
+            two = site.url("/tin-tuc/bai-2-i10002/"),
+        ),
+    );
+    test.load();
+    let config = test.dir().join("bantin.toml");
+    let output = tokio::task::spawn_blocking(move || {
+        assert_cmd::Command::new(assert_cmd::cargo::cargo_bin!("bantin"))
+            .args(["--config", config.to_str().unwrap(), "check", "--online"])
+            .output()
+            .expect("bantin runs")
+    })
+    .await
+    .unwrap();
+    let stdout = String::from_utf8(output.stdout).unwrap();
+    assert_eq!(output.status.code(), Some(1), "{stdout}");
+    assert!(
+        stdout.contains("2 test page(s) checked, 1 mismatch(es)"),
+        "{stdout}"
+    );
+    assert!(
+        stdout.contains(
+            "bai-2-i10002/: `title` is \"Phòng cháy chữa cháy số 2\", expected \"Tiêu đề cũ"
+        ),
+        "{stdout}"
+    );
+}

@@ -26,7 +26,6 @@ pub struct Metrics {
     /// Source -> Unix time of its last successful run.
     last_success: Mutex<BTreeMap<String, i64>>,
     last_run: AtomicI64,
-    next_run: AtomicI64,
 }
 
 impl Metrics {
@@ -73,11 +72,6 @@ impl Metrics {
     /// A crawl run finished (successfully or not).
     pub fn set_last_run(&self, at: DateTime<Utc>) {
         self.last_run.store(at.timestamp(), Ordering::Relaxed);
-    }
-
-    /// When the scheduler will next run a source.
-    pub fn set_next_run(&self, at: DateTime<Utc>) {
-        self.next_run.store(at.timestamp(), Ordering::Relaxed);
     }
 
     /// The Prometheus text exposition format (version 0.0.4).
@@ -153,21 +147,9 @@ impl Metrics {
                 escape(source)
             );
         }
-        for (name, help, value) in [
-            (
-                "bantin_last_run_timestamp_seconds",
-                "Unix time of the last crawl run.",
-                &self.last_run,
-            ),
-            (
-                "bantin_next_run_timestamp_seconds",
-                "Unix time of the next scheduled run.",
-                &self.next_run,
-            ),
-        ] {
-            header(&mut out, name, "gauge", help);
-            let _ = writeln!(out, "{name} {}", value.load(Ordering::Relaxed));
-        }
+        let name = "bantin_last_run_timestamp_seconds";
+        header(&mut out, name, "gauge", "Unix time of the last crawl run.");
+        let _ = writeln!(out, "{name} {}", self.last_run.load(Ordering::Relaxed));
         out
     }
 }

@@ -20,6 +20,9 @@ pub struct Representation {
     /// Strong ETag, quoted.
     pub etag: String,
     pub last_modified: Option<SystemTime>,
+    /// The body gzip-compressed, made on first demand and kept with this version, so a
+    /// poll by a feed reader does not compress the feed again.
+    gzip: std::sync::OnceLock<Bytes>,
 }
 
 impl Representation {
@@ -29,7 +32,23 @@ impl Representation {
             body,
             etag,
             last_modified,
+            gzip: std::sync::OnceLock::new(),
         }
+    }
+
+    /// The gzip-compressed body (compressed once per version).
+    pub fn gzip(&self) -> Bytes {
+        self.gzip
+            .get_or_init(|| {
+                use std::io::Write;
+                let mut encoder =
+                    flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
+                encoder
+                    .write_all(&self.body)
+                    .expect("writing into memory cannot fail");
+                Bytes::from(encoder.finish().expect("finishing into memory cannot fail"))
+            })
+            .clone()
     }
 
     /// Whether the request's conditional headers say the client's copy is current.

@@ -256,7 +256,31 @@ fn respond(
         header::CONTENT_TYPE,
         HeaderValue::from_str(content_type).expect("a media type is ASCII"),
     );
+    headers.insert(header::VARY, HeaderValue::from_static("accept-encoding"));
+    if rep.body.len() >= MIN_COMPRESS_BYTES && accepts_gzip(request) {
+        // Served from the per-version copy; the compression layer leaves encoded
+        // responses alone and the outer layer tags the ETag.
+        headers.insert(header::CONTENT_ENCODING, HeaderValue::from_static("gzip"));
+        return (StatusCode::OK, headers, rep.gzip()).into_response();
+    }
     (StatusCode::OK, headers, rep.body.clone()).into_response()
+}
+
+/// Bodies shorter than this are sent as they are.
+const MIN_COMPRESS_BYTES: usize = 1024;
+
+/// Whether the client takes gzip (`Accept-Encoding: gzip`, not `gzip;q=0`).
+fn accepts_gzip(request: &HeaderMap) -> bool {
+    request
+        .get_all(header::ACCEPT_ENCODING)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .any(|coding| {
+            let mut parts = coding.split(';').map(str::trim);
+            parts.next().is_some_and(|c| c.eq_ignore_ascii_case("gzip"))
+                && parts.all(|p| p.replace(' ', "") != "q=0")
+        })
 }
 
 async fn index(State(state): State<AppState>) -> Response {

@@ -275,18 +275,14 @@ impl Pipeline {
     /// this run's articles lack.
     async fn check_breakage(&self, source: &Source, run: &mut SourceRun) {
         let store = self.store.clone();
-        let states = match blocking(move || store.source_states()).await {
-            Ok(states) => states,
+        let id = source.id.clone();
+        let state = match blocking(move || store.source_state(&id)).await {
+            Ok(Some(state)) => state,
+            Ok(None) => return,
             Err(err) => {
                 warn!(error = %err, "cannot read source history");
                 return;
             }
-        };
-        let Some(state) = states
-            .into_iter()
-            .find(|s| s.source.as_ref() == Some(&source.id))
-        else {
-            return;
         };
         let recent: Vec<&SourceRun> = state.recent_runs.iter().take(RECENT_RUNS).collect();
         run.breakage = breakage(source, run, &recent);

@@ -92,14 +92,34 @@ pub(crate) fn record_run(
 }
 
 pub(crate) fn states(tx: &Transaction<'_>) -> Result<Vec<SourceState>, StoreError> {
+    states_where(tx, None)
+}
+
+/// One source's state, if it has run.
+pub(crate) fn state(
+    tx: &Transaction<'_>,
+    source: &SourceId,
+) -> Result<Option<SourceState>, StoreError> {
+    Ok(states_where(tx, Some(source))?.pop())
+}
+
+fn states_where(
+    tx: &Transaction<'_>,
+    only: Option<&SourceId>,
+) -> Result<Vec<SourceState>, StoreError> {
     let rows: Vec<(String, Option<i64>, u32)> = {
         let mut stmt = tx
-            .prepare("SELECT source, last_success, failures FROM source_state ORDER BY source")
+            .prepare(
+                "SELECT source, last_success, failures FROM source_state
+                 WHERE ?1 IS NULL OR source = ?1 ORDER BY source",
+            )
             .map_err(sql("read source states"))?;
-        stmt.query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))
-            .map_err(sql("read source states"))?
-            .collect::<Result<_, _>>()
-            .map_err(sql("read source states"))?
+        stmt.query_map([only.map(SourceId::as_str)], |r| {
+            Ok((r.get(0)?, r.get(1)?, r.get(2)?))
+        })
+        .map_err(sql("read source states"))?
+        .collect::<Result<_, _>>()
+        .map_err(sql("read source states"))?
     };
     let mut stmt = tx
         .prepare("SELECT run FROM source_runs WHERE source = ?1 ORDER BY rowid DESC LIMIT ?2")

@@ -69,6 +69,8 @@ pub trait Store: Send + Sync {
     /// Records a finished source run (success when it had no errors or found items).
     fn record_source_run(&self, source: &SourceId, run: &SourceRun) -> Result<(), StoreError>;
     fn source_states(&self) -> Result<Vec<SourceState>, StoreError>;
+    /// One source's state, if it has run.
+    fn source_state(&self, source: &SourceId) -> Result<Option<SourceState>, StoreError>;
 
     /// Stored raw pages, oldest first, optionally of one source and fetched since a time.
     fn raw_pages(

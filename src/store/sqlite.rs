@@ -282,6 +282,10 @@ impl Store for SqliteStore {
         self.read(fetch_state::states)
     }
 
+    fn source_state(&self, source: &SourceId) -> Result<Option<SourceState>, StoreError> {
+        self.read(|tx| fetch_state::state(tx, source))
+    }
+
     fn raw_pages(
         &self,
         source: Option<&SourceId>,

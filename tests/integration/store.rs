@@ -232,6 +232,18 @@ fn raw_pages_validators_and_source_runs_round_trip() {
     assert!(states[0].last_success.is_some());
     assert_eq!(states[0].recent_runs.len(), 3);
     assert_eq!(states[0].last_run.as_ref(), Some(&failed));
+
+    store.record_source_run(&src("other"), &ok).unwrap();
+    assert_eq!(store.source_states().unwrap().len(), 2);
+    let one = store
+        .source_state(&src("cand"))
+        .unwrap()
+        .expect("cand has run");
+    assert_eq!(
+        one, states[0],
+        "one source's state is the same as in the full list"
+    );
+    assert!(store.source_state(&src("never-ran")).unwrap().is_none());
 }
 
 #[test]

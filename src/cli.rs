@@ -402,7 +402,7 @@ fn parse_since(text: &str) -> anyhow::Result<chrono::DateTime<chrono::Utc>> {
         .map_err(|_| UsageError(format!("--since {text:?}: write YYYY-MM-DD or RFC 3339")).into())
 }
 async fn preview(config_path: &Path, args: &PreviewArgs) -> anyhow::Result<ExitCode> {
-    use crate::extract::preview::{Input, preview_one, read_input};
+    use crate::extract::preview::preview_one;
     use crate::fetch::{Fetched, Fetcher};
     let config = Config::load(config_path);
     let source = match (&args.source, config) {
@@ -423,7 +423,7 @@ async fn preview(config_path: &Path, args: &PreviewArgs) -> anyhow::Result<ExitC
     let mut out = std::io::stdout().lock();
     let mut failed = 0;
     for input in &args.inputs {
-        let page: anyhow::Result<Input> = match url::Url::parse(input) {
+        let page: anyhow::Result<(String, url::Url)> = match url::Url::parse(input) {
             Ok(address) if matches!(address.scheme(), "http" | "https") => {
                 let settings = match &config {
                     Ok(config) => &config.settings,
@@ -439,17 +439,21 @@ async fn preview(config_path: &Path, args: &PreviewArgs) -> anyhow::Result<ExitC
                 }
                 let fetcher = fetcher.as_ref().expect("set just above");
                 match fetcher.fetch(&address, None, source.as_ref()).await {
-                    Ok(Fetched::Page { page, .. }) => Ok(Input {
-                        html: page.html,
-                        url: page.final_url,
-                    }),
+                    Ok(Fetched::Page { page, .. }) => Ok((page.html, page.final_url)),
                     Ok(Fetched::NotModified) => unreachable!("no validators were sent"),
                     Err(err) => Err(err.into()),
                 }
             }
-            _ => read_input(input, args.url.as_ref()).map_err(Into::into),
+            _ => {
+                let path = Path::new(input);
+                pipeline::read_saved_page(path)
+                    .map(|html| (html, pipeline::saved_page_url(path, args.url.as_ref())))
+                    .map_err(Into::into)
+            }
         };
-        if let Err(err) = page.and_then(|page| Ok(preview_one(&page, &rules, tz, &mut out)?)) {
+        let previewed =
+            page.and_then(|(html, url)| Ok(preview_one(&html, &url, &rules, tz, &mut out)?));
+        if let Err(err) = previewed {
             failed += 1;
             eprintln!("error: {input}: {err:#}");
         }

@@ -35,6 +35,12 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let db = dir.path().join("bench.sqlite3");
     let store = SqliteStore::open(&db, 3)?;
     let source = SourceId::from("bench");
+    let bands = bantin::dedup::Bands::for_distance(3);
+    println!(
+        "near-duplicate distance 3: {}, {} probes per lookup",
+        bands.layout(),
+        bands.probes(0).len()
+    );
     println!(
         "{:>9} {:>10} {:>14} {:>14} {:>10} {:>10}",
         "items", "items/s", "lookup hit µs", "lookup miss µs", "db MiB", "peak MiB"

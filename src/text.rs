@@ -1,14 +1,14 @@
 //! Text normalization shared by every stage: Unicode NFC, collapsed whitespace, and
 //! Vietnamese diacritic folding for accent-insensitive matching and search.
 
-use unicode_normalization::UnicodeNormalization;
 use unicode_normalization::char::is_combining_mark;
+use unicode_normalization::{IsNormalized, UnicodeNormalization, is_nfc_quick};
 
 /// NFC, control characters dropped, runs of whitespace collapsed to one space, trimmed.
 pub fn normalize(text: &str) -> String {
     let mut out = String::with_capacity(text.len());
     let mut pending_space = false;
-    for c in text.nfc() {
+    let mut push = |c: char| {
         if c.is_whitespace() {
             pending_space = !out.is_empty();
         } else if !c.is_control() && !is_invisible(c) {
@@ -18,6 +18,12 @@ pub fn normalize(text: &str) -> String {
             }
             out.push(c);
         }
+    };
+    // Extracted text is almost always NFC already; the quick check skips recomposing it.
+    if is_nfc_quick(text.chars()) == IsNormalized::Yes {
+        text.chars().for_each(&mut push);
+    } else {
+        text.nfc().for_each(&mut push);
     }
     out
 }

@@ -119,47 +119,131 @@ pub fn content_hash(article: &Article) -> String {
     format!("{:032x}", xxh3_128(text.as_bytes()))
 }
 
-/// How SimHashes are split into bands for lookup. With `distance + 1` disjoint bands,
-/// two hashes at most `distance` bits apart agree exactly on at least one band
-/// (pigeonhole), so looking up each band's value finds every near duplicate.
+/// How SimHashes are indexed for lookup. A hash is cut into `count` contiguous bands and
+/// each band's value is stored. Two hashes at most `distance` bits apart differ in at most
+/// `distance / count` bits of some band (pigeonhole), so a lookup probes every band's
+/// value with up to `flips = distance / count` of its bits flipped and finds every near
+/// duplicate. Few wide bands mean more probes but almost no false candidates; many
+/// narrow bands mean few probes but candidates that grow with the store. The layout is
+/// chosen so the total stays small at [`DESIGN_ITEMS`], which keeps lookup time flat
+/// as the store grows.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Bands {
     count: u32,
+    flips: u32,
 }
 
 /// More bands than this would make each band too narrow to select anything.
 const MAX_BANDS: u32 = 16;
+/// Store size the band layout is chosen for: the expected candidates per lookup are
+/// weighed at this many items.
+const DESIGN_ITEMS: f64 = 1e8;
 
 impl Bands {
-    /// Bands that find every hash within `distance` bits.
+    /// The cheapest layout that finds every hash within `distance` bits.
     pub fn for_distance(distance: u32) -> Bands {
-        Bands {
-            count: (distance + 1).clamp(1, MAX_BANDS),
-        }
+        (1..=(distance + 1).min(MAX_BANDS))
+            .map(|count| Bands {
+                count,
+                flips: distance / count,
+            })
+            .min_by(|a, b| a.cost().total_cmp(&b.cost()))
+            .expect("at least one band count is tried")
     }
 
     pub fn count(self) -> u32 {
         self.count
     }
 
-    /// `(band, value)` of each band of a hash. Bands are contiguous bit ranges; the
-    /// first `64 % count` bands are one bit wider.
-    pub fn keys(self, hash: u64) -> impl Iterator<Item = (u32, u64)> {
+    /// Bits flipped per band when probing.
+    pub fn flips(self) -> u32 {
+        self.flips
+    }
+
+    /// Short description stored beside the index, so a store opened with another
+    /// layout rebuilds it.
+    pub fn layout(self) -> String {
+        format!("{} bands, {} flips", self.count, self.flips)
+    }
+
+    /// Expected index probes plus false candidates per lookup at [`DESIGN_ITEMS`].
+    fn cost(self) -> f64 {
+        self.widths()
+            .map(|(_, width)| {
+                let probes = subsets(width, self.flips);
+                probes + probes * DESIGN_ITEMS / 2f64.powi(width as i32)
+            })
+            .sum()
+    }
+
+    /// `(start bit, width)` of each band; the first `64 % count` bands are one bit wider.
+    fn widths(self) -> impl Iterator<Item = (u32, u32)> {
         let base = 64 / self.count;
         let extra = 64 % self.count;
         let mut start = 0u32;
         (0..self.count).map(move |band| {
             let width = base + u32::from(band < extra);
-            let mask = if width == 64 {
-                u64::MAX
-            } else {
-                (1u64 << width) - 1
-            };
-            let value = (hash >> start) & mask;
+            let range = (start, width);
             start += width;
-            (band, value)
+            range
         })
     }
+
+    /// `(band, value)` of each band of a hash: the rows stored for it.
+    pub fn keys(self, hash: u64) -> impl Iterator<Item = (u32, u64)> {
+        self.widths()
+            .enumerate()
+            .map(move |(band, (start, width))| (band as u32, (hash >> start) & low_bits(width)))
+    }
+
+    /// `(band, value)` rows to look up to find every hash within the distance of `hash`:
+    /// each band's value with every combination of up to `flips` bits flipped.
+    pub fn probes(self, hash: u64) -> Vec<(u32, u64)> {
+        let mut probes = Vec::new();
+        for ((band, value), (_, width)) in self.keys(hash).zip(self.widths()) {
+            probes.extend(flip_masks(width, self.flips).map(|mask| (band, value ^ mask)));
+        }
+        probes
+    }
+}
+
+fn low_bits(width: u32) -> u64 {
+    if width >= 64 {
+        u64::MAX
+    } else {
+        (1u64 << width) - 1
+    }
+}
+
+/// Number of ways to pick at most `flips` of `width` bits.
+fn subsets(width: u32, flips: u32) -> f64 {
+    let mut total = 0.0;
+    let mut choose = 1.0;
+    for k in 0..=flips.min(width) {
+        total += choose;
+        choose = choose * f64::from(width - k) / f64::from(k + 1);
+    }
+    total
+}
+
+/// Every mask of at most `flips` set bits below bit `width`, the empty mask first.
+fn flip_masks(width: u32, flips: u32) -> impl Iterator<Item = u64> {
+    let mut masks = vec![0u64];
+    // Each round sets one more bit above the highest one already set, so every
+    // combination is made exactly once.
+    let mut frontier = vec![(0u64, 0u32)];
+    for _ in 0..flips {
+        let mut next = Vec::new();
+        for (mask, from) in frontier {
+            for bit in from..width {
+                let m = mask | 1 << bit;
+                masks.push(m);
+                next.push((m, bit + 1));
+            }
+        }
+        frontier = next;
+    }
+    masks.into_iter()
 }
 
 #[cfg(test)]
@@ -202,28 +286,39 @@ mod tests {
     }
 
     #[test]
-    fn bands_cover_all_bits_and_catch_every_close_hash() {
-        for distance in [0, 3, 5, 7] {
+    fn bands_cover_all_bits_and_probes_find_every_close_hash() {
+        let h = 0x9E37_79B9_7F4A_7C15u64;
+        for distance in 0..=8 {
             let bands = Bands::for_distance(distance);
-            let h = 0x9E37_79B9_7F4A_7C15u64;
             let rebuilt = bands
                 .keys(h)
-                .scan(0u32, |start, (band, value)| {
-                    let width = 64 / bands.count() + u32::from(band < 64 % bands.count());
-                    let shifted = value << *start;
-                    *start += width;
-                    Some(shifted)
-                })
-                .fold(0, |a, b| a | b);
+                .zip(bands.widths())
+                .fold(0, |acc, ((_, value), (start, _))| acc | value << start);
             assert_eq!(rebuilt, h, "distance {distance}");
-            // Flip `distance` bits spread over the word: some band still agrees.
-            let mut other = h;
-            for i in 0..distance {
-                other ^= 1 << (i * 9 % 64);
+            // Flip `distance` bits, clustered or spread: some probe hits a stored key.
+            for stride in [1, 9, 13] {
+                let mut other = h;
+                for i in 0..distance {
+                    other ^= 1 << (i * stride % 64);
+                }
+                let stored: Vec<_> = bands.keys(h).collect();
+                let hit = bands.probes(other).iter().any(|p| stored.contains(p));
+                assert!(hit, "distance {distance}, stride {stride}");
             }
-            let agree = bands.keys(h).zip(bands.keys(other)).any(|(a, b)| a == b);
-            assert!(agree, "distance {distance}");
         }
+    }
+
+    #[test]
+    fn default_distance_probes_two_wide_bands() {
+        // 2 bands of 32 bits with one flip: 66 probes, and about 1.5 false candidates
+        // per lookup even at 100M items, instead of N / 65,536 with 4 bands of 16 bits.
+        let bands = Bands::for_distance(3);
+        assert_eq!((bands.count(), bands.flips()), (2, 1));
+        assert_eq!(bands.probes(0).len(), 66);
+        let mut probes = bands.probes(0x0123_4567_89ab_cdef);
+        probes.sort_unstable();
+        probes.dedup();
+        assert_eq!(probes.len(), 66, "no probe is made twice");
     }
 
     #[test]

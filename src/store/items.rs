@@ -207,18 +207,19 @@ pub(crate) fn insert_bands(
 ) -> Result<(), StoreError> {
     let mut stmt = tx
         .prepare_cached(
-            "INSERT OR IGNORE INTO simhash_bands (band, value, item) VALUES (?1, ?2, ?3)",
+            "INSERT OR IGNORE INTO simhash_bands (band, value, item, simhash)
+             VALUES (?1, ?2, ?3, ?4)",
         )
         .map_err(sql("insert simhash band"))?;
     for (band, value) in bands.keys(hash) {
-        stmt.execute(params![band, value as i64, rowid])
+        stmt.execute(params![band, value as i64, rowid, hash as i64])
             .map_err(sql("insert simhash band"))?;
     }
     Ok(())
 }
 
-/// The earliest-stored item whose SimHash is within `distance` bits of `hash`, looking
-/// only at items that share a band value with it: `(rowid, id, distance)`.
+/// The earliest-stored item whose SimHash is within `distance` bits of `hash`, found by
+/// probing the band index (see [`Bands`]): `(rowid, id, distance)`.
 pub(crate) fn near_duplicate(
     tx: &Transaction<'_>,
     bands: Bands,
@@ -226,32 +227,31 @@ pub(crate) fn near_duplicate(
     hash: u64,
 ) -> Result<Option<(i64, ItemId, u32)>, StoreError> {
     let mut stmt = tx
-        .prepare_cached(
-            "SELECT i.rowid, i.id, i.simhash FROM simhash_bands b
-             JOIN items i ON i.rowid = b.item
-             WHERE b.band = ?1 AND b.value = ?2",
-        )
+        .prepare_cached("SELECT item, simhash FROM simhash_bands WHERE band = ?1 AND value = ?2")
         .map_err(sql("look up simhash band"))?;
-    let mut best: Option<(i64, ItemId, u32)> = None;
-    for (band, value) in bands.keys(hash) {
-        let rows = stmt
-            .query_map(params![band, value as i64], |r| {
-                Ok((
-                    r.get::<_, i64>(0)?,
-                    r.get::<_, String>(1)?,
-                    r.get::<_, i64>(2)?,
-                ))
-            })
+    let mut best: Option<(i64, u32)> = None;
+    for (band, value) in bands.probes(hash) {
+        let mut rows = stmt
+            .query(params![band, value as i64])
             .map_err(sql("look up simhash band"))?;
-        for row in rows {
-            let (rowid, id, other) = row.map_err(sql("look up simhash band"))?;
+        while let Some(row) = rows.next().map_err(sql("look up simhash band"))? {
+            let rowid: i64 = row.get(0).map_err(sql("look up simhash band"))?;
+            let other: i64 = row.get(1).map_err(sql("look up simhash band"))?;
             let d = dedup::hamming(hash, other as u64);
-            if d <= distance && best.as_ref().is_none_or(|(r, _, _)| rowid < *r) {
-                best = Some((rowid, ItemId(id), d));
+            if d <= distance && best.is_none_or(|(r, _)| rowid < r) {
+                best = Some((rowid, d));
             }
         }
     }
-    Ok(best)
+    let Some((rowid, d)) = best else {
+        return Ok(None);
+    };
+    let id: String = tx
+        .query_row("SELECT id FROM items WHERE rowid = ?1", [rowid], |r| {
+            r.get(0)
+        })
+        .map_err(sql("read near-duplicate item"))?;
+    Ok(Some((rowid, ItemId(id), d)))
 }
 
 fn add_categories(

@@ -190,7 +190,12 @@ fn raw_pages_validators_and_source_runs_round_trip() {
         url: article.url.clone(),
         source: src("cand"),
         fetched_at: Utc::now(),
-        html: "<html><body><h1>Đảng ủy</h1></body></html>".into(),
+        // Large and hard to compress, so compression needs more room than the input.
+        html: (0..400_000u64)
+            .map(|n| {
+                char::from_u32(0x1EA0 + (n.wrapping_mul(2_654_435_761) >> 7) as u32 % 90).unwrap()
+            })
+            .collect(),
     };
     store
         .record(&article, &src("cand"), &[], Some(&raw))
@@ -303,6 +308,37 @@ fn reopening_keeps_data_and_schema() {
     // A different distance rebuilds the band index; the copy is still found.
     let store = SqliteStore::open(&path, 5).unwrap();
     assert!(store.item(&id).unwrap().is_some());
+    let mut copy = party_work();
+    copy.url = Url::parse("https://other.example.com/copy.html").unwrap();
+    assert!(matches!(
+        store.record(&copy, &src("b"), &[], None).unwrap(),
+        Outcome::Duplicate { .. }
+    ));
+    assert_eq!(store.integrity_check().unwrap(), "ok");
+}
+
+#[test]
+fn store_from_the_first_schema_migrates_and_still_finds_copies() {
+    let dir = TempDir::new().unwrap();
+    let path = dir.path().join("bantin.sqlite3");
+    {
+        let store = SqliteStore::open(&path, 3).unwrap();
+        store.record(&party_work(), &src("a"), &[], None).unwrap();
+    }
+    // Put the band index back the way schema version 1 kept it.
+    let conn = rusqlite::Connection::open(&path).unwrap();
+    conn.execute_batch(
+        "DROP TABLE simhash_bands;
+         CREATE TABLE simhash_bands (band INTEGER NOT NULL, value INTEGER NOT NULL,
+             item INTEGER NOT NULL REFERENCES items (rowid) ON DELETE CASCADE,
+             PRIMARY KEY (band, value, item)) WITHOUT ROWID;
+         UPDATE meta SET value = '4' WHERE key = 'simhash_bands';
+         PRAGMA user_version = 1;",
+    )
+    .unwrap();
+    drop(conn);
+
+    let store = SqliteStore::open(&path, 3).unwrap();
     let mut copy = party_work();
     copy.url = Url::parse("https://other.example.com/copy.html").unwrap();
     assert!(matches!(

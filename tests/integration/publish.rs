@@ -457,3 +457,92 @@ async fn websub_gives_up_after_the_last_attempt() {
         .unwrap_err();
     assert!(matches!(err, websub::WebSubError::Status { status, .. } if status == 502));
 }
+
+/// Every format rendered from two fixed items, compared with the reviewed snapshot: a
+/// snapshot change is a change in what feed readers receive.
+#[test]
+fn rendered_feeds_match_their_reviewed_snapshots() {
+    use bantin::model::{CategoryId, Item, ItemId, SourceId};
+    use bantin::publish::{FeedFormat, RenderContext};
+
+    let env = FeedEnv::new();
+    let mut first = article(1, VIETNAMESE_TITLE, "2020-07-17T21:54:00+07:00");
+    first.image = Some(Url::parse("https://news.example/anh/chi-bo.png").unwrap());
+    first.tags = vec!["Xây dựng Đảng".into()];
+    first.updated = Some(at("2020-07-18T06:30:00+07:00"));
+    let item = |id: &str, article, category: &str| Item {
+        id: ItemId(id.into()),
+        article,
+        source: SourceId::from("news"),
+        categories: vec![CategoryId::from(category)],
+        first_seen: at("2020-07-18T00:00:00Z").to_utc(),
+        updated_at: at("2020-07-18T00:00:00Z").to_utc(),
+        links: Vec::new(),
+    };
+    let items = [
+        item("news-0000000000000001", first, "party-work"),
+        item(
+            "news-0000000000000002",
+            article(2, "Bắt giữ đối tượng trộm cắp", "2020-07-16T08:05:00+07:00"),
+            "police-activities",
+        ),
+    ];
+    let ctx = RenderContext {
+        // The version changes with every release; the snapshot should not.
+        generator: "bantin".into(),
+        ..RenderContext::new(&env.config)
+    };
+    let all = &publish::feeds_for(&env.config)[0];
+    for format in FeedFormat::ALL {
+        let text = publish::render(format, all, &items, &ctx);
+        let readable = match format {
+            FeedFormat::Json => text,
+            FeedFormat::Rss | FeedFormat::Atom => indent_xml(&text),
+        };
+        insta::assert_snapshot!(format!("all.{}", format.extension()), readable);
+    }
+}
+
+/// The same XML with each element that holds other elements on its own lines, text
+/// left exactly as written, so a snapshot diff shows what changed.
+fn indent_xml(xml: &str) -> String {
+    use quick_xml::events::Event;
+    let mut reader = quick_xml::Reader::from_str(xml);
+    let mut writer = quick_xml::Writer::new(Vec::new());
+    let mut depth = 0usize;
+    // Whether the last thing written closed an element (so an end tag starts a new line).
+    let mut after_close = false;
+    loop {
+        let event = reader.read_event().expect("the feed is well-formed XML");
+        let newline = |writer: &mut quick_xml::Writer<Vec<u8>>, depth: usize| {
+            let out = writer.get_mut();
+            if !out.is_empty() {
+                out.push(b'\n');
+                out.extend(std::iter::repeat_n(b' ', 2 * depth));
+            }
+        };
+        match &event {
+            Event::Eof => break,
+            Event::Text(t) if t.xml10_content().trim().is_empty() => continue,
+            Event::Start(_) => {
+                newline(&mut writer, depth);
+                depth += 1;
+                after_close = false;
+            }
+            Event::End(_) => {
+                depth -= 1;
+                if after_close {
+                    newline(&mut writer, depth);
+                }
+                after_close = true;
+            }
+            Event::Empty(_) | Event::Decl(_) | Event::PI(_) | Event::Comment(_) => {
+                newline(&mut writer, depth);
+                after_close = true;
+            }
+            _ => after_close = false,
+        }
+        writer.write_event(event).expect("writing to a Vec");
+    }
+    String::from_utf8(writer.into_inner()).expect("the feed is UTF-8")
+}

@@ -287,6 +287,11 @@ fn trafilatura(dir: &Path, verbose: bool) {
             without_total += 1;
             if !text.contains(&s) {
                 absent += 1;
+            } else if verbose {
+                println!(
+                    "  unwanted in {}: {s}",
+                    path.file_name().unwrap_or_default().to_string_lossy()
+                );
             }
         }
     }

@@ -407,9 +407,12 @@ pub fn main_blocks(html: &Html, scan: &Scan) -> Vec<ego_tree::NodeId> {
     let threshold = (top_score * 0.2).max(10.0);
     let top_class = node.value().as_element().and_then(|e| e.attr("class"));
     let mut blocks = Vec::new();
+    // Where the text itself is a run of pictures (a slideshow), pictures are the text.
+    let mut before_top = !is_media_box(node, scan.get(top));
     for sibling in parent.children() {
         if sibling.id() == top {
             blocks.push(top);
+            before_top = false;
             continue;
         }
         let Some(el) = sibling.value().as_element() else {
@@ -419,6 +422,11 @@ pub fn main_blocks(html: &Html, scan: &Scan) -> Vec<ego_tree::NodeId> {
             continue;
         }
         let s = scan.get(sibling.id());
+        // A picture with its caption above the text is the page's lead image, shown in
+        // a box of its own; the text starts after it.
+        if before_top && el.attr("class") != top_class && is_media_box(sibling, s) {
+            continue;
+        }
         let mut score = scores
             .get(&sibling.id())
             .map_or(0.0, |raw| adjusted(sibling.id(), *raw));
@@ -434,6 +442,20 @@ pub fn main_blocks(html: &Html, scan: &Scan) -> Vec<ego_tree::NodeId> {
         }
     }
     blocks
+}
+
+/// Longest caption a picture box may carry and still be only a picture.
+const MAX_CAPTION_CHARS: u32 = 300;
+
+/// A box that shows a picture (or video) with at most a one-paragraph caption.
+fn is_media_box(node: NodeRef<'_, Node>, s: Stats) -> bool {
+    s.text <= MAX_CAPTION_CHARS
+        && s.paragraphs <= 1
+        && node.descendants().any(|n| {
+            n.value()
+                .as_element()
+                .is_some_and(|e| matches!(e.name(), "img" | "picture" | "video" | "iframe"))
+        })
 }
 
 fn ends_sentence(node: NodeRef<'_, Node>) -> bool {

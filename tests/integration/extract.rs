@@ -178,6 +178,31 @@ fn cand_old_template_with_selectors() {
     assert_eq!(a.section.as_deref(), Some("Bản tin 113"));
 }
 
+#[test]
+fn lead_image_caption_above_the_body_is_not_its_start() {
+    // Regression: the caption of the lead image box opened the body text.
+    let a = extract(
+        "cand-old-lead-caption.html",
+        "https://cand.com.vn/Ban-tin-113/triet-pha-o-nhom-trom-cho-530300/",
+        &ArticleRules::default(),
+    );
+    assert!(
+        a.body_text.starts_with("Từ đầu năm, người dân"),
+        "body starts {:?}",
+        a.body_text
+    );
+    assert!(!a.body_text.contains("Ba đối tượng cùng tang vật"));
+    assert!(
+        a.body_text.contains("Súng điện tự chế bị thu giữ."),
+        "a caption inside the body stays"
+    );
+    assert!(a.body_text.ends_with("tiếp tục điều tra, mở rộng."));
+    assert_eq!(
+        a.image.as_ref().map(Url::as_str),
+        Some("https://cand.com.vn/Files/Image/2020/03/05/thumb_660_trom-cho.jpg")
+    );
+}
+
 const ND_URL: &str =
     "https://nhandan.vn/quang-tri-tap-huan-nghiep-vu-cong-tac-dang-post800001.html";
 const ND: Expected = Expected {

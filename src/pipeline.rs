@@ -16,7 +16,7 @@ use crate::config::{ArticleRules, Config, Source};
 use crate::fetch::{FetchError, Fetched, Fetcher, charset};
 use crate::model::{Article, Candidate, CategoryId, Outcome, Page, RawPage, SourceId, SourceRun};
 use crate::serve::metrics::Metrics;
-use crate::store::{Store, StoreError};
+use crate::store::{RawPageCursor, Store, StoreError};
 use crate::{classify, extract, sources};
 
 /// Fields whose presence is tracked per run for the breakage alarm.
@@ -492,44 +492,77 @@ pub struct ReextractCounts {
     pub failed: u64,
 }
 
+/// How many stored pages `reextract` reads at a time: enough to keep the store's
+/// round trips cheap, few enough that memory does not grow with the store (a page is
+/// tens to hundreds of KB of HTML).
+pub const REEXTRACT_BATCH_PAGES: usize = 64;
+
 /// Extracts and classifies stored raw pages again with the current configuration and
-/// updates their items in place; nothing is fetched.
+/// updates their items in place; nothing is fetched. Pages are read in batches of
+/// [`REEXTRACT_BATCH_PAGES`], oldest first.
 pub async fn reextract(
     pipeline: &Pipeline,
     config: &Config,
     source: Option<SourceId>,
     since: Option<DateTime<Utc>>,
 ) -> Result<ReextractCounts, PipelineError> {
-    let store = pipeline.store.clone();
-    let pages = blocking(move || store.raw_pages(source.as_ref(), since)).await?;
     let mut counts = ReextractCounts::default();
-    for page in pages {
-        counts.pages += 1;
-        let (rules, tz, source_categories, source_id) =
-            reading_of(config, config.source(page.source.as_str()));
-        let article = match extract_blocking(page.html.into(), page.url.clone(), rules, tz).await {
-            Ok(article) => article,
-            Err(err) => {
-                counts.failed += 1;
-                warn!(url = %page.url, error = %err, "re-extraction failed");
-                continue;
-            }
-        };
-        let categories = classify::categorize(&article, &source_categories, &config.categories);
-        let outcome = pipeline
-            .record(article, source_id, categories.clone(), None)
-            .await?;
-        match &outcome {
-            Outcome::New(_) => counts.new += 1,
-            Outcome::Updated(_) => counts.updated += 1,
-            Outcome::Unchanged(_) => counts.unchanged += 1,
-            Outcome::Duplicate { .. } => counts.duplicates += 1,
+    let mut after: Option<RawPageCursor> = None;
+    loop {
+        let store = pipeline.store.clone();
+        let (source, cursor) = (source.clone(), after.take());
+        let batch = blocking(move || {
+            store.raw_pages(
+                source.as_ref(),
+                since,
+                cursor.as_ref(),
+                REEXTRACT_BATCH_PAGES,
+            )
+        })
+        .await?;
+        let complete = batch.len() == REEXTRACT_BATCH_PAGES;
+        after = batch.last().map(RawPageCursor::after);
+        for page in batch {
+            reextract_page(pipeline, config, page, &mut counts).await?;
         }
-        // Keyword rules may have changed even when the text did not.
-        if let Outcome::Updated(id) | Outcome::Unchanged(id) = outcome {
-            let store = pipeline.store.clone();
-            blocking(move || store.set_categories(&id, &categories)).await?;
+        if !complete {
+            return Ok(counts);
         }
     }
-    Ok(counts)
+}
+
+/// Re-extracts one stored page and records the result in `counts`.
+async fn reextract_page(
+    pipeline: &Pipeline,
+    config: &Config,
+    page: RawPage,
+    counts: &mut ReextractCounts,
+) -> Result<(), PipelineError> {
+    counts.pages += 1;
+    let (rules, tz, source_categories, source_id) =
+        reading_of(config, config.source(page.source.as_str()));
+    let article = match extract_blocking(page.html.into(), page.url.clone(), rules, tz).await {
+        Ok(article) => article,
+        Err(err) => {
+            counts.failed += 1;
+            warn!(url = %page.url, error = %err, "re-extraction failed");
+            return Ok(());
+        }
+    };
+    let categories = classify::categorize(&article, &source_categories, &config.categories);
+    let outcome = pipeline
+        .record(article, source_id, categories.clone(), None)
+        .await?;
+    match &outcome {
+        Outcome::New(_) => counts.new += 1,
+        Outcome::Updated(_) => counts.updated += 1,
+        Outcome::Unchanged(_) => counts.unchanged += 1,
+        Outcome::Duplicate { .. } => counts.duplicates += 1,
+    }
+    // Keyword rules may have changed even when the text did not.
+    if let Outcome::Updated(id) | Outcome::Unchanged(id) = outcome {
+        let store = pipeline.store.clone();
+        blocking(move || store.set_categories(&id, &categories)).await?;
+    }
+    Ok(())
 }

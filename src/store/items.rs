@@ -415,17 +415,39 @@ pub(crate) fn raw_pages(
     tx: &Transaction<'_>,
     source: Option<&SourceId>,
     since: Option<DateTime<Utc>>,
+    after: Option<&super::RawPageCursor>,
+    limit: usize,
 ) -> Result<Vec<RawPage>, StoreError> {
+    // Keyset paging: `fetched_at >= ?2` is a range on the `fetched_at` index, so each
+    // batch starts where the last one ended instead of skipping over what came before
+    // (OFFSET would make reading a large store quadratic). The bound is always a number:
+    // `?2 IS NULL OR ...` would hide the range from the planner. Past the bound, a row
+    // is after the cursor when it was fetched later, or at the same time with a greater
+    // address.
+    let from = since
+        .map(to_millis)
+        .into_iter()
+        .chain(after.map(|c| to_millis(c.fetched_at)))
+        .max()
+        .unwrap_or(i64::MIN);
     let mut stmt = tx
         .prepare(
             "SELECT url, source, fetched_at, html FROM raw_pages
-             WHERE (?1 IS NULL OR source = ?1) AND (?2 IS NULL OR fetched_at >= ?2)
-             ORDER BY fetched_at, url",
+             WHERE fetched_at >= ?2 AND (?1 IS NULL OR source = ?1)
+                 AND (?3 IS NULL OR fetched_at > ?3 OR url > ?4)
+             ORDER BY fetched_at, url
+             LIMIT ?5",
         )
         .map_err(sql("read raw pages"))?;
     let rows = stmt
         .query_map(
-            params![source.map(SourceId::as_str), since.map(to_millis)],
+            params![
+                source.map(SourceId::as_str),
+                from,
+                after.map(|c| to_millis(c.fetched_at)),
+                after.map(|c| c.url.as_str()),
+                i64::try_from(limit).unwrap_or(i64::MAX),
+            ],
             |r| {
                 Ok((
                     r.get::<_, String>(0)?,

@@ -36,6 +36,24 @@ pub enum StoreError {
     Corrupt(String),
 }
 
+/// A place in the order raw pages are read in (fetch time, then address): a batch read
+/// with this cursor starts at the first page after the one it was taken from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RawPageCursor {
+    pub fetched_at: DateTime<Utc>,
+    pub url: Url,
+}
+
+impl RawPageCursor {
+    /// The cursor just past `page`.
+    pub fn after(page: &RawPage) -> RawPageCursor {
+        RawPageCursor {
+            fetched_at: page.fetched_at,
+            url: page.url.clone(),
+        }
+    }
+}
+
 /// Everything the pipeline, publishing and serving need from storage. Every method is
 /// one transaction; all are blocking (call them from `spawn_blocking` in async code).
 pub trait Store: Send + Sync {
@@ -72,11 +90,16 @@ pub trait Store: Send + Sync {
     /// One source's state, if it has run.
     fn source_state(&self, source: &SourceId) -> Result<Option<SourceState>, StoreError>;
 
-    /// Stored raw pages, oldest first, optionally of one source and fetched since a time.
+    /// Up to `limit` stored raw pages, oldest first (by fetch time, then address),
+    /// optionally of one source and fetched since a time, starting just after `after`.
+    /// Reading a large store is a loop of such batches, each resuming after the last
+    /// page of the one before (see [`RawPageCursor`]), so memory stays bounded.
     fn raw_pages(
         &self,
         source: Option<&SourceId>,
         since: Option<DateTime<Utc>>,
+        after: Option<&RawPageCursor>,
+        limit: usize,
     ) -> Result<Vec<RawPage>, StoreError>;
 
     /// Deletes items older than `retention_days` that are not among the newest

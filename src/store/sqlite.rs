@@ -311,8 +311,10 @@ impl Store for SqliteStore {
         &self,
         source: Option<&SourceId>,
         since: Option<DateTime<Utc>>,
+        after: Option<&super::RawPageCursor>,
+        limit: usize,
     ) -> Result<Vec<RawPage>, StoreError> {
-        self.read(|tx| items::raw_pages(tx, source, since))
+        self.read(|tx| items::raw_pages(tx, source, since, after, limit))
     }
 
     fn prune(

@@ -1,5 +1,5 @@
 //! The SQLite store through the `Store` trait: dedup outcomes, links, categories,
-//! fetch state, retention, and surviving SIGKILL.
+//! fetch state, retention, re-extraction of stored pages, and surviving SIGKILL.
 
 use std::path::Path;
 use std::process::Command;
@@ -11,7 +11,7 @@ use chrono::Utc;
 use tempfile::TempDir;
 use url::Url;
 
-use crate::support::{fixture_article, synthetic};
+use crate::support::{TestConfig, fixture_article, synthetic};
 
 fn open(dir: &TempDir) -> SqliteStore {
     SqliteStore::open(&dir.path().join("data/bantin.sqlite3"), 3).expect("store opens")
@@ -200,12 +200,12 @@ fn raw_pages_validators_and_source_runs_round_trip() {
     store
         .record(&article, &src("cand"), &[], Some(&raw))
         .unwrap();
-    let pages = store.raw_pages(Some(&src("cand")), None).unwrap();
+    let pages = store.raw_pages(Some(&src("cand")), None, None, 10).unwrap();
     assert_eq!(pages.len(), 1);
     assert_eq!(pages[0].html, raw.html);
     assert!(
         store
-            .raw_pages(Some(&src("other")), None)
+            .raw_pages(Some(&src("other")), None, None, 10)
             .unwrap()
             .is_empty()
     );
@@ -349,6 +349,77 @@ fn store_from_the_first_schema_migrates_and_still_finds_copies() {
 }
 
 /// Writes `count` saved article pages (synthetic, distinct stories) into `dir`.
+#[tokio::test]
+async fn reextract_over_several_batches_reextracts_every_page_once() {
+    use bantin::pipeline::{REEXTRACT_BATCH_PAGES, ReextractCounts, reextract};
+    let test = TestConfig::new();
+    let config = test.load();
+    let service = bantin::daemon::Service::open(&config).expect("store opens");
+    let store = service.store();
+    let files = src(bantin::pipeline::FILES_SOURCE);
+    let pages = 2 * REEXTRACT_BATCH_PAGES as u64 + 7;
+    // Ten pages share each fetch time, so batches end inside a group of equal times.
+    let start = Utc::now() - chrono::Duration::hours(1);
+    let fetched_at = |n: u64| start + chrono::Duration::seconds((n / 10) as i64);
+    let title = |n: u64| format!("Tiêu đề đã sửa của bài số {n}");
+    for n in 0..pages {
+        let mut article = synthetic::article(n, 120);
+        let html = format!(
+            "<!DOCTYPE html><html lang=\"vi\"><head><meta charset=\"utf-8\"><title>{t}</title></head>\
+             <body><article><h1>{t}</h1><p>{}</p></article></body></html>",
+            article.body_text,
+            t = title(n)
+        );
+        // What an older extractor made of the page.
+        article.title = format!("Tiêu đề cũ {n}");
+        let raw = RawPage {
+            url: article.url.clone(),
+            source: files.clone(),
+            fetched_at: fetched_at(n),
+            html,
+        };
+        let outcome = store.record(&article, &files, &[], Some(&raw)).unwrap();
+        assert!(matches!(outcome, Outcome::New(_)), "{outcome:?}");
+    }
+
+    let counts = reextract(&service.pipeline, &config, None, None)
+        .await
+        .unwrap();
+    assert_eq!(
+        counts,
+        ReextractCounts {
+            pages,
+            updated: pages,
+            ..ReextractCounts::default()
+        }
+    );
+    let mut titles: Vec<String> = store
+        .latest_items(&CategoryId::from("all"), 10 * pages as usize)
+        .unwrap()
+        .into_iter()
+        .map(|i| i.article.title)
+        .collect();
+    let mut expected: Vec<String> = (0..pages).map(title).collect();
+    titles.sort();
+    expected.sort();
+    assert_eq!(titles, expected);
+
+    // Only pages fetched since a time, the bound inside a group: the group from its start.
+    let since = fetched_at(95);
+    let counts = reextract(&service.pipeline, &config, None, Some(since))
+        .await
+        .unwrap();
+    let later = (0..pages).filter(|n| fetched_at(*n) >= since).count() as u64;
+    assert_eq!(
+        counts,
+        ReextractCounts {
+            pages: later,
+            unchanged: later,
+            ..ReextractCounts::default()
+        }
+    );
+}
+
 fn write_saved_pages(dir: &Path, count: u64) {
     for n in 0..count {
         let a = synthetic::article(n, 120);

@@ -1,14 +1,18 @@
-//! The long-running service: the scheduler, live configuration and the HTTP server in
-//! one process, and the one-pass crawl that `bantin crawl` and `bantin run --once` use.
-//! What a source run does lives in `pipeline`; this module only wires the parts together
-//! and shuts them down in order.
+//! The long-running service: the scheduler, live configuration, the publisher and the
+//! HTTP server in one process, and the one-pass crawl that `bantin crawl` and
+//! `bantin run --once` use. What a source run does lives in `pipeline`; this module only
+//! wires the parts together and shuts them down in order.
 
 use std::path::Path;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use arc_swap::ArcSwap;
 use tokio::net::TcpListener;
+use tokio::sync::{Notify, watch};
+use tokio::task::JoinHandle;
+use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 use tracing::{error, info, warn};
 
@@ -24,6 +28,12 @@ use crate::store::{SqliteStore, Store, StoreError};
 
 /// How long shutdown waits for the server's open requests.
 const SERVER_SHUTDOWN_DEADLINE: Duration = Duration::from_secs(10);
+/// Shortest time between the starts of two publishes in the daemon. Changes that
+/// arrive meanwhile (a burst of source runs, a reload) are published together once it
+/// has passed.
+pub const PUBLISH_INTERVAL: Duration = Duration::from_secs(2);
+/// How long shutdown waits for the last publish.
+const PUBLISH_SHUTDOWN_DEADLINE: Duration = Duration::from_secs(30);
 
 /// Why the service could not start or stopped early.
 #[derive(Debug, thiserror::Error)]
@@ -81,8 +91,16 @@ impl Service {
     }
 
     /// Re-renders every feed, prunes old items, and notifies the WebSub hub of the
-    /// feeds that changed.
+    /// feeds that changed. The daemon publishes through its [`Publisher`] instead.
     pub async fn publish(&self, config: &Arc<Config>) -> Result<PublishReport, DaemonError> {
+        let result = self.publish_now(config).await;
+        self.pipeline
+            .metrics
+            .record_publish(result.is_ok(), chrono::Utc::now());
+        result
+    }
+
+    async fn publish_now(&self, config: &Arc<Config>) -> Result<PublishReport, DaemonError> {
         let store = self.store();
         let cfg = config.clone();
         let report = tokio::task::spawn_blocking(move || {
@@ -138,6 +156,96 @@ pub fn run_failed(run: &SourceRun) -> bool {
     run.errors > 0 && run.links_found == 0 && run.not_modified == 0
 }
 
+/// The daemon's one publishing task and the handle to ask it for a publish. Whoever
+/// changes the feeds' content (a source run, a reload) calls [`Publisher::request`];
+/// the task publishes with the live configuration at most once per
+/// [`PUBLISH_INTERVAL`], never two publishes at once, and always after the last
+/// request: a request that arrives during a publish gets a publish of its own.
+#[derive(Clone)]
+pub struct Publisher {
+    shared: Arc<PublisherShared>,
+    service: Service,
+}
+
+struct PublisherShared {
+    /// Something changed since the last publish started.
+    dirty: AtomicBool,
+    wake: Notify,
+}
+
+impl Publisher {
+    /// Starts the publishing task. It publishes with the newest configuration of
+    /// `config`; when `stop` is cancelled it publishes what is still pending, without
+    /// waiting out the interval, and ends. Cancel `stop` only once nothing will request
+    /// a publish any more (after the scheduler has stopped).
+    pub fn start(
+        service: Service,
+        config: watch::Receiver<Arc<Config>>,
+        stop: CancellationToken,
+    ) -> (Publisher, JoinHandle<()>) {
+        let shared = Arc::new(PublisherShared {
+            dirty: AtomicBool::new(false),
+            wake: Notify::new(),
+        });
+        let task = tokio::spawn(publish_loop(service.clone(), config, shared.clone(), stop));
+        (Publisher { shared, service }, task)
+    }
+
+    /// Marks the feeds out of date; the publishing task publishes them soon.
+    pub fn request(&self) {
+        self.service.pipeline.metrics.record_publish_request();
+        // The flag is set before the wake-up, so the task never wakes to find nothing
+        // to do and then misses this request; `notify_one` keeps the wake-up for a task
+        // that is not waiting yet.
+        self.shared.dirty.store(true, Ordering::SeqCst);
+        self.shared.wake.notify_one();
+    }
+}
+
+/// The publishing task of [`Publisher::start`].
+async fn publish_loop(
+    service: Service,
+    config: watch::Receiver<Arc<Config>>,
+    shared: Arc<PublisherShared>,
+    stop: CancellationToken,
+) {
+    let publish = || {
+        let config = config.borrow().clone();
+        let service = service.clone();
+        async move {
+            if let Err(err) = service.publish(&config).await {
+                error!(error = %format!("{err:#}"), "publishing failed");
+            }
+        }
+    };
+    let mut last_start: Option<Instant> = None;
+    loop {
+        tokio::select! {
+            biased;
+            _ = stop.cancelled() => break,
+            _ = shared.wake.notified() => {}
+        }
+        if let Some(last) = last_start {
+            tokio::select! {
+                biased;
+                _ = stop.cancelled() => break,
+                _ = tokio::time::sleep_until(last + PUBLISH_INTERVAL) => {}
+            }
+        }
+        // A wake-up can outlive its request: one that came while the last publish was
+        // waiting out the interval was served by it.
+        if !shared.dirty.swap(false, Ordering::SeqCst) {
+            continue;
+        }
+        last_start = Some(Instant::now());
+        publish().await;
+    }
+    if shared.dirty.swap(false, Ordering::SeqCst) {
+        info!("publishing the last changes before stopping");
+        publish().await;
+    }
+}
+
 /// Options of `bantin run`.
 #[derive(Debug, Clone, Default)]
 pub struct RunOptions {
@@ -188,25 +296,27 @@ pub async fn run_with(
     let server = tokio::spawn(serve::serve(listener, state, shutdown.clone()));
     info!(addr = %addr, base_url = %config.settings.base_url, "bantin is running");
 
-    if let Err(err) = service.publish(&config).await {
-        error!(error = %format!("{err:#}"), "publishing at start failed");
-    }
+    // The publisher outlives the scheduler: runs still in flight at shutdown may ask
+    // for a publish, and that publish is the last thing done.
+    let stop_publishing = CancellationToken::new();
+    let (publisher, publishing) =
+        Publisher::start(service.clone(), config_rx.clone(), stop_publishing.clone());
+    publisher.request();
     tokio::spawn(follow_config(
-        service.clone(),
+        publisher.clone(),
         config_rx.clone(),
         live,
         shutdown.clone(),
     ));
 
     if options.once {
-        let runs = service
-            .crawl(&config, config.sources.clone(), |_, _| {})
+        service
+            .crawl(&config, config.sources.clone(), |_, run| {
+                if run.new + run.updated > 0 {
+                    publisher.request();
+                }
+            })
             .await;
-        if runs.iter().any(|(_, r)| r.new + r.updated > 0)
-            && let Err(err) = service.publish(&config).await
-        {
-            error!(error = %format!("{err:#}"), "publishing failed");
-        }
         shutdown.cancelled().await;
     } else {
         let rx = config_rx.clone();
@@ -215,13 +325,13 @@ pub async fn run_with(
             .run(
                 config_rx,
                 move |source| {
-                    let service = worker.clone();
+                    let (service, publisher) = (worker.clone(), publisher.clone());
                     let config = rx.borrow().clone();
                     async move {
                         let run = service.pipeline.run_source(&config, &source).await;
                         let changed = run.new + run.updated > 0;
-                        if changed && let Err(err) = service.publish(&config).await {
-                            error!(error = %format!("{err:#}"), "publishing failed");
+                        if changed {
+                            publisher.request();
                         }
                         if run_failed(&run) {
                             Err(run.last_error.unwrap_or_else(|| "the run failed".into()))
@@ -235,6 +345,12 @@ pub async fn run_with(
             .await;
     }
 
+    stop_publishing.cancel();
+    match tokio::time::timeout(PUBLISH_SHUTDOWN_DEADLINE, publishing).await {
+        Ok(Ok(())) => {}
+        Ok(Err(_)) => error!("the publishing task stopped unexpectedly"),
+        Err(_) => warn!("the last publish did not finish in time; feeds may be behind"),
+    }
     match tokio::time::timeout(SERVER_SHUTDOWN_DEADLINE, server).await {
         Ok(Ok(Ok(()))) => {}
         Ok(Ok(Err(err))) => error!(error = %err, "server stopped with an error"),
@@ -246,10 +362,10 @@ pub async fn run_with(
     Ok(())
 }
 
-/// Keeps the server's view of the configuration current and re-publishes when a new
-/// configuration arrives (a category added or renamed shows at once).
+/// Keeps the server's view of the configuration current and asks for a publish when a
+/// new configuration arrives (a category added or renamed shows at once).
 async fn follow_config(
-    service: Service,
+    publisher: Publisher,
     mut config_rx: tokio::sync::watch::Receiver<Arc<Config>>,
     live: Arc<ArcSwap<Config>>,
     shutdown: CancellationToken,
@@ -262,10 +378,8 @@ async fn follow_config(
                     return;
                 }
                 let config = config_rx.borrow_and_update().clone();
-                live.store(config.clone());
-                if let Err(err) = service.publish(&config).await {
-                    error!(error = %format!("{err:#}"), "publishing after reload failed");
-                }
+                live.store(config);
+                publisher.request();
             }
         }
     }

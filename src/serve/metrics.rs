@@ -26,6 +26,12 @@ pub struct Metrics {
     /// Source -> Unix time of its last successful run.
     last_success: Mutex<BTreeMap<String, i64>>,
     last_run: AtomicI64,
+    /// Times something asked for the feeds to be published again.
+    publish_requests: AtomicU64,
+    publishes_ok: AtomicU64,
+    publishes_failed: AtomicU64,
+    /// Unix time of the last successful publish.
+    last_publish: AtomicI64,
 }
 
 impl Metrics {
@@ -72,6 +78,22 @@ impl Metrics {
     /// A crawl run finished (successfully or not).
     pub fn set_last_run(&self, at: DateTime<Utc>) {
         self.last_run.store(at.timestamp(), Ordering::Relaxed);
+    }
+
+    /// Something changed the feeds' content and asked for a publish (publishes of
+    /// several requests are coalesced, so this outgrows the publish count).
+    pub fn record_publish_request(&self) {
+        self.publish_requests.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// The feeds were published (re-rendered from the store), or publishing failed.
+    pub fn record_publish(&self, ok: bool, at: DateTime<Utc>) {
+        if ok {
+            self.publishes_ok.fetch_add(1, Ordering::Relaxed);
+            self.last_publish.store(at.timestamp(), Ordering::Relaxed);
+        } else {
+            self.publishes_failed.fetch_add(1, Ordering::Relaxed);
+        }
     }
 
     /// The Prometheus text exposition format (version 0.0.4).
@@ -150,6 +172,43 @@ impl Metrics {
         let name = "bantin_last_run_timestamp_seconds";
         header(&mut out, name, "gauge", "Unix time of the last crawl run.");
         let _ = writeln!(out, "{name} {}", self.last_run.load(Ordering::Relaxed));
+        let name = "bantin_publish_requests_total";
+        header(
+            &mut out,
+            name,
+            "counter",
+            "Requests to publish the feeds (at start, after runs that changed items, on reload).",
+        );
+        let _ = writeln!(
+            out,
+            "{name} {}",
+            self.publish_requests.load(Ordering::Relaxed)
+        );
+        let name = "bantin_publishes_total";
+        header(
+            &mut out,
+            name,
+            "counter",
+            "Times the feeds were published, by result.",
+        );
+        for (result, counter) in [
+            ("ok", &self.publishes_ok),
+            ("error", &self.publishes_failed),
+        ] {
+            let _ = writeln!(
+                out,
+                "{name}{{result=\"{result}\"}} {}",
+                counter.load(Ordering::Relaxed)
+            );
+        }
+        let name = "bantin_last_publish_timestamp_seconds";
+        header(
+            &mut out,
+            name,
+            "gauge",
+            "Unix time of the last successful publish.",
+        );
+        let _ = writeln!(out, "{name} {}", self.last_publish.load(Ordering::Relaxed));
         out
     }
 }
@@ -256,5 +315,21 @@ mod tests {
             )
         );
         assert!(text.contains("bantin_last_run_timestamp_seconds 1700000000"));
+    }
+
+    #[test]
+    fn counts_publish_requests_and_publishes_by_result() {
+        let m = Metrics::new();
+        let at = DateTime::from_timestamp(1_700_000_000, 0).unwrap();
+        for _ in 0..3 {
+            m.record_publish_request();
+        }
+        m.record_publish(true, at);
+        m.record_publish(false, at + chrono::Duration::seconds(5));
+        let text = m.render();
+        assert!(text.contains("bantin_publish_requests_total 3"));
+        assert!(text.contains("bantin_publishes_total{result=\"ok\"} 1"));
+        assert!(text.contains("bantin_publishes_total{result=\"error\"} 1"));
+        assert!(text.contains("bantin_last_publish_timestamp_seconds 1700000000"));
     }
 }

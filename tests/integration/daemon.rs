@@ -1,10 +1,14 @@
 //! `bantin run` as a real process against a local site: sources on a seconds schedule,
 //! feeds over HTTP, new articles after the next tick, live config reload (good and bad),
-//! and a clean exit on SIGTERM.
+//! publishes coalesced over a burst of runs, and a clean exit on SIGTERM.
 
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
+
+use bantin::daemon::{PUBLISH_INTERVAL, Publisher, Service};
+use tokio_util::sync::CancellationToken;
 
 use crate::support::{TestConfig, TestSite};
 
@@ -59,8 +63,14 @@ struct Daemon {
 
 impl Daemon {
     fn start(config: &Path, port: u16, log: PathBuf) -> Daemon {
+        Daemon::start_with(config, port, log, &[])
+    }
+
+    /// `bantin run` with `args` after it.
+    fn start_with(config: &Path, port: u16, log: PathBuf, args: &[&str]) -> Daemon {
         let child = Command::new(assert_cmd::cargo::cargo_bin!("bantin"))
             .args(["--config", config.to_str().unwrap(), "run"])
+            .args(args)
             .env("RUST_LOG", "bantin=info")
             .stdout(Stdio::null())
             .stderr(std::fs::File::create(&log).unwrap())
@@ -100,6 +110,26 @@ impl Daemon {
             tokio::time::sleep(Duration::from_millis(250)).await;
         }
     }
+
+    /// Sends SIGTERM and waits for the exit status.
+    async fn stop(&mut self) -> std::process::ExitStatus {
+        let pid = self.child.id().to_string();
+        assert!(
+            Command::new("kill")
+                .args(["-TERM", &pid])
+                .status()
+                .unwrap()
+                .success()
+        );
+        let start = Instant::now();
+        loop {
+            if let Some(status) = self.child.try_wait().unwrap() {
+                return status;
+            }
+            assert!(start.elapsed() < PATIENCE, "did not stop:\n{}", self.log());
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
 }
 
 impl Drop for Daemon {
@@ -117,7 +147,16 @@ fn titles(rss: &str) -> Vec<String> {
         .collect()
 }
 
-fn add_article(site_dir: &Path, n: u32, title: &str) {
+/// The value of an unlabelled (or fully labelled) sample in Prometheus text.
+fn metric(text: &str, sample: &str) -> u64 {
+    text.lines()
+        .find_map(|l| l.strip_prefix(sample)?.strip_prefix(' '))
+        .unwrap_or_else(|| panic!("no {sample} in:\n{text}"))
+        .parse()
+        .expect("a counter is a whole number")
+}
+
+fn write_article(site_dir: &Path, n: u32, title: &str) {
     let dir = site_dir.join(format!("tin-tuc/bai-{n}-i{}", 10000 + n));
     std::fs::create_dir_all(&dir).unwrap();
     std::fs::write(
@@ -131,6 +170,10 @@ fn add_article(site_dir: &Path, n: u32, title: &str) {
         ),
     )
     .unwrap();
+}
+
+fn add_article(site_dir: &Path, n: u32, title: &str) {
+    write_article(site_dir, n, title);
     let list = site_dir.join("list/index.html");
     let text = std::fs::read_to_string(&list).unwrap();
     let link = format!(
@@ -257,28 +300,170 @@ max_pages = 2
     assert!(daemon.child.try_wait().unwrap().is_none(), "still running");
 
     // SIGTERM: a clean stop with exit code 0.
-    let pid = daemon.child.id().to_string();
-    assert!(
-        Command::new("kill")
-            .args(["-TERM", &pid])
-            .status()
-            .unwrap()
-            .success()
-    );
-    let start = Instant::now();
-    let status = loop {
-        if let Some(status) = daemon.child.try_wait().unwrap() {
-            break status;
-        }
-        assert!(
-            start.elapsed() < PATIENCE,
-            "did not stop:\n{}",
-            daemon.log()
-        );
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    };
+    let status = daemon.stop().await;
     assert_eq!(status.code(), Some(0), "log:\n{}", daemon.log());
     assert!(daemon.log().contains("bantin stopped"));
+}
+
+/// Sources in a burst: each has its own listing page with two new articles.
+const BURST_SOURCES: u32 = 40;
+
+/// A site with [`BURST_SOURCES`] listing pages (`/list-<i>/`), each linking two articles
+/// of its own, and a configuration with one source per page, all due every second.
+async fn burst_site(site_dir: &Path, settings: &str) -> (TestSite, TestConfig) {
+    let mut test = TestConfig::new().settings(&format!("items_per_feed = 500\n{settings}"));
+    for i in 0..BURST_SOURCES {
+        let mut links = String::new();
+        for n in [2 * i + 1, 2 * i + 2] {
+            let title = format!("Bản tin của nguồn {i}, bài số {n}");
+            write_article(site_dir, n, &title);
+            links.push_str(&format!(
+                "<article class=\"story\"><h3><a href=\"/tin-tuc/bai-{n}-i{}/\">{title}</a></h3></article>",
+                10000 + n
+            ));
+        }
+        let list = site_dir.join(format!("list-{i}"));
+        std::fs::create_dir_all(&list).unwrap();
+        std::fs::write(
+            list.join("index.html"),
+            format!(
+                "<!DOCTYPE html><html lang=\"vi\"><head><meta charset=\"utf-8\"><title>Tin {i}</title></head>\
+                 <body><div class=\"list\">{links}</div></body></html>"
+            ),
+        )
+        .unwrap();
+    }
+    let site = TestSite::serve(site_dir).await;
+    for i in 0..BURST_SOURCES {
+        test = test.site(
+            &format!("s{i}"),
+            &format!(
+                "[[source]]\nid = \"s{i}\"\nkind = \"listing\"\nurls = [\"{}\"]\n\
+                 schedule = \"* * * * * *\"\n\n[source.links]\nselector = \"div.list article.story\"\n\
+                 pattern = \"-i\\\\d{{5}}/?$\"\n",
+                site.url(&format!("/list-{i}/"))
+            ),
+        );
+    }
+    test.load();
+    (site, test)
+}
+
+/// Every source of a burst changes the store at about the same time: the daemon
+/// publishes a few times, at most once per interval, and the feeds end up with every
+/// item. Counts come from `/metrics`.
+async fn burst_is_published_a_few_times_with_every_item(args: &[&str]) {
+    let site_dir = tempfile::tempdir().unwrap();
+    let port = free_port();
+    let (_site, test) = burst_site(
+        site_dir.path(),
+        &format!("listen = \"127.0.0.1:{port}\"\nbase_url = \"http://127.0.0.1:{port}/\""),
+    )
+    .await;
+    let started = Instant::now();
+    let mut daemon = Daemon::start_with(
+        &test.dir().join("bantin.toml"),
+        port,
+        test.dir().join("daemon.log"),
+        args,
+    );
+    let items = 2 * BURST_SOURCES as usize;
+    let all = daemon
+        .wait_for("/feeds/all.rss", "every item of the burst", |b| {
+            titles(b).len() == items
+        })
+        .await;
+    let mut expected: Vec<String> = (0..BURST_SOURCES)
+        .flat_map(|i| [2 * i + 1, 2 * i + 2].map(|n| format!("Bản tin của nguồn {i}, bài số {n}")))
+        .collect();
+    let mut published = titles(&all);
+    expected.sort();
+    published.sort();
+    assert_eq!(published, expected);
+
+    let (_, metrics) = daemon.get("/metrics").await.expect("metrics answer");
+    let elapsed = started.elapsed();
+    let requests = metric(&metrics, "bantin_publish_requests_total");
+    let publishes = metric(&metrics, "bantin_publishes_total{result=\"ok\"}");
+    // One request at start, one per source run that stored something.
+    assert!(
+        requests > u64::from(BURST_SOURCES),
+        "{requests} requests:\n{metrics}"
+    );
+    assert!(
+        publishes < requests,
+        "{publishes} publishes for {requests} requests"
+    );
+    // Publishes start at least an interval apart, all since the daemon started.
+    let at_most = 1 + (elapsed.as_millis() / PUBLISH_INTERVAL.as_millis()) as u64;
+    assert!(
+        publishes <= at_most,
+        "{publishes} publishes in {elapsed:?}; at most {at_most} fit:\n{}",
+        daemon.log()
+    );
+    assert_eq!(
+        metric(&metrics, "bantin_publishes_total{result=\"error\"}"),
+        0
+    );
+
+    let status = daemon.stop().await;
+    assert_eq!(status.code(), Some(0), "log:\n{}", daemon.log());
+}
+
+#[tokio::test]
+async fn burst_of_scheduled_runs_is_published_a_few_times_with_every_item() {
+    burst_is_published_a_few_times_with_every_item(&[]).await;
+}
+
+#[tokio::test]
+async fn burst_of_once_runs_is_published_a_few_times_with_every_item() {
+    burst_is_published_a_few_times_with_every_item(&["--once"]).await;
+}
+
+#[tokio::test]
+async fn publisher_stopped_with_a_change_pending_publishes_it_first() {
+    let site_dir = tempfile::tempdir().unwrap();
+    let (_site, test) = burst_site(site_dir.path(), "").await;
+    let config = Arc::new(test.load());
+    let service = Service::open(&config).expect("store opens");
+    let (_config_tx, config_rx) = tokio::sync::watch::channel(config.clone());
+    let stop = CancellationToken::new();
+    let (publisher, publishing) = Publisher::start(service.clone(), config_rx, stop.clone());
+    let publishes = || {
+        metric(
+            &service.pipeline.metrics.render(),
+            "bantin_publishes_total{result=\"ok\"}",
+        )
+    };
+
+    let first = service
+        .pipeline
+        .run_source(&config, &config.sources[0])
+        .await;
+    assert_eq!(first.new, 2, "{first:?}");
+    publisher.request();
+    let start = Instant::now();
+    while publishes() == 0 {
+        assert!(
+            start.elapsed() < PATIENCE,
+            "the first request was not published"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    // The next change falls within the interval after that publish, so it waits...
+    let second = service
+        .pipeline
+        .run_source(&config, &config.sources[1])
+        .await;
+    assert_eq!(second.new, 2, "{second:?}");
+    publisher.request();
+    // ...but stopping does not drop it.
+    stop.cancel();
+    publishing.await.expect("the publishing task ends cleanly");
+
+    assert_eq!(publishes(), 2);
+    let rss = std::fs::read_to_string(config.settings.feeds_dir.join("all.rss")).unwrap();
+    assert_eq!(titles(&rss).len(), 4, "{:?}", titles(&rss));
 }
 
 #[tokio::test]

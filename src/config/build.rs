@@ -2,6 +2,7 @@
 //! without a network and collecting every problem instead of stopping at the first.
 
 use std::collections::HashMap;
+use std::ops::DerefMut;
 use std::path::{Path, PathBuf};
 use std::str::FromStr;
 use std::time::Duration;
@@ -11,6 +12,7 @@ use regex::Regex;
 use scraper::Selector;
 use serde::de::DeserializeOwned;
 use toml::Spanned;
+use toml::de::{DeArray, DeTable, DeValue};
 use url::Url;
 
 use super::diag::{SourceText, did_you_mean};
@@ -82,16 +84,180 @@ pub(super) fn load(path: &Path) -> Result<Config, ConfigError> {
     }
 }
 
-/// Parses one TOML file, turning a syntax or shape error into a diagnostic.
+/// Most shape errors reported for one file; each one drops a table, so this also bounds
+/// the work.
+const MAX_SHAPE_ERRORS_PER_FILE: usize = 50;
+
+/// Parses one TOML file, turning syntax and shape errors into diagnostics. Every syntax
+/// error is reported. After a shape error (unknown key, wrong type, missing key) the
+/// table of an array that holds it, such as one `[[source]]`, is set aside and the rest
+/// is checked again, so a mistake in one source does not hide one in the next.
 fn parse<T: DeserializeOwned>(src: &SourceText, diags: &mut Diagnostics) -> Option<T> {
-    match toml::from_str::<T>(&src.text) {
-        Ok(value) => Some(value),
-        Err(err) => {
-            let span = err.span().unwrap_or(0..0);
-            let (message, help) = explain_toml_error(err.message());
-            diags.error(src, span, message, help);
-            None
+    let (mut root, syntax_errors) = DeTable::parse_recoverable(&src.text);
+    if !syntax_errors.is_empty() {
+        for err in &syntax_errors {
+            report_toml_error(src, err, diags);
         }
+        return None;
+    }
+    let mut failed = false;
+    for _ in 0..MAX_SHAPE_ERRORS_PER_FILE {
+        match T::deserialize(toml::de::Deserializer::from(root.clone())) {
+            Ok(value) => return (!failed).then_some(value),
+            Err(err) => {
+                failed = true;
+                report_toml_error(src, &err, diags);
+                let at = err.span().map_or(0, |s| s.start);
+                if !drop_table_at(root.get_mut(), at) {
+                    return None;
+                }
+            }
+        }
+    }
+    None
+}
+
+fn report_toml_error(src: &SourceText, err: &toml::de::Error, diags: &mut Diagnostics) {
+    let span = err.span().unwrap_or(0..0);
+    let (message, help) = match key_before(&src.text, span.start) {
+        Some(key) => explain_wrong_type(key, err.message()),
+        None => None,
+    }
+    .unwrap_or_else(|| explain_toml_error(err.message()));
+    diags.error(src, span, message, help);
+}
+
+/// The key of a `key = value` line whose value starts at byte `at`.
+fn key_before(text: &str, at: usize) -> Option<&str> {
+    let line_start = text.get(..at)?.rfind('\n').map_or(0, |i| i + 1);
+    let (key, rest) = text[line_start..at].split_once('=')?;
+    let key = key.trim();
+    (rest.trim().is_empty()
+        && !key.is_empty()
+        && key
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-'))
+    .then_some(key)
+}
+
+/// serde's "invalid type: string \"many\", expected i64" as "`key` must be a whole
+/// number, not the string \"many\"".
+fn explain_wrong_type(key: &str, message: &str) -> Option<(String, Option<String>)> {
+    let caps = Regex::new(r"^invalid type: (\w+) (.*), expected (.*?)\.?$")
+        .expect("literal regex compiles")
+        .captures(message.trim())?;
+    let found = match &caps[1] {
+        "string" => format!("the string {}", &caps[2]),
+        "integer" | "floating" => format!("the number {}", caps[2].trim_matches('`')),
+        "boolean" => format!("`{}`", caps[2].trim_matches('`')),
+        other => format!("{other} {}", &caps[2]),
+    };
+    let expected = match &caps[3] {
+        "i64" | "u64" | "i32" | "u32" | "usize" | "u16" | "u8" => "a whole number",
+        "a string" => "a string in quotes",
+        "a boolean" => "true or false",
+        "a sequence" => "a list such as [\"a\", \"b\"]",
+        other => other,
+    };
+    Some((format!("`{key}` must be {expected}, not {found}"), None))
+}
+
+/// One step from a table down to a value: a key, or an index into an array.
+#[derive(Debug, Clone)]
+enum Step {
+    Key(String),
+    Index(usize),
+}
+
+/// Removes the array table (such as one `[[source]]`) that holds byte `at`; false when
+/// `at` lies in no array table.
+fn drop_table_at(root: &mut DeTable<'_>, at: usize) -> bool {
+    let mut nearest = None;
+    visit_table(root, at, &mut Vec::new(), None, &mut nearest);
+    match nearest {
+        Some((_, Some(path))) => drop_element(root, &path),
+        _ => false,
+    }
+}
+
+/// Finds the key, value or table header that starts last at or before `at`, with the
+/// path of the array table it belongs to. An array table's span covers only its header
+/// line, so position, not span containment, says which table a later key belongs to.
+fn visit_table(
+    table: &DeTable<'_>,
+    at: usize,
+    path: &mut Vec<Step>,
+    owner: Option<&[Step]>,
+    nearest: &mut Option<(usize, Option<Vec<Step>>)>,
+) {
+    for (key, value) in table.iter() {
+        path.push(Step::Key(key.get_ref().to_string()));
+        note_start(key.span().start, at, owner, nearest);
+        visit_value(value, at, path, owner, nearest);
+        path.pop();
+    }
+}
+
+fn visit_value(
+    value: &Spanned<DeValue<'_>>,
+    at: usize,
+    path: &mut Vec<Step>,
+    owner: Option<&[Step]>,
+    nearest: &mut Option<(usize, Option<Vec<Step>>)>,
+) {
+    note_start(value.span().start, at, owner, nearest);
+    match value.get_ref() {
+        DeValue::Table(table) => visit_table(table, at, path, owner, nearest),
+        DeValue::Array(items) => {
+            for (i, item) in items.iter().enumerate() {
+                path.push(Step::Index(i));
+                let own = item.get_ref().is_table().then(|| path.clone());
+                visit_value(item, at, path, own.as_deref().or(owner), nearest);
+                path.pop();
+            }
+        }
+        _ => {}
+    }
+}
+
+fn note_start(
+    start: usize,
+    at: usize,
+    owner: Option<&[Step]>,
+    nearest: &mut Option<(usize, Option<Vec<Step>>)>,
+) {
+    if start <= at && nearest.as_ref().is_none_or(|(best, _)| start >= *best) {
+        *nearest = Some((start, owner.map(<[Step]>::to_vec)));
+    }
+}
+
+fn drop_element(table: &mut DeTable<'_>, path: &[Step]) -> bool {
+    let [Step::Key(name), rest @ ..] = path else {
+        return false;
+    };
+    match table.iter_mut().find(|(k, _)| k.get_ref() == name) {
+        Some((_, value)) => drop_in_value(value.get_mut(), rest),
+        None => false,
+    }
+}
+
+fn drop_in_value(value: &mut DeValue<'_>, path: &[Step]) -> bool {
+    match (value, path) {
+        (DeValue::Table(table), _) => drop_element(table, path),
+        (DeValue::Array(items), [Step::Index(hit)]) => {
+            let old = std::mem::replace(items, DeArray::new());
+            for (i, item) in old.iter().enumerate() {
+                if i != *hit {
+                    items.push(item.clone());
+                }
+            }
+            true
+        }
+        (DeValue::Array(items), [Step::Index(i), rest @ ..]) => items
+            .deref_mut()
+            .get_mut(*i)
+            .is_some_and(|item| drop_in_value(item.get_mut(), rest)),
+        _ => false,
     }
 }
 

@@ -217,3 +217,18 @@ fn every_problem_is_reported_in_one_run() {
     }
     assert!(stderr.contains("4 problem(s) found"), "{stderr}");
 }
+
+#[test]
+fn a_shape_error_in_one_table_does_not_hide_the_next() {
+    let stderr = stderr_of("shape-errors-in-several-tables");
+    for needle in [
+        "categories.toml:7:1: unknown key `feilds`",
+        "sources/cand.toml:9:1: unknown key `categorys`",
+        "sources/cand.toml:19:16: `max_articles` must be a whole number, not the string \"many\"",
+        "sources/cand.toml:31:1: unknown key `patern`",
+        "help: did you mean `pattern`?",
+    ] {
+        assert!(stderr.contains(needle), "expected {needle:?} in\n{stderr}");
+    }
+    assert!(stderr.contains("4 problem(s) found"), "{stderr}");
+}

@@ -28,6 +28,9 @@ pub const VIDEO_HOSTS: &[&str] = &[
 /// Element nesting kept in the body HTML; deeper elements are unwrapped.
 const MAX_NESTING: usize = 48;
 
+/// A link-heavy box with at least this much text outside links holds text of its own.
+const MIN_UNLINKED_CHARS: u32 = 250;
+
 /// Tags kept as they are.
 const KEEP_TAGS: &[&str] = &[
     "p",
@@ -252,12 +255,14 @@ fn drops(el: &Element, node: ego_tree::NodeRef<'_, Node>, scan: &Scan, article_t
     );
     if container && s.text > 0 {
         let ld = s.link_density();
-        if ld > 0.5
+        // A box of paragraphs with a link list inside is kept and the list dropped on
+        // its own.
+        if (ld > 0.5 && s.text - s.links < MIN_UNLINKED_CHARS)
             || (ld > 0.25 && matches!(name, "ul" | "ol") && s.paragraphs == 0 && s.text < 600)
         {
             return true;
         }
-        if s.text < 1500 && heuristics::is_related_box(node) {
+        if s.text < 1500 && heuristics::is_related_box(node, scan) {
             return true;
         }
     }

@@ -81,6 +81,9 @@ static DISPLAY_NONE: LazyLock<Regex> = LazyLock::new(|| {
 pub const MAX_BYLINE_CHARS: usize = 80;
 /// A paragraph shorter than this adds nothing to a block's score.
 const MIN_PARAGRAPH_CHARS: u32 = 25;
+/// A block with less text than this is scored down in proportion (a positive class on a
+/// one-line box must not outweigh the paragraphs of the article).
+const MIN_BLOCK_CHARS: f32 = 300.0;
 /// How many ancestors a paragraph's score is handed up to.
 const SCORE_ANCESTORS: usize = 5;
 
@@ -141,7 +144,7 @@ impl Scan {
                                 continue;
                             }
                             if is_junk(el) {
-                                boxes.push(node.id());
+                                boxes.push((node.id(), POSITIVE.is_match(&class_id(el))));
                             }
                             let is_link = el.name() == "a";
                             links_open += u32::from(is_link);
@@ -195,8 +198,16 @@ impl Scan {
             .filter_map(|c| stats.get(&c.id()))
             .map(|s: &Stats| s.text)
             .sum::<u32>();
-        for id in boxes {
-            if stats.get(&id).is_some_and(|s| s.text * 2 < total) {
+        for (id, text_class) in boxes {
+            // A content-classed box of several paragraphs ("entry share") is the text
+            // with a sharing widget attached, not the widget.
+            let text_box = |s: &Stats| {
+                text_class && s.paragraphs >= 3 && s.link_density() < 0.3 && s.text >= 500
+            };
+            if stats
+                .get(&id)
+                .is_some_and(|s| s.text * 2 < total && !text_box(s))
+            {
                 junk.insert(id);
             }
         }
@@ -271,14 +282,27 @@ pub fn is_soft_junk(el: &Element) -> bool {
     !ci.is_empty() && SOFT_JUNK.is_match(&ci)
 }
 
-/// A box that points elsewhere: its first words are "related", "read more", ...
-pub fn is_related_box(node: NodeRef<'_, Node>) -> bool {
-    node.descendants()
-        .take(40)
-        .filter_map(|n| n.value().as_text())
-        .map(|t| t.trim())
-        .find(|t| !t.is_empty())
-        .is_some_and(|t| RELATED_LABEL.is_match(t))
+/// A box that points elsewhere: its first words are "related", "read more", ... Text of
+/// junk boxes inside (an ad slot labelled "Advertisement") does not count.
+pub fn is_related_box(node: NodeRef<'_, Node>, scan: &Scan) -> bool {
+    let mut skipping: Option<ego_tree::NodeId> = None;
+    for edge in node.traverse().take(80) {
+        match edge {
+            Edge::Open(n) if skipping.is_none() => {
+                if scan.junk.contains(&n.id()) {
+                    skipping = Some(n.id());
+                } else if let Some(t) = n.value().as_text() {
+                    let t = t.trim();
+                    if !t.is_empty() {
+                        return RELATED_LABEL.is_match(t);
+                    }
+                }
+            }
+            Edge::Close(n) if skipping == Some(n.id()) => skipping = None,
+            _ => {}
+        }
+    }
+    false
 }
 
 /// A short right-aligned line: a byline printed at the end of the text.
@@ -364,7 +388,10 @@ pub fn main_blocks(html: &Html, scan: &Scan) -> Vec<ego_tree::NodeId> {
             level += 1;
         }
     }
-    let adjusted = |id: ego_tree::NodeId, raw: f32| raw * (1.0 - scan.get(id).link_density());
+    let adjusted = |id: ego_tree::NodeId, raw: f32| {
+        let s = scan.get(id);
+        raw * (1.0 - s.link_density()) * (s.text as f32 / MIN_BLOCK_CHARS).sqrt().min(1.0)
+    };
     let Some((mut top, top_score)) = scores
         .iter()
         .map(|(id, raw)| (*id, adjusted(*id, *raw)))

@@ -390,6 +390,65 @@ fn ten_thousand_deep_nesting_does_not_overflow() {
     }
 }
 
+fn extract_html(html: &str) -> Article {
+    extract::article(
+        html,
+        &Url::parse("https://example.vn/a").expect("valid"),
+        &ArticleRules::default(),
+        HCM,
+    )
+    .expect("page has an article")
+}
+
+#[test]
+fn ad_slot_labelled_advertisement_does_not_make_the_text_a_related_box() {
+    // Regression: the ad label was read as the heading of the whole text box.
+    let html = format!(
+        "<html><body><h1>T</h1><aside>{}</aside><div class=\"post-content\"><div class=\"ad-slot\"><span>Advertisement</span></div>{}</div></body></html>",
+        "<a href=/x>Một liên kết khác ở cột bên</a> ".repeat(30),
+        paragraphs(4)
+    );
+    let a = extract_html(&html);
+    assert!(a.body_text.contains("Đoạn văn số 3,"), "{:?}", a.body_text);
+    assert!(!a.body_text.contains("Advertisement"));
+}
+
+#[test]
+fn text_box_holding_a_link_list_keeps_its_paragraphs() {
+    // Regression: a box mostly made of links was dropped with the paragraphs around the list.
+    let links = "<li><a href=/r>Giống chó có tên khá dài số một</a></li>".repeat(60);
+    let html = format!(
+        "<html><body><h1>T</h1><div class=\"entry\">{}<div class=\"widget\"><ul>{links}</ul></div></div></body></html>",
+        paragraphs(6)
+    );
+    let a = extract_html(&html);
+    assert!(
+        a.body_text.starts_with("Đoạn văn số 0,"),
+        "{:?}",
+        a.body_text
+    );
+    assert!(a.body_text.contains("Đoạn văn số 5,"));
+    assert!(!a.body_text.contains("Giống chó"));
+}
+
+#[test]
+fn text_box_with_a_share_class_is_still_the_text() {
+    // Regression: "share" among the classes of the text box made the whole text junk.
+    let menu = "<li><a href=/m>Một mục trình đơn khá dài</a></li>".repeat(40);
+    let html = format!(
+        "<html><body><h1>T</h1><div class=\"post\"><div class=\"entry share\">{}</div></div><div class=\"col\"><ul>{menu}</ul></div></body></html>",
+        paragraphs(10)
+    );
+    let a = extract_html(&html);
+    assert!(
+        a.body_text.starts_with("Đoạn văn số 0,"),
+        "{:?}",
+        a.body_text
+    );
+    assert!(a.body_text.contains("Đoạn văn số 9,"));
+    assert!(!a.body_text.contains("trình đơn"));
+}
+
 #[test]
 fn invalid_utf8_and_control_characters_are_cleaned() {
     let mut bytes = b"<html><head><meta charset=utf-8><title>T</title></head><body><h1>Ti\x00tle</h1><div class=content>".to_vec();

@@ -77,7 +77,7 @@ pub(crate) fn record(
         tx.execute("DELETE FROM simhash_bands WHERE item = ?1", [rowid])
             .map_err(sql("clear item bands"))?;
         if let Some(h) = simhash {
-            insert_bands(tx, store.bands, rowid, h)?;
+            insert_bands(tx, store.bands, rowid, id.as_str(), h)?;
         }
         replace_categories(tx, rowid, categories)?;
         tracing::debug!(item_id = %id, url = %key, reason = "same canonical url, content hash changed", "updated");
@@ -144,7 +144,7 @@ pub(crate) fn record(
     let rowid = tx.last_insert_rowid();
     insert_link(tx, &key, rowid, article, source, now, &hash)?;
     if let Some(h) = simhash {
-        insert_bands(tx, store.bands, rowid, h)?;
+        insert_bands(tx, store.bands, rowid, id.as_str(), h)?;
     }
     add_categories(tx, rowid, categories)?;
     tracing::debug!(item_id = %id, url = %key, source = %source, reason = "no item at this canonical url and no near duplicate", "new");
@@ -203,16 +203,17 @@ pub(crate) fn insert_bands(
     tx: &Transaction<'_>,
     bands: Bands,
     rowid: i64,
+    id: &str,
     hash: u64,
 ) -> Result<(), StoreError> {
     let mut stmt = tx
         .prepare_cached(
-            "INSERT OR IGNORE INTO simhash_bands (band, value, item, simhash)
-             VALUES (?1, ?2, ?3, ?4)",
+            "INSERT OR IGNORE INTO simhash_bands (band, value, item, simhash, item_id)
+             VALUES (?1, ?2, ?3, ?4, ?5)",
         )
         .map_err(sql("insert simhash band"))?;
     for (band, value) in bands.keys(hash) {
-        stmt.execute(params![band, value as i64, rowid, hash as i64])
+        stmt.execute(params![band, value as i64, rowid, hash as i64, id])
             .map_err(sql("insert simhash band"))?;
     }
     Ok(())
@@ -227,9 +228,11 @@ pub(crate) fn near_duplicate(
     hash: u64,
 ) -> Result<Option<(i64, ItemId, u32)>, StoreError> {
     let mut stmt = tx
-        .prepare_cached("SELECT item, simhash FROM simhash_bands WHERE band = ?1 AND value = ?2")
+        .prepare_cached(
+            "SELECT item, simhash, item_id FROM simhash_bands WHERE band = ?1 AND value = ?2",
+        )
         .map_err(sql("look up simhash band"))?;
-    let mut best: Option<(i64, u32)> = None;
+    let mut best: Option<(i64, ItemId, u32)> = None;
     for (band, value) in bands.probes(hash) {
         let mut rows = stmt
             .query(params![band, value as i64])
@@ -238,20 +241,13 @@ pub(crate) fn near_duplicate(
             let rowid: i64 = row.get(0).map_err(sql("look up simhash band"))?;
             let other: i64 = row.get(1).map_err(sql("look up simhash band"))?;
             let d = dedup::hamming(hash, other as u64);
-            if d <= distance && best.is_none_or(|(r, _)| rowid < r) {
-                best = Some((rowid, d));
+            if d <= distance && best.as_ref().is_none_or(|(r, _, _)| rowid < *r) {
+                let id = row.get(2).map_err(sql("look up simhash band"))?;
+                best = Some((rowid, ItemId(id), d));
             }
         }
     }
-    let Some((rowid, d)) = best else {
-        return Ok(None);
-    };
-    let id: String = tx
-        .query_row("SELECT id FROM items WHERE rowid = ?1", [rowid], |r| {
-            r.get(0)
-        })
-        .map_err(sql("read near-duplicate item"))?;
-    Ok(Some((rowid, ItemId(id), d)))
+    Ok(best)
 }
 
 fn add_categories(

@@ -188,17 +188,17 @@ fn rebuild_bands_if_needed(conn: &mut Connection, bands: Bands) -> Result<(), St
     }
     tx.execute("DELETE FROM simhash_bands", [])
         .map_err(sql("clear band index"))?;
-    let hashes: Vec<(i64, i64)> = {
+    let hashes: Vec<(i64, String, i64)> = {
         let mut stmt = tx
-            .prepare("SELECT rowid, simhash FROM items WHERE simhash IS NOT NULL")
+            .prepare("SELECT rowid, id, simhash FROM items WHERE simhash IS NOT NULL")
             .map_err(sql("read simhashes"))?;
-        stmt.query_map([], |r| Ok((r.get(0)?, r.get(1)?)))
+        stmt.query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))
             .map_err(sql("read simhashes"))?
             .collect::<Result<_, _>>()
             .map_err(sql("read simhashes"))?
     };
-    for (rowid, hash) in &hashes {
-        items::insert_bands(&tx, bands, *rowid, *hash as u64)?;
+    for (rowid, id, hash) in &hashes {
+        items::insert_bands(&tx, bands, *rowid, id, *hash as u64)?;
     }
     tx.execute(
         "INSERT INTO meta (key, value) VALUES ('simhash_bands', ?1)

@@ -1,7 +1,8 @@
 //! Insert + dedup-check throughput of `SqliteStore` and near-duplicate lookup time as
 //! the store grows: `cargo bench --bench store -- [MAX_ITEMS]` (default 1,000,000).
-//! Reports at 10k, 100k and 1M items: items/s for the last stretch, near-duplicate
-//! lookup time (mean of 1,000 queries), database size and peak RSS.
+//! Reports at 10k, 100k and 1M items: items/s and CPU time per item for the last
+//! stretch, near-duplicate lookup time (mean of 1,000 queries), database size and
+//! peak RSS.
 
 #[path = "../tests/integration/support/synthetic.rs"]
 mod synthetic;
@@ -24,6 +25,22 @@ fn peak_rss_mib() -> f64 {
         .map_or(f64::NAN, |kb| kb / 1024.0)
 }
 
+/// CPU seconds (user + system) this process has used so far: unlike wall time, this
+/// barely changes when other work shares the machine.
+fn cpu_seconds() -> f64 {
+    let stat = std::fs::read_to_string("/proc/self/stat").unwrap_or_default();
+    // Fields after the command name, which is in parentheses and may hold spaces.
+    let fields: Vec<&str> = stat
+        .rsplit_once(')')
+        .map_or(Vec::new(), |(_, rest)| rest.split_whitespace().collect());
+    let ticks = |i: usize| fields.get(i).and_then(|v| v.parse::<f64>().ok());
+    // utime and stime are fields 14 and 15 of stat, 12 and 13 after the name.
+    match (ticks(11), ticks(12)) {
+        (Some(user), Some(system)) => (user + system) / 100.0,
+        _ => f64::NAN,
+    }
+}
+
 fn main() -> Result<(), Box<dyn std::error::Error>> {
     let max: u64 = std::env::args()
         .skip(1)
@@ -42,12 +59,13 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         bands.probes(0).len()
     );
     println!(
-        "{:>9} {:>10} {:>14} {:>14} {:>10} {:>10}",
-        "items", "items/s", "lookup hit µs", "lookup miss µs", "db MiB", "peak MiB"
+        "{:>9} {:>10} {:>14} {:>14} {:>14} {:>10} {:>10}",
+        "items", "items/s", "CPU ms/item", "lookup hit µs", "lookup miss µs", "db MiB", "peak MiB"
     );
     let mut stored = 0u64;
     for &checkpoint in CHECKPOINTS.iter().filter(|&&c| c <= max) {
         let start = Instant::now();
+        let cpu_start = cpu_seconds();
         let from = stored;
         while stored < checkpoint {
             let outcome = store.record(
@@ -63,6 +81,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
             stored += 1;
         }
         let rate = (stored - from) as f64 / start.elapsed().as_secs_f64();
+        let cpu_ms_per_item = (cpu_seconds() - cpu_start) * 1e3 / (stored - from) as f64;
 
         // Near-duplicate queries: a stored item's SimHash with 2 bits flipped (found),
         // and a fresh text's (not found).
@@ -83,9 +102,10 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         }
         let db_mib = std::fs::metadata(&db)?.len() as f64 / (1024.0 * 1024.0);
         println!(
-            "{:>9} {:>10.0} {:>14.1} {:>14.1} {:>10.0} {:>10.0}",
+            "{:>9} {:>10.0} {:>14.2} {:>14.1} {:>14.1} {:>10.0} {:>10.0}",
             stored,
             rate,
+            cpu_ms_per_item,
             hit.as_secs_f64() * 1e6 / LOOKUPS as f64,
             miss.as_secs_f64() * 1e6 / LOOKUPS as f64,
             db_mib,

@@ -374,7 +374,7 @@ fn build_settings(
     let distance = in_range(
         &raw.near_duplicate_distance,
         "near_duplicate_distance",
-        0..=16,
+        0..=8,
         src,
         diags,
     );

@@ -48,7 +48,9 @@ pub struct SettingsFile {
     /// Raw pages are kept this many days for `bantin reextract`.
     #[serde(default = "default_raw_page_days")]
     pub raw_page_days: Spanned<i64>,
-    /// Two texts whose 64-bit SimHashes differ in at most this many bits are one story.
+    /// Two texts whose 64-bit SimHashes differ in at most this many bits are one story
+    /// (0 to 8; unrelated texts differ in about 32). Each lookup probes the index about
+    /// 66 times at 2 or 3 bits, 1,000 times at 4 or 5 and 11,000 times at 6 or 7.
     #[serde(default = "default_near_duplicate_distance")]
     pub near_duplicate_distance: Spanned<i64>,
     /// A WebSub hub to notify when a feed changes.

@@ -566,3 +566,57 @@ async fn reextract_page(
     }
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn run_with(links: u64, coverage: &[(&str, f64)]) -> SourceRun {
+        SourceRun {
+            links_found: links,
+            field_coverage: coverage
+                .iter()
+                .map(|(f, c)| ((*f).to_owned(), *c))
+                .collect(),
+            ..SourceRun::default()
+        }
+    }
+
+    #[test]
+    fn breakage_names_a_field_most_articles_suddenly_lack_and_its_selector() {
+        let config = Config::load(std::path::Path::new(
+            "tests/fixtures/config/valid/bantin.toml",
+        ))
+        .expect("the fixture config is valid");
+        let source = &config.sources[0];
+        let usual = [("title", 1.0), ("body", 0.95), ("image", 0.3)];
+        let before = [run_with(20, &usual), run_with(18, &usual)];
+        // Answered 304: says nothing about the pages, so it must not lower the usual.
+        let not_modified = SourceRun {
+            not_modified: 1,
+            ..SourceRun::default()
+        };
+        let recent: Vec<&SourceRun> = before.iter().chain([&not_modified]).collect();
+
+        let healthy = run_with(19, &[("title", 1.0), ("body", 0.9), ("image", 0.0)]);
+        assert!(
+            breakage(source, &healthy, &recent).is_empty(),
+            "a field that is usually rare may vanish"
+        );
+
+        let broken = run_with(19, &[("title", 1.0), ("body", 0.1), ("image", 0.3)]);
+        let problems = breakage(source, &broken, &recent);
+        assert_eq!(problems.len(), 1, "{problems:?}");
+        assert!(
+            problems[0].contains("only 10% of articles had `body` (usually 95%)"),
+            "{problems:?}"
+        );
+        assert!(
+            problems[0].contains("div.detail-content-body"),
+            "names the selector: {problems:?}"
+        );
+
+        // One earlier run is too little history to call anything broken.
+        assert!(breakage(source, &broken, &recent[..1]).is_empty());
+    }
+}

@@ -3,7 +3,6 @@
 //! given a real `src`, relative URLs made absolute, wrappers unwrapped, and the result
 //! sanitized with `ammonia` (an allow-list; iframes only from video hosts).
 
-use std::collections::HashSet;
 use std::sync::LazyLock;
 
 use ego_tree::NodeId;
@@ -11,7 +10,7 @@ use ego_tree::iter::Edge;
 use scraper::{Html, Node, node::Element};
 use url::Url;
 
-use super::heuristics::{self, Scan};
+use super::heuristics::{self, AttrExt, IdSet, Scan};
 use crate::text::normalize;
 
 /// Hosts whose `<iframe>` players are kept in the body.
@@ -176,13 +175,7 @@ pub struct Body {
 
 /// Writes the clean body of `blocks`, leaving out `skip` (title, lead, byline elements
 /// already taken as other fields).
-pub fn body(
-    html: &Html,
-    scan: &Scan,
-    blocks: &[NodeId],
-    skip: &HashSet<NodeId>,
-    base: &Url,
-) -> Body {
+pub fn body(html: &Html, scan: &Scan, blocks: &[NodeId], skip: &IdSet, base: &Url) -> Body {
     let mut w = Writer::default();
     let article_text: u32 = blocks.iter().map(|b| scan.get(*b).text).sum();
     for &block in blocks.iter().filter(|b| !skip.contains(b)) {
@@ -240,10 +233,10 @@ fn drops(el: &Element, node: ego_tree::NodeRef<'_, Node>, scan: &Scan, article_t
         name,
         "header" | "form" | "iframe" | "video" | "audio" | "source" | "h1"
     ) {
-        return !(name == "iframe" && el.attr("src").is_some_and(is_video_src));
+        return !(name == "iframe" && el.attribute("src").is_some_and(is_video_src));
     }
     let s = scan.get(node.id());
-    if heuristics::is_soft_junk(el) && s.text * 2 < article_text.max(1) {
+    if scan.is_soft_junk(node.id(), el) && s.text * 2 < article_text.max(1) {
         return true;
     }
     if matches!(name, "p" | "div") && heuristics::is_right_aligned_line(el, s) {
@@ -339,7 +332,7 @@ impl Writer {
             "img" => {
                 if let Some(src) = image_src(el, base) {
                     self.ensure_block_for_inline();
-                    let alt = el.attr("alt").map(normalize).unwrap_or_default();
+                    let alt = el.attribute("alt").map(normalize).unwrap_or_default();
                     self.html.push_str(&format!(
                         "<img src=\"{}\" alt=\"{}\">",
                         html_escape::encode_double_quoted_attribute(src.as_str()),
@@ -349,7 +342,7 @@ impl Writer {
                 None
             }
             "iframe" => {
-                if let Some(src) = el.attr("src").and_then(|s| base.join(s.trim()).ok()) {
+                if let Some(src) = el.attribute("src").and_then(|s| base.join(s.trim()).ok()) {
                     self.html.push_str(&format!(
                         "<iframe src=\"{}\" allowfullscreen></iframe>",
                         html_escape::encode_double_quoted_attribute(src.as_str())
@@ -381,7 +374,7 @@ impl Writer {
             self.html.push('<');
             self.html.push_str(t);
             if t == "a"
-                && let Some(href) = el.attr("href").and_then(|h| base.join(h.trim()).ok())
+                && let Some(href) = el.attribute("href").and_then(|h| base.join(h.trim()).ok())
                 && matches!(href.scheme(), "http" | "https" | "mailto")
             {
                 self.html.push_str(" href=\"");
@@ -392,7 +385,7 @@ impl Writer {
             for attr in ["colspan", "rowspan"] {
                 if matches!(t, "td" | "th")
                     && let Some(v) = el
-                        .attr(attr)
+                        .attribute(attr)
                         .filter(|v| v.chars().all(|c| c.is_ascii_digit()))
                 {
                     self.html.push_str(&format!(" {attr}=\"{v}\""));
@@ -448,13 +441,13 @@ pub fn image_src(el: &Element, base: &Url) -> Option<Url> {
         "data-hi-res-src",
     ]
     .iter()
-    .find_map(|a| el.attr(a));
+    .find_map(|a| el.attribute(a));
     let srcset = ["data-srcset", "srcset", "data-lazy-srcset"]
         .iter()
-        .find_map(|a| el.attr(a))
+        .find_map(|a| el.attribute(a))
         .and_then(largest_in_srcset);
     let src = el
-        .attr("src")
+        .attribute("src")
         .filter(|s| !s.trim_start().starts_with("data:"));
     let raw = lazy.or(src).or(srcset.as_deref())?;
     let url = base.join(raw.trim()).ok()?;

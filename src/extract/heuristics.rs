@@ -3,7 +3,9 @@
 //! the title from `<h1>` agreeing with `<title>`, and the visible lead, date line,
 //! byline, tags and breadcrumb. Nothing here knows any site.
 
+use std::cell::RefCell;
 use std::collections::{HashMap, HashSet};
+use std::hash::{BuildHasherDefault, Hasher};
 use std::sync::LazyLock;
 
 use ego_tree::NodeRef;
@@ -20,29 +22,18 @@ const JUNK_TAGS: &[&str] = &[
     "title",
 ];
 
+// Class patterns use ASCII word boundaries, `(?-u:\b)`: class names are ASCII, and a
+// Unicode `\b` keeps the regex engine off its fast DFA.
+
 /// Class or id words of boxes that are never article text, whatever their size.
-static ALWAYS_JUNK: LazyLock<Regex> = LazyLock::new(|| {
-    Regex::new(
-        r"(?i)comment|disqus|related|\bshare|sharing|social|newsletter|subscri|advert|sponsor|outbrain|taboola|cookie|consent|breadcrumb|adsbygoogle|\bads?\b|\bad[-_]|[-_]ads?\b|banner|popup|modal|tin-?lien-?quan|xem-?them|doc-?them|tin-?khac|most-?(read|viewed|popular)|recommend|trending|\bnavbar\b|\bnav\b|\bmenu\b|pagination|\bpager\b|\bprint\b|toolbar|signup|\blogin\b",
-    )
-    .expect("literal regex compiles")
-});
+const ALWAYS_JUNK_PATTERN: &str = r"(?i)comment|disqus|related|(?-u:\b)share|sharing|social|newsletter|subscri|advert|sponsor|outbrain|taboola|cookie|consent|breadcrumb|adsbygoogle|(?-u:\b)ads?(?-u:\b)|(?-u:\b)ad[-_]|[-_]ads?(?-u:\b)|banner|popup|modal|tin-?lien-?quan|xem-?them|doc-?them|tin-?khac|most-?(read|viewed|popular)|recommend|trending|(?-u:\b)navbar(?-u:\b)|(?-u:\b)nav(?-u:\b)|(?-u:\b)menu(?-u:\b)|pagination|(?-u:\b)pager(?-u:\b)|(?-u:\b)print(?-u:\b)|toolbar|signup|(?-u:\b)login(?-u:\b)";
 /// Class or id words of boxes that are usually not article text; dropped only when they
 /// are small next to the article.
-static SOFT_JUNK: LazyLock<Regex> = LazyLock::new(|| {
-    Regex::new(
-        r"(?i)sidebar|widget|footer|masthead|header|\btags?\b|tag-?list|keyword|tu-?khoa|author|byline|\bmeta\b|post-?meta|entry-?meta|dateline|location|stamp|rating|read-?more|more-?(news|stories|articles)|also-?read|next|prev|caption-?credit|hidden|\bhide\b|skip|promo|popular|sponsor|shopping|extra|tool|\bbox-?date",
-    )
-    .expect("literal regex compiles")
-});
-static POSITIVE: LazyLock<Regex> = LazyLock::new(|| {
-    Regex::new(r"(?i)article|body|content|entry|hentry|h-entry|main|page|post|text|blog|story|detail|news-?content|cms")
-        .expect("literal regex compiles")
-});
-static NEGATIVE: LazyLock<Regex> = LazyLock::new(|| {
-    Regex::new(r"(?i)-ad-|hidden|^hid$|\bhid\b|combx|contact|foot|footnote|masthead|media|meta|outbrain|promo|scroll|shoutbox|skyscraper|sponsor|shopping|tags|widget|sidebar|title|date|author|thumb|list")
-        .expect("literal regex compiles")
-});
+const SOFT_JUNK_PATTERN: &str = r"(?i)sidebar|widget|footer|masthead|header|(?-u:\b)tags?(?-u:\b)|tag-?list|keyword|tu-?khoa|author|byline|(?-u:\b)meta(?-u:\b)|post-?meta|entry-?meta|dateline|location|stamp|rating|read-?more|more-?(news|stories|articles)|also-?read|next|prev|caption-?credit|hidden|(?-u:\b)hide(?-u:\b)|skip|promo|popular|sponsor|shopping|extra|tool|(?-u:\b)box-?date";
+static SOFT_JUNK: LazyLock<Regex> =
+    LazyLock::new(|| Regex::new(SOFT_JUNK_PATTERN).expect("literal regex compiles"));
+const POSITIVE_PATTERN: &str = r"(?i)article|body|content|entry|hentry|h-entry|main|page|post|text|blog|story|detail|news-?content|cms";
+const NEGATIVE_PATTERN: &str = r"(?i)-ad-|hidden|^hid$|(?-u:\b)hid(?-u:\b)|combx|contact|foot|footnote|masthead|media|meta|outbrain|promo|scroll|shoutbox|skyscraper|sponsor|shopping|tags|widget|sidebar|title|date|author|thumb|list";
 /// Headings of boxes that point elsewhere ("related", "read more"), in the languages
 /// bantin meets.
 static RELATED_LABEL: LazyLock<Regex> = LazyLock::new(|| {
@@ -51,26 +42,47 @@ static RELATED_LABEL: LazyLock<Regex> = LazyLock::new(|| {
     )
     .expect("literal regex compiles")
 });
-static LEAD_CLASS: LazyLock<Regex> = LazyLock::new(|| {
-    Regex::new(r"(?i)sapo|\blead\b|standfirst|description|\bdes([^ki]|$)|summary|excerpt|\bintro|subtitle|subhead|teaser|chapeau|abstract|dek\b")
-        .expect("literal regex compiles")
-});
-static AUTHOR_CLASS: LazyLock<Regex> = LazyLock::new(|| {
-    Regex::new(r"(?i)author|byline|writer|tac-?gia|\bby\b").expect("literal regex compiles")
-});
-static DATE_CLASS: LazyLock<Regex> = LazyLock::new(|| {
-    Regex::new(r"(?i)date|time|publish|posted|\bngay\b").expect("literal regex compiles")
-});
+const LEAD_CLASS_PATTERN: &str = r"(?i)sapo|(?-u:\b)lead(?-u:\b)|standfirst|description|(?-u:\b)des([^ki]|$)|summary|excerpt|(?-u:\b)intro|subtitle|subhead|teaser|chapeau|abstract|dek(?-u:\b)";
+const AUTHOR_CLASS_PATTERN: &str = r"(?i)author|byline|writer|tac-?gia|(?-u:\b)by(?-u:\b)";
+const DATE_CLASS_PATTERN: &str = r"(?i)date|time|publish|posted|(?-u:\b)ngay(?-u:\b)";
 static UPDATED_LABEL: LazyLock<Regex> = LazyLock::new(|| {
     Regex::new(r"(?i)^\W*(cập nhật|updated?|last updated|modified|aktualisiert)\b")
         .expect("literal regex compiles")
 });
-static TAG_CLASS: LazyLock<Regex> = LazyLock::new(|| {
-    Regex::new(r"(?i)\btags?\b|tag-?list|tags?[-_]|keywords?\b|tu-?khoa")
-        .expect("literal regex compiles")
+const TAG_CLASS_PATTERN: &str =
+    r"(?i)(?-u:\b)tags?(?-u:\b)|tag-?list|tags?[-_]|keywords?(?-u:\b)|tu-?khoa";
+const ARTICLE_BODY_PATTERN: &str = r"(?i)article-body";
+const BREADCRUMB_CLASS_PATTERN: &str = r"(?i)breadcrumb";
+/// Every class pattern, in [`kind`] bit order.
+static CLASS_REGEXES: LazyLock<[Regex; kind::COUNT]> = LazyLock::new(|| {
+    [
+        ALWAYS_JUNK_PATTERN,
+        SOFT_JUNK_PATTERN,
+        POSITIVE_PATTERN,
+        NEGATIVE_PATTERN,
+        LEAD_CLASS_PATTERN,
+        AUTHOR_CLASS_PATTERN,
+        DATE_CLASS_PATTERN,
+        TAG_CLASS_PATTERN,
+        ARTICLE_BODY_PATTERN,
+        BREADCRUMB_CLASS_PATTERN,
+    ]
+    .map(|p| Regex::new(p).expect("literal regex compiles"))
 });
-static BREADCRUMB_CLASS: LazyLock<Regex> =
-    LazyLock::new(|| Regex::new(r"(?i)breadcrumb").expect("literal regex compiles"));
+/// Bits of [`CLASS_REGEXES`] matches, in its order.
+pub mod kind {
+    pub const ALWAYS_JUNK: u16 = 1 << 0;
+    pub const SOFT_JUNK: u16 = 1 << 1;
+    pub const POSITIVE: u16 = 1 << 2;
+    pub const NEGATIVE: u16 = 1 << 3;
+    pub const LEAD: u16 = 1 << 4;
+    pub const AUTHOR: u16 = 1 << 5;
+    pub const DATE: u16 = 1 << 6;
+    pub const TAG: u16 = 1 << 7;
+    pub const ARTICLE_BODY: u16 = 1 << 8;
+    pub const BREADCRUMB: u16 = 1 << 9;
+    pub(super) const COUNT: usize = 10;
+}
 static RIGHT_ALIGNED: LazyLock<Regex> =
     LazyLock::new(|| Regex::new(r"(?i)text-align\s*:\s*right").expect("literal regex compiles"));
 static DISPLAY_NONE: LazyLock<Regex> = LazyLock::new(|| {
@@ -115,14 +127,18 @@ impl Stats {
 /// One pass over a parsed page: text sizes of every element and the subtrees that are
 /// junk.
 pub struct Scan {
-    pub stats: HashMap<ego_tree::NodeId, Stats>,
-    pub junk: HashSet<ego_tree::NodeId>,
+    pub stats: IdMap<Stats>,
+    pub junk: IdSet,
+    /// Per element, which [`kind`] patterns were tried on its class and id and which
+    /// matched; filled as elements are asked about.
+    kinds: RefCell<IdMap<(u16, u16)>>,
 }
 
 impl Scan {
     pub fn new(html: &Html) -> Scan {
-        let mut stats = HashMap::new();
-        let mut junk = HashSet::new();
+        let mut stats = IdMap::default();
+        let mut junk = IdSet::default();
+        let mut kinds = IdMap::default();
         // (node, stats, is link) of the open elements; skipped subtrees push nothing.
         let mut stack: Vec<(ego_tree::NodeId, Stats, bool)> = Vec::new();
         let mut skip: Option<ego_tree::NodeId> = None;
@@ -143,8 +159,10 @@ impl Scan {
                                 skip = Some(node.id());
                                 continue;
                             }
-                            if is_junk(el) {
-                                boxes.push((node.id(), POSITIVE.is_match(&class_id(el))));
+                            let (tried, k) = junk_kinds(el);
+                            kinds.insert(node.id(), (tried, k));
+                            if is_junk_kinds(el, k) {
+                                boxes.push((node.id(), class_kinds(el, kind::POSITIVE) != 0));
                             }
                             let is_link = el.name() == "a";
                             links_open += u32::from(is_link);
@@ -211,12 +229,36 @@ impl Scan {
                 junk.insert(id);
             }
         }
-        Scan { stats, junk }
+        Scan {
+            stats,
+            junk,
+            kinds: RefCell::new(kinds),
+        }
     }
 
-    /// Whether a node or one of its ancestors is junk.
-    pub fn in_junk(&self, node: NodeRef<'_, Node>) -> bool {
-        std::iter::successors(Some(node), |n| n.parent()).any(|n| self.junk.contains(&n.id()))
+    /// Which of the `bits` patterns an element's class or id matches.
+    pub fn kinds(&self, id: ego_tree::NodeId, el: &Element, bits: u16) -> u16 {
+        let (tried, matched) = self.kinds.borrow().get(&id).copied().unwrap_or((0, 0));
+        let untried = bits & !tried;
+        if untried == 0 {
+            return matched & bits;
+        }
+        let matched = matched | class_kinds(el, untried);
+        self.kinds
+            .borrow_mut()
+            .insert(id, (tried | untried, matched));
+        matched & bits
+    }
+
+    /// Whether an element's class or id matches one of the `bits` patterns.
+    pub fn is(&self, id: ego_tree::NodeId, el: &Element, bits: u16) -> bool {
+        self.kinds(id, el, bits) != 0
+    }
+
+    /// [`is_soft_junk`], with the element's class read once.
+    pub fn is_soft_junk(&self, id: ego_tree::NodeId, el: &Element) -> bool {
+        !matches!(el.name(), "html" | "body" | "article" | "main")
+            && self.is(id, el, kind::SOFT_JUNK)
     }
 
     pub fn get(&self, id: ego_tree::NodeId) -> Stats {
@@ -238,13 +280,66 @@ fn count(text: &str) -> (u32, u32) {
     (n, commas)
 }
 
+/// Attribute lookup by plain string comparison. `Element::attr` interns the name as an
+/// atom on every call, which costs more than scanning an element's few attributes.
+pub trait AttrExt {
+    fn attribute(&self, name: &str) -> Option<&str>;
+}
+
+impl AttrExt for Element {
+    fn attribute(&self, name: &str) -> Option<&str> {
+        self.attrs().find(|(k, _)| *k == name).map(|(_, v)| v)
+    }
+}
+
+/// Whether the element's class or id matches `re` (each read on its own, nothing
+/// allocated).
+pub fn class_is(el: &Element, re: &Regex) -> bool {
+    el.attrs()
+        .any(|(k, v)| (k == "class" || k == "id") && !v.is_empty() && re.is_match(v))
+}
+
+/// Hashes a node id (an index) with one multiplication; the default SipHash is the
+/// larger cost of the per-node maps.
+#[derive(Default, Clone, Copy)]
+pub struct IdHasher(u64);
+
+impl Hasher for IdHasher {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+    fn write(&mut self, bytes: &[u8]) {
+        for b in bytes {
+            self.0 = (self.0.rotate_left(8) ^ u64::from(*b)).wrapping_mul(0x9E37_79B9_7F4A_7C15);
+        }
+    }
+    fn write_usize(&mut self, n: usize) {
+        self.0 = (n as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15);
+    }
+}
+
+/// A map keyed by node, with [`IdHasher`].
+pub type IdMap<V> = HashMap<ego_tree::NodeId, V, BuildHasherDefault<IdHasher>>;
+/// A set of nodes, with [`IdHasher`].
+pub type IdSet = HashSet<ego_tree::NodeId, BuildHasherDefault<IdHasher>>;
+
+/// Which of the `bits` patterns an element's class or id matches.
+fn class_kinds(el: &Element, bits: u16) -> u16 {
+    if !el.attrs().any(|(k, _)| k == "class" || k == "id") {
+        return 0;
+    }
+    (0..kind::COUNT)
+        .filter(|i| bits & (1 << i) != 0 && class_is(el, &CLASS_REGEXES[*i]))
+        .fold(0, |acc, i| acc | (1 << i))
+}
+
 /// Class and id of an element, joined for pattern matching.
 pub fn class_id(el: &Element) -> String {
     let mut s = String::new();
-    if let Some(c) = el.attr("class") {
+    if let Some(c) = el.attribute("class") {
         s.push_str(c);
     }
-    if let Some(i) = el.attr("id") {
+    if let Some(i) = el.attribute("id") {
         s.push(' ');
         s.push_str(i);
     }
@@ -255,22 +350,35 @@ pub fn class_id(el: &Element) -> String {
 pub fn is_junk_tag(el: &Element) -> bool {
     let name = el.name();
     JUNK_TAGS.contains(&name)
-        || el.attr("hidden").is_some()
-        || el.attr("aria-hidden").is_some_and(|v| v == "true") && name != "span" && name != "i"
-        || el.attr("style").is_some_and(|s| DISPLAY_NONE.is_match(s))
+        || el.attribute("hidden").is_some()
+        || el.attribute("aria-hidden").is_some_and(|v| v == "true") && name != "span" && name != "i"
+        || el
+            .attribute("style")
+            .is_some_and(|s| DISPLAY_NONE.is_match(s))
 }
 
 /// Never article text: a junk tag, a hidden element, or an always-junk box.
 pub fn is_junk(el: &Element) -> bool {
-    let name = el.name();
-    if is_junk_tag(el) {
-        return true;
+    is_junk_tag(el) || is_junk_kinds(el, junk_kinds(el).1)
+}
+
+/// (tried, matched) of the always-junk pattern and, where it matches, of the
+/// article-body exception.
+fn junk_kinds(el: &Element) -> (u16, u16) {
+    let k = class_kinds(el, kind::ALWAYS_JUNK);
+    if k == 0 {
+        (kind::ALWAYS_JUNK, 0)
+    } else {
+        let both = kind::ALWAYS_JUNK | kind::ARTICLE_BODY;
+        (both, k | class_kinds(el, kind::ARTICLE_BODY))
     }
-    if matches!(name, "html" | "body" | "article" | "main") {
-        return false;
-    }
-    let ci = class_id(el);
-    !ci.is_empty() && ALWAYS_JUNK.is_match(&ci) && !ci.to_ascii_lowercase().contains("article-body")
+}
+
+/// An always-junk box by its class (the tag not considered).
+fn is_junk_kinds(el: &Element, kinds: u16) -> bool {
+    !matches!(el.name(), "html" | "body" | "article" | "main")
+        && kinds & kind::ALWAYS_JUNK != 0
+        && kinds & kind::ARTICLE_BODY == 0
 }
 
 /// Usually not article text; the caller drops it when it is small next to the article.
@@ -278,8 +386,7 @@ pub fn is_soft_junk(el: &Element) -> bool {
     if matches!(el.name(), "html" | "body" | "article" | "main") {
         return false;
     }
-    let ci = class_id(el);
-    !ci.is_empty() && SOFT_JUNK.is_match(&ci)
+    class_is(el, &SOFT_JUNK)
 }
 
 /// A box that points elsewhere: its first words are "related", "read more", ... Text of
@@ -307,9 +414,11 @@ pub fn is_related_box(node: NodeRef<'_, Node>, scan: &Scan) -> bool {
 
 /// A short right-aligned line: a byline printed at the end of the text.
 pub fn is_right_aligned_line(el: &Element, stats: Stats) -> bool {
-    (el.attr("align")
+    (el.attribute("align")
         .is_some_and(|a| a.eq_ignore_ascii_case("right"))
-        || el.attr("style").is_some_and(|s| RIGHT_ALIGNED.is_match(s)))
+        || el
+            .attribute("style")
+            .is_some_and(|s| RIGHT_ALIGNED.is_match(s)))
         && stats.text > 0
         && (stats.text as usize) <= MAX_BYLINE_CHARS
 }
@@ -324,16 +433,12 @@ fn tag_weight(name: &str) -> f32 {
     }
 }
 
-fn class_weight(el: &Element) -> f32 {
-    let ci = class_id(el);
-    if ci.is_empty() {
-        return 0.0;
-    }
+fn class_weight(kinds: u16) -> f32 {
     let mut w = 0.0;
-    if POSITIVE.is_match(&ci) {
+    if kinds & kind::POSITIVE != 0 {
         w += 25.0;
     }
-    if NEGATIVE.is_match(&ci) {
+    if kinds & kind::NEGATIVE != 0 {
         w -= 25.0;
     }
     w
@@ -342,17 +447,27 @@ fn class_weight(el: &Element) -> f32 {
 /// The blocks that hold the article text, in document order: the best-scoring block and
 /// those of its siblings that look like more of the same text.
 pub fn main_blocks(html: &Html, scan: &Scan) -> Vec<ego_tree::NodeId> {
-    let mut scores: HashMap<ego_tree::NodeId, f32> = HashMap::new();
-    for node in html.tree.root().descendants() {
+    let mut scores: IdMap<f32> = IdMap::default();
+    let mut skipping: Option<ego_tree::NodeId> = None;
+    for edge in html.tree.root().traverse() {
+        let node = match edge {
+            Edge::Open(n) if skipping.is_none() => n,
+            Edge::Close(n) if skipping == Some(n.id()) => {
+                skipping = None;
+                continue;
+            }
+            _ => continue,
+        };
+        if scan.junk.contains(&node.id()) {
+            skipping = Some(node.id());
+            continue;
+        }
         let Some(el) = node.value().as_element() else {
             continue;
         };
         let Some(s) = scan.stats.get(&node.id()) else {
             continue;
         };
-        if scan.in_junk(node) {
-            continue;
-        }
         let paragraph_like = match el.name() {
             "p" | "pre" | "td" | "blockquote" => true,
             "div" | "section" | "article" => s.own >= MIN_PARAGRAPH_CHARS,
@@ -375,9 +490,10 @@ pub fn main_blocks(html: &Html, scan: &Scan) -> Vec<ego_tree::NodeId> {
             let Some(ael) = a.value().as_element() else {
                 break;
             };
-            let entry = scores
-                .entry(a.id())
-                .or_insert_with(|| tag_weight(ael.name()) + class_weight(ael));
+            let entry = scores.entry(a.id()).or_insert_with(|| {
+                tag_weight(ael.name())
+                    + class_weight(scan.kinds(a.id(), ael, kind::POSITIVE | kind::NEGATIVE))
+            });
             let divider = match level {
                 0 => 1.0,
                 1 => 2.0,
@@ -432,7 +548,7 @@ pub fn main_blocks(html: &Html, scan: &Scan) -> Vec<ego_tree::NodeId> {
         return vec![top];
     };
     let threshold = (top_score * 0.2).max(10.0);
-    let top_class = node.value().as_element().and_then(|e| e.attr("class"));
+    let top_class = node.value().as_element().and_then(|e| e.attribute("class"));
     let mut blocks = Vec::new();
     // Where the text itself is a run of pictures (a slideshow), pictures are the text.
     let mut before_top = !is_media_box(node, scan.get(top));
@@ -451,13 +567,13 @@ pub fn main_blocks(html: &Html, scan: &Scan) -> Vec<ego_tree::NodeId> {
         let s = scan.get(sibling.id());
         // A picture with its caption above the text is the page's lead image, shown in
         // a box of its own; the text starts after it.
-        if before_top && el.attr("class") != top_class && is_media_box(sibling, s) {
+        if before_top && el.attribute("class") != top_class && is_media_box(sibling, s) {
             continue;
         }
         let mut score = scores
             .get(&sibling.id())
             .map_or(0.0, |raw| adjusted(sibling.id(), *raw));
-        if top_class.is_some() && el.attr("class") == top_class {
+        if top_class.is_some() && el.attribute("class") == top_class {
             score += top_score * 0.2;
         }
         let ld = s.link_density();
@@ -578,14 +694,10 @@ pub fn lead(
         if s.text < 20 || s.text > 1500 || s.link_density() > 0.3 {
             continue;
         }
-        let ci = class_id(el);
-        if ci.is_empty() || !LEAD_CLASS.is_match(&ci) {
+        if !scan.is(node.id(), el, kind::LEAD) {
             continue;
         }
-        let text = text_of(node, |e| {
-            let ci = class_id(e);
-            !ci.is_empty() && SOFT_JUNK.is_match(&ci)
-        });
+        let text = text_of(node, |e| class_is(e, &SOFT_JUNK));
         if text.chars().count() < 20 {
             continue;
         }
@@ -608,12 +720,12 @@ pub fn lead(
 
 /// A date from `time[datetime]`, or the text of a short date-classed element. With
 /// `updated`, only lines labelled as an update count; without, those are skipped.
-pub fn date_text(html: &Html, updated: bool) -> Option<String> {
+pub fn date_text(html: &Html, scan: &Scan, updated: bool) -> Option<String> {
     if !updated {
         for node in html.tree.root().descendants() {
             if let Some(el) = node.value().as_element()
                 && el.name() == "time"
-                && let Some(dt) = el.attr("datetime")
+                && let Some(dt) = el.attribute("datetime")
             {
                 return Some(dt.to_owned());
             }
@@ -623,11 +735,16 @@ pub fn date_text(html: &Html, updated: bool) -> Option<String> {
         let Some(el) = node.value().as_element() else {
             continue;
         };
-        if is_junk(el) || matches!(el.name(), "html" | "body" | "script" | "style") {
+        if matches!(el.name(), "html" | "body" | "script" | "style") {
             continue;
         }
-        let ci = class_id(el);
-        if ci.is_empty() || !DATE_CLASS.is_match(&ci) {
+        if !scan.is(node.id(), el, kind::DATE)
+            || is_junk_tag(el)
+            || is_junk_kinds(
+                el,
+                scan.kinds(node.id(), el, kind::ALWAYS_JUNK | kind::ARTICLE_BODY),
+            )
+        {
             continue;
         }
         let text = text_of(node, |_| false);
@@ -655,12 +772,9 @@ pub fn authors(
         if matches!(el.name(), "html" | "body" | "meta" | "link") {
             continue;
         }
-        let by_class = {
-            let ci = class_id(el);
-            !ci.is_empty() && AUTHOR_CLASS.is_match(&ci)
-        };
-        let by_attr = el.attr("rel").is_some_and(|r| r == "author")
-            || el.attr("itemprop").is_some_and(|r| r == "author");
+        let by_class = { scan.is(node.id(), el, kind::AUTHOR) };
+        let by_attr = el.attribute("rel").is_some_and(|r| r == "author")
+            || el.attribute("itemprop").is_some_and(|r| r == "author");
         if !(by_class || by_attr) {
             continue;
         }
@@ -683,7 +797,7 @@ pub fn authors(
 }
 
 /// Link texts of a tag list.
-pub fn tags(html: &Html) -> Vec<String> {
+pub fn tags(html: &Html, scan: &Scan) -> Vec<String> {
     for node in html.tree.root().descendants() {
         let Some(el) = node.value().as_element() else {
             continue;
@@ -691,8 +805,7 @@ pub fn tags(html: &Html) -> Vec<String> {
         if matches!(el.name(), "html" | "body" | "meta" | "a") {
             continue;
         }
-        let ci = class_id(el);
-        if ci.is_empty() || !TAG_CLASS.is_match(&ci) {
+        if !scan.is(node.id(), el, kind::TAG) {
             continue;
         }
         let tags: Vec<String> = node
@@ -709,14 +822,14 @@ pub fn tags(html: &Html) -> Vec<String> {
 }
 
 /// The last link of the breadcrumb trail.
-pub fn section(html: &Html) -> Option<String> {
+pub fn section(html: &Html, scan: &Scan) -> Option<String> {
     for node in html.tree.root().descendants() {
         let Some(el) = node.value().as_element() else {
             continue;
         };
-        let crumb = BREADCRUMB_CLASS.is_match(&class_id(el))
+        let crumb = scan.is(node.id(), el, kind::BREADCRUMB)
             || el
-                .attr("itemtype")
+                .attribute("itemtype")
                 .is_some_and(|t| t.ends_with("BreadcrumbList"));
         if !crumb {
             continue;

@@ -110,7 +110,7 @@ pub fn article(
         .unwrap_or_else(|| url.clone());
     let scan = Scan::new(&doc);
     let mut provenance = BTreeMap::new();
-    let mut skip = HashSet::new();
+    let mut skip = heuristics::IdSet::default();
 
     // Title.
     let h1 = heuristics::title(&doc, meta.title.as_deref());
@@ -145,7 +145,7 @@ pub fn article(
 
     // Dates.
     let published = date_field(
-        &doc,
+        (&doc, &scan),
         rules.published.as_ref(),
         rules.published_format.as_deref(),
         ld.as_ref().and_then(|l| l.published.as_deref()),
@@ -157,7 +157,7 @@ pub fn article(
         pick(&mut provenance, "published", o);
     }
     let updated = date_field(
-        &doc,
+        (&doc, &scan),
         rules.updated.as_ref(),
         rules.updated_format.as_deref(),
         ld.as_ref().and_then(|l| l.modified.as_deref()),
@@ -305,7 +305,7 @@ pub fn article(
             .collect();
         pick(&mut provenance, "tags", Origin::Meta);
     } else {
-        tags = heuristics::tags(&doc);
+        tags = heuristics::tags(&doc, &scan);
         if !tags.is_empty() {
             pick(&mut provenance, "tags", Origin::Heuristic);
         }
@@ -322,7 +322,7 @@ pub fn article(
     } else if let Some(s) = meta.first(SECTION_KEYS) {
         pick(&mut provenance, "section", Origin::Meta);
         Some(normalize(s))
-    } else if let Some(s) = heuristics::section(&doc) {
+    } else if let Some(s) = heuristics::section(&doc, &scan) {
         pick(&mut provenance, "section", Origin::Heuristic);
         Some(s)
     } else {
@@ -395,8 +395,9 @@ fn pick(provenance: &mut BTreeMap<String, Origin>, field: &str, origin: Origin) 
     provenance.insert(field.to_owned(), origin);
 }
 
+/// `page` is the parsed page and its scan.
 fn date_field(
-    doc: &Html,
+    (doc, scan): (&Html, &Scan),
     css: Option<&crate::config::Css>,
     format: Option<&str>,
     ld: Option<&str>,
@@ -416,7 +417,7 @@ fn date_field(
                 .map(|d| (d, Origin::Meta))
         })
         .or_else(|| {
-            heuristics::date_text(doc, updated)
+            heuristics::date_text(doc, scan, updated)
                 .and_then(|t| parse_date(&t, None, tz))
                 .map(|d| (d, Origin::Heuristic))
         })

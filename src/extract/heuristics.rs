@@ -5,12 +5,12 @@
 
 use std::cell::RefCell;
 use std::collections::{HashMap, HashSet};
-use std::hash::{BuildHasherDefault, Hasher};
 use std::sync::LazyLock;
 
 use ego_tree::NodeRef;
 use ego_tree::iter::Edge;
 use regex::Regex;
+use rustc_hash::FxBuildHasher;
 use scraper::{ElementRef, Html, Node, node::Element};
 
 use crate::text::normalize;
@@ -299,29 +299,11 @@ pub fn class_is(el: &Element, re: &Regex) -> bool {
         .any(|(k, v)| (k == "class" || k == "id") && !v.is_empty() && re.is_match(v))
 }
 
-/// Hashes a node id (an index) with one multiplication; the default SipHash is the
-/// larger cost of the per-node maps.
-#[derive(Default, Clone, Copy)]
-pub struct IdHasher(u64);
-
-impl Hasher for IdHasher {
-    fn finish(&self) -> u64 {
-        self.0
-    }
-    fn write(&mut self, bytes: &[u8]) {
-        for b in bytes {
-            self.0 = (self.0.rotate_left(8) ^ u64::from(*b)).wrapping_mul(0x9E37_79B9_7F4A_7C15);
-        }
-    }
-    fn write_usize(&mut self, n: usize) {
-        self.0 = (n as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15);
-    }
-}
-
-/// A map keyed by node, with [`IdHasher`].
-pub type IdMap<V> = HashMap<ego_tree::NodeId, V, BuildHasherDefault<IdHasher>>;
-/// A set of nodes, with [`IdHasher`].
-pub type IdSet = HashSet<ego_tree::NodeId, BuildHasherDefault<IdHasher>>;
+/// A map keyed by node. Node ids are small indexes, so Fx hashing is enough, and the
+/// default SipHash would be the larger cost of the per-node maps.
+pub type IdMap<V> = HashMap<ego_tree::NodeId, V, FxBuildHasher>;
+/// A set of nodes, hashed like [`IdMap`].
+pub type IdSet = HashSet<ego_tree::NodeId, FxBuildHasher>;
 
 /// Which of the `bits` patterns an element's class or id matches.
 fn class_kinds(el: &Element, bits: u16) -> u16 {

@@ -112,8 +112,11 @@ fn article(entry: &Entry, feed: &Feed, feed_url: &Url, source: &Source) -> Optio
                     .find_map(|c| c.url.as_ref().and_then(|u| absolute(&url, u.as_str())))
             })
     });
-    let published = entry.published.or(entry.updated).map(|d| d.fixed_offset());
-    let updated = entry.updated.map(|d| d.fixed_offset());
+    // feed-rs keeps the instant but not the offset it was written with; the source's
+    // zone gives readers the local time the site meant.
+    let local = |d: chrono::DateTime<chrono::Utc>| d.with_timezone(&source.timezone).fixed_offset();
+    let published = entry.published.or(entry.updated).map(local);
+    let updated = entry.updated.map(local);
     let language = entry
         .language
         .clone()

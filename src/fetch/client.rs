@@ -165,7 +165,11 @@ impl Fetcher {
                 s if s.is_redirection() && s != StatusCode::NOT_MODIFIED => {
                     current = next_hop(&current, &answer.headers)?;
                 }
-                StatusCode::NOT_MODIFIED => return Ok(Fetched::NotModified),
+                // Only validators sent on this request make a 304 mean "unchanged"; any
+                // other 304 is a broken answer, reported like any failing status below.
+                StatusCode::NOT_MODIFIED if hop == 0 && validators.is_some() => {
+                    return Ok(Fetched::NotModified);
+                }
                 StatusCode::TOO_MANY_REQUESTS | StatusCode::SERVICE_UNAVAILABLE => {
                     let until = header_str(&answer.headers, header::RETRY_AFTER)
                         .and_then(|v| parse_retry_after(v, Utc::now()));

@@ -391,4 +391,19 @@ async fn not_modified_is_reported_only_for_validators_sent() {
         .await
         .unwrap();
     assert!(matches!(got, Fetched::Page { .. }));
+
+    // A 304 to a request that sent no validators, directly or after a redirect, says
+    // nothing about a stored copy: it is an error, not "unchanged".
+    site.set("/list/", Override::status(304));
+    let err = fetcher("")
+        .fetch(&site.url("/list/"), None, None)
+        .await
+        .unwrap_err();
+    assert!(matches!(err, FetchError::Status { .. }), "{err}");
+    site.set("/moved", Override::redirect("/list/"));
+    let err = fetcher("")
+        .fetch(&site.url("/moved"), Some(&stale), None)
+        .await
+        .unwrap_err();
+    assert!(matches!(err, FetchError::Status { .. }), "{err}");
 }

@@ -104,7 +104,8 @@ impl Service {
         let store = self.store();
         let cfg = config.clone();
         let report = tokio::task::spawn_blocking(move || {
-            let feeds: Vec<_> = publish::feeds_for(&cfg).into_iter().map(|f| f.id).collect();
+            // The `all` feed is always kept by the store itself.
+            let feeds: Vec<_> = cfg.categories.iter().map(|c| c.id.clone()).collect();
             let s = &cfg.settings;
             if let Err(err) =
                 store.prune(s.retention_days, s.raw_page_days, s.items_per_feed, &feeds)

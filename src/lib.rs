@@ -20,3 +20,16 @@ pub mod serve;
 pub mod sources;
 pub mod store;
 pub mod text;
+
+/// An error and its causes on one line, `outer: inner: ...`, for places that keep
+/// errors as text.
+pub fn error_chain(error: &dyn std::error::Error) -> String {
+    let mut text = error.to_string();
+    let mut source = error.source();
+    while let Some(e) = source {
+        text.push_str(": ");
+        text.push_str(&e.to_string());
+        source = e.source();
+    }
+    text
+}

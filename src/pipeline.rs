@@ -559,8 +559,9 @@ async fn reextract_page(
         Outcome::Unchanged(_) => counts.unchanged += 1,
         Outcome::Duplicate { .. } => counts.duplicates += 1,
     }
-    // Keyword rules may have changed even when the text did not.
-    if let Outcome::Updated(id) | Outcome::Unchanged(id) = outcome {
+    // Keyword rules may have changed even when the text did not (an update already
+    // replaced the categories).
+    if let Outcome::Unchanged(id) = outcome {
         let store = pipeline.store.clone();
         blocking(move || store.set_categories(&id, &categories)).await?;
     }

@@ -331,7 +331,7 @@ impl Writer {
         let tag: Option<&'static str> = match name {
             "img" => {
                 if let Some(src) = image_src(el, base) {
-                    self.ensure_block_for_inline();
+                    self.ensure_block();
                     let alt = el.attribute("alt").map(normalize).unwrap_or_default();
                     self.html.push_str(&format!(
                         "<img src=\"{}\" alt=\"{}\">",
@@ -369,7 +369,7 @@ impl Writer {
         };
         if let Some(t) = tag {
             if !breaking {
-                self.ensure_block_for_inline();
+                self.ensure_block();
             }
             self.html.push('<');
             self.html.push_str(t);
@@ -400,10 +400,6 @@ impl Writer {
         if !matches!(name, "img" | "iframe" | "br" | "hr") {
             self.open.push(tag);
         }
-    }
-
-    fn ensure_block_for_inline(&mut self) {
-        self.ensure_block();
     }
 
     fn close(&mut self, el: &Element) {

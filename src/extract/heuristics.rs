@@ -30,8 +30,6 @@ const ALWAYS_JUNK_PATTERN: &str = r"(?i)comment|disqus|related|(?-u:\b)share|sha
 /// Class or id words of boxes that are usually not article text; dropped only when they
 /// are small next to the article.
 const SOFT_JUNK_PATTERN: &str = r"(?i)sidebar|widget|footer|masthead|header|(?-u:\b)tags?(?-u:\b)|tag-?list|keyword|tu-?khoa|author|byline|(?-u:\b)meta(?-u:\b)|post-?meta|entry-?meta|dateline|location|stamp|rating|read-?more|more-?(news|stories|articles)|also-?read|next|prev|caption-?credit|hidden|(?-u:\b)hide(?-u:\b)|skip|promo|popular|sponsor|shopping|extra|tool|(?-u:\b)box-?date";
-static SOFT_JUNK: LazyLock<Regex> =
-    LazyLock::new(|| Regex::new(SOFT_JUNK_PATTERN).expect("literal regex compiles"));
 const POSITIVE_PATTERN: &str = r"(?i)article|body|content|entry|hentry|h-entry|main|page|post|text|blog|story|detail|news-?content|cms";
 const NEGATIVE_PATTERN: &str = r"(?i)-ad-|hidden|^hid$|(?-u:\b)hid(?-u:\b)|combx|contact|foot|footnote|masthead|media|meta|outbrain|promo|scroll|shoutbox|skyscraper|sponsor|shopping|tags|widget|sidebar|title|date|author|thumb|list";
 /// Headings of boxes that point elsewhere ("related", "read more"), in the languages
@@ -255,7 +253,8 @@ impl Scan {
         self.kinds(id, el, bits) != 0
     }
 
-    /// [`is_soft_junk`], with the element's class read once.
+    /// Usually not article text (a sidebar, a byline box, a tag list); the caller drops
+    /// it when it is small next to the article.
     pub fn is_soft_junk(&self, id: ego_tree::NodeId, el: &Element) -> bool {
         !matches!(el.name(), "html" | "body" | "article" | "main")
             && self.is(id, el, kind::SOFT_JUNK)
@@ -361,14 +360,6 @@ fn is_junk_kinds(el: &Element, kinds: u16) -> bool {
     !matches!(el.name(), "html" | "body" | "article" | "main")
         && kinds & kind::ALWAYS_JUNK != 0
         && kinds & kind::ARTICLE_BODY == 0
-}
-
-/// Usually not article text; the caller drops it when it is small next to the article.
-pub fn is_soft_junk(el: &Element) -> bool {
-    if matches!(el.name(), "html" | "body" | "article" | "main") {
-        return false;
-    }
-    class_is(el, &SOFT_JUNK)
 }
 
 /// A box that points elsewhere: its first words are "related", "read more", ... Text of
@@ -679,7 +670,7 @@ pub fn lead(
         if !scan.is(node.id(), el, kind::LEAD) {
             continue;
         }
-        let text = text_of(node, |e| class_is(e, &SOFT_JUNK));
+        let text = text_of(node, |e| class_kinds(e, kind::SOFT_JUNK) != 0);
         if text.chars().count() < 20 {
             continue;
         }

@@ -357,7 +357,7 @@ impl Fetcher {
 fn robots_failure(err: &FetchError) -> RobotRules {
     match err {
         FetchError::ForbiddenAddress { addr, .. } => RobotRules::Refused(*addr),
-        other => RobotRules::Unreachable(error_chain(other)),
+        other => RobotRules::Unreachable(crate::error_chain(other)),
     }
 }
 
@@ -406,16 +406,4 @@ fn page(asked: &Url, final_url: Url, answer: Answer) -> Fetched {
         bytes: answer.body.len(),
         body: answer.body,
     }
-}
-
-/// An error and its causes on one line, for places that keep errors as text.
-fn error_chain(err: &dyn std::error::Error) -> String {
-    let mut text = err.to_string();
-    let mut cause = err.source();
-    while let Some(c) = cause {
-        text.push_str(": ");
-        text.push_str(&c.to_string());
-        cause = c.source();
-    }
-    text
 }

@@ -131,18 +131,6 @@ pub async fn serve(
         .await
 }
 
-/// An error and its causes on one line, `outer: inner: ...`.
-pub fn error_chain(error: &dyn std::error::Error) -> String {
-    let mut text = error.to_string();
-    let mut source = error.source();
-    while let Some(e) = source {
-        text.push_str(": ");
-        text.push_str(&e.to_string());
-        source = e.source();
-    }
-    text
-}
-
 /// Failed runs in a row after which a source counts as unhealthy.
 pub const UNHEALTHY_AFTER_FAILURES: u32 = 3;
 

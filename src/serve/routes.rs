@@ -13,10 +13,11 @@ use bytes::Bytes;
 use serde::{Deserialize, Serialize};
 use tower_http::compression::CompressionLayer;
 
+use super::AppState;
 use super::caching::{Representation, http_date, tag_encoding};
 use super::index::render_index;
-use super::{AppState, error_chain};
 use crate::config::Config;
+use crate::error_chain;
 use crate::model::{ALL_CATEGORY, CategoryId, Item, SourceState};
 use crate::publish::{self, FeedFormat, FeedMeta, OPML_FILE, RenderContext, STYLESHEET_FILE};
 use crate::store::StoreError;

@@ -166,7 +166,7 @@ impl Pass<'_> {
 
     fn fail(&mut self, error: SourceError) {
         let text = match &error {
-            SourceError::Unreachable { error, .. } => error_text(error.as_ref()),
+            SourceError::Unreachable { error, .. } => crate::error_chain(error.as_ref()),
             other => other.to_string(),
         };
         self.discovery.errors.push(text);
@@ -198,18 +198,6 @@ impl Pass<'_> {
             article: None,
         }
     }
-}
-
-/// An error with its causes on one line.
-fn error_text(error: &dyn std::error::Error) -> String {
-    let mut text = error.to_string();
-    let mut cause = error.source();
-    while let Some(c) = cause {
-        text.push_str(": ");
-        text.push_str(&c.to_string());
-        cause = c.source();
-    }
-    text
 }
 
 /// `href` resolved against `base`, without fragment; `None` for non-web links.

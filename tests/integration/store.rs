@@ -461,6 +461,10 @@ fn sigkill_during_ingest_loses_and_doubles_nothing() {
     for _ in 0..3 {
         let mut child = ingest().spawn().expect("bantin ingest starts");
         std::thread::sleep(Duration::from_millis(rand::random_range(300..3000)));
+        assert!(
+            child.try_wait().unwrap().is_none(),
+            "ingest is still running when it is killed"
+        );
         // Child::kill sends SIGKILL on Unix.
         child.kill().expect("SIGKILL delivered");
         child.wait().unwrap();

@@ -8,13 +8,18 @@ use atom_syndication::{
     Category, Content, Entry as AtomEntry, Feed, Generator, Link, Person, Text, WriteConfig,
 };
 
-use super::{Entry, FeedFormat, FeedMeta, RenderContext, entries, feed_updated, with_stylesheet};
+use super::{Entry, FeedFormat, FeedMeta, RenderContext, feed_updated, with_stylesheet};
 use crate::model::Item;
 
 const MEDIA_NAMESPACE: &str = "http://search.yahoo.com/mrss/";
 
 /// Renders a feed as Atom 1.0, entries in the given order.
-pub fn render_atom(meta: &FeedMeta, items: &[Item], ctx: &RenderContext) -> String {
+pub(super) fn render_atom(
+    meta: &FeedMeta,
+    items: &[Item],
+    entries: &[Entry],
+    ctx: &RenderContext,
+) -> String {
     let mut links = vec![
         Link {
             href: meta.url(FeedFormat::Atom).to_string(),
@@ -36,7 +41,6 @@ pub fn render_atom(meta: &FeedMeta, items: &[Item], ctx: &RenderContext) -> Stri
             ..Link::default()
         });
     }
-    let entries = entries(items, meta, ctx);
     let mut namespaces = BTreeMap::new();
     if entries.iter().any(|e| e.image.is_some()) {
         namespaces.insert("media".to_owned(), MEDIA_NAMESPACE.to_owned());

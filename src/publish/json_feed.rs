@@ -2,8 +2,7 @@
 
 use serde::Serialize;
 
-use super::{Entry, FeedFormat, FeedMeta, RenderContext, entries};
-use crate::model::Item;
+use super::{Entry, FeedFormat, FeedMeta};
 
 const VERSION: &str = "https://jsonfeed.org/version/1.1";
 
@@ -62,8 +61,7 @@ struct Attachment<'a> {
 }
 
 /// Renders a feed as JSON Feed 1.1, items in the given order.
-pub fn render_json_feed(meta: &FeedMeta, items: &[Item], ctx: &RenderContext) -> String {
-    let entries = entries(items, meta, ctx);
+pub(super) fn render_json_feed(meta: &FeedMeta, entries: &[Entry]) -> String {
     let title = super::xml_clean(&meta.title);
     let description = super::xml_clean(&meta.description);
     let feed = JsonFeed {

@@ -22,10 +22,10 @@ use crate::config::Config;
 use crate::model::{ALL_CATEGORY, CategoryId, Item};
 use crate::store::{Store, StoreError};
 
-pub use atom::render_atom;
-pub use json_feed::render_json_feed;
+use atom::render_atom;
+use json_feed::render_json_feed;
 pub use opml::render_opml;
-pub use rss::render_rss;
+use rss::render_rss;
 
 /// File name of the XSL stylesheet written next to the feeds when `stylesheet` is on.
 pub const STYLESHEET_FILE: &str = "feed.xsl";
@@ -283,8 +283,11 @@ pub fn publish_all(config: &Config, store: &dyn Store) -> Result<PublishReport, 
             urls: Vec::new(),
             files: Vec::new(),
         };
+        // Cleaning and sanitizing each item is the costly part; it is done once for
+        // all formats.
+        let entries = entries(&items, meta, &ctx);
         for format in FeedFormat::ALL {
-            let text = render(format, meta, &items, &ctx);
+            let text = render_entries(format, meta, &items, &entries, &ctx);
             let (was_changed, path) = write(&meta.file_name(format), &text, modified)?;
             if was_changed {
                 changed.urls.push(meta.url(format));
@@ -310,10 +313,20 @@ pub fn publish_all(config: &Config, store: &dyn Store) -> Result<PublishReport, 
 
 /// Renders one feed in one format.
 pub fn render(format: FeedFormat, meta: &FeedMeta, items: &[Item], ctx: &RenderContext) -> String {
+    render_entries(format, meta, items, &entries(items, meta, ctx), ctx)
+}
+
+fn render_entries(
+    format: FeedFormat,
+    meta: &FeedMeta,
+    items: &[Item],
+    entries: &[Entry],
+    ctx: &RenderContext,
+) -> String {
     match format {
-        FeedFormat::Rss => render_rss(meta, items, ctx),
-        FeedFormat::Atom => render_atom(meta, items, ctx),
-        FeedFormat::Json => render_json_feed(meta, items, ctx),
+        FeedFormat::Rss => render_rss(meta, items, entries, ctx),
+        FeedFormat::Atom => render_atom(meta, items, entries, ctx),
+        FeedFormat::Json => render_json_feed(meta, entries),
     }
 }
 

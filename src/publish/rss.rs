@@ -9,14 +9,19 @@ use rss::extension::dublincore::DublinCoreExtension;
 use rss::extension::{Extension, ExtensionMap};
 use rss::{Category, Channel, Enclosure, Guid};
 
-use super::{Entry, FeedFormat, FeedMeta, RenderContext, entries, feed_updated, with_stylesheet};
+use super::{Entry, FeedFormat, FeedMeta, RenderContext, feed_updated, with_stylesheet};
 use crate::model::Item;
 
 const MEDIA_NAMESPACE: &str = "http://search.yahoo.com/mrss/";
 const DCTERMS_NAMESPACE: &str = "http://purl.org/dc/terms/";
 
 /// Renders a feed as RSS 2.0, items in the given order.
-pub fn render_rss(meta: &FeedMeta, items: &[Item], ctx: &RenderContext) -> String {
+pub(super) fn render_rss(
+    meta: &FeedMeta,
+    items: &[Item],
+    entries: &[Entry],
+    ctx: &RenderContext,
+) -> String {
     let mut links = vec![Link {
         href: meta.url(FeedFormat::Rss).to_string(),
         rel: "self".into(),
@@ -30,7 +35,6 @@ pub fn render_rss(meta: &FeedMeta, items: &[Item], ctx: &RenderContext) -> Strin
             ..Link::default()
         });
     }
-    let entries = entries(items, meta, ctx);
     let mut namespaces = BTreeMap::from([("dcterms".to_owned(), DCTERMS_NAMESPACE.to_owned())]);
     if entries.iter().any(|e| e.image.is_some()) {
         namespaces.insert("media".to_owned(), MEDIA_NAMESPACE.to_owned());

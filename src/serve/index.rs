@@ -25,12 +25,12 @@ width:100%}td,th{text-align:left;padding:.25rem .4rem;border-bottom:1px solid #e
 /// when no scheduler runs).
 pub fn render_index(
     config: &Config,
+    feeds: &[publish::FeedMeta],
     items: &[Item],
     sources: &[SourceState],
     next_runs: &BTreeMap<SourceId, DateTime<Utc>>,
 ) -> String {
     let settings = &config.settings;
-    let feeds = publish::feeds_for(config);
     let tz = settings.timezone;
     let when = |t: DateTime<Utc>| t.with_timezone(&tz).format("%d/%m/%Y %H:%M").to_string();
     let mut out = String::new();
@@ -42,7 +42,7 @@ pub fn render_index(
         attr(&settings.language),
         text(&settings.title)
     );
-    for feed in &feeds {
+    for feed in feeds {
         for format in FeedFormat::ALL {
             let _ = writeln!(
                 out,
@@ -61,7 +61,7 @@ pub fn render_index(
         text(&settings.title),
         attr(publish::feeds_url(&settings.base_url, OPML_FILE).as_str())
     );
-    for feed in &feeds {
+    for feed in feeds {
         let _ = write!(
             out,
             "<section class=\"feed\">\n<h3>{}</h3>\n<p>{}</p>\n<ul>\n",

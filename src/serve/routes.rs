@@ -285,7 +285,7 @@ fn accepts_gzip(request: &HeaderMap) -> bool {
 }
 
 async fn index(State(state): State<AppState>) -> Response {
-    let config = state.config.load_full();
+    let (config, derived) = state.current();
     let store = state.store.clone();
     let loaded = tokio::task::spawn_blocking(move || -> Result<_, StoreError> {
         let items = store.latest_items(&CategoryId::from(ALL_CATEGORY), INDEX_ITEMS)?;
@@ -296,9 +296,14 @@ async fn index(State(state): State<AppState>) -> Response {
     .map_err(ServeError::from)
     .and_then(|r| r.map_err(ServeError::from));
     match loaded {
-        Ok((items, sources)) => {
-            Html(render_index(&config, &items, &sources, &state.next_runs())).into_response()
-        }
+        Ok((items, sources)) => Html(render_index(
+            &config,
+            &derived.feeds,
+            &items,
+            &sources,
+            &state.next_runs(),
+        ))
+        .into_response(),
         Err(e) => error_response(e),
     }
 }

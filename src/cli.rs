@@ -217,6 +217,12 @@ fn classify_explain(path: &Path, target: &str) -> anyhow::Result<ExitCode> {
 }
 
 fn check(path: &Path) -> anyhow::Result<ExitCode> {
+    checked_config(path)?;
+    Ok(ExitCode::SUCCESS)
+}
+
+/// The configuration at `path`, loaded and validated, with the one-line summary printed.
+fn checked_config(path: &Path) -> anyhow::Result<Config> {
     let config = load_config(path).with_context(|| format!("checking {}", path.display()))?;
     println!(
         "{}: ok ({} sources, {} categories)",
@@ -224,7 +230,7 @@ fn check(path: &Path) -> anyhow::Result<ExitCode> {
         config.sources.len(),
         config.categories.len()
     );
-    Ok(ExitCode::SUCCESS)
+    Ok(config)
 }
 
 /// The sources named on the command line (all when none), or a usage error naming the
@@ -510,8 +516,7 @@ async fn serve(path: &Path) -> anyhow::Result<ExitCode> {
 /// extracted with its source's rules and compared with the expected values.
 async fn check_online(path: &Path) -> anyhow::Result<ExitCode> {
     use crate::fetch::{Fetched, Fetcher};
-    check(path)?;
-    let config = load_config(path)?;
+    let config = checked_config(path)?;
     let fetcher = Fetcher::new(&config.settings)?;
     let (mut pages, mut mismatches) = (0, 0);
     for source in &config.sources {

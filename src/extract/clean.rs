@@ -342,7 +342,7 @@ impl Writer {
                 None
             }
             "iframe" => {
-                if let Some(src) = el.attribute("src").and_then(|s| base.join(s.trim()).ok()) {
+                if let Some(src) = el.attribute("src").and_then(|s| web_url(base, s)) {
                     self.html.push_str(&format!(
                         "<iframe src=\"{}\" allowfullscreen></iframe>",
                         html_escape::encode_double_quoted_attribute(src.as_str())
@@ -445,7 +445,12 @@ pub fn image_src(el: &Element, base: &Url) -> Option<Url> {
     let src = el
         .attribute("src")
         .filter(|s| !s.trim_start().starts_with("data:"));
-    let raw = lazy.or(src).or(srcset.as_deref())?;
+    web_url(base, lazy.or(src).or(srcset.as_deref())?)
+}
+
+/// `raw` resolved against `base`, if it is a web address: a `data:` or `javascript:`
+/// value in an image or frame attribute is never passed on to feed readers.
+pub fn web_url(base: &Url, raw: &str) -> Option<Url> {
     let url = base.join(raw.trim()).ok()?;
     matches!(url.scheme(), "http" | "https").then_some(url)
 }

@@ -264,7 +264,7 @@ pub fn article(
                 ["content", "href", "src"]
                     .iter()
                     .find_map(|a| el.value().attr(a))
-                    .and_then(|v| base.join(v.trim()).ok())
+                    .and_then(|v| clean::web_url(&base, v))
             })
             .map(|u| (u, Origin::Selector))
     } else {
@@ -273,12 +273,12 @@ pub fn article(
     .or_else(|| {
         ld.as_ref()
             .and_then(|l| l.image.as_deref())
-            .and_then(|i| base.join(i).ok())
+            .and_then(|i| clean::web_url(&base, i))
             .map(|u| (u, Origin::JsonLd))
     })
     .or_else(|| {
         meta.first(IMAGE_KEYS)
-            .and_then(|i| base.join(i).ok())
+            .and_then(|i| clean::web_url(&base, i))
             .map(|u| (u, Origin::Meta))
     })
     .or_else(|| {
@@ -348,20 +348,19 @@ pub fn article(
     let canonical_url = meta
         .canonical
         .as_deref()
-        .and_then(|c| base.join(c).ok())
+        .and_then(|c| clean::web_url(&base, c))
         .map(|u| (u, Origin::Heuristic))
         .or_else(|| {
             meta.first(&["og:url"])
-                .and_then(|c| base.join(c).ok())
+                .and_then(|c| clean::web_url(&base, c))
                 .map(|u| (u, Origin::Meta))
         })
         .or_else(|| {
             ld.as_ref()
                 .and_then(|l| l.url.as_deref())
-                .and_then(|c| base.join(c).ok())
+                .and_then(|c| clean::web_url(&base, c))
                 .map(|u| (u, Origin::JsonLd))
         })
-        .filter(|(u, _)| matches!(u.scheme(), "http" | "https"))
         .map(|(u, o)| {
             pick(&mut provenance, "canonical_url", o);
             u

@@ -500,6 +500,27 @@ fn scripts_handlers_and_javascript_urls_are_sanitized() {
 }
 
 #[test]
+fn image_and_canonical_are_web_addresses_only() {
+    // Regression: a `javascript:` og:image or `data:` JSON-LD image became the feed's enclosure.
+    let html = format!(
+        r#"<html><head>
+<meta property="og:image" content="javascript:alert(1)">
+<link rel="canonical" href="javascript:alert(2)">
+<meta property="og:url" content="https://example.vn/bai-viet">
+<script type="application/ld+json">{{"@type":"NewsArticle","image":"data:image/png;base64,AAAA"}}</script>
+</head><body><h1>T</h1><div class=content>{}</div></body></html>"#,
+        paragraphs(4)
+    );
+    let a = extract_html(&html);
+    assert_eq!(a.image, None);
+    assert_eq!(
+        a.canonical_url.map(String::from).as_deref(),
+        Some("https://example.vn/bai-viet"),
+        "a bad rel=canonical falls back to og:url"
+    );
+}
+
+#[test]
 fn preview_prints_one_json_line_per_file_with_exact_keys() {
     let out = Command::cargo_bin("bantin")
         .expect("binary builds")

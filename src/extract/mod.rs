@@ -174,19 +174,14 @@ pub fn article(
         .as_ref()
         .and_then(|l| l.description.as_deref())
         .or_else(|| meta.first(LEAD_KEYS));
-    let visible_lead = heuristics::lead(&doc, &scan, description);
-    if let Some((_, id)) = &visible_lead {
-        skip.insert(*id);
-    }
-    let lead = if let Some(t) = selectors::text(&doc, rules.lead.as_ref()) {
+    let lead = if let Some((t, el)) = selectors::text_element(&doc, rules.lead.as_ref()) {
         pick(&mut provenance, "lead", Origin::Selector);
-        if let Some(el) = selectors::first(&doc, rules.lead.as_ref()) {
-            skip.insert(el.id());
-        }
+        skip.insert(el.id());
         Some(t)
-    } else if let Some((t, _)) = visible_lead {
+    } else if let Some((t, id)) = heuristics::lead(&doc, &scan, description) {
         // The visible standfirst is complete where descriptions are often cut short.
         pick(&mut provenance, "lead", Origin::Heuristic);
+        skip.insert(id);
         Some(t)
     } else if let Some(t) = ld.as_ref().and_then(|l| l.description.as_deref()) {
         pick(&mut provenance, "lead", Origin::JsonLd);

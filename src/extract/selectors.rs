@@ -26,10 +26,15 @@ pub fn first<'a>(html: &'a Html, css: Option<&Css>) -> Option<ElementRef<'a>> {
 
 /// The normalized text of the first match that has any.
 pub fn text(html: &Html, css: Option<&Css>) -> Option<String> {
+    text_element(html, css).map(|(text, _)| text)
+}
+
+/// The first match that has any text, with that text normalized.
+pub fn text_element<'a>(html: &'a Html, css: Option<&Css>) -> Option<(String, ElementRef<'a>)> {
     let css = css?;
     html.select(&css.selector)
-        .map(|e| text_of(*e, |_| false))
-        .find(|t| !t.is_empty())
+        .map(|e| (text_of(*e, |_| false), e))
+        .find(|(t, _)| !t.is_empty())
 }
 
 /// The normalized texts of every match, empty ones left out.

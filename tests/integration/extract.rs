@@ -500,6 +500,30 @@ fn scripts_handlers_and_javascript_urls_are_sanitized() {
 }
 
 #[test]
+fn lead_selector_skips_an_empty_first_match_and_keeps_the_lead_out_of_the_body() {
+    // Regression: the first (empty) match was taken out of the body, not the lead itself.
+    let lead = "Lời dẫn của bài viết này đủ dài để được nhận ra là một đoạn mở đầu.";
+    let html = format!(
+        "<html><body><h1>T</h1><p class=mo-dau></p><div class=content>{}<p class=mo-dau>{lead}</p></div></body></html>",
+        paragraphs(4)
+    );
+    let rules = ArticleRules {
+        lead: css("p.mo-dau"),
+        ..ArticleRules::default()
+    };
+    let a = extract::article(
+        &html,
+        &Url::parse("https://example.vn/a").expect("valid"),
+        &rules,
+        HCM,
+    )
+    .expect("page has an article");
+    assert_eq!(a.lead.as_deref(), Some(lead));
+    assert_all_paragraphs(&a.body_text, 4);
+    assert!(!a.body_text.contains("Lời dẫn"), "{}", a.body_text);
+}
+
+#[test]
 fn image_and_canonical_are_web_addresses_only() {
     // Regression: a `javascript:` og:image or `data:` JSON-LD image became the feed's enclosure.
     let html = format!(

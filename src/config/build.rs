@@ -89,60 +89,94 @@ pub(super) fn load(path: &Path) -> Result<Config, ConfigError> {
 const MAX_SHAPE_ERRORS_PER_FILE: usize = 50;
 
 /// Parses one TOML file, turning syntax and shape errors into diagnostics. Every syntax
-/// error is reported. After a shape error (unknown key, wrong type, missing key) the
-/// table of an array that holds it, such as one `[[source]]`, is set aside and the rest
-/// is checked again, so a mistake in one source does not hide one in the next.
+/// error is reported. After a shape error the key or list element at fault is set aside
+/// (a whole `[[array]]` table after a missing key) and the rest is checked again, so one
+/// mistake does not hide the next. Errors are reported in file order, and what is left
+/// once the faults are set aside is returned, so later checks still see the rest.
 fn parse<T: DeserializeOwned>(src: &SourceText, diags: &mut Diagnostics) -> Option<T> {
     let (mut root, syntax_errors) = DeTable::parse_recoverable(&src.text);
     if !syntax_errors.is_empty() {
         for err in &syntax_errors {
-            report_toml_error(src, err, diags);
+            report_toml_error(src, err, None, diags);
         }
         return None;
     }
-    let mut failed = false;
+    let mut found = Vec::new();
+    // Keys set aside for a wrong value, by the start of their table: the "missing key"
+    // error that removing a required one brings is the same mistake, not a new one.
+    let mut set_aside: Vec<(usize, String)> = Vec::new();
+    // `[[array]]` tables with a fault, by where they start: every fault in one is
+    // reported, then the whole table is left out, so that checks after parsing do not
+    // report what a set-aside key left missing.
+    let mut faulty_tables = Vec::new();
+    let mut parsed = None;
     for _ in 0..MAX_SHAPE_ERRORS_PER_FILE {
-        match T::deserialize(toml::de::Deserializer::from(root.clone())) {
-            Ok(value) => return (!failed).then_some(value),
-            Err(err) => {
-                failed = true;
-                report_toml_error(src, &err, diags);
-                let at = err.span().map_or(0, |s| s.start);
-                if !drop_table_at(root.get_mut(), at) {
-                    return None;
-                }
+        let err = match T::deserialize(toml::de::Deserializer::from(root.clone())) {
+            Ok(value) => {
+                parsed = Some(value);
+                break;
             }
+            Err(err) => err,
+        };
+        let at = err.span().map_or(0, |s| s.start);
+        let place = locate(root.get_ref(), at);
+        let missing = missing_key(err.message());
+        if missing.is_none_or(|key| !set_aside.contains(&(at, key.to_owned()))) {
+            found.push((err.clone(), place.as_ref().and_then(Place::subject)));
+        }
+        let Some(place) = place else {
+            break;
+        };
+        // Nothing can be removed to supply a missing key: its array table goes.
+        let path = if missing.is_some() {
+            place.owner.map(|owner| owner.path)
+        } else {
+            faulty_tables.extend(place.owner.map(|owner| owner.start));
+            Some(place.path)
+        };
+        if let Some(Step::Key(key)) = path.as_ref().and_then(|p| p.last()) {
+            set_aside.push((place.table_start, key.clone()));
+        }
+        if !path.is_some_and(|path| remove_at(root.get_mut(), &path)) {
+            break;
         }
     }
-    None
+    if parsed.is_some() && !faulty_tables.is_empty() {
+        remove_tables(root.get_mut(), &faulty_tables);
+        parsed = T::deserialize(toml::de::Deserializer::from(root)).ok();
+    }
+    found.sort_by_key(|(err, _)| err.span().map_or(0, |s| s.start));
+    for (err, subject) in &found {
+        report_toml_error(src, err, subject.as_deref(), diags);
+    }
+    parsed
 }
 
-fn report_toml_error(src: &SourceText, err: &toml::de::Error, diags: &mut Diagnostics) {
+/// The key named by serde's "missing field `key`".
+fn missing_key(message: &str) -> Option<&str> {
+    message
+        .strip_prefix("missing field `")?
+        .split_once('`')
+        .map(|(key, _)| key)
+}
+
+/// `subject` names the value an error is about, such as "`urls`".
+fn report_toml_error(
+    src: &SourceText,
+    err: &toml::de::Error,
+    subject: Option<&str>,
+    diags: &mut Diagnostics,
+) {
     let span = err.span().unwrap_or(0..0);
-    let (message, help) = match key_before(&src.text, span.start) {
-        Some(key) => explain_wrong_type(key, err.message()),
-        None => None,
-    }
-    .unwrap_or_else(|| explain_toml_error(err.message()));
+    let (message, help) = subject
+        .and_then(|subject| explain_wrong_type(subject, err.message()))
+        .unwrap_or_else(|| explain_toml_error(err.message()));
     diags.error(src, span, message, help);
 }
 
-/// The key of a `key = value` line whose value starts at byte `at`.
-fn key_before(text: &str, at: usize) -> Option<&str> {
-    let line_start = text.get(..at)?.rfind('\n').map_or(0, |i| i + 1);
-    let (key, rest) = text[line_start..at].split_once('=')?;
-    let key = key.trim();
-    (rest.trim().is_empty()
-        && !key.is_empty()
-        && key
-            .chars()
-            .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-'))
-    .then_some(key)
-}
-
 /// serde's "invalid type: string \"many\", expected i64" as "`key` must be a whole
-/// number, not the string \"many\"".
-fn explain_wrong_type(key: &str, message: &str) -> Option<(String, Option<String>)> {
+/// number, not the string \"many\"", where `subject` is "`key`".
+fn explain_wrong_type(subject: &str, message: &str) -> Option<(String, Option<String>)> {
     let caps = Regex::new(r"^invalid type: (\w+) (.*), expected (.*?)\.?$")
         .expect("literal regex compiles")
         .captures(message.trim())?;
@@ -159,91 +193,149 @@ fn explain_wrong_type(key: &str, message: &str) -> Option<(String, Option<String
         "a sequence" => "a list such as [\"a\", \"b\"]",
         other => other,
     };
-    Some((format!("`{key}` must be {expected}, not {found}"), None))
+    Some((format!("{subject} must be {expected}, not {found}"), None))
 }
 
 /// One step from a table down to a value: a key, or an index into an array.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq)]
 enum Step {
     Key(String),
     Index(usize),
 }
 
-/// Removes the array table (such as one `[[source]]`) that holds byte `at`; false when
-/// `at` lies in no array table.
-fn drop_table_at(root: &mut DeTable<'_>, at: usize) -> bool {
-    let mut nearest = None;
-    visit_table(root, at, &mut Vec::new(), None, &mut nearest);
-    match nearest {
-        Some((_, Some(path))) => drop_element(root, &path),
+/// The key, value or table header that starts last at or before a byte of the file.
+struct Place {
+    /// Where it is, from the top of the file.
+    path: Vec<Step>,
+    /// The `[[array]]` table it belongs to, if any.
+    owner: Option<Owner>,
+    /// Where the table holding it starts (0 for the top level).
+    table_start: usize,
+}
+
+/// One table of an `[[array]]`, such as one `[[source]]`.
+#[derive(Clone)]
+struct Owner {
+    path: Vec<Step>,
+    /// Where its header starts: the same after other tables were set aside.
+    start: usize,
+}
+
+impl Place {
+    /// How a message names the value here: "`key`", or "each entry of `key`".
+    fn subject(&self) -> Option<String> {
+        match self.path.as_slice() {
+            [.., Step::Key(key)] => Some(format!("`{key}`")),
+            [.., Step::Key(key), Step::Index(_)] => Some(format!("each entry of `{key}`")),
+            _ => None,
+        }
+    }
+}
+
+/// Finds the place an error at byte `at` points to. An array table's span covers only
+/// its header line, so position, not span containment, says which table a later key
+/// belongs to.
+fn locate(root: &DeTable<'_>, at: usize) -> Option<Place> {
+    let mut walk = Walk {
+        at,
+        path: Vec::new(),
+        best: None,
+    };
+    walk.table(root, None, 0);
+    walk.best.map(|(_, place)| place)
+}
+
+struct Walk {
+    at: usize,
+    path: Vec<Step>,
+    best: Option<(usize, Place)>,
+}
+
+impl Walk {
+    fn table(&mut self, table: &DeTable<'_>, owner: Option<&Owner>, table_start: usize) {
+        for (key, value) in table.iter() {
+            self.path.push(Step::Key(key.get_ref().to_string()));
+            self.note(key.span().start, owner, table_start);
+            self.value(value, owner, table_start);
+            self.path.pop();
+        }
+    }
+
+    fn value(&mut self, value: &Spanned<DeValue<'_>>, owner: Option<&Owner>, table_start: usize) {
+        let start = value.span().start;
+        self.note(start, owner, table_start);
+        match value.get_ref() {
+            DeValue::Table(table) => self.table(table, owner, start),
+            DeValue::Array(items) => {
+                for (i, item) in items.iter().enumerate() {
+                    self.path.push(Step::Index(i));
+                    let own = item.get_ref().is_table().then(|| Owner {
+                        path: self.path.clone(),
+                        start: item.span().start,
+                    });
+                    self.value(item, own.as_ref().or(owner), table_start);
+                    self.path.pop();
+                }
+            }
+            _ => {}
+        }
+    }
+
+    fn note(&mut self, start: usize, owner: Option<&Owner>, table_start: usize) {
+        if start <= self.at && self.best.as_ref().is_none_or(|(best, _)| start >= *best) {
+            let place = Place {
+                path: self.path.clone(),
+                owner: owner.cloned(),
+                table_start,
+            };
+            self.best = Some((start, place));
+        }
+    }
+}
+
+/// Removes the key or array element at `path`; false when there is none.
+fn remove_at(table: &mut DeTable<'_>, path: &[Step]) -> bool {
+    match path {
+        [Step::Key(name)] => {
+            let key = table.keys().find(|key| key.get_ref() == name).cloned();
+            key.is_some_and(|key| table.remove(&key).is_some())
+        }
+        [Step::Key(name), rest @ ..] => table
+            .iter_mut()
+            .find(|(key, _)| key.get_ref() == name)
+            .is_some_and(|(_, value)| remove_in_value(value.get_mut(), rest)),
         _ => false,
     }
 }
 
-/// Finds the key, value or table header that starts last at or before `at`, with the
-/// path of the array table it belongs to. An array table's span covers only its header
-/// line, so position, not span containment, says which table a later key belongs to.
-fn visit_table(
-    table: &DeTable<'_>,
-    at: usize,
-    path: &mut Vec<Step>,
-    owner: Option<&[Step]>,
-    nearest: &mut Option<(usize, Option<Vec<Step>>)>,
-) {
-    for (key, value) in table.iter() {
-        path.push(Step::Key(key.get_ref().to_string()));
-        note_start(key.span().start, at, owner, nearest);
-        visit_value(value, at, path, owner, nearest);
-        path.pop();
+/// Removes every `[[array]]` table whose header starts at one of `starts`.
+fn remove_tables(table: &mut DeTable<'_>, starts: &[usize]) {
+    for (_, value) in table.iter_mut() {
+        remove_tables_in(value.get_mut(), starts);
     }
 }
 
-fn visit_value(
-    value: &Spanned<DeValue<'_>>,
-    at: usize,
-    path: &mut Vec<Step>,
-    owner: Option<&[Step]>,
-    nearest: &mut Option<(usize, Option<Vec<Step>>)>,
-) {
-    note_start(value.span().start, at, owner, nearest);
-    match value.get_ref() {
-        DeValue::Table(table) => visit_table(table, at, path, owner, nearest),
+fn remove_tables_in(value: &mut DeValue<'_>, starts: &[usize]) {
+    match value {
+        DeValue::Table(table) => remove_tables(table, starts),
         DeValue::Array(items) => {
-            for (i, item) in items.iter().enumerate() {
-                path.push(Step::Index(i));
-                let own = item.get_ref().is_table().then(|| path.clone());
-                visit_value(item, at, path, own.as_deref().or(owner), nearest);
-                path.pop();
+            let old = std::mem::replace(items, DeArray::new());
+            for item in old.iter() {
+                if !(item.get_ref().is_table() && starts.contains(&item.span().start)) {
+                    items.push(item.clone());
+                }
+            }
+            for item in items.deref_mut().iter_mut() {
+                remove_tables_in(item.get_mut(), starts);
             }
         }
         _ => {}
     }
 }
 
-fn note_start(
-    start: usize,
-    at: usize,
-    owner: Option<&[Step]>,
-    nearest: &mut Option<(usize, Option<Vec<Step>>)>,
-) {
-    if start <= at && nearest.as_ref().is_none_or(|(best, _)| start >= *best) {
-        *nearest = Some((start, owner.map(<[Step]>::to_vec)));
-    }
-}
-
-fn drop_element(table: &mut DeTable<'_>, path: &[Step]) -> bool {
-    let [Step::Key(name), rest @ ..] = path else {
-        return false;
-    };
-    match table.iter_mut().find(|(k, _)| k.get_ref() == name) {
-        Some((_, value)) => drop_in_value(value.get_mut(), rest),
-        None => false,
-    }
-}
-
-fn drop_in_value(value: &mut DeValue<'_>, path: &[Step]) -> bool {
+fn remove_in_value(value: &mut DeValue<'_>, path: &[Step]) -> bool {
     match (value, path) {
-        (DeValue::Table(table), _) => drop_element(table, path),
+        (DeValue::Table(table), _) => remove_at(table, path),
         (DeValue::Array(items), [Step::Index(hit)]) => {
             let old = std::mem::replace(items, DeArray::new());
             for (i, item) in old.iter().enumerate() {
@@ -256,7 +348,7 @@ fn drop_in_value(value: &mut DeValue<'_>, path: &[Step]) -> bool {
         (DeValue::Array(items), [Step::Index(i), rest @ ..]) => items
             .deref_mut()
             .get_mut(*i)
-            .is_some_and(|item| drop_in_value(item.get_mut(), rest)),
+            .is_some_and(|item| remove_in_value(item.get_mut(), rest)),
         _ => false,
     }
 }

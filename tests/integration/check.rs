@@ -232,3 +232,34 @@ fn a_shape_error_in_one_table_does_not_hide_the_next() {
     }
     assert!(stderr.contains("4 problem(s) found"), "{stderr}");
 }
+
+#[test]
+fn every_shape_error_in_one_table_is_reported_in_file_order() {
+    let stderr = stderr_of("shape-errors-in-one-table");
+    let needles = [
+        "bantin.toml:5:18: `items_per_feed` must be a whole number, not the string \"twenty\"",
+        "bantin.toml:6:1: unknown key `colour`",
+        "bantin.toml:9:11: `timeout` must be a string in quotes, not the number 10",
+        "bantin.toml:10:1: unknown key `max_body_bytse`",
+        "bantin.toml:11:1: unknown key `user_agent`",
+        "sources/cand.toml:5:6: `id` must be a string in quotes, not the number 5",
+        "sources/cand.toml:7:47: each entry of `urls` must be a string in quotes, not the number 7",
+        "sources/cand.toml:9:16: `max_articles` must be a whole number, not the string \"x\"",
+        "sources/cand.toml:14:1: missing required key `id`",
+    ];
+    let mut last = 0;
+    for needle in needles {
+        let at = stderr
+            .find(needle)
+            .unwrap_or_else(|| panic!("expected {needle:?} in\n{stderr}"));
+        assert!(at > last, "{needle:?} out of order in\n{stderr}");
+        last = at;
+    }
+    // The `id` of the wrong type is one mistake, not also a missing key.
+    assert_eq!(
+        stderr.matches("missing required key").count(),
+        1,
+        "{stderr}"
+    );
+    assert!(stderr.contains("9 problem(s) found"), "{stderr}");
+}

@@ -203,6 +203,14 @@ pub struct SourceRun {
     pub field_coverage: BTreeMap<String, f64>,
 }
 
+impl SourceRun {
+    /// A run succeeded when it had no errors or still stored or recognized articles:
+    /// one failing page does not make a working site count as down.
+    pub fn succeeded(&self) -> bool {
+        self.errors == 0 || self.new + self.updated + self.unchanged + self.duplicates > 0
+    }
+}
+
 /// A source's standing across runs.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct SourceState {

@@ -88,7 +88,7 @@ impl Pipeline {
             }
             if let Some(at) = run.finished_at {
                 self.metrics.set_last_run(at);
-                if run.errors == 0 || run.new + run.updated + run.unchanged > 0 {
+                if run.succeeded() {
                     self.metrics.record_success(&source.id, at);
                 }
             }

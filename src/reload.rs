@@ -16,7 +16,6 @@ use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 use tracing::{debug, error, info, warn};
 
-use crate::config::file::SettingsFile;
 use crate::config::{Config, ConfigError};
 
 /// Quiet time after the last file event before the configuration is read again, so an
@@ -135,7 +134,7 @@ pub fn watch_config(
         watcher,
         dirs: BTreeSet::new(),
     };
-    watch.follow(&reloader.path, &reloader.current());
+    watch.follow(&reloader.current());
     let task = tokio::spawn(watch_loop(reloader, watch, events, sighup, shutdown));
     Ok((rx, task))
 }
@@ -150,15 +149,13 @@ impl FileWatch {
     /// Watches the folders of every file of `config` and its sources folder, and stops
     /// watching folders no longer needed. Folders are watched rather than files so an
     /// editor that saves by renaming a new file over the old one is still seen.
-    fn follow(&mut self, path: &Path, config: &Config) {
+    fn follow(&mut self, config: &Config) {
         let mut wanted: BTreeSet<PathBuf> = config
             .files
             .iter()
             .filter_map(|f| f.parent().map(absolute))
             .collect();
-        if let Some(dir) = sources_dir(path) {
-            wanted.insert(absolute(&dir));
-        }
+        wanted.extend(config.sources_dir.as_deref().map(absolute));
         for gone in self.dirs.difference(&wanted) {
             let _ = self.watcher.unwatch(gone);
         }
@@ -213,7 +210,7 @@ async fn watch_loop(
             }
         };
         if reloader.reload(trigger).await {
-            watch.follow(&reloader.path, &reloader.current());
+            watch.follow(&reloader.current());
         }
     }
 }
@@ -238,41 +235,6 @@ fn is_relevant(event: notify::Result<notify::Event>, config: &Config) -> bool {
         .any(|p| known.contains(&absolute(p)) || p.extension().is_some_and(|ext| ext == "toml"))
 }
 
-/// The folder the `sources` glob of the settings file looks in: its part before the
-/// first wildcard, relative to the settings file.
-fn sources_dir(path: &Path) -> Option<PathBuf> {
-    let text = std::fs::read_to_string(path).ok()?;
-    let settings: SettingsFile = toml::from_str(&text).ok()?;
-    let base = path.parent().unwrap_or(Path::new("."));
-    let glob = base.join(settings.sources.get_ref());
-    let mut dir = PathBuf::new();
-    for part in glob.components() {
-        if part
-            .as_os_str()
-            .to_string_lossy()
-            .contains(['*', '?', '[', '{'])
-        {
-            break;
-        }
-        dir.push(part);
-    }
-    dir.is_dir().then_some(dir)
-}
-
 fn absolute(path: &Path) -> PathBuf {
     std::path::absolute(path).unwrap_or_else(|_| path.to_owned())
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn sources_dir_is_the_glob_prefix() {
-        let dir = tempfile::tempdir().unwrap();
-        std::fs::create_dir(dir.path().join("sites")).unwrap();
-        let settings = dir.path().join("bantin.toml");
-        std::fs::write(&settings, "sources = \"sites/*.toml\"\n").unwrap();
-        assert_eq!(sources_dir(&settings), Some(dir.path().join("sites")));
-    }
 }

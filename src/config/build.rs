@@ -79,6 +79,7 @@ pub(super) fn load(path: &Path) -> Result<Config, ConfigError> {
             categories,
             sources,
             files,
+            sources_dir: glob_prefix(&root.join(raw.sources.get_ref())),
         }),
         _ => Err(ConfigError::Invalid(diags.into_vec())),
     }
@@ -422,6 +423,22 @@ fn source_paths(
             Vec::new()
         }
     }
+}
+
+/// The folder part of a glob pattern, before the first wildcard, if it exists.
+fn glob_prefix(pattern: &Path) -> Option<PathBuf> {
+    let mut dir = PathBuf::new();
+    for part in pattern.components() {
+        if part
+            .as_os_str()
+            .to_string_lossy()
+            .contains(['*', '?', '[', '{'])
+        {
+            break;
+        }
+        dir.push(part);
+    }
+    dir.is_dir().then_some(dir)
 }
 
 fn build_settings(
@@ -1263,4 +1280,19 @@ fn date_format(raw: &Spanned<String>, src: &SourceText, diags: &mut Diagnostics)
         return None;
     }
     Some(raw.get_ref().clone())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn glob_prefix_is_the_folder_before_the_first_wildcard() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::create_dir(dir.path().join("sites")).unwrap();
+        let sites = dir.path().join("sites");
+        assert_eq!(glob_prefix(&sites.join("*.toml")), Some(sites.clone()));
+        assert_eq!(glob_prefix(&sites.join("[a-z]*/x.toml")), Some(sites));
+        assert_eq!(glob_prefix(&dir.path().join("missing/*.toml")), None);
+    }
 }

@@ -26,6 +26,8 @@ pub struct Config {
     pub sources: Vec<Source>,
     /// Every file the configuration was read from (watched for live reload).
     pub files: Vec<PathBuf>,
+    /// The folder the `sources` glob looks in, where a new source file may appear.
+    pub sources_dir: Option<PathBuf>,
 }
 
 /// `bantin.toml`, built.

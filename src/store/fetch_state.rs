@@ -50,11 +50,6 @@ pub(crate) fn save_validators(
     Ok(())
 }
 
-/// A run succeeded when it had no errors or still stored or recognized articles.
-fn succeeded(run: &SourceRun) -> bool {
-    run.errors == 0 || run.new + run.updated + run.unchanged + run.duplicates > 0
-}
-
 pub(crate) fn record_run(
     tx: &Transaction<'_>,
     source: &SourceId,
@@ -74,7 +69,7 @@ pub(crate) fn record_run(
         params![source.as_str(), RECENT_RUNS as i64],
     )
     .map_err(sql("trim source runs"))?;
-    if succeeded(run) {
+    if run.succeeded() {
         tx.execute(
             "INSERT INTO source_state (source, last_success, failures) VALUES (?1, ?2, 0)
              ON CONFLICT (source) DO UPDATE SET last_success = excluded.last_success, failures = 0",

@@ -360,13 +360,15 @@ fn explain_toml_error(message: &str) -> (String, Option<String>) {
     let unknown = Regex::new(r"unknown (field|variant) `([^`]*)`, expected (.*)")
         .expect("literal regex compiles");
     if let Some(caps) = unknown.captures(&message) {
+        // serde's fields are keys; its variants are the values a setting takes.
+        let what = if &caps[1] == "field" { "key" } else { "value" };
         let wrong = &caps[2];
         let expected: Vec<&str> = caps[3].split('`').skip(1).step_by(2).collect();
         let help = match did_you_mean(wrong, expected.iter().copied()) {
             Some(right) => format!("did you mean `{right}`?"),
-            None => format!("known keys here: {}", expected.join(", ")),
+            None => format!("known {what}s here: {}", expected.join(", ")),
         };
-        return (format!("unknown key `{wrong}`"), Some(help));
+        return (format!("unknown {what} `{wrong}`"), Some(help));
     }
     if let Some(rest) = message.strip_prefix("missing field ") {
         return (

@@ -1,6 +1,7 @@
 //! Reading publication and update times from the text a page gives: ISO 8601 / RFC 3339,
-//! RFC 2822, Unix epochs, and the numeric forms Vietnamese news sites print
-//! (`Thứ Sáu, 17/07/2020 21:54`, `21:54 17/07/2020 (GMT+7)`, `Ngày 17 tháng 7 năm 2020`).
+//! RFC 2822, Unix epochs, the numeric forms Vietnamese news sites print
+//! (`Thứ Sáu, 17/07/2020 21:54`, `21:54 17/07/2020 (GMT+7)`, `Ngày 17 tháng 7 năm 2020`)
+//! and English month names (`July 17, 2020 9:54 PM`, `17 Jul 2020`).
 //! A time without a zone is read in the source's zone. Not here: finding the date on a
 //! page (see `meta`, `jsonld`, `heuristics`).
 
@@ -31,6 +32,20 @@ static DMY: LazyLock<Regex> = LazyLock::new(|| {
 static VI_WORDS: LazyLock<Regex> = LazyLock::new(|| {
     Regex::new(r"(?i)\b(\d{1,2})\s+tháng\s+(\d{1,2})\s*(?:,|năm)?\s*(\d{4})\b")
         .expect("literal regex compiles")
+});
+/// English month names or their abbreviations: "July 17, 2020", "17 Jul. 2020".
+const MONTHS: &str = r"(jan|feb|mar|apr|may|jun|jul|aug|sep|oct|nov|dec)[a-z]*\.?";
+static MONTH_DAY_YEAR: LazyLock<Regex> = LazyLock::new(|| {
+    Regex::new(&format!(
+        r"(?i)\b{MONTHS}\s+(\d{{1,2}})(?:st|nd|rd|th)?,?\s+(\d{{4}})\b"
+    ))
+    .expect("literal regex compiles")
+});
+static DAY_MONTH_YEAR: LazyLock<Regex> = LazyLock::new(|| {
+    Regex::new(&format!(
+        r"(?i)\b(\d{{1,2}})(?:st|nd|rd|th)?\s+(?:of\s+)?{MONTHS},?\s+(\d{{4}})\b"
+    ))
+    .expect("literal regex compiles")
 });
 static TIME: LazyLock<Regex> = LazyLock::new(|| {
     Regex::new(r"(?i)\b(\d{1,2})\s*(?::|h|g)\s*(\d{2})(?:\s*:\s*(\d{2}))?\s*(am|pm|sa|ch)?\b")
@@ -110,6 +125,10 @@ fn parse_any(text: &str, tz: Tz) -> Option<DateTime<FixedOffset>> {
         Some((ymd(&c[3], &c[2], &c[1])?, c.get(0)?.range()))
     } else if let Some(c) = VI_WORDS.captures(text) {
         Some((ymd(&c[3], &c[2], &c[1])?, c.get(0)?.range()))
+    } else if let Some(c) = MONTH_DAY_YEAR.captures(text) {
+        Some((ymd(&c[3], &month_number(&c[1])?, &c[2])?, c.get(0)?.range()))
+    } else if let Some(c) = DAY_MONTH_YEAR.captures(text) {
+        Some((ymd(&c[3], &month_number(&c[2])?, &c[1])?, c.get(0)?.range()))
     } else {
         None
     };
@@ -140,6 +159,18 @@ fn parse_any(text: &str, tz: Tz) -> Option<DateTime<FixedOffset>> {
         }
         None => local(naive, tz),
     }
+}
+
+/// "jul" (any case) as "7".
+fn month_number(abbreviation: &str) -> Option<String> {
+    const NAMES: [&str; 12] = [
+        "jan", "feb", "mar", "apr", "may", "jun", "jul", "aug", "sep", "oct", "nov", "dec",
+    ];
+    let lower = abbreviation.to_ascii_lowercase();
+    NAMES
+        .iter()
+        .position(|name| *name == lower)
+        .map(|i| (i + 1).to_string())
 }
 
 fn ymd(y: &str, m: &str, d: &str) -> Option<NaiveDate> {
@@ -275,6 +306,22 @@ mod tests {
                 "2020-07-17T21:54:00+00:00",
             ),
             ("1678763100", None, "2023-03-14T10:05:00+07:00"),
+            (
+                "Published July 17, 2020 at 9:54 pm",
+                None,
+                "2020-07-17T21:54:00+07:00",
+            ),
+            ("Jul. 17th, 2020", None, "2020-07-17T00:00:00+07:00"),
+            (
+                "17 July 2020, 21:54 GMT+1",
+                None,
+                "2020-07-17T21:54:00+01:00",
+            ),
+            (
+                "Friday 17th of July 2020",
+                None,
+                "2020-07-17T00:00:00+07:00",
+            ),
             (
                 "17.07.2020 | 21:54",
                 Some("%d.%m.%Y | %H:%M"),

@@ -85,8 +85,8 @@ pub(super) fn load(path: &Path) -> Result<Config, ConfigError> {
     }
 }
 
-/// Most shape errors reported for one file; each one drops a table, so this also bounds
-/// the work.
+/// Most shape errors reported for one file; each one costs a parse of the file, so this
+/// also bounds the work.
 const MAX_SHAPE_ERRORS_PER_FILE: usize = 50;
 
 /// Parses one TOML file, turning syntax and shape errors into diagnostics. Every syntax
@@ -198,7 +198,7 @@ fn explain_wrong_type(subject: &str, message: &str) -> Option<(String, Option<St
 }
 
 /// One step from a table down to a value: a key, or an index into an array.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone)]
 enum Step {
     Key(String),
     Index(usize),

@@ -125,7 +125,7 @@ pub fn content_hash(article: &Article) -> String {
 /// value with up to `flips = distance / count` of its bits flipped and finds every near
 /// duplicate. Few wide bands mean more probes but almost no false candidates; many
 /// narrow bands mean few probes but candidates that grow with the store. The layout is
-/// chosen so the total stays small at [`DESIGN_ITEMS`], which keeps lookup time flat
+/// chosen so the total stays small at `DESIGN_ITEMS`, which keeps lookup time flat
 /// as the store grows.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Bands {

@@ -622,3 +622,25 @@ fn preview_without_inputs_is_bad_usage() {
         .assert()
         .code(2);
 }
+
+#[test]
+fn landing_page_split_into_modules_keeps_every_module() {
+    // Regression: only the best-scoring module was kept, the other sections were lost.
+    let module = |i: usize| {
+        format!(
+            "<div class=\"module\"><div class=\"container\"><div class=\"card\"><h2>Phần {i}</h2><div class=\"row\"><div class=\"col\"><div class=\"text\"><p>Đoạn văn số {i}, một câu đủ dài để được tính là nội dung bài viết thật sự.</p><p>Một câu nữa của phần {i}, cũng đủ dài để được tính là một đoạn văn.</p></div></div></div></div></div></div>"
+        )
+    };
+    let html = format!(
+        "<html><body><h1>T</h1><div class=\"page\">{}</div></body></html>",
+        (0..5).map(module).collect::<String>()
+    );
+    let a = extract_html(&html);
+    for i in 0..5 {
+        assert!(
+            a.body_text.contains(&format!("Đoạn văn số {i},")),
+            "{:?}",
+            a.body_text
+        );
+    }
+}

@@ -644,3 +644,17 @@ fn landing_page_split_into_modules_keeps_every_module() {
         );
     }
 }
+
+#[test]
+fn heading_of_a_dropped_link_list_is_left_out() {
+    // Regression: "More from this column:" stayed at the end of the body after its links went.
+    let links = "<p><a href=/r>Một bài viết khác của chuyên mục này</a></p>".repeat(4);
+    let html = format!(
+        "<html><body><h1>T</h1><div class=\"entry\">{}<h2>Bài khác trong chuyên mục:</h2>{links}</div></body></html>",
+        paragraphs(6)
+    );
+    let a = extract_html(&html);
+    assert_all_paragraphs(&a.body_text, 6);
+    assert!(!a.body_text.contains("chuyên mục"), "{:?}", a.body_text);
+    assert!(!a.body_html.contains("<h2>"), "{}", a.body_html);
+}

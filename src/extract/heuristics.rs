@@ -582,8 +582,8 @@ pub fn main_blocks(html: &Html, scan: &Scan) -> Vec<ego_tree::NodeId> {
     wrapper_of_prose(html, scan, top, &blocks).map_or(blocks, |a| vec![a])
 }
 
-/// Blocks holding little of the page's prose are one section of a text split into
-/// several (a landing page of modules): the smallest wrapper of most of the prose is
+/// Blocks holding under 60% of the page's prose are one section of a text split into
+/// several (a landing page of modules): the smallest wrapper of 80% of the prose is
 /// the text.
 fn wrapper_of_prose(
     html: &Html,
@@ -598,7 +598,7 @@ fn wrapper_of_prose(
         .map(|c| scan.get(c.id()).prose)
         .sum();
     let prose: u32 = blocks.iter().map(|b| scan.get(*b).prose).sum();
-    if prose * 2 >= page_prose {
+    if prose * 5 >= page_prose * 3 {
         return None;
     }
     html.tree

@@ -658,3 +658,23 @@ fn heading_of_a_dropped_link_list_is_left_out() {
     assert!(!a.body_text.contains("chuyên mục"), "{:?}", a.body_text);
     assert!(!a.body_html.contains("<h2>"), "{}", a.body_html);
 }
+
+#[test]
+fn module_with_a_little_over_half_of_the_text_is_not_the_whole_text() {
+    // Regression: a section with 55% of the page's prose was taken for the whole text.
+    let module = |from: usize, to: usize| {
+        format!(
+            "<div class=\"module-{from}\"><div class=\"container\"><div class=\"card\"><div class=\"row\"><div class=\"col\"><div class=\"text\">{}</div></div></div></div></div></div>",
+            (from..to)
+                .map(|i| format!("<p>Đoạn văn số {i}, một câu đủ dài để được tính là nội dung bài viết thật sự.</p>"))
+                .collect::<String>()
+        )
+    };
+    let html = format!(
+        "<html><body><h1>T</h1><div class=\"page\">{}{}</div></body></html>",
+        module(0, 11),
+        module(11, 20)
+    );
+    let a = extract_html(&html);
+    assert_all_paragraphs(&a.body_text, 20);
+}

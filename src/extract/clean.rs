@@ -91,6 +91,8 @@ const TEXT_BLOCKS: &[&str] = &[
     "dt",
     "dd",
 ];
+/// Kept heading tags.
+const HEADINGS: &[&str] = &["h2", "h3", "h4", "h5", "h6"];
 /// Tags that end a line of text when they open or close, kept or unwrapped.
 const BREAKING_TAGS: &[&str] = &[
     "p",
@@ -220,6 +222,12 @@ pub fn body(html: &Html, scan: &Scan, blocks: &[NodeId], skip: &IdSet, base: &Ur
         w.end_line();
         w.close_implicit();
     }
+    // A heading with no text after it introduced a box that was dropped ("more from
+    // this column:", "sources:").
+    if let Some((html_len, lines)) = w.trailing_heading {
+        w.html.truncate(html_len);
+        w.lines.truncate(lines);
+    }
     let html = SANITIZER.clean(&w.html).to_string();
     Body {
         html,
@@ -275,6 +283,11 @@ struct Writer {
     /// Written tags open (for the nesting cap).
     written: usize,
     implicit_p: bool,
+    /// Headings open among the written tags.
+    headings: usize,
+    /// Where the body stood (HTML length, lines) before the headings that no text has
+    /// followed yet.
+    trailing_heading: Option<(usize, usize)>,
 }
 
 impl Writer {
@@ -317,6 +330,9 @@ impl Writer {
         let line = normalize(&self.line);
         if !line.is_empty() {
             self.lines.push(line);
+            if self.headings == 0 {
+                self.trailing_heading = None;
+            }
         }
         self.line.clear();
     }
@@ -371,6 +387,11 @@ impl Writer {
             if !breaking {
                 self.ensure_block();
             }
+            if HEADINGS.contains(&t) {
+                self.headings += 1;
+                self.trailing_heading
+                    .get_or_insert((self.html.len(), self.lines.len()));
+            }
             self.html.push('<');
             self.html.push_str(t);
             if t == "a"
@@ -419,6 +440,9 @@ impl Writer {
             self.written -= 1;
             if TEXT_BLOCKS.contains(&t) {
                 self.text_blocks -= 1;
+            }
+            if HEADINGS.contains(&t) {
+                self.headings -= 1;
             }
         }
     }

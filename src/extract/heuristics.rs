@@ -110,6 +110,9 @@ pub struct Stats {
     pub own: u32,
     /// `<p>` elements inside.
     pub paragraphs: u32,
+    /// Non-space characters of the paragraphs inside that read as prose: long enough and
+    /// mostly outside links.
+    pub prose: u32,
 }
 
 impl Stats {
@@ -196,6 +199,9 @@ impl Scan {
                         && el.name() == "p"
                     {
                         s.paragraphs += 1;
+                        if s.text >= MIN_PARAGRAPH_CHARS && s.links * 2 < s.text {
+                            s.prose = s.text;
+                        }
                     }
                     stats.insert(id, s);
                     if let Some((_, parent, _)) = stack.last_mut() {
@@ -203,6 +209,7 @@ impl Scan {
                         parent.links += s.links;
                         parent.commas += s.commas;
                         parent.paragraphs += s.paragraphs;
+                        parent.prose += s.prose;
                     }
                 }
             }
@@ -220,10 +227,25 @@ impl Scan {
             let text_box = |s: &Stats| {
                 text_class && s.paragraphs >= 3 && s.link_density() < 0.3 && s.text >= 500
             };
-            if stats
-                .get(&id)
-                .is_some_and(|s| s.text * 2 < total && !text_box(s))
+            if let Some(s) = stats.get(&id).copied()
+                && s.text * 2 < total
+                && !text_box(&s)
             {
+                let ancestors: Vec<_> = html
+                    .tree
+                    .get(id)
+                    .into_iter()
+                    .flat_map(|n| n.ancestors())
+                    .map(|a| a.id())
+                    .collect();
+                // Prose of a box inside a junk box was taken out with the outer box.
+                if !ancestors.iter().any(|a| junk.contains(a)) {
+                    for a in &ancestors {
+                        if let Some(st) = stats.get_mut(a) {
+                            st.prose = st.prose.saturating_sub(s.prose);
+                        }
+                    }
+                }
                 junk.insert(id);
             }
         }
@@ -557,7 +579,39 @@ pub fn main_blocks(html: &Html, scan: &Scan) -> Vec<ego_tree::NodeId> {
             blocks.push(sibling.id());
         }
     }
-    blocks
+    wrapper_of_prose(html, scan, top, &blocks).map_or(blocks, |a| vec![a])
+}
+
+/// Blocks holding under 60% of the page's prose are one section of a text split into
+/// several (a landing page of modules): the smallest wrapper of 80% of the prose is
+/// the text.
+fn wrapper_of_prose(
+    html: &Html,
+    scan: &Scan,
+    top: ego_tree::NodeId,
+    blocks: &[ego_tree::NodeId],
+) -> Option<ego_tree::NodeId> {
+    let page_prose: u32 = html
+        .tree
+        .root()
+        .children()
+        .map(|c| scan.get(c.id()).prose)
+        .sum();
+    let prose: u32 = blocks.iter().map(|b| scan.get(*b).prose).sum();
+    if prose * 5 >= page_prose * 3 {
+        return None;
+    }
+    html.tree
+        .get(top)?
+        .ancestors()
+        .take_while(|a| {
+            a.value()
+                .as_element()
+                .is_some_and(|e| !matches!(e.name(), "html" | "body"))
+        })
+        .find(|a| scan.get(a.id()).prose * 5 >= page_prose * 4)
+        .filter(|a| scan.get(a.id()).link_density() < 0.3)
+        .map(|a| a.id())
 }
 
 /// Longest caption a picture box may carry and still be only a picture.

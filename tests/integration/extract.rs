@@ -622,3 +622,59 @@ fn preview_without_inputs_is_bad_usage() {
         .assert()
         .code(2);
 }
+
+#[test]
+fn landing_page_split_into_modules_keeps_every_module() {
+    // Regression: only the best-scoring module was kept, the other sections were lost.
+    let module = |i: usize| {
+        format!(
+            "<div class=\"module\"><div class=\"container\"><div class=\"card\"><h2>Phần {i}</h2><div class=\"row\"><div class=\"col\"><div class=\"text\"><p>Đoạn văn số {i}, một câu đủ dài để được tính là nội dung bài viết thật sự.</p><p>Một câu nữa của phần {i}, cũng đủ dài để được tính là một đoạn văn.</p></div></div></div></div></div></div>"
+        )
+    };
+    let html = format!(
+        "<html><body><h1>T</h1><div class=\"page\">{}</div></body></html>",
+        (0..5).map(module).collect::<String>()
+    );
+    let a = extract_html(&html);
+    for i in 0..5 {
+        assert!(
+            a.body_text.contains(&format!("Đoạn văn số {i},")),
+            "{:?}",
+            a.body_text
+        );
+    }
+}
+
+#[test]
+fn heading_of_a_dropped_link_list_is_left_out() {
+    // Regression: "More from this column:" stayed at the end of the body after its links went.
+    let links = "<p><a href=/r>Một bài viết khác của chuyên mục này</a></p>".repeat(4);
+    let html = format!(
+        "<html><body><h1>T</h1><div class=\"entry\">{}<h2>Bài khác trong chuyên mục:</h2>{links}</div></body></html>",
+        paragraphs(6)
+    );
+    let a = extract_html(&html);
+    assert_all_paragraphs(&a.body_text, 6);
+    assert!(!a.body_text.contains("chuyên mục"), "{:?}", a.body_text);
+    assert!(!a.body_html.contains("<h2>"), "{}", a.body_html);
+}
+
+#[test]
+fn module_with_a_little_over_half_of_the_text_is_not_the_whole_text() {
+    // Regression: a section with 55% of the page's prose was taken for the whole text.
+    let module = |from: usize, to: usize| {
+        format!(
+            "<div class=\"module-{from}\"><div class=\"container\"><div class=\"card\"><div class=\"row\"><div class=\"col\"><div class=\"text\">{}</div></div></div></div></div></div>",
+            (from..to)
+                .map(|i| format!("<p>Đoạn văn số {i}, một câu đủ dài để được tính là nội dung bài viết thật sự.</p>"))
+                .collect::<String>()
+        )
+    };
+    let html = format!(
+        "<html><body><h1>T</h1><div class=\"page\">{}{}</div></body></html>",
+        module(0, 11),
+        module(11, 20)
+    );
+    let a = extract_html(&html);
+    assert_all_paragraphs(&a.body_text, 20);
+}

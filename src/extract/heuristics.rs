@@ -67,7 +67,7 @@ static CLASS_REGEXES: LazyLock<[Regex; kind::COUNT]> = LazyLock::new(|| {
     ]
     .map(|p| Regex::new(p).expect("literal regex compiles"))
 });
-/// Bits of [`CLASS_REGEXES`] matches, in its order.
+/// Bits of `CLASS_REGEXES` matches, in its order.
 pub mod kind {
     pub const ALWAYS_JUNK: u16 = 1 << 0;
     pub const SOFT_JUNK: u16 = 1 << 1;

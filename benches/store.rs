@@ -62,8 +62,8 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         bands.probes(0).len()
     );
     println!(
-        "search: common = one word nearly every item holds; title = the first 5 words of a \
-         stored title (few items hold all); none = a word no item holds"
+        "search: common = one word nearly every item holds; 5 words = the first 5 words of a \
+         stored title (each in nearly every item too); none = a word no item holds"
     );
     println!(
         "{:>9} {:>10} {:>14} {:>14} {:>14} {:>13} {:>13} {:>13} {:>10} {:>10}",
@@ -73,7 +73,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         "lookup hit µs",
         "lookup miss µs",
         "common ms",
-        "title ms",
+        "5 words ms",
         "none ms",
         "db MiB",
         "peak MiB"

@@ -464,10 +464,13 @@ pub(crate) fn search(
     let Some(query) = match_query(words) else {
         return latest(tx, feed, limit);
     };
+    // The matches are a set to test the feed's items against, newest first, until
+    // `limit` are found (`+` keeps SQLite from reading every match's row and sorting
+    // them, which took most of a second for a word in nearly every one of 100k items).
     let sql_text = if feed.as_str() == ALL_CATEGORY {
         format!(
             "SELECT {ITEM_COLUMNS} FROM items i
-             WHERE i.rowid IN (SELECT rowid FROM item_search WHERE item_search MATCH ?2)
+             WHERE +i.rowid IN (SELECT rowid FROM item_search WHERE item_search MATCH ?2)
                  AND ?1 = ?1
              ORDER BY i.sort_time DESC, i.rowid DESC LIMIT ?3"
         )
@@ -475,7 +478,7 @@ pub(crate) fn search(
         format!(
             "SELECT {ITEM_COLUMNS} FROM items i
              JOIN item_categories c ON c.item = i.rowid AND c.category = ?1
-             WHERE i.rowid IN (SELECT rowid FROM item_search WHERE item_search MATCH ?2)
+             WHERE +i.rowid IN (SELECT rowid FROM item_search WHERE item_search MATCH ?2)
              ORDER BY i.sort_time DESC, i.rowid DESC LIMIT ?3"
         )
     };

@@ -198,11 +198,11 @@ pub(crate) fn reindex_all(tx: &Transaction<'_>) -> Result<usize, StoreError> {
         .prepare("SELECT rowid, id, article FROM items")
         .map_err(sql("read items to index"))?;
     let mut rows = stmt.query([]).map_err(sql("read items to index"))?;
+    let read = |r: &rusqlite::Row<'_>| -> rusqlite::Result<(i64, String, Vec<u8>)> {
+        Ok((r.get(0)?, r.get(1)?, r.get(2)?))
+    };
     let mut count = 0;
     while let Some(row) = rows.next().map_err(sql("read items to index"))? {
-        let read = |r: &rusqlite::Row<'_>| -> rusqlite::Result<(i64, String, Vec<u8>)> {
-            Ok((r.get(0)?, r.get(1)?, r.get(2)?))
-        };
         let (rowid, id, blob) = read(row).map_err(sql("read items to index"))?;
         index_for_search(tx, rowid, &decode_article(&blob, &id)?)?;
         count += 1;

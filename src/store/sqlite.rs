@@ -239,6 +239,9 @@ fn reindex_search_if_needed(conn: &mut Connection) -> Result<(), StoreError> {
     if stored.as_deref() == Some(SEARCH_INDEX_VERSION) {
         return Ok(());
     }
+    // Every stored article is decoded and folded, in one transaction: a while on a
+    // large store, once.
+    tracing::info!("indexing every item for search");
     let indexed = items::reindex_all(&tx)?;
     tx.execute(
         "INSERT INTO meta (key, value) VALUES ('item_search', ?1)
@@ -247,9 +250,7 @@ fn reindex_search_if_needed(conn: &mut Connection) -> Result<(), StoreError> {
     )
     .map_err(sql("write search index version"))?;
     tx.commit().map_err(sql("commit search index"))?;
-    if indexed > 0 {
-        tracing::info!(items = indexed, "search index built");
-    }
+    tracing::info!(items = indexed, "search index built");
     Ok(())
 }
 

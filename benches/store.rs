@@ -1,8 +1,8 @@
-//! Insert + dedup-check throughput of `SqliteStore` and near-duplicate lookup time as
-//! the store grows: `cargo bench --bench store -- [MAX_ITEMS]` (default 1,000,000).
-//! Reports at 10k, 100k and 1M items: items/s and CPU time per item for the last
-//! stretch, near-duplicate lookup time (mean of 1,000 queries), database size and
-//! peak RSS.
+//! Insert + dedup-check throughput of `SqliteStore`, near-duplicate lookup and search
+//! time as the store grows: `cargo bench --bench store -- [MAX_ITEMS]` (default
+//! 1,000,000). Reports at 10k, 100k and 1M items: items/s and CPU time per item for the
+//! last stretch, near-duplicate lookup time (mean of 1,000 queries), search time (mean
+//! of 100 queries of each kind, newest 50 of `all`), database size and peak RSS.
 
 #[path = "../tests/integration/support/synthetic.rs"]
 mod synthetic;
@@ -10,11 +10,14 @@ mod synthetic;
 use std::time::{Duration, Instant};
 
 use bantin::dedup::simhash;
-use bantin::model::{Outcome, SourceId};
+use bantin::model::{CategoryId, Outcome, SourceId};
 use bantin::store::{SqliteStore, Store};
 
 const CHECKPOINTS: &[u64] = &[10_000, 100_000, 1_000_000];
 const LOOKUPS: u64 = 1_000;
+const SEARCHES: u64 = 100;
+/// Items a search returns, as a feed of the default length would.
+const SEARCH_LIMIT: usize = 50;
 
 fn peak_rss_mib() -> f64 {
     let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
@@ -59,9 +62,23 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         bands.probes(0).len()
     );
     println!(
-        "{:>9} {:>10} {:>14} {:>14} {:>14} {:>10} {:>10}",
-        "items", "items/s", "CPU ms/item", "lookup hit µs", "lookup miss µs", "db MiB", "peak MiB"
+        "search: common = one word nearly every item holds; 5 words = the first 5 words of a \
+         stored title (each in nearly every item too); none = a word no item holds"
     );
+    println!(
+        "{:>9} {:>10} {:>14} {:>14} {:>14} {:>13} {:>13} {:>13} {:>10} {:>10}",
+        "items",
+        "items/s",
+        "CPU ms/item",
+        "lookup hit µs",
+        "lookup miss µs",
+        "common ms",
+        "5 words ms",
+        "none ms",
+        "db MiB",
+        "peak MiB"
+    );
+    let all = CategoryId::from("all");
     let mut stored = 0u64;
     for &checkpoint in CHECKPOINTS.iter().filter(|&&c| c <= max) {
         let start = Instant::now();
@@ -100,14 +117,43 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
             store.find_near_duplicate(fresh)?;
             miss += t.elapsed();
         }
+        // Searches over the whole store, each the mean of SEARCHES queries.
+        let search_ms = |query: &dyn Fn(u64) -> String, at_least: usize| {
+            let mut total = Duration::ZERO;
+            for q in 0..SEARCHES {
+                let words = query(q);
+                let t = Instant::now();
+                let found = store.search_items(&all, &words, SEARCH_LIMIT)?;
+                total += t.elapsed();
+                assert!(found.len() >= at_least, "{words:?}: {} found", found.len());
+            }
+            Ok::<_, Box<dyn std::error::Error>>(total.as_secs_f64() * 1e3 / SEARCHES as f64)
+        };
+        let common = search_ms(&|_| "an".to_owned(), SEARCH_LIMIT)?;
+        let title = search_ms(
+            &|q| {
+                let k = q.wrapping_mul(2_654_435_761) % stored;
+                let title = synthetic::article(k, 0).title;
+                title
+                    .split([' ', '-'])
+                    .take(5)
+                    .collect::<Vec<_>>()
+                    .join(" ")
+            },
+            1,
+        )?;
+        let none = search_ms(&|q| format!("khongco{q}"), 0)?;
         let db_mib = std::fs::metadata(&db)?.len() as f64 / (1024.0 * 1024.0);
         println!(
-            "{:>9} {:>10.0} {:>14.2} {:>14.1} {:>14.1} {:>10.0} {:>10.0}",
+            "{:>9} {:>10.0} {:>14.2} {:>14.1} {:>14.1} {:>13.2} {:>13.2} {:>13.2} {:>10.0} {:>10.0}",
             stored,
             rate,
             cpu_ms_per_item,
             hit.as_secs_f64() * 1e6 / LOOKUPS as f64,
             miss.as_secs_f64() * 1e6 / LOOKUPS as f64,
+            common,
+            title,
+            none,
             db_mib,
             peak_rss_mib()
         );

@@ -1,5 +1,6 @@
 //! Text normalization shared by every stage: Unicode NFC, collapsed whitespace, and
-//! Vietnamese diacritic folding for accent-insensitive matching and search.
+//! Vietnamese diacritic folding for accent-insensitive matching, and the word form search
+//! indexes and queries share.
 
 use unicode_normalization::char::is_combining_mark;
 use unicode_normalization::{IsNormalized, UnicodeNormalization, is_nfc_quick};
@@ -50,6 +51,25 @@ pub fn fold_diacritics(text: &str) -> String {
         .collect()
 }
 
+/// The words of `text` as search matches them: lower case, without diacritics, only
+/// letters and digits, separated by single spaces ("Đảng ủy, (CAO)" -> "dang uy cao").
+/// The search index stores this form and a query is put into it too, so "dang" finds
+/// "Đảng" and the index and the query never disagree on where a word ends.
+pub fn search_terms(text: &str) -> String {
+    let folded = fold_diacritics(&text.to_lowercase());
+    let mut out = String::with_capacity(folded.len());
+    for word in folded
+        .split(|c: char| !c.is_alphanumeric())
+        .filter(|w| !w.is_empty())
+    {
+        if !out.is_empty() {
+            out.push(' ');
+        }
+        out.push_str(word);
+    }
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -70,5 +90,14 @@ mod tests {
             fold_diacritics("Phòng cháy chữa cháy"),
             "Phong chay chua chay"
         );
+    }
+
+    #[test]
+    fn search_terms_are_folded_lower_case_words() {
+        assert_eq!(
+            search_terms("ĐẢNG ủy, (CAO) -- \"Công-an\" NEAR(x*)"),
+            "dang uy cao cong an near x"
+        );
+        assert_eq!(search_terms(" * - () \""), "");
     }
 }

@@ -18,15 +18,13 @@ use super::caching::{Representation, http_date, tag_encoding};
 use super::index::render_index;
 use crate::config::Config;
 use crate::error_chain;
-use crate::model::{ALL_CATEGORY, CategoryId, Item, SourceState};
+use crate::model::{ALL_CATEGORY, CategoryId, SourceState};
 use crate::publish::{self, FeedFormat, FeedMeta, OPML_FILE, RenderContext, STYLESHEET_FILE};
 use crate::store::StoreError;
-use crate::text::fold_diacritics;
+use crate::text::search_terms;
 
 /// Most items a `?limit=` may ask for.
 const MAX_LIMIT: usize = 1000;
-/// Newest items a `?q=` search looks through.
-const SEARCH_WINDOW: usize = 2000;
 /// Latest items listed on the index page.
 const INDEX_ITEMS: usize = 30;
 
@@ -144,8 +142,12 @@ async fn feed(
             Some((FeedMeta::clone(meta), *format)),
         ),
     };
-    let filtered =
-        query.limit.is_some() || query.q.as_deref().is_some_and(|q| !q.trim().is_empty());
+    // A `?q=` without letters or digits has no word to search for.
+    let filtered = query.limit.is_some()
+        || query
+            .q
+            .as_deref()
+            .is_some_and(|q| !search_terms(q).is_empty());
     let rep = match meta_format {
         Some((meta, format)) if filtered => {
             render_filtered(&state, &config, meta, format, query).await
@@ -179,54 +181,18 @@ async fn render_filtered(
         .limit
         .unwrap_or(meta.items_per_feed)
         .clamp(1, MAX_LIMIT);
-    let words: Vec<String> = query
-        .q
-        .as_deref()
-        .unwrap_or("")
-        .split_whitespace()
-        .map(search_key)
-        .collect();
-    let window = if words.is_empty() {
-        limit
-    } else {
-        SEARCH_WINDOW
-    };
+    let words = query.q.unwrap_or_default();
     let store = state.store.clone();
     let ctx = RenderContext::new(config);
     let rep = tokio::task::spawn_blocking(move || -> Result<Representation, StoreError> {
-        let items = store.latest_items(&meta.id, window)?;
-        let items: Vec<Item> = items
-            .into_iter()
-            .filter(|item| matches_all(item, &words))
-            .take(limit)
-            .collect();
+        // The whole store is searched, through its full-text index.
+        let items = store.search_items(&meta.id, &words, limit)?;
         let body = publish::render(format, &meta, &items, &ctx);
         let modified = publish::newest_change(&items).map(Into::into);
         Ok(Representation::new(Bytes::from(body), modified))
     })
     .await??;
     Ok(Arc::new(rep))
-}
-
-/// Lower case, without diacritics: "Đảng" and "dang" are the same search word.
-fn search_key(text: &str) -> String {
-    fold_diacritics(&text.to_lowercase())
-}
-
-fn matches_all(item: &Item, words: &[String]) -> bool {
-    if words.is_empty() {
-        return true;
-    }
-    let a = &item.article;
-    let haystack = search_key(&format!(
-        "{}\n{}\n{}\n{}\n{}",
-        a.title,
-        a.lead.as_deref().unwrap_or(""),
-        a.body_text,
-        a.authors.join(" "),
-        a.tags.join(" ")
-    ));
-    words.iter().all(|w| haystack.contains(w.as_str()))
 }
 
 fn respond(
@@ -427,14 +393,4 @@ async fn metrics(State(state): State<AppState>) -> Response {
         body,
     )
         .into_response()
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn search_key_ignores_case_and_diacritics() {
-        assert_eq!(search_key("ĐẢNG Viên"), "dang vien");
-    }
 }

@@ -78,6 +78,18 @@ pub trait Store: Send + Sync {
     /// newest first by published time, else first-seen time.
     fn latest_items(&self, feed: &CategoryId, limit: usize) -> Result<Vec<Item>, StoreError>;
 
+    /// The newest items of a feed (as [`Store::latest_items`]) that contain every word of
+    /// `words`, as typed by a reader. Words are compared whole, in lower case and without
+    /// diacritics ("dang" finds "Đảng", "Đảng" finds "dang"); a word is a run of letters
+    /// and digits, so punctuation, quotes and operators in `words` only separate words.
+    /// Without any word, the newest items.
+    fn search_items(
+        &self,
+        feed: &CategoryId,
+        words: &str,
+        limit: usize,
+    ) -> Result<Vec<Item>, StoreError>;
+
     /// Replaces an item's categories (after re-classification).
     fn set_categories(&self, id: &ItemId, categories: &[CategoryId]) -> Result<(), StoreError>;
 

@@ -1,5 +1,5 @@
 //! The SQLite backend: opening the file (WAL, foreign keys, migrations by
-//! `PRAGMA user_version`), the connection lock, and the [`Store`] impl that delegates to
+//! `PRAGMA user_version`, indexes rebuilt on open), the connection lock, and the [`Store`] impl that delegates to
 //! `items` and `fetch_state`. Every trait method runs in one transaction.
 
 use std::cell::RefCell;
@@ -25,7 +25,11 @@ use crate::model::{
 const MIGRATIONS: &[&str] = &[
     include_str!("migrations/0001_initial.sql"),
     include_str!("migrations/0002_band_simhash.sql"),
+    include_str!("migrations/0003_item_search.sql"),
 ];
+/// The form of the text in the search index. Bump it when `text::search_terms` or the
+/// indexed fields change: the next open then indexes every item again.
+const SEARCH_INDEX_VERSION: &str = "1";
 /// How long a writer waits for another connection's lock before failing.
 const BUSY_TIMEOUT: Duration = Duration::from_secs(10);
 
@@ -70,6 +74,7 @@ impl SqliteStore {
         migrate(&mut conn)?;
         let bands = Bands::for_distance(near_duplicate_distance);
         rebuild_bands_if_needed(&mut conn, bands)?;
+        reindex_search_if_needed(&mut conn)?;
         Ok(SqliteStore {
             conn: Mutex::new(conn),
             path: path.to_owned(),
@@ -217,6 +222,38 @@ fn rebuild_bands_if_needed(conn: &mut Connection, bands: Bands) -> Result<(), St
     Ok(())
 }
 
+/// Indexes every item for search when the index was built with another
+/// [`SEARCH_INDEX_VERSION`] or never (a store migrated from before search).
+fn reindex_search_if_needed(conn: &mut Connection) -> Result<(), StoreError> {
+    let tx = conn
+        .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)
+        .map_err(sql("begin transaction"))?;
+    let stored: Option<String> = tx
+        .query_row(
+            "SELECT value FROM meta WHERE key = 'item_search'",
+            [],
+            |r| r.get(0),
+        )
+        .optional()
+        .map_err(sql("read search index version"))?;
+    if stored.as_deref() == Some(SEARCH_INDEX_VERSION) {
+        return Ok(());
+    }
+    // Every stored article is decoded and folded, in one transaction: a while on a
+    // large store, once.
+    tracing::info!("indexing every item for search");
+    let indexed = items::reindex_all(&tx)?;
+    tx.execute(
+        "INSERT INTO meta (key, value) VALUES ('item_search', ?1)
+         ON CONFLICT (key) DO UPDATE SET value = excluded.value",
+        params![SEARCH_INDEX_VERSION],
+    )
+    .map_err(sql("write search index version"))?;
+    tx.commit().map_err(sql("commit search index"))?;
+    tracing::info!(items = indexed, "search index built");
+    Ok(())
+}
+
 thread_local! {
     /// One zlib compressor per thread, reset between uses: a fresh one allocates and
     /// clears several hundred KB of tables, which cost more than compressing an article.
@@ -281,6 +318,15 @@ impl Store for SqliteStore {
 
     fn latest_items(&self, feed: &CategoryId, limit: usize) -> Result<Vec<Item>, StoreError> {
         self.read(|tx| items::latest(tx, feed, limit))
+    }
+
+    fn search_items(
+        &self,
+        feed: &CategoryId,
+        words: &str,
+        limit: usize,
+    ) -> Result<Vec<Item>, StoreError> {
+        self.read(|tx| items::search(tx, feed, words, limit))
     }
 
     fn set_categories(&self, id: &ItemId, categories: &[CategoryId]) -> Result<(), StoreError> {

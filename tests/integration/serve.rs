@@ -5,8 +5,9 @@ use std::io::Read;
 
 use reqwest::header;
 
-use crate::support::feeds::{FeedEnv, article};
+use crate::support::feeds::{FeedEnv, article, validate_rss};
 use crate::support::server::TestServer;
+use crate::support::synthetic;
 
 async fn server() -> TestServer {
     let env = FeedEnv::new();
@@ -351,6 +352,135 @@ async fn limit_and_q_filter_a_feed_case_and_diacritic_insensitively() {
         .await
         .unwrap();
     assert_eq!(bad.status(), 400);
+}
+
+/// More newer items in one feed than the in-memory search looked through.
+const NEWER_ITEMS: u32 = 2_001;
+
+/// Two stories from 2001 in `party-work`, one written with diacritics and one without,
+/// then [`NEWER_ITEMS`] synthetic stories published later in the same feed.
+async fn server_with_old_stories() -> TestServer {
+    let env = FeedEnv::new();
+    env.add(
+        &article(
+            1,
+            "Đảng ủy Công an tỉnh tổng kết công tác Đảng",
+            "2001-01-01T08:00:00+07:00",
+        ),
+        &["party-work"],
+    );
+    env.add(
+        &article(
+            2,
+            "Hoi nghi tong ket nam, ban tin khong dau",
+            "2001-01-02T08:00:00+07:00",
+        ),
+        &["party-work"],
+    );
+    let later = chrono::DateTime::parse_from_rfc3339("2020-07-01T08:00:00+07:00").unwrap();
+    for n in 0..NEWER_ITEMS {
+        let mut newer = synthetic::article(u64::from(n), 30);
+        newer.published = Some(later + chrono::Duration::minutes(i64::from(n)));
+        env.add(&newer, &["party-work"]);
+    }
+    TestServer::start(env).await
+}
+
+/// The titles of an RSS answer to `path`, after checking it is a 200 and a valid feed.
+async fn search(server: &TestServer, path: &str) -> Vec<String> {
+    let response = client().get(server.url(path)).send().await.unwrap();
+    assert_eq!(response.status(), 200, "{path}");
+    let body = response.bytes().await.unwrap();
+    let channel = rss::Channel::read_from(&body[..]).expect("RSS parses");
+    validate_rss(&channel);
+    titles(&body)
+}
+
+#[tokio::test]
+async fn q_finds_a_story_older_than_the_newest_two_thousand() {
+    // The in-memory search looked at the newest 2,000 items of the feed only.
+    let server = server_with_old_stories().await;
+    for feed in ["party-work", "all"] {
+        assert_eq!(
+            search(&server, &format!("/feeds/{feed}.rss?q=tổng+kết+Đảng+ủy")).await,
+            ["Đảng ủy Công an tỉnh tổng kết công tác Đảng"],
+            "{feed}"
+        );
+    }
+    assert_eq!(
+        search(&server, "/feeds/party-work.rss?q=tong+ket&limit=5").await,
+        [
+            "Hoi nghi tong ket nam, ban tin khong dau",
+            "Đảng ủy Công an tỉnh tổng kết công tác Đảng"
+        ],
+        "newest first"
+    );
+    assert!(
+        search(&server, "/feeds/police-activities.rss?q=tong+ket")
+            .await
+            .is_empty()
+    );
+}
+
+#[tokio::test]
+async fn q_ignores_diacritics_in_the_query_and_in_the_text() {
+    let server = server_with_old_stories().await;
+    assert_eq!(
+        search(&server, "/feeds/all.rss?q=dang%20UY").await,
+        ["Đảng ủy Công an tỉnh tổng kết công tác Đảng"]
+    );
+    assert_eq!(
+        search(&server, "/feeds/all.rss?q=bản+tin+KHÔNG+DẤU").await,
+        ["Hoi nghi tong ket nam, ban tin khong dau"]
+    );
+}
+
+#[tokio::test]
+async fn q_with_search_syntax_gives_a_valid_feed() {
+    let server = server_with_old_stories().await;
+    let accented = ["Đảng ủy Công an tỉnh tổng kết công tác Đảng"];
+    // FTS5 syntax around real words is punctuation: the words are still required.
+    for q in [
+        "\"uy",
+        "uy\"",
+        "uy*",
+        "(uy)",
+        "-uy",
+        "^uy",
+        "uy:",
+        ":uy",
+        "uy+",
+        "{uy}",
+        "\"dang uy\"",
+    ] {
+        let path = format!("/feeds/all.rss?q={}", urlencode(q));
+        assert_eq!(search(&server, &path).await, accented, "{q}");
+    }
+    // Operators are words too: "or" and "near" must be in the text.
+    for q in [
+        "uy OR khong",
+        "uy NEAR dang",
+        "NEAR(uy dang)",
+        "NEAR(",
+        "uy AND dang",
+        "a OR b",
+        "x NOT y",
+        "-x",
+    ] {
+        let path = format!("/feeds/all.rss?q={}", urlencode(q));
+        assert!(search(&server, &path).await.is_empty(), "{q}");
+    }
+    // Nothing to search for: the newest items, as without `q`.
+    for q in ["", "\"", "*", "-", "()", "\"\"", " + ", "^:"] {
+        let path = format!("/feeds/all.rss?q={}&limit=3", urlencode(q));
+        assert_eq!(search(&server, &path).await.len(), 3, "{q}");
+    }
+    assert!(!search(&server, "/feeds/all.rss?q=").await.is_empty());
+    assert!(!search(&server, "/feeds/all.rss?q=%22*").await.is_empty());
+}
+
+fn urlencode(text: &str) -> String {
+    url::form_urlencoded::byte_serialize(text.as_bytes()).collect()
 }
 
 #[tokio::test]

@@ -325,10 +325,12 @@ fn store_from_the_first_schema_migrates_and_still_finds_copies() {
         let store = SqliteStore::open(&path, 3).unwrap();
         store.record(&party_work(), &src("a"), &[], None).unwrap();
     }
-    // Put the band index back the way schema version 1 kept it.
+    // Put the band index back the way schema version 1 kept it, without search.
     let conn = rusqlite::Connection::open(&path).unwrap();
     conn.execute_batch(
-        "DROP TABLE simhash_bands;
+        "DROP TRIGGER items_leave_search;
+         DROP TABLE item_search;
+         DROP TABLE simhash_bands;
          CREATE TABLE simhash_bands (band INTEGER NOT NULL, value INTEGER NOT NULL,
              item INTEGER NOT NULL REFERENCES items (rowid) ON DELETE CASCADE,
              PRIMARY KEY (band, value, item)) WITHOUT ROWID;
@@ -345,6 +347,141 @@ fn store_from_the_first_schema_migrates_and_still_finds_copies() {
         store.record(&copy, &src("b"), &[], None).unwrap(),
         Outcome::Duplicate { .. }
     ));
+    assert_eq!(store.integrity_check().unwrap(), "ok");
+}
+
+/// Titles of the items of `feed` holding every word of `words`, newest first.
+fn search(store: &SqliteStore, feed: &str, words: &str) -> Vec<String> {
+    store
+        .search_items(&CategoryId::from(feed), words, 100)
+        .unwrap()
+        .into_iter()
+        .map(|i| i.article.title)
+        .collect()
+}
+
+#[test]
+fn updated_item_is_found_by_its_new_words_not_its_old_ones() {
+    let dir = TempDir::new().unwrap();
+    let store = open(&dir);
+    let article = party_work();
+    store.record(&article, &src("a"), &[], None).unwrap();
+    assert_eq!(search(&store, "all", "thông qua"), Vec::<String>::new());
+    assert_eq!(search(&store, "all", "Nam Sơn"), [article.title.as_str()]);
+    // Re-extracted with other text at the same address: an update in place.
+    let mut changed = article.clone();
+    changed.title = "Hội nghị thông qua chương trình quý II".to_owned();
+    changed.lead = Some("(CAO) Chương trình mới.".to_owned());
+    changed.body_text = "Hội nghị cũng đã thông qua chương trình công tác quý II.".to_owned();
+    assert!(matches!(
+        store.record(&changed, &src("a"), &[], None).unwrap(),
+        Outcome::Updated(_)
+    ));
+    assert_eq!(search(&store, "all", "thong qua"), [changed.title.clone()]);
+    assert_eq!(search(&store, "all", "Nam Sơn"), Vec::<String>::new());
+    assert_eq!(store.integrity_check().unwrap(), "ok");
+}
+
+#[test]
+fn pruned_item_is_no_longer_found() {
+    let dir = TempDir::new().unwrap();
+    let store = open(&dir);
+    let old = chrono::DateTime::parse_from_rfc3339("2001-01-01T08:00:00+07:00").unwrap();
+    // Stored oldest story last, so retention deletes the last rowids.
+    for n in 0..3 {
+        let mut article = synthetic::article(n, 80);
+        article.title = format!("Bài số {n} về công tác Đảng");
+        article.published = Some(old - chrono::Duration::days(n as i64));
+        store.record(&article, &src("a"), &[], None).unwrap();
+    }
+    assert_eq!(search(&store, "all", "cong tac dang").len(), 3);
+    rusqlite::Connection::open(store.path())
+        .unwrap()
+        .execute("UPDATE items SET first_seen = 0", [])
+        .unwrap();
+    assert_eq!(store.prune(30, 30, 1, &[]).unwrap(), 2);
+    assert_eq!(
+        search(&store, "all", "cong tac dang"),
+        ["Bài số 0 về công tác Đảng"]
+    );
+    // The next item takes a deleted item's rowid: it is found by its own words only.
+    let mut next = synthetic::article(10, 80);
+    next.title = "Tin mới".to_owned();
+    store.record(&next, &src("a"), &[], None).unwrap();
+    assert_eq!(search(&store, "all", "tin moi"), ["Tin mới"]);
+    assert_eq!(search(&store, "all", "bai so 1"), Vec::<String>::new());
+    assert_eq!(search(&store, "all", "bai so 2"), Vec::<String>::new());
+}
+
+#[test]
+fn search_is_per_feed_and_newest_first() {
+    let dir = TempDir::new().unwrap();
+    let store = open(&dir);
+    let party = CategoryId::from("party-work");
+    let day = chrono::DateTime::parse_from_rfc3339("2020-07-17T08:00:00+07:00").unwrap();
+    for n in 0..4u64 {
+        let mut article = synthetic::article(n, 80);
+        article.title = format!("Công an tỉnh, tin {n}");
+        article.published = Some(day + chrono::Duration::hours(n as i64));
+        let cats = if n % 2 == 0 {
+            vec![party.clone()]
+        } else {
+            vec![]
+        };
+        store.record(&article, &src("a"), &cats, None).unwrap();
+    }
+    assert_eq!(
+        search(&store, "party-work", "CONG AN TINH"),
+        ["Công an tỉnh, tin 2", "Công an tỉnh, tin 0"]
+    );
+    assert_eq!(search(&store, "all", "công an tỉnh").len(), 4);
+    // Whole words: "tin" is not a prefix search for "tinh".
+    assert_eq!(search(&store, "all", "tin 3"), ["Công an tỉnh, tin 3"]);
+    assert_eq!(search(&store, "all", "tinh 3 \" OR * NEAR(").len(), 0);
+    assert_eq!(search(&store, "all", "\" * ( -").len(), 4);
+}
+
+#[test]
+fn store_at_schema_2_migrates_and_indexes_existing_items() {
+    let dir = TempDir::new().unwrap();
+    let path = dir.path().join("bantin.sqlite3");
+    {
+        let store = SqliteStore::open(&path, 3).unwrap();
+        store.record(&party_work(), &src("a"), &[], None).unwrap();
+        let mut other = synthetic::article(1, 80);
+        other.title = "Khánh thành cầu Rồng".to_owned();
+        store.record(&other, &src("a"), &[], None).unwrap();
+    }
+    // Take the store back to schema version 2, before search.
+    let conn = rusqlite::Connection::open(&path).unwrap();
+    conn.execute_batch(
+        "DROP TRIGGER items_leave_search;
+         DROP TABLE item_search;
+         DELETE FROM meta WHERE key = 'item_search';
+         PRAGMA user_version = 2;",
+    )
+    .unwrap();
+    drop(conn);
+
+    let store = SqliteStore::open(&path, 3).unwrap();
+    assert_eq!(
+        search(&store, "all", "khanh thanh rong"),
+        ["Khánh thành cầu Rồng"]
+    );
+    assert_eq!(
+        search(&store, "all", &party_work().title),
+        [party_work().title]
+    );
+    // Retention keeps the index in step after the migration too.
+    rusqlite::Connection::open(&path)
+        .unwrap()
+        .execute("UPDATE items SET first_seen = 0, sort_time = 0", [])
+        .unwrap();
+    assert_eq!(store.prune(30, 30, 0, &[]).unwrap(), 2);
+    assert_eq!(
+        search(&store, "all", "khanh thanh rong"),
+        Vec::<String>::new()
+    );
     assert_eq!(store.integrity_check().unwrap(), "ok");
 }
 

@@ -467,25 +467,25 @@ pub(crate) fn search(
     // The matches are a set to test the feed's items against, newest first, until
     // `limit` are found (`+` keeps SQLite from reading every match's row and sorting
     // them, which took most of a second for a word in nearly every one of 100k items).
-    let sql_text = if feed.as_str() == ALL_CATEGORY {
-        format!(
-            "SELECT {ITEM_COLUMNS} FROM items i
-             WHERE +i.rowid IN (SELECT rowid FROM item_search WHERE item_search MATCH ?2)
-                 AND ?1 = ?1
-             ORDER BY i.sort_time DESC, i.rowid DESC LIMIT ?3"
-        )
+    let all = feed.as_str() == ALL_CATEGORY;
+    let in_feed = if all {
+        ""
     } else {
-        format!(
-            "SELECT {ITEM_COLUMNS} FROM items i
-             JOIN item_categories c ON c.item = i.rowid AND c.category = ?1
-             WHERE +i.rowid IN (SELECT rowid FROM item_search WHERE item_search MATCH ?2)
-             ORDER BY i.sort_time DESC, i.rowid DESC LIMIT ?3"
-        )
+        "JOIN item_categories c ON c.item = i.rowid AND c.category = ?3"
     };
+    let sql_text = format!(
+        "SELECT {ITEM_COLUMNS} FROM items i {in_feed}
+         WHERE +i.rowid IN (SELECT rowid FROM item_search WHERE item_search MATCH ?1)
+         ORDER BY i.sort_time DESC, i.rowid DESC LIMIT ?2"
+    );
     let mut stmt = tx.prepare_cached(&sql_text).map_err(sql("search items"))?;
-    let mut rows = stmt
-        .query(params![feed.as_str(), query, limit as i64])
-        .map_err(sql("search items"))?;
+    let limit = limit as i64;
+    let mut rows = if all {
+        stmt.query(params![query, limit])
+    } else {
+        stmt.query(params![query, limit, feed.as_str()])
+    }
+    .map_err(sql("search items"))?;
     let mut out = Vec::new();
     while let Some(row) = rows.next().map_err(sql("search items"))? {
         out.push(load_item(tx, row)?);

@@ -1,6 +1,7 @@
 //! The SQLite backend: opening the file (WAL, foreign keys, migrations by
-//! `PRAGMA user_version`, indexes rebuilt on open), the connection lock, and the [`Store`] impl that delegates to
-//! `items` and `fetch_state`. Every trait method runs in one transaction.
+//! `PRAGMA user_version`, indexes rebuilt on open), the connection lock, and the
+//! [`Store`] impl that delegates to `items` and `fetch_state`. Every trait method runs in
+//! one transaction.
 
 use std::cell::RefCell;
 use std::io::Read;
@@ -241,7 +242,12 @@ fn reindex_search_if_needed(conn: &mut Connection) -> Result<(), StoreError> {
     }
     // Every stored article is decoded and folded, in one transaction: a while on a
     // large store, once.
-    tracing::info!("indexing every item for search");
+    let stored_items: bool = tx
+        .query_row("SELECT EXISTS (SELECT 1 FROM items)", [], |r| r.get(0))
+        .map_err(sql("count items"))?;
+    if stored_items {
+        tracing::info!("indexing every item for search");
+    }
     let indexed = items::reindex_all(&tx)?;
     tx.execute(
         "INSERT INTO meta (key, value) VALUES ('item_search', ?1)
@@ -250,7 +256,9 @@ fn reindex_search_if_needed(conn: &mut Connection) -> Result<(), StoreError> {
     )
     .map_err(sql("write search index version"))?;
     tx.commit().map_err(sql("commit search index"))?;
-    tracing::info!(items = indexed, "search index built");
+    if stored_items {
+        tracing::info!(items = indexed, "search index built");
+    }
     Ok(())
 }
 

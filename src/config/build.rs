@@ -98,7 +98,7 @@ fn parse<T: DeserializeOwned>(src: &SourceText, diags: &mut Diagnostics) -> Opti
     let (mut root, syntax_errors) = DeTable::parse_recoverable(&src.text);
     if !syntax_errors.is_empty() {
         for err in &syntax_errors {
-            report_toml_error(src, err, None, diags);
+            report_toml_error(src, err, None, None, diags);
         }
         return None;
     }
@@ -123,7 +123,11 @@ fn parse<T: DeserializeOwned>(src: &SourceText, diags: &mut Diagnostics) -> Opti
         let place = locate(root.get_ref(), at);
         let missing = missing_key(err.message());
         if missing.is_none_or(|key| !set_aside.contains(&(at, key.to_owned()))) {
-            found.push((err.clone(), place.as_ref().and_then(Place::subject)));
+            let subject = place.as_ref().and_then(Place::subject);
+            let home = unknown_field(err.message()).and_then(|(_, expected)| {
+                home_of_key::<T>(root.get_ref(), &place.as_ref()?.path, &expected)
+            });
+            found.push((err.clone(), subject, home));
         }
         let Some(place) = place else {
             break;
@@ -146,9 +150,9 @@ fn parse<T: DeserializeOwned>(src: &SourceText, diags: &mut Diagnostics) -> Opti
         remove_tables(root.get_mut(), &faulty_tables);
         parsed = T::deserialize(toml::de::Deserializer::from(root)).ok();
     }
-    found.sort_by_key(|(err, _)| err.span().map_or(0, |s| s.start));
-    for (err, subject) in &found {
-        report_toml_error(src, err, subject.as_deref(), diags);
+    found.sort_by_key(|(err, _, _)| err.span().map_or(0, |s| s.start));
+    for (err, subject, home) in found {
+        report_toml_error(src, &err, subject.as_deref(), home, diags);
     }
     parsed
 }
@@ -161,18 +165,116 @@ fn missing_key(message: &str) -> Option<&str> {
         .map(|(key, _)| key)
 }
 
-/// `subject` names the value an error is about, such as "`urls`".
+/// serde's "unknown field `key`, expected one of `a`, `b`" as the key and the keys the
+/// table takes.
+fn unknown_field(message: &str) -> Option<(&str, Vec<&str>)> {
+    let rest = message.trim().strip_prefix("unknown field `")?;
+    let (key, rest) = rest.split_once('`')?;
+    let expected = rest.split('`').skip(1).step_by(2).collect();
+    Some((key, expected))
+}
+
+/// Where a key unknown in its table belongs instead, as a help line: a table inside
+/// this one ("`pattern` belongs in [source.links]") or one that holds it ("`user_agent`
+/// belongs at the top of the file"). Each guess is checked by reading a file holding
+/// only the key there.
+fn home_of_key<T: DeserializeOwned>(
+    root: &DeTable<'_>,
+    path: &[Step],
+    expected_here: &[&str],
+) -> Option<String> {
+    let (Step::Key(key), parent) = path.split_last()? else {
+        return None;
+    };
+    let value = value_at(root, path)?;
+    let leaf = DeValue::Table(DeTable::from_iter([(
+        Spanned::new(0..0, key.clone().into()),
+        value.clone(),
+    )]));
+    let inside = expected_here.iter().flat_map(|name| {
+        let mut at = parent.to_vec();
+        at.push(Step::Key((*name).to_owned()));
+        let list = DeValue::Array(DeArray::from_iter([Spanned::new(0..0, leaf.clone())]));
+        [(at.clone(), leaf.clone()), (at, list)]
+    });
+    // The tables holding this one, nearest first: prefixes that end at a table.
+    let around = (0..parent.len()).rev().filter_map(|len| {
+        let at = &parent[..len];
+        let is_table = at.is_empty() || value_at(root, at).is_some_and(|v| v.get_ref().is_table());
+        is_table.then(|| (at.to_vec(), leaf.clone()))
+    });
+    inside.chain(around).find_map(|(at, value)| {
+        let trial = skeleton(&at, value)?;
+        // Only the key is there, so other required keys may be missing.
+        let accepted = T::deserialize(toml::de::Deserializer::from(trial))
+            .map_or_else(|err| err.message().starts_with("missing field"), |_| true);
+        accepted.then(|| {
+            let names: Vec<&str> = at
+                .iter()
+                .filter_map(|step| match step {
+                    Step::Key(name) => Some(name.as_str()),
+                    Step::Index(_) => None,
+                })
+                .collect();
+            if names.is_empty() {
+                format!("`{key}` belongs at the top of the file, before any [table]")
+            } else {
+                format!("`{key}` belongs in [{}]", names.join("."))
+            }
+        })
+    })
+}
+
+/// A file holding only `value`, at `path`.
+fn skeleton<'i>(path: &[Step], value: DeValue<'i>) -> Option<Spanned<DeTable<'i>>> {
+    let mut inner = value;
+    for step in path.iter().rev() {
+        inner = match step {
+            Step::Key(name) => DeValue::Table(DeTable::from_iter([(
+                Spanned::new(0..0, name.clone().into()),
+                Spanned::new(0..0, inner),
+            )])),
+            Step::Index(_) => DeValue::Array(DeArray::from_iter([Spanned::new(0..0, inner)])),
+        };
+    }
+    match inner {
+        DeValue::Table(table) => Some(Spanned::new(0..0, table)),
+        _ => None,
+    }
+}
+
+/// The value at `path`, if there is one.
+fn value_at<'a, 'i>(table: &'a DeTable<'i>, path: &[Step]) -> Option<&'a Spanned<DeValue<'i>>> {
+    let (Step::Key(name), rest) = path.split_first()? else {
+        return None;
+    };
+    let mut value = table.iter().find(|(key, _)| key.get_ref() == name)?.1;
+    for step in rest {
+        value = match (value.get_ref(), step) {
+            (DeValue::Table(table), Step::Key(name)) => {
+                table.iter().find(|(key, _)| key.get_ref() == name)?.1
+            }
+            (DeValue::Array(items), Step::Index(i)) => items.get(*i)?,
+            _ => return None,
+        };
+    }
+    Some(value)
+}
+
+/// `subject` names the value an error is about, such as "`urls`"; `home` is where an
+/// unknown key belongs, when it belongs somewhere else.
 fn report_toml_error(
     src: &SourceText,
     err: &toml::de::Error,
     subject: Option<&str>,
+    home: Option<String>,
     diags: &mut Diagnostics,
 ) {
     let span = err.span().unwrap_or(0..0);
     let (message, help) = subject
         .and_then(|subject| explain_wrong_type(subject, err.message()))
         .unwrap_or_else(|| explain_toml_error(err.message()));
-    diags.error(src, span, message, help);
+    diags.error(src, span, message, home.or(help));
 }
 
 /// serde's "invalid type: string \"many\", expected i64" as "`key` must be a whole

@@ -263,3 +263,18 @@ fn every_shape_error_in_one_table_is_reported_in_file_order() {
     );
     assert!(stderr.contains("9 problem(s) found"), "{stderr}");
 }
+
+#[test]
+fn a_key_in_the_wrong_table_is_told_where_it_belongs() {
+    let stderr = stderr_of("keys-in-the-wrong-table");
+    for needle in [
+        "bantin.toml:5:1: unknown key `max_retries`\n  help: `max_retries` belongs in [fetch]",
+        "bantin.toml:9:1: unknown key `user_agent`\n  help: `user_agent` belongs at the top of the file",
+        "categories.toml:4:1: unknown key `fields`\n  help: `fields` belongs in [category.rule]",
+        "sources/cand.toml:8:1: unknown key `pattern`\n  help: `pattern` belongs in [source.links]",
+        "sources/cand.toml:12:1: unknown key `categories`\n  help: `categories` belongs in [source]",
+    ] {
+        assert!(stderr.contains(needle), "expected {needle:?} in\n{stderr}");
+    }
+    assert!(stderr.contains("5 problem(s) found"), "{stderr}");
+}

@@ -187,6 +187,26 @@ fn index_for_search(tx: &Transaction<'_>, rowid: i64, article: &Article) -> Resu
     Ok(())
 }
 
+/// Empties the near-duplicate index and fills it again in `bands`' layout. Returns how
+/// many items it holds.
+pub(crate) fn rebuild_bands(tx: &Transaction<'_>, bands: Bands) -> Result<usize, StoreError> {
+    tx.execute("DELETE FROM simhash_bands", [])
+        .map_err(sql("clear band index"))?;
+    let hashes: Vec<(i64, String, i64)> = {
+        let mut stmt = tx
+            .prepare("SELECT rowid, id, simhash FROM items WHERE simhash IS NOT NULL")
+            .map_err(sql("read simhashes"))?;
+        stmt.query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))
+            .map_err(sql("read simhashes"))?
+            .collect::<Result<_, _>>()
+            .map_err(sql("read simhashes"))?
+    };
+    for (rowid, id, hash) in &hashes {
+        insert_bands(tx, bands, *rowid, id, *hash as u64)?;
+    }
+    Ok(hashes.len())
+}
+
 /// Empties the search index and indexes every stored item again. Returns how many.
 pub(crate) fn reindex_all(tx: &Transaction<'_>) -> Result<usize, StoreError> {
     tx.execute(
@@ -263,7 +283,7 @@ fn insert_link(
     Ok(())
 }
 
-pub(crate) fn insert_bands(
+fn insert_bands(
     tx: &Transaction<'_>,
     bands: Bands,
     rowid: i64,

@@ -74,8 +74,15 @@ impl SqliteStore {
             .map_err(open_err)?;
         migrate(&mut conn)?;
         let bands = Bands::for_distance(near_duplicate_distance);
-        rebuild_bands_if_needed(&mut conn, bands)?;
-        reindex_search_if_needed(&mut conn)?;
+        rebuild_if_stale(&mut conn, "simhash_bands", &bands.layout(), |tx| {
+            items::rebuild_bands(tx, bands)
+        })?;
+        rebuild_if_stale(
+            &mut conn,
+            "item_search",
+            SEARCH_INDEX_VERSION,
+            items::reindex_all,
+        )?;
         Ok(SqliteStore {
             conn: Mutex::new(conn),
             path: path.to_owned(),
@@ -177,87 +184,42 @@ fn migrate(conn: &mut Connection) -> Result<(), StoreError> {
     Ok(())
 }
 
-fn rebuild_bands_if_needed(conn: &mut Connection, bands: Bands) -> Result<(), StoreError> {
+/// Rebuilds a derived index in one transaction when `meta` holds another `version` for
+/// it under `key`, or none (a store from before the index, or a new layout). `rebuild`
+/// clears and fills the index and says how many items it indexed.
+fn rebuild_if_stale(
+    conn: &mut Connection,
+    key: &str,
+    version: &str,
+    rebuild: impl FnOnce(&Transaction<'_>) -> Result<usize, StoreError>,
+) -> Result<(), StoreError> {
     let tx = conn
         .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)
         .map_err(sql("begin transaction"))?;
     let stored: Option<String> = tx
-        .query_row(
-            "SELECT value FROM meta WHERE key = 'simhash_bands'",
-            [],
-            |r| r.get(0),
-        )
+        .query_row("SELECT value FROM meta WHERE key = ?1", [key], |r| r.get(0))
         .optional()
-        .map_err(sql("read band layout"))?;
-    if stored.as_deref() == Some(bands.layout().as_str()) {
+        .map_err(sql("read index version"))?;
+    if stored.as_deref() == Some(version) {
         return Ok(());
     }
-    tx.execute("DELETE FROM simhash_bands", [])
-        .map_err(sql("clear band index"))?;
-    let hashes: Vec<(i64, String, i64)> = {
-        let mut stmt = tx
-            .prepare("SELECT rowid, id, simhash FROM items WHERE simhash IS NOT NULL")
-            .map_err(sql("read simhashes"))?;
-        stmt.query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))
-            .map_err(sql("read simhashes"))?
-            .collect::<Result<_, _>>()
-            .map_err(sql("read simhashes"))?
-    };
-    for (rowid, id, hash) in &hashes {
-        items::insert_bands(&tx, bands, *rowid, id, *hash as u64)?;
-    }
-    tx.execute(
-        "INSERT INTO meta (key, value) VALUES ('simhash_bands', ?1)
-         ON CONFLICT (key) DO UPDATE SET value = excluded.value",
-        params![bands.layout()],
-    )
-    .map_err(sql("write band layout"))?;
-    tx.commit().map_err(sql("commit band index"))?;
-    if stored.is_some() {
-        tracing::info!(
-            layout = %bands.layout(),
-            items = hashes.len(),
-            "near-duplicate index rebuilt for a new layout"
-        );
-    }
-    Ok(())
-}
-
-/// Indexes every item for search when the index was built with another
-/// [`SEARCH_INDEX_VERSION`] or never (a store migrated from before search).
-fn reindex_search_if_needed(conn: &mut Connection) -> Result<(), StoreError> {
-    let tx = conn
-        .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)
-        .map_err(sql("begin transaction"))?;
-    let stored: Option<String> = tx
-        .query_row(
-            "SELECT value FROM meta WHERE key = 'item_search'",
-            [],
-            |r| r.get(0),
-        )
-        .optional()
-        .map_err(sql("read search index version"))?;
-    if stored.as_deref() == Some(SEARCH_INDEX_VERSION) {
-        return Ok(());
-    }
-    // Every stored article is decoded and folded, in one transaction: a while on a
-    // large store, once.
+    // Every stored item is read again, in one transaction: a while on a large store, once.
     let stored_items: bool = tx
         .query_row("SELECT EXISTS (SELECT 1 FROM items)", [], |r| r.get(0))
         .map_err(sql("count items"))?;
     if stored_items {
-        tracing::info!("indexing every item for search");
+        tracing::info!(index = key, version, "indexing every stored item");
     }
-    let indexed = items::reindex_all(&tx)?;
+    let indexed = rebuild(&tx)?;
     tx.execute(
-        "INSERT INTO meta (key, value) VALUES ('item_search', ?1)
+        "INSERT INTO meta (key, value) VALUES (?1, ?2)
          ON CONFLICT (key) DO UPDATE SET value = excluded.value",
-        params![SEARCH_INDEX_VERSION],
+        params![key, version],
     )
-    .map_err(sql("write search index version"))?;
-    tx.commit().map_err(sql("commit search index"))?;
+    .map_err(sql("write index version"))?;
+    tx.commit().map_err(sql("commit index"))?;
     if stored_items {
-        tracing::info!(items = indexed, "search index built");
+        tracing::info!(index = key, items = indexed, "index built");
     }
     Ok(())
 }

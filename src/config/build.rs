@@ -124,9 +124,11 @@ fn parse<T: DeserializeOwned>(src: &SourceText, diags: &mut Diagnostics) -> Opti
         let missing = missing_key(err.message());
         if missing.is_none_or(|key| !set_aside.contains(&(at, key.to_owned()))) {
             let subject = place.as_ref().and_then(Place::subject);
-            let home = unknown_field(err.message()).and_then(|(_, expected)| {
-                home_of_key::<T>(root.get_ref(), &place.as_ref()?.path, &expected)
-            });
+            let home = unknown_name(err.message())
+                .filter(|(field, _, _)| *field)
+                .and_then(|(_, _, expected)| {
+                    home_of_key::<T>(root.get_ref(), &place.as_ref()?.path, &expected)
+                });
             found.push((err.clone(), subject, home));
         }
         let Some(place) = place else {
@@ -165,13 +167,17 @@ fn missing_key(message: &str) -> Option<&str> {
         .map(|(key, _)| key)
 }
 
-/// serde's "unknown field `key`, expected one of `a`, `b`" as the key and the keys the
-/// table takes.
-fn unknown_field(message: &str) -> Option<(&str, Vec<&str>)> {
-    let rest = message.trim().strip_prefix("unknown field `")?;
-    let (key, rest) = rest.split_once('`')?;
+/// serde's "unknown field `key`, expected one of `a`, `b`" (or "unknown variant") as
+/// whether it is a field, the name, and the names expected instead.
+fn unknown_name(message: &str) -> Option<(bool, &str, Vec<&str>)> {
+    let rest = message.trim().strip_prefix("unknown ")?;
+    let (field, rest) = match rest.strip_prefix("field `") {
+        Some(rest) => (true, rest),
+        None => (false, rest.strip_prefix("variant `")?),
+    };
+    let (name, rest) = rest.split_once('`')?;
     let expected = rest.split('`').skip(1).step_by(2).collect();
-    Some((key, expected))
+    Some((field, name, expected))
 }
 
 /// Where a key unknown in its table belongs instead, as a help line: a table inside
@@ -459,13 +465,11 @@ fn remove_in_value(value: &mut DeValue<'_>, path: &[Step]) -> bool {
 /// Rewrites serde's messages into bantin's style, with a suggestion where one exists.
 fn explain_toml_error(message: &str) -> (String, Option<String>) {
     let message = message.trim().trim_end_matches('.').to_owned();
-    let unknown = Regex::new(r"unknown (field|variant) `([^`]*)`, expected (.*)")
-        .expect("literal regex compiles");
-    if let Some(caps) = unknown.captures(&message) {
+    if let Some((field, wrong, expected)) =
+        unknown_name(&message).filter(|(_, _, expected)| !expected.is_empty())
+    {
         // serde's fields are keys; its variants are the values a setting takes.
-        let what = if &caps[1] == "field" { "key" } else { "value" };
-        let wrong = &caps[2];
-        let expected: Vec<&str> = caps[3].split('`').skip(1).step_by(2).collect();
+        let what = if field { "key" } else { "value" };
         let help = match did_you_mean(wrong, expected.iter().copied()) {
             Some(right) => format!("did you mean `{right}`?"),
             None => format!("known {what}s here: {}", expected.join(", ")),

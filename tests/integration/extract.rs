@@ -368,13 +368,7 @@ fn twenty_megabyte_page_is_extracted() {
     let html = format!(
         "<html><head><title>Bài rất dài</title></head><body><h1>Bài rất dài</h1><div class=\"content\">{body}</div></body></html>"
     );
-    let a = extract::article(
-        &html,
-        &Url::parse("https://example.vn/a").expect("valid"),
-        &ArticleRules::default(),
-        HCM,
-    )
-    .expect("long page has an article");
+    let a = extract_with(&html, &ArticleRules::default()).expect("long page has an article");
     assert!(a.body_text.starts_with("Đoạn văn số 0,"));
     assert!(a.body_text.contains("Đoạn văn số 199999,"));
 }
@@ -388,26 +382,25 @@ fn ten_thousand_deep_nesting_does_not_overflow() {
         paragraphs(5),
         "</div>".repeat(depth)
     );
-    let result = extract::article(
-        &html,
-        &Url::parse("https://example.vn/a").expect("valid"),
-        &ArticleRules::default(),
-        HCM,
-    );
+    let result = extract_with(&html, &ArticleRules::default());
     match result {
         Ok(a) => assert!(a.body_text.contains("Đoạn văn số 4,")),
         Err(ExtractError::NoArticle { .. }) => {}
     }
 }
 
-fn extract_html(html: &str) -> Article {
+/// `html` extracted as the page at https://example.vn/a with `rules`.
+fn extract_with(html: &str, rules: &ArticleRules) -> Result<Article, ExtractError> {
     extract::article(
         html,
         &Url::parse("https://example.vn/a").expect("valid"),
-        &ArticleRules::default(),
+        rules,
         HCM,
     )
-    .expect("page has an article")
+}
+
+fn extract_html(html: &str) -> Article {
+    extract_with(html, &ArticleRules::default()).expect("page has an article")
 }
 
 #[test]
@@ -457,13 +450,7 @@ fn invalid_utf8_and_control_characters_are_cleaned() {
     }
     bytes.extend_from_slice(b"</div></body></html>");
     let (html, _) = decode_html(&bytes, None);
-    let a = extract::article(
-        &html,
-        &Url::parse("https://example.vn/a").expect("valid"),
-        &ArticleRules::default(),
-        HCM,
-    )
-    .expect("page has an article");
+    let a = extract_html(&html);
     assert!(!a.body_text.chars().any(|c| c.is_control() && c != '\n'));
     assert!(!a.body_html.contains('\u{0}') && !a.body_html.contains('\u{7}'));
     assert!(!a.title.contains('\u{0}'));
@@ -476,13 +463,7 @@ fn scripts_handlers_and_javascript_urls_are_sanitized() {
         "<html><body><h1>X</h1><div class=content>{}<p>Text <img src=x onerror=alert(1)> <a href=\"javascript:alert(2)\">click</a> <script>alert(3)</script><iframe src=\"https://evil.example/\"></iframe><iframe src=\"https://www.youtube.com/embed/abc\"></iframe><span onclick=\"alert(4)\">tail</span></p></div></body></html>",
         paragraphs(4)
     );
-    let a = extract::article(
-        &html,
-        &Url::parse("https://example.vn/a").expect("valid"),
-        &ArticleRules::default(),
-        HCM,
-    )
-    .expect("page has an article");
+    let a = extract_html(&html);
     for bad in [
         "onerror",
         "javascript:",
@@ -511,13 +492,7 @@ fn lead_selector_skips_an_empty_first_match_and_keeps_the_lead_out_of_the_body()
         lead: css("p.mo-dau"),
         ..ArticleRules::default()
     };
-    let a = extract::article(
-        &html,
-        &Url::parse("https://example.vn/a").expect("valid"),
-        &rules,
-        HCM,
-    )
-    .expect("page has an article");
+    let a = extract_with(&html, &rules).expect("page has an article");
     assert_eq!(a.lead.as_deref(), Some(lead));
     assert_all_paragraphs(&a.body_text, 4);
     assert!(!a.body_text.contains("Lời dẫn"), "{}", a.body_text);

@@ -189,3 +189,31 @@ async fn reload_publishes_only_valid_configs() {
     assert!(rx.has_changed().unwrap());
     assert_eq!(reloader.current().categories.len(), 2);
 }
+
+#[tokio::test]
+async fn first_source_file_in_an_empty_sources_folder_is_picked_up() {
+    // Only the sources folder is watched here: no configuration file lives in it yet.
+    let dir = tempfile::tempdir().unwrap();
+    write_config(dir.path());
+    std::fs::create_dir(dir.path().join("sites")).unwrap();
+    let settings = dir.path().join("bantin.toml");
+    std::fs::write(
+        &settings,
+        "data_dir = \"data\"\nfeeds_dir = \"feeds\"\nsources = \"sites/*.toml\"\n",
+    )
+    .unwrap();
+    let initial = Arc::new(Config::load(&settings).unwrap());
+    assert!(ids(&initial).is_empty());
+    let shutdown = CancellationToken::new();
+    let (mut rx, task) = watch_config(&settings, initial, shutdown.clone()).unwrap();
+
+    std::fs::write(dir.path().join("sites/a.toml"), source("a", "*/5 * * * *")).unwrap();
+    tokio::time::timeout(Duration::from_secs(20), rx.changed())
+        .await
+        .expect("the new source file is seen")
+        .unwrap();
+    assert_eq!(ids(&rx.borrow()), ["a"]);
+
+    shutdown.cancel();
+    task.await.unwrap();
+}

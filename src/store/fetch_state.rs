@@ -6,7 +6,7 @@ use rusqlite::{OptionalExtension, Transaction, params};
 use url::Url;
 
 use super::StoreError;
-use super::sqlite::{from_millis, sql, to_millis};
+use super::encoding::{from_millis, sql, to_millis};
 use crate::model::{SourceId, SourceRun, SourceState, Validators};
 
 /// Runs kept per source.

@@ -10,7 +10,8 @@ use url::Url;
 use xxhash_rust::xxh3::xxh3_64;
 
 use super::StoreError;
-use super::sqlite::{SqliteStore, compress, decompress, from_millis, sql, to_millis};
+use super::encoding::{compress, decompress, from_millis, sql, to_millis};
+use super::sqlite::SqliteStore;
 use crate::dedup::{self, Bands};
 use crate::model::{ALL_CATEGORY, Article, CategoryId, Item, ItemId, Outcome, RawPage, SourceId};
 use crate::text::search_terms;

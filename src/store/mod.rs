@@ -2,6 +2,7 @@
 //! trait only, so a second backend can be added without touching it; SQLite is the
 //! default and, today, the only one.
 
+mod encoding;
 mod fetch_state;
 mod items;
 mod sqlite;

@@ -275,7 +275,10 @@ async fn crawl(path: &Path, ids: &[String]) -> anyhow::Result<ExitCode> {
     let runs = service
         .crawl(&config, sources, |id, run| {
             if let Some((_, bar)) = spinners.iter().find(|(s, _)| s == id) {
-                bar.finish_with_message(format!("{} new, {} errors", run.new, run.errors));
+                bar.finish_with_message(match &run.failure {
+                    Some(failure) => format!("not read: {failure}"),
+                    None => format!("{} new, {} errors", run.new, run.errors),
+                });
             }
         })
         .await;
@@ -285,7 +288,7 @@ async fn crawl(path: &Path, ids: &[String]) -> anyhow::Result<ExitCode> {
         .await
         .context("publishing the feeds")?;
     print_summary(&runs);
-    let failed = runs.iter().filter(|(_, r)| daemon::run_failed(r)).count();
+    let failed = runs.iter().filter(|(_, r)| r.failed()).count();
     Ok(if failed > 0 {
         ExitCode::FAILURE
     } else {
@@ -310,7 +313,13 @@ fn print_summary(runs: &[(SourceId, SourceRun)]) {
             r.duplicates,
             r.errors
         );
-        if let Some(err) = &r.last_error {
+        if let Some(failure) = &r.failure {
+            println!("  source not read: {failure}");
+        }
+        for problem in &r.breakage {
+            println!("  looks broken: {problem}");
+        }
+        if let Some(err) = r.last_error.as_ref().filter(|e| !r.breakage.contains(e)) {
             println!("  last error: {err}");
         }
     }
@@ -409,7 +418,7 @@ fn parse_since(text: &str) -> anyhow::Result<chrono::DateTime<chrono::Utc>> {
 }
 async fn preview(config_path: &Path, args: &PreviewArgs) -> anyhow::Result<ExitCode> {
     use crate::extract::preview::preview_one;
-    use crate::fetch::{Fetched, Fetcher};
+    use crate::fetch::{FetchKind, Fetched, Fetcher};
     let config = Config::load(config_path);
     let source = match (&args.source, config) {
         (Some(id), Ok(config)) => {
@@ -444,7 +453,10 @@ async fn preview(config_path: &Path, args: &PreviewArgs) -> anyhow::Result<ExitC
                     fetcher = Some(Fetcher::new(settings)?);
                 }
                 let fetcher = fetcher.as_ref().expect("set just above");
-                match fetcher.fetch(&address, None, source.as_ref()).await {
+                match fetcher
+                    .fetch(FetchKind::Article, &address, None, source.as_ref())
+                    .await
+                {
                     Ok(Fetched::Page { page, .. }) => Ok((page.html, page.final_url)),
                     Ok(Fetched::NotModified) => unreachable!("no validators were sent"),
                     Err(err) => Err(err.into()),
@@ -515,14 +527,17 @@ async fn serve(path: &Path) -> anyhow::Result<ExitCode> {
 /// `bantin check --online`: the offline check, then every `test_urls` page fetched and
 /// extracted with its source's rules and compared with the expected values.
 async fn check_online(path: &Path) -> anyhow::Result<ExitCode> {
-    use crate::fetch::{Fetched, Fetcher};
+    use crate::fetch::{FetchKind, Fetched, Fetcher};
     let config = checked_config(path)?;
     let fetcher = Fetcher::new(&config.settings)?;
     let (mut pages, mut mismatches) = (0, 0);
     for source in &config.sources {
         for test in &source.test_urls {
             pages += 1;
-            let problems = match fetcher.fetch(&test.url, None, Some(source)).await {
+            let problems = match fetcher
+                .fetch(FetchKind::Article, &test.url, None, Some(source))
+                .await
+            {
                 Ok(Fetched::Page { page, .. }) => {
                     match crate::extract::article(
                         &page.html,

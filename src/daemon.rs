@@ -32,6 +32,9 @@ const SERVER_SHUTDOWN_DEADLINE: Duration = Duration::from_secs(10);
 /// arrive meanwhile (a burst of source runs, a reload) are published together once it
 /// has passed.
 pub const PUBLISH_INTERVAL: Duration = Duration::from_secs(2);
+/// How long runs may take past `shutdown_timeout` (when requests in flight are dropped)
+/// to store what they fetched.
+const STORE_GRACE: Duration = Duration::from_secs(3);
 /// How long shutdown waits for the last publish.
 const PUBLISH_SHUTDOWN_DEADLINE: Duration = Duration::from_secs(30);
 
@@ -77,11 +80,14 @@ impl Service {
             &config.database_path(),
             config.settings.near_duplicate_distance,
         )?;
+        let fetcher = Fetcher::new(&config.settings)?;
+        // A host that asked to wait before the last stop is still waited for.
+        fetcher.restore_held_back(store.held_back()?);
         Ok(Service {
             pipeline: Pipeline {
-                fetcher: Fetcher::new(&config.settings)?,
+                metrics: Arc::new(Metrics::with_fetch_counts(fetcher.counts())),
+                fetcher,
                 store: Arc::new(store),
-                metrics: Arc::new(Metrics::new()),
             },
         })
     }
@@ -149,12 +155,6 @@ impl Service {
         }
         out
     }
-}
-
-/// Whether a run failed as a whole (nothing found and errors), as opposed to a run
-/// with a few failed pages.
-pub fn run_failed(run: &SourceRun) -> bool {
-    run.errors > 0 && run.links_found == 0 && run.not_modified == 0
 }
 
 /// The daemon's one publishing task and the handle to ask it for a publish. Whoever
@@ -287,7 +287,19 @@ pub async fn run_with(
     let (config_rx, reload_task) =
         reload::watch_config(config_path, config.clone(), shutdown.clone())?;
     let live = Arc::new(ArcSwap::from(config.clone()));
-    let scheduler = Scheduler::new(ScheduleOptions::default());
+    let shutdown_timeout = config.settings.shutdown_timeout;
+    let scheduler = Scheduler::with_store(
+        ScheduleOptions {
+            shutdown_deadline: shutdown_timeout + STORE_GRACE,
+            ..ScheduleOptions::default()
+        },
+        service.store(),
+    );
+    tokio::spawn(stop_fetching_on(
+        shutdown.clone(),
+        service.pipeline.fetcher.clone(),
+        shutdown_timeout,
+    ));
     let state = AppState::new(
         live.clone(),
         service.store(),
@@ -334,8 +346,8 @@ pub async fn run_with(
                         if changed {
                             publisher.request();
                         }
-                        if run_failed(&run) {
-                            Err(run.last_error.unwrap_or_else(|| "the run failed".into()))
+                        if let Some(failure) = run.failure {
+                            Err(failure.to_string())
                         } else {
                             Ok(changed)
                         }
@@ -361,6 +373,17 @@ pub async fn run_with(
     let _ = reload_task.await;
     info!("bantin stopped");
     Ok(())
+}
+
+/// At shutdown no request starts any more, and those in flight are dropped after
+/// `shutdown_timeout`: runs then end at once with what they fetched.
+async fn stop_fetching_on(shutdown: CancellationToken, fetcher: Fetcher, timeout: Duration) {
+    shutdown.cancelled().await;
+    info!(
+        timeout_ms = timeout.as_millis() as u64,
+        "no new requests; requests in flight get until the shutdown timeout"
+    );
+    fetcher.shut_down(timeout);
 }
 
 /// Keeps the server's view of the configuration current and asks for a publish when a

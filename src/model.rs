@@ -176,15 +176,56 @@ pub struct RawPage {
     pub html: String,
 }
 
+/// Why a source's listing, feed or sitemap could not be read, for the operator.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case", tag = "kind", content = "detail")]
+pub enum ReadFailure {
+    /// Nothing listens at the address.
+    ConnectionRefused,
+    /// The host name did not resolve.
+    Dns,
+    /// No complete answer within the fetch timeout.
+    Timeout,
+    /// The server answered this HTTP status.
+    Status(u16),
+    /// robots.txt disallows the page, or could not be read.
+    Robots,
+    /// The site's `Retry-After` holds the page back until this time.
+    RetryLater(DateTime<Utc>),
+    /// Anything else (a refused address, a body too large, a broken page, the store).
+    Other(String),
+}
+
+impl fmt::Display for ReadFailure {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            ReadFailure::ConnectionRefused => f.write_str("connection refused"),
+            ReadFailure::Dns => f.write_str("the host name does not resolve (DNS)"),
+            ReadFailure::Timeout => f.write_str("timed out"),
+            ReadFailure::Status(status) => write!(f, "answered {status}"),
+            ReadFailure::Robots => f.write_str("robots.txt does not allow it"),
+            ReadFailure::RetryLater(until) => {
+                write!(f, "held back by the site's Retry-After until {until}")
+            }
+            ReadFailure::Other(text) => f.write_str(text),
+        }
+    }
+}
+
 /// What one run of a source did.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct SourceRun {
     pub started_at: Option<DateTime<Utc>>,
     pub finished_at: Option<DateTime<Utc>>,
-    /// Article links the listing, feed or sitemap gave.
+    /// Article links the listing, feed or sitemap gave; after a run answered 304
+    /// throughout, the count of the last run that read them.
     pub links_found: u64,
     /// Pages fetched (listings, feeds, sitemaps and articles).
     pub pages_fetched: u64,
+    /// Listing, feed and sitemap pages that answered 200 (the rest of `pages_fetched`
+    /// are articles).
+    #[serde(default)]
+    pub listings_read: u64,
     /// Conditional requests answered 304 Not Modified.
     pub not_modified: u64,
     pub new: u64,
@@ -194,6 +235,13 @@ pub struct SourceRun {
     pub errors: u64,
     /// The last error of the run, if any, for the operator.
     pub last_error: Option<String>,
+    /// Why the run failed: no listing, feed or sitemap page of the source could be read
+    /// (or the store failed). `None` for a run that read its source.
+    #[serde(default)]
+    pub failure: Option<ReadFailure>,
+    /// Shutdown cut the run short: what it lacks says nothing about the site.
+    #[serde(default)]
+    pub interrupted: bool,
     /// What the breakage alarm found (no links, a field gone), naming the selector to
     /// check; empty for a healthy run.
     #[serde(default)]
@@ -204,10 +252,12 @@ pub struct SourceRun {
 }
 
 impl SourceRun {
-    /// A run succeeded when it had no errors or still stored or recognized articles:
-    /// one failing page does not make a working site count as down.
-    pub fn succeeded(&self) -> bool {
-        self.errors == 0 || self.new + self.updated + self.unchanged + self.duplicates > 0
+    /// The one rule for a failed run, used by the scheduler's backoff, the stored
+    /// failure count (`/healthz`, `/metrics`) and `crawl`'s exit code: the source could
+    /// not be read at all. Failed or dead article pages do not fail a run that read its
+    /// listing: a working site with a few broken links is not down.
+    pub fn failed(&self) -> bool {
+        self.failure.is_some()
     }
 }
 
@@ -221,4 +271,26 @@ pub struct SourceState {
     pub failures: u32,
     /// Recent runs, newest first, for the breakage alarm.
     pub recent_runs: Vec<SourceRun>,
+}
+
+/// A `Retry-After` answer remembered: no request to `key` (a URL, or a whole host as
+/// `host:port`) before `until`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HeldBack {
+    pub key: String,
+    pub until: DateTime<Utc>,
+}
+
+/// When the scheduler runs a source next, kept in the store so that a restart keeps a
+/// failing source backing off.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct SourceSchedule {
+    /// The next run is not before this time.
+    pub next_due: Option<DateTime<Utc>>,
+    /// Failed runs in a row (see [`SourceRun::failed`]).
+    pub failures: u32,
+    /// The backoff that pushed `next_due` back; `None` while the source is healthy.
+    pub backoff: Option<std::time::Duration>,
+    /// When the last run finished.
+    pub last_finished: Option<DateTime<Utc>>,
 }

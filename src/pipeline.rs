@@ -13,8 +13,10 @@ use tracing::{Instrument, debug, error, info, info_span, warn};
 use url::Url;
 
 use crate::config::{ArticleRules, Config, Source};
-use crate::fetch::{FetchError, Fetched, Fetcher, charset};
-use crate::model::{Article, Candidate, CategoryId, Outcome, Page, RawPage, SourceId, SourceRun};
+use crate::fetch::{FetchError, FetchKind, Fetched, Fetcher, charset};
+use crate::model::{
+    Article, Candidate, CategoryId, Outcome, Page, RawPage, ReadFailure, SourceId, SourceRun,
+};
 use crate::serve::metrics::Metrics;
 use crate::store::{RawPageCursor, Store, StoreError};
 use crate::{classify, extract, sources};
@@ -77,21 +79,12 @@ impl Pipeline {
             if let Err(err) = self.crawl_into(config, source, &mut run).await {
                 run.errors += 1;
                 run.last_error = Some(format!("{err:#}"));
+                run.failure = Some(ReadFailure::Other(err.to_string()));
                 error!(error = %err, "source run failed");
             }
             run.finished_at = Some(Utc::now());
-            self.check_breakage(source, &mut run).await;
-            let store = self.store.clone();
-            let (id, recorded) = (source.id.clone(), run.clone());
-            if let Err(err) = blocking(move || store.record_source_run(&id, &recorded)).await {
-                error!(error = %err, "cannot record the source run");
-            }
-            if let Some(at) = run.finished_at {
-                self.metrics.set_last_run(at);
-                if run.succeeded() {
-                    self.metrics.record_success(&source.id, at);
-                }
-            }
+            self.compare_with_history(source, &mut run).await;
+            self.save_run(source, &run).await;
             info!(
                 links = run.links_found,
                 fetched = run.pages_fetched,
@@ -100,6 +93,8 @@ impl Pipeline {
                 updated = run.updated,
                 duplicates = run.duplicates,
                 errors = run.errors,
+                failure = run.failure.as_ref().map(tracing::field::display),
+                interrupted = run.interrupted,
                 elapsed_ms = started.elapsed().as_millis() as u64,
                 "source run done"
             );
@@ -107,6 +102,28 @@ impl Pipeline {
         }
         .instrument(span)
         .await
+    }
+
+    /// Records a finished run in the store, with the Retry-After hold-backs the fetcher
+    /// learnt (so they outlive a restart), and in the metrics.
+    async fn save_run(&self, source: &Source, run: &SourceRun) {
+        let store = self.store.clone();
+        let (id, recorded) = (source.id.clone(), run.clone());
+        let held_back = self.fetcher.held_back();
+        let saved = blocking(move || {
+            store.record_source_run(&id, &recorded)?;
+            store.save_held_back(&held_back)
+        })
+        .await;
+        if let Err(err) = saved {
+            error!(error = %err, "cannot record the source run");
+        }
+        if let Some(at) = run.finished_at {
+            self.metrics.set_last_run(at);
+            if !run.failed() {
+                self.metrics.record_success(&source.id, at);
+            }
+        }
     }
 
     async fn crawl_into(
@@ -135,11 +152,14 @@ impl Pipeline {
                 self.metrics.record_error(&source.id);
                 run.errors += 1;
                 run.last_error = Some(err.to_string());
+                run.failure = Some(err.read_failure());
                 warn!(error = %err, "discovery failed");
                 return Ok(());
             }
         };
         run.links_found = discovery.candidates.len() as u64;
+        run.listings_read = discovery.pages_fetched;
+        run.interrupted = discovery.interrupted;
         run.pages_fetched += discovery.pages_fetched;
         run.not_modified += discovery.not_modified;
         run.errors += discovery.errors.len() as u64;
@@ -193,6 +213,9 @@ impl Pipeline {
                         Outcome::Duplicate { .. } => run.duplicates += 1,
                     }
                 }
+                Err((_, PipelineError::Fetch(FetchError::ShuttingDown { .. }))) => {
+                    run.interrupted = true;
+                }
                 Err((url, err)) => {
                     run.errors += 1;
                     run.last_error = Some(format!("{url}: {err:#}"));
@@ -227,18 +250,15 @@ impl Pipeline {
         let (article, raw, fetched) = match (&candidate.article, source.full_text) {
             (Some(article), false) => (article.clone(), None, false),
             _ => {
-                let page = match self.fetcher.fetch(&url, None, Some(source)).await {
+                let fetched = self
+                    .fetcher
+                    .fetch(FetchKind::Article, &url, None, Some(source))
+                    .await;
+                let page = match fetched {
                     Ok(Fetched::Page { page, .. }) => page,
                     Ok(Fetched::NotModified) => unreachable!("no validators were sent"),
-                    Err(err) => {
-                        self.metrics.record_fetch(match &err {
-                            FetchError::Status { status, .. } => Some(status.as_u16()),
-                            _ => None,
-                        });
-                        return Err(fail(err.into()));
-                    }
+                    Err(err) => return Err(fail(err.into())),
                 };
-                self.metrics.record_fetch(Some(200));
                 let article = extract_page(&page, source).await.map_err(&fail)?;
                 let article = merge_feed_hints(article, &candidate);
                 let raw = RawPage {
@@ -270,10 +290,11 @@ impl Pipeline {
         blocking(move || store.record(&article, &source, &categories, raw.as_ref())).await
     }
 
-    /// Compares a run with the source's recent normal and flags a likely site redesign:
-    /// no links where there used to be some, or a field that most articles had and
-    /// this run's articles lack.
-    async fn check_breakage(&self, source: &Source, run: &mut SourceRun) {
+    /// Compares a run with the source's recent history: a run answered 304 throughout
+    /// keeps the last known link count, and the breakage alarm flags a likely site
+    /// redesign (no links where there used to be some, or a field that most articles
+    /// had and this run's articles lack).
+    async fn compare_with_history(&self, source: &Source, run: &mut SourceRun) {
         let store = self.store.clone();
         let id = source.id.clone();
         let state = match blocking(move || store.source_state(&id)).await {
@@ -285,6 +306,9 @@ impl Pipeline {
             }
         };
         let recent: Vec<&SourceRun> = state.recent_runs.iter().take(RECENT_RUNS).collect();
+        if run.listings_read == 0 && run.not_modified > 0 && !run.failed() {
+            run.links_found = last_known_links(&recent);
+        }
         run.breakage = breakage(source, run, &recent);
         for problem in &run.breakage {
             error!(problem = %problem, "source looks broken");
@@ -293,17 +317,31 @@ impl Pipeline {
     }
 }
 
-/// What a run lacks compared with the recent runs of its source (empty when healthy).
-/// Runs answered 304 say nothing about the page and are left out of the comparison.
+/// The link count of the newest run that read (or was told 304 about) its listing.
+fn last_known_links(recent: &[&SourceRun]) -> u64 {
+    recent
+        .iter()
+        .find(|r| !r.failed() && !r.interrupted)
+        .map_or(0, |r| r.links_found)
+}
+
+/// What a run lacks compared with the recent yield of its source (empty when healthy):
+/// links found on listings that answered 200, fields present on the articles that were
+/// extracted, however many other articles failed or were dead. Runs answered 304, runs
+/// that could not read the source and runs cut short by shutdown say nothing about the
+/// pages and raise nothing.
 pub fn breakage(source: &Source, run: &SourceRun, recent: &[&SourceRun]) -> Vec<String> {
     let mut problems = Vec::new();
-    let answered: Vec<&SourceRun> = recent
+    if run.failed() || run.interrupted {
+        return problems;
+    }
+    let read: Vec<&SourceRun> = recent
         .iter()
         .copied()
-        .filter(|r| r.not_modified == 0 && r.errors == 0)
+        .filter(|r| r.listings_read > 0 && !r.interrupted)
         .collect();
-    if run.not_modified == 0 && run.links_found == 0 && !answered.is_empty() {
-        let usual = answered.iter().map(|r| r.links_found).sum::<u64>() / answered.len() as u64;
+    if run.listings_read > 0 && run.links_found == 0 && !read.is_empty() {
+        let usual = read.iter().map(|r| r.links_found).sum::<u64>() / read.len() as u64;
         if usual > 0 {
             let selector = source
                 .links
@@ -315,7 +353,7 @@ pub fn breakage(source: &Source, run: &SourceRun, recent: &[&SourceRun]) -> Vec<
             ));
         }
     }
-    let measured: Vec<&SourceRun> = answered
+    let measured: Vec<&SourceRun> = recent
         .iter()
         .copied()
         .filter(|r| !r.field_coverage.is_empty())
@@ -323,22 +361,22 @@ pub fn breakage(source: &Source, run: &SourceRun, recent: &[&SourceRun]) -> Vec<
     if run.field_coverage.is_empty() || measured.len() < 2 {
         return problems;
     }
-    for field in TRACKED_FIELDS {
+    problems.extend(TRACKED_FIELDS.iter().filter_map(|field| {
         let usual = measured
             .iter()
             .map(|r| r.field_coverage.get(*field).copied().unwrap_or(0.0))
             .sum::<f64>()
             / measured.len() as f64;
         let now = run.field_coverage.get(*field).copied().unwrap_or(0.0);
-        if usual >= 0.6 && now < usual * BREAKAGE_RATIO {
+        (usual >= 0.6 && now < usual * BREAKAGE_RATIO).then(|| {
             let selector = field_selector(source, field).unwrap_or("(none: fallbacks only)");
-            problems.push(format!(
+            format!(
                 "only {:.0}% of articles had `{field}` (usually {:.0}%); check extract.{field} {selector:?}",
                 now * 100.0,
                 usual * 100.0
-            ));
-        }
-    }
+            )
+        })
+    }));
     problems
 }
 

@@ -7,7 +7,9 @@
 //!
 //! What a run does is not this module's business: the caller hands in a closure. The
 //! scheduler only decides *when*, and keeps a [`SourceStatus`] per source for the index
-//! page and `/metrics`.
+//! page and `/metrics`. With a store ([`Scheduler::with_store`]) it starts each source
+//! from the stored failures, last run and next due time, and stores every next due
+//! time it sets, so a restart keeps a failing source backing off.
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::future::Future;
@@ -23,7 +25,8 @@ use tokio_util::task::TaskTracker;
 use tracing::{debug, info, warn};
 
 use crate::config::{Config, Source};
-use crate::model::SourceId;
+use crate::model::{SourceId, SourceSchedule};
+use crate::store::Store;
 
 /// Largest random delay added to a tick (it is also never more than a tenth of the
 /// source's interval).
@@ -79,14 +82,16 @@ pub struct SourceStatus {
 
 /// Runs sources on their schedules and keeps their [`SourceStatus`]. Cheap to clone:
 /// clones share the status table.
-#[derive(Debug, Clone, Default)]
+#[derive(Clone, Default)]
 pub struct Scheduler {
     options: ScheduleOptions,
     shared: Arc<Shared>,
 }
 
-#[derive(Debug, Default)]
+#[derive(Default)]
 struct Shared {
+    /// Where the schedule state outlives the process; none in tests of timing alone.
+    store: Option<Arc<dyn Store>>,
     status: Mutex<BTreeMap<SourceId, SourceStatus>>,
     /// Sources with a run in flight. Kept apart from `status` so a source removed and
     /// added again while its old run is still going cannot start a second run.
@@ -143,6 +148,18 @@ impl Scheduler {
         Self {
             options,
             shared: Arc::default(),
+        }
+    }
+
+    /// A scheduler that keeps each source's next due time and backoff in `store` and
+    /// starts from what is stored there. Call before [`Scheduler::run`].
+    pub fn with_store(options: ScheduleOptions, store: Arc<dyn Store>) -> Self {
+        Self {
+            options,
+            shared: Arc::new(Shared {
+                store: Some(store),
+                ..Shared::default()
+            }),
         }
     }
 
@@ -288,6 +305,10 @@ async fn drive(
     // The last tick that fired; the next one must come after it even if the wall clock
     // reads a little earlier than the timer that woke us.
     let mut last_tick: Option<DateTime<Utc>> = None;
+    // A backoff an earlier process set holds until the first run here.
+    let first_id = plan.borrow().source.id.clone();
+    let mut stored_hold = restore_status(&shared, &first_id).await;
+    let mut saved: Option<Due> = None;
     loop {
         let current = plan.borrow_and_update().clone();
         let id = current.source.id.clone();
@@ -297,11 +318,18 @@ async fn drive(
             .map(|s| (s.failures, s.last_finished))
             .unwrap_or_default();
         let now = last_tick.map_or_else(Utc::now, |t| t.max(Utc::now()));
-        let due = next_due(&current, failures, last_finished, now, options.max_jitter);
+        let due = next_due(&current, failures, last_finished, now, options.max_jitter)
+            .map(|due| due.not_before(stored_hold, &current));
         shared.update(&id, |s| {
             s.next_run = due.map(|d| d.at);
             s.backoff = due.and_then(|d| d.backoff);
         });
+        if due != saved
+            && let Some(due) = due
+        {
+            save_due(&shared, &id, due).await;
+            saved = Some(due);
+        }
         let sleep = async {
             match due {
                 Some(due) => {
@@ -330,6 +358,7 @@ async fn drive(
             shared.update(&id, |s| s.ticks_skipped += 1);
             continue;
         }
+        stored_hold = None;
         let started = Utc::now();
         shared.update(&id, |s| {
             s.running = true;
@@ -385,6 +414,63 @@ struct Due {
     at: DateTime<Utc>,
     /// The backoff that pushed the run back, if the source is failing.
     backoff: Option<Duration>,
+}
+
+impl Due {
+    /// This due time, or the first tick at or after `hold` (a stored backoff's end)
+    /// when that is later.
+    fn not_before(self, hold: Option<(DateTime<Utc>, Duration)>, plan: &Plan) -> Due {
+        let Some((until, backoff)) = hold.filter(|(until, _)| *until > self.at) else {
+            return self;
+        };
+        let source = &plan.source;
+        let from = until - chrono::Duration::milliseconds(1);
+        let at = source
+            .schedule
+            .after(&from.with_timezone(&source.timezone))
+            .next()
+            .map_or(until, |t| t.with_timezone(&Utc));
+        Due {
+            at,
+            backoff: Some(backoff),
+        }
+    }
+}
+
+/// Starts a source's status from the store: failures in a row and the last run's end
+/// (so the backoff goes on where it was), and the stored next due time with its
+/// backoff when the source was backing off.
+async fn restore_status(shared: &Arc<Shared>, id: &SourceId) -> Option<(DateTime<Utc>, Duration)> {
+    let store = shared.store.clone()?;
+    let source = id.clone();
+    let stored = tokio::task::spawn_blocking(move || store.source_schedule(&source)).await;
+    let stored: SourceSchedule = match stored {
+        Ok(Ok(stored)) => stored,
+        Ok(Err(err)) => {
+            warn!(source = %id, error = %err, "cannot read the stored schedule; starting afresh");
+            return None;
+        }
+        Err(_) => return None,
+    };
+    shared.update(id, |s| {
+        s.failures = stored.failures;
+        s.last_finished = s.last_finished.or(stored.last_finished);
+    });
+    stored.next_due.zip(stored.backoff)
+}
+
+/// Stores when a source is due next, so that a restart keeps to it.
+async fn save_due(shared: &Arc<Shared>, id: &SourceId, due: Due) {
+    let Some(store) = shared.store.clone() else {
+        return;
+    };
+    let source = id.clone();
+    let saved =
+        tokio::task::spawn_blocking(move || store.save_next_due(&source, due.at, due.backoff))
+            .await;
+    if let Ok(Err(err)) = saved {
+        warn!(source = %id, error = %err, "cannot store the next due time");
+    }
 }
 
 /// The next tick of the source's schedule after `now` (and, when it is failing, after

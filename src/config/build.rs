@@ -607,6 +607,7 @@ fn build_settings(
         .websub_hub
         .as_ref()
         .and_then(|hub| http_url(hub, "websub_hub", src, diags));
+    let shutdown_timeout = duration(&raw.shutdown_timeout, "shutdown_timeout", true, src, diags);
     let fetch = build_fetch(&raw.fetch, src, diags);
     if diags.len() > before {
         return None;
@@ -626,6 +627,7 @@ fn build_settings(
         near_duplicate_distance: distance? as u32,
         websub_hub,
         stylesheet: raw.stylesheet,
+        shutdown_timeout: shutdown_timeout?,
         fetch: fetch?,
     })
 }

@@ -59,6 +59,11 @@ pub struct SettingsFile {
     /// Link an XSL stylesheet from the feeds so a browser shows a readable page.
     #[serde(default = "default_true")]
     pub stylesheet: bool,
+    /// On SIGTERM or SIGINT, how long requests in flight may go on before they are
+    /// dropped; then what was fetched is stored, the feeds are published and bantin
+    /// exits. Keep the service manager's stop timeout a few seconds longer.
+    #[serde(default = "default_shutdown_timeout")]
+    pub shutdown_timeout: Spanned<String>,
     #[serde(default)]
     pub fetch: FetchFile,
 }
@@ -340,6 +345,9 @@ fn default_raw_page_days() -> Spanned<i64> {
 }
 fn default_near_duplicate_distance() -> Spanned<i64> {
     spanned(3)
+}
+fn default_shutdown_timeout() -> Spanned<String> {
+    spanned("10s".into())
 }
 fn default_timeout() -> Spanned<String> {
     spanned("30s".into())

@@ -47,6 +47,8 @@ pub struct Settings {
     pub near_duplicate_distance: u32,
     pub websub_hub: Option<Url>,
     pub stylesheet: bool,
+    /// How long requests in flight may go on after a shutdown signal.
+    pub shutdown_timeout: Duration,
     pub fetch: FetchSettings,
 }
 

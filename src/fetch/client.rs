@@ -10,6 +10,7 @@ use bytes::{Bytes, BytesMut};
 use chrono::Utc;
 use reqwest::StatusCode;
 use reqwest::header::{self, HeaderMap, HeaderValue};
+use tokio_util::sync::CancellationToken;
 use tracing::debug;
 use url::{Host, Url};
 
@@ -17,9 +18,9 @@ use super::charset::decode_html;
 use super::guard::{AddressPolicy, GuardedResolver, RefusedAddress};
 use super::politeness::{Politeness, backoff, parse_retry_after};
 use super::robots::{MAX_ROBOTS_BYTES, RobotRules, RobotsCache, agent_token};
-use super::{FetchError, Fetched};
+use super::{FetchCounts, FetchError, FetchKind, Fetched};
 use crate::config::{FetchSettings, Settings, Source};
-use crate::model::{Page, Validators};
+use crate::model::{HeldBack, Page, Validators};
 
 /// Redirects followed when reading robots.txt.
 const MAX_ROBOTS_REDIRECTS: usize = 5;
@@ -39,6 +40,11 @@ struct Inner {
     policy: Arc<AddressPolicy>,
     robots: RobotsCache,
     politeness: Politeness,
+    counts: Arc<FetchCounts>,
+    /// Cancelled at shutdown: no request starts any more.
+    halted: CancellationToken,
+    /// Cancelled at the shutdown deadline: requests in flight are dropped.
+    abandoned: CancellationToken,
 }
 
 /// One HTTP exchange, before it is interpreted.
@@ -86,8 +92,38 @@ impl Fetcher {
                 robots: RobotsCache::new(fetch.robots_ttl),
                 politeness: Politeness::new(fetch),
                 settings: fetch.clone(),
+                counts: Arc::default(),
+                halted: CancellationToken::new(),
+                abandoned: CancellationToken::new(),
             }),
         })
+    }
+
+    /// The requests this fetcher (and its clones) sent, for `/metrics`.
+    pub fn counts(&self) -> Arc<FetchCounts> {
+        Arc::clone(&self.inner.counts)
+    }
+
+    /// The `Retry-After` hold-backs in force, to be stored.
+    pub fn held_back(&self) -> Vec<HeldBack> {
+        self.inner.politeness.held_back()
+    }
+
+    /// Honours hold-backs stored by an earlier process.
+    pub fn restore_held_back(&self, kept: Vec<HeldBack>) {
+        self.inner.politeness.restore(kept);
+    }
+
+    /// Shutdown: from now on no request starts (each answers
+    /// [`FetchError::ShuttingDown`]); requests in flight get `grace` to finish, then are
+    /// dropped the same way.
+    pub fn shut_down(&self, grace: Duration) {
+        self.inner.halted.cancel();
+        let abandoned = self.inner.abandoned.clone();
+        tokio::spawn(async move {
+            tokio::time::sleep(grace).await;
+            abandoned.cancel();
+        });
     }
 
     /// GETs a page. `validators` become If-None-Match / If-Modified-Since; `scope` is the
@@ -96,6 +132,7 @@ impl Fetcher {
     /// connections) are retried with exponential backoff and jitter.
     pub async fn fetch(
         &self,
+        kind: FetchKind,
         url: &Url,
         validators: Option<&Validators>,
         scope: Option<&Source>,
@@ -103,11 +140,14 @@ impl Fetcher {
         let settings = &self.inner.settings;
         let mut attempt = 0;
         loop {
-            match self.fetch_once(url, validators, scope).await {
+            match self.fetch_once(kind, url, validators, scope).await {
                 Err(err) if err.is_retryable() && attempt < settings.max_retries => {
                     let wait = backoff(attempt, settings.backoff_base, settings.backoff_cap);
                     debug!(url = %url, error = %err, wait_ms = wait.as_millis() as u64, "retrying");
-                    tokio::time::sleep(wait).await;
+                    tokio::select! {
+                        _ = tokio::time::sleep(wait) => {}
+                        _ = self.inner.halted.cancelled() => {}
+                    }
                     attempt += 1;
                 }
                 result => return result,
@@ -117,6 +157,7 @@ impl Fetcher {
 
     async fn fetch_once(
         &self,
+        kind: FetchKind,
         url: &Url,
         validators: Option<&Validators>,
         scope: Option<&Source>,
@@ -159,7 +200,7 @@ impl Fetcher {
                 conditional_headers(v, &mut headers);
             }
             let answer = self
-                .send(&current, headers, settings.max_body_bytes, crawl_delay)
+                .send(kind, &current, headers, settings.max_body_bytes, crawl_delay)
                 .await?;
             match answer.status {
                 s if s.is_redirection() && s != StatusCode::NOT_MODIFIED => {
@@ -241,7 +282,13 @@ impl Fetcher {
                 return robots_failure(&err);
             }
             let answer = match self
-                .send(&current, HeaderMap::new(), MAX_ROBOTS_BYTES, None)
+                .send(
+                    FetchKind::Robots,
+                    &current,
+                    HeaderMap::new(),
+                    MAX_ROBOTS_BYTES,
+                    None,
+                )
                 .await
             {
                 Ok(answer) => answer,
@@ -267,24 +314,39 @@ impl Fetcher {
         RobotRules::AllowAll
     }
 
-    /// One request and its body, under the politeness gates and the total timeout.
+    /// One request and its body, under the politeness gates, the total timeout and
+    /// shutdown; counted by kind and answer.
     async fn send(
         &self,
+        kind: FetchKind,
         url: &Url,
         headers: HeaderMap,
         limit: u64,
         crawl_delay: Option<Duration>,
     ) -> Result<Answer, FetchError> {
-        let _permit = self.inner.politeness.acquire(url, crawl_delay).await;
-        let after = self.inner.settings.timeout;
-        tokio::time::timeout(after, self.exchange(url, headers, limit))
-            .await
-            .unwrap_or_else(|_| {
-                Err(FetchError::Timeout {
-                    url: url.clone(),
-                    after,
-                })
-            })
+        let inner = &self.inner;
+        let shutting_down = || FetchError::ShuttingDown { url: url.clone() };
+        let _permit = tokio::select! {
+            permit = inner.politeness.acquire(url, crawl_delay) => permit,
+            _ = inner.halted.cancelled() => return Err(shutting_down()),
+        };
+        // A request that was queued when shutdown began must not start after it.
+        if inner.halted.is_cancelled() {
+            return Err(shutting_down());
+        }
+        let after = inner.settings.timeout;
+        let answer = tokio::select! {
+            answer = tokio::time::timeout(after, self.exchange(url, headers, limit)) => {
+                answer.unwrap_or_else(|_| Err(FetchError::Timeout { url: url.clone(), after }))
+            }
+            _ = inner.abandoned.cancelled() => Err(shutting_down()),
+        };
+        match &answer {
+            Ok(answer) => inner.counts.record(kind, Some(answer.status.as_u16())),
+            Err(FetchError::ShuttingDown { .. }) => {}
+            Err(_) => inner.counts.record(kind, None),
+        }
+        answer
     }
 
     async fn exchange(

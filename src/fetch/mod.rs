@@ -9,6 +9,8 @@ pub mod guard;
 pub mod politeness;
 pub mod robots;
 
+use std::collections::BTreeMap;
+use std::sync::Mutex;
 use std::time::Duration;
 
 use bytes::Bytes;
@@ -18,7 +20,60 @@ use url::Url;
 
 pub use client::Fetcher;
 
-use crate::model::{Page, Validators};
+use crate::model::{Page, ReadFailure, Validators};
+
+/// What a request is for; `/metrics` counts requests by kind.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum FetchKind {
+    /// A listing (category) page.
+    Listing,
+    /// An article page.
+    Article,
+    /// An RSS, Atom or JSON feed.
+    Feed,
+    /// A sitemap or sitemap index.
+    Sitemap,
+    /// A host's robots.txt.
+    Robots,
+}
+
+impl FetchKind {
+    /// The label value in `/metrics`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            FetchKind::Listing => "listing",
+            FetchKind::Article => "article",
+            FetchKind::Feed => "feed",
+            FetchKind::Sitemap => "sitemap",
+            FetchKind::Robots => "robots",
+        }
+    }
+}
+
+/// Requests sent by one fetcher, by kind and answer (the HTTP status, or `error` when
+/// no answer came). Every request, redirect hops and robots.txt included, is counted
+/// here, in [`Fetcher`], and nowhere else.
+#[derive(Debug, Default)]
+pub struct FetchCounts {
+    counts: Mutex<BTreeMap<(FetchKind, String), u64>>,
+}
+
+impl FetchCounts {
+    fn record(&self, kind: FetchKind, status: Option<u16>) {
+        let status = status.map_or_else(|| "error".to_owned(), |s| s.to_string());
+        let mut counts = self.counts.lock().unwrap_or_else(|e| e.into_inner());
+        *counts.entry((kind, status)).or_default() += 1;
+    }
+
+    /// Every (kind, status) counted so far, in order.
+    pub fn snapshot(&self) -> Vec<(FetchKind, String, u64)> {
+        let counts = self.counts.lock().unwrap_or_else(|e| e.into_inner());
+        counts
+            .iter()
+            .map(|((kind, status), n)| (*kind, status.clone(), *n))
+            .collect()
+    }
+}
 
 /// What a GET brought back.
 #[derive(Debug, Clone)]
@@ -72,6 +127,8 @@ pub enum FetchError {
     BadRedirect { url: Url },
     #[error("GET {url} held back until {until} by the site's Retry-After")]
     RetryLater { url: Url, until: DateTime<Utc> },
+    #[error("GET {url} not finished: bantin is shutting down")]
+    ShuttingDown { url: Url },
 }
 
 impl FetchError {
@@ -103,7 +160,44 @@ impl FetchError {
             | FetchError::ForeignHost { url }
             | FetchError::TooManyRedirects { url, .. }
             | FetchError::BadRedirect { url }
-            | FetchError::RetryLater { url, .. } => Some(url),
+            | FetchError::RetryLater { url, .. }
+            | FetchError::ShuttingDown { url } => Some(url),
         }
     }
+
+    /// The cause in a few words, for a source whose page this was.
+    pub fn read_failure(&self) -> ReadFailure {
+        match self {
+            FetchError::Status { status, .. } => ReadFailure::Status(status.as_u16()),
+            FetchError::Timeout { .. } => ReadFailure::Timeout,
+            FetchError::RobotsDisallowed { .. } | FetchError::RobotsUnreachable { .. } => {
+                ReadFailure::Robots
+            }
+            FetchError::RetryLater { until, .. } => ReadFailure::RetryLater(*until),
+            FetchError::Transport { source, .. } => transport_failure(source)
+                .unwrap_or_else(|| ReadFailure::Other(crate::error_chain(self))),
+            other => ReadFailure::Other(crate::error_chain(other)),
+        }
+    }
+}
+
+/// Connection refused or a failed name lookup, read from the causes of a transport
+/// error (reqwest gives no kind for either).
+fn transport_failure(error: &reqwest::Error) -> Option<ReadFailure> {
+    let mut cause: Option<&(dyn std::error::Error + 'static)> = Some(error);
+    while let Some(err) = cause {
+        if let Some(io) = err.downcast_ref::<std::io::Error>()
+            && io.kind() == std::io::ErrorKind::ConnectionRefused
+        {
+            return Some(ReadFailure::ConnectionRefused);
+        }
+        // hyper-util names a failed resolution "dns error"; the resolver's own
+        // message is the system's "failed to lookup address information".
+        let text = err.to_string();
+        if text.contains("dns error") || text.contains("failed to lookup address") {
+            return Some(ReadFailure::Dns);
+        }
+        cause = err.source();
+    }
+    None
 }

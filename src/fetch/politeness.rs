@@ -1,6 +1,7 @@
 //! Politeness: how many requests run at once (per host and in all), how long to wait
 //! between two requests to one host, and which URLs or hosts a `Retry-After` answer
-//! holds back. Callers never sleep or count themselves; every request goes through
+//! holds back (kept in the store across restarts through [`Politeness::held_back`] and
+//! [`Politeness::restore`]). Callers never sleep or count themselves; every request goes through
 //! [`Politeness::acquire`]. robots.txt rules live in `robots.rs`.
 
 use std::collections::HashMap;
@@ -13,6 +14,7 @@ use tokio::time::Instant;
 use url::Url;
 
 use crate::config::{FetchSettings, RetryAfterScope};
+use crate::model::HeldBack;
 
 /// Shared request gates of one fetcher.
 #[derive(Debug)]
@@ -124,6 +126,34 @@ impl Politeness {
             .expect("retry table lock is not poisoned");
         let entry = held.entry(key).or_insert(until);
         *entry = (*entry).max(until);
+    }
+
+    /// Every hold-back still in force, for the store to keep across restarts.
+    pub fn held_back(&self) -> Vec<HeldBack> {
+        let now = Utc::now();
+        let held = self
+            .held_back
+            .lock()
+            .expect("retry table lock is not poisoned");
+        held.iter()
+            .filter(|(_, until)| **until > now)
+            .map(|(key, until)| HeldBack {
+                key: key.clone(),
+                until: *until,
+            })
+            .collect()
+    }
+
+    /// Honours hold-backs kept from an earlier process.
+    pub fn restore(&self, kept: Vec<HeldBack>) {
+        let mut held = self
+            .held_back
+            .lock()
+            .expect("retry table lock is not poisoned");
+        for HeldBack { key, until } in kept {
+            let entry = held.entry(key).or_insert(until);
+            *entry = (*entry).max(until);
+        }
     }
 }
 

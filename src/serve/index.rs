@@ -21,6 +21,25 @@ font-size:.85rem;background:#f3f3f3;padding:0 .2rem}ul{padding-left:1.1rem}\
 li{margin:.4rem 0}time,.meta{color:#666;font-size:.9rem}table{border-collapse:collapse;\
 width:100%}td,th{text-align:left;padding:.25rem .4rem;border-bottom:1px solid #eee}";
 
+/// A source's health for people: unhealthy (and why), failing to be read (and why),
+/// or ok with the last error of a page.
+fn health_cell(state: Option<&SourceState>) -> String {
+    let last_run = state.and_then(|s| s.last_run.as_ref());
+    let failure = last_run.and_then(|r| r.failure.as_ref());
+    let detail = failure
+        .map(|f| format!("not read: {f}"))
+        .or_else(|| last_run.and_then(|r| r.last_error.clone()));
+    match (state, detail) {
+        (Some(s), detail) if !source_is_healthy(s) => format!(
+            "<strong>unhealthy</strong>: {}",
+            text(detail.as_deref().unwrap_or("failing"))
+        ),
+        (_, Some(detail)) if failure.is_some() => format!("failing: {}", text(&detail)),
+        (_, Some(detail)) => format!("ok (last error: {})", text(&detail)),
+        (_, None) => "ok".to_owned(),
+    }
+}
+
 /// Renders the index page. `next_runs` are the scheduler's next run per source (empty
 /// when no scheduler runs).
 pub fn render_index(
@@ -115,20 +134,7 @@ pub fn render_index(
             .find(|s| s.source.as_ref() == Some(&source.id));
         let last_run = state.and_then(|s| s.last_run.as_ref());
         let never = || "never".to_owned();
-        let health = match state {
-            Some(s) if !source_is_healthy(s) => format!(
-                "<strong>unhealthy</strong>: {}",
-                text(
-                    last_run
-                        .and_then(|r| r.last_error.as_deref())
-                        .unwrap_or("failing")
-                )
-            ),
-            _ => match last_run.and_then(|r| r.last_error.as_deref()) {
-                Some(err) => format!("ok (last error: {})", text(err)),
-                None => "ok".to_owned(),
-            },
-        };
+        let health = health_cell(state);
         let _ = writeln!(
             out,
             "<tr><td>{}</td><td>{health}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>",

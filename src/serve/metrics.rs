@@ -3,11 +3,12 @@
 
 use std::collections::BTreeMap;
 use std::fmt::Write;
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
 
 use chrono::{DateTime, Utc};
 
+use crate::fetch::FetchCounts;
 use crate::model::{Outcome, SourceId, SourceState};
 
 /// Every counter bantin exposes.
@@ -15,8 +16,8 @@ use crate::model::{Outcome, SourceId, SourceState};
 pub struct Metrics {
     /// (route, status) -> HTTP requests served.
     requests: Mutex<BTreeMap<(String, u16), u64>>,
-    /// Status code (or `error` for transport failures) -> pages fetched.
-    fetches: Mutex<BTreeMap<String, u64>>,
+    /// Requests the fetcher sent, by kind and status; counted by the fetcher itself.
+    fetches: Arc<FetchCounts>,
     items_new: AtomicU64,
     items_updated: AtomicU64,
     items_duplicate: AtomicU64,
@@ -39,18 +40,21 @@ impl Metrics {
         Metrics::default()
     }
 
+    /// Metrics that report the requests counted in `fetches` (see
+    /// [`crate::fetch::Fetcher::counts`]).
+    pub fn with_fetch_counts(fetches: Arc<FetchCounts>) -> Metrics {
+        Metrics {
+            fetches,
+            ..Metrics::default()
+        }
+    }
+
     /// One HTTP request answered. `route` is the matched route pattern, so the label
     /// set stays small.
     pub fn record_request(&self, route: &str, status: u16) {
         *lock(&self.requests)
             .entry((route.to_owned(), status))
             .or_default() += 1;
-    }
-
-    /// One page fetched: its HTTP status, or `None` when no answer came.
-    pub fn record_fetch(&self, status: Option<u16>) {
-        let key = status.map_or_else(|| "error".to_owned(), |s| s.to_string());
-        *lock(&self.fetches).entry(key).or_default() += 1;
     }
 
     /// What the store did with one article.
@@ -116,13 +120,14 @@ impl Metrics {
             &mut out,
             "bantin_fetches_total",
             "counter",
-            "Pages fetched, by HTTP status.",
+            "HTTP requests sent, by what they fetched and the status answered (`error`: no answer).",
         );
-        for (status, n) in lock(&self.fetches).iter() {
+        for (kind, status, n) in self.fetches.snapshot() {
             let _ = writeln!(
                 out,
-                "bantin_fetches_total{{status=\"{}\"}} {n}",
-                escape(status)
+                "bantin_fetches_total{{kind=\"{}\",status=\"{}\"}} {n}",
+                kind.as_str(),
+                escape(&status)
             );
         }
         header(
@@ -293,8 +298,6 @@ mod tests {
         let m = Metrics::new();
         m.record_request("/feeds/{file}", 200);
         m.record_request("/feeds/{file}", 200);
-        m.record_fetch(Some(304));
-        m.record_fetch(None);
         m.record_outcome(&Outcome::New(ItemId::from("a")));
         m.record_error(&SourceId::from("ca\"nd"));
         m.record_success(
@@ -305,8 +308,6 @@ mod tests {
         assert!(
             text.contains("bantin_http_requests_total{route=\"/feeds/{file}\",status=\"200\"} 2")
         );
-        assert!(text.contains("bantin_fetches_total{status=\"304\"} 1"));
-        assert!(text.contains("bantin_fetches_total{status=\"error\"} 1"));
         assert!(text.contains("bantin_items_total{outcome=\"new\"} 1"));
         assert!(text.contains("bantin_errors_total{source=\"ca\\\"nd\"} 1"));
         assert!(

@@ -297,6 +297,10 @@ struct SourceHealth {
     last_run: Option<String>,
     next_run: Option<String>,
     last_error: Option<String>,
+    /// Why the last run could not read the source (connection refused, timeout, 404…).
+    failure: Option<String>,
+    /// What the breakage alarm found on the last run.
+    breakage: Vec<String>,
     links_found: Option<u64>,
     failures: u32,
     healthy: bool,
@@ -349,6 +353,8 @@ async fn healthz(State(state): State<AppState>) -> Response {
                 last_run: last_run.and_then(|r| r.finished_at).map(|t| t.to_rfc3339()),
                 next_run: next_runs.get(&source.id).map(|t| t.to_rfc3339()),
                 last_error: last_run.and_then(|r| r.last_error.clone()),
+                failure: last_run.and_then(|r| r.failure.as_ref().map(ToString::to_string)),
+                breakage: last_run.map(|r| r.breakage.clone()).unwrap_or_default(),
                 links_found: last_run.map(|r| r.links_found),
                 failures,
                 healthy: state.is_none_or(super::source_is_healthy),

@@ -23,8 +23,8 @@ pub use sitemap::{Sitemap, SitemapUrl, parse as parse_sitemap};
 
 use crate::config::{Source, SourceKind};
 use crate::dedup::canonicalize;
-use crate::fetch::{FetchError, Fetched, Fetcher};
-use crate::model::{Candidate, Page, SourceId, Validators};
+use crate::fetch::{FetchError, FetchKind, Fetched, Fetcher};
+use crate::model::{Candidate, Page, ReadFailure, SourceId, Validators};
 
 /// What one pass over a source found.
 #[derive(Debug, Default)]
@@ -40,6 +40,8 @@ pub struct Discovery {
     pub validators: Vec<(Url, Validators)>,
     /// Pages that failed, as text for the operator; the pass went on without them.
     pub errors: Vec<String>,
+    /// Shutdown stopped the pass before every page was asked.
+    pub interrupted: bool,
 }
 
 /// Why a source gave nothing.
@@ -66,6 +68,16 @@ pub enum SourceError {
     },
     #[error("{path} is neither a file nor a folder")]
     NotFound { path: PathBuf },
+}
+
+impl SourceError {
+    /// Why the source could not be read, in a few words.
+    pub fn read_failure(&self) -> ReadFailure {
+        match self {
+            SourceError::Unreachable { error, .. } => error.read_failure(),
+            other => ReadFailure::Other(other.to_string()),
+        }
+    }
 }
 
 /// Reads a source's listing pages, feeds or sitemaps and returns the article
@@ -123,7 +135,12 @@ impl Pass<'_> {
     /// unchanged (304) or failed (recorded).
     async fn get(&mut self, url: &Url) -> Option<Got> {
         let known = self.validators.get(url);
-        match self.fetcher.fetch(url, known, Some(self.source)).await {
+        let kind = match self.source.kind {
+            SourceKind::Listing => FetchKind::Listing,
+            SourceKind::Feed => FetchKind::Feed,
+            SourceKind::Sitemap => FetchKind::Sitemap,
+        };
+        match self.fetcher.fetch(kind, url, known, Some(self.source)).await {
             Ok(Fetched::NotModified) => {
                 self.discovery.not_modified += 1;
                 if let Some(v) = known {
@@ -142,6 +159,10 @@ impl Pass<'_> {
                     self.discovery.validators.push((url.clone(), validators));
                 }
                 Some(Got { page, body })
+            }
+            Err(FetchError::ShuttingDown { .. }) => {
+                self.discovery.interrupted = true;
+                None
             }
             Err(error) => {
                 warn!(source = %self.source.id, url = %url, error = %error, "source page skipped");

@@ -69,7 +69,7 @@ pub(crate) fn record_run(
         params![source.as_str(), RECENT_RUNS as i64],
     )
     .map_err(sql("trim source runs"))?;
-    if run.succeeded() {
+    if !run.failed() {
         tx.execute(
             "INSERT INTO source_state (source, last_success, failures) VALUES (?1, ?2, 0)
              ON CONFLICT (source) DO UPDATE SET last_success = excluded.last_success, failures = 0",

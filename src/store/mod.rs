@@ -5,6 +5,7 @@
 mod encoding;
 mod fetch_state;
 mod items;
+mod schedule_state;
 mod sqlite;
 
 pub use items::item_id;
@@ -14,8 +15,8 @@ use chrono::{DateTime, Utc};
 use url::Url;
 
 use crate::model::{
-    Article, CategoryId, Item, ItemId, Outcome, RawPage, SourceId, SourceRun, SourceState,
-    Validators,
+    Article, CategoryId, HeldBack, Item, ItemId, Outcome, RawPage, SourceId, SourceRun,
+    SourceSchedule, SourceState, Validators,
 };
 
 /// Why a storage operation failed.
@@ -97,11 +98,30 @@ pub trait Store: Send + Sync {
     fn validators(&self, url: &Url) -> Result<Option<Validators>, StoreError>;
     fn save_validators(&self, url: &Url, validators: &Validators) -> Result<(), StoreError>;
 
-    /// Records a finished source run (success when it had no errors or found items).
+    /// Records a finished source run; a failed one ([`SourceRun::failed`]) adds one to
+    /// the source's failures in a row, any other resets them.
     fn record_source_run(&self, source: &SourceId, run: &SourceRun) -> Result<(), StoreError>;
     fn source_states(&self) -> Result<Vec<SourceState>, StoreError>;
     /// One source's state, if it has run.
     fn source_state(&self, source: &SourceId) -> Result<Option<SourceState>, StoreError>;
+
+    /// When a source may run next, its failures in a row and its backoff: what the
+    /// scheduler starts from (after a restart too). Default for a source never run.
+    fn source_schedule(&self, source: &SourceId) -> Result<SourceSchedule, StoreError>;
+    /// Records that `source` is not due before `next_due`, and the backoff (after
+    /// failures) that put it there.
+    fn save_next_due(
+        &self,
+        source: &SourceId,
+        next_due: DateTime<Utc>,
+        backoff: Option<std::time::Duration>,
+    ) -> Result<(), StoreError>;
+
+    /// The `Retry-After` hold-backs still in force.
+    fn held_back(&self) -> Result<Vec<HeldBack>, StoreError>;
+    /// Remembers hold-backs (a later time wins over an earlier one for the same key) and
+    /// forgets those that have passed.
+    fn save_held_back(&self, held: &[HeldBack]) -> Result<(), StoreError>;
 
     /// Up to `limit` stored raw pages, oldest first (by fetch time, then address),
     /// optionally of one source and fetched since a time, starting just after `after`.

@@ -12,11 +12,11 @@ use rusqlite::{Connection, OptionalExtension, Transaction, params};
 use url::Url;
 
 use super::encoding::sql;
-use super::{Store, StoreError, fetch_state, items};
+use super::{Store, StoreError, fetch_state, items, schedule_state};
 use crate::dedup::Bands;
 use crate::model::{
-    Article, CategoryId, Item, ItemId, Outcome, RawPage, SourceId, SourceRun, SourceState,
-    Validators,
+    Article, CategoryId, HeldBack, Item, ItemId, Outcome, RawPage, SourceId, SourceRun,
+    SourceSchedule, SourceState, Validators,
 };
 
 /// Schema migrations in order; migration N brings `user_version` to N.
@@ -24,6 +24,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("migrations/0001_initial.sql"),
     include_str!("migrations/0002_band_simhash.sql"),
     include_str!("migrations/0003_item_search.sql"),
+    include_str!("migrations/0005_schedule_state.sql"),
 ];
 /// The form of the text in the search index. Bump it when `text::search_terms` or the
 /// indexed fields change: the next open then indexes every item again.
@@ -271,6 +272,30 @@ impl Store for SqliteStore {
 
     fn source_state(&self, source: &SourceId) -> Result<Option<SourceState>, StoreError> {
         self.read(|tx| fetch_state::state(tx, source))
+    }
+
+    fn source_schedule(&self, source: &SourceId) -> Result<SourceSchedule, StoreError> {
+        self.read(|tx| schedule_state::schedule(tx, source))
+    }
+
+    fn save_next_due(
+        &self,
+        source: &SourceId,
+        next_due: DateTime<Utc>,
+        backoff: Option<Duration>,
+    ) -> Result<(), StoreError> {
+        self.write(|tx| schedule_state::save_next_due(tx, source, next_due, backoff))
+    }
+
+    fn held_back(&self) -> Result<Vec<HeldBack>, StoreError> {
+        self.read(schedule_state::held_back)
+    }
+
+    fn save_held_back(&self, held: &[HeldBack]) -> Result<(), StoreError> {
+        if held.is_empty() {
+            return Ok(());
+        }
+        self.write(|tx| schedule_state::save_held_back(tx, held))
     }
 
     fn raw_pages(

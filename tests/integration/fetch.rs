@@ -5,7 +5,7 @@ use std::io::Write;
 use std::net::{IpAddr, Ipv4Addr};
 use std::time::{Duration, Instant};
 
-use bantin::fetch::{FetchError, Fetched, Fetcher};
+use bantin::fetch::{FetchError, FetchKind, Fetched, Fetcher};
 use bantin::model::Validators;
 
 use crate::support::{Override, OverrideBody, TestConfig, TestSite};
@@ -20,7 +20,7 @@ fn fetcher(fetch: &str) -> Fetcher {
 }
 
 async fn get(fetcher: &Fetcher, url: &url::Url) -> Result<Fetched, FetchError> {
-    tokio::time::timeout(TEST_DEADLINE, fetcher.fetch(url, None, None))
+    tokio::time::timeout(TEST_DEADLINE, fetcher.fetch(FetchKind::Article, url, None, None))
         .await
         .expect("fetch ends on its own")
 }
@@ -64,7 +64,7 @@ async fn conditional_get_with_stored_validators_is_not_modified() {
     let Fetched::Page { validators, .. } = get(&fetcher, &url).await.unwrap() else {
         panic!("first fetch gives the page");
     };
-    let again = fetcher.fetch(&url, Some(&validators), None).await.unwrap();
+    let again = fetcher.fetch(FetchKind::Listing, &url, Some(&validators), None).await.unwrap();
     assert!(matches!(again, Fetched::NotModified));
     let sent = &site.requests_to("/list/")[1].headers;
     assert_eq!(sent["if-none-match"], validators.etag.unwrap().as_str());
@@ -372,7 +372,7 @@ async fn redirect_to_a_foreign_host_is_not_followed_for_a_source() {
         .load();
     let fetcher = Fetcher::new(&config.settings).unwrap();
     let err = fetcher
-        .fetch(&site.url("/out"), None, Some(&config.sources[0]))
+        .fetch(FetchKind::Article, &site.url("/out"), None, Some(&config.sources[0]))
         .await
         .unwrap_err();
     assert!(matches!(err, FetchError::ForeignHost { .. }), "{err}");
@@ -387,7 +387,7 @@ async fn not_modified_is_reported_only_for_validators_sent() {
         last_modified: None,
     };
     let got = fetcher("")
-        .fetch(&site.url("/list/"), Some(&stale), None)
+        .fetch(FetchKind::Listing, &site.url("/list/"), Some(&stale), None)
         .await
         .unwrap();
     assert!(matches!(got, Fetched::Page { .. }));
@@ -396,13 +396,13 @@ async fn not_modified_is_reported_only_for_validators_sent() {
     // nothing about a stored copy: it is an error, not "unchanged".
     site.set("/list/", Override::status(304));
     let err = fetcher("")
-        .fetch(&site.url("/list/"), None, None)
+        .fetch(FetchKind::Listing, &site.url("/list/"), None, None)
         .await
         .unwrap_err();
     assert!(matches!(err, FetchError::Status { .. }), "{err}");
     site.set("/moved", Override::redirect("/list/"));
     let err = fetcher("")
-        .fetch(&site.url("/moved"), Some(&stale), None)
+        .fetch(FetchKind::Listing, &site.url("/moved"), Some(&stale), None)
         .await
         .unwrap_err();
     assert!(matches!(err, FetchError::Status { .. }), "{err}");

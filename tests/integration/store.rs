@@ -5,7 +5,7 @@ use std::path::Path;
 use std::process::Command;
 use std::time::Duration;
 
-use bantin::model::{CategoryId, Outcome, RawPage, SourceId, SourceRun, Validators};
+use bantin::model::{CategoryId, Outcome, RawPage, ReadFailure, SourceId, SourceRun, Validators};
 use bantin::store::{SqliteStore, Store};
 use chrono::Utc;
 use tempfile::TempDir;
@@ -221,6 +221,7 @@ fn raw_pages_validators_and_source_runs_round_trip() {
 
     let failed = SourceRun {
         errors: 3,
+        failure: Some(ReadFailure::ConnectionRefused),
         ..SourceRun::default()
     };
     let ok = SourceRun {
@@ -317,6 +318,12 @@ fn reopening_keeps_data_and_schema() {
     assert_eq!(store.integrity_check().unwrap(), "ok");
 }
 
+/// Takes back what the scheduling-state migration added, for stores taken back to an
+/// older schema.
+const UNDO_SCHEDULE_STATE: &str = "ALTER TABLE source_state DROP COLUMN next_due;
+     ALTER TABLE source_state DROP COLUMN backoff_ms;
+     DROP TABLE held_back;";
+
 #[test]
 fn store_from_the_first_schema_migrates_and_still_finds_copies() {
     let dir = TempDir::new().unwrap();
@@ -338,6 +345,7 @@ fn store_from_the_first_schema_migrates_and_still_finds_copies() {
          PRAGMA user_version = 1;",
     )
     .unwrap();
+    conn.execute_batch(UNDO_SCHEDULE_STATE).unwrap();
     drop(conn);
 
     let store = SqliteStore::open(&path, 3).unwrap();
@@ -461,6 +469,7 @@ fn store_at_schema_2_migrates_and_indexes_existing_items() {
          PRAGMA user_version = 2;",
     )
     .unwrap();
+    conn.execute_batch(UNDO_SCHEDULE_STATE).unwrap();
     drop(conn);
 
     let store = SqliteStore::open(&path, 3).unwrap();

@@ -610,9 +610,12 @@ async fn reextract_page(
 mod tests {
     use super::*;
 
+    /// A run that read its listing (200), found `links` and extracted articles with
+    /// this field coverage.
     fn run_with(links: u64, coverage: &[(&str, f64)]) -> SourceRun {
         SourceRun {
             links_found: links,
+            listings_read: 1,
             field_coverage: coverage
                 .iter()
                 .map(|(f, c)| ((*f).to_owned(), *c))
@@ -621,15 +624,95 @@ mod tests {
         }
     }
 
-    #[test]
-    fn breakage_names_a_field_most_articles_suddenly_lack_and_its_selector() {
-        let config = Config::load(std::path::Path::new(
+    fn fixture_config() -> Config {
+        Config::load(std::path::Path::new(
             "tests/fixtures/config/valid/bantin.toml",
         ))
-        .expect("the fixture config is valid");
+        .expect("the fixture config is valid")
+    }
+
+    /// A run that read its listing and found 30 links, 27 of them dead or failing.
+    fn run_with_dead_links() -> SourceRun {
+        SourceRun {
+            errors: 27,
+            ..run_with(30, &[("title", 1.0), ("body", 1.0)])
+        }
+    }
+
+    #[test]
+    fn breakage_counts_runs_with_failed_articles_in_the_usual_link_yield() {
+        // Regression: only runs without errors made the baseline, so a site with a few
+        // dead links on every listing never raised the alarm.
+        let config = fixture_config();
+        let source = &config.sources[0];
+        let before = [run_with_dead_links(), run_with_dead_links()];
+        let recent: Vec<&SourceRun> = before.iter().collect();
+        let renamed = SourceRun {
+            listings_read: 1,
+            ..SourceRun::default()
+        };
+        let problems = breakage(source, &renamed, &recent);
+        assert_eq!(problems.len(), 1, "{problems:?}");
+        assert!(
+            problems[0].starts_with("found no article links (usually 30); check links.selector"),
+            "{problems:?}"
+        );
+    }
+
+    #[test]
+    fn breakage_says_nothing_about_listings_that_were_not_read() {
+        let config = fixture_config();
+        let source = &config.sources[0];
+        let before = [run_with_dead_links(), run_with_dead_links()];
+        let recent: Vec<&SourceRun> = before.iter().collect();
+        let not_modified = SourceRun {
+            not_modified: 1,
+            ..SourceRun::default()
+        };
+        let unreachable = SourceRun {
+            errors: 1,
+            failure: Some(ReadFailure::ConnectionRefused),
+            ..SourceRun::default()
+        };
+        let interrupted = SourceRun {
+            listings_read: 1,
+            interrupted: true,
+            ..SourceRun::default()
+        };
+        for run in [not_modified, unreachable, interrupted] {
+            assert_eq!(breakage(source, &run, &recent), Vec::<String>::new(), "{run:?}");
+        }
+    }
+
+    #[test]
+    fn a_run_answered_304_keeps_the_last_known_link_count() {
+        let read = run_with_dead_links();
+        let not_modified = SourceRun {
+            links_found: 30,
+            not_modified: 1,
+            ..SourceRun::default()
+        };
+        let unreachable = SourceRun {
+            failure: Some(ReadFailure::Timeout),
+            ..SourceRun::default()
+        };
+        assert_eq!(last_known_links(&[&not_modified, &read]), 30);
+        assert_eq!(last_known_links(&[&unreachable, &read]), 30);
+        assert_eq!(last_known_links(&[]), 0);
+    }
+
+    #[test]
+    fn breakage_names_a_field_most_articles_suddenly_lack_and_its_selector() {
+        let config = fixture_config();
         let source = &config.sources[0];
         let usual = [("title", 1.0), ("body", 0.95), ("image", 0.3)];
-        let before = [run_with(20, &usual), run_with(18, &usual)];
+        // Most of the usual runs' linked articles failed: the extracted ones still set
+        // the usual coverage.
+        let with_errors = |links| SourceRun {
+            errors: 15,
+            ..run_with(links, &usual)
+        };
+        let before = [with_errors(20), with_errors(18)];
         // Answered 304: says nothing about the pages, so it must not lower the usual.
         let not_modified = SourceRun {
             not_modified: 1,

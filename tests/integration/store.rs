@@ -5,7 +5,10 @@ use std::path::Path;
 use std::process::Command;
 use std::time::Duration;
 
-use bantin::model::{CategoryId, Outcome, RawPage, ReadFailure, SourceId, SourceRun, Validators};
+use bantin::model::{
+    CategoryId, HeldBack, Outcome, RawPage, ReadFailure, SourceId, SourceRun, SourceSchedule,
+    Validators,
+};
 use bantin::store::{SqliteStore, Store};
 use chrono::Utc;
 use tempfile::TempDir;
@@ -250,6 +253,58 @@ fn raw_pages_validators_and_source_runs_round_trip() {
         "one source's state is the same as in the full list"
     );
     assert!(store.source_state(&src("never-ran")).unwrap().is_none());
+}
+
+#[test]
+fn schedule_state_and_retry_after_survive_reopening_the_store() {
+    let dir = TempDir::new().unwrap();
+    let now = Utc::now();
+    let later = now + chrono::Duration::minutes(10);
+    let failed = SourceRun {
+        failure: Some(ReadFailure::Status(500)),
+        finished_at: Some(now),
+        ..SourceRun::default()
+    };
+    let held = |key: &str, until| HeldBack {
+        key: key.into(),
+        until,
+    };
+    {
+        let store = open(&dir);
+        assert_eq!(
+            store.source_schedule(&src("cand")).unwrap(),
+            SourceSchedule::default()
+        );
+        store.record_source_run(&src("cand"), &failed).unwrap();
+        store.record_source_run(&src("cand"), &failed).unwrap();
+        store
+            .save_next_due(&src("cand"), later, Some(Duration::from_secs(600)))
+            .unwrap();
+        store
+            .save_held_back(&[
+                held("127.0.0.1:8080", later),
+                held("http://127.0.0.1:8080/gone", now - chrono::Duration::seconds(1)),
+            ])
+            .unwrap();
+        // An earlier time for the same key does not shorten the hold-back.
+        store.save_held_back(&[held("127.0.0.1:8080", now)]).unwrap();
+    }
+    let store = open(&dir);
+    let schedule = store.source_schedule(&src("cand")).unwrap();
+    assert_eq!(schedule.failures, 2);
+    assert_eq!(schedule.backoff, Some(Duration::from_secs(600)));
+    assert_eq!(
+        schedule.next_due.map(|t| t.timestamp_millis()),
+        Some(later.timestamp_millis())
+    );
+    assert_eq!(
+        schedule.last_finished.map(|t| t.timestamp_millis()),
+        Some(now.timestamp_millis())
+    );
+    let kept = store.held_back().unwrap();
+    assert_eq!(kept.len(), 1, "passed hold-backs are forgotten: {kept:?}");
+    assert_eq!(kept[0].key, "127.0.0.1:8080");
+    assert_eq!(kept[0].until.timestamp_millis(), later.timestamp_millis());
 }
 
 #[test]

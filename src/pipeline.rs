@@ -151,7 +151,7 @@ impl Pipeline {
             Err(err) => {
                 self.metrics.record_error(&source.id);
                 run.errors += 1;
-                run.last_error = Some(err.to_string());
+                run.last_error = Some(crate::error_chain(&err));
                 run.failure = Some(err.read_failure());
                 warn!(error = %err, "discovery failed");
                 return Ok(());

@@ -419,7 +419,7 @@ impl Fetcher {
 fn robots_failure(err: &FetchError) -> RobotRules {
     match err {
         FetchError::ForbiddenAddress { addr, .. } => RobotRules::Refused(*addr),
-        other => RobotRules::Unreachable(crate::error_chain(other)),
+        other => RobotRules::Unreachable(other.read_failure()),
     }
 }
 

@@ -116,7 +116,7 @@ pub enum FetchError {
     #[error("GET {url} not sent: robots.txt disallows it")]
     RobotsDisallowed { url: Url },
     #[error("GET {url} not sent: its robots.txt could not be read ({reason})")]
-    RobotsUnreachable { url: Url, reason: String },
+    RobotsUnreachable { url: Url, reason: ReadFailure },
     #[error("GET {url} refused: {addr} is a private, loopback or link-local address")]
     ForbiddenAddress { url: Url, addr: std::net::IpAddr },
     #[error("GET {url} refused: the host is outside the source's allowed domains")]
@@ -170,6 +170,15 @@ impl FetchError {
         match self {
             FetchError::Status { status, .. } => ReadFailure::Status(status.as_u16()),
             FetchError::Timeout { .. } => ReadFailure::Timeout,
+            // A host that cannot be reached is named as such, not as a robots.txt problem.
+            FetchError::RobotsUnreachable { reason, .. }
+                if matches!(
+                    reason,
+                    ReadFailure::ConnectionRefused | ReadFailure::Dns | ReadFailure::Timeout
+                ) =>
+            {
+                reason.clone()
+            }
             FetchError::RobotsDisallowed { .. } | FetchError::RobotsUnreachable { .. } => {
                 ReadFailure::Robots
             }

@@ -11,6 +11,8 @@ use texting_robots::Robot;
 use tokio::time::Instant;
 use url::Url;
 
+use crate::model::ReadFailure;
+
 /// Largest robots.txt read (RFC 9309 asks for at least 500 KiB).
 pub const MAX_ROBOTS_BYTES: u64 = 512 * 1024;
 /// How long an unreachable robots.txt keeps its host closed before it is asked again.
@@ -23,7 +25,7 @@ pub enum RobotRules {
     AllowAll,
     /// robots.txt could not be read (5xx, network error): nothing is allowed for now.
     /// Holds the reason.
-    Unreachable(String),
+    Unreachable(ReadFailure),
     /// robots.txt lives at an address the guard refuses, so the host does too.
     Refused(std::net::IpAddr),
     Parsed(Robot),
@@ -37,7 +39,7 @@ impl RobotRules {
                 .map(RobotRules::Parsed)
                 .unwrap_or(RobotRules::AllowAll),
             400..=499 => RobotRules::AllowAll,
-            _ => RobotRules::Unreachable(format!("robots.txt answered {status}")),
+            _ => RobotRules::Unreachable(ReadFailure::Status(status)),
         }
     }
 

@@ -2,19 +2,18 @@
 //! feeds over HTTP, new articles after the next tick, live config reload (good and bad),
 //! publishes coalesced over a burst of runs, and a clean exit on SIGTERM.
 
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::path::Path;
+use std::process::{Command, Stdio};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use bantin::daemon::{PUBLISH_INTERVAL, Publisher, Service};
 use tokio_util::sync::CancellationToken;
 
+use crate::support::daemon::{Daemon, PATIENCE, copy_dir, free_port, metric, titles};
 use crate::support::{TestConfig, TestSite};
 
 const SITE: &str = "tests/fixtures/sites/news";
-/// Longest wait for something the daemon should do within a few ticks.
-const PATIENCE: Duration = Duration::from_secs(60);
 
 const CATEGORIES: &str = r#"
 [[category]]
@@ -33,130 +32,6 @@ title = "Hoạt động Công an"
 any = ["bắt giữ", "phòng cháy chữa cháy"]
 fields = ["title"]
 "#;
-
-fn copy_dir(from: &Path, to: &Path) {
-    std::fs::create_dir_all(to).unwrap();
-    for entry in std::fs::read_dir(from).unwrap() {
-        let entry = entry.unwrap();
-        let target = to.join(entry.file_name());
-        if entry.file_type().unwrap().is_dir() {
-            copy_dir(&entry.path(), &target);
-        } else {
-            std::fs::copy(entry.path(), target).unwrap();
-        }
-    }
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
-struct Daemon {
-    child: Child,
-    log: PathBuf,
-    base: String,
-}
-
-impl Daemon {
-    fn start(config: &Path, port: u16, log: PathBuf) -> Daemon {
-        Daemon::start_with(config, port, log, &[])
-    }
-
-    /// `bantin run` with `args` after it.
-    fn start_with(config: &Path, port: u16, log: PathBuf, args: &[&str]) -> Daemon {
-        let child = Command::new(assert_cmd::cargo::cargo_bin!("bantin"))
-            .args(["--config", config.to_str().unwrap(), "run"])
-            .args(args)
-            .env("RUST_LOG", "bantin=info")
-            .stdout(Stdio::null())
-            .stderr(std::fs::File::create(&log).unwrap())
-            .spawn()
-            .expect("bantin starts");
-        Daemon {
-            child,
-            log,
-            base: format!("http://127.0.0.1:{port}"),
-        }
-    }
-
-    fn log(&self) -> String {
-        std::fs::read_to_string(&self.log).unwrap_or_default()
-    }
-
-    async fn get(&self, path: &str) -> Option<(u16, String)> {
-        let response = reqwest::get(format!("{}{path}", self.base)).await.ok()?;
-        let status = response.status().as_u16();
-        Some((status, response.text().await.ok()?))
-    }
-
-    /// Waits until `path` answers 200 with a body for which `ok` holds.
-    async fn wait_for(&self, path: &str, what: &str, ok: impl Fn(&str) -> bool) -> String {
-        let start = Instant::now();
-        let mut last = None;
-        loop {
-            if let Some((status, body)) = self.get(path).await {
-                if status == 200 && ok(&body) {
-                    return body;
-                }
-                last = Some((status, body));
-            }
-            assert!(
-                start.elapsed() < PATIENCE,
-                "timed out waiting for {what} at {path}; last answer: {last:?}\ndaemon log:\n{}",
-                self.log()
-            );
-            tokio::time::sleep(Duration::from_millis(250)).await;
-        }
-    }
-
-    /// Sends SIGTERM and waits for the exit status.
-    async fn stop(&mut self) -> std::process::ExitStatus {
-        let pid = self.child.id().to_string();
-        assert!(
-            Command::new("kill")
-                .args(["-TERM", &pid])
-                .status()
-                .unwrap()
-                .success()
-        );
-        let start = Instant::now();
-        loop {
-            if let Some(status) = self.child.try_wait().unwrap() {
-                return status;
-            }
-            assert!(start.elapsed() < PATIENCE, "did not stop:\n{}", self.log());
-            tokio::time::sleep(Duration::from_millis(100)).await;
-        }
-    }
-}
-
-impl Drop for Daemon {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-    }
-}
-
-fn titles(rss: &str) -> Vec<String> {
-    rss::Channel::read_from(rss.as_bytes())
-        .expect("served RSS parses")
-        .items()
-        .iter()
-        .filter_map(|i| i.title().map(str::to_owned))
-        .collect()
-}
-
-/// The value of an unlabelled (or fully labelled) sample in Prometheus text.
-fn metric(text: &str, sample: &str) -> u64 {
-    text.lines()
-        .find_map(|l| l.strip_prefix(sample)?.strip_prefix(' '))
-        .unwrap_or_else(|| panic!("no {sample} in:\n{text}"))
-        .parse()
-        .expect("a counter is a whole number")
-}
 
 fn write_article(site_dir: &Path, n: u32, title: &str) {
     let dir = site_dir.join(format!("tin-tuc/bai-{n}-i{}", 10000 + n));

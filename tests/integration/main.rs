@@ -7,6 +7,7 @@ mod extract;
 mod fetch;
 mod publish;
 mod reload;
+mod runs;
 mod schedule;
 mod serve;
 mod sources;

@@ -5,6 +5,7 @@
 #![allow(dead_code)]
 
 mod config;
+pub mod daemon;
 pub mod feeds;
 pub mod server;
 mod site;

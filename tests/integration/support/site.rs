@@ -225,6 +225,14 @@ impl TestSite {
             .collect()
     }
 
+    /// Requests whose path starts with `prefix`, e.g. every article under `/tin-tuc/`.
+    pub fn requests_under(&self, prefix: &str) -> Vec<Request> {
+        self.requests()
+            .into_iter()
+            .filter(|r| r.path.starts_with(prefix))
+            .collect()
+    }
+
     fn overrides(&self) -> std::sync::MutexGuard<'_, HashMap<String, Vec<Override>>> {
         self.state.overrides.lock().expect("overrides lock")
     }

@@ -235,8 +235,8 @@ pub struct SourceRun {
     pub errors: u64,
     /// The last error of the run, if any, for the operator.
     pub last_error: Option<String>,
-    /// Why the run failed: no listing, feed or sitemap page of the source could be read
-    /// (or the store failed). `None` for a run that read its source.
+    /// Why no listing, feed or sitemap page of the source could be read (or the store
+    /// failed); see [`SourceRun::failed`]. `None` for a run that read its source.
     #[serde(default)]
     pub failure: Option<ReadFailure>,
     /// Shutdown cut the run short: what it lacks says nothing about the site.
@@ -255,9 +255,12 @@ impl SourceRun {
     /// The one rule for a failed run, used by the scheduler's backoff, the stored
     /// failure count (`/healthz`, `/metrics`) and `crawl`'s exit code: the source could
     /// not be read at all. Failed or dead article pages do not fail a run that read its
-    /// listing: a working site with a few broken links is not down.
+    /// listing: a working site with a few broken links is not down; nor does a site
+    /// that asked to wait (`Retry-After`) fail: it is waited for, not backed off.
     pub fn failed(&self) -> bool {
-        self.failure.is_some()
+        self.failure
+            .as_ref()
+            .is_some_and(|f| !matches!(f, ReadFailure::RetryLater(_)))
     }
 }
 

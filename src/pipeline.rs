@@ -307,9 +307,14 @@ impl Pipeline {
         };
         let recent: Vec<&SourceRun> = state.recent_runs.iter().take(RECENT_RUNS).collect();
         if run.listings_read == 0 && run.not_modified > 0 && !run.failed() {
-            run.links_found = last_known_links(&recent);
+            // Unchanged pages give what they gave last time, a problem included.
+            if let Some(known) = last_known(&recent) {
+                run.links_found = known.links_found;
+                run.breakage = known.breakage.clone();
+            }
+        } else {
+            run.breakage = breakage(source, run, &recent);
         }
-        run.breakage = breakage(source, run, &recent);
         for problem in &run.breakage {
             error!(problem = %problem, "source looks broken");
             run.last_error = Some(problem.clone());
@@ -317,12 +322,12 @@ impl Pipeline {
     }
 }
 
-/// The link count of the newest run that read (or was told 304 about) its listing.
-fn last_known_links(recent: &[&SourceRun]) -> u64 {
+/// The newest run that read (or was told 304 about) its source.
+fn last_known<'a>(recent: &[&'a SourceRun]) -> Option<&'a SourceRun> {
     recent
         .iter()
-        .find(|r| !r.failed() && !r.interrupted)
-        .map_or(0, |r| r.links_found)
+        .copied()
+        .find(|r| r.failure.is_none() && !r.interrupted)
 }
 
 /// What a run lacks compared with the recent yield of its source (empty when healthy):
@@ -685,7 +690,7 @@ mod tests {
     }
 
     #[test]
-    fn a_run_answered_304_keeps_the_last_known_link_count() {
+    fn a_run_answered_304_takes_after_the_last_run_that_read_the_source() {
         let read = run_with_dead_links();
         let not_modified = SourceRun {
             links_found: 30,
@@ -696,9 +701,13 @@ mod tests {
             failure: Some(ReadFailure::Timeout),
             ..SourceRun::default()
         };
-        assert_eq!(last_known_links(&[&not_modified, &read]), 30);
-        assert_eq!(last_known_links(&[&unreachable, &read]), 30);
-        assert_eq!(last_known_links(&[]), 0);
+        let held_back = SourceRun {
+            failure: Some(ReadFailure::RetryLater(Utc::now())),
+            ..SourceRun::default()
+        };
+        assert_eq!(last_known(&[&not_modified, &read]), Some(&not_modified));
+        assert_eq!(last_known(&[&unreachable, &held_back, &read]), Some(&read));
+        assert_eq!(last_known(&[]), None);
     }
 
     #[test]

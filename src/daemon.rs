@@ -346,8 +346,8 @@ pub async fn run_with(
                         if changed {
                             publisher.request();
                         }
-                        if let Some(failure) = run.failure {
-                            Err(failure.to_string())
+                        if run.failed() {
+                            Err(run.failure.map_or_else(|| "failed".into(), |f| f.to_string()))
                         } else {
                             Ok(changed)
                         }

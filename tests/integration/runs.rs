@@ -145,3 +145,178 @@ async fn every_request_is_counted_by_kind_and_status() {
         "{metrics}"
     );
 }
+
+/// `listen` and `base_url` lines for a daemon on `port`.
+fn listen_on(port: u16) -> String {
+    format!("listen = \"127.0.0.1:{port}\"\nbase_url = \"http://127.0.0.1:{port}/\"")
+}
+
+/// Waits until `what` holds, polling.
+async fn wait_until(what: &str, daemon: &Daemon, ok: impl Fn() -> bool) {
+    let start = Instant::now();
+    while !ok() {
+        assert!(
+            start.elapsed() < PATIENCE,
+            "timed out waiting for {what}; daemon log:\n{}",
+            daemon.log()
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+/// One source's entry in `/healthz`.
+async fn source_health(daemon: &Daemon, id: &str) -> serde_json::Value {
+    let (_, body) = daemon.get("/healthz").await.expect("healthz answers");
+    let health: serde_json::Value = serde_json::from_str(&body).expect("healthz is JSON");
+    health["sources"]
+        .as_array()
+        .expect("healthz lists sources")
+        .iter()
+        .find(|s| s["id"] == id)
+        .cloned()
+        .unwrap_or_else(|| panic!("{id} in {body}"))
+}
+
+#[tokio::test]
+async fn restart_keeps_a_failing_source_backing_off_and_a_hosts_retry_after() {
+    let failing = TestSite::empty().await;
+    failing.set("/list/", Override::status(500));
+    let waiting = TestSite::empty().await;
+    waiting.set(
+        "/list/",
+        Override::status(503).header("retry-after", "600"),
+    );
+    // A healthy source shows that the restarted daemon is ticking.
+    let healthy = TestSite::serve(SITE).await;
+    let port = free_port();
+    let every_second = "* * * * * *";
+    let test = TestConfig::new()
+        .settings(&listen_on(port))
+        .fetch("backoff_base = \"60s\"\nbackoff_cap = \"1h\"\nretry_after_scope = \"host\"")
+        .site(
+            "failing",
+            &listing_source("failing", &failing.url("/list/"), every_second),
+        )
+        .site(
+            "waiting",
+            &listing_source("waiting", &waiting.url("/list/"), every_second),
+        )
+        .site(
+            "healthy",
+            &listing_source("healthy", &healthy.url("/list/"), every_second),
+        );
+    test.load();
+    let config = test.dir().join("bantin.toml");
+    let mut daemon = Daemon::start(&config, port, test.dir().join("first.log"));
+    wait_until("both sources asked once", &daemon, || {
+        !failing.requests_to("/list/").is_empty() && !waiting.requests_to("/list/").is_empty()
+    })
+    .await;
+    let start = Instant::now();
+    loop {
+        let (failing_health, waiting_health) = (
+            source_health(&daemon, "failing").await,
+            source_health(&daemon, "waiting").await,
+        );
+        if failing_health["failures"] == 1 && !waiting_health["last_run"].is_null() {
+            assert_eq!(failing_health["failure"], "answered 500");
+            let cause = waiting_health["failure"].as_str().unwrap_or_default();
+            assert!(cause.starts_with("held back by the site's Retry-After"), "{cause}");
+            break;
+        }
+        assert!(start.elapsed() < PATIENCE, "runs not recorded:\n{}", daemon.log());
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let (_, index) = daemon.get("/").await.expect("index answers");
+    assert!(index.contains("failing: not read: answered 500"), "{index}");
+    assert_eq!(daemon.stop().await.code(), Some(0), "{}", daemon.log());
+    let asked_failing = failing.requests().len();
+    let asked_waiting = waiting.requests().len();
+
+    let mut daemon = Daemon::start(&config, port, test.dir().join("second.log"));
+    let ticks_before = healthy.requests_to("/list/").len();
+    wait_until("three ticks after the restart", &daemon, || {
+        healthy.requests_to("/list/").len() >= ticks_before + 3
+    })
+    .await;
+    assert_eq!(
+        failing.requests().len(),
+        asked_failing,
+        "the failing source was asked again before its backoff ended:\n{}",
+        daemon.log()
+    );
+    assert_eq!(
+        waiting.requests().len(),
+        asked_waiting,
+        "the host was asked again before its Retry-After:\n{}",
+        daemon.log()
+    );
+    assert_eq!(daemon.stop().await.code(), Some(0), "{}", daemon.log());
+}
+
+/// The fixture listing's first page links articles 1 to 15 at these paths.
+fn article_path(n: u32) -> String {
+    format!("/tin-tuc/bai-{n}-i{}/", 10000 + n)
+}
+
+#[tokio::test]
+async fn sigterm_with_slow_requests_in_flight_stores_what_was_fetched_and_exits_in_time() {
+    let site = TestSite::serve(SITE).await;
+    let slow: Vec<String> = (6..=15).map(article_path).collect();
+    for path in &slow {
+        site.set(path, Override::default().delay(Duration::from_secs(300)));
+    }
+    let port = free_port();
+    let shutdown_timeout = Duration::from_secs(2);
+    let test = TestConfig::new()
+        .settings(&format!("{}\nshutdown_timeout = \"2s\"", listen_on(port)))
+        .fetch("timeout = \"600s\"\nper_host_concurrency = 16")
+        .site(
+            "news",
+            &listing_source("news", &site.url("/list/"), "* * * * * *"),
+        );
+    let config = test.load();
+    let mut daemon = Daemon::start(
+        &test.dir().join("bantin.toml"),
+        port,
+        test.dir().join("daemon.log"),
+    );
+    let in_flight = || slow.iter().filter(|p| !site.requests_to(p).is_empty()).count();
+    wait_until("10 slow requests in flight", &daemon, || in_flight() == 10).await;
+    let start = Instant::now();
+    loop {
+        let stored = match daemon.get("/metrics").await {
+            Some((_, text)) => metric(&text, "bantin_items_total{outcome=\"new\"}"),
+            None => 0,
+        };
+        if stored == 5 {
+            break;
+        }
+        assert!(start.elapsed() < PATIENCE, "fast articles not stored:\n{}", daemon.log());
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+
+    let signalled = Instant::now();
+    daemon.signal("TERM");
+    let status = daemon.wait_exit().await;
+    let took = signalled.elapsed();
+
+    assert_eq!(status.code(), Some(0), "{}", daemon.log());
+    assert!(
+        took < shutdown_timeout + Duration::from_secs(5),
+        "took {took:?}:\n{}",
+        daemon.log()
+    );
+    let rss = std::fs::read_to_string(config.settings.feeds_dir.join("all.rss"))
+        .expect("the feed was published");
+    let channel = rss::Channel::read_from(rss.as_bytes()).expect("the feed parses");
+    let mut links: Vec<String> = channel
+        .items()
+        .iter()
+        .filter_map(|i| i.link().map(|l| url::Url::parse(l).unwrap().path().to_owned()))
+        .collect();
+    links.sort();
+    let mut fetched: Vec<String> = (1..=5).map(article_path).collect();
+    fetched.sort();
+    assert_eq!(links, fetched, "the articles fetched before the signal are published");
+}

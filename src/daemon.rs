@@ -347,7 +347,9 @@ pub async fn run_with(
                             publisher.request();
                         }
                         if run.failed() {
-                            Err(run.failure.map_or_else(|| "failed".into(), |f| f.to_string()))
+                            Err(run
+                                .failure
+                                .map_or_else(|| "failed".into(), |f| f.to_string()))
                         } else {
                             Ok(changed)
                         }

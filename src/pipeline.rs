@@ -685,7 +685,11 @@ mod tests {
             ..SourceRun::default()
         };
         for run in [not_modified, unreachable, interrupted] {
-            assert_eq!(breakage(source, &run, &recent), Vec::<String>::new(), "{run:?}");
+            assert_eq!(
+                breakage(source, &run, &recent),
+                Vec::<String>::new(),
+                "{run:?}"
+            );
         }
     }
 

@@ -200,7 +200,13 @@ impl Fetcher {
                 conditional_headers(v, &mut headers);
             }
             let answer = self
-                .send(kind, &current, headers, settings.max_body_bytes, crawl_delay)
+                .send(
+                    kind,
+                    &current,
+                    headers,
+                    settings.max_body_bytes,
+                    crawl_delay,
+                )
                 .await?;
             match answer.status {
                 s if s.is_redirection() && s != StatusCode::NOT_MODIFIED => {

@@ -140,7 +140,11 @@ impl Pass<'_> {
             SourceKind::Feed => FetchKind::Feed,
             SourceKind::Sitemap => FetchKind::Sitemap,
         };
-        match self.fetcher.fetch(kind, url, known, Some(self.source)).await {
+        match self
+            .fetcher
+            .fetch(kind, url, known, Some(self.source))
+            .await
+        {
             Ok(Fetched::NotModified) => {
                 self.discovery.not_modified += 1;
                 if let Some(v) = known {

@@ -139,6 +139,15 @@ const BROKEN: &[(&str, &str, &str, &[&str])] = &[
         &["`timeout` = \"10 parsecs\" is not a duration", "\"30s\""],
     ),
     (
+        "bad-shutdown-timeout",
+        "bantin.toml",
+        ":4:20:",
+        &[
+            "`shutdown_timeout` = \"ten seconds\" is not a duration",
+            "\"30s\"",
+        ],
+    ),
+    (
         "bad-size",
         "bantin.toml",
         ":8:18:",

@@ -520,7 +520,10 @@ async fn daemon_keeps_links_over_304_and_flags_a_renamed_listing_with_dead_links
         "{news}"
     );
     let (_, metrics) = daemon.get("/metrics").await.unwrap();
-    assert_eq!(metric(&metrics, "bantin_source_healthy{source=\"news\"}"), 0);
+    assert_eq!(
+        metric(&metrics, "bantin_source_healthy{source=\"news\"}"),
+        0
+    );
     let (_, index) = daemon.get("/").await.unwrap();
     assert!(
         index.contains("<strong>unhealthy</strong>: found no article links (usually 10)"),

@@ -20,9 +20,12 @@ fn fetcher(fetch: &str) -> Fetcher {
 }
 
 async fn get(fetcher: &Fetcher, url: &url::Url) -> Result<Fetched, FetchError> {
-    tokio::time::timeout(TEST_DEADLINE, fetcher.fetch(FetchKind::Article, url, None, None))
-        .await
-        .expect("fetch ends on its own")
+    tokio::time::timeout(
+        TEST_DEADLINE,
+        fetcher.fetch(FetchKind::Article, url, None, None),
+    )
+    .await
+    .expect("fetch ends on its own")
 }
 
 fn html(fetched: Fetched) -> String {
@@ -64,7 +67,10 @@ async fn conditional_get_with_stored_validators_is_not_modified() {
     let Fetched::Page { validators, .. } = get(&fetcher, &url).await.unwrap() else {
         panic!("first fetch gives the page");
     };
-    let again = fetcher.fetch(FetchKind::Listing, &url, Some(&validators), None).await.unwrap();
+    let again = fetcher
+        .fetch(FetchKind::Listing, &url, Some(&validators), None)
+        .await
+        .unwrap();
     assert!(matches!(again, Fetched::NotModified));
     let sent = &site.requests_to("/list/")[1].headers;
     assert_eq!(sent["if-none-match"], validators.etag.unwrap().as_str());
@@ -372,7 +378,12 @@ async fn redirect_to_a_foreign_host_is_not_followed_for_a_source() {
         .load();
     let fetcher = Fetcher::new(&config.settings).unwrap();
     let err = fetcher
-        .fetch(FetchKind::Article, &site.url("/out"), None, Some(&config.sources[0]))
+        .fetch(
+            FetchKind::Article,
+            &site.url("/out"),
+            None,
+            Some(&config.sources[0]),
+        )
         .await
         .unwrap_err();
     assert!(matches!(err, FetchError::ForeignHost { .. }), "{err}");

@@ -44,7 +44,10 @@ async fn crawl(dir: &Path) -> (Option<i32>, String) {
 async fn crawl_names_why_each_unreadable_source_was_not_read() {
     let missing = TestSite::serve(SITE).await;
     let disallowed = TestSite::empty().await;
-    disallowed.set("/robots.txt", Override::body("User-agent: *\nDisallow: /\n"));
+    disallowed.set(
+        "/robots.txt",
+        Override::body("User-agent: *\nDisallow: /\n"),
+    );
     let closed = url::Url::parse(&format!("http://127.0.0.1:{}/list/", free_port())).unwrap();
     let test = TestConfig::new()
         .site("down", &listing_source("down", &closed, "0 * * * *"))
@@ -64,11 +67,18 @@ async fn crawl_names_why_each_unreadable_source_was_not_read() {
 
     let (code, out) = crawl(test.dir()).await;
 
-    assert_eq!(code, Some(1), "a source that could not be read fails the crawl:\n{out}");
+    assert_eq!(
+        code,
+        Some(1),
+        "a source that could not be read fails the crawl:\n{out}"
+    );
     for (source, cause) in [
         ("down", "source not read: connection refused"),
         ("missing", "source not read: answered 404"),
-        ("disallowed", "source not read: robots.txt does not allow it"),
+        (
+            "disallowed",
+            "source not read: robots.txt does not allow it",
+        ),
     ] {
         let block: String = out
             .lines()
@@ -109,7 +119,9 @@ async fn every_request_is_counted_by_kind_and_status() {
         );
     let config = Arc::new(test.load());
     let service = Service::open(&config).expect("store opens");
-    service.crawl(&config, config.sources.clone(), |_, _| {}).await;
+    service
+        .crawl(&config, config.sources.clone(), |_, _| {})
+        .await;
 
     let metrics = service.pipeline.metrics.render();
     let counted = |kind: &str| -> u64 {
@@ -140,7 +152,10 @@ async fn every_request_is_counted_by_kind_and_status() {
         "every request the site saw is counted once:\n{metrics}"
     );
     assert_eq!(
-        metric(&metrics, "bantin_fetches_total{kind=\"robots\",status=\"404\"}"),
+        metric(
+            &metrics,
+            "bantin_fetches_total{kind=\"robots\",status=\"404\"}"
+        ),
         1,
         "{metrics}"
     );
@@ -182,10 +197,7 @@ async fn restart_keeps_a_failing_source_backing_off_and_a_hosts_retry_after() {
     let failing = TestSite::empty().await;
     failing.set("/list/", Override::status(500));
     let waiting = TestSite::empty().await;
-    waiting.set(
-        "/list/",
-        Override::status(503).header("retry-after", "600"),
-    );
+    waiting.set("/list/", Override::status(503).header("retry-after", "600"));
     // A healthy source shows that the restarted daemon is ticking.
     let healthy = TestSite::serve(SITE).await;
     let port = free_port();
@@ -221,10 +233,17 @@ async fn restart_keeps_a_failing_source_backing_off_and_a_hosts_retry_after() {
         if failing_health["failures"] == 1 && !waiting_health["last_run"].is_null() {
             assert_eq!(failing_health["failure"], "answered 500");
             let cause = waiting_health["failure"].as_str().unwrap_or_default();
-            assert!(cause.starts_with("held back by the site's Retry-After"), "{cause}");
+            assert!(
+                cause.starts_with("held back by the site's Retry-After"),
+                "{cause}"
+            );
             break;
         }
-        assert!(start.elapsed() < PATIENCE, "runs not recorded:\n{}", daemon.log());
+        assert!(
+            start.elapsed() < PATIENCE,
+            "runs not recorded:\n{}",
+            daemon.log()
+        );
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
     let (_, index) = daemon.get("/").await.expect("index answers");
@@ -281,7 +300,11 @@ async fn sigterm_with_slow_requests_in_flight_stores_what_was_fetched_and_exits_
         port,
         test.dir().join("daemon.log"),
     );
-    let in_flight = || slow.iter().filter(|p| !site.requests_to(p).is_empty()).count();
+    let in_flight = || {
+        slow.iter()
+            .filter(|p| !site.requests_to(p).is_empty())
+            .count()
+    };
     wait_until("10 slow requests in flight", &daemon, || in_flight() == 10).await;
     let start = Instant::now();
     loop {
@@ -292,7 +315,11 @@ async fn sigterm_with_slow_requests_in_flight_stores_what_was_fetched_and_exits_
         if stored == 5 {
             break;
         }
-        assert!(start.elapsed() < PATIENCE, "fast articles not stored:\n{}", daemon.log());
+        assert!(
+            start.elapsed() < PATIENCE,
+            "fast articles not stored:\n{}",
+            daemon.log()
+        );
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
 
@@ -313,10 +340,16 @@ async fn sigterm_with_slow_requests_in_flight_stores_what_was_fetched_and_exits_
     let mut links: Vec<String> = channel
         .items()
         .iter()
-        .filter_map(|i| i.link().map(|l| url::Url::parse(l).unwrap().path().to_owned()))
+        .filter_map(|i| {
+            i.link()
+                .map(|l| url::Url::parse(l).unwrap().path().to_owned())
+        })
         .collect();
     links.sort();
     let mut fetched: Vec<String> = (1..=5).map(article_path).collect();
     fetched.sort();
-    assert_eq!(links, fetched, "the articles fetched before the signal are published");
+    assert_eq!(
+        links, fetched,
+        "the articles fetched before the signal are published"
+    );
 }

@@ -283,11 +283,16 @@ fn schedule_state_and_retry_after_survive_reopening_the_store() {
         store
             .save_held_back(&[
                 held("127.0.0.1:8080", later),
-                held("http://127.0.0.1:8080/gone", now - chrono::Duration::seconds(1)),
+                held(
+                    "http://127.0.0.1:8080/gone",
+                    now - chrono::Duration::seconds(1),
+                ),
             ])
             .unwrap();
         // An earlier time for the same key does not shorten the hold-back.
-        store.save_held_back(&[held("127.0.0.1:8080", now)]).unwrap();
+        store
+            .save_held_back(&[held("127.0.0.1:8080", now)])
+            .unwrap();
     }
     let store = open(&dir);
     let schedule = store.source_schedule(&src("cand")).unwrap();

@@ -146,4 +146,3 @@ pub fn metric(text: &str, sample: &str) -> u64 {
         .parse()
         .expect("a counter is a whole number")
 }
-

@@ -165,6 +165,10 @@ impl Fetcher {
         let settings = &self.inner.settings;
         let mut current = url.clone();
         for hop in 0..=settings.max_redirects {
+            // Checked before robots.txt too, whose failure would otherwise be cached.
+            if self.inner.halted.is_cancelled() {
+                return Err(FetchError::ShuttingDown { url: current });
+            }
             self.check_target(&current, scope)?;
             if let Some(until) = self.inner.politeness.held_back_until(&current) {
                 return Err(FetchError::RetryLater {

@@ -400,26 +400,8 @@ async fn demo_runs_offline_and_serves_feeds_that_parse() {
         "no story is in both feeds"
     );
 
-    let pid = demo.child.id().to_string();
-    assert!(
-        Command::new("kill")
-            .args(["-INT", &pid])
-            .status()
-            .unwrap()
-            .success()
-    );
-    let start = Instant::now();
-    let status = loop {
-        if let Some(status) = demo.child.try_wait().unwrap() {
-            break status;
-        }
-        assert!(
-            start.elapsed() < PATIENCE,
-            "demo did not stop:\n{}",
-            demo.log()
-        );
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    };
+    demo.signal("INT");
+    let status = demo.wait_exit().await;
     assert_eq!(status.code(), Some(0), "log:\n{}", demo.log());
 }
 

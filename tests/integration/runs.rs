@@ -48,8 +48,15 @@ async fn crawl_names_why_each_unreadable_source_was_not_read() {
         "/robots.txt",
         Override::body("User-agent: *\nDisallow: /\n"),
     );
+    let silent = TestSite::empty().await;
+    silent.set("/list/", Override::never());
     let closed = url::Url::parse(&format!("http://127.0.0.1:{}/list/", free_port())).unwrap();
     let test = TestConfig::new()
+        .fetch("timeout = \"1s\"")
+        .site(
+            "silent",
+            &listing_source("silent", &silent.url("/list/"), "0 * * * *"),
+        )
         .site("down", &listing_source("down", &closed, "0 * * * *"))
         .site(
             "missing",
@@ -74,6 +81,7 @@ async fn crawl_names_why_each_unreadable_source_was_not_read() {
     );
     for (source, cause) in [
         ("down", "source not read: connection refused"),
+        ("silent", "source not read: timed out"),
         ("missing", "source not read: answered 404"),
         (
             "disallowed",

@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 use bantin::daemon::Service;
 
 use crate::support::daemon::{Daemon, PATIENCE, free_port, metric};
-use crate::support::{Override, TestConfig, TestSite};
+use crate::support::{Gate, Override, TestConfig, TestSite};
 
 const SITE: &str = "tests/fixtures/sites/news";
 
@@ -287,21 +287,28 @@ fn article_path(n: u32) -> String {
 }
 
 #[tokio::test]
-async fn sigterm_with_slow_requests_in_flight_stores_what_was_fetched_and_exits_in_time() {
+async fn sigterm_with_slow_requests_in_flight_starts_none_stores_what_came_and_exits_in_time() {
     let site = TestSite::serve(SITE).await;
+    // Articles 6 to 10 never answer in time; 11 to 15 answer once the signal is sent.
     let slow: Vec<String> = (6..=15).map(article_path).collect();
-    for path in &slow {
-        site.set(path, Override::default().delay(Duration::from_secs(300)));
+    let after_signal = Gate::default();
+    for n in 6..=15 {
+        let held = match n {
+            6..=10 => Override::default().delay(Duration::from_secs(300)),
+            _ => Override::default().behind(&after_signal),
+        };
+        site.set(&article_path(n), held);
     }
     let port = free_port();
     let shutdown_timeout = Duration::from_secs(2);
+    // Ten requests at a time: the slow ten hold every slot while the fifteen articles
+    // of the second listing page wait for one.
+    let both_pages = listing_source("news", &site.url("/list/"), "* * * * * *")
+        + "next_page = \"ul.pagination a.next\"\nmax_pages = 2\n";
     let test = TestConfig::new()
         .settings(&format!("{}\nshutdown_timeout = \"2s\"", listen_on(port)))
-        .fetch("timeout = \"600s\"\nper_host_concurrency = 16")
-        .site(
-            "news",
-            &listing_source("news", &site.url("/list/"), "* * * * * *"),
-        );
+        .fetch("timeout = \"600s\"\nper_host_concurrency = 10")
+        .site("news", &both_pages);
     let config = test.load();
     let mut daemon = Daemon::start(
         &test.dir().join("bantin.toml"),
@@ -331,10 +338,26 @@ async fn sigterm_with_slow_requests_in_flight_stores_what_was_fetched_and_exits_
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
 
+    let asked_before = site.requests().len();
+    assert_eq!(
+        asked_before,
+        1 + 2 + 15,
+        "robots.txt, two listing pages, 15 articles"
+    );
     let signalled = Instant::now();
     daemon.signal("TERM");
+    after_signal.open();
     let status = daemon.wait_exit().await;
     let took = signalled.elapsed();
+    assert_eq!(
+        site.requests().len(),
+        asked_before,
+        "no request starts after the signal: {:?}",
+        site.requests()[asked_before..]
+            .iter()
+            .map(|r| &r.path)
+            .collect::<Vec<_>>()
+    );
 
     assert_eq!(status.code(), Some(0), "{}", daemon.log());
     assert!(
@@ -354,10 +377,10 @@ async fn sigterm_with_slow_requests_in_flight_stores_what_was_fetched_and_exits_
         })
         .collect();
     links.sort();
-    let mut fetched: Vec<String> = (1..=5).map(article_path).collect();
+    let mut fetched: Vec<String> = (1..=5).chain(11..=15).map(article_path).collect();
     fetched.sort();
     assert_eq!(
         links, fetched,
-        "the articles fetched before the signal are published"
+        "articles fetched before the deadline are published, those still in flight are not"
     );
 }

@@ -13,7 +13,7 @@ pub mod synthetic;
 
 pub use config::TestConfig;
 #[allow(unused_imports)]
-pub use site::{Override, OverrideBody, Request, TestSite};
+pub use site::{Gate, Override, OverrideBody, Request, TestSite};
 
 use std::path::Path;
 

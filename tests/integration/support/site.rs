@@ -60,6 +60,30 @@ pub struct Override {
     /// Apply to this many requests only, then fall through to the next override or the
     /// file. `None`: every request.
     pub times: Option<usize>,
+    /// Answer only once this gate is open.
+    pub gate: Option<Gate>,
+}
+
+/// Holds answers back until the test opens it ([`Override::behind`]).
+#[derive(Debug, Clone)]
+pub struct Gate(Arc<tokio::sync::watch::Sender<bool>>);
+
+impl Default for Gate {
+    fn default() -> Self {
+        Gate(Arc::new(tokio::sync::watch::channel(false).0))
+    }
+}
+
+impl Gate {
+    /// Lets every answer held behind the gate go, now and later.
+    pub fn open(&self) {
+        self.0.send_replace(true);
+    }
+
+    async fn passed(&self) {
+        let mut open = self.0.subscribe();
+        let _ = open.wait_for(|open| *open).await;
+    }
 }
 
 /// A body an override sends.
@@ -143,6 +167,12 @@ impl Override {
 
     pub fn times(mut self, n: usize) -> Self {
         self.times = Some(n);
+        self
+    }
+
+    /// Answers once `gate` is open.
+    pub fn behind(mut self, gate: &Gate) -> Self {
+        self.gate = Some(gate.clone());
         self
     }
 }
@@ -265,6 +295,9 @@ async fn answer(State(state): State<Arc<SiteState>>, uri: Uri, headers: HeaderMa
         })
     };
     let o = chosen.unwrap_or_default();
+    if let Some(gate) = &o.gate {
+        gate.passed().await;
+    }
     if let Some(delay) = o.delay {
         tokio::time::sleep(delay).await;
     }

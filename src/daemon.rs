@@ -26,8 +26,9 @@ use crate::schedule::{ScheduleOptions, Scheduler};
 use crate::serve::{self, AppState, Metrics};
 use crate::store::{SqliteStore, Store, StoreError};
 
-/// How long shutdown waits for the server's open requests.
-const SERVER_SHUTDOWN_DEADLINE: Duration = Duration::from_secs(10);
+/// How long shutdown waits, after the last publish, for the server's open requests;
+/// the server stopped accepting at the signal, so they have had the whole shutdown.
+const SERVER_SHUTDOWN_DEADLINE: Duration = Duration::from_secs(3);
 /// Shortest time between the starts of two publishes in the daemon. Changes that
 /// arrive meanwhile (a burst of source runs, a reload) are published together once it
 /// has passed.

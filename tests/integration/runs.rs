@@ -384,3 +384,75 @@ async fn sigterm_with_slow_requests_in_flight_starts_none_stores_what_came_and_e
         "articles fetched before the deadline are published, those still in flight are not"
     );
 }
+
+/// Article `n` with a byline in an element of class `byline_class`.
+fn write_signed_article(site_dir: &Path, n: u32, byline_class: &str) {
+    let dir = site_dir.join(format!("tin-tuc/bai-{n}-i{}", 10000 + n));
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::write(
+        dir.join("index.html"),
+        format!(
+            "<!DOCTYPE html><html lang=\"vi\"><head><meta charset=\"utf-8\"><title>Bài {n}</title></head>\
+             <body><article><h1>Tin số {n} về công tác phòng cháy</h1>\
+             <div class=\"date\">03/05/2024 09:00</div><span class=\"{byline_class}\">Minh Anh</span>\
+             <div class=\"body\"><p>Đoạn mở đầu của bài số {n}, kể lại sự việc trong tuần qua.</p>\
+             <p>Đoạn thứ hai của bài số {n}, đủ dài để là phần thân của một bài báo thật.</p></div>\
+             </article></body></html>"
+        ),
+    )
+    .unwrap();
+}
+
+/// The listing links articles `numbers`.
+fn write_listing(site_dir: &Path, numbers: impl Iterator<Item = u32>) {
+    let links: String = numbers
+        .map(|n| {
+            format!(
+                "<article class=\"story\"><h3><a href=\"/tin-tuc/bai-{n}-i{}/\">Bài {n}</a></h3></article>",
+                10000 + n
+            )
+        })
+        .collect();
+    std::fs::create_dir_all(site_dir.join("list")).unwrap();
+    std::fs::write(
+        site_dir.join("list/index.html"),
+        format!("<!DOCTYPE html><html><body><div class=\"list\">{links}</div></body></html>"),
+    )
+    .unwrap();
+}
+
+#[tokio::test]
+async fn a_field_the_new_articles_lose_raises_the_alarm_naming_its_selector() {
+    let site_dir = tempfile::tempdir().unwrap();
+    let site = TestSite::serve(site_dir.path()).await;
+    let source = listing_source("news", &site.url("/list/"), "0 * * * *")
+        + "\n[source.extract]\nauthor = \"span.author\"\n";
+    let config = TestConfig::new().site("news", &source).load();
+    let service = Service::open(&config).expect("store opens");
+    let mut runs = Vec::new();
+    // Two runs of signed articles, then the site renames its byline element.
+    for (round, byline) in [(0, "author"), (1, "author"), (2, "nguoi-viet")] {
+        let numbers = 3 * round + 1..=3 * round + 3;
+        for n in numbers.clone() {
+            write_signed_article(site_dir.path(), n, byline);
+        }
+        write_listing(site_dir.path(), numbers);
+        runs.push(
+            service
+                .pipeline
+                .run_source(&config, &config.sources[0])
+                .await,
+        );
+    }
+
+    for run in &runs {
+        assert_eq!((run.new, run.errors), (3, 0), "{run:?}");
+    }
+    assert!(runs[1].breakage.is_empty(), "{:?}", runs[1]);
+    assert_eq!(
+        runs[2].breakage,
+        ["only 0% of articles had `authors` (usually 100%); check extract.authors \"span.author\""],
+        "{:?}",
+        runs[2]
+    );
+}

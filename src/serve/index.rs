@@ -10,7 +10,7 @@ use html_escape::{encode_double_quoted_attribute as attr, encode_text as text};
 use crate::config::Config;
 use std::collections::BTreeMap;
 
-use crate::model::{Item, SourceId, SourceState};
+use crate::model::{Item, SourceId, SourceRun, SourceState};
 use crate::publish::{self, FeedFormat, OPML_FILE};
 use crate::serve::source_is_healthy;
 
@@ -21,22 +21,29 @@ font-size:.85rem;background:#f3f3f3;padding:0 .2rem}ul{padding-left:1.1rem}\
 li{margin:.4rem 0}time,.meta{color:#666;font-size:.9rem}table{border-collapse:collapse;\
 width:100%}td,th{text-align:left;padding:.25rem .4rem;border-bottom:1px solid #eee}";
 
-/// A source's health for people: unhealthy (and why), failing to be read (and why),
-/// or ok with the last error of a page.
+/// A source's health for people: unhealthy (and why), failing to be read or waiting
+/// for a site's `Retry-After` (and why), or ok with the last error of a page.
 fn health_cell(state: Option<&SourceState>) -> String {
     let last_run = state.and_then(|s| s.last_run.as_ref());
     let failure = last_run.and_then(|r| r.failure.as_ref());
     let detail = failure
         .map(|f| format!("not read: {f}"))
         .or_else(|| last_run.and_then(|r| r.last_error.clone()));
-    match (state, detail) {
-        (Some(s), detail) if !source_is_healthy(s) => format!(
+    match (state, failure, detail) {
+        (Some(s), _, detail) if !source_is_healthy(s) => format!(
             "<strong>unhealthy</strong>: {}",
             text(detail.as_deref().unwrap_or("failing"))
         ),
-        (_, Some(detail)) if failure.is_some() => format!("failing: {}", text(&detail)),
-        (_, Some(detail)) => format!("ok (last error: {})", text(&detail)),
-        (_, None) => "ok".to_owned(),
+        (_, Some(_), Some(detail)) => {
+            let standing = if last_run.is_some_and(SourceRun::failed) {
+                "failing"
+            } else {
+                "waiting"
+            };
+            format!("{standing}: {}", text(&detail))
+        }
+        (_, _, Some(detail)) => format!("ok (last error: {})", text(&detail)),
+        (_, _, None) => "ok".to_owned(),
     }
 }
 

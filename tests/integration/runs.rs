@@ -256,6 +256,10 @@ async fn restart_keeps_a_failing_source_backing_off_and_a_hosts_retry_after() {
     }
     let (_, index) = daemon.get("/").await.expect("index answers");
     assert!(index.contains("failing: not read: answered 500"), "{index}");
+    assert!(
+        index.contains("waiting: not read: held back by the site's Retry-After"),
+        "{index}"
+    );
     assert_eq!(daemon.stop().await.code(), Some(0), "{}", daemon.log());
     let asked_failing = failing.requests().len();
     let asked_waiting = waiting.requests().len();

@@ -18,7 +18,7 @@ use tracing::{error, info, warn};
 
 use crate::config::{Config, Source};
 use crate::fetch::{FetchError, Fetcher};
-use crate::model::{SourceId, SourceRun};
+use crate::model::{HeldBack, SourceId, SourceRun};
 use crate::pipeline::Pipeline;
 use crate::publish::{self, PublishError, PublishReport};
 use crate::reload::{self, ReloadError};
@@ -81,14 +81,18 @@ impl Service {
             &config.database_path(),
             config.settings.near_duplicate_distance,
         )?;
+        let store: Arc<dyn Store> = Arc::new(store);
         let fetcher = Fetcher::new(&config.settings)?;
-        // A host that asked to wait before the last stop is still waited for.
-        fetcher.restore_held_back(store.held_back()?);
+        // A host that asked to wait is still waited for after a restart, or a kill.
+        fetcher.keep_held_back(store.held_back()?, {
+            let store = store.clone();
+            move |held| keep_held_back(&store, held)
+        });
         Ok(Service {
             pipeline: Pipeline {
                 metrics: Arc::new(Metrics::with_fetch_counts(fetcher.counts())),
                 fetcher,
-                store: Arc::new(store),
+                store,
             },
         })
     }
@@ -156,6 +160,17 @@ impl Service {
         }
         out
     }
+}
+
+/// Stores a site's `Retry-After` off the async threads, without holding up the fetch
+/// that met it.
+fn keep_held_back(store: &Arc<dyn Store>, held: HeldBack) {
+    let store = store.clone();
+    tokio::task::spawn_blocking(move || {
+        if let Err(err) = store.save_held_back(std::slice::from_ref(&held)) {
+            warn!(error = %err, key = %held.key, "cannot store a Retry-After; a restart forgets it");
+        }
+    });
 }
 
 /// The daemon's one publishing task and the handle to ask it for a publish. Whoever
@@ -382,11 +397,11 @@ pub async fn run_with(
 /// `shutdown_timeout`: runs then end at once with what they fetched.
 async fn stop_fetching_on(shutdown: CancellationToken, fetcher: Fetcher, timeout: Duration) {
     shutdown.cancelled().await;
+    fetcher.shut_down(timeout);
     info!(
         timeout_ms = timeout.as_millis() as u64,
         "no new requests; requests in flight get until the shutdown timeout"
     );
-    fetcher.shut_down(timeout);
 }
 
 /// Keeps the server's view of the configuration current and asks for a publish when a

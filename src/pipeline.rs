@@ -104,18 +104,11 @@ impl Pipeline {
         .await
     }
 
-    /// Records a finished run in the store, with the Retry-After hold-backs the fetcher
-    /// learnt (so they outlive a restart), and in the metrics.
+    /// Records a finished run in the store and in the metrics.
     async fn save_run(&self, source: &Source, run: &SourceRun) {
         let store = self.store.clone();
         let (id, recorded) = (source.id.clone(), run.clone());
-        let held_back = self.fetcher.held_back();
-        let saved = blocking(move || {
-            store.record_source_run(&id, &recorded)?;
-            store.save_held_back(&held_back)
-        })
-        .await;
-        if let Err(err) = saved {
+        if let Err(err) = blocking(move || store.record_source_run(&id, &recorded)).await {
             error!(error = %err, "cannot record the source run");
         }
         if let Some(at) = run.finished_at {

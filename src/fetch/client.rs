@@ -3,7 +3,7 @@
 //! robots.txt, politeness and limits.
 
 use std::net::IpAddr;
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
 use bytes::{Bytes, BytesMut};
@@ -41,10 +41,21 @@ struct Inner {
     robots: RobotsCache,
     politeness: Politeness,
     counts: Arc<FetchCounts>,
+    /// Where each `Retry-After` hold-back is kept, as soon as it is learnt.
+    keeper: OnceLock<HoldBackKeeper>,
     /// Cancelled at shutdown: no request starts any more.
     halted: CancellationToken,
     /// Cancelled at the shutdown deadline: requests in flight are dropped.
     abandoned: CancellationToken,
+}
+
+/// Stores `Retry-After` hold-backs for the next process.
+struct HoldBackKeeper(Box<dyn Fn(HeldBack) + Send + Sync>);
+
+impl std::fmt::Debug for HoldBackKeeper {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("HoldBackKeeper")
+    }
 }
 
 /// One HTTP exchange, before it is interpreted.
@@ -93,6 +104,7 @@ impl Fetcher {
                 politeness: Politeness::new(fetch),
                 settings: fetch.clone(),
                 counts: Arc::default(),
+                keeper: OnceLock::new(),
                 halted: CancellationToken::new(),
                 abandoned: CancellationToken::new(),
             }),
@@ -104,14 +116,16 @@ impl Fetcher {
         Arc::clone(&self.inner.counts)
     }
 
-    /// The `Retry-After` hold-backs in force, to be stored.
-    pub fn held_back(&self) -> Vec<HeldBack> {
-        self.inner.politeness.held_back()
-    }
-
-    /// Honours hold-backs stored by an earlier process.
-    pub fn restore_held_back(&self, kept: Vec<HeldBack>) {
+    /// Honours hold-backs kept by an earlier process, and hands every new one to
+    /// `keep` (which stores it) the moment a site sends it. Set once; later calls only
+    /// restore.
+    pub fn keep_held_back(
+        &self,
+        kept: Vec<HeldBack>,
+        keep: impl Fn(HeldBack) + Send + Sync + 'static,
+    ) {
         self.inner.politeness.restore(kept);
+        let _ = self.inner.keeper.set(HoldBackKeeper(Box::new(keep)));
     }
 
     /// Shutdown: from now on no request starts (each answers
@@ -226,7 +240,10 @@ impl Fetcher {
                         .and_then(|v| parse_retry_after(v, Utc::now()));
                     return Err(match until {
                         Some(until) => {
-                            self.inner.politeness.hold_back(&current, until);
+                            let held = self.inner.politeness.hold_back(&current, until);
+                            if let Some(keeper) = self.inner.keeper.get() {
+                                (keeper.0)(held);
+                            }
                             FetchError::RetryLater {
                                 url: current,
                                 until,

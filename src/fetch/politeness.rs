@@ -1,7 +1,7 @@
 //! Politeness: how many requests run at once (per host and in all), how long to wait
 //! between two requests to one host, and which URLs or hosts a `Retry-After` answer
-//! holds back (kept in the store across restarts through [`Politeness::held_back`] and
-//! [`Politeness::restore`]). Callers never sleep or count themselves; every request goes through
+//! holds back (the fetcher hands each one to the store, and [`Politeness::restore`]
+//! takes them back after a restart). Callers never sleep or count themselves; every request goes through
 //! [`Politeness::acquire`]. robots.txt rules live in `robots.rs`.
 
 use std::collections::HashMap;
@@ -114,8 +114,8 @@ impl Politeness {
     }
 
     /// Records a `Retry-After` answer for `url`: holds back that URL, or its whole host,
-    /// as configured.
-    pub fn hold_back(&self, url: &Url, until: DateTime<Utc>) {
+    /// as configured. Returns the hold-back recorded.
+    pub fn hold_back(&self, url: &Url, until: DateTime<Utc>) -> HeldBack {
         let key = match self.retry_after_scope {
             RetryAfterScope::Url => url.as_str().to_owned(),
             RetryAfterScope::Host => host_key(url),
@@ -124,24 +124,9 @@ impl Politeness {
             .held_back
             .lock()
             .expect("retry table lock is not poisoned");
-        let entry = held.entry(key).or_insert(until);
+        let entry = held.entry(key.clone()).or_insert(until);
         *entry = (*entry).max(until);
-    }
-
-    /// Every hold-back still in force, for the store to keep across restarts.
-    pub fn held_back(&self) -> Vec<HeldBack> {
-        let now = Utc::now();
-        let held = self
-            .held_back
-            .lock()
-            .expect("retry table lock is not poisoned");
-        held.iter()
-            .filter(|(_, until)| **until > now)
-            .map(|(key, until)| HeldBack {
-                key: key.clone(),
-                until: *until,
-            })
-            .collect()
+        HeldBack { key, until: *entry }
     }
 
     /// Honours hold-backs kept from an earlier process.

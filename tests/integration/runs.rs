@@ -350,6 +350,10 @@ async fn sigterm_with_slow_requests_in_flight_starts_none_stores_what_came_and_e
     );
     let signalled = Instant::now();
     daemon.signal("TERM");
+    wait_until("the daemon to stop new requests", &daemon, || {
+        daemon.log().contains("no new requests")
+    })
+    .await;
     after_signal.open();
     let status = daemon.wait_exit().await;
     let took = signalled.elapsed();

@@ -11,6 +11,7 @@ use bantin::daemon::{PUBLISH_INTERVAL, Publisher, Service};
 use tokio_util::sync::CancellationToken;
 
 use crate::support::daemon::{Daemon, PATIENCE, copy_dir, free_port, metric, titles};
+use crate::support::pages::write_listing;
 use crate::support::{TestConfig, TestSite};
 
 const SITE: &str = "tests/fixtures/sites/news";
@@ -405,34 +406,12 @@ async fn demo_runs_offline_and_serves_feeds_that_parse() {
     assert_eq!(status.code(), Some(0), "log:\n{}", demo.log());
 }
 
-/// A listing of ten links under `div.list`, of which only article 1 exists: the other
-/// nine answer 404.
-fn write_listing_with_dead_links(site_dir: &Path, container: &str) {
-    let links: String = (1..=10)
-        .map(|n| {
-            format!(
-                "<article class=\"story\"><h3><a href=\"/tin-tuc/bai-{n}-i{}/\">Bài {n}</a></h3></article>",
-                10000 + n
-            )
-        })
-        .collect();
-    let list = site_dir.join("list");
-    std::fs::create_dir_all(&list).unwrap();
-    std::fs::write(
-        list.join("index.html"),
-        format!(
-            "<!DOCTYPE html><html lang=\"vi\"><head><meta charset=\"utf-8\"><title>Tin</title></head>\
-             <body><div class=\"{container}\">{links}</div></body></html>"
-        ),
-    )
-    .unwrap();
-}
-
 #[tokio::test]
 async fn daemon_keeps_links_over_304_and_flags_a_renamed_listing_with_dead_links() {
     let site_dir = tempfile::tempdir().unwrap();
     write_article(site_dir.path(), 1, "Bản tin duy nhất còn sống");
-    write_listing_with_dead_links(site_dir.path(), "list");
+    // Ten links, of which only article 1 exists: the other nine answer 404.
+    write_listing(site_dir.path(), "list", 1..=10);
     let site = TestSite::serve(site_dir.path()).await;
     let port = free_port();
     let test = TestConfig::new()
@@ -488,7 +467,7 @@ async fn daemon_keeps_links_over_304_and_flags_a_renamed_listing_with_dead_links
     assert_eq!(site.requests_to("/tin-tuc/bai-1-i10001/").len(), 1);
 
     // The redesign: the container is renamed, the selector finds nothing.
-    write_listing_with_dead_links(site_dir.path(), "list-v2");
+    write_listing(site_dir.path(), "list-v2", 1..=10);
     let body = daemon
         .wait_for("/healthz", "the breakage alarm", |b| {
             health(b)["healthy"] == false

@@ -10,11 +10,12 @@ use std::time::{Duration, Instant};
 use bantin::daemon::Service;
 
 use crate::support::daemon::{Daemon, PATIENCE, free_port, metric};
+use crate::support::pages::{article_path, write_listing};
 use crate::support::{Gate, Override, TestConfig, TestSite};
 
 const SITE: &str = "tests/fixtures/sites/news";
 
-/// A listing source `id` reading `url` on a seconds schedule.
+/// A listing source `id` reading `url` on `schedule`, links in `div.list article.story`.
 fn listing_source(id: &str, url: &url::Url, schedule: &str) -> String {
     format!(
         "[[source]]\nid = \"{id}\"\nkind = \"listing\"\nurls = [\"{url}\"]\nschedule = \"{schedule}\"\n\n\
@@ -285,11 +286,6 @@ async fn restart_keeps_a_failing_source_backing_off_and_a_hosts_retry_after() {
     assert_eq!(daemon.stop().await.code(), Some(0), "{}", daemon.log());
 }
 
-/// The fixture listing's first page links articles 1 to 15 at these paths.
-fn article_path(n: u32) -> String {
-    format!("/tin-tuc/bai-{n}-i{}/", 10000 + n)
-}
-
 #[tokio::test]
 async fn sigterm_with_slow_requests_in_flight_starts_none_stores_what_came_and_exits_in_time() {
     let site = TestSite::serve(SITE).await;
@@ -395,7 +391,7 @@ async fn sigterm_with_slow_requests_in_flight_starts_none_stores_what_came_and_e
 
 /// Article `n` with a byline in an element of class `byline_class`.
 fn write_signed_article(site_dir: &Path, n: u32, byline_class: &str) {
-    let dir = site_dir.join(format!("tin-tuc/bai-{n}-i{}", 10000 + n));
+    let dir = site_dir.join(article_path(n).trim_matches('/'));
     std::fs::create_dir_all(&dir).unwrap();
     std::fs::write(
         dir.join("index.html"),
@@ -407,24 +403,6 @@ fn write_signed_article(site_dir: &Path, n: u32, byline_class: &str) {
              <p>Đoạn thứ hai của bài số {n}, đủ dài để là phần thân của một bài báo thật.</p></div>\
              </article></body></html>"
         ),
-    )
-    .unwrap();
-}
-
-/// The listing links articles `numbers`.
-fn write_listing(site_dir: &Path, numbers: impl Iterator<Item = u32>) {
-    let links: String = numbers
-        .map(|n| {
-            format!(
-                "<article class=\"story\"><h3><a href=\"/tin-tuc/bai-{n}-i{}/\">Bài {n}</a></h3></article>",
-                10000 + n
-            )
-        })
-        .collect();
-    std::fs::create_dir_all(site_dir.join("list")).unwrap();
-    std::fs::write(
-        site_dir.join("list/index.html"),
-        format!("<!DOCTYPE html><html><body><div class=\"list\">{links}</div></body></html>"),
     )
     .unwrap();
 }
@@ -444,7 +422,7 @@ async fn a_field_the_new_articles_lose_raises_the_alarm_naming_its_selector() {
         for n in numbers.clone() {
             write_signed_article(site_dir.path(), n, byline);
         }
-        write_listing(site_dir.path(), numbers);
+        write_listing(site_dir.path(), "list", numbers);
         runs.push(
             service
                 .pipeline

@@ -7,6 +7,7 @@
 mod config;
 pub mod daemon;
 pub mod feeds;
+pub mod pages;
 pub mod server;
 mod site;
 pub mod synthetic;

@@ -544,6 +544,44 @@ mod tests {
 
     const SEC: Duration = Duration::from_secs(1);
 
+    fn fixture_plan() -> Plan {
+        let config = Config::load(std::path::Path::new(
+            "tests/fixtures/config/valid/bantin.toml",
+        ))
+        .expect("the fixture config is valid");
+        Plan {
+            source: config.sources[0].clone(),
+            backoff_base: SEC,
+            backoff_cap: 60 * SEC,
+        }
+    }
+
+    #[test]
+    fn a_stored_backoff_holds_the_next_run_to_the_first_tick_after_it() {
+        // The fixture source runs every 20 minutes.
+        let plan = fixture_plan();
+        let at = |text: &str| DateTime::parse_from_rfc3339(text).unwrap().to_utc();
+        let due = Due {
+            at: at("2024-05-01T10:20:00Z"),
+            backoff: None,
+        };
+        let hold = Some((at("2024-05-01T11:05:00Z"), 3600 * SEC));
+        assert_eq!(
+            due.not_before(hold, &plan),
+            Due {
+                at: at("2024-05-01T11:20:00Z"),
+                backoff: Some(3600 * SEC),
+            }
+        );
+        let passed = Some((at("2024-05-01T10:00:00Z"), 3600 * SEC));
+        assert_eq!(
+            due.not_before(passed, &plan),
+            due,
+            "a passed hold changes nothing"
+        );
+        assert_eq!(due.not_before(None, &plan), due);
+    }
+
     #[test]
     fn backoff_doubles_up_to_the_cap() {
         let cap = Duration::from_secs(60);

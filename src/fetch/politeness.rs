@@ -1,8 +1,8 @@
 //! Politeness: how many requests run at once (per host and in all), how long to wait
 //! between two requests to one host, and which URLs or hosts a `Retry-After` answer
 //! holds back (the fetcher hands each one to the store, and [`Politeness::restore`]
-//! takes them back after a restart). Callers never sleep or count themselves; every request goes through
-//! [`Politeness::acquire`]. robots.txt rules live in `robots.rs`.
+//! takes them back after a restart). Callers never sleep or count themselves; every
+//! request goes through [`Politeness::acquire`]. robots.txt rules live in `robots.rs`.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};

@@ -12,7 +12,7 @@ use futures_util::StreamExt;
 use tracing::{Instrument, debug, error, info, info_span, warn};
 use url::Url;
 
-use crate::config::{ArticleRules, Config, Source};
+use crate::config::{ArticleRules, Config, Source, SourceKind};
 use crate::fetch::{FetchError, FetchKind, Fetched, Fetcher, charset};
 use crate::model::{
     Article, Candidate, CategoryId, Outcome, Page, RawPage, ReadFailure, SourceId, SourceRun,
@@ -341,13 +341,9 @@ pub fn breakage(source: &Source, run: &SourceRun, recent: &[&SourceRun]) -> Vec<
     if run.listings_read > 0 && run.links_found == 0 && !read.is_empty() {
         let usual = read.iter().map(|r| r.links_found).sum::<u64>() / read.len() as u64;
         if usual > 0 {
-            let selector = source
-                .links
-                .selector
-                .as_ref()
-                .map_or("(none)", |c| c.text.as_str());
             problems.push(format!(
-                "found no article links (usually {usual}); check links.selector {selector:?}"
+                "found no article links (usually {usual}); {}",
+                links_hint(source)
             ));
         }
     }
@@ -376,6 +372,24 @@ pub fn breakage(source: &Source, run: &SourceRun, recent: &[&SourceRun]) -> Vec<
         })
     }));
     problems
+}
+
+/// What to look at when a source that answered gave no links.
+fn links_hint(source: &Source) -> String {
+    match source.kind {
+        SourceKind::Listing => {
+            let selector = source
+                .links
+                .selector
+                .as_ref()
+                .map_or("(none)", |c| c.text.as_str());
+            format!("check links.selector {selector:?}")
+        }
+        SourceKind::Feed => "check that the feed still has entries".to_owned(),
+        SourceKind::Sitemap => {
+            "check that the sitemap still lists articles within max_age".to_owned()
+        }
+    }
 }
 
 fn field_selector<'a>(source: &'a Source, field: &str) -> Option<&'a str> {
@@ -654,6 +668,25 @@ mod tests {
         assert!(
             problems[0].starts_with("found no article links (usually 30); check links.selector"),
             "{problems:?}"
+        );
+    }
+
+    #[test]
+    fn a_feed_without_entries_is_not_told_to_check_a_selector() {
+        let config = fixture_config();
+        let feed = Source {
+            kind: SourceKind::Feed,
+            ..config.sources[0].clone()
+        };
+        let before = [run_with_dead_links(), run_with_dead_links()];
+        let recent: Vec<&SourceRun> = before.iter().collect();
+        let empty = SourceRun {
+            listings_read: 1,
+            ..SourceRun::default()
+        };
+        assert_eq!(
+            breakage(&feed, &empty, &recent),
+            ["found no article links (usually 30); check that the feed still has entries"]
         );
     }
 

@@ -258,6 +258,15 @@ async fn crawl(path: &Path, ids: &[String]) -> anyhow::Result<ExitCode> {
     let config = Arc::new(load_config(path)?);
     let sources = chosen_sources(&config, ids)?;
     let service = Service::open(&config).context("opening the store")?;
+    // A signal ends the pass as it ends the daemon: within shutdown_timeout, with what
+    // was fetched stored and published.
+    let stop = CancellationToken::new();
+    daemon::cancel_on_signals(stop.clone());
+    tokio::spawn(daemon::stop_fetching_on(
+        stop,
+        service.pipeline.fetcher.clone(),
+        config.settings.shutdown_timeout,
+    ));
     let bars = MultiProgress::new();
     let style = ProgressStyle::with_template("{spinner} {prefix:<28} {msg}")
         .expect("literal progress template is valid");

@@ -395,7 +395,7 @@ pub async fn run_with(
 
 /// At shutdown no request starts any more, and those in flight are dropped after
 /// `shutdown_timeout`: runs then end at once with what they fetched.
-async fn stop_fetching_on(shutdown: CancellationToken, fetcher: Fetcher, timeout: Duration) {
+pub async fn stop_fetching_on(shutdown: CancellationToken, fetcher: Fetcher, timeout: Duration) {
     shutdown.cancelled().await;
     fetcher.shut_down(timeout);
     info!(

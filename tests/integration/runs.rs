@@ -369,20 +369,8 @@ async fn sigterm_with_slow_requests_in_flight_starts_none_stores_what_came_and_e
         "took {took:?}:\n{}",
         daemon.log()
     );
-    let rss = std::fs::read_to_string(config.settings.feeds_dir.join("all.rss"))
-        .expect("the feed was published");
-    let channel = rss::Channel::read_from(rss.as_bytes()).expect("the feed parses");
-    let mut links: Vec<String> = channel
-        .items()
-        .iter()
-        .filter_map(|i| {
-            i.link()
-                .map(|l| url::Url::parse(l).unwrap().path().to_owned())
-        })
-        .collect();
-    links.sort();
-    let mut fetched: Vec<String> = (1..=5).chain(11..=15).map(article_path).collect();
-    fetched.sort();
+    let links = published_paths(&config.settings.feeds_dir.join("all.rss"));
+    let fetched = sorted_paths((1..=5).chain(11..=15));
     assert_eq!(
         links, fetched,
         "articles fetched before the deadline are published, those still in flight are not"
@@ -440,5 +428,70 @@ async fn a_field_the_new_articles_lose_raises_the_alarm_naming_its_selector() {
         ["only 0% of articles had `authors` (usually 100%); check extract.authors \"span.author\""],
         "{:?}",
         runs[2]
+    );
+}
+
+/// The addresses of articles `numbers`, sorted as [`published_paths`] sorts.
+fn sorted_paths(numbers: impl Iterator<Item = u32>) -> Vec<String> {
+    let mut paths: Vec<String> = numbers.map(article_path).collect();
+    paths.sort();
+    paths
+}
+
+/// The paths of the items in a published RSS file, sorted.
+fn published_paths(feed: &Path) -> Vec<String> {
+    let rss = std::fs::read_to_string(feed).expect("the feed was published");
+    let channel = rss::Channel::read_from(rss.as_bytes()).expect("the feed parses");
+    let mut paths: Vec<String> = channel
+        .items()
+        .iter()
+        .filter_map(|i| {
+            i.link()
+                .map(|l| url::Url::parse(l).unwrap().path().to_owned())
+        })
+        .collect();
+    paths.sort();
+    paths
+}
+
+#[tokio::test]
+async fn sigterm_ends_a_crawl_in_time_and_publishes_what_was_fetched() {
+    let site = TestSite::serve(SITE).await;
+    for n in 6..=15 {
+        site.set(
+            &article_path(n),
+            Override::default().delay(Duration::from_secs(300)),
+        );
+    }
+    let test = TestConfig::new()
+        .settings("shutdown_timeout = \"2s\"")
+        .fetch("timeout = \"600s\"\nper_host_concurrency = 16")
+        .site(
+            "news",
+            &listing_source("news", &site.url("/list/"), "0 * * * *"),
+        );
+    let config = test.load();
+    let mut crawl = Daemon::command(
+        &test.dir().join("bantin.toml"),
+        0,
+        test.dir().join("crawl.log"),
+        &["crawl"],
+    );
+    wait_until("10 slow requests in flight", &crawl, || {
+        (6..=15).all(|n| !site.requests_to(&article_path(n)).is_empty())
+    })
+    .await;
+
+    let signalled = Instant::now();
+    crawl.signal("TERM");
+    let status = crawl.wait_exit().await;
+
+    assert_eq!(status.code(), Some(0), "{}", crawl.log());
+    let took = signalled.elapsed();
+    assert!(took < Duration::from_secs(2 + 5), "took {took:?}");
+    assert_eq!(
+        published_paths(&config.settings.feeds_dir.join("all.rss")),
+        sorted_paths(1..=5),
+        "the articles answered before the deadline are published"
     );
 }

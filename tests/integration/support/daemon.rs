@@ -46,8 +46,14 @@ impl Daemon {
 
     /// `bantin run` with `args` after it.
     pub fn start_with(config: &Path, port: u16, log: PathBuf, args: &[&str]) -> Daemon {
+        Daemon::command(config, port, log, &[&["run"], args].concat())
+    }
+
+    /// `bantin --config <config>` with `args` (the command and its options), serving on
+    /// `port` if the command serves.
+    pub fn command(config: &Path, port: u16, log: PathBuf, args: &[&str]) -> Daemon {
         let child = Command::new(assert_cmd::cargo::cargo_bin!("bantin"))
-            .args(["--config", config.to_str().unwrap(), "run"])
+            .args(["--config", config.to_str().unwrap()])
             .args(args)
             .env("RUST_LOG", "bantin=info")
             .stdout(Stdio::null())

@@ -68,8 +68,8 @@ async fn crawl_names_why_each_unreadable_source_was_not_read() {
             &listing_source("disallowed", &disallowed.url("/list/"), "0 * * * *"),
         );
     test.load();
-    let (_, first) = crawl(test.dir()).await;
-    assert!(first.contains("missing  "), "{first}");
+    // The first pass reads `missing`'s listing: from then on it usually has links.
+    crawl(test.dir()).await;
     // The listing that was read before is gone now: a 404, not a redesign.
     missing.set("/list/", Override::status(404));
 
@@ -106,7 +106,6 @@ async fn crawl_names_why_each_unreadable_source_was_not_read() {
 #[tokio::test]
 async fn every_request_is_counted_by_kind_and_status() {
     let site = TestSite::serve(SITE).await;
-    site.set("/tin-tuc/missing-i99999/", Override::status(404));
     let test = TestConfig::new()
         .site(
             "listing",

@@ -25,7 +25,8 @@ use tokio_util::task::TaskTracker;
 use tracing::{debug, info, warn};
 
 use crate::config::{Config, Source};
-use crate::model::{SourceId, SourceSchedule};
+use crate::fetch::politeness::host_key;
+use crate::model::{HeldBack, SourceId, SourceSchedule};
 use crate::store::Store;
 
 /// Largest random delay added to a tick (it is also never more than a tenth of the
@@ -307,7 +308,7 @@ async fn drive(
     let mut last_tick: Option<DateTime<Utc>> = None;
     // A backoff an earlier process set holds until the first run here.
     let first_id = plan.borrow().source.id.clone();
-    let mut stored_hold = restore_status(&shared, &first_id).await;
+    let mut backoff_end = restore_status(&shared, &first_id).await;
     let mut saved: Option<Due> = None;
     loop {
         let current = plan.borrow_and_update().clone();
@@ -318,8 +319,9 @@ async fn drive(
             .map(|s| (s.failures, s.last_finished))
             .unwrap_or_default();
         let now = last_tick.map_or_else(Utc::now, |t| t.max(Utc::now()));
+        let retry_after = held_until(&current.source, &stored_hold_backs(&shared).await);
         let due = next_due(&current, failures, last_finished, now, options.max_jitter)
-            .map(|due| due.not_before(stored_hold, &current));
+            .map(|due| due.not_before(backoff_end.max(retry_after), &current));
         shared.update(&id, |s| {
             s.next_run = due.map(|d| d.at);
             s.backoff = due.and_then(|d| d.backoff);
@@ -358,7 +360,7 @@ async fn drive(
             shared.update(&id, |s| s.ticks_skipped += 1);
             continue;
         }
-        stored_hold = None;
+        backoff_end = None;
         let started = Utc::now();
         shared.update(&id, |s| {
             s.running = true;
@@ -417,10 +419,10 @@ struct Due {
 }
 
 impl Due {
-    /// This due time, or the first tick at or after `hold` (a stored backoff's end)
-    /// when that is later.
-    fn not_before(self, hold: Option<(DateTime<Utc>, Duration)>, plan: &Plan) -> Due {
-        let Some((until, backoff)) = hold.filter(|(until, _)| *until > self.at) else {
+    /// This due time, or the first tick at or after `until` (a stored backoff's end, a
+    /// site's `Retry-After`) when that is later.
+    fn not_before(self, until: Option<DateTime<Utc>>, plan: &Plan) -> Due {
+        let Some(until) = until.filter(|until| *until > self.at) else {
             return self;
         };
         let source = &plan.source;
@@ -430,17 +432,47 @@ impl Due {
             .after(&from.with_timezone(&source.timezone))
             .next()
             .map_or(until, |t| t.with_timezone(&Utc));
-        Due {
-            at,
-            backoff: Some(backoff),
+        Due { at, ..self }
+    }
+}
+
+/// When every start URL of `source` is held back by a site's `Retry-After` (per URL or
+/// per host), the first time one of them is free: until then a run could fetch nothing.
+fn held_until(source: &Source, held: &[HeldBack]) -> Option<DateTime<Utc>> {
+    source
+        .urls
+        .iter()
+        .map(|url| {
+            let keys = [url.as_str().to_owned(), host_key(url)];
+            held.iter()
+                .filter(|h| keys.contains(&h.key))
+                .map(|h| h.until)
+                .max()
+        })
+        .collect::<Option<Vec<_>>>()?
+        .into_iter()
+        .min()
+}
+
+/// The `Retry-After` hold-backs in the store (none without a store).
+async fn stored_hold_backs(shared: &Arc<Shared>) -> Vec<HeldBack> {
+    let Some(store) = shared.store.clone() else {
+        return Vec::new();
+    };
+    match tokio::task::spawn_blocking(move || store.held_back()).await {
+        Ok(Ok(held)) => held,
+        Ok(Err(err)) => {
+            warn!(error = %err, "cannot read the stored Retry-After hold-backs");
+            Vec::new()
         }
+        Err(_) => Vec::new(),
     }
 }
 
 /// Starts a source's status from the store: failures in a row and the last run's end
-/// (so the backoff goes on where it was), and the stored next due time with its
-/// backoff when the source was backing off.
-async fn restore_status(shared: &Arc<Shared>, id: &SourceId) -> Option<(DateTime<Utc>, Duration)> {
+/// (so the backoff goes on where it was), and the stored next due time when the source
+/// was backing off.
+async fn restore_status(shared: &Arc<Shared>, id: &SourceId) -> Option<DateTime<Utc>> {
     let store = shared.store.clone()?;
     let source = id.clone();
     let stored = tokio::task::spawn_blocking(move || store.source_schedule(&source)).await;
@@ -456,7 +488,7 @@ async fn restore_status(shared: &Arc<Shared>, id: &SourceId) -> Option<(DateTime
         s.failures = stored.failures;
         s.last_finished = s.last_finished.or(stored.last_finished);
     });
-    stored.next_due.zip(stored.backoff)
+    stored.next_due.filter(|_| stored.backoff.is_some())
 }
 
 /// Stores when a source is due next, so that a restart keeps to it.
@@ -557,15 +589,57 @@ mod tests {
     }
 
     #[test]
-    fn a_stored_backoff_holds_the_next_run_to_the_first_tick_after_it() {
+    fn a_source_is_held_back_only_while_every_start_url_is() {
+        let mut source = fixture_plan().source;
+        let list = url::Url::parse("http://127.0.0.1:8080/list/").unwrap();
+        let other = url::Url::parse("http://127.0.0.1:9090/list/").unwrap();
+        let soon = Utc::now() + chrono::Duration::minutes(5);
+        let later = soon + chrono::Duration::minutes(5);
+        let held = |key: &str, until| HeldBack {
+            key: key.into(),
+            until,
+        };
+        source.urls = vec![list.clone()];
+        assert_eq!(held_until(&source, &[]), None);
+        assert_eq!(
+            held_until(&source, &[held("127.0.0.1:8080", soon)]),
+            Some(soon),
+            "held by its host"
+        );
+        assert_eq!(
+            held_until(
+                &source,
+                &[held(list.as_str(), soon), held("127.0.0.1:8080", later)]
+            ),
+            Some(later),
+            "the later of its URL's and its host's"
+        );
+        source.urls = vec![list, other.clone()];
+        assert_eq!(
+            held_until(&source, &[held("127.0.0.1:8080", soon)]),
+            None,
+            "another start URL can still be read"
+        );
+        assert_eq!(
+            held_until(
+                &source,
+                &[held("127.0.0.1:8080", later), held(other.as_str(), soon)]
+            ),
+            Some(soon),
+            "free as soon as one is"
+        );
+    }
+
+    #[test]
+    fn a_hold_puts_the_next_run_on_the_first_tick_after_it() {
         // The fixture source runs every 20 minutes.
         let plan = fixture_plan();
         let at = |text: &str| DateTime::parse_from_rfc3339(text).unwrap().to_utc();
         let due = Due {
             at: at("2024-05-01T10:20:00Z"),
-            backoff: None,
+            backoff: Some(3600 * SEC),
         };
-        let hold = Some((at("2024-05-01T11:05:00Z"), 3600 * SEC));
+        let hold = Some(at("2024-05-01T11:05:00Z"));
         assert_eq!(
             due.not_before(hold, &plan),
             Due {
@@ -573,7 +647,7 @@ mod tests {
                 backoff: Some(3600 * SEC),
             }
         );
-        let passed = Some((at("2024-05-01T10:00:00Z"), 3600 * SEC));
+        let passed = Some(at("2024-05-01T10:00:00Z"));
         assert_eq!(
             due.not_before(passed, &plan),
             due,

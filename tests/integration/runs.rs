@@ -200,6 +200,26 @@ async fn source_health(daemon: &Daemon, id: &str) -> serde_json::Value {
         .unwrap_or_else(|| panic!("{id} in {body}"))
 }
 
+/// Waits until the scheduler puts source `id`'s next run more than `after` from now.
+async fn wait_for_next_run_after(daemon: &Daemon, id: &str, after: Duration) {
+    let start = Instant::now();
+    loop {
+        let health = source_health(daemon, id).await;
+        let next = health["next_run"]
+            .as_str()
+            .and_then(|t| chrono::DateTime::parse_from_rfc3339(t).ok());
+        if next.is_some_and(|t| t.to_utc() > chrono::Utc::now() + after) {
+            return;
+        }
+        assert!(
+            start.elapsed() < PATIENCE,
+            "{id} is not put off by {after:?}: {health}\n{}",
+            daemon.log()
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
 #[tokio::test]
 async fn restart_keeps_a_failing_source_backing_off_and_a_hosts_retry_after() {
     let failing = TestSite::empty().await;
@@ -254,6 +274,8 @@ async fn restart_keeps_a_failing_source_backing_off_and_a_hosts_retry_after() {
         );
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
+    wait_for_next_run_after(&daemon, "waiting", Duration::from_secs(500)).await;
+    wait_for_next_run_after(&daemon, "failing", Duration::from_secs(30)).await;
     let (_, index) = daemon.get("/").await.expect("index answers");
     assert!(index.contains("failing: not read: answered 500"), "{index}");
     assert!(
@@ -270,6 +292,8 @@ async fn restart_keeps_a_failing_source_backing_off_and_a_hosts_retry_after() {
         healthy.requests_to("/list/").len() >= ticks_before + 3
     })
     .await;
+    wait_for_next_run_after(&daemon, "waiting", Duration::from_secs(500)).await;
+    wait_for_next_run_after(&daemon, "failing", Duration::from_secs(30)).await;
     assert_eq!(
         failing.requests().len(),
         asked_failing,

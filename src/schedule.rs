@@ -8,8 +8,9 @@
 //! What a run does is not this module's business: the caller hands in a closure. The
 //! scheduler only decides *when*, and keeps a [`SourceStatus`] per source for the index
 //! page and `/metrics`. With a store ([`Scheduler::with_store`]) it starts each source
-//! from the stored failures, last run and next due time, and stores every next due
-//! time it sets, so a restart keeps a failing source backing off.
+//! from the stored failures, last run and next due time, stores every next due time it
+//! sets, so a restart keeps a failing source backing off, and puts a source off while
+//! a site's stored `Retry-After` holds back all of its start URLs.
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::future::Future;

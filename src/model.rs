@@ -205,6 +205,8 @@ pub struct ArticlePlan {
 pub struct PageFetch {
     /// The address asked for (before redirects).
     pub asked: Url,
+    /// When the answer came; the next re-check counts from here.
+    pub fetched_at: DateTime<Utc>,
     /// Validators of the answer, sent with the next re-check.
     pub validators: Validators,
     /// The title the listing, feed or sitemap gave.

@@ -300,6 +300,7 @@ impl Pipeline {
             }) => {
                 let fetch = PageFetch {
                     asked: url.clone(),
+                    fetched_at: page.fetched_at,
                     validators,
                     listed_title: visit.candidate.title.clone(),
                     every: Some(every),

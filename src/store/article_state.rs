@@ -211,7 +211,7 @@ fn due(
 
 /// Records that the page asked for at `fetch.asked` is `item`'s page (`alias`: another
 /// address of it, never asked again). A page asked for the first time is re-checked
-/// between half an `every` and one `every` from now (spread by address, so articles
+/// between half an `every` and one `every` after it was fetched (spread by address, so articles
 /// found together are not all asked again at once); later re-checks follow each
 /// `every`.
 pub(crate) fn save_page(
@@ -221,8 +221,8 @@ pub(crate) fn save_page(
     item: i64,
     alias: bool,
     published: Option<DateTime<Utc>>,
-    now: DateTime<Utc>,
 ) -> Result<(), StoreError> {
+    let now = fetch.fetched_at;
     let key = canonicalize(&fetch.asked);
     let first_time = known(tx, &key)?.is_none_or(|k| k.item.is_none());
     let next_check = match fetch.every {

@@ -127,7 +127,7 @@ pub(crate) fn record(
     };
     if let Some(fetch) = fetch {
         let published = article.published.map(|p| p.with_timezone(&Utc));
-        article_state::save_page(tx, fetch, source, rowid, alias, published, Utc::now())?;
+        article_state::save_page(tx, fetch, source, rowid, alias, published)?;
     }
     Ok(outcome)
 }

@@ -13,6 +13,7 @@ use bantin::model::{Article, CategoryId, Item, PageFetch, SourceId, SourceRun, V
 use chrono::Utc;
 use url::Url;
 
+use crate::daemon::{Daemon, free_port, titles};
 use crate::support::{TestConfig, TestSite, synthetic};
 
 /// A listing page linking to `links` (path, title), and to `next` when given.
@@ -110,7 +111,7 @@ impl Crawler {
     }
 }
 
-fn titles(items: &[Item]) -> Vec<&str> {
+fn item_titles(items: &[Item]) -> Vec<&str> {
     items.iter().map(|i| i.article.title.as_str()).collect()
 }
 
@@ -244,7 +245,7 @@ async fn dead_link_backoff_grows_and_a_later_200_becomes_an_article() {
     assert_eq!(site.requests_to("/gone-i10009/").len(), 2);
     assert_eq!((third.new, third.dead_links), (1, 0), "{third:?}");
     assert_eq!(store.dead_link(&url).unwrap(), None);
-    assert!(titles(&crawler.items()).contains(&"Tin trở lại"));
+    assert!(item_titles(&crawler.items()).contains(&"Tin trở lại"));
     assert!(
         store.next_check(&url).unwrap().is_some(),
         "a normal article"
@@ -336,7 +337,7 @@ async fn alias_url_is_a_duplicate_link_of_the_item_and_never_fetched_again() {
         "fetched once"
     );
     let items = crawler.items();
-    assert_eq!(items.len(), 2, "{:?}", titles(&items));
+    assert_eq!(items.len(), 2, "{:?}", item_titles(&items));
     let a = items.iter().find(|i| i.article.title == "Tin A").unwrap();
     assert_eq!(a.links, [site.url("/ban-in/a-i10001/")], "one more link");
 }
@@ -436,4 +437,106 @@ fn default_refresh_asks_an_article_about_49_times_in_its_life() {
     );
     // `within / every` = 48 re-checks at most, fewer as a run comes up to a tick late.
     assert!((44.0..=49.0).contains(&per_article), "{per_article}");
+}
+
+/// The guid of the RSS item titled `title`, if any.
+fn guid_of(rss: &str, title: &str) -> Option<String> {
+    rss::Channel::read_from(rss.as_bytes())
+        .expect("served RSS parses")
+        .items()
+        .iter()
+        .find(|i| i.title() == Some(title))
+        .and_then(|i| Some(i.guid()?.value().to_owned()))
+}
+
+/// Waits until the site has answered `path` more than `n` times.
+async fn wait_for_requests(site: &TestSite, daemon: &Daemon, path: &str, n: usize) {
+    let start = std::time::Instant::now();
+    while site.requests_to(path).len() <= n {
+        assert!(
+            start.elapsed() < Duration::from_secs(60),
+            "{path} was not asked {} times; daemon log:\n{}",
+            n + 1,
+            daemon.log()
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+#[tokio::test]
+async fn daemon_keeps_feeds_right_over_many_ticks() {
+    let site = TestSite::empty().await;
+    let dead: Vec<String> = (0..30).map(|i| format!("/chet-{i}-i3{i:04}/")).collect();
+    let mut links: Vec<(&str, &str)> = vec![("/e-i20000/", "Tin E")];
+    links.extend(dead.iter().map(|d| (d.as_str(), "Tin đã gỡ")));
+    site.put("/list/", listing_page(&links, None));
+    site.put("/e-i20000/", article_page("Tin E", 20, None));
+    let port = free_port();
+    let test = TestConfig::new()
+        .settings(&format!(
+            "listen = \"127.0.0.1:{port}\"\nbase_url = \"http://127.0.0.1:{port}/\""
+        ))
+        .site(
+            "news",
+            &listing_source(&site, "*/2 * * * * *", "every = \"3s\"\nwithin = \"1d\""),
+        );
+    test.load();
+    let mut daemon = Daemon::start(
+        &test.dir().join("bantin.toml"),
+        port,
+        test.dir().join("daemon.log"),
+    );
+    let rss = daemon
+        .wait_for("/feeds/all.rss", "Tin E", |b| titles(b) == ["Tin E"])
+        .await;
+    let id = guid_of(&rss, "Tin E").expect("an item has a guid");
+
+    // Edited on the site, listed under the same title: only the re-check finds it.
+    site.put("/e-i20000/", article_page("Tin E, cập nhật", 21, None));
+    let edited_at = std::time::Instant::now();
+    let rss = daemon
+        .wait_for("/feeds/all.rss", "the new title", |b| {
+            titles(b) == ["Tin E, cập nhật"]
+        })
+        .await;
+    eprintln!(
+        "edit shown after {:?} (refresh.every = 3s)",
+        edited_at.elapsed()
+    );
+    assert_eq!(guid_of(&rss, "Tin E, cập nhật"), Some(id), "same id");
+
+    // A new address of the same story, naming it as canonical.
+    let canonical = site.url("/e-i20000/");
+    site.put(
+        "/ban-in/e-i20000/",
+        article_page("Tin E, cập nhật", 21, Some(&canonical)),
+    );
+    links.push(("/ban-in/e-i20000/", "Tin E (bản in)"));
+    site.put("/list/", listing_page(&links, None));
+    wait_for_requests(&site, &daemon, "/ban-in/e-i20000/", 0).await;
+    // A few more runs: each asks for the listing.
+    let runs_so_far = site.requests_to("/list/").len();
+    wait_for_requests(&site, &daemon, "/list/", runs_so_far + 3).await;
+    assert!(daemon.stop().await.success(), "{}", daemon.log());
+
+    for path in &dead {
+        assert_eq!(site.requests_to(path).len(), 1, "{path} asked once");
+    }
+    assert_eq!(
+        site.requests_to("/ban-in/e-i20000/").len(),
+        1,
+        "alias asked once"
+    );
+    let asked_e = site.requests_to("/e-i20000/");
+    assert!(asked_e.len() >= 2, "re-checked: {asked_e:?}");
+    assert!(asked_e[1..].iter().all(|r| r.if_none_match().is_some()));
+    let config = test.load();
+    let store = Service::open(&config).expect("store opens").store();
+    let items = store.latest_items(&CategoryId::from("all"), 10).unwrap();
+    assert_eq!(item_titles(&items), ["Tin E, cập nhật"], "one item");
+    assert_eq!(
+        items[0].links,
+        [site.url("/ban-in/e-i20000/")],
+        "one more link"
+    );
 }

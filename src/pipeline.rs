@@ -161,10 +161,22 @@ impl Pipeline {
         let (id, fresh_validators) = (source.id.clone(), discovery.validators);
         blocking(move || store.save_source_validators(&id, &fresh_validators)).await?;
 
+        // An unchanged listing names the same dead links as the last run that read it.
+        if discovery.pages_fetched == 0 && discovery.not_modified > 0 {
+            run.dead_links = self.last_dead_links(source).await?;
+        }
         let visits = self.plan_visits(source, discovery.candidates, run).await?;
         debug!(visits = visits.len(), "article links to visit");
         self.visit_all(config, source, visits, run).await;
         Ok(())
+    }
+
+    /// Dead links of the source's last run.
+    async fn last_dead_links(&self, source: &Source) -> Result<u64, PipelineError> {
+        let store = self.store.clone();
+        let id = source.id.clone();
+        let state = blocking(move || store.source_state(&id)).await?;
+        Ok(state.and_then(|s| s.last_run).map_or(0, |r| r.dead_links))
     }
 
     /// The article links a run acts on: feed entries that carry their article (recorded

@@ -517,6 +517,16 @@ async fn daemon_keeps_feeds_right_over_many_ticks() {
     // A few more runs: each asks for the listing.
     let runs_so_far = site.requests_to("/list/").len();
     wait_for_requests(&site, &daemon, "/list/", runs_so_far + 3).await;
+    // Runs whose listing answered 304 still name the dead links.
+    let health = daemon.wait_for("/healthz", "health", |_| true).await;
+    let health: serde_json::Value = serde_json::from_str(&health).unwrap();
+    assert_eq!(health["sources"][0]["dead_links"], 30, "{health}");
+    assert_eq!(health["sources"][0]["healthy"], true, "{health}");
+    let metrics = daemon.wait_for("/metrics", "metrics", |_| true).await;
+    assert!(
+        metrics.contains("bantin_source_dead_links{source=\"news\"} 30"),
+        "{metrics}"
+    );
     assert!(daemon.stop().await.success(), "{}", daemon.log());
 
     for path in &dead {

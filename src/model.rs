@@ -243,7 +243,8 @@ pub struct SourceRun {
     pub links_found: u64,
     /// Pages fetched (listings, feeds, sitemaps and articles).
     pub pages_fetched: u64,
-    /// Conditional requests answered 304 Not Modified.
+    /// Listing, feed and sitemap requests answered 304 Not Modified (a stored article's
+    /// re-check answered 304 counts as `unchanged`).
     pub not_modified: u64,
     pub new: u64,
     pub updated: u64,

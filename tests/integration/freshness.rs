@@ -550,3 +550,56 @@ async fn daemon_keeps_feeds_right_over_many_ticks() {
         "one more link"
     );
 }
+
+#[test]
+fn refresh_keys_come_from_the_source_then_the_site_then_the_defaults() {
+    let source = |id: &str, extra: &str| {
+        format!(
+            "[[source]]\nid = \"{id}\"\nkind = \"feed\"\nurls = [\"http://127.0.0.1:9/{id}.xml\"]\nschedule = \"0 * * * *\"\n{extra}\n"
+        )
+    };
+    let site = format!(
+        "[refresh]\nevery = \"10m\"\n\n{}{}",
+        source("a", "[source.refresh]\nwithin = \"6h\""),
+        source("b", "")
+    );
+    let config = TestConfig::new()
+        .site("site", &site)
+        .site("plain", &source("c", ""))
+        .load();
+    let refresh = |id: &str| config.source(id).unwrap().refresh;
+    let minutes = |m: u64| Duration::from_secs(m * 60);
+    assert_eq!(refresh("a").every, minutes(10));
+    assert_eq!(refresh("a").within, minutes(6 * 60));
+    assert_eq!(refresh("b").within, minutes(2 * 24 * 60));
+    assert_eq!(refresh("c"), bantin::config::Refresh::default());
+    assert_eq!(refresh("c").every, minutes(60));
+}
+
+#[test]
+fn check_points_at_a_refresh_key_that_is_not_a_duration() {
+    let test = TestConfig::new().site(
+        "news",
+        "[refresh]\nwithin = \"two days\"\n\n[[source]]\nid = \"news\"\nkind = \"feed\"\nurls = [\"http://127.0.0.1:9/f.xml\"]\nschedule = \"0 * * * *\"\n\n[source.refresh]\nevery = \"soon\"\n",
+    );
+    let root = test.write();
+    let out = assert_cmd::Command::cargo_bin("bantin")
+        .unwrap()
+        .args([
+            "--config",
+            root.join("bantin.toml").to_str().unwrap(),
+            "check",
+        ])
+        .assert()
+        .code(2)
+        .get_output()
+        .clone();
+    let stderr = String::from_utf8(out.stderr).unwrap();
+    assert!(
+        stderr.contains("news.toml:11:9:")
+            && stderr.contains("`every` = \"soon\" is not a duration"),
+        "{stderr}"
+    );
+    assert!(stderr.contains("news.toml:2:10:"), "{stderr}");
+    assert!(stderr.contains("write a number with a unit"), "{stderr}");
+}

@@ -603,3 +603,39 @@ fn check_points_at_a_refresh_key_that_is_not_a_duration() {
     assert!(stderr.contains("news.toml:2:10:"), "{stderr}");
     assert!(stderr.contains("write a number with a unit"), "{stderr}");
 }
+
+#[test]
+fn store_from_before_article_state_re_checks_its_young_items_within_the_hour() {
+    use bantin::store::{SqliteStore, Store};
+    let dir = tempfile::TempDir::new().unwrap();
+    let path = dir.path().join("bantin.sqlite3");
+    let article = synthetic::article(7, 120);
+    let source = SourceId::from("news");
+    {
+        let store = SqliteStore::open(&path, 3).unwrap();
+        store.record(&article, &source, &[], None).unwrap();
+    }
+    // Take the store back to schema version 3, before article state.
+    let conn = rusqlite::Connection::open(&path).unwrap();
+    conn.execute_batch(
+        "DROP TABLE article_state;
+         DROP INDEX validators_source;
+         ALTER TABLE validators DROP COLUMN source;
+         PRAGMA user_version = 3;",
+    )
+    .unwrap();
+    drop(conn);
+
+    let store = SqliteStore::open(&path, 3).unwrap();
+    let now = Utc::now();
+    let next = store.next_check(&article.url).unwrap().expect("re-checked");
+    assert!(next > now - chrono::Duration::minutes(1), "{next}");
+    assert!(next <= now + chrono::Duration::hours(1), "{next}");
+    let later = now + chrono::Duration::hours(1) + chrono::Duration::seconds(1);
+    let within = bantin::config::Refresh::default().within;
+    let plan = store
+        .plan_articles(&source, Vec::new(), within, later)
+        .unwrap();
+    assert_eq!(plan.visits.len(), 1);
+    assert_eq!(plan.visits[0].candidate.url, article.url);
+}

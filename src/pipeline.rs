@@ -52,7 +52,8 @@ pub enum PipelineError {
 enum Visited {
     /// The article was recorded; `fetched` when its page was fetched.
     Stored {
-        article: Article,
+        /// The tracked fields the article had.
+        present: Vec<&'static str>,
         outcome: Outcome,
         fetched: bool,
     },
@@ -225,13 +226,13 @@ impl Pipeline {
         while let Some(result) = results.next().await {
             let outcome = match result {
                 Ok(Visited::Stored {
-                    article,
+                    present,
                     outcome,
                     fetched,
                 }) => {
                     run.pages_fetched += u64::from(fetched);
                     extracted += 1;
-                    for field in present_fields(&article) {
+                    for field in present {
                         *coverage.entry(field.to_owned()).or_default() += 1;
                     }
                     outcome
@@ -282,12 +283,13 @@ impl Pipeline {
         if let (Some(article), false) = (&visit.candidate.article, source.full_text) {
             let article = article.clone();
             let categories = classify::categorize(&article, &source.categories, &config.categories);
+            let present = present_fields(&article).collect();
             let outcome = self
-                .record(article.clone(), source.id.clone(), categories, None)
+                .record(article, source.id.clone(), categories, None)
                 .await
                 .map_err(fail)?;
             return Ok(Visited::Stored {
-                article,
+                present,
                 outcome,
                 fetched: false,
             });
@@ -367,12 +369,13 @@ impl Pipeline {
         };
         let categories = classify::categorize(&article, &source.categories, &config.categories);
         let store = self.store.clone();
-        let (recorded, id) = (article.clone(), source.id.clone());
+        let present = present_fields(&article).collect();
+        let id = source.id.clone();
         let outcome =
-            blocking(move || store.record_fetched(&recorded, &id, &categories, Some(&raw), &fetch))
+            blocking(move || store.record_fetched(&article, &id, &categories, Some(&raw), &fetch))
                 .await?;
         Ok(Visited::Stored {
-            article,
+            present,
             outcome,
             fetched: true,
         })

@@ -82,34 +82,34 @@ pub(crate) fn plan(
     let mut planned = HashSet::new();
     for candidate in candidates {
         let key = canonicalize(&candidate.url);
-        let visit = match known(tx, &key)? {
-            None if is_linked(tx, &key)? => None,
-            None => Some((VisitReason::New, None)),
-            Some(k) if k.alias => None,
+        let (reason, stored) = match known(tx, &key)? {
+            None if is_linked(tx, &key)? => continue,
+            None => (VisitReason::New, None),
+            Some(k) if k.alias => continue,
             Some(Known {
                 item: None,
                 retry_at,
                 ..
             }) => {
-                if retry_at.is_none_or(|t| t <= now_ms) {
-                    Some((VisitReason::DeadRetry, None))
-                } else {
+                if retry_at.is_some_and(|t| t > now_ms) {
                     plan.dead_links += 1;
-                    None
+                    continue;
                 }
+                (VisitReason::DeadRetry, None)
             }
-            Some(k) => stored_visit(tx, &key, &k, &candidate, young_since, now_ms)?,
+            Some(k) => match stored_visit(tx, &key, &k, &candidate, young_since, now_ms)? {
+                Some(reason) => (reason, k.item.map(|(_, id)| (id, k.validators))),
+                None => continue,
+            },
         };
-        if let Some((reason, known)) = visit {
-            planned.insert(key);
-            let (item, validators) = known.unzip();
-            plan.visits.push(ArticleVisit {
-                candidate,
-                reason,
-                item,
-                validators,
-            });
-        }
+        planned.insert(key);
+        let (item, validators) = stored.unzip();
+        plan.visits.push(ArticleVisit {
+            candidate,
+            reason,
+            item,
+            validators,
+        });
     }
     for visit in due(tx, source, young_since, now_ms)? {
         if planned.insert(canonicalize(&visit.candidate.url)) {
@@ -130,7 +130,7 @@ fn is_linked(tx: &Transaction<'_>, key: &Url) -> Result<bool, StoreError> {
     .map_err(sql("look up url"))
 }
 
-/// What to do with a listed link that is a stored article's page.
+/// Why a listed link that is a stored article's page is asked again, if it is.
 fn stored_visit(
     tx: &Transaction<'_>,
     key: &Url,
@@ -138,11 +138,7 @@ fn stored_visit(
     candidate: &Candidate,
     young_since: i64,
     now_ms: i64,
-) -> Result<Option<(VisitReason, Option<(ItemId, Validators)>)>, StoreError> {
-    let Some((_, id)) = &known.item else {
-        return Ok(None);
-    };
-    let stored = Some((id.clone(), known.validators.clone()));
+) -> Result<Option<VisitReason>, StoreError> {
     if let Some(title) = &candidate.title
         && known.listed_title.as_ref() != Some(title)
     {
@@ -153,12 +149,12 @@ fn stored_visit(
         .map_err(sql("save listed title"))?;
         // A first title seen for an article stored without one is no change.
         if known.listed_title.is_some() {
-            return Ok(Some((VisitReason::TitleChanged, stored)));
+            return Ok(Some(VisitReason::TitleChanged));
         }
     }
     let young = known.born.is_some_and(|b| b > young_since);
     let due = known.next_check.is_some_and(|t| t <= now_ms);
-    Ok((young && due).then_some((VisitReason::Due, stored)))
+    Ok((young && due).then_some(VisitReason::Due))
 }
 
 /// A source's young stored articles whose re-check is due, earliest first.

@@ -142,7 +142,13 @@ fn decide(
     key: Url,
     fetch: Option<&PageFetch>,
 ) -> Result<Decision, StoreError> {
-    if let Some((rowid, id, stored_hash, stored_simhash)) = item_at_key(tx, &key)? {
+    if let Some(StoredItem {
+        rowid,
+        id,
+        content_hash: stored_hash,
+        simhash: stored_simhash,
+    }) = item_at_key(tx, &key)?
+    {
         let own = match fetch {
             None => true,
             Some(f) => is_own_address(tx, &f.asked, &r.article.url, &key, rowid)?,
@@ -203,21 +209,26 @@ fn decide(
     Ok(Decision::New { key })
 }
 
-/// The item stored under `key`: `(rowid, id, content hash, simhash)`.
-fn item_at_key(
-    tx: &Transaction<'_>,
-    key: &Url,
-) -> Result<Option<(i64, ItemId, String, Option<u64>)>, StoreError> {
+/// An item as dedup compares it.
+struct StoredItem {
+    rowid: i64,
+    id: ItemId,
+    content_hash: String,
+    simhash: Option<u64>,
+}
+
+/// The item stored under `key`.
+fn item_at_key(tx: &Transaction<'_>, key: &Url) -> Result<Option<StoredItem>, StoreError> {
     tx.query_row(
         "SELECT rowid, id, content_hash, simhash FROM items WHERE key = ?1",
         [key.as_str()],
         |r| {
-            Ok((
-                r.get(0)?,
-                ItemId(r.get(1)?),
-                r.get(2)?,
-                r.get::<_, Option<i64>>(3)?.map(|h| h as u64),
-            ))
+            Ok(StoredItem {
+                rowid: r.get(0)?,
+                id: ItemId(r.get(1)?),
+                content_hash: r.get(2)?,
+                simhash: r.get::<_, Option<i64>>(3)?.map(|h| h as u64),
+            })
         },
     )
     .optional()

@@ -221,7 +221,7 @@ impl Pipeline {
         let mut extracted = 0u64;
         let concurrency = config.settings.fetch.global_concurrency.max(1);
         let mut results = futures_util::stream::iter(visits)
-            .map(|visit| self.process_candidate(config, source, visit))
+            .map(|visit| self.visit_link(config, source, visit))
             .buffer_unordered(concurrency);
         while let Some(result) = results.next().await {
             let outcome = match result {
@@ -272,7 +272,7 @@ impl Pipeline {
     /// Fetches (unless a feed entry already is the article), extracts, classifies and
     /// stores one article link. A re-check is a conditional GET: 304 leaves the item as
     /// it is. A 404 or 410 is remembered as a dead link.
-    async fn process_candidate(
+    async fn visit_link(
         &self,
         config: &Config,
         source: &Source,
@@ -281,18 +281,10 @@ impl Pipeline {
         let url = visit.candidate.url.clone();
         let fail = |e: PipelineError| (url.clone(), e);
         if let (Some(article), false) = (&visit.candidate.article, source.full_text) {
-            let article = article.clone();
-            let categories = classify::categorize(&article, &source.categories, &config.categories);
-            let present = present_fields(&article).collect();
-            let outcome = self
-                .record(article, source.id.clone(), categories, None)
+            return self
+                .record_entry(config, source, article.clone())
                 .await
-                .map_err(fail)?;
-            return Ok(Visited::Stored {
-                present,
-                outcome,
-                fetched: false,
-            });
+                .map_err(fail);
         }
         if visit.reason != VisitReason::New {
             debug!(url = %url, reason = ?visit.reason, "asking for a known article again");
@@ -330,17 +322,10 @@ impl Pipeline {
                 self.reschedule(&url, every).await.map_err(fail)?;
                 Ok(Visited::NotModified(id))
             }
-            Err(FetchError::Status { status, .. }) if matches!(status.as_u16(), 404 | 410) => {
-                let store = self.store.clone();
-                let (u, id) = (url.clone(), source.id.clone());
-                let dead =
-                    blocking(move || store.mark_dead_link(&u, &id, status.as_u16(), Utc::now()))
-                        .await
-                        .map_err(fail)?;
-                warn!(url = %url, status = status.as_u16(), failures = dead.failures,
-                    retry_at = %dead.retry_at, "dead link; not asked again before retry_at");
-                Ok(Visited::Dead)
-            }
+            Err(FetchError::Status { status, .. }) if matches!(status.as_u16(), 404 | 410) => self
+                .remember_dead(&url, source, status.as_u16())
+                .await
+                .map_err(fail),
             Err(err) => {
                 if visit.item.is_some() {
                     self.reschedule(&url, every).await.map_err(fail)?;
@@ -348,6 +333,41 @@ impl Pipeline {
                 Err(fail(err.into()))
             }
         }
+    }
+
+    /// Records a feed entry that carries its article; nothing is fetched.
+    async fn record_entry(
+        &self,
+        config: &Config,
+        source: &Source,
+        article: Article,
+    ) -> Result<Visited, PipelineError> {
+        let categories = classify::categorize(&article, &source.categories, &config.categories);
+        let present = present_fields(&article).collect();
+        let outcome = self
+            .record(article, source.id.clone(), categories, None)
+            .await?;
+        Ok(Visited::Stored {
+            present,
+            outcome,
+            fetched: false,
+        })
+    }
+
+    /// Remembers that `url` answered `status` (404 or 410), with its backoff.
+    async fn remember_dead(
+        &self,
+        url: &Url,
+        source: &Source,
+        status: u16,
+    ) -> Result<Visited, PipelineError> {
+        let store = self.store.clone();
+        let (dead_url, id) = (url.clone(), source.id.clone());
+        let dead =
+            blocking(move || store.mark_dead_link(&dead_url, &id, status, Utc::now())).await?;
+        warn!(url = %url, status, failures = dead.failures, retry_at = %dead.retry_at,
+            "dead link; not asked again before retry_at");
+        Ok(Visited::Dead)
     }
 
     /// Extracts a fetched article page and records it with how it was asked for.

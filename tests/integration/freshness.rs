@@ -639,3 +639,45 @@ fn store_from_before_article_state_re_checks_its_young_items_within_the_hour() {
     assert_eq!(plan.visits.len(), 1);
     assert_eq!(plan.visits[0].candidate.url, article.url);
 }
+
+/// `bantin crawl` with `args`, as a process; returns its exit code.
+async fn crawl_command(config: &std::path::Path, args: &[&str]) -> i32 {
+    let mut command = std::process::Command::new(assert_cmd::cargo::cargo_bin!("bantin"));
+    command
+        .args(["--config", config.to_str().unwrap(), "crawl"])
+        .args(args)
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null());
+    // The test site answers on this runtime, so the process is waited for off it.
+    tokio::task::spawn_blocking(move || command.status().expect("bantin runs"))
+        .await
+        .unwrap()
+        .code()
+        .unwrap_or(-1)
+}
+
+#[tokio::test]
+async fn crawl_refresh_rechecks_every_young_article_now() {
+    let site = TestSite::empty().await;
+    site.put(
+        "/list/",
+        listing_page(&[("/a-i10001/", "Tin A"), ("/b-i10002/", "Tin B")], None),
+    );
+    site.put("/a-i10001/", article_page("Tin A", 1, None));
+    site.put("/b-i10002/", article_page("Tin B", 2, None));
+    let test = TestConfig::new().site(
+        "news",
+        &listing_source(&site, "0 * * * *", "every = \"1h\""),
+    );
+    let config = test.write().join("bantin.toml");
+    assert_eq!(crawl_command(&config, &[]).await, 0);
+    assert_eq!(crawl_command(&config, &[]).await, 0);
+    assert_eq!(site.requests_to("/a-i10001/").len(), 1, "not due yet");
+
+    assert_eq!(crawl_command(&config, &["--refresh"]).await, 0);
+    for path in ["/a-i10001/", "/b-i10002/"] {
+        let asked = site.requests_to(path);
+        assert_eq!(asked.len(), 2, "{path} re-checked now");
+        assert!(asked[1].if_none_match().is_some(), "{path} conditionally");
+    }
+}

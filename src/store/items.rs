@@ -329,15 +329,17 @@ fn record_updated(
     id: ItemId,
 ) -> Result<Outcome, StoreError> {
     let article = r.article;
+    // An edited page without a date keeps its place in the feeds (its first-seen time)
+    // instead of moving to the top at every edit.
     tx.execute(
-        "UPDATE items SET url = ?2, title = ?3, sort_time = ?4, updated_at = ?5,
-             content_hash = ?6, simhash = ?7, article = ?8
+        "UPDATE items SET url = ?2, title = ?3, sort_time = COALESCE(?4, sort_time),
+             updated_at = ?5, content_hash = ?6, simhash = ?7, article = ?8
          WHERE rowid = ?1",
         params![
             rowid,
             article.url.as_str(),
             article.title,
-            sort_time(article, r.now),
+            article.published.map(|p| p.timestamp_millis()),
             r.now,
             r.hash,
             r.simhash.map(|h| h as i64),

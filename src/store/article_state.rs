@@ -1,7 +1,9 @@
 //! Per-article fetch state in SQLite: which article addresses were asked for, what each
 //! turned out to be (an item's page, an alias of an item, a dead link), the validators of
 //! its last answer, and when it may be asked again. The store, not a task's memory,
-//! decides what a run fetches. Recording the article itself is `items`' job.
+//! decides what a run fetches. Recording the article itself is `items`' job; `items`
+//! saves a fetched page's state here in the same transaction, and this module uses
+//! none of `items`.
 
 use std::collections::HashSet;
 use std::time::Duration;
@@ -83,6 +85,8 @@ pub(crate) fn plan(
     for candidate in candidates {
         let key = canonicalize(&candidate.url);
         let (reason, stored) = match known(tx, &key)? {
+            // A stored item's address without fetch state (ingested from a file) is
+            // known and not fetched.
             None if is_linked(tx, &key)? => continue,
             None => (VisitReason::New, None),
             Some(k) if k.alias => continue,
@@ -119,9 +123,8 @@ pub(crate) fn plan(
     Ok(plan)
 }
 
-/// Whether an address is a stored item's link without fetch state (stored before the
-/// state existed, or ingested from a file): it is known and not fetched.
-fn is_linked(tx: &Transaction<'_>, key: &Url) -> Result<bool, StoreError> {
+/// Whether the canonical address `key` is a link of a stored item.
+pub(crate) fn is_linked(tx: &Transaction<'_>, key: &Url) -> Result<bool, StoreError> {
     tx.query_row(
         "SELECT EXISTS (SELECT 1 FROM item_links WHERE key = ?1)",
         [key.as_str()],

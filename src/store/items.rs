@@ -622,16 +622,6 @@ pub(crate) fn set_categories(
     }
 }
 
-pub(crate) fn knows_url(tx: &Transaction<'_>, url: &Url) -> Result<bool, StoreError> {
-    let key = dedup::canonicalize(url);
-    tx.query_row(
-        "SELECT EXISTS (SELECT 1 FROM item_links WHERE key = ?1)",
-        [key.as_str()],
-        |r| r.get(0),
-    )
-    .map_err(sql("look up url"))
-}
-
 const ITEM_COLUMNS: &str = "i.rowid, i.id, i.source, i.first_seen, i.updated_at, i.article";
 
 fn load_item(tx: &Transaction<'_>, row: &rusqlite::Row<'_>) -> Result<Item, StoreError> {

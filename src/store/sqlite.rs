@@ -1,7 +1,7 @@
 //! The SQLite backend: opening the file (WAL, foreign keys, migrations by
 //! `PRAGMA user_version`, indexes rebuilt on open), the connection lock, and the
-//! [`Store`] impl that delegates to `items` and `fetch_state`. Every trait method runs in
-//! one transaction.
+//! [`Store`] impl that delegates to `items`, `article_state` and `fetch_state`. Every
+//! trait method runs in one transaction.
 
 use std::path::{Path, PathBuf};
 use std::sync::{Mutex, MutexGuard};
@@ -14,11 +14,10 @@ use url::Url;
 use super::encoding::sql;
 use super::items::DedupSettings;
 use super::{Store, StoreError, article_state, fetch_state, items};
-use crate::dedup::Bands;
-use crate::model::Candidate;
+use crate::dedup::{Bands, canonicalize};
 use crate::model::{
-    Article, ArticlePlan, CategoryId, DeadLink, Item, ItemId, Outcome, PageFetch, RawPage,
-    SourceId, SourceRun, SourceState, Validators,
+    Article, ArticlePlan, Candidate, CategoryId, DeadLink, Item, ItemId, Outcome, PageFetch,
+    RawPage, SourceId, SourceRun, SourceState, Validators,
 };
 
 /// Schema migrations in order; migration N brings `user_version` to N.
@@ -291,7 +290,7 @@ impl Store for SqliteStore {
     }
 
     fn knows_url(&self, url: &Url) -> Result<bool, StoreError> {
-        self.read(|tx| items::knows_url(tx, url))
+        self.read(|tx| article_state::is_linked(tx, &canonicalize(url)))
     }
 
     fn item(&self, id: &ItemId) -> Result<Option<Item>, StoreError> {

@@ -103,6 +103,15 @@ impl Crawler {
         runs.pop().expect("one source").1
     }
 
+    /// What `crawl --refresh` does first: every young article is due now.
+    fn refresh_now(&self) -> usize {
+        let source = &self.config.sources[0];
+        self.service
+            .store()
+            .refresh_now(&source.id, source.refresh.within, Utc::now())
+            .expect("store writable")
+    }
+
     fn items(&self) -> Vec<Item> {
         self.service
             .store()
@@ -124,13 +133,7 @@ async fn recheck_sends_if_none_match_and_304_leaves_the_item_as_is() {
     assert_eq!(crawler.crawl().await.new, 1);
     let before = crawler.items();
 
-    // What `crawl --refresh` does: every young article is due now.
-    let store = crawler.service.store();
-    let source = &crawler.config.sources[0];
-    let due = store
-        .refresh_now(&source.id, source.refresh.within, Utc::now())
-        .unwrap();
-    assert_eq!(due, 1);
+    assert_eq!(crawler.refresh_now(), 1);
     let run = crawler.crawl().await;
 
     let asked = site.requests_to("/a-i10001/");
@@ -142,7 +145,11 @@ async fn recheck_sends_if_none_match_and_304_leaves_the_item_as_is() {
     assert!(etag.starts_with('"'), "sends the stored ETag: {etag}");
     assert_eq!((run.unchanged, run.updated, run.new), (1, 0, 0), "{run:?}");
     assert_eq!(crawler.items(), before, "a 304 leaves the item as it was");
-    let next = store.next_check(&site.url("/a-i10001/")).unwrap();
+    let next = crawler
+        .service
+        .store()
+        .next_check(&site.url("/a-i10001/"))
+        .unwrap();
     assert!(
         next.is_some_and(|t| t > Utc::now() + chrono::Duration::minutes(59)),
         "the next re-check is one `every` later: {next:?}"
@@ -325,11 +332,7 @@ async fn alias_url_is_a_duplicate_link_of_the_item_and_never_fetched_again() {
         ),
     );
     site.put("/x-i10005/", article_page("Tin X", 5, None));
-    let source = &crawler.config.sources[0];
-    let store = crawler.service.store();
-    store
-        .refresh_now(&source.id, source.refresh.within, Utc::now())
-        .unwrap();
+    crawler.refresh_now();
     crawler.crawl().await;
 
     assert_eq!(

@@ -84,8 +84,14 @@ struct Crawler {
 }
 
 impl Crawler {
+    /// A crawler of `site`'s listing with these `[source.refresh]` lines.
     fn new(site: &TestSite, refresh: &str) -> Crawler {
-        let test = TestConfig::new().site("news", &listing_source(site, "0 * * * *", refresh));
+        Crawler::of(&listing_source(site, "0 * * * *", refresh))
+    }
+
+    /// A crawler of the sources in this site file.
+    fn of(site_file: &str) -> Crawler {
+        let test = TestConfig::new().site("news", site_file);
         let config = Arc::new(test.load());
         let service = Service::open(&config).expect("store opens");
         Crawler {
@@ -684,4 +690,53 @@ async fn crawl_refresh_rechecks_every_young_article_now() {
         assert_eq!(asked.len(), 2, "{path} re-checked now");
         assert!(asked[1].if_none_match().is_some(), "{path} conditionally");
     }
+}
+
+fn sitemap_index(children: &[&str]) -> String {
+    let entries: String = children
+        .iter()
+        .map(|c| format!("<sitemap><loc>{c}</loc></sitemap>"))
+        .collect();
+    format!(
+        "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\
+         <sitemapindex xmlns=\"http://www.sitemaps.org/schemas/sitemap/0.9\">{entries}</sitemapindex>"
+    )
+}
+
+fn sitemap(urls: &[&str]) -> String {
+    let entries: String = urls
+        .iter()
+        .map(|u| format!("<url><loc>{u}</loc></url>"))
+        .collect();
+    format!(
+        "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\
+         <urlset xmlns=\"http://www.sitemaps.org/schemas/sitemap/0.9\">{entries}</urlset>"
+    )
+}
+
+#[tokio::test]
+async fn sitemaps_named_by_an_index_are_asked_conditionally() {
+    let site = TestSite::empty().await;
+    site.put("/sitemap.xml", sitemap_index(&["/sm/1.xml"]));
+    site.put("/sm/1.xml", sitemap(&["/a-i10001/"]));
+    site.put("/a-i10001/", article_page("Tin A", 1, None));
+    site.put("/b-i10002/", article_page("Tin B", 2, None));
+    let crawler = Crawler::of(&format!(
+        "[extract]\ntitle = \"h1.title\"\nbody = \"div.body\"\n\n[[source]]\nid = \"news\"\nkind = \"sitemap\"\nurls = [\"{}\"]\nschedule = \"0 * * * *\"\n",
+        site.url("/sitemap.xml")
+    ));
+    assert_eq!(crawler.crawl().await.new, 1);
+
+    site.put("/sitemap.xml", sitemap_index(&["/sm/2.xml", "/sm/1.xml"]));
+    site.put("/sm/2.xml", sitemap(&["/b-i10002/"]));
+    let run = crawler.crawl().await;
+
+    let first_child = site.requests_to("/sm/1.xml");
+    assert_eq!(first_child.len(), 2);
+    assert!(
+        first_child[1].if_none_match().is_some(),
+        "{:?}",
+        first_child[1]
+    );
+    assert_eq!((run.new, run.not_modified), (1, 1), "{run:?}");
 }

@@ -347,6 +347,19 @@ pub(crate) fn dead_link(tx: &Transaction<'_>, url: &Url) -> Result<Option<DeadLi
     .map_err(sql("read dead link"))
 }
 
+/// Forgets dead links not asked for since before `cutoff` (no listing has shown them
+/// since): were one listed again, it would simply be asked again. Returns how many.
+pub(crate) fn forget_dead_links(
+    tx: &Transaction<'_>,
+    cutoff: DateTime<Utc>,
+) -> Result<usize, StoreError> {
+    tx.execute(
+        "DELETE FROM article_state WHERE item IS NULL AND retry_at < ?1",
+        [to_millis(cutoff)],
+    )
+    .map_err(sql("forget old dead links"))
+}
+
 /// Makes every young article of `source` due now (`bantin crawl --refresh`). Returns how
 /// many.
 pub(crate) fn refresh_now(

@@ -876,6 +876,12 @@ pub(crate) fn prune(
     let raw_deleted = tx
         .execute("DELETE FROM raw_pages WHERE fetched_at < ?1", [raw_cutoff])
         .map_err(sql("delete old raw pages"))?;
-    tracing::info!(items = deleted, raw_pages = raw_deleted, "store pruned");
+    let dead_links = article_state::forget_dead_links(tx, from_millis(cutoff))?;
+    tracing::info!(
+        items = deleted,
+        raw_pages = raw_deleted,
+        dead_links,
+        "store pruned"
+    );
     Ok(deleted)
 }

@@ -192,8 +192,8 @@ pub trait Store: Send + Sync {
     ) -> Result<Vec<RawPage>, StoreError>;
 
     /// Deletes items older than `retention_days` that are not among the newest
-    /// `keep_per_feed` of any of `feeds` or of `all`, and raw pages older than
-    /// `raw_page_days`.
+    /// `keep_per_feed` of any of `feeds` or of `all`, dead links whose backoff ended
+    /// more than `retention_days` ago, and raw pages older than `raw_page_days`.
     /// Returns how many items were deleted.
     fn prune(
         &self,

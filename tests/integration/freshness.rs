@@ -740,3 +740,23 @@ async fn sitemaps_named_by_an_index_are_asked_conditionally() {
     );
     assert_eq!((run.new, run.not_modified), (1, 1), "{run:?}");
 }
+
+#[test]
+fn prune_forgets_dead_links_not_seen_for_the_retention_period() {
+    use bantin::store::{SqliteStore, Store};
+    let dir = tempfile::TempDir::new().unwrap();
+    let store = SqliteStore::open(&dir.path().join("s.sqlite3"), 3).unwrap();
+    let source = SourceId::from("news");
+    let old = Url::parse("https://news.example.vn/cu-i1/").unwrap();
+    let recent = Url::parse("https://news.example.vn/moi-i2/").unwrap();
+    let long_ago = Utc::now() - chrono::Duration::days(400);
+    store.mark_dead_link(&old, &source, 404, long_ago).unwrap();
+    store
+        .mark_dead_link(&recent, &source, 410, Utc::now())
+        .unwrap();
+
+    store.prune(365, 30, 50, &[]).unwrap();
+
+    assert_eq!(store.dead_link(&old).unwrap(), None);
+    assert!(store.dead_link(&recent).unwrap().is_some());
+}

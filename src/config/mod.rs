@@ -134,7 +134,9 @@ pub struct Source {
 /// `within`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Refresh {
+    /// How often a young article is asked again.
     pub every: Duration,
+    /// How long after it was published (first seen, without a date) an article is young.
     pub within: Duration,
 }
 

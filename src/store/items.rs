@@ -31,7 +31,9 @@ pub fn item_id(source: &SourceId, key: &Url) -> ItemId {
 /// between two texts of one story.
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct DedupSettings {
+    /// The layout of the SimHash band index.
     pub bands: Bands,
+    /// The most bits two SimHashes of one story differ in.
     pub distance: u32,
 }
 

@@ -87,7 +87,7 @@ impl Daemon {
         std::fs::read_to_string(&self.log).unwrap_or_default()
     }
 
-    pub(crate) async fn get(&self, path: &str) -> Option<(u16, String)> {
+    async fn get(&self, path: &str) -> Option<(u16, String)> {
         let response = reqwest::get(format!("{}{path}", self.base)).await.ok()?;
         let status = response.status().as_u16();
         Some((status, response.text().await.ok()?))

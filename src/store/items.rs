@@ -174,9 +174,13 @@ fn decide(
                 reason,
             });
         }
-        tracing::warn!(url = %r.article.url, item_id = %id, canonical = %key,
-            "page names another stored article as canonical but its text differs; stored as a separate item");
-        return decide(tx, dedup, r, dedup::canonicalize(&r.article.url), None);
+        let own_key = dedup::canonicalize(&r.article.url);
+        // Warned once, when the separate item is made; its re-checks only update it.
+        if item_at_key(tx, &own_key)?.is_none() {
+            tracing::warn!(url = %r.article.url, item_id = %id, canonical = %key,
+                "page names another stored article as canonical but its text differs; stored as a separate item");
+        }
+        return decide(tx, dedup, r, own_key, None);
     }
     if let Some((rowid, of, link_hash)) = item_linked_at(tx, &key)? {
         if link_hash == r.hash {

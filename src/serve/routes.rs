@@ -302,6 +302,8 @@ struct SourceHealth {
     /// What the breakage alarm found on the last run.
     breakage: Vec<String>,
     links_found: Option<u64>,
+    /// Article links of the last run that answered 404/410 or wait for their backoff.
+    dead_links: Option<u64>,
     failures: u32,
     healthy: bool,
 }
@@ -356,6 +358,7 @@ async fn healthz(State(state): State<AppState>) -> Response {
                 failure: last_run.and_then(|r| r.failure.as_ref().map(ToString::to_string)),
                 breakage: last_run.map(|r| r.breakage.clone()).unwrap_or_default(),
                 links_found: last_run.map(|r| r.links_found),
+                dead_links: last_run.map(|r| r.dead_links),
                 failures,
                 healthy: state.is_none_or(super::source_is_healthy),
             }

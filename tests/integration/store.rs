@@ -378,12 +378,6 @@ fn reopening_keeps_data_and_schema() {
     assert_eq!(store.integrity_check().unwrap(), "ok");
 }
 
-/// Takes back what the scheduling-state migration added, for stores taken back to an
-/// older schema.
-const UNDO_SCHEDULE_STATE: &str = "ALTER TABLE source_state DROP COLUMN next_due;
-     ALTER TABLE source_state DROP COLUMN backoff_ms;
-     DROP TABLE held_back;";
-
 #[test]
 fn store_from_the_first_schema_migrates_and_still_finds_copies() {
     let dir = TempDir::new().unwrap();
@@ -402,10 +396,14 @@ fn store_from_the_first_schema_migrates_and_still_finds_copies() {
              item INTEGER NOT NULL REFERENCES items (rowid) ON DELETE CASCADE,
              PRIMARY KEY (band, value, item)) WITHOUT ROWID;
          UPDATE meta SET value = '4' WHERE key = 'simhash_bands';
+         DROP TABLE article_state;
+         DROP INDEX validators_source;
+         ALTER TABLE validators DROP COLUMN source;
          PRAGMA user_version = 1;",
     )
     .unwrap();
-    conn.execute_batch(UNDO_SCHEDULE_STATE).unwrap();
+    conn.execute_batch(crate::support::UNDO_SCHEDULE_STATE)
+        .unwrap();
     drop(conn);
 
     let store = SqliteStore::open(&path, 3).unwrap();
@@ -526,10 +524,14 @@ fn store_at_schema_2_migrates_and_indexes_existing_items() {
         "DROP TRIGGER items_leave_search;
          DROP TABLE item_search;
          DELETE FROM meta WHERE key = 'item_search';
+         DROP TABLE article_state;
+         DROP INDEX validators_source;
+         ALTER TABLE validators DROP COLUMN source;
          PRAGMA user_version = 2;",
     )
     .unwrap();
-    conn.execute_batch(UNDO_SCHEDULE_STATE).unwrap();
+    conn.execute_batch(crate::support::UNDO_SCHEDULE_STATE)
+        .unwrap();
     drop(conn);
 
     let store = SqliteStore::open(&path, 3).unwrap();

@@ -21,6 +21,12 @@ use std::path::Path;
 use bantin::model::Article;
 use url::Url;
 
+/// Takes back what the scheduling-state migration (0005) added, for tests that take a
+/// store back to an older schema.
+pub const UNDO_SCHEDULE_STATE: &str = "ALTER TABLE source_state DROP COLUMN next_due;
+     ALTER TABLE source_state DROP COLUMN backoff_ms;
+     DROP TABLE held_back;";
+
 /// An article JSON file under `tests/fixtures/` (`url`, `title`, `lead`, `body_text`).
 pub fn fixture_article(path: &str) -> Article {
     let full = Path::new(env!("CARGO_MANIFEST_DIR"))

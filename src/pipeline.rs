@@ -173,22 +173,10 @@ impl Pipeline {
         let (id, fresh_validators) = (source.id.clone(), discovery.validators);
         blocking(move || store.save_source_validators(&id, &fresh_validators)).await?;
 
-        // An unchanged listing names the same dead links as the last run that read it.
-        if discovery.pages_fetched == 0 && discovery.not_modified > 0 {
-            run.dead_links = self.last_dead_links(source).await?;
-        }
         let visits = self.plan_visits(source, discovery.candidates, run).await?;
         debug!(visits = visits.len(), "article links to visit");
         self.visit_all(config, source, visits, run).await;
         Ok(())
-    }
-
-    /// Dead links of the source's last run.
-    async fn last_dead_links(&self, source: &Source) -> Result<u64, PipelineError> {
-        let store = self.store.clone();
-        let id = source.id.clone();
-        let state = blocking(move || store.source_state(&id)).await?;
-        Ok(state.and_then(|s| s.last_run).map_or(0, |r| r.dead_links))
     }
 
     /// The article links a run acts on: feed entries that carry their article (recorded
@@ -435,7 +423,7 @@ impl Pipeline {
     }
 
     /// Compares a run with the source's recent history: a run answered 304 throughout
-    /// keeps the last known link count, and the breakage alarm flags a likely site
+    /// keeps the last known link and dead-link counts, and the breakage alarm flags a likely site
     /// redesign (no links where there used to be some, or a field that most articles
     /// had and this run's articles lack).
     async fn compare_with_history(&self, source: &Source, run: &mut SourceRun) {
@@ -451,9 +439,11 @@ impl Pipeline {
         };
         let recent: Vec<&SourceRun> = state.recent_runs.iter().take(RECENT_RUNS).collect();
         if run.listings_read == 0 && run.not_modified > 0 && !run.failed() {
-            // Unchanged pages give what they gave last time, a problem included.
+            // Unchanged pages give what they gave last time: the same links, dead ones
+            // included, and the same problem.
             if let Some(known) = last_known(&recent) {
                 run.links_found = known.links_found;
+                run.dead_links = known.dead_links;
                 run.breakage = known.breakage.clone();
             }
         } else {

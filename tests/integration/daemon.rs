@@ -11,7 +11,6 @@ use bantin::daemon::{PUBLISH_INTERVAL, Publisher, Service};
 use tokio_util::sync::CancellationToken;
 
 use crate::support::daemon::{Daemon, PATIENCE, copy_dir, free_port, metric, titles};
-use crate::support::pages::write_listing;
 use crate::support::{TestConfig, TestSite};
 
 const SITE: &str = "tests/fixtures/sites/news";
@@ -404,93 +403,4 @@ async fn demo_runs_offline_and_serves_feeds_that_parse() {
     demo.signal("INT");
     let status = demo.wait_exit().await;
     assert_eq!(status.code(), Some(0), "log:\n{}", demo.log());
-}
-
-#[tokio::test]
-async fn daemon_keeps_links_over_304_and_flags_a_renamed_listing_with_dead_links() {
-    let site_dir = tempfile::tempdir().unwrap();
-    write_article(site_dir.path(), 1, "Bản tin duy nhất còn sống");
-    // Ten links, of which only article 1 exists: the other nine answer 404.
-    write_listing(site_dir.path(), "list", 1..=10);
-    let site = TestSite::serve(site_dir.path()).await;
-    let port = free_port();
-    let test = TestConfig::new()
-        .settings(&format!(
-            "listen = \"127.0.0.1:{port}\"\nbase_url = \"http://127.0.0.1:{port}/\""
-        ))
-        .site(
-            "news",
-            &format!(
-                "[[source]]\nid = \"news\"\nkind = \"listing\"\nurls = [\"{}\"]\n\
-                 schedule = \"* * * * * *\"\n\n[source.links]\nselector = \"div.list article.story\"\n\
-                 pattern = \"-i\\\\d{{5}}/?$\"\n",
-                site.url("/list/")
-            ),
-        );
-    test.load();
-    let mut daemon = Daemon::start(
-        &test.dir().join("bantin.toml"),
-        port,
-        test.dir().join("daemon.log"),
-    );
-    let health = |body: &str| -> serde_json::Value {
-        let health: serde_json::Value = serde_json::from_str(body).expect("healthz is JSON");
-        health["sources"][0].clone()
-    };
-
-    // Runs of a source never overlap: once a second conditional request has been
-    // answered 304, a whole run answered 304 has been recorded.
-    let conditional = || {
-        site.requests_to("/list/")
-            .iter()
-            .filter(|r| r.headers.contains_key("if-none-match"))
-            .count()
-    };
-    let start = Instant::now();
-    while conditional() < 2 {
-        assert!(start.elapsed() < PATIENCE, "no 304 runs:\n{}", daemon.log());
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-    let body = daemon
-        .wait_for("/healthz", "a 304 run recorded", |b| {
-            health(b)["last_run"].is_string()
-        })
-        .await;
-    let news = health(&body);
-    assert_eq!(news["links_found"], 10, "a 304 run keeps the links: {news}");
-    assert_eq!(news["healthy"], true, "{news}");
-    let (_, metrics) = daemon.get("/metrics").await.unwrap();
-    assert_eq!(
-        metric(&metrics, "bantin_source_links_found{source=\"news\"}"),
-        10
-    );
-    assert_eq!(site.requests_to("/tin-tuc/bai-1-i10001/").len(), 1);
-
-    // The redesign: the container is renamed, the selector finds nothing.
-    write_listing(site_dir.path(), "list-v2", 1..=10);
-    let body = daemon
-        .wait_for("/healthz", "the breakage alarm", |b| {
-            health(b)["healthy"] == false
-        })
-        .await;
-    let news = health(&body);
-    assert_eq!(news["links_found"], 0, "{news}");
-    let problem = news["breakage"][0].as_str().unwrap_or_default();
-    assert!(
-        problem.starts_with("found no article links (usually 10); check links.selector"),
-        "{news}"
-    );
-    let (_, metrics) = daemon.get("/metrics").await.unwrap();
-    assert_eq!(
-        metric(&metrics, "bantin_source_healthy{source=\"news\"}"),
-        0
-    );
-    let (_, index) = daemon.get("/").await.unwrap();
-    assert!(
-        index.contains("<strong>unhealthy</strong>: found no article links (usually 10)"),
-        "{index}"
-    );
-
-    let status = daemon.stop().await;
-    assert_eq!(status.code(), Some(0), "log:\n{}", daemon.log());
 }

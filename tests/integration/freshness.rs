@@ -537,6 +537,46 @@ async fn daemon_keeps_feeds_right_over_many_ticks() {
         metrics.contains("bantin_source_dead_links{source=\"news\"} 30"),
         "{metrics}"
     );
+    // ...and keep the links they had, not 0.
+    assert_eq!(health["sources"][0]["links_found"], 32, "{health}");
+    assert!(
+        metrics.contains("bantin_source_links_found{source=\"news\"} 32"),
+        "{metrics}"
+    );
+
+    // The redesign: the container is renamed while 30 of its 32 links are dead. The
+    // run that reads it is unhealthy in /healthz, /metrics and the index page.
+    let runs_so_far = site.requests_to("/list/").len();
+    site.put(
+        "/list/",
+        listing_page(&links, None).replace("class=\"list\"", "class=\"list-v2\""),
+    );
+    let health = daemon
+        .wait_for("/healthz", "the breakage alarm", |b| {
+            serde_json::from_str::<serde_json::Value>(b)
+                .is_ok_and(|h| h["sources"][0]["healthy"] == false)
+        })
+        .await;
+    assert!(site.requests_to("/list/").len() > runs_so_far);
+    let health: serde_json::Value = serde_json::from_str(&health).unwrap();
+    let news = &health["sources"][0];
+    assert_eq!(news["links_found"], 0, "{health}");
+    let problem = news["breakage"][0].as_str().unwrap_or_default();
+    assert!(
+        problem.starts_with("found no article links (usually 3")
+            && problem.ends_with("check links.selector \"div.list article.story\""),
+        "{health}"
+    );
+    let metrics = daemon.wait_for("/metrics", "metrics", |_| true).await;
+    assert!(
+        metrics.contains("bantin_source_healthy{source=\"news\"} 0"),
+        "{metrics}"
+    );
+    let index = daemon.wait_for("/", "the index page", |_| true).await;
+    assert!(
+        index.contains("<strong>unhealthy</strong>: found no article links"),
+        "{index}"
+    );
     assert!(daemon.stop().await.success(), "{}", daemon.log());
 
     for path in &dead {

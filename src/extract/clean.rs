@@ -35,6 +35,10 @@ const TEXT_BLOCKS: &[&str] = &[
     "dt",
     "dd",
 ];
+/// Kept tags that only style text.
+const INLINE_FORMATTING: &[&str] = &[
+    "strong", "b", "em", "i", "u", "s", "sub", "sup", "small", "mark", "code",
+];
 /// Kept heading tags.
 const HEADINGS: &[&str] = &["h2", "h3", "h4", "h5", "h6"];
 /// Tags that end a line of text when they open or close, kept or unwrapped.
@@ -290,7 +294,7 @@ impl Writer {
                 .iter()
                 .find(|t| **t == name)
                 .copied()
-                .filter(|_| self.written < MAX_NESTING),
+                .filter(|t| self.written < MAX_NESTING && !self.redundant(t)),
         };
         if let Some(t) = tag {
             if !breaking {
@@ -330,6 +334,13 @@ impl Writer {
         if !matches!(name, "img" | "iframe" | "br" | "hr") {
             self.open.push(tag);
         }
+    }
+
+    /// Whether `tag` is inline formatting already open, which adds nothing: the parser
+    /// re-opens every unclosed `<b>`/`<i>` in each following paragraph, so a page of
+    /// unclosed ones would otherwise be stored many times its size.
+    fn redundant(&self, tag: &str) -> bool {
+        INLINE_FORMATTING.contains(&tag) && self.open.contains(&Some(tag))
     }
 
     fn close(&mut self, el: &Element) {

@@ -26,7 +26,7 @@ pub const MAX_DEPTH: usize = 256;
 /// Unclosed formatting elements (`<b>`, `<i>`, `<font>`, ...) at once. The tree builder
 /// re-opens each of them in every following block, so this bounds how much larger the
 /// parsed tree can be than the page.
-pub const MAX_OPEN_FORMATTING: usize = 8;
+pub const MAX_OPEN_FORMATTING: usize = 6;
 
 /// Parses a whole page with the nesting bound.
 pub fn parse_document(html: &str) -> Html {

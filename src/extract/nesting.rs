@@ -12,11 +12,11 @@
 use std::borrow::Cow;
 use std::cell::RefCell;
 
+use html5ever::LocalName;
 use html5ever::tokenizer::states::RawKind;
 use html5ever::tokenizer::{
     BufferQueue, Doctype, Tag, TagKind, Token, TokenSink, TokenSinkResult, Tokenizer, TokenizerOpts,
 };
-use html5ever::LocalName;
 use rustc_hash::FxHashMap;
 use scraper::Html;
 
@@ -66,9 +66,10 @@ struct Flattener {
 #[derive(Default)]
 struct Model {
     out: String,
-    /// Open elements, innermost last, with the number of active formatting elements
-    /// when each opened (cells and captions forget those opened inside them).
-    open: Vec<(LocalName, usize)>,
+    /// Open elements, innermost last.
+    open: Vec<Open>,
+    /// How many of each element are open, so a search for one that is not ends at once.
+    open_count: FxHashMap<LocalName, usize>,
     /// Unclosed formatting elements, oldest first.
     formatting: Vec<LocalName>,
     /// Start tags left out, by name, whose end tags are left out too.
@@ -78,6 +79,58 @@ struct Model {
     flattened: bool,
     /// Inside a raw text element (`<script>`, `<style>`, ...): text is written as is.
     raw_text: bool,
+}
+
+struct Open {
+    name: LocalName,
+    /// Active formatting elements when it opened (cells and captions forget those opened
+    /// inside them).
+    formatting: usize,
+    /// Which searches stop at it ([`SPECIAL`], [`SCOPE_EDGE`], ...), worked out once.
+    class: u8,
+}
+
+/// An end tag of an ordinary element does not close past it.
+const SPECIAL: u8 = 1;
+/// The edge of the spec's default scope.
+const SCOPE_EDGE: u8 = 2;
+/// Also an edge of list item scope.
+const LIST_EDGE: u8 = 4;
+/// Also an edge of button scope.
+const BUTTON_EDGE: u8 = 8;
+/// An edge of table scope.
+const TABLE_EDGE: u8 = 16;
+
+fn class_of(name: &str) -> u8 {
+    let mut class = 0;
+    for (bit, member) in [
+        (SPECIAL, is_special(name)),
+        (
+            SCOPE_EDGE,
+            matches!(
+                name,
+                "applet"
+                    | "caption"
+                    | "html"
+                    | "table"
+                    | "td"
+                    | "th"
+                    | "marquee"
+                    | "object"
+                    | "template"
+                    | "svg"
+                    | "math"
+            ),
+        ),
+        (LIST_EDGE, matches!(name, "ol" | "ul" | "dl")),
+        (BUTTON_EDGE, name == "button"),
+        (TABLE_EDGE, matches!(name, "html" | "table" | "template")),
+    ] {
+        if member {
+            class |= bit;
+        }
+    }
+    class
 }
 
 impl TokenSink for Flattener {
@@ -108,9 +161,9 @@ impl Model {
             self.out.push_str(&format!(" {name}"));
         }
         match (&d.public_id, &d.system_id) {
-            (Some(public), Some(system)) => {
-                self.out.push_str(&format!(" PUBLIC \"{public}\" \"{system}\""))
-            }
+            (Some(public), Some(system)) => self
+                .out
+                .push_str(&format!(" PUBLIC \"{public}\" \"{system}\"")),
             (Some(public), None) => self.out.push_str(&format!(" PUBLIC \"{public}\"")),
             (None, Some(system)) => self.out.push_str(&format!(" SYSTEM \"{system}\"")),
             (None, None) => {}
@@ -127,7 +180,6 @@ impl Model {
     }
 
     fn start(&mut self, tag: Tag) -> TokenSinkResult<()> {
-        self.raw_text = false;
         let name = tag.name.clone();
         let n: &str = &name;
         if matches!(n, "html" | "head" | "body") || is_void(n) {
@@ -168,7 +220,12 @@ impl Model {
         if matches!(n, "svg" | "math") {
             self.foreign += 1;
         }
-        self.open.push((name.clone(), self.formatting.len()));
+        self.open.push(Open {
+            name: name.clone(),
+            formatting: self.formatting.len(),
+            class: class_of(n),
+        });
+        *self.open_count.entry(name.clone()).or_default() += 1;
         if formatting {
             self.formatting.push(name);
         }
@@ -199,7 +256,7 @@ impl Model {
             self.write(tag);
             return;
         }
-        if let Some(i) = self.find_open(n, scope_of(n)) {
+        if let Some(i) = self.find_open(n) {
             self.pop_to(i);
         }
         self.write(tag);
@@ -207,13 +264,23 @@ impl Model {
 
     /// Where `name` is open, searching inward-out and stopping at a scope boundary (and,
     /// for an ordinary element, at any special element, as the tree builder does).
-    fn find_open(&self, name: &str, boundary: &[&str]) -> Option<usize> {
-        let ordinary = !is_special(name) && !is_formatting(name);
-        for (i, (open, _)) in self.open.iter().enumerate().rev() {
-            if &**open == name {
+    fn find_open(&self, name: &str) -> Option<usize> {
+        if self
+            .open_count
+            .get(&LocalName::from(name))
+            .is_none_or(|n| *n == 0)
+        {
+            return None;
+        }
+        let mut edges = scope_of(name);
+        if !is_special(name) && !is_formatting(name) {
+            edges |= SPECIAL;
+        }
+        for (i, open) in self.open.iter().enumerate().rev() {
+            if &*open.name == name {
                 return Some(i);
             }
-            if boundary.contains(&&**open) || (ordinary && is_special(open)) {
+            if open.class & edges != 0 {
                 return None;
             }
         }
@@ -222,15 +289,18 @@ impl Model {
 
     /// Closes `open[i]` and everything inside it.
     fn pop_to(&mut self, i: usize) {
-        for (name, formatting) in self.open.drain(i..).rev() {
-            if matches!(&*name, "svg" | "math") {
+        for open in self.open.drain(i..).rev() {
+            if let Some(n) = self.open_count.get_mut(&open.name) {
+                *n -= 1;
+            }
+            if matches!(&*open.name, "svg" | "math") {
                 self.foreign -= 1;
             }
             if matches!(
-                &*name,
+                &*open.name,
                 "td" | "th" | "caption" | "applet" | "object" | "marquee" | "template"
             ) {
-                self.formatting.truncate(formatting);
+                self.formatting.truncate(open.formatting);
             }
         }
     }
@@ -253,14 +323,14 @@ impl Model {
             self.close(open);
         }
         // A heading directly inside another heading closes it.
-        if is_heading(name) && self.open.last().is_some_and(|(n, _)| is_heading(n)) {
+        if is_heading(name) && self.open.last().is_some_and(|o| is_heading(&o.name)) {
             self.pop_to(self.open.len() - 1);
         }
     }
 
     /// Closes the innermost open `name` in its scope, if there is one.
     fn close(&mut self, name: &str) {
-        if let Some(i) = self.find_open(name, scope_of(name)) {
+        if let Some(i) = self.find_open(name) {
             self.pop_to(i);
         }
     }
@@ -296,34 +366,19 @@ fn raw_text_kind(name: &str) -> Option<RawKind> {
     }
 }
 
-/// The scope an open element is looked for in.
-fn scope_of(name: &str) -> &'static [&'static str] {
+/// The edges of the scope an open element is looked for in.
+fn scope_of(name: &str) -> u8 {
     match name {
-        "li" | "dd" | "dt" => LIST_SCOPE,
-        "p" => BUTTON_SCOPE,
-        "td" | "th" | "tr" | "tbody" | "thead" | "tfoot" => TABLE_SCOPE,
-        _ => SCOPE,
+        "li" | "dd" | "dt" => SCOPE_EDGE | LIST_EDGE,
+        "p" => SCOPE_EDGE | BUTTON_EDGE,
+        "td" | "th" | "tr" | "tbody" | "thead" | "tfoot" => TABLE_EDGE,
+        _ => SCOPE_EDGE,
     }
 }
 
 fn is_heading(name: &str) -> bool {
     matches!(name, "h1" | "h2" | "h3" | "h4" | "h5" | "h6")
 }
-
-/// Where an element search stops (the spec's "has an element in scope").
-const SCOPE: &[&str] = &[
-    "applet", "caption", "html", "table", "td", "th", "marquee", "object", "template", "svg",
-    "math",
-];
-const LIST_SCOPE: &[&str] = &[
-    "applet", "caption", "html", "table", "td", "th", "marquee", "object", "template", "svg",
-    "math", "ol", "ul", "dl",
-];
-const BUTTON_SCOPE: &[&str] = &[
-    "applet", "caption", "html", "table", "td", "th", "marquee", "object", "template", "svg",
-    "math", "button",
-];
-const TABLE_SCOPE: &[&str] = &["html", "table", "template"];
 
 fn is_void(name: &str) -> bool {
     matches!(

@@ -120,7 +120,10 @@ mod tests {
             "<iframe src=\"https://www.youtube.com/embed/x1\" allowfullscreen></iframe>\
              <iframe src=\"https://evil.test/x\"></iframe>",
         );
-        assert!(out.contains("src=\"https://www.youtube.com/embed/x1\""), "{out}");
+        assert!(
+            out.contains("src=\"https://www.youtube.com/embed/x1\""),
+            "{out}"
+        );
         assert!(!out.contains("evil.test"), "{out}");
     }
 

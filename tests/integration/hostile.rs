@@ -46,7 +46,10 @@ fn listing_of(site: &TestSite, pages: &[&str]) -> String {
         .iter()
         .map(|p| format!("<a class=\"story\" href=\"{p}\">{p}</a>"))
         .collect();
-    site.set("/list", Override::body(format!("<html><body>{links}</body></html>")));
+    site.set(
+        "/list",
+        Override::body(format!("<html><body>{links}</body></html>")),
+    );
     format!(
         "[[source]]\nid = \"hostile\"\nkind = \"listing\"\nurls = [\"{}\"]\n\
          schedule = \"0 * * * *\"\n[source.links]\nselector = \"a.story\"\n",
@@ -73,8 +76,8 @@ async fn crawl_and_publish(source: &str) -> Published {
     assert!(runs.iter().all(|(_, r)| r.errors == 0), "{runs:?}");
     service.publish(&config).await.expect("publishes");
     let read = |ext: &str| std::fs::read(config.settings.feeds_dir.join(format!("all.{ext}")));
-    let rss = rss::Channel::read_from(read("rss").expect("RSS written").as_slice())
-        .expect("RSS parses");
+    let rss =
+        rss::Channel::read_from(read("rss").expect("RSS written").as_slice()).expect("RSS parses");
     let atom = atom_syndication::Feed::read_from(read("atom").expect("Atom written").as_slice())
         .expect("Atom parses");
     let json = read("json").expect("JSON written");
@@ -119,7 +122,10 @@ async fn markup_in_a_lead_reaches_no_feed_as_live_markup() {
         }
     }
     let page_lead = page.rss.items[0].description.as_deref().unwrap_or_default();
-    assert!(page_lead.contains("&lt;"), "the markup is kept, as text: {page_lead}");
+    assert!(
+        page_lead.contains("&lt;"),
+        "the markup is kept, as text: {page_lead}"
+    );
 }
 
 #[tokio::test]
@@ -146,7 +152,10 @@ async fn unclosed_formatting_tags_do_not_multiply_a_stored_body() {
         bold(&page)
     );
     assert_eq!(
-        stored.body_text.matches(" trong bài viết về công an.").count(),
+        stored
+            .body_text
+            .matches(" trong bài viết về công an.")
+            .count(),
         sentences,
         "no text is lost"
     );
@@ -202,7 +211,12 @@ async fn future_dates_in_a_feed_are_not_believed() {
     let published = crawl_and_publish(&source_of(&site, "feed", "/feeds/hostile.xml")).await;
     let latest = Utc::now() + Duration::days(1);
     for item in &published.items {
-        assert!(item.date() < latest, "{} dated {}", item.article.url, item.date());
+        assert!(
+            item.date() < latest,
+            "{} dated {}",
+            item.article.url,
+            item.date()
+        );
     }
 }
 
@@ -241,4 +255,303 @@ async fn video_players_and_good_image_sources_survive_publishing() {
         .count();
     assert_eq!(with_player, 3, "one entry with a player, in three formats");
     assert!(feed.bodies().iter().all(|h| !h.contains("steal()")));
+}
+
+/// Property tests: generated hostile pages through extraction, the feed sanitizer,
+/// every feed format and the index page.
+mod properties {
+    use std::collections::BTreeMap;
+    use std::path::Path;
+
+    use bantin::config::{ArticleRules, Config};
+    use bantin::model::{Article, Item, ItemId, SourceId};
+    use bantin::publish::{self, FeedFormat, RenderContext};
+    use chrono::Utc;
+    use proptest::prelude::*;
+    use scraper::Html;
+    use url::Url;
+
+    /// Cases per property: enough variety to find a hole, few enough for a debug build
+    /// to finish in seconds.
+    const CASES: u32 = 64;
+
+    const TAGS: &[&str] = &[
+        "div",
+        "p",
+        "b",
+        "i",
+        "a",
+        "img",
+        "iframe",
+        "script",
+        "style",
+        "svg",
+        "math",
+        "object",
+        "embed",
+        "form",
+        "input",
+        "table",
+        "td",
+        "tr",
+        "li",
+        "ul",
+        "blockquote",
+        "title",
+        "textarea",
+        "noscript",
+        "template",
+        "span",
+        "figure",
+        "video",
+        "base",
+        "meta",
+        "link",
+        "select",
+        "option",
+        "plaintext",
+        "xmp",
+    ];
+    const ATTRIBUTES: &[&str] = &[
+        "href",
+        "src",
+        "data-src",
+        "srcset",
+        "onerror",
+        "onclick",
+        "onload",
+        "style",
+        "action",
+        "formaction",
+        "xlink:href",
+        "background",
+        "poster",
+        "content",
+        "rel",
+        "http-equiv",
+    ];
+    const SCHEMES: &[&str] = &[
+        "javascript:",
+        "JaVaScRiPt:",
+        " javascript:",
+        "java\tscript:",
+        "vbscript:",
+        "data:text/html,",
+        "data:image/svg+xml,",
+        "data:image/png;base64,",
+        "http://",
+        "https://",
+        "mailto:",
+        "ftp://",
+        "file://",
+        "//",
+        "/",
+        "",
+    ];
+
+    fn attribute_value() -> impl Strategy<Value = String> {
+        prop_oneof![
+            6 => (prop::sample::select(SCHEMES), "[a-z0-9()/.:<>\"'&;= ]{0,30}")
+                .prop_map(|(scheme, rest)| format!("{scheme}{rest}")),
+            1 => "[\\x00-\\x1f\\x7f-\\u{9f}a-z<>\"']{0,20}",
+            1 => (1usize..20_000).prop_map(|n| "x".repeat(n)),
+        ]
+    }
+
+    /// Tags that carry addresses often, any tag otherwise.
+    fn tag() -> impl Strategy<Value = &'static str> {
+        prop_oneof![
+            3 => prop::sample::select(&["a", "img", "iframe"][..]),
+            2 => prop::sample::select(TAGS),
+        ]
+    }
+
+    fn start_tag() -> impl Strategy<Value = String> {
+        (
+            tag(),
+            prop::collection::vec((prop::sample::select(ATTRIBUTES), attribute_value()), 0..6),
+            any::<bool>(),
+        )
+            .prop_map(|(tag, attributes, self_closing)| {
+                let attributes: String = attributes
+                    .iter()
+                    .map(|(name, value)| format!(" {name}=\"{value}\""))
+                    .collect();
+                let end = if self_closing { "/>" } else { ">" };
+                format!("<{tag}{attributes}{end}")
+            })
+    }
+
+    /// A piece of a hostile page: a tag (closed or not), text with control characters
+    /// and entities, or a long run of nesting.
+    fn piece() -> impl Strategy<Value = String> {
+        prop_oneof![
+            4 => start_tag(),
+            2 => tag().prop_map(|t| format!("</{t}>")),
+            3 => "[a-zA-Zà-ỹ0-9 &;#<>\\x00-\\x1f\\u{7f}-\\u{9f}\\u{fffe}]{0,60}",
+            1 => (tag(), 1usize..3_000)
+                .prop_map(|(t, n)| format!("<{t}>").repeat(n)),
+        ]
+    }
+
+    fn page() -> impl Strategy<Value = String> {
+        (
+            attribute_value(),
+            attribute_value(),
+            prop::collection::vec(piece(), 0..60),
+        )
+            .prop_map(|(description, canonical, pieces)| {
+                format!(
+                    "<html><head><title>Tiêu đề</title>\
+                     <meta name=\"description\" content=\"{description}\">\
+                     <link rel=\"canonical\" href=\"{canonical}\"></head><body><article>\
+                     <h1>Tiêu đề bài viết</h1><div class=\"date\">02/05/2024 08:15</div>\
+                     <p>Đoạn mở đầu đủ dài để trang được đọc như một bài báo của lực lượng \
+                     Công an nhân dân trong tuần qua.</p>{}</article></body></html>",
+                    pieces.concat()
+                )
+            })
+    }
+
+    fn item(n: usize, article: Article) -> Item {
+        Item {
+            id: ItemId(format!("hostile-{n}")),
+            article,
+            source: SourceId::from("hostile"),
+            categories: Vec::new(),
+            first_seen: Utc::now(),
+            updated_at: Utc::now(),
+            links: Vec::new(),
+        }
+    }
+
+    /// The page extracted, and the same markup as a feed entry's content (sanitized by
+    /// the one policy) with the raw markup as its lead and title.
+    fn items_of(html: &str) -> Vec<Item> {
+        let url = Url::parse("https://news.test/bai-viet").expect("literal URL parses");
+        let tz = chrono_tz::Asia::Ho_Chi_Minh;
+        let mut items = Vec::new();
+        if let Ok(article) = bantin::extract::article(html, &url, &ArticleRules::default(), tz) {
+            items.push(item(0, article));
+        }
+        let feed_entry = Article {
+            url: url.join("/tu-nguon-tin").expect("literal path joins"),
+            canonical_url: None,
+            title: html.chars().take(200).collect(),
+            published: None,
+            updated: None,
+            authors: vec![html.chars().take(50).collect()],
+            lead: Some(html.to_owned()),
+            body_html: bantin::extract::sanitize::article_html(html, &url),
+            body_text: String::new(),
+            image: None,
+            tags: Vec::new(),
+            section: None,
+            language: None,
+            provenance: BTreeMap::new(),
+        };
+        items.push(item(1, feed_entry));
+        items
+    }
+
+    /// What makes HTML active, as a reader renders it: script elements, event handler
+    /// attributes, script and data addresses (data only in an image's `src`).
+    fn active_content(html: &str) -> Option<String> {
+        let doc = Html::parse_document(html);
+        for node in doc.tree.nodes() {
+            let Some(el) = node.value().as_element() else {
+                continue;
+            };
+            if matches!(el.name(), "script" | "object" | "embed" | "base") {
+                return Some(format!("<{}>", el.name()));
+            }
+            for (name, value) in el.attrs() {
+                let squeezed: String = value
+                    .chars()
+                    .filter(|c| !c.is_whitespace() && !c.is_control())
+                    .collect::<String>()
+                    .to_ascii_lowercase();
+                let data_image = el.name() == "img" && name == "src";
+                if name.starts_with("on")
+                    || squeezed.starts_with("javascript:")
+                    || squeezed.starts_with("vbscript:")
+                    || (squeezed.starts_with("data:") && !data_image)
+                {
+                    return Some(format!("<{} {name}=\"{value}\">", el.name()));
+                }
+            }
+        }
+        None
+    }
+
+    /// Every HTML text a feed carries (RSS description and content, Atom html content,
+    /// JSON Feed content_html), each parsed back from the published bytes.
+    fn published_html(items: &[Item]) -> Vec<String> {
+        let config = Config::load(Path::new("tests/fixtures/publish/config/bantin.toml"))
+            .expect("the test configuration is valid");
+        let meta = &publish::feeds_for(&config)[0];
+        let ctx = RenderContext::new(&config);
+        let text = |format| {
+            let text = publish::render(format, meta, items, &ctx);
+            if format != FeedFormat::Json {
+                assert_well_formed(&text);
+            }
+            text
+        };
+        let rss = rss::Channel::read_from(text(FeedFormat::Rss).as_bytes()).expect("RSS parses");
+        let atom = atom_syndication::Feed::read_from(text(FeedFormat::Atom).as_bytes())
+            .expect("Atom parses");
+        let json: serde_json::Value =
+            serde_json::from_str(&text(FeedFormat::Json)).expect("JSON Feed parses");
+        let mut html: Vec<String> = rss
+            .items
+            .iter()
+            .flat_map(|i| [i.description.clone(), i.content.clone()])
+            .flatten()
+            .collect();
+        for entry in &atom.entries {
+            assert!(
+                entry
+                    .summary
+                    .as_ref()
+                    .is_none_or(|s| s.r#type == atom_syndication::TextType::Text)
+            );
+            html.extend(entry.content.as_ref().and_then(|c| c.value.clone()));
+        }
+        for entry in json["items"].as_array().expect("JSON Feed items") {
+            html.extend(entry["content_html"].as_str().map(str::to_owned));
+        }
+        html.push(bantin::serve::index::render_index(
+            &config,
+            &publish::feeds_for(&config),
+            items,
+            &[],
+            &BTreeMap::new(),
+        ));
+        html
+    }
+
+    /// Reads every event of an XML document: any syntax error fails.
+    fn assert_well_formed(xml: &str) {
+        let mut reader = quick_xml::Reader::from_str(xml);
+        loop {
+            match reader.read_event() {
+                Ok(quick_xml::events::Event::Eof) => return,
+                Ok(_) => {}
+                Err(e) => panic!("not well-formed XML at {}: {e}", reader.buffer_position()),
+            }
+        }
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig { cases: CASES, ..ProptestConfig::default() })]
+
+        #[test]
+        fn hostile_pages_publish_well_formed_feeds_without_active_content(html in page()) {
+            let items = items_of(&html);
+            for published in published_html(&items) {
+                prop_assert_eq!(active_content(&published), None, "in {}", published);
+            }
+        }
+    }
 }

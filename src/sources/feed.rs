@@ -1,8 +1,9 @@
 //! Feeds: RSS 0.9x/1.0/2.0, Atom 1.0 and JSON Feed, parsed with `feed-rs`. Each entry
 //! becomes a candidate carrying a complete [`Article`] (origin `feed`). The entry's
 //! content is sanitized with the one article policy (`extract::sanitize`), which also
-//! makes its links absolute; its dates pass the same plausibility check as page dates. With `full_text = true` the article is only a hint and
-//! the pipeline fetches the entry's page.
+//! makes its links absolute; its dates pass the same plausibility check as page dates.
+//! With `full_text = true` the article is only a hint and the pipeline fetches the
+//! entry's page.
 
 use std::collections::BTreeMap;
 use std::sync::LazyLock;

@@ -20,6 +20,8 @@ struct Published {
     atom: atom_syndication::Feed,
     json: serde_json::Value,
     items: Vec<Item>,
+    /// The index page over the stored items.
+    index: String,
 }
 
 impl Published {
@@ -87,11 +89,19 @@ async fn crawl_and_publish(source: &str) -> Published {
         .latest_items(&CategoryId::from("all"), 50)
         .expect("items readable");
     assert!(!items.is_empty(), "the crawl stored something");
+    let index = bantin::serve::index::render_index(
+        &config,
+        &bantin::publish::feeds_for(&config),
+        &items,
+        &[],
+        &std::collections::BTreeMap::new(),
+    );
     Published {
         rss,
         atom,
         json: serde_json::from_slice(&json).expect("JSON"),
         items,
+        index,
     }
 }
 
@@ -203,6 +213,12 @@ async fn a_canonical_link_to_another_host_is_not_the_published_link() {
     );
     assert_eq!(published.atom.entries[0].links[0].href, fetched.as_str());
     assert_eq!(published.json["items"][0]["url"], fetched.as_str());
+    assert!(
+        !published.index.contains("phish.example"),
+        "{}",
+        published.index
+    );
+    assert!(published.index.contains(fetched.as_str()));
 }
 
 #[tokio::test]

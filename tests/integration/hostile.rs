@@ -10,6 +10,7 @@ use bantin::model::{CategoryId, Item};
 use chrono::{Duration, Utc};
 use scraper::{Html, Selector};
 
+use crate::support::feeds::{FeedEnv, article};
 use crate::support::{Override, TestConfig, TestSite};
 
 const SITE: &str = "tests/fixtures/hostile";
@@ -271,6 +272,24 @@ async fn video_players_and_good_image_sources_survive_publishing() {
         .count();
     assert_eq!(with_player, 3, "one entry with a player, in three formats");
     assert!(feed.bodies().iter().all(|h| !h.contains("steal()")));
+}
+
+#[test]
+fn an_image_address_with_an_ampersand_keeps_the_atom_feed_well_formed() {
+    // Regression: the image's `media:content url` went out unescaped, so `&` in its
+    // query made the Atom feed unreadable.
+    let env = FeedEnv::new();
+    let mut story = article(1, "Ảnh có tham số", "2024-05-02T08:15:00+07:00");
+    story.image = Some(url::Url::parse("https://news.example/anh.jpg?w=640&h=360").unwrap());
+    env.add(&story, &["police-activities"]);
+    bantin::publish::publish_all(&env.config, env.store.as_ref()).expect("publish");
+    let atom = atom_syndication::Feed::read_from(env.feed_text("all.atom").as_bytes())
+        .expect("Atom parses");
+    let media = &atom.entries[0].extensions["media"]["content"][0];
+    assert_eq!(
+        media.attrs["url"],
+        "https://news.example/anh.jpg?w=640&h=360"
+    );
 }
 
 /// Property tests: generated hostile pages through extraction, the feed sanitizer,
@@ -547,12 +566,23 @@ mod properties {
         html
     }
 
-    /// Reads every event of an XML document: any syntax error fails.
+    /// Reads every event of an XML document and every attribute value in it: any syntax
+    /// error or bad escape fails.
     fn assert_well_formed(xml: &str) {
+        use quick_xml::events::Event;
         let mut reader = quick_xml::Reader::from_str(xml);
+        reader.config_mut().check_end_names = true;
         loop {
             match reader.read_event() {
-                Ok(quick_xml::events::Event::Eof) => return,
+                Ok(Event::Eof) => return,
+                Ok(Event::Start(tag) | Event::Empty(tag)) => {
+                    for attribute in tag.attributes() {
+                        let attribute = attribute.expect("attribute well-formed");
+                        attribute
+                            .normalized_value(quick_xml::XmlVersion::Implicit1_0)
+                            .unwrap_or_else(|e| panic!("attribute value: {e}"));
+                    }
+                }
                 Ok(_) => {}
                 Err(e) => panic!("not well-formed XML at {}: {e}", reader.buffer_position()),
             }

@@ -1,24 +1,26 @@
-//! A bound on how deeply HTML elements nest, applied to the markup before it is parsed.
-//! The HTML tree builder checks "is there a `<p>` in scope" by walking its stack of open
-//! elements at every tag, and re-opens every unclosed `<b>`/`<i>` at every new block, so
-//! a page of thousands of nested `<div>`s costs quadratic time and one of unclosed
-//! `<b><i><p>` quadratic memory. Here the page is tokenized once (html5ever's own
-//! tokenizer), the nesting the tree builder will see is followed with its main rules
-//! (implied ends of `p`, `li`, `td`, ..., scopes, unclosed formatting elements), and tags
-//! past [`MAX_DEPTH`] (or past [`MAX_OPEN_FORMATTING`] unclosed formatting elements) are
-//! left out while their text is kept: deep content is flattened, not lost. A page
-//! within the bounds is returned as it came. Not here: parsing itself (`scraper`).
+//! A bound on how deeply HTML elements nest, applied while a page is parsed. The HTML
+//! tree builder checks "is there a `<p>` in scope" by walking its stack of open elements
+//! at every tag, and re-opens every unclosed `<b>`/`<i>` at every new block, so a page of
+//! thousands of nested `<div>`s costs quadratic time and one of unclosed `<b><i><p>`
+//! quadratic memory. Here a filter sits between html5ever's tokenizer and its tree
+//! builder: it follows the nesting the tree builder builds with its main rules (implied
+//! ends of `p`, `li`, `td`, ..., scopes, unclosed formatting elements) and leaves out the
+//! tags past [`MAX_DEPTH`] (or past [`MAX_OPEN_FORMATTING`] unclosed formatting
+//! elements), keeping their text: deep content is flattened, not lost. [`bound`] applies
+//! the same filter to markup another parser will read (the sanitizer's). Not here: what
+//! is done with the parsed page.
 
 use std::borrow::Cow;
 use std::cell::RefCell;
 
-use html5ever::LocalName;
 use html5ever::tokenizer::states::RawKind;
 use html5ever::tokenizer::{
     BufferQueue, Doctype, Tag, TagKind, Token, TokenSink, TokenSinkResult, Tokenizer, TokenizerOpts,
 };
+use html5ever::tree_builder::{TreeBuilder, TreeBuilderOpts, TreeSink, create_element};
+use html5ever::{LocalName, QualName, TokenizerResult, local_name, ns};
 use rustc_hash::FxHashMap;
-use scraper::Html;
+use scraper::{Html, HtmlTreeSink};
 
 /// Elements open at once; deeper start tags are left out. Browsers flatten past 512
 /// (Blink); real article pages stay well under 100.
@@ -28,44 +30,197 @@ pub const MAX_DEPTH: usize = 256;
 /// parsed tree can be than the page.
 pub const MAX_OPEN_FORMATTING: usize = 6;
 
-/// Parses a whole page with the nesting bound.
+/// Parses a whole page with the nesting bound, as `Html::parse_document` would.
 pub fn parse_document(html: &str) -> Html {
-    Html::parse_document(&bound(html))
+    let builder = TreeBuilder::new(
+        HtmlTreeSink::new(Html::new_document()),
+        TreeBuilderOpts::default(),
+    );
+    parse_with(builder, TokenizerOpts::default(), html)
 }
 
-/// Parses an HTML fragment (a feed entry's content) with the nesting bound.
+/// Parses an HTML fragment (a feed entry's content) with the nesting bound, as
+/// `Html::parse_fragment` would (in a `<body>`).
 pub fn parse_fragment(html: &str) -> Html {
-    Html::parse_fragment(&bound(html))
+    let sink = HtmlTreeSink::new(Html::new_fragment());
+    let body = QualName::new(None, ns!(html), local_name!("body"));
+    let context = create_element(&sink, body, Vec::new());
+    let builder = TreeBuilder::new_for_fragment(sink, context, None, TreeBuilderOpts::default());
+    let opts = TokenizerOpts {
+        initial_state: Some(builder.tokenizer_state_for_context_elem(false)),
+        ..TokenizerOpts::default()
+    };
+    parse_with(builder, opts, html)
 }
 
-/// `html` with tags past the bounds left out; the same text when nothing was.
+type Builder = TreeBuilder<ego_tree::NodeId, HtmlTreeSink>;
+
+fn parse_with(builder: Builder, opts: TokenizerOpts, html: &str) -> Html {
+    let tokenizer = Tokenizer::new(Bounded::new(builder), opts);
+    run(&tokenizer, html);
+    tokenizer.sink.next.sink.finish()
+}
+
+fn run<S: TokenSink>(tokenizer: &Tokenizer<S>, html: &str) {
+    let input = BufferQueue::default();
+    input.push_back(html.into());
+    // The tree builder pauses the tokenizer after each `</script>` (for a browser to run
+    // it) and at a `<meta charset>` (the text is already decoded): feeding goes on.
+    while !matches!(tokenizer.feed(&input), TokenizerResult::Done) {}
+    tokenizer.end();
+}
+
+/// `html` with tags past the bounds left out; the same text when nothing was. For
+/// markup read by a parser of its own (ammonia's).
 pub fn bound(html: &str) -> Cow<'_, str> {
     // Fewer tags than the bound cannot nest past it.
     if html.bytes().filter(|b| *b == b'<').count() <= MAX_OPEN_FORMATTING {
         return Cow::Borrowed(html);
     }
-    let tokenizer = Tokenizer::new(Flattener::default(), TokenizerOpts::default());
-    let input = BufferQueue::default();
-    input.push_back(html.into());
-    let _ = tokenizer.feed(&input);
-    tokenizer.end();
-    let state = tokenizer.sink.state.into_inner();
-    if state.flattened {
-        Cow::Owned(state.out)
+    let tokenizer = Tokenizer::new(
+        Bounded::new(Serializer::default()),
+        TokenizerOpts::default(),
+    );
+    run(&tokenizer, html);
+    let Bounded { nesting, next } = tokenizer.sink;
+    if nesting.into_inner().flattened {
+        Cow::Owned(next.out.into_inner())
     } else {
         Cow::Borrowed(html)
     }
 }
 
-/// Rewrites the token stream, following the nesting the tree builder will build.
-#[derive(Default)]
-struct Flattener {
-    state: RefCell<Model>,
+/// Passes tokens on to `next`, leaving out the tags past the bounds.
+struct Bounded<S> {
+    nesting: RefCell<Nesting>,
+    next: S,
 }
 
+impl<S> Bounded<S> {
+    fn new(next: S) -> Self {
+        Bounded {
+            nesting: RefCell::default(),
+            next,
+        }
+    }
+}
+
+impl<S: TokenSink> TokenSink for Bounded<S> {
+    type Handle = S::Handle;
+
+    fn process_token(&self, token: Token, line: u64) -> TokenSinkResult<S::Handle> {
+        if let Token::TagToken(tag) = &token {
+            let mut nesting = self.nesting.borrow_mut();
+            let admitted = match tag.kind {
+                TagKind::StartTag => nesting.start(tag),
+                TagKind::EndTag => nesting.end(tag),
+            };
+            if !admitted {
+                return TokenSinkResult::Continue;
+            }
+        }
+        self.next.process_token(token, line)
+    }
+
+    fn end(&self) {
+        self.next.end();
+    }
+
+    fn adjusted_current_node_present_but_not_in_html_namespace(&self) -> bool {
+        self.next
+            .adjusted_current_node_present_but_not_in_html_namespace()
+    }
+}
+
+/// Writes tokens back out as HTML.
 #[derive(Default)]
-struct Model {
-    out: String,
+struct Serializer {
+    out: RefCell<String>,
+    /// Inside a raw text element (`<script>`, `<style>`, ...): text is written as is.
+    raw_text: std::cell::Cell<bool>,
+}
+
+impl TokenSink for Serializer {
+    type Handle = ();
+
+    fn process_token(&self, token: Token, _line: u64) -> TokenSinkResult<()> {
+        let mut out = self.out.borrow_mut();
+        match token {
+            Token::TagToken(tag) => {
+                write_tag(&mut out, &tag);
+                self.raw_text.set(false);
+                if tag.kind == TagKind::StartTag {
+                    return self.enter(&tag.name);
+                }
+            }
+            Token::CharacterTokens(text) if self.raw_text.get() => out.push_str(&text),
+            Token::CharacterTokens(text) => out.push_str(&html_escape::encode_text(&text)),
+            Token::DoctypeToken(d) => write_doctype(&mut out, &d),
+            // Comments carry nothing an article needs; NUL is dropped by the parser too.
+            Token::CommentToken(_)
+            | Token::NullCharacterToken
+            | Token::EOFToken
+            | Token::ParseError(_) => {}
+        }
+        TokenSinkResult::Continue
+    }
+}
+
+impl Serializer {
+    /// Switches the tokenizer to raw text where the tree builder would.
+    fn enter(&self, name: &str) -> TokenSinkResult<()> {
+        if name == "plaintext" {
+            self.raw_text.set(true);
+            return TokenSinkResult::Plaintext;
+        }
+        match raw_text_kind(name) {
+            Some(kind) => {
+                // Entities in RCDATA are decoded by the tokenizer, so it is escaped again.
+                self.raw_text.set(kind != RawKind::Rcdata);
+                TokenSinkResult::RawData(kind)
+            }
+            None => TokenSinkResult::Continue,
+        }
+    }
+}
+
+/// Kept so the page is parsed in the same (quirks or standards) mode.
+fn write_doctype(out: &mut String, d: &Doctype) {
+    out.push_str("<!DOCTYPE");
+    if let Some(name) = &d.name {
+        out.push_str(&format!(" {name}"));
+    }
+    match (&d.public_id, &d.system_id) {
+        (Some(public), Some(system)) => out.push_str(&format!(" PUBLIC \"{public}\" \"{system}\"")),
+        (Some(public), None) => out.push_str(&format!(" PUBLIC \"{public}\"")),
+        (None, Some(system)) => out.push_str(&format!(" SYSTEM \"{system}\"")),
+        (None, None) => {}
+    }
+    out.push('>');
+}
+
+fn write_tag(out: &mut String, tag: &Tag) {
+    out.push('<');
+    if tag.kind == TagKind::EndTag {
+        out.push('/');
+    }
+    out.push_str(&tag.name);
+    for attr in &tag.attrs {
+        out.push(' ');
+        out.push_str(&attr.name.local);
+        out.push_str("=\"");
+        out.push_str(&html_escape::encode_double_quoted_attribute(&attr.value));
+        out.push('"');
+    }
+    if tag.self_closing {
+        out.push_str(" /");
+    }
+    out.push('>');
+}
+
+/// The nesting the tree builder builds, as far as bounding it needs.
+#[derive(Default)]
+struct Nesting {
     /// Open elements, innermost last.
     open: Vec<Open>,
     /// How many of each element are open, so a search for one that is not ends at once.
@@ -77,8 +232,6 @@ struct Model {
     /// Open `<svg>`/`<math>` elements: inside them `<style>`/`<title>` are not raw text.
     foreign: usize,
     flattened: bool,
-    /// Inside a raw text element (`<script>`, `<style>`, ...): text is written as is.
-    raw_text: bool,
 }
 
 struct Open {
@@ -133,70 +286,17 @@ fn class_of(name: &str) -> u8 {
     class
 }
 
-impl TokenSink for Flattener {
-    type Handle = ();
-
-    fn process_token(&self, token: Token, _line: u64) -> TokenSinkResult<()> {
-        let mut m = self.state.borrow_mut();
-        match token {
-            Token::TagToken(tag) if tag.kind == TagKind::StartTag => return m.start(tag),
-            Token::TagToken(tag) => m.end(&tag),
-            Token::CharacterTokens(text) => m.text(&text),
-            Token::DoctypeToken(d) => m.doctype(&d),
-            // Comments carry nothing an article needs; NUL is dropped by the parser too.
-            Token::CommentToken(_)
-            | Token::NullCharacterToken
-            | Token::EOFToken
-            | Token::ParseError(_) => {}
-        }
-        TokenSinkResult::Continue
-    }
-}
-
-impl Model {
-    /// Kept so the page is parsed in the same (quirks or standards) mode.
-    fn doctype(&mut self, d: &Doctype) {
-        self.out.push_str("<!DOCTYPE");
-        if let Some(name) = &d.name {
-            self.out.push_str(&format!(" {name}"));
-        }
-        match (&d.public_id, &d.system_id) {
-            (Some(public), Some(system)) => self
-                .out
-                .push_str(&format!(" PUBLIC \"{public}\" \"{system}\"")),
-            (Some(public), None) => self.out.push_str(&format!(" PUBLIC \"{public}\"")),
-            (None, Some(system)) => self.out.push_str(&format!(" SYSTEM \"{system}\"")),
-            (None, None) => {}
-        }
-        self.out.push('>');
-    }
-
-    fn text(&mut self, text: &str) {
-        if self.raw_text {
-            self.out.push_str(text);
-        } else {
-            self.out.push_str(&html_escape::encode_text(text));
-        }
-    }
-
-    fn start(&mut self, tag: Tag) -> TokenSinkResult<()> {
-        let name = tag.name.clone();
-        let n: &str = &name;
-        if matches!(n, "html" | "head" | "body") || is_void(n) {
-            self.write(&tag);
-            return TokenSinkResult::Continue;
-        }
-        if self.foreign == 0 && n == "plaintext" {
-            self.write(&tag);
-            self.raw_text = true;
-            return TokenSinkResult::Plaintext;
-        }
-        if self.foreign == 0
-            && let Some(kind) = raw_text_kind(n)
+impl Nesting {
+    /// Follows a start tag; whether it is kept.
+    fn start(&mut self, tag: &Tag) -> bool {
+        let name = &tag.name;
+        let n: &str = name;
+        // Void elements hold nothing, raw text holds no elements: neither nests deeper.
+        if matches!(n, "html" | "head" | "body")
+            || is_void(n)
+            || (self.foreign == 0 && (n == "plaintext" || raw_text_kind(n).is_some()))
         {
-            // Raw text holds no elements: it never nests deeper.
-            self.write(&tag);
-            return self.enter_raw_text(kind);
+            return true;
         }
         self.close_implied(n);
         let formatting = is_formatting(n);
@@ -209,13 +309,12 @@ impl Model {
         if self.open.len() >= MAX_DEPTH
             || (formatting && self.formatting.len() >= MAX_OPEN_FORMATTING)
         {
-            *self.dropped.entry(name).or_default() += 1;
+            *self.dropped.entry(name.clone()).or_default() += 1;
             self.flattened = true;
-            return TokenSinkResult::Continue;
+            return false;
         }
-        self.write(&tag);
         if tag.self_closing && self.foreign > 0 {
-            return TokenSinkResult::Continue;
+            return true;
         }
         if matches!(n, "svg" | "math") {
             self.foreign += 1;
@@ -227,39 +326,31 @@ impl Model {
         });
         *self.open_count.entry(name.clone()).or_default() += 1;
         if formatting {
-            self.formatting.push(name);
+            self.formatting.push(name.clone());
         }
-        TokenSinkResult::Continue
+        true
     }
 
-    fn enter_raw_text(&mut self, kind: RawKind) -> TokenSinkResult<()> {
-        // Entities in RCDATA are decoded by the tokenizer, so its text is escaped again.
-        self.raw_text = kind != RawKind::Rcdata;
-        TokenSinkResult::RawData(kind)
-    }
-
-    fn end(&mut self, tag: &Tag) {
-        self.raw_text = false;
+    /// Follows an end tag; whether it is kept (not when its start tag was left out).
+    fn end(&mut self, tag: &Tag) -> bool {
         let n: &str = &tag.name;
         if let Some(count) = self.dropped.get_mut(&tag.name)
             && *count > 0
         {
             *count -= 1;
-            return;
+            return false;
         }
         if is_formatting(n)
             && let Some(i) = self.formatting.iter().rposition(|f| f == &tag.name)
         {
             self.formatting.remove(i);
         }
-        if matches!(n, "html" | "head" | "body") {
-            self.write(tag);
-            return;
-        }
-        if let Some(i) = self.find_open(n) {
+        if !matches!(n, "html" | "head" | "body")
+            && let Some(i) = self.find_open(n)
+        {
             self.pop_to(i);
         }
-        self.write(tag);
+        true
     }
 
     /// Where `name` is open, searching inward-out and stopping at a scope boundary (and,
@@ -333,26 +424,6 @@ impl Model {
         if let Some(i) = self.find_open(name) {
             self.pop_to(i);
         }
-    }
-
-    fn write(&mut self, tag: &Tag) {
-        self.out.push('<');
-        if tag.kind == TagKind::EndTag {
-            self.out.push('/');
-        }
-        self.out.push_str(&tag.name);
-        for attr in &tag.attrs {
-            self.out.push(' ');
-            self.out.push_str(&attr.name.local);
-            self.out.push_str("=\"");
-            self.out
-                .push_str(&html_escape::encode_double_quoted_attribute(&attr.value));
-            self.out.push('"');
-        }
-        if tag.self_closing {
-            self.out.push_str(" /");
-        }
-        self.out.push('>');
     }
 }
 
@@ -533,6 +604,23 @@ mod tests {
         assert!(matches!(bound(page), Cow::Borrowed(_)));
         let paragraphs = format!("{}</div>", "<div><p>một đoạn".repeat(MAX_DEPTH / 2));
         assert!(matches!(bound(&paragraphs), Cow::Borrowed(_)));
+    }
+
+    #[test]
+    fn parsing_within_the_bound_builds_the_same_tree_as_scraper() {
+        let page = "<!DOCTYPE html><html><head><meta charset=\"utf-8\"><title>a &amp; b</title>\
+                    <script>x<y</script>\
+                    </head><body><p>một<p>hai<table><tr><td>1<td>2</table><svg><title>t\
+                    </title><circle/></svg><b><i>đậm</b>nghiêng</i><ul><li>a<li>b</ul></body>";
+        assert_eq!(
+            parse_document(page).html(),
+            Html::parse_document(page).html()
+        );
+        let fragment = "<p>một<b>hai</p><td>ô</td><script>s()</script>ba";
+        assert_eq!(
+            parse_fragment(fragment).html(),
+            Html::parse_fragment(fragment).html()
+        );
     }
 
     #[test]

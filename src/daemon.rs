@@ -116,7 +116,8 @@ impl Service {
         })
         .await
         .map_err(|_| DaemonError::TaskPanicked)??;
-        if let Err(err) = publish::websub::notify_changes(config, &report).await {
+        let fetcher = &self.pipeline.fetcher;
+        if let Err(err) = publish::websub::notify_changes(fetcher, config, &report).await {
             warn!(error = %format!("{err:#}"), "WebSub hub not notified");
         }
         Ok(report)

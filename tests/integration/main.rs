@@ -5,6 +5,7 @@ mod daemon;
 mod demo;
 mod extract;
 mod fetch;
+mod hostile_server;
 mod publish;
 mod reload;
 mod schedule;

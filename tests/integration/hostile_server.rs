@@ -1,0 +1,157 @@
+//! Hostile servers and clients against bantin's outbound requests and its HTTP server:
+//! hubs that redirect inward, oversized robots.txt, far-future Retry-After, temp files
+//! left by a killed publisher, and slow clients that try to use up the server's sockets.
+
+use std::net::{IpAddr, Ipv4Addr};
+use std::time::Duration;
+
+use bantin::fetch::{FetchError, Fetcher};
+use bantin::publish::{self, websub};
+use chrono::Utc;
+use url::Url;
+
+use crate::support::feeds::FeedEnv;
+use crate::support::{Override, TestConfig, TestSite};
+
+const SITE: &str = "tests/fixtures/sites/news";
+const LOOPBACK: IpAddr = IpAddr::V4(Ipv4Addr::LOCALHOST);
+/// A second loopback address standing in for a host on the internal network.
+const INTERNAL: IpAddr = IpAddr::V4(Ipv4Addr::new(127, 0, 0, 2));
+
+/// A fetcher that refuses private addresses except those listed.
+fn guarded_fetcher(allowed: &[IpAddr], fetch: &str) -> Fetcher {
+    let config = TestConfig::new()
+        .fetch("allow_private_networks = false")
+        .fetch(fetch)
+        .load();
+    Fetcher::with_allowed_addresses(&config.settings, allowed).expect("fetcher builds")
+}
+
+fn topic() -> Url {
+    Url::parse("http://127.0.0.1:8080/feeds/all.rss").unwrap()
+}
+
+#[tokio::test]
+async fn websub_hub_redirecting_to_an_internal_address_is_not_followed() {
+    let internal = TestSite::empty_on(INTERNAL).await;
+    let hub = TestSite::empty().await;
+    hub.set(
+        "/hub",
+        Override::status(307).header("location", internal.url("/admin").as_str()),
+    );
+    let err = websub::Hub::new(hub.url("/hub"), guarded_fetcher(&[LOOPBACK], ""))
+        .with_retry(1, Duration::from_millis(1))
+        .notify(&[topic()])
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(err, websub::WebSubError::Status { status, .. } if status == 307),
+        "{err}"
+    );
+    assert_eq!(hub.requests_to("/hub").len(), 1);
+    assert!(internal.requests().is_empty(), "the POST reached 127.0.0.2");
+}
+
+#[tokio::test]
+async fn websub_hub_at_a_private_address_is_refused_by_the_guard() {
+    let hub = TestSite::empty().await;
+    let err = websub::Hub::new(hub.url("/hub"), guarded_fetcher(&[], ""))
+        .with_retry(3, Duration::from_millis(1))
+        .notify(&[topic()])
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(
+            &err,
+            websub::WebSubError::Request {
+                source: FetchError::ForbiddenAddress { .. },
+                ..
+            }
+        ),
+        "{err}"
+    );
+    assert!(hub.requests().is_empty(), "the hub was asked");
+}
+
+/// A robots.txt larger than bantin reads: its rules first, then filler comments.
+fn oversized_robots() -> Vec<u8> {
+    let mut txt = b"User-agent: *\nDisallow: /private/\n".to_vec();
+    while txt.len() < 700 * 1024 {
+        txt.extend_from_slice(b"# a comment line that only makes the file longer\n");
+    }
+    txt
+}
+
+#[tokio::test]
+async fn robots_txt_over_the_size_limit_is_read_up_to_it_not_refused() {
+    let site = TestSite::serve(SITE).await;
+    site.set("/robots.txt", Override::body(oversized_robots()));
+    let fetcher = guarded_fetcher(&[LOOPBACK], "obey_robots = true");
+    let page = fetcher.fetch(&site.url("/list/"), None, None).await;
+    assert!(page.is_ok(), "{}", page.unwrap_err());
+    let private = fetcher.fetch(&site.url("/private/x"), None, None).await;
+    assert!(
+        matches!(private, Err(FetchError::RobotsDisallowed { .. })),
+        "{private:?}"
+    );
+}
+
+#[tokio::test]
+async fn retry_after_as_a_far_future_http_date_is_capped_like_seconds() {
+    let site = TestSite::empty().await;
+    site.set(
+        "/busy",
+        Override::status(503).header("retry-after", "Thu, 01 Jan 2099 00:00:00 GMT"),
+    );
+    let fetcher = guarded_fetcher(&[LOOPBACK], "obey_robots = false");
+    let asked = Utc::now();
+    let err = fetcher
+        .fetch(&site.url("/busy"), None, None)
+        .await
+        .unwrap_err();
+    let FetchError::RetryLater { until, .. } = err else {
+        panic!("expected RetryLater, got {err}");
+    };
+    let cap = bantin::fetch::politeness::MAX_RETRY_AFTER;
+    assert!(until <= Utc::now() + cap, "held back until {until}");
+    assert!(until >= asked + cap - chrono::TimeDelta::minutes(1));
+}
+
+/// A process id that belonged to a process which has ended.
+fn dead_pid() -> u32 {
+    let mut child = std::process::Command::new("true")
+        .spawn()
+        .expect("true runs");
+    let pid = child.id();
+    child.wait().expect("true ends");
+    pid
+}
+
+#[tokio::test]
+async fn publish_removes_temp_files_of_dead_publishers_only() {
+    let env = FeedEnv::new();
+    let dir = &env.config.settings.feeds_dir;
+    std::fs::create_dir_all(dir).unwrap();
+    let mut live = std::process::Command::new("sleep")
+        .arg("60")
+        .spawn()
+        .expect("sleep runs");
+    let stale = dir.join(format!(".all.json.{}.3.tmp", dead_pid()));
+    let in_progress = dir.join(format!(".all.rss.{}.0.tmp", live.id()));
+    let foreign = dir.join(".notes.123.tmp");
+    for path in [&stale, &in_progress, &foreign] {
+        std::fs::write(path, b"partial").unwrap();
+    }
+    publish::publish_all(&env.config, env.store.as_ref()).expect("publish");
+    let _ = live.kill();
+    let _ = live.wait();
+    assert!(
+        !stale.exists(),
+        "the dead publisher's temp file is still there"
+    );
+    assert!(
+        in_progress.exists(),
+        "a live publisher's temp file was removed"
+    );
+    assert!(foreign.exists(), "a file of another pattern was removed");
+}

@@ -11,7 +11,9 @@ use axum::response::{Html, IntoResponse, Response};
 use axum::routing::get;
 use bytes::Bytes;
 use serde::{Deserialize, Serialize};
+use tokio_util::sync::CancellationToken;
 use tower_http::compression::CompressionLayer;
+use tower_http::timeout::TimeoutLayer;
 
 use super::AppState;
 use super::caching::{Representation, http_date, tag_encoding};
@@ -29,6 +31,7 @@ const MAX_LIMIT: usize = 1000;
 const INDEX_ITEMS: usize = 30;
 
 pub(super) fn router(state: AppState) -> Router {
+    let deadline = state.config.load().settings.server.request_timeout;
     Router::new()
         .route("/", get(index))
         .route("/healthz", get(healthz))
@@ -41,6 +44,12 @@ pub(super) fn router(state: AppState) -> Router {
                 tag_encoding(response.headers_mut());
                 response
             },
+        ))
+        // Past the deadline the handler is dropped, and with it any work it started
+        // (see `render_filtered`); counted like any other answer.
+        .layer(TimeoutLayer::with_status_code(
+            StatusCode::SERVICE_UNAVAILABLE,
+            deadline,
         ))
         .layer(middleware::from_fn_with_state(
             state.clone(),
@@ -58,12 +67,16 @@ enum ServeError {
     Io(#[from] std::io::Error),
     #[error("background task failed")]
     Task(#[from] tokio::task::JoinError),
+    /// The request was gone before its work was done; nobody reads this answer.
+    #[error("request abandoned")]
+    Abandoned,
 }
 
 fn error_response(error: ServeError) -> Response {
     let status = match error {
         ServeError::Store(_) => StatusCode::SERVICE_UNAVAILABLE,
         ServeError::Io(_) | ServeError::Task(_) => StatusCode::INTERNAL_SERVER_ERROR,
+        ServeError::Abandoned => return StatusCode::SERVICE_UNAVAILABLE.into_response(),
     };
     tracing::error!(error = %error, source = ?std::error::Error::source(&error), "request failed");
     (status, format!("{error}\n")).into_response()
@@ -184,15 +197,30 @@ async fn render_filtered(
     let words = query.q.unwrap_or_default();
     let store = state.store.clone();
     let ctx = RenderContext::new(config);
-    let rep = tokio::task::spawn_blocking(move || -> Result<Representation, StoreError> {
+    // Dropping this future (the client left, or the deadline passed) cancels the token,
+    // and the blocking work stops at its next step instead of running on for nobody.
+    let abandoned = CancellationToken::new();
+    let _cancel_on_drop = abandoned.clone().drop_guard();
+    let rep = tokio::task::spawn_blocking(move || -> Result<Representation, ServeError> {
+        still_wanted(&abandoned)?;
         // The whole store is searched, through its full-text index.
         let items = store.search_items(&meta.id, &words, limit)?;
+        still_wanted(&abandoned)?;
         let body = publish::render(format, &meta, &items, &ctx);
         let modified = publish::newest_change(&items).map(Into::into);
         Ok(Representation::new(Bytes::from(body), modified))
     })
     .await??;
     Ok(Arc::new(rep))
+}
+
+/// Fails with [`ServeError::Abandoned`] once the request that wanted this work is gone.
+fn still_wanted(abandoned: &CancellationToken) -> Result<(), ServeError> {
+    if abandoned.is_cancelled() {
+        Err(ServeError::Abandoned)
+    } else {
+        Ok(())
+    }
 }
 
 fn respond(

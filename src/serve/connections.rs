@@ -15,7 +15,7 @@ use hyper::body::Incoming;
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use hyper_util::server::conn::auto;
 use tokio::net::{TcpListener, TcpStream};
-use tokio::sync::{OwnedSemaphorePermit, Semaphore};
+use tokio::sync::{Notify, OwnedSemaphorePermit, Semaphore};
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
@@ -164,6 +164,8 @@ async fn serve_connection(
                     return;
                 }
             }
+            // A request ended: its idle time starts now.
+            _ = activity.request_ended.notified() => {}
             _ = shutdown.cancelled(), if !draining => {
                 connection.as_mut().graceful_shutdown();
                 draining = true;
@@ -197,6 +199,7 @@ struct Activity {
     served: AtomicBool,
     /// When it last had no request in flight: its accept, or its last answer.
     idle_since: Mutex<Instant>,
+    request_ended: Notify,
     close: CancellationToken,
 }
 
@@ -250,6 +253,7 @@ impl Connections {
             in_flight: AtomicUsize::new(0),
             served: AtomicBool::new(false),
             idle_since: Mutex::new(Instant::now()),
+            request_ended: Notify::new(),
             close: CancellationToken::new(),
         });
         let id = self.next_id.fetch_add(1, Ordering::Relaxed);
@@ -338,5 +342,6 @@ impl Drop for RequestGuard {
             .lock()
             .expect("idle time lock is not poisoned") = Instant::now();
         self.0.in_flight.fetch_sub(1, Ordering::SeqCst);
+        self.0.request_ended.notify_one();
     }
 }

@@ -5,12 +5,16 @@
 use std::net::{IpAddr, Ipv4Addr};
 use std::time::Duration;
 
+use bantin::config::Config;
 use bantin::fetch::{FetchError, Fetcher};
 use bantin::publish::{self, websub};
 use chrono::Utc;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
 use url::Url;
 
-use crate::support::feeds::FeedEnv;
+use crate::support::feeds::{FeedEnv, article};
+use crate::support::server::TestServer;
 use crate::support::{Override, TestConfig, TestSite};
 
 const SITE: &str = "tests/fixtures/sites/news";
@@ -154,4 +158,128 @@ async fn publish_removes_temp_files_of_dead_publishers_only() {
         "a live publisher's temp file was removed"
     );
     assert!(foreign.exists(), "a file of another pattern was removed");
+}
+
+/// Longest wait for the server to do something its timeouts promise within a second.
+const LIVENESS: Duration = Duration::from_secs(20);
+
+/// A server over a few published items with `[server]` settings changed by `edit`.
+async fn server_with(edit: impl FnOnce(&mut Config)) -> TestServer {
+    let env = FeedEnv::with(edit);
+    for n in 0..3 {
+        env.add(&article(n, "Tin", "2024-05-01T08:00:00+07:00"), &[]);
+    }
+    TestServer::start(env).await
+}
+
+async fn connect(server: &TestServer) -> TcpStream {
+    let addr = (
+        server.base.host_str().unwrap().to_owned(),
+        server.base.port().unwrap(),
+    );
+    TcpStream::connect(addr).await.expect("server accepts")
+}
+
+/// Reads until the server closes the connection; `None` if it is still open after
+/// `within`. Returns what was read.
+async fn read_until_closed(stream: &mut TcpStream, within: Duration) -> Option<String> {
+    let mut seen = Vec::new();
+    let read = tokio::time::timeout(within, async {
+        let mut buf = [0u8; 4096];
+        loop {
+            match stream.read(&mut buf).await {
+                Ok(0) | Err(_) => return,
+                Ok(n) => seen.extend_from_slice(&buf[..n]),
+            }
+        }
+    })
+    .await;
+    read.ok()
+        .map(|()| String::from_utf8_lossy(&seen).into_owned())
+}
+
+#[tokio::test]
+async fn client_sending_its_headers_too_slowly_is_disconnected() {
+    let server = server_with(|c| {
+        c.settings.server.header_read_timeout = Duration::from_millis(500);
+    })
+    .await;
+    let mut slow = connect(&server).await;
+    slow.write_all(b"GET /healthz HTTP/1.1\r\nHost: 127.0.0.1\r\nX-Slow: 1")
+        .await
+        .unwrap();
+    let answer = read_until_closed(&mut slow, LIVENESS).await;
+    assert!(answer.is_some(), "half a request kept its connection open");
+}
+
+#[tokio::test]
+async fn silent_client_is_disconnected_after_the_header_read_timeout() {
+    let server = server_with(|c| {
+        c.settings.server.header_read_timeout = Duration::from_millis(500);
+    })
+    .await;
+    let mut silent = connect(&server).await;
+    let answer = read_until_closed(&mut silent, LIVENESS).await;
+    assert!(
+        answer.is_some(),
+        "a connection that sent nothing stayed open"
+    );
+}
+
+#[tokio::test]
+async fn kept_alive_connection_is_closed_after_the_idle_timeout() {
+    let server = server_with(|c| {
+        c.settings.server.header_read_timeout = Duration::from_secs(3600);
+        c.settings.server.idle_timeout = Duration::from_millis(500);
+    })
+    .await;
+    let mut client = connect(&server).await;
+    client
+        .write_all(b"GET /healthz HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n")
+        .await
+        .unwrap();
+    let answer = read_until_closed(&mut client, LIVENESS).await;
+    let answer = answer.expect("an idle kept-alive connection stayed open");
+    assert!(answer.starts_with("HTTP/1.1 200"), "{answer}");
+}
+
+#[tokio::test]
+async fn full_server_closes_its_longest_idle_connection_for_a_new_client() {
+    let server = server_with(|c| {
+        c.settings.server.header_read_timeout = Duration::from_secs(3600);
+        c.settings.server.max_connections = Some(4);
+    })
+    .await;
+    let mut idle = Vec::new();
+    for _ in 0..4 {
+        let mut stream = connect(&server).await;
+        // One partial request each, so every connection is surely accepted in order.
+        stream.write_all(b"GET / HTTP/1.1\r\n").await.unwrap();
+        idle.push(stream);
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let health = tokio::time::timeout(LIVENESS, reqwest::get(server.url("/healthz")))
+        .await
+        .expect("a new client is answered while the server is full")
+        .unwrap();
+    assert_eq!(health.status(), 200);
+    let oldest = read_until_closed(&mut idle[0], LIVENESS).await;
+    assert!(oldest.is_some(), "the longest-idle connection was kept");
+    for stream in &mut idle[2..] {
+        let newer = read_until_closed(stream, Duration::from_millis(200)).await;
+        assert!(newer.is_none(), "a newer idle connection was closed first");
+    }
+}
+
+#[tokio::test]
+async fn filtered_feed_past_the_request_deadline_answers_503() {
+    let env = FeedEnv::with(|c| c.settings.server.request_timeout = Duration::from_millis(1));
+    for n in 0..300 {
+        env.add(&article(n, "Tin", "2024-05-01T08:00:00+07:00"), &[]);
+    }
+    let server = TestServer::start(env).await;
+    let answer = reqwest::get(server.url("/feeds/all.rss?limit=1000"))
+        .await
+        .unwrap();
+    assert_eq!(answer.status(), 503);
 }

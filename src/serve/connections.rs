@@ -75,6 +75,10 @@ pub async fn serve(
             settings.clone(),
             shutdown.clone(),
         ));
+        // Lets the new connection read the request it may have sent already before the
+        // next one can push it out as the longest idle; under a flood of connections
+        // accepting would otherwise outrun every connection's first read.
+        tokio::task::yield_now().await;
     }
     tasks.close();
     tasks.wait().await;

@@ -3,6 +3,8 @@
 //! left by a killed publisher, and slow clients that try to use up the server's sockets.
 
 use std::net::{IpAddr, Ipv4Addr};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
 use bantin::config::Config;
@@ -282,4 +284,154 @@ async fn filtered_feed_past_the_request_deadline_answers_503() {
         .await
         .unwrap();
     assert_eq!(answer.status(), 503);
+}
+
+/// What a slow client sends before falling silent: a request line and a header, no end.
+const SLOW_HEAD: &[u8] = b"GET / HTTP/1.1\r\nHost: 127.0.0.1\r\nX-Waiting: ";
+
+/// One slow client: connects, sends partial headers and falls silent until the server
+/// closes the connection or `stop`. Counts itself in `attack` at each step.
+async fn slow_client(addr: std::net::SocketAddr, attack: Arc<Attack>) {
+    let Ok(mut stream) = TcpStream::connect(addr).await else {
+        return;
+    };
+    if stream.write_all(SLOW_HEAD).await.is_err() {
+        return;
+    }
+    attack.waiting.fetch_add(1, Ordering::SeqCst);
+    let mut buf = [0u8; 256];
+    tokio::select! {
+        _ = attack.stop.cancelled() => {}
+        _ = stream.read(&mut buf) => {
+            attack.dropped.fetch_add(1, Ordering::SeqCst);
+        }
+    }
+}
+
+/// Counts of a slow-client attack in progress.
+#[derive(Default)]
+struct Attack {
+    /// Clients that sent their partial headers.
+    waiting: AtomicUsize,
+    /// Clients whose connection the server closed.
+    dropped: AtomicUsize,
+    stop: tokio_util::sync::CancellationToken,
+}
+
+/// `GET /healthz` over a fresh connection; the status, or `None` past `LIVENESS`.
+async fn healthz_status(addr: std::net::SocketAddr) -> Option<u16> {
+    let ask = async {
+        let mut stream = TcpStream::connect(addr).await.ok()?;
+        let request = b"GET /healthz HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n";
+        stream.write_all(request).await.ok()?;
+        let mut answer = Vec::new();
+        stream.read_to_end(&mut answer).await.ok()?;
+        let text = String::from_utf8_lossy(&answer);
+        text.split_whitespace().nth(1)?.parse().ok()
+    };
+    tokio::time::timeout(LIVENESS, ask).await.ok().flatten()
+}
+
+/// `bantin run` started through a shell that lowers its open-files limit to `files`.
+struct LimitedDaemon {
+    child: std::process::Child,
+    log: std::path::PathBuf,
+}
+
+impl LimitedDaemon {
+    fn start(config: &std::path::Path, files: u32) -> LimitedDaemon {
+        let log = config.with_file_name("daemon.log");
+        let child = std::process::Command::new("sh")
+            .args([
+                "-c",
+                &format!("ulimit -n {files} && exec \"$0\" --config \"$1\" run"),
+            ])
+            .arg(assert_cmd::cargo::cargo_bin!("bantin"))
+            .arg(config)
+            .env("RUST_LOG", "bantin=info")
+            .stdout(std::process::Stdio::null())
+            .stderr(std::fs::File::create(&log).unwrap())
+            .spawn()
+            .expect("sh starts bantin");
+        LimitedDaemon { child, log }
+    }
+
+    fn log(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+}
+
+impl Drop for LimitedDaemon {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Waits until `done` holds, polling; panics with `what` and the log past `LIVENESS`.
+async fn wait_until(daemon: &LimitedDaemon, what: &str, mut done: impl AsyncFnMut() -> bool) {
+    let start = std::time::Instant::now();
+    while !done().await {
+        assert!(
+            start.elapsed() < LIVENESS * 3,
+            "timed out waiting for {what}\n{}",
+            daemon.log()
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+#[tokio::test]
+async fn slow_clients_beyond_the_open_files_limit_leave_healthz_and_publishing_working() {
+    const FILES: u32 = 256;
+    const SLOW_CLIENTS: usize = 300;
+    const CAP: usize = 64;
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let addr = std::net::SocketAddr::from((LOOPBACK, port));
+    let config = TestConfig::new().settings(&format!(
+        "listen = \"{addr}\"\n\n[server]\nmax_connections = {CAP}\nheader_read_timeout = \"60s\"\n"
+    ));
+    config.load();
+    let toml = config.dir().join("bantin.toml");
+    let daemon = LimitedDaemon::start(&toml, FILES);
+    wait_until(&daemon, "the server", async || {
+        healthz_status(addr).await == Some(200)
+    })
+    .await;
+
+    let attack = Arc::new(Attack::default());
+    let clients: Vec<_> = (0..SLOW_CLIENTS)
+        .map(|_| tokio::spawn(slow_client(addr, attack.clone())))
+        .collect();
+    // All in, and the server holds no more of them than its cap.
+    wait_until(&daemon, "the attack to settle", async || {
+        attack.waiting.load(Ordering::SeqCst) == SLOW_CLIENTS
+            && attack.dropped.load(Ordering::SeqCst) >= SLOW_CLIENTS - CAP
+    })
+    .await;
+    for _ in 0..10 {
+        let status = healthz_status(addr).await;
+        assert_eq!(status, Some(200), "healthz under attack\n{}", daemon.log());
+    }
+    // A new title is published by the daemon itself, which needs files to write.
+    let text = std::fs::read_to_string(&toml).unwrap();
+    std::fs::write(&toml, format!("title = \"Vẫn xuất bản\"\n{text}")).unwrap();
+    let rss = config.dir().join("feeds/all.rss");
+    wait_until(&daemon, "the daemon's publish", async || {
+        std::fs::read_to_string(&rss).is_ok_and(|t| t.contains("Vẫn xuất bản"))
+    })
+    .await;
+    let publish = std::process::Command::new(assert_cmd::cargo::cargo_bin!("bantin"))
+        .args(["--config", toml.to_str().unwrap(), "publish"])
+        .output()
+        .unwrap();
+    assert!(publish.status.success(), "{publish:?}");
+    attack.stop.cancel();
+    for client in clients {
+        let _ = client.await;
+    }
 }

@@ -136,15 +136,12 @@ pub const MAX_RETRY_AFTER: chrono::TimeDelta = chrono::TimeDelta::days(1);
 pub fn parse_retry_after(value: &str, now: DateTime<Utc>) -> Option<DateTime<Utc>> {
     let value = value.trim();
     let wait = match value.parse::<u64>() {
-        Ok(secs) => {
-            chrono::TimeDelta::seconds(secs.min(MAX_RETRY_AFTER.num_seconds() as u64) as i64)
-        }
-        Err(_) => {
-            DateTime::parse_from_rfc2822(value)
-                .ok()?
-                .with_timezone(&Utc)
-                - now
-        }
+        Ok(secs) => chrono::TimeDelta::seconds(
+            i64::try_from(secs)
+                .unwrap_or(i64::MAX)
+                .min(MAX_RETRY_AFTER.num_seconds()),
+        ),
+        Err(_) => DateTime::parse_from_rfc2822(value).ok()?.to_utc() - now,
     };
     Some(now + wait.clamp(chrono::TimeDelta::zero(), MAX_RETRY_AFTER))
 }
@@ -187,8 +184,9 @@ mod tests {
             .unwrap()
             .with_timezone(&Utc);
         let cap = Some(now + MAX_RETRY_AFTER);
-        assert_eq!(parse_retry_after("99999999999999999999", now), None);
+        assert_eq!(parse_retry_after("-5", now), None);
         assert_eq!(parse_retry_after("9999999999", now), cap);
+        assert_eq!(parse_retry_after("18446744073709551615", now), cap);
         assert_eq!(parse_retry_after("Thu, 01 Jan 2099 00:00:00 GMT", now), cap);
         assert_eq!(
             parse_retry_after("Mon, 01 Jan 2024 00:00:00 GMT", now),

@@ -27,10 +27,10 @@ use crate::config::ServerSettings;
 /// Open files kept free of connections for everything else the process does (the
 /// store, publishing's temporary files, outbound fetches, the configuration watcher):
 /// a quarter of the open-files limit, up to this many.
-pub const RESERVED_FILES: u64 = 256;
+const RESERVED_FILES: u64 = 256;
 /// The connection cap when `max_connections` is not set and the open-files limit
 /// allows it.
-pub const DEFAULT_MAX_CONNECTIONS: usize = 1024;
+const DEFAULT_MAX_CONNECTIONS: usize = 1024;
 /// Fewest connections the cap is lowered to, however small the open-files limit.
 const MIN_CONNECTIONS: usize = 16;
 /// How long a new connection waits for the place of the connection closed for it.

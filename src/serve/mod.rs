@@ -118,7 +118,7 @@ pub fn router(state: AppState) -> Router {
     routes::router(state)
 }
 
-pub use connections::{DEFAULT_MAX_CONNECTIONS, RESERVED_FILES, connection_cap};
+use connections::connection_cap;
 
 /// Serves until `shutdown` is cancelled, then stops accepting and lets requests in
 /// flight finish. The `[server]` settings are read once, here.

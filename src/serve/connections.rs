@@ -170,7 +170,12 @@ async fn serve_connection(
             }
             // A request ended: its idle time starts now.
             _ = activity.request_ended.notified() => {}
+            // A connection without a request in flight has nothing to finish: a slow
+            // client must not hold shutdown up until its header-read timeout.
             _ = shutdown.cancelled(), if !draining => {
+                if activity.in_flight.load(Ordering::SeqCst) == 0 {
+                    return;
+                }
                 connection.as_mut().graceful_shutdown();
                 draining = true;
             }

@@ -274,6 +274,29 @@ async fn full_server_closes_its_longest_idle_connection_for_a_new_client() {
 }
 
 #[tokio::test]
+async fn shutdown_does_not_wait_for_slow_clients() {
+    let env = FeedEnv::with(|c| c.settings.server.header_read_timeout = Duration::from_secs(3600));
+    let state = bantin::serve::AppState::new(
+        Arc::new(arc_swap::ArcSwap::from_pointee(env.config.clone())),
+        env.store.clone(),
+        Arc::new(bantin::serve::Metrics::new()),
+    );
+    let listener = tokio::net::TcpListener::bind((LOOPBACK, 0)).await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let shutdown = tokio_util::sync::CancellationToken::new();
+    let server = tokio::spawn(bantin::serve::serve(listener, state, shutdown.clone()));
+    let mut slow = TcpStream::connect(addr).await.unwrap();
+    slow.write_all(SLOW_HEAD).await.unwrap();
+    assert_eq!(healthz_status(addr).await, Some(200), "the server is up");
+    shutdown.cancel();
+    let stopped = tokio::time::timeout(LIVENESS, server).await;
+    assert!(
+        stopped.is_ok(),
+        "the server waited for a client that never finished"
+    );
+}
+
+#[tokio::test]
 async fn filtered_feed_past_the_request_deadline_answers_503() {
     let env = FeedEnv::with(|c| c.settings.server.request_timeout = Duration::from_millis(1));
     for n in 0..300 {

@@ -2,7 +2,9 @@
 //! hubs that redirect inward, oversized robots.txt, far-future Retry-After, temp files
 //! left by a killed publisher, and slow clients that try to use up the server's sockets.
 
-use std::net::{IpAddr, Ipv4Addr};
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
@@ -13,6 +15,7 @@ use bantin::publish::{self, websub};
 use chrono::Utc;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
+use tokio_util::sync::CancellationToken;
 use url::Url;
 
 use crate::support::feeds::{FeedEnv, article};
@@ -125,9 +128,7 @@ async fn retry_after_as_a_far_future_http_date_is_capped_like_seconds() {
 
 /// A process id that belonged to a process which has ended.
 fn dead_pid() -> u32 {
-    let mut child = std::process::Command::new("true")
-        .spawn()
-        .expect("true runs");
+    let mut child = Command::new("true").spawn().expect("true runs");
     let pid = child.id();
     child.wait().expect("true ends");
     pid
@@ -138,10 +139,7 @@ async fn publish_removes_temp_files_of_dead_publishers_only() {
     let env = FeedEnv::new();
     let dir = &env.config.settings.feeds_dir;
     std::fs::create_dir_all(dir).unwrap();
-    let mut live = std::process::Command::new("sleep")
-        .arg("60")
-        .spawn()
-        .expect("sleep runs");
+    let mut live = Command::new("sleep").arg("60").spawn().expect("sleep runs");
     let stale = dir.join(format!(".all.json.{}.3.tmp", dead_pid()));
     let in_progress = dir.join(format!(".all.rss.{}.0.tmp", live.id()));
     let foreign = dir.join(".notes.123.tmp");
@@ -283,7 +281,7 @@ async fn shutdown_does_not_wait_for_slow_clients() {
     );
     let listener = tokio::net::TcpListener::bind((LOOPBACK, 0)).await.unwrap();
     let addr = listener.local_addr().unwrap();
-    let shutdown = tokio_util::sync::CancellationToken::new();
+    let shutdown = CancellationToken::new();
     let server = tokio::spawn(bantin::serve::serve(listener, state, shutdown.clone()));
     let mut slow = TcpStream::connect(addr).await.unwrap();
     slow.write_all(SLOW_HEAD).await.unwrap();
@@ -314,7 +312,7 @@ const SLOW_HEAD: &[u8] = b"GET / HTTP/1.1\r\nHost: 127.0.0.1\r\nX-Waiting: ";
 
 /// One slow client: connects, sends partial headers and falls silent until the server
 /// closes the connection or `stop`. Counts itself in `attack` at each step.
-async fn slow_client(addr: std::net::SocketAddr, attack: Arc<Attack>) {
+async fn slow_client(addr: SocketAddr, attack: Arc<Attack>) {
     let Ok(mut stream) = TcpStream::connect(addr).await else {
         return;
     };
@@ -338,11 +336,11 @@ struct Attack {
     waiting: AtomicUsize,
     /// Clients whose connection the server closed.
     dropped: AtomicUsize,
-    stop: tokio_util::sync::CancellationToken,
+    stop: CancellationToken,
 }
 
 /// `GET /healthz` over a fresh connection; the status, or `None` past `LIVENESS`.
-async fn healthz_status(addr: std::net::SocketAddr) -> Option<u16> {
+async fn healthz_status(addr: SocketAddr) -> Option<u16> {
     let ask = async {
         let mut stream = TcpStream::connect(addr).await.ok()?;
         let request = b"GET /healthz HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n";
@@ -357,14 +355,14 @@ async fn healthz_status(addr: std::net::SocketAddr) -> Option<u16> {
 
 /// `bantin run` started through a shell that lowers its open-files limit to `files`.
 struct LimitedDaemon {
-    child: std::process::Child,
-    log: std::path::PathBuf,
+    child: Child,
+    log: PathBuf,
 }
 
 impl LimitedDaemon {
-    fn start(config: &std::path::Path, files: u32) -> LimitedDaemon {
+    fn start(config: &Path, files: u32) -> LimitedDaemon {
         let log = config.with_file_name("daemon.log");
-        let child = std::process::Command::new("sh")
+        let child = Command::new("sh")
             .args([
                 "-c",
                 &format!("ulimit -n {files} && exec \"$0\" --config \"$1\" run"),
@@ -372,7 +370,7 @@ impl LimitedDaemon {
             .arg(assert_cmd::cargo::cargo_bin!("bantin"))
             .arg(config)
             .env("RUST_LOG", "bantin=info")
-            .stdout(std::process::Stdio::null())
+            .stdout(Stdio::null())
             .stderr(std::fs::File::create(&log).unwrap())
             .spawn()
             .expect("sh starts bantin");
@@ -414,7 +412,7 @@ async fn slow_clients_beyond_the_open_files_limit_leave_healthz_and_publishing_w
         .local_addr()
         .unwrap()
         .port();
-    let addr = std::net::SocketAddr::from((LOOPBACK, port));
+    let addr = SocketAddr::from((LOOPBACK, port));
     let config = TestConfig::new().settings(&format!(
         "listen = \"{addr}\"\n\n[server]\nmax_connections = {CAP}\nheader_read_timeout = \"60s\"\n"
     ));
@@ -448,7 +446,7 @@ async fn slow_clients_beyond_the_open_files_limit_leave_healthz_and_publishing_w
         std::fs::read_to_string(&rss).is_ok_and(|t| t.contains("Vẫn xuất bản"))
     })
     .await;
-    let publish = std::process::Command::new(assert_cmd::cargo::cargo_bin!("bantin"))
+    let publish = Command::new(assert_cmd::cargo::cargo_bin!("bantin"))
         .args(["--config", toml.to_str().unwrap(), "publish"])
         .output()
         .unwrap();

@@ -73,7 +73,8 @@ pub struct ServerFile {
     /// client is disconnected.
     #[serde(default = "default_header_read_timeout")]
     pub header_read_timeout: Spanned<String>,
-    /// How long a kept-alive connection may stay without a request before it is closed.
+    /// How long a kept-alive connection may stay without a request before it is closed;
+    /// an answer must be read within it too.
     #[serde(default = "default_idle_timeout")]
     pub idle_timeout: Spanned<String>,
     /// Longest a request may take to answer; past it the client gets 503 and the work

@@ -201,7 +201,9 @@ struct Connections {
     stats: ConnectionStats,
 }
 
-/// What one connection is doing, as the cap and the idle timeout see it.
+/// What one connection is doing, as the cap and the idle timeout see it. A request
+/// counts as in flight until its answer's headers are ready; sending the body does not,
+/// so a client that reads too slowly is as idle as one that writes too slowly.
 struct Activity {
     in_flight: AtomicUsize,
     /// Whether a request has started; before that the header-read timeout is its limit.

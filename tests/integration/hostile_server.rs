@@ -40,6 +40,7 @@ fn topic() -> Url {
     Url::parse("http://127.0.0.1:8080/feeds/all.rss").unwrap()
 }
 
+/// Regression: the hub client followed redirects, so a hub could make bantin POST to internal hosts.
 #[tokio::test]
 async fn websub_hub_redirecting_to_an_internal_address_is_not_followed() {
     let internal = TestSite::empty_on(INTERNAL).await;
@@ -61,6 +62,7 @@ async fn websub_hub_redirecting_to_an_internal_address_is_not_followed() {
     assert!(internal.requests().is_empty(), "the POST reached 127.0.0.2");
 }
 
+/// Regression: the hub client was built apart from the Fetcher and skipped the address guard.
 #[tokio::test]
 async fn websub_hub_at_a_private_address_is_refused_by_the_guard() {
     let hub = TestSite::empty().await;
@@ -91,6 +93,7 @@ fn oversized_robots() -> Vec<u8> {
     txt
 }
 
+/// Regression: a robots.txt over 512 KiB failed to read and closed its whole host.
 #[tokio::test]
 async fn robots_txt_over_the_size_limit_is_read_up_to_it_not_refused() {
     let site = TestSite::serve(SITE).await;
@@ -105,6 +108,7 @@ async fn robots_txt_over_the_size_limit_is_read_up_to_it_not_refused() {
     );
 }
 
+/// Regression: only seconds were capped; a `Retry-After` date in 2099 was honoured.
 #[tokio::test]
 async fn retry_after_as_a_far_future_http_date_is_capped_like_seconds() {
     let site = TestSite::empty().await;
@@ -134,6 +138,7 @@ fn dead_pid() -> u32 {
     pid
 }
 
+/// Regression: temp files left by a killed publish stayed in the feeds folder forever.
 #[tokio::test]
 async fn publish_removes_temp_files_of_dead_publishers_only() {
     let env = FeedEnv::new();
@@ -198,6 +203,7 @@ async fn read_until_closed(stream: &mut TcpStream, within: Duration) -> Option<S
         .map(|()| String::from_utf8_lossy(&seen).into_owned())
 }
 
+/// Regression: with no header-read timeout, half a request held a connection forever.
 #[tokio::test]
 async fn client_sending_its_headers_too_slowly_is_disconnected() {
     let server = server_with(|c| {
@@ -212,6 +218,7 @@ async fn client_sending_its_headers_too_slowly_is_disconnected() {
     assert!(answer.is_some(), "half a request kept its connection open");
 }
 
+/// Regression: a connection that sent nothing was never closed.
 #[tokio::test]
 async fn silent_client_is_disconnected_after_the_header_read_timeout() {
     let server = server_with(|c| {
@@ -226,6 +233,7 @@ async fn silent_client_is_disconnected_after_the_header_read_timeout() {
     );
 }
 
+/// Regression: idle kept-alive connections were never closed.
 #[tokio::test]
 async fn kept_alive_connection_is_closed_after_the_idle_timeout() {
     let server = server_with(|c| {
@@ -243,6 +251,7 @@ async fn kept_alive_connection_is_closed_after_the_idle_timeout() {
     assert!(answer.starts_with("HTTP/1.1 200"), "{answer}");
 }
 
+/// Regression: connections had no cap, so slow clients used up the open files.
 #[tokio::test]
 async fn full_server_closes_its_longest_idle_connection_for_a_new_client() {
     let server = server_with(|c| {
@@ -271,6 +280,7 @@ async fn full_server_closes_its_longest_idle_connection_for_a_new_client() {
     }
 }
 
+/// A draining server does not wait out a slow client's header-read timeout.
 #[tokio::test]
 async fn shutdown_does_not_wait_for_slow_clients() {
     let env = FeedEnv::with(|c| c.settings.server.header_read_timeout = Duration::from_secs(3600));
@@ -294,6 +304,7 @@ async fn shutdown_does_not_wait_for_slow_clients() {
     );
 }
 
+/// Regression: a filtered feed request had no deadline and ran as long as its work took.
 #[tokio::test]
 async fn filtered_feed_past_the_request_deadline_answers_503() {
     let env = FeedEnv::with(|c| c.settings.server.request_timeout = Duration::from_millis(1));
@@ -402,6 +413,7 @@ async fn wait_until(daemon: &LimitedDaemon, what: &str, mut done: impl AsyncFnMu
     }
 }
 
+/// Regression: more slow clients than open files made `/healthz` time out and every publish fail.
 #[tokio::test]
 async fn slow_clients_beyond_the_open_files_limit_leave_healthz_and_publishing_working() {
     const FILES: u32 = 256;

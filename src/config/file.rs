@@ -226,6 +226,9 @@ pub struct SiteFile {
     pub language: Option<String>,
     #[serde(default)]
     pub extract: ExtractFile,
+    /// `[refresh]`: how the site's stored articles are re-checked, for every source.
+    #[serde(default)]
+    pub refresh: RefreshFile,
     #[serde(default, rename = "source")]
     pub sources: Vec<SourceFile>,
 }
@@ -267,6 +270,9 @@ pub struct SourceFile {
     pub links: LinksFile,
     #[serde(default)]
     pub extract: ExtractFile,
+    /// `[source.refresh]`: overrides the site's `[refresh]` key by key.
+    #[serde(default)]
+    pub refresh: RefreshFile,
     /// Pages with known fields, checked by `bantin check --online`.
     #[serde(default)]
     pub test_urls: Vec<TestUrlFile>,
@@ -284,6 +290,19 @@ pub struct LinksFile {
     pub next_page: Option<Spanned<String>>,
     /// Listing pages read per run, the first included.
     pub max_pages: Option<Spanned<i64>>,
+}
+
+/// `[refresh]` / `[source.refresh]`: a stored article is asked again (conditionally)
+/// while it is young, because news sites edit stories for hours after they appear.
+/// A key left out takes the site's value, then the default.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RefreshFile {
+    /// How often a young article is asked again, e.g. "1h" (default "1h").
+    pub every: Option<Spanned<String>>,
+    /// How long an article stays young after it was published (first seen, if the
+    /// page gives no date), e.g. "2d" (default "2d"); "0s" never re-checks.
+    pub within: Option<Spanned<String>>,
 }
 
 /// `[extract]`: CSS selectors per field. A field without a selector, or whose selector

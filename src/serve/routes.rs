@@ -348,6 +348,8 @@ struct SourceHealth {
     next_run: Option<String>,
     last_error: Option<String>,
     links_found: Option<u64>,
+    /// Article links of the last run that answered 404/410 or wait for their backoff.
+    dead_links: Option<u64>,
     failures: u32,
     healthy: bool,
 }
@@ -400,6 +402,7 @@ async fn healthz(State(state): State<AppState>) -> Response {
                 next_run: next_runs.get(&source.id).map(|t| t.to_rfc3339()),
                 last_error: last_run.and_then(|r| r.last_error.clone()),
                 links_found: last_run.map(|r| r.links_found),
+                dead_links: last_run.map(|r| r.dead_links),
                 failures,
                 healthy: state.is_none_or(super::source_is_healthy),
             }

@@ -5,6 +5,7 @@ mod daemon;
 mod demo;
 mod extract;
 mod fetch;
+mod freshness;
 mod hostile_server;
 mod publish;
 mod reload;

@@ -74,6 +74,9 @@ pub enum Command {
         /// Only this source; repeat for several.
         #[arg(long = "source", value_name = "ID")]
         sources: Vec<String>,
+        /// Re-check every young article now (conditionally), not only those due.
+        #[arg(long)]
+        refresh: bool,
     },
     /// Store saved HTML pages (files, or folders walked for *.html) through the same
     /// extract, dedup and classify steps as a crawl, then publish.
@@ -166,7 +169,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             daemon::demo(&dir, listen, token).await?;
             Ok(ExitCode::SUCCESS)
         }
-        Command::Crawl { sources } => crawl(&cli.config, &sources).await,
+        Command::Crawl { sources, refresh } => crawl(&cli.config, &sources, refresh).await,
         Command::Ingest { paths, url, source } => {
             ingest(&cli.config, &paths, url.as_ref(), source.as_deref()).await
         }
@@ -253,11 +256,20 @@ fn chosen_sources(config: &Config, ids: &[String]) -> anyhow::Result<Vec<Source>
         .collect()
 }
 
-async fn crawl(path: &Path, ids: &[String]) -> anyhow::Result<ExitCode> {
+async fn crawl(path: &Path, ids: &[String], refresh: bool) -> anyhow::Result<ExitCode> {
     use indicatif::{MultiProgress, ProgressBar, ProgressStyle};
     let config = Arc::new(load_config(path)?);
     let sources = chosen_sources(&config, ids)?;
     let service = Service::open(&config).context("opening the store")?;
+    if refresh {
+        let now = chrono::Utc::now();
+        for source in &sources {
+            service
+                .store()
+                .refresh_now(&source.id, source.refresh.within, now)
+                .with_context(|| format!("making the young articles of {} due", source.id))?;
+        }
+    }
     let bars = MultiProgress::new();
     let style = ProgressStyle::with_template("{spinner} {prefix:<28} {msg}")
         .expect("literal progress template is valid");
@@ -295,12 +307,12 @@ async fn crawl(path: &Path, ids: &[String]) -> anyhow::Result<ExitCode> {
 
 fn print_summary(runs: &[(SourceId, SourceRun)]) {
     println!(
-        "{:<30} {:>6} {:>7} {:>5} {:>5} {:>7} {:>5} {:>6}",
-        "source", "links", "fetched", "304", "new", "updated", "dups", "errors"
+        "{:<30} {:>6} {:>7} {:>5} {:>5} {:>7} {:>5} {:>5} {:>6}",
+        "source", "links", "fetched", "304", "new", "updated", "dups", "dead", "errors"
     );
     for (id, r) in runs {
         println!(
-            "{:<30} {:>6} {:>7} {:>5} {:>5} {:>7} {:>5} {:>6}",
+            "{:<30} {:>6} {:>7} {:>5} {:>5} {:>7} {:>5} {:>5} {:>6}",
             id.as_str(),
             r.links_found,
             r.pages_fetched,
@@ -308,6 +320,7 @@ fn print_summary(runs: &[(SourceId, SourceRun)]) {
             r.new,
             r.updated,
             r.duplicates,
+            r.dead_links,
             r.errors
         );
         if let Some(err) = &r.last_error {

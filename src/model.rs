@@ -166,6 +166,64 @@ pub struct Validators {
     pub last_modified: Option<String>,
 }
 
+/// Why a run asks for an article page.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum VisitReason {
+    /// An address never asked for.
+    New,
+    /// A dead link whose backoff has passed.
+    DeadRetry,
+    /// A young stored article whose re-check is due.
+    Due,
+    /// The listing shows a stored article under another title than before.
+    TitleChanged,
+}
+
+/// One article link a run acts on, as the store planned it.
+#[derive(Debug, Clone)]
+pub struct ArticleVisit {
+    pub candidate: Candidate,
+    pub reason: VisitReason,
+    /// The stored item a re-check is about.
+    pub item: Option<ItemId>,
+    /// The stored page's validators, sent with a re-check.
+    pub validators: Option<Validators>,
+}
+
+/// What the store decided about a source's article links for one run.
+#[derive(Debug, Clone, Default)]
+pub struct ArticlePlan {
+    /// Links to fetch (or record), new ones first in the order found, then re-checks.
+    pub visits: Vec<ArticleVisit>,
+    /// Listed links known to be dead and still in their backoff (not asked).
+    pub dead_links: u64,
+}
+
+/// How a fetched article page was asked for, recorded with its item so the next
+/// re-check and aliases are known.
+#[derive(Debug, Clone)]
+pub struct PageFetch {
+    /// The address asked for (before redirects).
+    pub asked: Url,
+    /// When the answer came; the next re-check counts from here.
+    pub fetched_at: DateTime<Utc>,
+    /// Validators of the answer, sent with the next re-check.
+    pub validators: Validators,
+    /// The title the listing, feed or sitemap gave.
+    pub listed_title: Option<String>,
+    /// How often the page is asked again while young; `None`: never (feed entries).
+    pub every: Option<std::time::Duration>,
+}
+
+/// A dead article link's standing after a 404 or 410.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct DeadLink {
+    /// 404 or 410 answers in a row.
+    pub failures: u32,
+    /// Not asked again before this.
+    pub retry_at: DateTime<Utc>,
+}
+
 /// A fetched article page kept for `bantin reextract`.
 #[derive(Debug, Clone)]
 pub struct RawPage {
@@ -185,13 +243,19 @@ pub struct SourceRun {
     pub links_found: u64,
     /// Pages fetched (listings, feeds, sitemaps and articles).
     pub pages_fetched: u64,
-    /// Conditional requests answered 304 Not Modified.
+    /// Listing, feed and sitemap requests answered 304 Not Modified (a stored article's
+    /// re-check answered 304 counts as `unchanged`).
     pub not_modified: u64,
     pub new: u64,
     pub updated: u64,
     pub duplicates: u64,
     pub unchanged: u64,
+    /// Timeouts, 5xx answers, unreadable pages: what may pass, not dead links.
     pub errors: u64,
+    /// Article links that answered 404 or 410 in this run, or are known dead and wait
+    /// for their backoff.
+    #[serde(default)]
+    pub dead_links: u64,
     /// The last error of the run, if any, for the operator.
     pub last_error: Option<String>,
     /// What the breakage alarm found (no links, a field gone), naming the selector to

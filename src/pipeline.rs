@@ -5,7 +5,7 @@
 use std::collections::{BTreeMap, HashMap};
 use std::path::Path;
 use std::sync::Arc;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use chrono::{DateTime, Utc};
 use futures_util::StreamExt;
@@ -14,7 +14,10 @@ use url::Url;
 
 use crate::config::{ArticleRules, Config, Source};
 use crate::fetch::{FetchError, Fetched, Fetcher, charset};
-use crate::model::{Article, Candidate, CategoryId, Outcome, Page, RawPage, SourceId, SourceRun};
+use crate::model::{
+    Article, ArticleVisit, Candidate, CategoryId, ItemId, Outcome, Page, PageFetch, RawPage,
+    SourceId, SourceRun, Validators, VisitReason,
+};
 use crate::serve::metrics::Metrics;
 use crate::store::{RawPageCursor, Store, StoreError};
 use crate::{classify, extract, sources};
@@ -43,6 +46,21 @@ pub enum PipelineError {
     Fetch(#[from] FetchError),
     #[error("a storage task stopped unexpectedly")]
     TaskPanicked,
+}
+
+/// What visiting one article link gave.
+enum Visited {
+    /// The article was recorded; `fetched` when its page was fetched.
+    Stored {
+        /// The tracked fields the article had.
+        present: Vec<&'static str>,
+        outcome: Outcome,
+        fetched: bool,
+    },
+    /// A re-check answered 304: the item is as it was.
+    NotModified(ItemId),
+    /// The page answered 404 or 410 and is remembered as a dead link.
+    Dead,
 }
 
 /// The shared parts every pipeline step uses.
@@ -99,6 +117,7 @@ impl Pipeline {
                 new = run.new,
                 updated = run.updated,
                 duplicates = run.duplicates,
+                dead_links = run.dead_links,
                 errors = run.errors,
                 elapsed_ms = started.elapsed().as_millis() as u64,
                 "source run done"
@@ -116,17 +135,12 @@ impl Pipeline {
         run: &mut SourceRun,
     ) -> Result<(), PipelineError> {
         let store = self.store.clone();
-        let urls = source.urls.clone();
-        let validators: HashMap<Url, _> = blocking(move || {
-            let mut known = HashMap::new();
-            for url in urls {
-                if let Some(v) = store.validators(&url)? {
-                    known.insert(url, v);
-                }
-            }
-            Ok(known)
-        })
-        .await?;
+        let (id, urls) = (source.id.clone(), source.urls.clone());
+        let validators: HashMap<Url, Validators> =
+            blocking(move || store.source_validators(&id, &urls))
+                .await?
+                .into_iter()
+                .collect();
 
         let discovery = sources::discover(source, &self.fetcher, &validators).await;
         let discovery = match discovery {
@@ -145,60 +159,103 @@ impl Pipeline {
         run.errors += discovery.errors.len() as u64;
         run.last_error = discovery.errors.last().cloned().or(run.last_error.take());
         let store = self.store.clone();
-        let fresh_validators = discovery.validators;
-        blocking(move || {
-            for (url, v) in &fresh_validators {
-                store.save_validators(url, v)?;
-            }
-            Ok(())
-        })
-        .await?;
+        let (id, fresh_validators) = (source.id.clone(), discovery.validators);
+        blocking(move || store.save_source_validators(&id, &fresh_validators)).await?;
 
+        // An unchanged listing names the same dead links as the last run that read it.
+        if discovery.pages_fetched == 0 && discovery.not_modified > 0 {
+            run.dead_links = self.last_dead_links(source).await?;
+        }
+        let visits = self.plan_visits(source, discovery.candidates, run).await?;
+        debug!(visits = visits.len(), "article links to visit");
+        self.visit_all(config, source, visits, run).await;
+        Ok(())
+    }
+
+    /// Dead links of the source's last run.
+    async fn last_dead_links(&self, source: &Source) -> Result<u64, PipelineError> {
         let store = self.store.clone();
-        let all: Vec<Candidate> = discovery.candidates;
-        let candidates: Vec<Candidate> = blocking(move || {
-            let mut fresh = Vec::new();
-            for c in all {
-                if !store.knows_url(&c.url)? {
-                    fresh.push(c);
-                }
-            }
-            Ok(fresh)
-        })
-        .await?
-        .into_iter()
-        .take(source.max_articles)
-        .collect();
-        debug!(new_links = candidates.len(), "links to fetch");
+        let id = source.id.clone();
+        let state = blocking(move || store.source_state(&id)).await?;
+        Ok(state.and_then(|s| s.last_run).map_or(0, |r| r.dead_links))
+    }
 
+    /// The article links a run acts on: feed entries that carry their article (recorded
+    /// again, nothing fetched; dedup tells unchanged from updated), then what the store
+    /// planned for the links to pages (new, dead past backoff, re-checks), at most
+    /// `max_articles`.
+    async fn plan_visits(
+        &self,
+        source: &Source,
+        candidates: Vec<Candidate>,
+        run: &mut SourceRun,
+    ) -> Result<Vec<ArticleVisit>, PipelineError> {
+        let (entries, pages): (Vec<Candidate>, Vec<Candidate>) = candidates
+            .into_iter()
+            .partition(|c| c.article.is_some() && !source.full_text);
+        let store = self.store.clone();
+        let (id, within) = (source.id.clone(), source.refresh.within);
+        let plan = blocking(move || store.plan_articles(&id, pages, within, Utc::now())).await?;
+        run.dead_links += plan.dead_links;
+        let entries = entries.into_iter().map(|candidate| ArticleVisit {
+            candidate,
+            reason: VisitReason::New,
+            item: None,
+            validators: None,
+        });
+        Ok(entries
+            .chain(plan.visits)
+            .take(source.max_articles)
+            .collect())
+    }
+
+    /// Visits the article links, a few at a time, and counts what each gave in `run`.
+    async fn visit_all(
+        &self,
+        config: &Config,
+        source: &Source,
+        visits: Vec<ArticleVisit>,
+        run: &mut SourceRun,
+    ) {
         let mut coverage: BTreeMap<String, u64> = BTreeMap::new();
         let mut extracted = 0u64;
         let concurrency = config.settings.fetch.global_concurrency.max(1);
-        let mut results = futures_util::stream::iter(candidates)
-            .map(|candidate| self.process_candidate(config, source, candidate))
+        let mut results = futures_util::stream::iter(visits)
+            .map(|visit| self.visit_link(config, source, visit))
             .buffer_unordered(concurrency);
         while let Some(result) = results.next().await {
-            match result {
-                Ok((article, outcome, fetched)) => {
+            let outcome = match result {
+                Ok(Visited::Stored {
+                    present,
+                    outcome,
+                    fetched,
+                }) => {
                     run.pages_fetched += u64::from(fetched);
                     extracted += 1;
-                    for field in present_fields(&article) {
+                    for field in present {
                         *coverage.entry(field.to_owned()).or_default() += 1;
                     }
-                    self.metrics.record_outcome(&outcome);
-                    match outcome {
-                        Outcome::New(_) => run.new += 1,
-                        Outcome::Updated(_) => run.updated += 1,
-                        Outcome::Unchanged(_) => run.unchanged += 1,
-                        Outcome::Duplicate { .. } => run.duplicates += 1,
-                    }
+                    outcome
+                }
+                Ok(Visited::NotModified(id)) => Outcome::Unchanged(id),
+                Ok(Visited::Dead) => {
+                    run.dead_links += 1;
+                    continue;
                 }
                 Err((url, err)) => {
                     run.errors += 1;
                     run.last_error = Some(format!("{url}: {err:#}"));
                     self.metrics.record_error(&source.id);
                     warn!(url = %url, error = %err, "article skipped");
+                    continue;
                 }
+            };
+            self.metrics.record_outcome(&outcome);
+            match outcome {
+                Outcome::New(_) => run.new += 1,
+                Outcome::Updated(_) => run.updated += 1,
+                Outcome::Unchanged(_) => run.unchanged += 1,
+                Outcome::Duplicate { .. } => run.duplicates += 1,
             }
         }
         if extracted > 0 {
@@ -210,52 +267,145 @@ impl Pipeline {
                 })
                 .collect();
         }
-        Ok(())
     }
 
     /// Fetches (unless a feed entry already is the article), extracts, classifies and
-    /// stores one candidate. Returns the article, what the store did, and whether a page
-    /// was fetched.
-    async fn process_candidate(
+    /// stores one article link. A re-check is a conditional GET: 304 leaves the item as
+    /// it is. A 404 or 410 is remembered as a dead link.
+    async fn visit_link(
         &self,
         config: &Config,
         source: &Source,
-        candidate: Candidate,
-    ) -> Result<(Article, Outcome, bool), (Url, PipelineError)> {
-        let url = candidate.url.clone();
+        visit: ArticleVisit,
+    ) -> Result<Visited, (Url, PipelineError)> {
+        let url = visit.candidate.url.clone();
         let fail = |e: PipelineError| (url.clone(), e);
-        let (article, raw, fetched) = match (&candidate.article, source.full_text) {
-            (Some(article), false) => (article.clone(), None, false),
-            _ => {
-                let page = match self.fetcher.fetch(&url, None, Some(source)).await {
-                    Ok(Fetched::Page { page, .. }) => page,
-                    Ok(Fetched::NotModified) => unreachable!("no validators were sent"),
-                    Err(err) => {
-                        self.metrics.record_fetch(match &err {
-                            FetchError::Status { status, .. } => Some(status.as_u16()),
-                            _ => None,
-                        });
-                        return Err(fail(err.into()));
-                    }
-                };
-                self.metrics.record_fetch(Some(200));
-                let article = extract_page(&page, source).await.map_err(&fail)?;
-                let article = merge_feed_hints(article, &candidate);
-                let raw = RawPage {
-                    url: page.final_url.clone(),
-                    source: source.id.clone(),
+        if let (Some(article), false) = (&visit.candidate.article, source.full_text) {
+            return self
+                .record_entry(config, source, article.clone())
+                .await
+                .map_err(fail);
+        }
+        if visit.reason != VisitReason::New {
+            debug!(url = %url, reason = ?visit.reason, "asking for a known article again");
+        }
+        let answer = self
+            .fetcher
+            .fetch(&url, visit.validators.as_ref(), Some(source))
+            .await;
+        self.metrics.record_fetch(match &answer {
+            Ok(Fetched::Page { .. }) => Some(200),
+            Ok(Fetched::NotModified) => Some(304),
+            Err(FetchError::Status { status, .. }) => Some(status.as_u16()),
+            Err(_) => None,
+        });
+        let every = source.refresh.every;
+        match answer {
+            Ok(Fetched::Page {
+                page, validators, ..
+            }) => {
+                let fetch = PageFetch {
+                    asked: url.clone(),
                     fetched_at: page.fetched_at,
-                    html: page.html,
+                    validators,
+                    listed_title: visit.candidate.title.clone(),
+                    every: Some(every),
                 };
-                (article, Some(raw), true)
+                self.store_page(config, source, &visit.candidate, page, fetch)
+                    .await
+                    .map_err(fail)
             }
+            Ok(Fetched::NotModified) => {
+                let id = visit
+                    .item
+                    .expect("only a stored article's re-check sends validators");
+                self.reschedule(&url, every).await.map_err(fail)?;
+                Ok(Visited::NotModified(id))
+            }
+            Err(FetchError::Status { status, .. }) if matches!(status.as_u16(), 404 | 410) => self
+                .remember_dead(&url, source, status.as_u16())
+                .await
+                .map_err(fail),
+            Err(err) => {
+                if visit.item.is_some() {
+                    self.reschedule(&url, every).await.map_err(fail)?;
+                }
+                Err(fail(err.into()))
+            }
+        }
+    }
+
+    /// Records a feed entry that carries its article; nothing is fetched.
+    async fn record_entry(
+        &self,
+        config: &Config,
+        source: &Source,
+        article: Article,
+    ) -> Result<Visited, PipelineError> {
+        let categories = classify::categorize(&article, &source.categories, &config.categories);
+        let present = present_fields(&article).collect();
+        let outcome = self
+            .record(article, source.id.clone(), categories, None)
+            .await?;
+        Ok(Visited::Stored {
+            present,
+            outcome,
+            fetched: false,
+        })
+    }
+
+    /// Remembers that `url` answered `status` (404 or 410), with its backoff.
+    async fn remember_dead(
+        &self,
+        url: &Url,
+        source: &Source,
+        status: u16,
+    ) -> Result<Visited, PipelineError> {
+        let store = self.store.clone();
+        let (dead_url, id) = (url.clone(), source.id.clone());
+        let dead =
+            blocking(move || store.mark_dead_link(&dead_url, &id, status, Utc::now())).await?;
+        warn!(url = %url, status, failures = dead.failures, retry_at = %dead.retry_at,
+            "dead link; not asked again before retry_at");
+        Ok(Visited::Dead)
+    }
+
+    /// Extracts a fetched article page and records it with how it was asked for.
+    async fn store_page(
+        &self,
+        config: &Config,
+        source: &Source,
+        candidate: &Candidate,
+        page: Page,
+        fetch: PageFetch,
+    ) -> Result<Visited, PipelineError> {
+        let article = extract_page(&page, source).await?;
+        let article = merge_feed_hints(article, candidate);
+        let raw = RawPage {
+            url: page.final_url.clone(),
+            source: source.id.clone(),
+            fetched_at: page.fetched_at,
+            html: page.html,
         };
         let categories = classify::categorize(&article, &source.categories, &config.categories);
-        let outcome = self
-            .record(article.clone(), source.id.clone(), categories, raw)
-            .await
-            .map_err(fail)?;
-        Ok((article, outcome, fetched))
+        let store = self.store.clone();
+        let present = present_fields(&article).collect();
+        let id = source.id.clone();
+        let outcome =
+            blocking(move || store.record_fetched(&article, &id, &categories, Some(&raw), &fetch))
+                .await?;
+        Ok(Visited::Stored {
+            present,
+            outcome,
+            fetched: true,
+        })
+    }
+
+    /// Moves a stored article's next re-check to one `every` from now.
+    async fn reschedule(&self, url: &Url, every: Duration) -> Result<(), PipelineError> {
+        let store = self.store.clone();
+        let url = url.clone();
+        blocking(move || store.reschedule_article(&url, every, Utc::now())).await
     }
 
     /// Stores one article through dedup.

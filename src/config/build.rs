@@ -17,8 +17,8 @@ use url::Url;
 
 use super::diag::{SourceText, did_you_mean};
 use super::file::{
-    CategoriesFile, ExtractFile, FetchFile, LinksFile, RuleFile, SettingsFile, SiteFile, Size,
-    SourceFile, TestUrlFile,
+    CategoriesFile, ExtractFile, FetchFile, LinksFile, RefreshFile, RuleFile, ServerFile,
+    SettingsFile, SiteFile, Size, SourceFile, TestUrlFile,
 };
 use super::*;
 use crate::model::ALL_CATEGORY;
@@ -608,6 +608,7 @@ fn build_settings(
         .as_ref()
         .and_then(|hub| http_url(hub, "websub_hub", src, diags));
     let fetch = build_fetch(&raw.fetch, src, diags);
+    let server = build_server(&raw.server, src, diags);
     if diags.len() > before {
         return None;
     }
@@ -627,6 +628,38 @@ fn build_settings(
         websub_hub,
         stylesheet: raw.stylesheet,
         fetch: fetch?,
+        server: server?,
+    })
+}
+
+/// Most connections `max_connections` may name; each needs an open file.
+const MAX_CONNECTIONS: i64 = 1 << 20;
+
+fn build_server(
+    raw: &ServerFile,
+    src: &SourceText,
+    diags: &mut Diagnostics,
+) -> Option<ServerSettings> {
+    let header_read_timeout = duration(
+        &raw.header_read_timeout,
+        "header_read_timeout",
+        false,
+        src,
+        diags,
+    );
+    let idle_timeout = duration(&raw.idle_timeout, "idle_timeout", false, src, diags);
+    let request_timeout = duration(&raw.request_timeout, "request_timeout", false, src, diags);
+    let max_connections = match &raw.max_connections {
+        Some(max) => {
+            Some(in_range(max, "max_connections", 1..=MAX_CONNECTIONS, src, diags)? as usize)
+        }
+        None => None,
+    };
+    Some(ServerSettings {
+        header_read_timeout: header_read_timeout?,
+        idle_timeout: idle_timeout?,
+        request_timeout: request_timeout?,
+        max_connections,
     })
 }
 
@@ -806,12 +839,15 @@ fn build_site(
     diags: &mut Diagnostics,
 ) -> Vec<Source> {
     let src = ctx.src;
-    let site_tz = site
-        .timezone
-        .as_ref()
-        .and_then(|tz| time_zone(tz, src, diags));
-    let site_domains = domains(&site.allowed_domains, src, diags);
-    let site_rules = build_extract(&site.extract, src, diags);
+    let defaults = SiteDefaults {
+        tz: site
+            .timezone
+            .as_ref()
+            .and_then(|tz| time_zone(tz, src, diags)),
+        domains: domains(&site.allowed_domains, src, diags),
+        rules: build_extract(&site.extract, src, diags),
+        refresh: build_refresh(&site.refresh, Refresh::default(), src, diags),
+    };
     let mut out = Vec::new();
     for raw in std::mem::take(&mut site.sources) {
         let before = diags.len();
@@ -830,8 +866,7 @@ fn build_site(
                 );
             }
         }
-        if let Some(source) =
-            build_source(raw, &site, site_tz, &site_domains, &site_rules, ctx, diags)
+        if let Some(source) = build_source(raw, &site, &defaults, ctx, diags)
             && diags.len() == before
         {
             out.push(source);
@@ -840,12 +875,18 @@ fn build_site(
     out
 }
 
+/// What a site file's top-level keys give each of its sources.
+struct SiteDefaults {
+    tz: Option<Tz>,
+    domains: Vec<String>,
+    rules: ArticleRules,
+    refresh: Refresh,
+}
+
 fn build_source(
     raw: SourceFile,
     site: &SiteFile,
-    site_tz: Option<Tz>,
-    site_domains: &[String],
-    site_rules: &ArticleRules,
+    defaults: &SiteDefaults,
     ctx: &SiteContext<'_>,
     diags: &mut Diagnostics,
 ) -> Option<Source> {
@@ -904,14 +945,14 @@ fn build_source(
     }
     let timezone = match &raw.timezone {
         Some(tz) => time_zone(tz, src, diags),
-        None => site_tz.or(ctx.default_tz),
+        None => defaults.tz.or(ctx.default_tz),
     };
     let mut allowed_domains: Vec<String> = urls
         .iter()
         .filter_map(|u| u.host_str())
         .map(|h| h.trim_start_matches("www.").to_ascii_lowercase())
         .collect();
-    allowed_domains.extend(site_domains.iter().cloned());
+    allowed_domains.extend(defaults.domains.iter().cloned());
     allowed_domains.extend(domains(&raw.allowed_domains, src, diags));
     allowed_domains.sort();
     allowed_domains.dedup();
@@ -937,7 +978,8 @@ fn build_source(
             Some("add [source.links] with selector = \"...\" and/or pattern = \"...\"".into()),
         );
     }
-    let extract = build_extract(&raw.extract, src, diags).or(site_rules);
+    let extract = build_extract(&raw.extract, src, diags).or(&defaults.rules);
+    let refresh = build_refresh(&raw.refresh, defaults.refresh, src, diags);
     let test_urls = raw
         .test_urls
         .iter()
@@ -958,9 +1000,31 @@ fn build_source(
         max_articles: max_articles? as usize,
         links,
         extract,
+        refresh,
         test_urls,
         file: src.path.clone(),
     })
+}
+
+/// `[refresh]` keys over `inherited`: each key written replaces the inherited value.
+fn build_refresh(
+    raw: &RefreshFile,
+    inherited: Refresh,
+    src: &SourceText,
+    diags: &mut Diagnostics,
+) -> Refresh {
+    let every = raw
+        .every
+        .as_ref()
+        .and_then(|e| duration(e, "every", false, src, diags));
+    let within = raw
+        .within
+        .as_ref()
+        .and_then(|w| duration_any(w, "within", MAX_DURATION, src, diags));
+    Refresh {
+        every: every.unwrap_or(inherited.every),
+        within: within.unwrap_or(inherited.within),
+    }
 }
 
 fn build_links(raw: &LinksFile, src: &SourceText, diags: &mut Diagnostics) -> LinkRules {

@@ -61,6 +61,37 @@ pub struct SettingsFile {
     pub stylesheet: bool,
     #[serde(default)]
     pub fetch: FetchFile,
+    #[serde(default)]
+    pub server: ServerFile,
+}
+
+/// `[server]`: how long and how many clients the HTTP server waits for. Read at start.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ServerFile {
+    /// Longest a client may take to send a request's headers, e.g. "10s"; a slower
+    /// client is disconnected.
+    #[serde(default = "default_header_read_timeout")]
+    pub header_read_timeout: Spanned<String>,
+    /// How long a kept-alive connection may stay without a request before it is closed;
+    /// an answer must be read within it too.
+    #[serde(default = "default_idle_timeout")]
+    pub idle_timeout: Spanned<String>,
+    /// Longest a request may take to answer; past it the client gets 503 and the work
+    /// stops.
+    #[serde(default = "default_request_timeout")]
+    pub request_timeout: Spanned<String>,
+    /// Most connections open at once. When full, the connection idle the longest is
+    /// closed to make room. Left out: the open-files limit less a reserve for the store,
+    /// publishing and fetching, at most 1024. A larger value is lowered to that at start.
+    #[serde(default)]
+    pub max_connections: Option<Spanned<i64>>,
+}
+
+impl Default for ServerFile {
+    fn default() -> Self {
+        toml::from_str("").expect("every [server] key has a default")
+    }
 }
 
 /// `[fetch]`: limits and politeness for every request bantin makes.
@@ -195,6 +226,9 @@ pub struct SiteFile {
     pub language: Option<String>,
     #[serde(default)]
     pub extract: ExtractFile,
+    /// `[refresh]`: how the site's stored articles are re-checked, for every source.
+    #[serde(default)]
+    pub refresh: RefreshFile,
     #[serde(default, rename = "source")]
     pub sources: Vec<SourceFile>,
 }
@@ -236,6 +270,9 @@ pub struct SourceFile {
     pub links: LinksFile,
     #[serde(default)]
     pub extract: ExtractFile,
+    /// `[source.refresh]`: overrides the site's `[refresh]` key by key.
+    #[serde(default)]
+    pub refresh: RefreshFile,
     /// Pages with known fields, checked by `bantin check --online`.
     #[serde(default)]
     pub test_urls: Vec<TestUrlFile>,
@@ -253,6 +290,19 @@ pub struct LinksFile {
     pub next_page: Option<Spanned<String>>,
     /// Listing pages read per run, the first included.
     pub max_pages: Option<Spanned<i64>>,
+}
+
+/// `[refresh]` / `[source.refresh]`: a stored article is asked again (conditionally)
+/// while it is young, because news sites edit stories for hours after they appear.
+/// A key left out takes the site's value, then the default.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RefreshFile {
+    /// How often a young article is asked again, e.g. "1h" (default "1h").
+    pub every: Option<Spanned<String>>,
+    /// How long an article stays young after it was published (first seen, if the
+    /// page gives no date), e.g. "2d" (default "2d"); "0s" never re-checks.
+    pub within: Option<Spanned<String>>,
 }
 
 /// `[extract]`: CSS selectors per field. A field without a selector, or whose selector
@@ -376,6 +426,15 @@ fn default_backoff_base() -> Spanned<String> {
 }
 fn default_backoff_cap() -> Spanned<String> {
     spanned("1h".into())
+}
+fn default_header_read_timeout() -> Spanned<String> {
+    spanned("10s".into())
+}
+fn default_idle_timeout() -> Spanned<String> {
+    spanned("60s".into())
+}
+fn default_request_timeout() -> Spanned<String> {
+    spanned("30s".into())
 }
 fn default_rule_fields() -> Spanned<Vec<String>> {
     spanned(vec!["title".into(), "lead".into(), "body".into()])

@@ -48,6 +48,17 @@ pub struct Settings {
     pub websub_hub: Option<Url>,
     pub stylesheet: bool,
     pub fetch: FetchSettings,
+    pub server: ServerSettings,
+}
+
+/// `[server]`, built.
+#[derive(Debug, Clone)]
+pub struct ServerSettings {
+    pub header_read_timeout: Duration,
+    pub idle_timeout: Duration,
+    pub request_timeout: Duration,
+    /// As configured; the server lowers it to what the open-files limit allows.
+    pub max_connections: Option<usize>,
 }
 
 /// `[fetch]`, built.
@@ -124,9 +135,29 @@ pub struct Source {
     pub max_articles: usize,
     pub links: LinkRules,
     pub extract: ArticleRules,
+    pub refresh: Refresh,
     pub test_urls: Vec<TestUrl>,
     /// The file the source is written in.
     pub file: PathBuf,
+}
+
+/// How a source's stored articles are re-checked: every `every` while younger than
+/// `within`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Refresh {
+    /// How often a young article is asked again.
+    pub every: Duration,
+    /// How long after it was published (first seen, without a date) an article is young.
+    pub within: Duration,
+}
+
+impl Default for Refresh {
+    fn default() -> Self {
+        Refresh {
+            every: Duration::from_secs(3600),
+            within: Duration::from_secs(2 * 24 * 3600),
+        }
+    }
 }
 
 /// Where a source's article URLs come from.

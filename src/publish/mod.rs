@@ -257,6 +257,13 @@ pub fn publish_all(config: &Config, store: &dyn Store) -> Result<PublishReport, 
         path: dir.clone(),
         source,
     })?;
+    match atomic_write::remove_stale_temp_files(dir) {
+        Ok(0) => {}
+        Ok(count) => tracing::info!(count, "removed temp files of an interrupted publish"),
+        Err(err) => {
+            tracing::warn!(error = %err, "cannot clear old temp files from the feeds folder")
+        }
+    }
     let ctx = RenderContext::new(config);
     let feeds = feeds_for(config);
     let mut report = PublishReport::default();

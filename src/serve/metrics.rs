@@ -221,7 +221,7 @@ pub fn render_sources(
 ) -> String {
     let mut out = String::new();
     type Gauge<'a> = (&'a str, &'a str, &'a dyn Fn(&SourceState) -> Option<i64>);
-    let gauges: [Gauge; 4] = [
+    let gauges: [Gauge; 5] = [
         (
             "bantin_source_last_run_timestamp_seconds",
             "When the source's last run finished (Unix time).",
@@ -231,6 +231,11 @@ pub fn render_sources(
             "bantin_source_links_found",
             "Article links the source's last run found.",
             &|s| s.last_run.as_ref().map(|r| r.links_found as i64),
+        ),
+        (
+            "bantin_source_dead_links",
+            "Article links of the source's last run that are dead (404/410, in backoff).",
+            &|s| s.last_run.as_ref().map(|r| r.dead_links as i64),
         ),
         ("bantin_source_failures", "Failed runs in a row.", &|s| {
             Some(i64::from(s.failures))

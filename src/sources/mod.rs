@@ -1,8 +1,9 @@
 //! Sources: where article addresses come from. A listing page (links by CSS selector
 //! and/or URL pattern, following "next page"), a feed (RSS, Atom, JSON Feed; entries
 //! become articles directly), a sitemap (index → sitemaps → URLs, newest first), or saved
-//! HTML files. Fetching goes through the shared `Fetcher`; dropping URLs that are
-//! already stored, and fetching article pages, is the pipeline's job.
+//! HTML files. Fetching goes through the shared `Fetcher`, every page conditionally when
+//! the store holds its validators; deciding which article links to fetch (the store's
+//! plan) and fetching them is the pipeline's job.
 
 mod feed;
 mod files;
@@ -69,7 +70,9 @@ pub enum SourceError {
 }
 
 /// Reads a source's listing pages, feeds or sitemaps and returns the article
-/// candidates. `validators` are those stored from earlier passes, per URL. Fails only
+/// candidates. `validators` are those stored from earlier passes, per URL: every page
+/// of the pass that has some (listing page 2.., sitemaps named by an index) is asked
+/// conditionally. Fails only
 /// when the source gave nothing and at least one page failed; otherwise failed pages
 /// are listed in `Discovery::errors`.
 pub async fn discover(

@@ -1,4 +1,5 @@
-//! Fetch state in SQLite: HTTP validators per URL and each source's runs (last success,
+//! Fetch state in SQLite: HTTP validators per listing, feed and sitemap URL (and the
+//! source that asked) and each source's runs (last success,
 //! failures in a row, recent runs for the breakage alarm).
 
 use chrono::Utc;
@@ -47,6 +48,73 @@ pub(crate) fn save_validators(
         ],
     )
     .map_err(sql("save validators"))?;
+    Ok(())
+}
+
+/// Every stored validator of the pages `source` asked for, with those of its `urls`
+/// (saved before validators named their source).
+pub(crate) fn source_validators(
+    tx: &Transaction<'_>,
+    source: &SourceId,
+    urls: &[Url],
+) -> Result<Vec<(Url, Validators)>, StoreError> {
+    let mut stmt = tx
+        .prepare_cached(
+            "SELECT url, etag, last_modified FROM validators WHERE source = ?1
+             UNION SELECT url, etag, last_modified FROM validators
+             WHERE url IN (SELECT value FROM json_each(?2))",
+        )
+        .map_err(sql("read validators"))?;
+    let urls = serde_json::to_string(&urls.iter().map(Url::as_str).collect::<Vec<_>>())
+        .map_err(|e| StoreError::Corrupt(format!("addresses cannot be encoded: {e}")))?;
+    let rows = stmt
+        .query_map(params![source.as_str(), urls], |r| {
+            Ok((
+                r.get::<_, String>(0)?,
+                Validators {
+                    etag: r.get(1)?,
+                    last_modified: r.get(2)?,
+                },
+            ))
+        })
+        .map_err(sql("read validators"))?;
+    let mut out = Vec::new();
+    for row in rows {
+        let (url, validators) = row.map_err(sql("read validators"))?;
+        // A row whose address no longer parses is left out: it is asked in full.
+        if let Ok(url) = Url::parse(&url) {
+            out.push((url, validators));
+        }
+    }
+    Ok(out)
+}
+
+/// Saves the validators of pages `source` asked for.
+pub(crate) fn save_source_validators(
+    tx: &Transaction<'_>,
+    source: &SourceId,
+    validators: &[(Url, Validators)],
+) -> Result<(), StoreError> {
+    let mut stmt = tx
+        .prepare_cached(
+            "INSERT INTO validators (url, etag, last_modified, saved_at, source)
+             VALUES (?1, ?2, ?3, ?4, ?5)
+             ON CONFLICT (url) DO UPDATE SET etag = excluded.etag,
+                 last_modified = excluded.last_modified, saved_at = excluded.saved_at,
+                 source = excluded.source",
+        )
+        .map_err(sql("save validators"))?;
+    let now = to_millis(Utc::now());
+    for (url, v) in validators {
+        stmt.execute(params![
+            url.as_str(),
+            v.etag,
+            v.last_modified,
+            now,
+            source.as_str()
+        ])
+        .map_err(sql("save validators"))?;
+    }
     Ok(())
 }
 

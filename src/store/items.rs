@@ -10,10 +10,12 @@ use url::Url;
 use xxhash_rust::xxh3::xxh3_64;
 
 use super::StoreError;
+use super::article_state;
 use super::encoding::{compress, decompress, from_millis, sql, to_millis};
-use super::sqlite::SqliteStore;
 use crate::dedup::{self, Bands};
-use crate::model::{ALL_CATEGORY, Article, CategoryId, Item, ItemId, Outcome, RawPage, SourceId};
+use crate::model::{
+    ALL_CATEGORY, Article, CategoryId, Item, ItemId, Outcome, PageFetch, RawPage, SourceId,
+};
 use crate::text::search_terms;
 
 /// A stable item id: the source that first found the story and a hash of its canonical
@@ -25,110 +27,265 @@ pub fn item_id(source: &SourceId, key: &Url) -> ItemId {
     ))
 }
 
+/// What dedup compares with: the band index layout and the largest SimHash distance
+/// between two texts of one story.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct DedupSettings {
+    /// The layout of the SimHash band index.
+    pub bands: Bands,
+    /// The most bits two SimHashes of one story differ in.
+    pub distance: u32,
+}
+
+/// One article being recorded, with what dedup computed about it.
+struct Recording<'a> {
+    article: &'a Article,
+    source: &'a SourceId,
+    categories: &'a [CategoryId],
+    hash: String,
+    simhash: Option<u64>,
+    now: i64,
+}
+
+/// What recording an article does, decided before anything is written.
+enum Decision {
+    /// No stored story: a new item under `key`.
+    New { key: Url },
+    /// The item at the article's own address, same content.
+    Unchanged {
+        rowid: i64,
+        id: ItemId,
+        reason: &'static str,
+    },
+    /// The item at the article's own address, changed content: updated in place.
+    Updated { rowid: i64, id: ItemId },
+    /// The same story as `of` at another address `key`: a known link whose copy changed,
+    /// or a near duplicate (`new_link`).
+    Duplicate {
+        rowid: i64,
+        of: ItemId,
+        key: Url,
+        new_link: bool,
+        reason: String,
+    },
+    /// A page at another address whose canonical link names `of` and whose text is
+    /// `of`'s: its address becomes another link of `of`, never fetched again.
+    Alias {
+        rowid: i64,
+        of: ItemId,
+        reason: String,
+    },
+}
+
+/// Records an article through dedup: new, unchanged, updated, duplicate or alias.
+/// With `fetch`, the article is a page fetched from `fetch.asked`: its fetch state is
+/// saved with it, and a canonical link naming another stored item merges only when the
+/// texts are near duplicates (a page must not overwrite another article).
 pub(crate) fn record(
-    store: &SqliteStore,
     tx: &Transaction<'_>,
+    dedup: DedupSettings,
     article: &Article,
     source: &SourceId,
     categories: &[CategoryId],
     raw: Option<&RawPage>,
+    fetch: Option<&PageFetch>,
 ) -> Result<Outcome, StoreError> {
-    let key = dedup::dedup_key(article);
-    let hash = dedup::content_hash(article);
-    let now = to_millis(Utc::now());
     if let Some(raw) = raw {
         save_raw_page(tx, raw)?;
     }
-
-    let known: Option<(i64, String, String)> = tx
-        .query_row(
-            "SELECT rowid, id, content_hash FROM items WHERE key = ?1",
-            [key.as_str()],
-            |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
-        )
-        .optional()
-        .map_err(sql("look up item by key"))?;
-    if let Some((rowid, id, stored_hash)) = known {
-        let id = ItemId(id);
-        if stored_hash == hash {
-            add_categories(tx, rowid, categories)?;
-            tracing::debug!(item_id = %id, url = %key, reason = "same canonical url, same content hash", "unchanged");
-            return Ok(Outcome::Unchanged(id));
+    let r = Recording {
+        article,
+        source,
+        categories,
+        hash: dedup::content_hash(article),
+        simhash: body_simhash(article),
+        now: to_millis(Utc::now()),
+    };
+    let key = dedup::dedup_key(article);
+    let (outcome, rowid, alias) = match decide(tx, dedup, &r, key, fetch)? {
+        Decision::New { key } => {
+            let (outcome, rowid) = record_new(tx, dedup, &r, &key)?;
+            (outcome, rowid, false)
         }
-        let simhash = body_simhash(article);
-        tx.execute(
-            "UPDATE items SET url = ?2, title = ?3, sort_time = ?4, updated_at = ?5,
-                 content_hash = ?6, simhash = ?7, article = ?8
-             WHERE rowid = ?1",
-            params![
-                rowid,
-                article.url.as_str(),
-                article.title,
-                sort_time(article, now),
-                now,
-                hash,
-                simhash.map(|h| h as i64),
-                encode_article(article)?,
-            ],
-        )
-        .map_err(sql("update item"))?;
-        tx.execute(
-            "UPDATE item_links SET content_hash = ?2 WHERE key = ?1",
-            params![key.as_str(), hash],
-        )
-        .map_err(sql("update item link"))?;
-        tx.execute("DELETE FROM simhash_bands WHERE item = ?1", [rowid])
-            .map_err(sql("clear item bands"))?;
-        if let Some(h) = simhash {
-            insert_bands(tx, store.bands, rowid, id.as_str(), h)?;
+        Decision::Unchanged { rowid, id, reason } => {
+            (record_unchanged(tx, &r, rowid, id, reason)?, rowid, false)
         }
-        tx.execute("DELETE FROM item_search WHERE rowid = ?1", [rowid])
-            .map_err(sql("remove item from search"))?;
-        index_for_search(tx, rowid, article)?;
-        replace_categories(tx, rowid, categories)?;
-        tracing::debug!(item_id = %id, url = %key, reason = "same canonical url, content hash changed", "updated");
-        return Ok(Outcome::Updated(id));
+        Decision::Updated { rowid, id } => {
+            (record_updated(tx, dedup, &r, rowid, id)?, rowid, false)
+        }
+        Decision::Duplicate {
+            rowid,
+            of,
+            key,
+            new_link,
+            reason,
+        } => {
+            let outcome = record_duplicate(tx, &r, rowid, of, &key, new_link, reason)?;
+            (outcome, rowid, true)
+        }
+        Decision::Alias { rowid, of, reason } => {
+            (record_alias(tx, &r, rowid, of, reason)?, rowid, true)
+        }
+    };
+    if let Some(fetch) = fetch {
+        let published = article.published.map(|p| p.with_timezone(&Utc));
+        article_state::save_page(tx, fetch, source, rowid, alias, published)?;
     }
+    Ok(outcome)
+}
 
-    let linked: Option<(i64, String, String)> = tx
-        .query_row(
-            "SELECT l.item, i.id, l.content_hash FROM item_links l
-             JOIN items i ON i.rowid = l.item WHERE l.key = ?1",
-            [key.as_str()],
-            |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
-        )
-        .optional()
-        .map_err(sql("look up item link"))?;
-    if let Some((rowid, of, link_hash)) = linked {
-        let of = ItemId(of);
-        add_categories(tx, rowid, categories)?;
-        if link_hash == hash {
-            tracing::debug!(item_id = %of, url = %key, reason = "known link of the item, same content hash", "unchanged");
-            return Ok(Outcome::Unchanged(of));
-        }
-        tx.execute(
-            "UPDATE item_links SET content_hash = ?2 WHERE key = ?1",
-            params![key.as_str(), hash],
-        )
-        .map_err(sql("update item link"))?;
-        let reason = "known link of the item, its copy changed".to_owned();
-        tracing::debug!(item_id = %of, url = %key, reason = %reason, "duplicate");
-        return Ok(Outcome::Duplicate { of, reason });
-    }
-
-    let simhash = body_simhash(article);
-    if let Some(h) = simhash
-        && let Some((rowid, of, distance)) =
-            near_duplicate(tx, store.bands, store.near_duplicate_distance, h)?
+/// Finds what the article is to the store. The item at `key` (the article's canonical
+/// address) is its own when no fetch is given, or when the page was fetched from one of
+/// that item's own addresses; otherwise the canonical link names another article.
+fn decide(
+    tx: &Transaction<'_>,
+    dedup: DedupSettings,
+    r: &Recording<'_>,
+    key: Url,
+    fetch: Option<&PageFetch>,
+) -> Result<Decision, StoreError> {
+    if let Some(StoredItem {
+        rowid,
+        id,
+        content_hash: stored_hash,
+        simhash: stored_simhash,
+    }) = item_at_key(tx, &key)?
     {
-        insert_link(tx, &key, rowid, article, source, now, &hash)?;
-        add_categories(tx, rowid, categories)?;
-        let reason = format!("near duplicate, SimHash distance {distance}");
-        tracing::debug!(item_id = %of, url = %key, source = %source, reason = %reason, "duplicate");
-        return Ok(Outcome::Duplicate { of, reason });
+        let own = match fetch {
+            None => true,
+            Some(f) => is_own_address(tx, &f.asked, &r.article.url, &key, rowid)?,
+        };
+        if own && stored_hash == r.hash {
+            let reason = "same canonical url, same content hash";
+            return Ok(Decision::Unchanged { rowid, id, reason });
+        }
+        if own {
+            return Ok(Decision::Updated { rowid, id });
+        }
+        let near = match (r.simhash, stored_simhash) {
+            (Some(a), Some(b)) => dedup::hamming(a, b) <= dedup.distance,
+            _ => false,
+        };
+        if stored_hash == r.hash || near {
+            let reason = format!("its canonical link names {id} and the texts match");
+            return Ok(Decision::Alias {
+                rowid,
+                of: id,
+                reason,
+            });
+        }
+        let own_key = dedup::canonicalize(&r.article.url);
+        // Warned once, when the separate item is made; its re-checks only update it.
+        if item_at_key(tx, &own_key)?.is_none() {
+            tracing::warn!(url = %r.article.url, item_id = %id, canonical = %key,
+                "page names another stored article as canonical but its text differs; stored as a separate item");
+        }
+        return decide(tx, dedup, r, own_key, None);
     }
+    if let Some((rowid, of, link_hash)) = item_linked_at(tx, &key)? {
+        if link_hash == r.hash {
+            let reason = "known link of the item, same content hash";
+            return Ok(Decision::Unchanged {
+                rowid,
+                id: of,
+                reason,
+            });
+        }
+        let reason = "known link of the item, its copy changed".to_owned();
+        return Ok(Decision::Duplicate {
+            rowid,
+            of,
+            key,
+            new_link: false,
+            reason,
+        });
+    }
+    if let Some(h) = r.simhash
+        && let Some((rowid, of, distance)) = near_duplicate(tx, dedup.bands, dedup.distance, h)?
+    {
+        let reason = format!("near duplicate, SimHash distance {distance}");
+        return Ok(Decision::Duplicate {
+            rowid,
+            of,
+            key,
+            new_link: true,
+            reason,
+        });
+    }
+    Ok(Decision::New { key })
+}
 
-    let id = item_id(source, &key);
+/// An item as dedup compares it.
+struct StoredItem {
+    rowid: i64,
+    id: ItemId,
+    content_hash: String,
+    simhash: Option<u64>,
+}
+
+/// The item stored under `key`.
+fn item_at_key(tx: &Transaction<'_>, key: &Url) -> Result<Option<StoredItem>, StoreError> {
+    tx.query_row(
+        "SELECT rowid, id, content_hash, simhash FROM items WHERE key = ?1",
+        [key.as_str()],
+        |r| {
+            Ok(StoredItem {
+                rowid: r.get(0)?,
+                id: ItemId(r.get(1)?),
+                content_hash: r.get(2)?,
+                simhash: r.get::<_, Option<i64>>(3)?.map(|h| h as u64),
+            })
+        },
+    )
+    .optional()
+    .map_err(sql("look up item by key"))
+}
+
+/// The item that has `key` as one of its links: `(rowid, id, the link's content hash)`.
+fn item_linked_at(
+    tx: &Transaction<'_>,
+    key: &Url,
+) -> Result<Option<(i64, ItemId, String)>, StoreError> {
+    tx.query_row(
+        "SELECT l.item, i.id, l.content_hash FROM item_links l
+         JOIN items i ON i.rowid = l.item WHERE l.key = ?1",
+        [key.as_str()],
+        |r| Ok((r.get(0)?, ItemId(r.get(1)?), r.get(2)?)),
+    )
+    .optional()
+    .map_err(sql("look up item link"))
+}
+
+/// Whether a page asked for at `asked` (answered from `fetched`) is the item at `key`
+/// (row `rowid`) itself: it was asked at or redirected to that address, or `asked` is
+/// already known as that item's page.
+fn is_own_address(
+    tx: &Transaction<'_>,
+    asked: &Url,
+    fetched: &Url,
+    key: &Url,
+    rowid: i64,
+) -> Result<bool, StoreError> {
+    let asked = dedup::canonicalize(asked);
+    if asked == *key || dedup::canonicalize(fetched) == *key {
+        return Ok(true);
+    }
+    tx.query_row(
+        "SELECT EXISTS (SELECT 1 FROM article_state WHERE key = ?1 AND item = ?2 AND alias = 0)",
+        params![asked.as_str(), rowid],
+        |r| r.get(0),
+    )
+    .map_err(sql("look up article state"))
+}
+
+fn record_new(
+    tx: &Transaction<'_>,
+    dedup: DedupSettings,
+    r: &Recording<'_>,
+    key: &Url,
+) -> Result<(Outcome, i64), StoreError> {
+    let (article, source) = (r.article, r.source);
+    let id = item_id(source, key);
     tx.execute(
         "INSERT INTO items (id, key, source, url, title, sort_time, first_seen, updated_at,
              content_hash, simhash, article)
@@ -139,23 +296,117 @@ pub(crate) fn record(
             source.as_str(),
             article.url.as_str(),
             article.title,
-            sort_time(article, now),
-            now,
-            hash,
-            simhash.map(|h| h as i64),
+            sort_time(article, r.now),
+            r.now,
+            r.hash,
+            r.simhash.map(|h| h as i64),
             encode_article(article)?,
         ],
     )
     .map_err(sql("insert item"))?;
     let rowid = tx.last_insert_rowid();
-    insert_link(tx, &key, rowid, article, source, now, &hash)?;
-    if let Some(h) = simhash {
-        insert_bands(tx, store.bands, rowid, id.as_str(), h)?;
+    insert_link(tx, key, rowid, r)?;
+    if let Some(h) = r.simhash {
+        insert_bands(tx, dedup.bands, rowid, id.as_str(), h)?;
     }
     index_for_search(tx, rowid, article)?;
-    add_categories(tx, rowid, categories)?;
+    add_categories(tx, rowid, r.categories)?;
     tracing::debug!(item_id = %id, url = %key, source = %source, reason = "no item at this canonical url and no near duplicate", "new");
-    Ok(Outcome::New(id))
+    Ok((Outcome::New(id), rowid))
+}
+
+fn record_unchanged(
+    tx: &Transaction<'_>,
+    r: &Recording<'_>,
+    rowid: i64,
+    id: ItemId,
+    reason: &'static str,
+) -> Result<Outcome, StoreError> {
+    add_categories(tx, rowid, r.categories)?;
+    tracing::debug!(item_id = %id, url = %r.article.url, reason, "unchanged");
+    Ok(Outcome::Unchanged(id))
+}
+
+fn record_updated(
+    tx: &Transaction<'_>,
+    dedup: DedupSettings,
+    r: &Recording<'_>,
+    rowid: i64,
+    id: ItemId,
+) -> Result<Outcome, StoreError> {
+    let article = r.article;
+    // An edited page without a date keeps its place in the feeds (its first-seen time)
+    // instead of moving to the top at every edit.
+    tx.execute(
+        "UPDATE items SET url = ?2, title = ?3, sort_time = COALESCE(?4, sort_time),
+             updated_at = ?5, content_hash = ?6, simhash = ?7, article = ?8
+         WHERE rowid = ?1",
+        params![
+            rowid,
+            article.url.as_str(),
+            article.title,
+            article.published.map(|p| p.timestamp_millis()),
+            r.now,
+            r.hash,
+            r.simhash.map(|h| h as i64),
+            encode_article(article)?,
+        ],
+    )
+    .map_err(sql("update item"))?;
+    tx.execute(
+        "UPDATE item_links SET content_hash = ?2
+         WHERE key = (SELECT key FROM items WHERE rowid = ?1)",
+        params![rowid, r.hash],
+    )
+    .map_err(sql("update item link"))?;
+    tx.execute("DELETE FROM simhash_bands WHERE item = ?1", [rowid])
+        .map_err(sql("clear item bands"))?;
+    if let Some(h) = r.simhash {
+        insert_bands(tx, dedup.bands, rowid, id.as_str(), h)?;
+    }
+    tx.execute("DELETE FROM item_search WHERE rowid = ?1", [rowid])
+        .map_err(sql("remove item from search"))?;
+    index_for_search(tx, rowid, article)?;
+    replace_categories(tx, rowid, r.categories)?;
+    tracing::debug!(item_id = %id, url = %article.url, reason = "same canonical url, content hash changed", "updated");
+    Ok(Outcome::Updated(id))
+}
+
+fn record_duplicate(
+    tx: &Transaction<'_>,
+    r: &Recording<'_>,
+    rowid: i64,
+    of: ItemId,
+    key: &Url,
+    new_link: bool,
+    reason: String,
+) -> Result<Outcome, StoreError> {
+    if new_link {
+        insert_link(tx, key, rowid, r)?;
+    } else {
+        tx.execute(
+            "UPDATE item_links SET content_hash = ?2 WHERE key = ?1",
+            params![key.as_str(), r.hash],
+        )
+        .map_err(sql("update item link"))?;
+    }
+    add_categories(tx, rowid, r.categories)?;
+    tracing::debug!(item_id = %of, url = %key, source = %r.source, reason = %reason, "duplicate");
+    Ok(Outcome::Duplicate { of, reason })
+}
+
+fn record_alias(
+    tx: &Transaction<'_>,
+    r: &Recording<'_>,
+    rowid: i64,
+    of: ItemId,
+    reason: String,
+) -> Result<Outcome, StoreError> {
+    let key = dedup::canonicalize(&r.article.url);
+    insert_link(tx, &key, rowid, r)?;
+    add_categories(tx, rowid, r.categories)?;
+    tracing::info!(item_id = %of, url = %r.article.url, source = %r.source, reason = %reason, "duplicate: alias of a stored item");
+    Ok(Outcome::Duplicate { of, reason })
 }
 
 /// SimHash of the body when it is long enough to compare.
@@ -259,25 +510,23 @@ fn decode_article(blob: &[u8], id: &str) -> Result<Article, StoreError> {
     serde_json::from_slice(&json).map_err(|e| StoreError::Corrupt(format!("item {id}: {e}")))
 }
 
+/// Records `key` as an address of the item at `rowid` (kept when already recorded).
 fn insert_link(
     tx: &Transaction<'_>,
     key: &Url,
     rowid: i64,
-    article: &Article,
-    source: &SourceId,
-    now: i64,
-    hash: &str,
+    r: &Recording<'_>,
 ) -> Result<(), StoreError> {
     tx.execute(
-        "INSERT INTO item_links (key, item, url, source, first_seen, content_hash)
+        "INSERT OR IGNORE INTO item_links (key, item, url, source, first_seen, content_hash)
          VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
         params![
             key.as_str(),
             rowid,
-            article.url.as_str(),
-            source.as_str(),
-            now,
-            hash
+            r.article.url.as_str(),
+            r.source.as_str(),
+            r.now,
+            r.hash
         ],
     )
     .map_err(sql("insert item link"))?;
@@ -377,16 +626,6 @@ pub(crate) fn set_categories(
         Some(rowid) => replace_categories(tx, rowid, categories),
         None => Ok(()),
     }
-}
-
-pub(crate) fn knows_url(tx: &Transaction<'_>, url: &Url) -> Result<bool, StoreError> {
-    let key = dedup::canonicalize(url);
-    tx.query_row(
-        "SELECT EXISTS (SELECT 1 FROM item_links WHERE key = ?1)",
-        [key.as_str()],
-        |r| r.get(0),
-    )
-    .map_err(sql("look up url"))
 }
 
 const ITEM_COLUMNS: &str = "i.rowid, i.id, i.source, i.first_seen, i.updated_at, i.article";
@@ -643,6 +882,12 @@ pub(crate) fn prune(
     let raw_deleted = tx
         .execute("DELETE FROM raw_pages WHERE fetched_at < ?1", [raw_cutoff])
         .map_err(sql("delete old raw pages"))?;
-    tracing::info!(items = deleted, raw_pages = raw_deleted, "store pruned");
+    let dead_links = article_state::forget_dead_links(tx, from_millis(cutoff))?;
+    tracing::info!(
+        items = deleted,
+        raw_pages = raw_deleted,
+        dead_links,
+        "store pruned"
+    );
     Ok(deleted)
 }

@@ -2,20 +2,24 @@
 //! trait only, so a second backend can be added without touching it; SQLite is the
 //! default and, today, the only one.
 
+mod article_state;
 mod encoding;
 mod fetch_state;
 mod items;
 mod sqlite;
 
+pub use article_state::{DEAD_LINK_FIRST_BACKOFF, DEAD_LINK_MAX_BACKOFF, dead_link_backoff};
 pub use items::item_id;
 pub use sqlite::SqliteStore;
+
+use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 use url::Url;
 
 use crate::model::{
-    Article, CategoryId, Item, ItemId, Outcome, RawPage, SourceId, SourceRun, SourceState,
-    Validators,
+    Article, ArticlePlan, Candidate, CategoryId, DeadLink, Item, ItemId, Outcome, PageFetch,
+    RawPage, SourceId, SourceRun, SourceState, Validators,
 };
 
 /// Why a storage operation failed.
@@ -70,6 +74,65 @@ pub trait Store: Send + Sync {
         raw: Option<&RawPage>,
     ) -> Result<Outcome, StoreError>;
 
+    /// Like [`Store::record`], for an article page fetched from `fetch.asked`: its fetch
+    /// state is saved in the same transaction (next re-check, validators, or that the
+    /// address is an alias of a stored item). A page whose canonical link names another
+    /// stored article merges into it only when the texts are near duplicates; otherwise
+    /// it is a separate item and a warning is logged.
+    fn record_fetched(
+        &self,
+        article: &Article,
+        source: &SourceId,
+        categories: &[CategoryId],
+        raw: Option<&RawPage>,
+        fetch: &PageFetch,
+    ) -> Result<Outcome, StoreError>;
+
+    /// Decides which of the article links a run of `source` found are fetched, and adds
+    /// the source's stored articles younger than `within` (by published time, else
+    /// first seen) whose re-check is due at `now`. See [`ArticlePlan`].
+    fn plan_articles(
+        &self,
+        source: &SourceId,
+        candidates: Vec<Candidate>,
+        within: Duration,
+        now: DateTime<Utc>,
+    ) -> Result<ArticlePlan, StoreError>;
+
+    /// A re-check of `url` answered 304 or failed for a reason that may pass: its next
+    /// re-check is `every` after `now`.
+    fn reschedule_article(
+        &self,
+        url: &Url,
+        every: Duration,
+        now: DateTime<Utc>,
+    ) -> Result<(), StoreError>;
+
+    /// `url` answered 404 or 410: it is not asked again before a backoff that grows with
+    /// each dead answer in a row (see [`dead_link_backoff`]).
+    fn mark_dead_link(
+        &self,
+        url: &Url,
+        source: &SourceId,
+        status: u16,
+        now: DateTime<Utc>,
+    ) -> Result<DeadLink, StoreError>;
+
+    /// `url`'s standing as a dead link, if it is one.
+    fn dead_link(&self, url: &Url) -> Result<Option<DeadLink>, StoreError>;
+
+    /// When the article page at `url` is re-checked next, if it is.
+    fn next_check(&self, url: &Url) -> Result<Option<DateTime<Utc>>, StoreError>;
+
+    /// Makes the re-check of every article of `source` younger than `within` due at
+    /// `now`. Returns how many.
+    fn refresh_now(
+        &self,
+        source: &SourceId,
+        within: Duration,
+        now: DateTime<Utc>,
+    ) -> Result<usize, StoreError>;
+
     /// Whether an article at this address (canonicalized) is stored already.
     fn knows_url(&self, url: &Url) -> Result<bool, StoreError>;
 
@@ -96,6 +159,19 @@ pub trait Store: Send + Sync {
 
     fn validators(&self, url: &Url) -> Result<Option<Validators>, StoreError>;
     fn save_validators(&self, url: &Url, validators: &Validators) -> Result<(), StoreError>;
+    /// The validators of every listing, feed and sitemap page `source` asked for, and of
+    /// `urls` (its start addresses).
+    fn source_validators(
+        &self,
+        source: &SourceId,
+        urls: &[Url],
+    ) -> Result<Vec<(Url, Validators)>, StoreError>;
+    /// Saves validators of pages `source` asked for.
+    fn save_source_validators(
+        &self,
+        source: &SourceId,
+        validators: &[(Url, Validators)],
+    ) -> Result<(), StoreError>;
 
     /// Records a finished source run (success when it had no errors or found items).
     fn record_source_run(&self, source: &SourceId, run: &SourceRun) -> Result<(), StoreError>;
@@ -116,8 +192,8 @@ pub trait Store: Send + Sync {
     ) -> Result<Vec<RawPage>, StoreError>;
 
     /// Deletes items older than `retention_days` that are not among the newest
-    /// `keep_per_feed` of any of `feeds` or of `all`, and raw pages older than
-    /// `raw_page_days`.
+    /// `keep_per_feed` of any of `feeds` or of `all`, dead links whose backoff ended
+    /// more than `retention_days` ago, and raw pages older than `raw_page_days`.
     /// Returns how many items were deleted.
     fn prune(
         &self,

@@ -1,7 +1,7 @@
 //! The SQLite backend: opening the file (WAL, foreign keys, migrations by
 //! `PRAGMA user_version`, indexes rebuilt on open), the connection lock, and the
-//! [`Store`] impl that delegates to `items` and `fetch_state`. Every trait method runs in
-//! one transaction.
+//! [`Store`] impl that delegates to `items`, `article_state` and `fetch_state`. Every
+//! trait method runs in one transaction.
 
 use std::path::{Path, PathBuf};
 use std::sync::{Mutex, MutexGuard};
@@ -12,11 +12,12 @@ use rusqlite::{Connection, OptionalExtension, Transaction, params};
 use url::Url;
 
 use super::encoding::sql;
-use super::{Store, StoreError, fetch_state, items};
-use crate::dedup::Bands;
+use super::items::DedupSettings;
+use super::{Store, StoreError, article_state, fetch_state, items};
+use crate::dedup::{Bands, canonicalize};
 use crate::model::{
-    Article, CategoryId, Item, ItemId, Outcome, RawPage, SourceId, SourceRun, SourceState,
-    Validators,
+    Article, ArticlePlan, Candidate, CategoryId, DeadLink, Item, ItemId, Outcome, PageFetch,
+    RawPage, SourceId, SourceRun, SourceState, Validators,
 };
 
 /// Schema migrations in order; migration N brings `user_version` to N.
@@ -24,6 +25,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("migrations/0001_initial.sql"),
     include_str!("migrations/0002_band_simhash.sql"),
     include_str!("migrations/0003_item_search.sql"),
+    include_str!("migrations/0004_article_state.sql"),
 ];
 /// The form of the text in the search index. Bump it when `text::search_terms` or the
 /// indexed fields change: the next open then indexes every item again.
@@ -36,8 +38,7 @@ const BUSY_TIMEOUT: Duration = Duration::from_secs(10);
 pub struct SqliteStore {
     conn: Mutex<Connection>,
     path: PathBuf,
-    pub(crate) near_duplicate_distance: u32,
-    pub(crate) bands: Bands,
+    dedup: DedupSettings,
 }
 
 impl SqliteStore {
@@ -79,8 +80,10 @@ impl SqliteStore {
         Ok(SqliteStore {
             conn: Mutex::new(conn),
             path: path.to_owned(),
-            near_duplicate_distance,
-            bands,
+            dedup: DedupSettings {
+                bands,
+                distance: near_duplicate_distance,
+            },
         })
     }
 
@@ -123,10 +126,8 @@ impl SqliteStore {
     /// first among equals, found through the band index: `(id, distance)`.
     pub fn find_near_duplicate(&self, simhash: u64) -> Result<Option<(ItemId, u32)>, StoreError> {
         self.read(|tx| {
-            Ok(
-                items::near_duplicate(tx, self.bands, self.near_duplicate_distance, simhash)?
-                    .map(|(_, id, d)| (id, d)),
-            )
+            let DedupSettings { bands, distance } = self.dedup;
+            Ok(items::near_duplicate(tx, bands, distance, simhash)?.map(|(_, id, d)| (id, d)))
         })
     }
 
@@ -225,11 +226,71 @@ impl Store for SqliteStore {
         categories: &[CategoryId],
         raw: Option<&RawPage>,
     ) -> Result<Outcome, StoreError> {
-        self.write(|tx| items::record(self, tx, article, source, categories, raw))
+        self.write(|tx| items::record(tx, self.dedup, article, source, categories, raw, None))
+    }
+
+    fn record_fetched(
+        &self,
+        article: &Article,
+        source: &SourceId,
+        categories: &[CategoryId],
+        raw: Option<&RawPage>,
+        fetch: &PageFetch,
+    ) -> Result<Outcome, StoreError> {
+        self.write(|tx| {
+            let dedup = self.dedup;
+            items::record(tx, dedup, article, source, categories, raw, Some(fetch))
+        })
+    }
+
+    fn plan_articles(
+        &self,
+        source: &SourceId,
+        candidates: Vec<Candidate>,
+        within: Duration,
+        now: DateTime<Utc>,
+    ) -> Result<ArticlePlan, StoreError> {
+        self.write(|tx| article_state::plan(tx, source, candidates, within, now))
+    }
+
+    fn reschedule_article(
+        &self,
+        url: &Url,
+        every: Duration,
+        now: DateTime<Utc>,
+    ) -> Result<(), StoreError> {
+        self.write(|tx| article_state::reschedule(tx, url, every, now))
+    }
+
+    fn mark_dead_link(
+        &self,
+        url: &Url,
+        source: &SourceId,
+        status: u16,
+        now: DateTime<Utc>,
+    ) -> Result<DeadLink, StoreError> {
+        self.write(|tx| article_state::mark_dead(tx, url, source, status, now))
+    }
+
+    fn dead_link(&self, url: &Url) -> Result<Option<DeadLink>, StoreError> {
+        self.read(|tx| article_state::dead_link(tx, url))
+    }
+
+    fn next_check(&self, url: &Url) -> Result<Option<DateTime<Utc>>, StoreError> {
+        self.read(|tx| article_state::next_check(tx, url))
+    }
+
+    fn refresh_now(
+        &self,
+        source: &SourceId,
+        within: Duration,
+        now: DateTime<Utc>,
+    ) -> Result<usize, StoreError> {
+        self.write(|tx| article_state::refresh_now(tx, source, within, now))
     }
 
     fn knows_url(&self, url: &Url) -> Result<bool, StoreError> {
-        self.read(|tx| items::knows_url(tx, url))
+        self.read(|tx| article_state::is_linked(tx, &canonicalize(url)))
     }
 
     fn item(&self, id: &ItemId) -> Result<Option<Item>, StoreError> {
@@ -259,6 +320,22 @@ impl Store for SqliteStore {
 
     fn save_validators(&self, url: &Url, validators: &Validators) -> Result<(), StoreError> {
         self.write(|tx| fetch_state::save_validators(tx, url, validators))
+    }
+
+    fn source_validators(
+        &self,
+        source: &SourceId,
+        urls: &[Url],
+    ) -> Result<Vec<(Url, Validators)>, StoreError> {
+        self.read(|tx| fetch_state::source_validators(tx, source, urls))
+    }
+
+    fn save_source_validators(
+        &self,
+        source: &SourceId,
+        validators: &[(Url, Validators)],
+    ) -> Result<(), StoreError> {
+        self.write(|tx| fetch_state::save_source_validators(tx, source, validators))
     }
 
     fn record_source_run(&self, source: &SourceId, run: &SourceRun) -> Result<(), StoreError> {

@@ -139,6 +139,12 @@ const BROKEN: &[(&str, &str, &str, &[&str])] = &[
         &["`timeout` = \"10 parsecs\" is not a duration", "\"30s\""],
     ),
     (
+        "bad-server-setting",
+        "bantin.toml",
+        ":8:19:",
+        &["`max_connections` = 0 is out of range", "from 1 to"],
+    ),
+    (
         "bad-size",
         "bantin.toml",
         ":8:18:",

@@ -47,7 +47,7 @@ fn copy_dir(from: &Path, to: &Path) {
     }
 }
 
-fn free_port() -> u16 {
+pub(crate) fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0")
         .unwrap()
         .local_addr()
@@ -55,14 +55,14 @@ fn free_port() -> u16 {
         .port()
 }
 
-struct Daemon {
+pub(crate) struct Daemon {
     child: Child,
     log: PathBuf,
     base: String,
 }
 
 impl Daemon {
-    fn start(config: &Path, port: u16, log: PathBuf) -> Daemon {
+    pub(crate) fn start(config: &Path, port: u16, log: PathBuf) -> Daemon {
         Daemon::start_with(config, port, log, &[])
     }
 
@@ -83,7 +83,7 @@ impl Daemon {
         }
     }
 
-    fn log(&self) -> String {
+    pub(crate) fn log(&self) -> String {
         std::fs::read_to_string(&self.log).unwrap_or_default()
     }
 
@@ -94,7 +94,12 @@ impl Daemon {
     }
 
     /// Waits until `path` answers 200 with a body for which `ok` holds.
-    async fn wait_for(&self, path: &str, what: &str, ok: impl Fn(&str) -> bool) -> String {
+    pub(crate) async fn wait_for(
+        &self,
+        path: &str,
+        what: &str,
+        ok: impl Fn(&str) -> bool,
+    ) -> String {
         let start = Instant::now();
         let mut last = None;
         loop {
@@ -114,7 +119,7 @@ impl Daemon {
     }
 
     /// Sends SIGTERM and waits for the exit status.
-    async fn stop(&mut self) -> std::process::ExitStatus {
+    pub(crate) async fn stop(&mut self) -> std::process::ExitStatus {
         let pid = self.child.id().to_string();
         assert!(
             Command::new("kill")
@@ -140,7 +145,7 @@ impl Drop for Daemon {
     }
 }
 
-fn titles(rss: &str) -> Vec<String> {
+pub(crate) fn titles(rss: &str) -> Vec<String> {
     rss::Channel::read_from(rss.as_bytes())
         .expect("served RSS parses")
         .items()

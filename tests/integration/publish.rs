@@ -389,6 +389,13 @@ fn opml_lists_every_feed_and_the_stylesheet_is_written() {
     assert!(xsl.contains("xsl:stylesheet"));
 }
 
+/// The fetcher of `config`, also allowed to reach 127.0.0.1 where the test hubs listen.
+fn local_fetcher(config: &bantin::config::Config) -> bantin::fetch::Fetcher {
+    let loopback = std::net::IpAddr::from([127, 0, 0, 1]);
+    bantin::fetch::Fetcher::with_allowed_addresses(&config.settings, &[loopback])
+        .expect("fetcher builds")
+}
+
 /// A WebSub hub on 127.0.0.1 that answers 500 to its first request, then 204, and
 /// keeps every body it got.
 async fn flaky_hub() -> (Url, Arc<Mutex<Vec<String>>>) {
@@ -444,8 +451,7 @@ async fn websub_hub_is_linked_and_notified_with_retry_after_a_change() {
 
     let topics = report.changed_urls();
     assert_eq!(topics.len(), 6, "all and party-work, three formats each");
-    websub::Hub::new(hub, "bantin-test")
-        .unwrap()
+    websub::Hub::new(hub, local_fetcher(&env.config))
         .with_retry(3, Duration::from_millis(10))
         .notify(&topics)
         .await
@@ -467,8 +473,7 @@ async fn websub_gives_up_after_the_last_attempt() {
     tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
     let hub = Url::parse(&format!("http://{addr}/hub")).unwrap();
     let topic = Url::parse("http://127.0.0.1:8080/feeds/all.rss").unwrap();
-    let err = websub::Hub::new(hub, "bantin-test")
-        .unwrap()
+    let err = websub::Hub::new(hub, local_fetcher(&FeedEnv::new().config))
         .with_retry(2, Duration::from_millis(1))
         .notify(&[topic])
         .await

@@ -335,6 +335,9 @@ fn store_from_the_first_schema_migrates_and_still_finds_copies() {
              item INTEGER NOT NULL REFERENCES items (rowid) ON DELETE CASCADE,
              PRIMARY KEY (band, value, item)) WITHOUT ROWID;
          UPDATE meta SET value = '4' WHERE key = 'simhash_bands';
+         DROP TABLE article_state;
+         DROP INDEX validators_source;
+         ALTER TABLE validators DROP COLUMN source;
          PRAGMA user_version = 1;",
     )
     .unwrap();
@@ -458,6 +461,9 @@ fn store_at_schema_2_migrates_and_indexes_existing_items() {
         "DROP TRIGGER items_leave_search;
          DROP TABLE item_search;
          DELETE FROM meta WHERE key = 'item_search';
+         DROP TABLE article_state;
+         DROP INDEX validators_source;
+         ALTER TABLE validators DROP COLUMN source;
          PRAGMA user_version = 2;",
     )
     .unwrap();

@@ -98,6 +98,18 @@ impl TestConfig {
 
     /// Writes the files and loads them; panics with every diagnostic when invalid.
     pub fn load(&self) -> Config {
+        let root = self.write();
+        match Config::load(&root.join("bantin.toml")) {
+            Ok(config) => config,
+            Err(bantin::config::ConfigError::Invalid(diags)) => {
+                panic!("test config is invalid: {diags:#?}")
+            }
+            Err(err) => panic!("test config: {err}"),
+        }
+    }
+
+    /// Writes the files (valid or not) and returns the folder holding `bantin.toml`.
+    pub fn write(&self) -> &Path {
         let root = self.dir.path();
         let sources = root.join("sources");
         std::fs::create_dir_all(&sources).expect("create sources dir");
@@ -115,12 +127,6 @@ impl TestConfig {
         for (name, text) in &self.sites {
             std::fs::write(sources.join(format!("{name}.toml")), text).expect("write source");
         }
-        match Config::load(&root.join("bantin.toml")) {
-            Ok(config) => config,
-            Err(bantin::config::ConfigError::Invalid(diags)) => {
-                panic!("test config is invalid: {diags:#?}")
-            }
-            Err(err) => panic!("test config: {err}"),
-        }
+        root
     }
 }

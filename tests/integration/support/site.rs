@@ -5,8 +5,10 @@
 //! let site = TestSite::serve("tests/fixtures/sites/news").await;
 //! site.set("/slow", Override::drip(Duration::from_secs(1)));
 //! site.push("/flaky", Override::status(500)); // once, then the file
+//! site.put("/edited/", "<html>…</html>"); // served like a file, from now on
 //! let url = site.url("/list/");
 //! assert_eq!(site.requests_to("/list/").len(), 1);
+//! assert!(site.requests_to("/edited/")[0].is_conditional());
 //! ```
 
 use std::collections::HashMap;
@@ -45,6 +47,19 @@ pub struct Request {
     /// When the request arrived.
     pub at: Instant,
     pub headers: HeaderMap,
+}
+
+impl Request {
+    /// The `If-None-Match` the request carried.
+    pub fn if_none_match(&self) -> Option<&str> {
+        self.headers.get(header::IF_NONE_MATCH)?.to_str().ok()
+    }
+
+    /// Whether the request was conditional (`If-None-Match` or `If-Modified-Since`).
+    pub fn is_conditional(&self) -> bool {
+        self.headers.contains_key(header::IF_NONE_MATCH)
+            || self.headers.contains_key(header::IF_MODIFIED_SINCE)
+    }
 }
 
 /// How to answer requests for one path instead of (or on top of) the fixture file.
@@ -151,6 +166,8 @@ impl Override {
 struct SiteState {
     root: Option<PathBuf>,
     overrides: Mutex<HashMap<String, Vec<Override>>>,
+    /// Pages put by the test, served like files (before the fixture folder's).
+    pages: Mutex<HashMap<String, Vec<u8>>>,
     log: Mutex<Vec<Request>>,
 }
 
@@ -173,15 +190,26 @@ impl TestSite {
         Self::start(None).await
     }
 
+    /// Like [`TestSite::empty`], listening on another loopback address such as
+    /// 127.0.0.2 (a stand-in for an internal host).
+    pub async fn empty_on(ip: std::net::IpAddr) -> TestSite {
+        Self::start_on(None, ip).await
+    }
+
     async fn start(root: Option<PathBuf>) -> TestSite {
+        Self::start_on(root, std::net::Ipv4Addr::LOCALHOST.into()).await
+    }
+
+    async fn start_on(root: Option<PathBuf>, ip: std::net::IpAddr) -> TestSite {
         let state = Arc::new(SiteState {
             root,
             overrides: Mutex::default(),
+            pages: Mutex::default(),
             log: Mutex::default(),
         });
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        let listener = tokio::net::TcpListener::bind((ip, 0))
             .await
-            .expect("bind 127.0.0.1:0");
+            .expect("bind a loopback address");
         let addr = listener.local_addr().expect("listener has an address");
         let app = axum::Router::new()
             .fallback(answer)
@@ -210,6 +238,14 @@ impl TestSite {
     /// earlier ones to make a sequence).
     pub fn push(&self, path: &str, o: Override) {
         self.overrides().entry(path.to_owned()).or_default().push(o);
+    }
+
+    /// Serves `body` at `path` (an HTML page) from now on, like a fixture file: with an
+    /// ETag of its content and a Last-Modified, answering 304 to a matching
+    /// If-None-Match. Putting a new body edits the page.
+    pub fn put(&self, path: &str, body: impl Into<Vec<u8>>) {
+        let mut pages = self.state.pages.lock().expect("pages lock");
+        pages.insert(path.to_owned(), body.into());
     }
 
     /// Every request received so far, in arrival order.
@@ -263,7 +299,13 @@ async fn answer(State(state): State<Arc<SiteState>>, uri: Uri, headers: HeaderMa
     let mut response = match &o.body {
         Some(OverrideBody::Never) => std::future::pending().await,
         Some(body) => generated(body),
-        None => file(state.root.as_deref(), &path, &headers),
+        None => {
+            let put = state.pages.lock().expect("pages lock").get(&path).cloned();
+            match put {
+                Some(bytes) => served(bytes, "text/html", &headers),
+                None => file(state.root.as_deref(), &path, &headers),
+            }
+        }
     };
     if let Some(status) = o.status {
         *response.status_mut() = status;
@@ -322,6 +364,12 @@ fn file(root: Option<&Path>, path: &str, request: &HeaderMap) -> Response {
             .expect("404 builds");
     };
     let bytes = std::fs::read(&file).expect("fixture file is readable");
+    served(bytes, content_type(&file), request)
+}
+
+/// A page answered as a static file server would: ETag of its content, a fixed
+/// Last-Modified, 304 when the request's If-None-Match matches.
+fn served(bytes: Vec<u8>, content_type: &str, request: &HeaderMap) -> Response {
     let mut hasher = std::collections::hash_map::DefaultHasher::new();
     bytes.hash(&mut hasher);
     let etag = format!("\"{:016x}\"", hasher.finish());
@@ -338,7 +386,7 @@ fn file(root: Option<&Path>, path: &str, request: &HeaderMap) -> Response {
             .expect("304 builds");
     }
     builder
-        .header(header::CONTENT_TYPE, content_type(&file))
+        .header(header::CONTENT_TYPE, content_type)
         .body(Body::from(bytes))
         .expect("file response builds")
 }

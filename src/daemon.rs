@@ -127,7 +127,8 @@ impl Service {
         })
         .await
         .map_err(|_| DaemonError::TaskPanicked)??;
-        if let Err(err) = publish::websub::notify_changes(config, &report).await {
+        let fetcher = &self.pipeline.fetcher;
+        if let Err(err) = publish::websub::notify_changes(fetcher, config, &report).await {
             warn!(error = %format!("{err:#}"), "WebSub hub not notified");
         }
         Ok(report)
@@ -270,10 +271,24 @@ pub struct RunOptions {
     pub once: bool,
 }
 
+/// Connections the kernel holds for the server before it accepts them. A burst of
+/// connections beyond it is dropped and retried by clients a second later, so it is
+/// larger than the connection cap (the kernel lowers it to `somaxconn`).
+const LISTEN_BACKLOG: u32 = 4096;
+
 /// Binds the server's address early, so a busy port fails before any work is done.
 pub async fn bind(addr: std::net::SocketAddr) -> Result<TcpListener, DaemonError> {
-    TcpListener::bind(addr)
-        .await
+    let socket = if addr.is_ipv4() {
+        tokio::net::TcpSocket::new_v4()
+    } else {
+        tokio::net::TcpSocket::new_v6()
+    };
+    socket
+        .and_then(|socket| {
+            socket.set_reuseaddr(true)?;
+            socket.bind(addr)?;
+            socket.listen(LISTEN_BACKLOG)
+        })
         .map_err(|source| DaemonError::Bind { addr, source })
 }
 

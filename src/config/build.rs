@@ -17,8 +17,8 @@ use url::Url;
 
 use super::diag::{SourceText, did_you_mean};
 use super::file::{
-    CategoriesFile, ExtractFile, FetchFile, LinksFile, RefreshFile, RuleFile, SettingsFile,
-    SiteFile, Size, SourceFile, TestUrlFile,
+    CategoriesFile, ExtractFile, FetchFile, LinksFile, RefreshFile, RuleFile, ServerFile,
+    SettingsFile, SiteFile, Size, SourceFile, TestUrlFile,
 };
 use super::*;
 use crate::model::ALL_CATEGORY;
@@ -609,6 +609,7 @@ fn build_settings(
         .and_then(|hub| http_url(hub, "websub_hub", src, diags));
     let shutdown_timeout = duration(&raw.shutdown_timeout, "shutdown_timeout", true, src, diags);
     let fetch = build_fetch(&raw.fetch, src, diags);
+    let server = build_server(&raw.server, src, diags);
     if diags.len() > before {
         return None;
     }
@@ -629,6 +630,38 @@ fn build_settings(
         stylesheet: raw.stylesheet,
         shutdown_timeout: shutdown_timeout?,
         fetch: fetch?,
+        server: server?,
+    })
+}
+
+/// Most connections `max_connections` may name; each needs an open file.
+const MAX_CONNECTIONS: i64 = 1 << 20;
+
+fn build_server(
+    raw: &ServerFile,
+    src: &SourceText,
+    diags: &mut Diagnostics,
+) -> Option<ServerSettings> {
+    let header_read_timeout = duration(
+        &raw.header_read_timeout,
+        "header_read_timeout",
+        false,
+        src,
+        diags,
+    );
+    let idle_timeout = duration(&raw.idle_timeout, "idle_timeout", false, src, diags);
+    let request_timeout = duration(&raw.request_timeout, "request_timeout", false, src, diags);
+    let max_connections = match &raw.max_connections {
+        Some(max) => {
+            Some(in_range(max, "max_connections", 1..=MAX_CONNECTIONS, src, diags)? as usize)
+        }
+        None => None,
+    };
+    Some(ServerSettings {
+        header_read_timeout: header_read_timeout?,
+        idle_timeout: idle_timeout?,
+        request_timeout: request_timeout?,
+        max_connections,
     })
 }
 

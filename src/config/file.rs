@@ -66,6 +66,37 @@ pub struct SettingsFile {
     pub shutdown_timeout: Spanned<String>,
     #[serde(default)]
     pub fetch: FetchFile,
+    #[serde(default)]
+    pub server: ServerFile,
+}
+
+/// `[server]`: how long and how many clients the HTTP server waits for. Read at start.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ServerFile {
+    /// Longest a client may take to send a request's headers, e.g. "10s"; a slower
+    /// client is disconnected.
+    #[serde(default = "default_header_read_timeout")]
+    pub header_read_timeout: Spanned<String>,
+    /// How long a kept-alive connection may stay without a request before it is closed;
+    /// an answer must be read within it too.
+    #[serde(default = "default_idle_timeout")]
+    pub idle_timeout: Spanned<String>,
+    /// Longest a request may take to answer; past it the client gets 503 and the work
+    /// stops.
+    #[serde(default = "default_request_timeout")]
+    pub request_timeout: Spanned<String>,
+    /// Most connections open at once. When full, the connection idle the longest is
+    /// closed to make room. Left out: the open-files limit less a reserve for the store,
+    /// publishing and fetching, at most 1024. A larger value is lowered to that at start.
+    #[serde(default)]
+    pub max_connections: Option<Spanned<i64>>,
+}
+
+impl Default for ServerFile {
+    fn default() -> Self {
+        toml::from_str("").expect("every [server] key has a default")
+    }
 }
 
 /// `[fetch]`: limits and politeness for every request bantin makes.
@@ -403,6 +434,15 @@ fn default_backoff_base() -> Spanned<String> {
 }
 fn default_backoff_cap() -> Spanned<String> {
     spanned("1h".into())
+}
+fn default_header_read_timeout() -> Spanned<String> {
+    spanned("10s".into())
+}
+fn default_idle_timeout() -> Spanned<String> {
+    spanned("60s".into())
+}
+fn default_request_timeout() -> Spanned<String> {
+    spanned("30s".into())
 }
 fn default_rule_fields() -> Spanned<Vec<String>> {
     spanned(vec!["title".into(), "lead".into(), "body".into()])

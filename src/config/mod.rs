@@ -50,6 +50,17 @@ pub struct Settings {
     /// How long requests in flight may go on after a shutdown signal.
     pub shutdown_timeout: Duration,
     pub fetch: FetchSettings,
+    pub server: ServerSettings,
+}
+
+/// `[server]`, built.
+#[derive(Debug, Clone)]
+pub struct ServerSettings {
+    pub header_read_timeout: Duration,
+    pub idle_timeout: Duration,
+    pub request_timeout: Duration,
+    /// As configured; the server lowers it to what the open-files limit allows.
+    pub max_connections: Option<usize>,
 }
 
 /// `[fetch]`, built.

@@ -1,9 +1,7 @@
 //! Turning the chosen article blocks into clean body HTML and readable text: junk boxes
 //! dropped (share bars, related links, comments, ads, read-more teasers), lazy images
 //! given a real `src`, relative URLs made absolute, wrappers unwrapped, and the result
-//! sanitized with `ammonia` (an allow-list; iframes only from video hosts).
-
-use std::sync::LazyLock;
+//! sanitized with the one article policy (`sanitize`).
 
 use ego_tree::NodeId;
 use ego_tree::iter::Edge;
@@ -11,18 +9,8 @@ use scraper::{Html, Node, node::Element};
 use url::Url;
 
 use super::heuristics::{self, AttrExt, IdSet, Scan};
+use super::sanitize::{self, KEEP_TAGS, is_video_src};
 use crate::text::normalize;
-
-/// Hosts whose `<iframe>` players are kept in the body.
-pub const VIDEO_HOSTS: &[&str] = &[
-    "youtube.com",
-    "youtube-nocookie.com",
-    "youtu.be",
-    "player.vimeo.com",
-    "vimeo.com",
-    "dailymotion.com",
-    "geo.dailymotion.com",
-];
 
 /// Element nesting kept in the body HTML; deeper elements are unwrapped.
 const MAX_NESTING: usize = 48;
@@ -30,50 +18,6 @@ const MAX_NESTING: usize = 48;
 /// A link-heavy box with at least this much text outside links holds text of its own.
 const MIN_UNLINKED_CHARS: u32 = 250;
 
-/// Tags kept as they are.
-const KEEP_TAGS: &[&str] = &[
-    "p",
-    "h2",
-    "h3",
-    "h4",
-    "h5",
-    "h6",
-    "ul",
-    "ol",
-    "li",
-    "blockquote",
-    "pre",
-    "table",
-    "thead",
-    "tbody",
-    "tfoot",
-    "tr",
-    "td",
-    "th",
-    "caption",
-    "figure",
-    "figcaption",
-    "dl",
-    "dt",
-    "dd",
-    "hr",
-    "a",
-    "strong",
-    "b",
-    "em",
-    "i",
-    "u",
-    "s",
-    "sub",
-    "sup",
-    "code",
-    "br",
-    "small",
-    "mark",
-    "q",
-    "cite",
-    "abbr",
-];
 /// Kept tags whose text is one line of body text (the text's leaf blocks).
 const TEXT_BLOCKS: &[&str] = &[
     "p",
@@ -90,6 +34,10 @@ const TEXT_BLOCKS: &[&str] = &[
     "figcaption",
     "dt",
     "dd",
+];
+/// Kept tags that only style text.
+const INLINE_FORMATTING: &[&str] = &[
+    "strong", "b", "em", "i", "u", "s", "sub", "sup", "small", "mark", "code",
 ];
 /// Kept heading tags.
 const HEADINGS: &[&str] = &["h2", "h3", "h4", "h5", "h6"];
@@ -133,41 +81,6 @@ const BREAKING_TAGS: &[&str] = &[
     "form",
     "fieldset",
 ];
-
-static SANITIZER: LazyLock<ammonia::Builder<'static>> = LazyLock::new(|| {
-    let mut b = ammonia::Builder::empty();
-    b.add_tags(KEEP_TAGS)
-        .add_tags(["img", "iframe"])
-        .add_tag_attributes("a", ["href", "title"])
-        .add_tag_attributes("img", ["src", "alt", "title", "width", "height"])
-        .add_tag_attributes("iframe", ["src", "width", "height", "allowfullscreen"])
-        .add_tag_attributes("td", ["colspan", "rowspan"])
-        .add_tag_attributes("th", ["colspan", "rowspan"])
-        .add_tag_attributes("ol", ["start"])
-        .add_url_schemes(["http", "https", "mailto"])
-        .url_relative(ammonia::UrlRelative::Deny)
-        .link_rel(Some("noopener noreferrer"))
-        .attribute_filter(|element, attribute, value| {
-            if element == "iframe" && attribute == "src" && !is_video_src(value) {
-                None
-            } else {
-                Some(value.into())
-            }
-        });
-    b
-});
-
-/// Whether an iframe address is a player of an allowed video host.
-pub fn is_video_src(src: &str) -> bool {
-    Url::parse(src).is_ok_and(|u| {
-        matches!(u.scheme(), "http" | "https")
-            && u.host_str().is_some_and(|h| {
-                VIDEO_HOSTS
-                    .iter()
-                    .any(|v| h == *v || h.strip_suffix(v).is_some_and(|r| r.ends_with('.')))
-            })
-    })
-}
 
 /// Sanitized body HTML and its text, paragraphs separated by a blank line.
 pub struct Body {
@@ -228,7 +141,7 @@ pub fn body(html: &Html, scan: &Scan, blocks: &[NodeId], skip: &IdSet, base: &Ur
         w.html.truncate(html_len);
         w.lines.truncate(lines);
     }
-    let html = SANITIZER.clean(&w.html).to_string();
+    let html = sanitize::article_html(&w.html, base);
     Body {
         html,
         text: w.lines.join("\n\n"),
@@ -381,7 +294,7 @@ impl Writer {
                 .iter()
                 .find(|t| **t == name)
                 .copied()
-                .filter(|_| self.written < MAX_NESTING),
+                .filter(|t| self.written < MAX_NESTING && !self.redundant(t)),
         };
         if let Some(t) = tag {
             if !breaking {
@@ -423,6 +336,13 @@ impl Writer {
         }
     }
 
+    /// Whether `tag` is inline formatting already open, which adds nothing: the parser
+    /// re-opens every unclosed `<b>`/`<i>` in each following paragraph, so a page of
+    /// unclosed ones would otherwise be stored many times its size.
+    fn redundant(&self, tag: &str) -> bool {
+        INLINE_FORMATTING.contains(&tag) && self.open.contains(&Some(tag))
+    }
+
     fn close(&mut self, el: &Element) {
         let name = el.name();
         if matches!(name, "img" | "iframe" | "br" | "hr") {
@@ -448,8 +368,9 @@ impl Writer {
     }
 }
 
-/// The real address of an image: lazy-loading attributes first, then `srcset`, then a
-/// `src` that is not a placeholder.
+/// The real address of an image: lazy-loading attributes first, then a `src` that is
+/// not a placeholder, then `srcset`; the first that is a web address wins, so a hostile
+/// lazy attribute does not cost the image its good `src`.
 pub fn image_src(el: &Element, base: &Url) -> Option<Url> {
     let lazy = [
         "data-src",
@@ -461,15 +382,18 @@ pub fn image_src(el: &Element, base: &Url) -> Option<Url> {
         "data-hi-res-src",
     ]
     .iter()
-    .find_map(|a| el.attribute(a));
-    let srcset = ["data-srcset", "srcset", "data-lazy-srcset"]
-        .iter()
-        .find_map(|a| el.attribute(a))
-        .and_then(largest_in_srcset);
+    .filter_map(|a| el.attribute(a).map(str::to_owned));
     let src = el
         .attribute("src")
-        .filter(|s| !s.trim_start().starts_with("data:"));
-    web_url(base, lazy.or(src).or(srcset.as_deref())?)
+        .filter(|s| !s.trim_start().starts_with("data:"))
+        .map(str::to_owned);
+    let srcset = ["data-srcset", "srcset", "data-lazy-srcset"]
+        .iter()
+        .filter_map(|a| el.attribute(a))
+        .filter_map(largest_in_srcset);
+    lazy.chain(src)
+        .chain(srcset)
+        .find_map(|candidate| web_url(base, &candidate))
 }
 
 /// `raw` resolved against `base`, if it is a web address: a `data:` or `javascript:`

@@ -69,16 +69,19 @@ pub fn parse_date(text: &str, format: Option<&str>, tz: Tz) -> Option<DateTime<F
     let parsed = format
         .and_then(|f| parse_with_format(&text, f, tz))
         .or_else(|| parse_any(&text, tz))?;
-    check_plausible(&text, parsed)
+    plausible(parsed)
 }
 
-fn check_plausible(text: &str, date: DateTime<FixedOffset>) -> Option<DateTime<FixedOffset>> {
+/// `date` unless it is before 1990 or more than a day in the future, which no real
+/// publication or update time is; the check every date a source gives passes (pages,
+/// feeds, sitemaps), so a `2099` cannot pin an item at the top of every feed.
+pub fn plausible(date: DateTime<FixedOffset>) -> Option<DateTime<FixedOffset>> {
     if date.year() < MIN_YEAR {
-        tracing::warn!(date = %text, "date rejected: before {MIN_YEAR}");
+        tracing::warn!(date = %date.to_rfc3339(), "date rejected: before {MIN_YEAR}");
         return None;
     }
     if date.with_timezone(&Utc) > Utc::now() + MAX_FUTURE {
-        tracing::warn!(date = %text, "date rejected: in the future");
+        tracing::warn!(date = %date.to_rfc3339(), "date rejected: in the future");
         return None;
     }
     Some(date)

@@ -8,7 +8,9 @@ pub mod dates;
 pub mod heuristics;
 pub mod jsonld;
 pub mod meta;
+pub mod nesting;
 pub mod preview;
+pub mod sanitize;
 pub mod selectors;
 
 use std::collections::{BTreeMap, HashSet};
@@ -98,7 +100,7 @@ pub fn article(
     rules: &ArticleRules,
     tz: Tz,
 ) -> Result<Article, ExtractError> {
-    let mut doc = Html::parse_document(html);
+    let mut doc = nesting::parse_document(html);
     selectors::remove(&mut doc, &rules.remove);
     let doc = doc;
     let meta = PageMeta::read(&doc);
@@ -356,6 +358,7 @@ pub fn article(
                 .and_then(|c| clean::web_url(&base, c))
                 .map(|u| (u, Origin::JsonLd))
         })
+        .filter(|(u, _)| on_own_site(u, url))
         .map(|(u, o)| {
             pick(&mut provenance, "canonical_url", o);
             u
@@ -383,6 +386,27 @@ pub fn article(
         language,
         provenance,
     })
+}
+
+/// Whether a page's declared canonical address is on the site the page came from: the
+/// same host, or one a subdomain of the other (`www.`, `m.`, `amp.` variants). Anything
+/// else would let a page make feeds link readers to a host of its choosing. A saved file
+/// (no web address of its own) may name any web address.
+fn on_own_site(declared: &Url, page: &Url) -> bool {
+    if !matches!(page.scheme(), "http" | "https") {
+        return true;
+    }
+    match (declared.host_str(), page.host_str()) {
+        (Some(d), Some(p)) => {
+            let within = |inner: &str, outer: &str| {
+                inner
+                    .strip_suffix(outer)
+                    .is_some_and(|rest| rest.ends_with('.'))
+            };
+            d == p || within(d, p) || within(p, d)
+        }
+        _ => false,
+    }
 }
 
 fn pick(provenance: &mut BTreeMap<String, Origin>, field: &str, origin: Origin) {

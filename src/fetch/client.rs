@@ -58,6 +58,15 @@ impl std::fmt::Debug for HoldBackKeeper {
     }
 }
 
+/// How much of a response body is read, and what happens past that.
+#[derive(Clone, Copy, Debug)]
+enum BodyLimit {
+    /// A longer body fails the request ([`FetchError::TooLarge`]).
+    Refuse(u64),
+    /// A longer body is cut at this many bytes (robots.txt: RFC 9309 parses a prefix).
+    Truncate(u64),
+}
+
 /// One HTTP exchange, before it is interpreted.
 struct Answer {
     status: StatusCode,
@@ -217,14 +226,9 @@ impl Fetcher {
             if let (0, Some(v)) = (hop, validators) {
                 conditional_headers(v, &mut headers);
             }
+            let limit = BodyLimit::Refuse(settings.max_body_bytes);
             let answer = self
-                .send(
-                    kind,
-                    &current,
-                    headers,
-                    settings.max_body_bytes,
-                    crawl_delay,
-                )
+                .send(kind, &current, headers, limit, crawl_delay)
                 .await?;
             match answer.status {
                 s if s.is_redirection() && s != StatusCode::NOT_MODIFIED => {
@@ -270,6 +274,31 @@ impl Fetcher {
         })
     }
 
+    /// POSTs a form (`application/x-www-form-urlencoded`) and returns the answer's
+    /// status. The address guard applies as to a GET; a redirect is not followed but
+    /// returned (a hub has no reason to move a POST, and following one would send it
+    /// where the guard never looked). robots.txt and crawl politeness govern crawling,
+    /// not notifications, so they do not hold a POST back.
+    pub async fn post_form(&self, url: &Url, form: String) -> Result<StatusCode, FetchError> {
+        self.check_target(url, None)?;
+        let after = self.inner.settings.timeout;
+        let request = self
+            .inner
+            .client
+            .post(url.clone())
+            .header(header::CONTENT_TYPE, "application/x-www-form-urlencoded")
+            .body(form)
+            .send();
+        match tokio::time::timeout(after, request).await {
+            Ok(Ok(response)) => Ok(response.status()),
+            Ok(Err(source)) => Err(self.transport_error(url, source)),
+            Err(_) => Err(FetchError::Timeout {
+                url: url.clone(),
+                after,
+            }),
+        }
+    }
+
     /// Refuses what no request may reach: other schemes, hosts outside the source,
     /// refused IP literals. Names are checked after resolution by the resolver.
     fn check_target(&self, url: &Url, scope: Option<&Source>) -> Result<(), FetchError> {
@@ -308,14 +337,9 @@ impl Fetcher {
             if let Err(err) = self.check_target(&current, None) {
                 return robots_failure(&err);
             }
+            let limit = BodyLimit::Truncate(MAX_ROBOTS_BYTES);
             let answer = match self
-                .send(
-                    FetchKind::Robots,
-                    &current,
-                    HeaderMap::new(),
-                    MAX_ROBOTS_BYTES,
-                    None,
-                )
+                .send(FetchKind::Robots, &current, HeaderMap::new(), limit, None)
                 .await
             {
                 Ok(answer) => answer,
@@ -348,7 +372,7 @@ impl Fetcher {
         kind: FetchKind,
         url: &Url,
         headers: HeaderMap,
-        limit: u64,
+        limit: BodyLimit,
         crawl_delay: Option<Duration>,
     ) -> Result<Answer, FetchError> {
         let inner = &self.inner;
@@ -380,7 +404,7 @@ impl Fetcher {
         &self,
         url: &Url,
         headers: HeaderMap,
-        limit: u64,
+        limit: BodyLimit,
     ) -> Result<Answer, FetchError> {
         let transport = |source: reqwest::Error| self.transport_error(url, source);
         let mut response = self
@@ -394,17 +418,26 @@ impl Fetcher {
         let status = response.status();
         let headers = response.headers().clone();
         let body = if status.is_success() {
+            let (max, refuse) = match limit {
+                BodyLimit::Refuse(max) => (max, true),
+                BodyLimit::Truncate(max) => (max, false),
+            };
             let too_large = || FetchError::TooLarge {
                 url: url.clone(),
-                limit,
+                limit: max,
             };
-            if response.content_length().is_some_and(|n| n > limit) {
+            if refuse && response.content_length().is_some_and(|n| n > max) {
                 return Err(too_large());
             }
             let mut body = BytesMut::new();
             while let Some(chunk) = response.chunk().await.map_err(transport)? {
-                if (body.len() + chunk.len()) as u64 > limit {
-                    return Err(too_large());
+                let room = max as usize - body.len();
+                if chunk.len() > room {
+                    if refuse {
+                        return Err(too_large());
+                    }
+                    body.extend_from_slice(&chunk[..room]);
+                    break;
                 }
                 body.extend_from_slice(&chunk);
             }

@@ -86,6 +86,11 @@ fn is_public_v6(ip: Ipv6Addr) -> bool {
         0x2002 => is_public_v4(embedded_v4(segments[1], segments[2])),
         // Documentation 2001:db8::/32.
         0x2001 if segments[1] == 0x0db8 => false,
+        // Teredo 2001::/32 tunnels to an IPv4 host (obfuscated in its last 32 bits) that
+        // cannot be checked as a public address.
+        0x2001 if segments[1] == 0 => false,
+        // Discard-only 100::/64 (RFC 6666).
+        0x0100 if segments[1..4] == [0, 0, 0] => false,
         s if s & 0xfe00 == 0xfc00 => false, // unique local fc00::/7
         s if s & 0xffc0 == 0xfe80 => false, // link-local fe80::/10
         s if s & 0xffc0 == 0xfec0 => false, // old site-local fec0::/10
@@ -156,6 +161,10 @@ mod tests {
             "64:ff9b::a00:1",
             "2002:c0a8:0101::1",
             "2001:db8::1",
+            "2001::1",
+            "2001:0:4136:e378:8000:63bf:3fff:fdd2",
+            "100::1",
+            "100::ffff:ffff:ffff:ffff",
         ] {
             assert!(!is_public(ip(refused)), "{refused} must be refused");
             assert!(!AddressPolicy::default().permits(ip(refused)), "{refused}");
@@ -172,6 +181,8 @@ mod tests {
             "100.128.0.1",
             "2606:4700:4700::1111",
             "2001:4860:4860::8888",
+            "2001:1::1",
+            "100:0:0:1::1",
             "::ffff:8.8.8.8",
         ] {
             assert!(is_public(ip(public)), "{public} must be permitted");

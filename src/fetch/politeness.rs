@@ -142,17 +142,23 @@ impl Politeness {
     }
 }
 
-/// Parses a `Retry-After` value: delay seconds or an HTTP date.
+/// Longest hold-back a `Retry-After` is honoured for, whichever form it takes; a site
+/// asking for more is asked again after this.
+pub const MAX_RETRY_AFTER: chrono::TimeDelta = chrono::TimeDelta::days(1);
+
+/// Parses a `Retry-After` value: delay seconds or an HTTP date. The time returned is
+/// never later than [`MAX_RETRY_AFTER`] from `now`, nor earlier than `now`.
 pub fn parse_retry_after(value: &str, now: DateTime<Utc>) -> Option<DateTime<Utc>> {
     let value = value.trim();
-    if let Ok(secs) = value.parse::<u64>() {
-        // A day is the longest hold-back honoured; larger values are treated as a day.
-        let secs = secs.min(24 * 3600);
-        return Some(now + chrono::Duration::seconds(secs as i64));
-    }
-    DateTime::parse_from_rfc2822(value)
-        .ok()
-        .map(|d| d.with_timezone(&Utc))
+    let wait = match value.parse::<u64>() {
+        Ok(secs) => chrono::TimeDelta::seconds(
+            i64::try_from(secs)
+                .unwrap_or(i64::MAX)
+                .min(MAX_RETRY_AFTER.num_seconds()),
+        ),
+        Err(_) => DateTime::parse_from_rfc2822(value).ok()?.to_utc() - now,
+    };
+    Some(now + wait.clamp(chrono::TimeDelta::zero(), MAX_RETRY_AFTER))
 }
 
 /// Backoff before retry number `attempt` (0-based): `base * 2^attempt` capped at `cap`,
@@ -185,6 +191,22 @@ mod tests {
             Some(now + chrono::Duration::minutes(10))
         );
         assert_eq!(parse_retry_after("soon", now), None);
+    }
+
+    #[test]
+    fn retry_after_is_capped_at_a_day_in_both_forms() {
+        let now = DateTime::parse_from_rfc3339("2024-05-01T00:00:00Z")
+            .unwrap()
+            .with_timezone(&Utc);
+        let cap = Some(now + MAX_RETRY_AFTER);
+        assert_eq!(parse_retry_after("-5", now), None);
+        assert_eq!(parse_retry_after("9999999999", now), cap);
+        assert_eq!(parse_retry_after("18446744073709551615", now), cap);
+        assert_eq!(parse_retry_after("Thu, 01 Jan 2099 00:00:00 GMT", now), cap);
+        assert_eq!(
+            parse_retry_after("Mon, 01 Jan 2024 00:00:00 GMT", now),
+            Some(now)
+        );
     }
 
     #[test]

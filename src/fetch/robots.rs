@@ -13,7 +13,8 @@ use url::Url;
 
 use crate::model::ReadFailure;
 
-/// Largest robots.txt read (RFC 9309 asks for at least 500 KiB).
+/// Largest part of a robots.txt read; the rest of a longer file is ignored, as RFC 9309
+/// allows (it asks parsers to read at least 500 KiB).
 pub const MAX_ROBOTS_BYTES: u64 = 512 * 1024;
 /// How long an unreachable robots.txt keeps its host closed before it is asked again.
 pub const UNREACHABLE_TTL: Duration = Duration::from_secs(60);
@@ -33,9 +34,10 @@ pub enum RobotRules {
 
 impl RobotRules {
     /// Rules from a robots.txt answer. `agent` is the product token of our User-Agent.
+    /// Only the first [`MAX_ROBOTS_BYTES`] count, up to their last whole line.
     pub fn from_answer(agent: &str, status: u16, body: &[u8]) -> Self {
         match status {
-            200..=299 => Robot::new(agent, body)
+            200..=299 => Robot::new(agent, whole_lines_within_limit(body))
                 .map(RobotRules::Parsed)
                 .unwrap_or(RobotRules::AllowAll),
             400..=499 => RobotRules::AllowAll,
@@ -62,6 +64,21 @@ impl RobotRules {
             _ => None,
         }
     }
+}
+
+/// The first [`MAX_ROBOTS_BYTES`] of `body`, without a line the limit may have cut in
+/// two (half a path would be a different rule). The client stops reading at the limit,
+/// so a body of exactly that size may be cut too.
+fn whole_lines_within_limit(body: &[u8]) -> &[u8] {
+    let limit = MAX_ROBOTS_BYTES as usize;
+    if body.len() < limit {
+        return body;
+    }
+    let prefix = &body[..limit];
+    prefix
+        .iter()
+        .rposition(|&b| b == b'\n')
+        .map_or(prefix, |end| &prefix[..=end])
 }
 
 /// The product token robots.txt groups are matched against: "bantin" for
@@ -154,6 +171,25 @@ mod tests {
         assert!(rules.allows(&url("http://a.test/news/1")));
         assert!(!rules.allows(&url("http://a.test/private/x")));
         assert_eq!(rules.crawl_delay(), Some(Duration::from_secs(2)));
+    }
+
+    #[test]
+    fn rules_past_the_size_limit_are_ignored_and_a_cut_line_is_dropped() {
+        let mut txt = b"User-agent: *\nDisallow: /private/\n".to_vec();
+        let cut_line = b"Disallow: /news/late\n";
+        // The limit falls right after "Disallow: /", which would disallow everything.
+        let filler = MAX_ROBOTS_BYTES as usize - "Disallow: /".len() - txt.len();
+        txt.push(b'#');
+        txt.resize(txt.len() + filler - 2, b'x');
+        txt.push(b'\n');
+        txt.extend_from_slice(cut_line);
+        txt.extend_from_slice(b"Disallow: /beyond/\n");
+        // What the client hands over: the body cut at the limit.
+        txt.truncate(MAX_ROBOTS_BYTES as usize);
+        let rules = RobotRules::from_answer("bantin", 200, &txt);
+        assert!(!rules.allows(&url("http://a.test/private/x")));
+        assert!(rules.allows(&url("http://a.test/news/1")));
+        assert!(rules.allows(&url("http://a.test/beyond/x")));
     }
 
     #[test]

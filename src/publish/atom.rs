@@ -92,8 +92,13 @@ fn atom_entry(entry: &Entry) -> AtomEntry {
         });
         let content = Extension {
             name: "media:content".into(),
+            // atom_syndication writes extension attributes as given, unescaped: an
+            // image address with `&` in its query would make the feed malformed XML.
             attrs: BTreeMap::from([
-                ("url".to_owned(), image.url.clone()),
+                (
+                    "url".to_owned(),
+                    quick_xml::escape::escape(&image.url).into_owned(),
+                ),
                 ("medium".to_owned(), "image".to_owned()),
                 ("type".to_owned(), image.media_type.to_owned()),
             ]),

@@ -1,6 +1,7 @@
 //! Writing a published file so readers never see half of it: a temporary file in the
 //! same folder, flushed, then renamed over the old one — and only when the content
 //! differs, so the file's modification time and ETag change only with new content.
+//! Temporary files that a killed process left behind are removed when publishing starts.
 
 use std::fs::{self, File, OpenOptions};
 use std::io::{self, ErrorKind, Write};
@@ -59,6 +60,51 @@ fn temp_path(path: &Path) -> PathBuf {
     path.with_file_name(format!(".{name}.{}.{n}.tmp", std::process::id()))
 }
 
+/// The process id in a name [`temp_path`] makes, or `None` for any other name.
+fn temp_file_owner(file_name: &str) -> Option<u32> {
+    let rest = file_name.strip_prefix('.')?.strip_suffix(".tmp")?;
+    let mut parts = rest.rsplitn(3, '.');
+    let counter = parts.next()?;
+    let pid = parts.next()?;
+    let published = parts.next()?;
+    let digits = |s: &str| !s.is_empty() && s.bytes().all(|b| b.is_ascii_digit());
+    (digits(counter) && !published.is_empty())
+        .then(|| pid.parse().ok())
+        .flatten()
+}
+
+/// Whether process `pid` may still be writing. Without `/proc` nothing can be known,
+/// so every process counts as alive and no file is removed.
+fn process_may_be_running(pid: u32) -> bool {
+    let proc = Path::new("/proc");
+    pid == std::process::id() || !proc.join("self").exists() || proc.join(pid.to_string()).exists()
+}
+
+/// Removes the temporary files in `dir` that a publishing process left when it was
+/// killed between writing and renaming. Only names of bantin's own pattern are touched,
+/// and only those whose process is gone, so a publish running elsewhere (a `bantin
+/// publish` next to the daemon) keeps its files. Returns how many were removed.
+pub fn remove_stale_temp_files(dir: &Path) -> io::Result<usize> {
+    let mut removed = 0;
+    for entry in fs::read_dir(dir)? {
+        let entry = entry?;
+        let stale = entry
+            .file_name()
+            .to_str()
+            .and_then(temp_file_owner)
+            .is_some_and(|pid| !process_may_be_running(pid));
+        if stale && entry.file_type()?.is_file() {
+            match fs::remove_file(entry.path()) {
+                Ok(()) => removed += 1,
+                // Another publisher cleaning up at the same time got there first.
+                Err(e) if e.kind() == ErrorKind::NotFound => {}
+                Err(e) => return Err(e),
+            }
+        }
+    }
+    Ok(removed)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -76,5 +122,21 @@ mod tests {
         assert_eq!(fs::read(&path).unwrap(), b"two");
         let names: Vec<_> = fs::read_dir(dir.path()).unwrap().collect();
         assert_eq!(names.len(), 1);
+    }
+
+    #[test]
+    fn temp_file_owner_reads_only_our_own_pattern() {
+        assert_eq!(temp_file_owner(".all.json.4242.7.tmp"), Some(4242));
+        assert_eq!(temp_file_owner(".party-work.rss.1.0.tmp"), Some(1));
+        for other in [
+            "all.json.4242.7.tmp",
+            ".all.json.4242.tmp",
+            ".4242.7.tmp",
+            ".all.json.x.7.tmp",
+            ".all.json.4242.7.tmp.bak",
+            ".all.json.4242..tmp",
+        ] {
+            assert_eq!(temp_file_owner(other), None, "{other}");
+        }
     }
 }

@@ -257,6 +257,13 @@ pub fn publish_all(config: &Config, store: &dyn Store) -> Result<PublishReport, 
         path: dir.clone(),
         source,
     })?;
+    match atomic_write::remove_stale_temp_files(dir) {
+        Ok(0) => {}
+        Ok(count) => tracing::info!(count, "removed temp files of an interrupted publish"),
+        Err(err) => {
+            tracing::warn!(error = %err, "cannot clear old temp files from the feeds folder")
+        }
+    }
     let ctx = RenderContext::new(config);
     let feeds = feeds_for(config);
     let mut report = PublishReport::default();
@@ -283,8 +290,6 @@ pub fn publish_all(config: &Config, store: &dyn Store) -> Result<PublishReport, 
             urls: Vec::new(),
             files: Vec::new(),
         };
-        // Cleaning and sanitizing each item is the costly part; it is done once for
-        // all formats.
         let entries = entries(&items, meta, &ctx);
         for format in FeedFormat::ALL {
             let text = render_entries(format, meta, &items, &entries, &ctx);
@@ -346,7 +351,9 @@ fn feed_updated(items: &[Item]) -> DateTime<FixedOffset> {
 }
 
 /// An item as the renderers see it: every text cleaned of characters XML cannot carry,
-/// the body sanitized again, times with their real offset.
+/// times with their real offset. The body is the stored one: it was sanitized, once,
+/// before it was stored, so rendering (on every publish and filtered request) is only
+/// writing it out.
 struct Entry {
     /// Stable `tag:` URI; never changes when the article is updated.
     id: String,
@@ -355,6 +362,7 @@ struct Entry {
     published: DateTime<FixedOffset>,
     updated: DateTime<FixedOffset>,
     authors: Vec<String>,
+    /// The lead, plain text.
     summary: Option<String>,
     content_html: String,
     content_text: String,
@@ -405,7 +413,7 @@ impl Entry {
                 .filter(|a| !a.trim().is_empty())
                 .collect(),
             summary,
-            content_html: xml_clean(&ammonia::clean(&article.body_html)),
+            content_html: xml_clean(&article.body_html),
             content_text: xml_clean(&article.body_text),
             image: article.image.as_ref().map(|url| Image {
                 url: url.to_string(),

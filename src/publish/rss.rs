@@ -111,7 +111,12 @@ fn rss_item(entry: &Entry) -> rss::Item {
     rss::Item {
         title: Some(entry.title.clone()),
         link: Some(entry.link.clone()),
-        description: entry.summary.clone(),
+        // RSS readers render a description as HTML; the lead is text, so it is escaped
+        // (inside the CDATA section the rss crate writes).
+        description: entry
+            .summary
+            .as_deref()
+            .map(|lead| html_escape::encode_text(lead).into_owned()),
         categories,
         enclosure,
         guid: Some(Guid {

@@ -1,6 +1,7 @@
 //! WebSub publisher side: after a feed changes, tell the hub (a `hub.mode=publish` POST
 //! per changed feed address), retrying with backoff. Feeds carry the `rel="hub"` links;
-//! subscriptions are the hub's business.
+//! subscriptions are the hub's business. The POST goes through the process's one
+//! [`Fetcher`], so the hub passes the same address guard as every page.
 
 use std::time::Duration;
 
@@ -8,12 +9,12 @@ use url::Url;
 
 use super::PublishReport;
 use crate::config::Config;
+use crate::fetch::{FetchError, Fetcher};
 
 /// Attempts per topic before giving up.
 pub const DEFAULT_ATTEMPTS: u32 = 4;
 /// Wait before the second attempt; doubled for each further one.
 pub const DEFAULT_BACKOFF: Duration = Duration::from_secs(2);
-const REQUEST_TIMEOUT: Duration = Duration::from_secs(20);
 
 /// Why the hub was not told.
 #[derive(Debug, thiserror::Error)]
@@ -24,37 +25,44 @@ pub enum WebSubError {
         status: reqwest::StatusCode,
     },
     #[error("POST to the hub for {topic} failed")]
-    Transport {
+    Request {
         topic: Url,
         #[source]
-        source: reqwest::Error,
+        source: FetchError,
     },
-    #[error("cannot build the HTTP client")]
-    Client(#[source] reqwest::Error),
+}
+
+impl WebSubError {
+    /// Whether bantin itself refused the request: asking again changes nothing.
+    fn is_refusal(&self) -> bool {
+        matches!(
+            self,
+            WebSubError::Request {
+                source: FetchError::ForbiddenAddress { .. } | FetchError::UnsupportedScheme { .. },
+                ..
+            }
+        )
+    }
 }
 
 /// A WebSub hub to notify.
 #[derive(Debug, Clone)]
 pub struct Hub {
-    client: reqwest::Client,
+    fetcher: Fetcher,
     url: Url,
     attempts: u32,
     backoff: Duration,
 }
 
 impl Hub {
-    pub fn new(url: Url, user_agent: &str) -> Result<Hub, WebSubError> {
-        let client = reqwest::Client::builder()
-            .user_agent(user_agent)
-            .timeout(REQUEST_TIMEOUT)
-            .build()
-            .map_err(WebSubError::Client)?;
-        Ok(Hub {
-            client,
+    /// The hub at `url`, reached through `fetcher`.
+    pub fn new(url: Url, fetcher: Fetcher) -> Hub {
+        Hub {
+            fetcher,
             url,
             attempts: DEFAULT_ATTEMPTS,
             backoff: DEFAULT_BACKOFF,
-        })
+        }
     }
 
     /// Changes how often and how patiently a failed notification is retried.
@@ -81,31 +89,21 @@ impl Hub {
         let mut delay = self.backoff;
         let mut attempt = 1;
         loop {
-            let result = self
-                .client
-                .post(self.url.clone())
-                .header(
-                    reqwest::header::CONTENT_TYPE,
-                    "application/x-www-form-urlencoded",
-                )
-                .body(body.clone())
-                .send()
-                .await;
-            let error = match result {
-                Ok(response) if response.status().is_success() => {
-                    tracing::info!(hub = %self.url, url = %topic, status = %response.status(), "websub hub notified");
+            let error = match self.fetcher.post_form(&self.url, body.clone()).await {
+                Ok(status) if status.is_success() => {
+                    tracing::info!(hub = %self.url, url = %topic, status = %status, "websub hub notified");
                     return Ok(());
                 }
-                Ok(response) => WebSubError::Status {
+                Ok(status) => WebSubError::Status {
                     topic: topic.clone(),
-                    status: response.status(),
+                    status,
                 },
-                Err(source) => WebSubError::Transport {
+                Err(source) => WebSubError::Request {
                     topic: topic.clone(),
                     source,
                 },
             };
-            if attempt >= self.attempts {
+            if attempt >= self.attempts || error.is_refusal() {
                 return Err(error);
             }
             tracing::warn!(hub = %self.url, url = %topic, attempt, error = %error, "websub notification failed, retrying");
@@ -117,7 +115,11 @@ impl Hub {
 }
 
 /// Tells the configured hub (if any) about every feed `report` says changed.
-pub async fn notify_changes(config: &Config, report: &PublishReport) -> Result<(), WebSubError> {
+pub async fn notify_changes(
+    fetcher: &Fetcher,
+    config: &Config,
+    report: &PublishReport,
+) -> Result<(), WebSubError> {
     let Some(hub) = &config.settings.websub_hub else {
         return Ok(());
     };
@@ -125,7 +127,5 @@ pub async fn notify_changes(config: &Config, report: &PublishReport) -> Result<(
     if topics.is_empty() {
         return Ok(());
     }
-    Hub::new(hub.clone(), &config.settings.user_agent)?
-        .notify(&topics)
-        .await
+    Hub::new(hub.clone(), fetcher.clone()).notify(&topics).await
 }

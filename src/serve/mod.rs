@@ -1,8 +1,10 @@
 //! The HTTP server (axum): published feeds with caching headers, filtered feeds
 //! rendered from the store, the human index page, `/healthz` and `/metrics`. It reads
-//! the feeds folder and the store; it never crawls or writes.
+//! the feeds folder and the store; it never crawls or writes. Connections, their
+//! timeouts and their cap are `connections`' job.
 
 pub mod caching;
+mod connections;
 pub mod index;
 pub mod metrics;
 mod routes;
@@ -116,19 +118,22 @@ pub fn router(state: AppState) -> Router {
     routes::router(state)
 }
 
+use connections::connection_cap;
+
 /// Serves until `shutdown` is cancelled, then stops accepting and lets requests in
-/// flight finish.
+/// flight finish. The `[server]` settings are read once, here.
 pub async fn serve(
     listener: TcpListener,
     state: AppState,
     shutdown: CancellationToken,
 ) -> std::io::Result<()> {
+    let settings = state.config.load().settings.server.clone();
+    let cap = connection_cap(settings.max_connections);
     if let Ok(addr) = listener.local_addr() {
-        tracing::info!(%addr, "serving feeds");
+        tracing::info!(%addr, max_connections = cap, "serving feeds");
     }
-    axum::serve(listener, router(state))
-        .with_graceful_shutdown(shutdown.cancelled_owned())
-        .await
+    connections::serve(listener, router(state), &settings, cap, shutdown).await;
+    Ok(())
 }
 
 /// Failed runs in a row after which a source counts as unhealthy.

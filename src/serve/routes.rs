@@ -11,7 +11,9 @@ use axum::response::{Html, IntoResponse, Response};
 use axum::routing::get;
 use bytes::Bytes;
 use serde::{Deserialize, Serialize};
+use tokio_util::sync::CancellationToken;
 use tower_http::compression::CompressionLayer;
+use tower_http::timeout::TimeoutLayer;
 
 use super::AppState;
 use super::caching::{Representation, http_date, tag_encoding};
@@ -20,7 +22,7 @@ use crate::config::Config;
 use crate::error_chain;
 use crate::model::{ALL_CATEGORY, CategoryId, SourceState};
 use crate::publish::{self, FeedFormat, FeedMeta, OPML_FILE, RenderContext, STYLESHEET_FILE};
-use crate::store::StoreError;
+use crate::store::{Store, StoreError};
 use crate::text::search_terms;
 
 /// Most items a `?limit=` may ask for.
@@ -29,6 +31,7 @@ const MAX_LIMIT: usize = 1000;
 const INDEX_ITEMS: usize = 30;
 
 pub(super) fn router(state: AppState) -> Router {
+    let deadline = state.config.load().settings.server.request_timeout;
     Router::new()
         .route("/", get(index))
         .route("/healthz", get(healthz))
@@ -41,6 +44,12 @@ pub(super) fn router(state: AppState) -> Router {
                 tag_encoding(response.headers_mut());
                 response
             },
+        ))
+        // Past the deadline the handler is dropped, and with it any work it started
+        // (see `render_filtered`); counted like any other answer.
+        .layer(TimeoutLayer::with_status_code(
+            StatusCode::SERVICE_UNAVAILABLE,
+            deadline,
         ))
         .layer(middleware::from_fn_with_state(
             state.clone(),
@@ -58,12 +67,16 @@ enum ServeError {
     Io(#[from] std::io::Error),
     #[error("background task failed")]
     Task(#[from] tokio::task::JoinError),
+    /// The request was gone before its work was done; nobody reads this answer.
+    #[error("request abandoned")]
+    Abandoned,
 }
 
 fn error_response(error: ServeError) -> Response {
     let status = match error {
         ServeError::Store(_) => StatusCode::SERVICE_UNAVAILABLE,
         ServeError::Io(_) | ServeError::Task(_) => StatusCode::INTERNAL_SERVER_ERROR,
+        ServeError::Abandoned => return StatusCode::SERVICE_UNAVAILABLE.into_response(),
     };
     tracing::error!(error = %error, source = ?std::error::Error::source(&error), "request failed");
     (status, format!("{error}\n")).into_response()
@@ -177,22 +190,59 @@ async fn render_filtered(
     format: FeedFormat,
     query: FeedQuery,
 ) -> Result<Arc<Representation>, ServeError> {
-    let limit = query
-        .limit
-        .unwrap_or(meta.items_per_feed)
-        .clamp(1, MAX_LIMIT);
-    let words = query.q.unwrap_or_default();
+    let work = FilteredFeed {
+        limit: query
+            .limit
+            .unwrap_or(meta.items_per_feed)
+            .clamp(1, MAX_LIMIT),
+        words: query.q.unwrap_or_default(),
+        meta,
+        format,
+        ctx: RenderContext::new(config),
+    };
     let store = state.store.clone();
-    let ctx = RenderContext::new(config);
-    let rep = tokio::task::spawn_blocking(move || -> Result<Representation, StoreError> {
+    // Dropping this future (the client left, or the deadline passed) cancels the token,
+    // and the blocking work stops at its next step instead of running on for nobody.
+    let abandoned = CancellationToken::new();
+    let _cancel_on_drop = abandoned.clone().drop_guard();
+    let rep =
+        tokio::task::spawn_blocking(move || work.render(store.as_ref(), &abandoned)).await??;
+    Ok(Arc::new(rep))
+}
+
+/// A feed filtered by `?limit=` and `?q=`, rendered from the store.
+struct FilteredFeed {
+    meta: FeedMeta,
+    format: FeedFormat,
+    words: String,
+    limit: usize,
+    ctx: RenderContext,
+}
+
+impl FilteredFeed {
+    /// Searches and renders, checking before each step that the request still waits.
+    fn render(
+        &self,
+        store: &dyn Store,
+        abandoned: &CancellationToken,
+    ) -> Result<Representation, ServeError> {
+        still_wanted(abandoned)?;
         // The whole store is searched, through its full-text index.
-        let items = store.search_items(&meta.id, &words, limit)?;
-        let body = publish::render(format, &meta, &items, &ctx);
+        let items = store.search_items(&self.meta.id, &self.words, self.limit)?;
+        still_wanted(abandoned)?;
+        let body = publish::render(self.format, &self.meta, &items, &self.ctx);
         let modified = publish::newest_change(&items).map(Into::into);
         Ok(Representation::new(Bytes::from(body), modified))
-    })
-    .await??;
-    Ok(Arc::new(rep))
+    }
+}
+
+/// Fails with [`ServeError::Abandoned`] once the request that wanted this work is gone.
+fn still_wanted(abandoned: &CancellationToken) -> Result<(), ServeError> {
+    if abandoned.is_cancelled() {
+        Err(ServeError::Abandoned)
+    } else {
+        Ok(())
+    }
 }
 
 fn respond(
@@ -402,4 +452,36 @@ async fn metrics(State(state): State<AppState>) -> Response {
         body,
     )
         .into_response()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::store::SqliteStore;
+
+    #[test]
+    fn filtered_feed_work_stops_once_its_request_is_gone() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let store = SqliteStore::open(&dir.path().join("bantin.db"), 3).expect("store opens");
+        let fixture = concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/tests/fixtures/publish/config/bantin.toml"
+        );
+        let config = Config::load(std::path::Path::new(fixture)).expect("fixture config loads");
+        let work = FilteredFeed {
+            meta: publish::feeds_for(&config).remove(0),
+            format: FeedFormat::Rss,
+            words: "tin".into(),
+            limit: 10,
+            ctx: RenderContext::new(&config),
+        };
+        let abandoned = CancellationToken::new();
+        let rep = work
+            .render(&store, &abandoned)
+            .expect("a wanted feed renders");
+        assert!(rep.body.starts_with(b"<?xml"));
+        abandoned.cancel();
+        let gone = work.render(&store, &abandoned);
+        assert!(matches!(gone, Err(ServeError::Abandoned)), "{gone:?}");
+    }
 }

@@ -1,18 +1,21 @@
 //! Feeds: RSS 0.9x/1.0/2.0, Atom 1.0 and JSON Feed, parsed with `feed-rs`. Each entry
 //! becomes a candidate carrying a complete [`Article`] (origin `feed`). The entry's
-//! content is sanitized with ammonia's defaults and its links made absolute; the
-//! pipeline may clean it further. With `full_text = true` the article is only a hint and
-//! the pipeline fetches the entry's page.
+//! content is sanitized with the one article policy (`extract::sanitize`), which also
+//! makes its links absolute; its dates pass the same plausibility check as page dates.
+//! With `full_text = true` the article is only a hint and the pipeline fetches the
+//! entry's page.
 
 use std::collections::BTreeMap;
 use std::sync::LazyLock;
 
 use feed_rs::model::{Entry, Feed, Text};
-use scraper::{Html, Selector};
+use scraper::Selector;
 use url::Url;
 
 use super::{Pass, absolute};
 use crate::config::Source;
+use crate::extract::dates::plausible;
+use crate::extract::{nesting, sanitize};
 use crate::model::{Article, Candidate, Origin};
 use crate::text::normalize;
 
@@ -82,7 +85,7 @@ fn article(entry: &Entry, feed: &Feed, feed_url: &Url, source: &Source) -> Optio
         .and_then(|c| c.body.clone())
         .or_else(|| entry.summary.as_ref().map(as_html));
     let body_html = content_html
-        .map(|html| sanitize(&html, &url))
+        .map(|html| sanitize::article_html(&html, &url))
         .unwrap_or_default();
     let body_text = html_text(&body_html);
     let authors: Vec<String> = entry
@@ -114,9 +117,11 @@ fn article(entry: &Entry, feed: &Feed, feed_url: &Url, source: &Source) -> Optio
     });
     // feed-rs keeps the instant but not the offset it was written with; the source's
     // zone gives readers the local time the site meant.
-    let local = |d: chrono::DateTime<chrono::Utc>| d.with_timezone(&source.timezone).fixed_offset();
-    let published = entry.published.or(entry.updated).map(local);
-    let updated = entry.updated.map(local);
+    let local = |d: chrono::DateTime<chrono::Utc>| {
+        plausible(d.with_timezone(&source.timezone).fixed_offset())
+    };
+    let updated = entry.updated.and_then(local);
+    let published = entry.published.and_then(local).or(updated);
     let language = entry
         .language
         .clone()
@@ -188,17 +193,10 @@ fn as_html(text: &Text) -> String {
     }
 }
 
-fn sanitize(html: &str, base: &Url) -> String {
-    ammonia::Builder::default()
-        .url_relative(ammonia::UrlRelative::RewriteWithBase(base.clone()))
-        .clean(html)
-        .to_string()
-}
-
 /// Readable text of an HTML fragment: block elements as paragraphs separated by a blank
 /// line, or the whole text when there are none.
 fn html_text(html: &str) -> String {
-    let doc = Html::parse_fragment(html);
+    let doc = nesting::parse_fragment(html);
     let paragraphs: Vec<String> = doc
         .select(&PARAGRAPH)
         // Nested blocks (a <p> in a <blockquote>) are read once, at the innermost level.

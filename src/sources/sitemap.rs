@@ -13,6 +13,7 @@ use quick_xml::events::Event;
 use url::Url;
 
 use super::{Pass, absolute};
+use crate::extract::dates::plausible;
 use crate::text::normalize;
 
 /// Sitemaps read in one pass (the index included): an index can list thousands.
@@ -204,8 +205,12 @@ struct Fields {
 
 /// A W3C datetime (the sitemap date format): `2024-05-01`, `2024-05-01T10:00+07:00`,
 /// `2024-05-01T10:00:00Z`, `2024-05-01T10:00:00.5+07:00`; a date or time without a zone
-/// is read in `tz`.
+/// is read in `tz`. Implausible dates (in the future, before 1990) are none, as on pages.
 fn w3c_date(text: &str, tz: Tz) -> Option<DateTime<FixedOffset>> {
+    read_w3c_date(text, tz).and_then(plausible)
+}
+
+fn read_w3c_date(text: &str, tz: Tz) -> Option<DateTime<FixedOffset>> {
     if let Ok(d) = DateTime::parse_from_rfc3339(text) {
         return Some(d);
     }

@@ -148,6 +148,12 @@ const BROKEN: &[(&str, &str, &str, &[&str])] = &[
         ],
     ),
     (
+        "bad-server-setting",
+        "bantin.toml",
+        ":8:19:",
+        &["`max_connections` = 0 is out of range", "from 1 to"],
+    ),
+    (
         "bad-size",
         "bantin.toml",
         ":8:18:",

@@ -6,6 +6,8 @@ mod demo;
 mod extract;
 mod fetch;
 mod freshness;
+mod hostile;
+mod hostile_server;
 mod publish;
 mod reload;
 mod runs;

@@ -246,7 +246,12 @@ fn control_characters_and_script_in_a_body_do_not_break_the_feeds() {
         "Tiêu đề\u{0}có\u{1B}ký tự điều khiển",
         "2021-01-02T03:04:05+07:00",
     );
-    evil.body_html = "<p>Trước\u{8}\u{B}sau]]></p><script>alert('x')</script><p onclick=\"steal()\">Cuối\u{FFFE}</p>".into();
+    // Sanitized as the pipeline does before storing; control characters stay for
+    // publishing to remove.
+    evil.body_html = bantin::extract::sanitize::article_html(
+        "<p>Trước\u{8}\u{B}sau]]></p><script>alert('x')</script><p onclick=\"steal()\">Cuối\u{FFFE}</p>",
+        &evil.url,
+    );
     evil.body_text = "Trước\u{8}sau".into();
     evil.lead = Some("Lead\u{1F} với <b>thẻ</b> & ký hiệu".into());
     env.add(&evil, &["police-activities"]);
@@ -274,7 +279,7 @@ fn control_characters_and_script_in_a_body_do_not_break_the_feeds() {
     );
     assert_eq!(
         item.description.as_deref(),
-        Some("Lead với <b>thẻ</b> & ký hiệu")
+        Some("Lead với &lt;b&gt;thẻ&lt;/b&gt; &amp; ký hiệu")
     );
     let atom = atom_syndication::Feed::read_from(atom_text.as_bytes()).expect("Atom still parses");
     assert_eq!(
@@ -384,6 +389,13 @@ fn opml_lists_every_feed_and_the_stylesheet_is_written() {
     assert!(xsl.contains("xsl:stylesheet"));
 }
 
+/// The fetcher of `config`, also allowed to reach 127.0.0.1 where the test hubs listen.
+fn local_fetcher(config: &bantin::config::Config) -> bantin::fetch::Fetcher {
+    let loopback = std::net::IpAddr::from([127, 0, 0, 1]);
+    bantin::fetch::Fetcher::with_allowed_addresses(&config.settings, &[loopback])
+        .expect("fetcher builds")
+}
+
 /// A WebSub hub on 127.0.0.1 that answers 500 to its first request, then 204, and
 /// keeps every body it got.
 async fn flaky_hub() -> (Url, Arc<Mutex<Vec<String>>>) {
@@ -439,8 +451,7 @@ async fn websub_hub_is_linked_and_notified_with_retry_after_a_change() {
 
     let topics = report.changed_urls();
     assert_eq!(topics.len(), 6, "all and party-work, three formats each");
-    websub::Hub::new(hub, "bantin-test")
-        .unwrap()
+    websub::Hub::new(hub, local_fetcher(&env.config))
         .with_retry(3, Duration::from_millis(10))
         .notify(&topics)
         .await
@@ -462,8 +473,7 @@ async fn websub_gives_up_after_the_last_attempt() {
     tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
     let hub = Url::parse(&format!("http://{addr}/hub")).unwrap();
     let topic = Url::parse("http://127.0.0.1:8080/feeds/all.rss").unwrap();
-    let err = websub::Hub::new(hub, "bantin-test")
-        .unwrap()
+    let err = websub::Hub::new(hub, local_fetcher(&FeedEnv::new().config))
         .with_retry(2, Duration::from_millis(1))
         .notify(&[topic])
         .await

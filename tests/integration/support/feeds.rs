@@ -71,7 +71,8 @@ pub fn article(n: u32, title: &str, published: &str) -> Article {
         updated: None,
         authors: vec![format!("Phóng viên {n}")],
         lead: Some(format!("(CAO) Tóm tắt bài số {n}.")),
-        body_html: format!("<p>{body_text}</p>"),
+        // As stored: the text escaped, as the sanitizer leaves it.
+        body_html: format!("<p>{}</p>", html_escape::encode_text(&body_text)),
         body_text,
         image: None,
         tags: Vec::new(),

@@ -220,16 +220,26 @@ impl TestSite {
         Self::start(None).await
     }
 
+    /// Like [`TestSite::empty`], listening on another loopback address such as
+    /// 127.0.0.2 (a stand-in for an internal host).
+    pub async fn empty_on(ip: std::net::IpAddr) -> TestSite {
+        Self::start_on(None, ip).await
+    }
+
     async fn start(root: Option<PathBuf>) -> TestSite {
+        Self::start_on(root, std::net::Ipv4Addr::LOCALHOST.into()).await
+    }
+
+    async fn start_on(root: Option<PathBuf>, ip: std::net::IpAddr) -> TestSite {
         let state = Arc::new(SiteState {
             root,
             overrides: Mutex::default(),
             pages: Mutex::default(),
             log: Mutex::default(),
         });
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        let listener = tokio::net::TcpListener::bind((ip, 0))
             .await
-            .expect("bind 127.0.0.1:0");
+            .expect("bind a loopback address");
         let addr = listener.local_addr().expect("listener has an address");
         let app = axum::Router::new()
             .fallback(answer)

@@ -15,8 +15,9 @@ use std::time::{Duration, Instant};
 
 use arc_swap::ArcSwap;
 use bantin::config::Config;
+use bantin::metrics::Metrics;
 use bantin::model::{Article, CategoryId, SourceId};
-use bantin::serve::{AppState, Metrics};
+use bantin::serve::AppState;
 use bantin::store::{SqliteStore, Store};
 use chrono::{Duration as Days, TimeZone};
 use tokio_util::sync::CancellationToken;

@@ -18,12 +18,13 @@ use tracing::{error, info, warn};
 
 use crate::config::{Config, Source};
 use crate::fetch::{FetchError, Fetcher};
+use crate::metrics::Metrics;
 use crate::model::{HeldBack, SourceId, SourceRun};
 use crate::pipeline::Pipeline;
 use crate::publish::{self, PublishError, PublishReport};
 use crate::reload::{self, ReloadError};
 use crate::schedule::{ScheduleOptions, Scheduler};
-use crate::serve::{self, AppState, Metrics};
+use crate::serve::{self, AppState};
 use crate::store::{SqliteStore, Store, StoreError};
 
 /// How long shutdown waits, after the last publish, for the server's open requests;

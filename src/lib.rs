@@ -11,6 +11,7 @@ pub mod dedup;
 pub mod demo;
 pub mod extract;
 pub mod fetch;
+pub mod metrics;
 pub mod model;
 pub mod pipeline;
 pub mod publish;

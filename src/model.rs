@@ -340,6 +340,18 @@ pub struct SourceState {
     pub recent_runs: Vec<SourceRun>,
 }
 
+/// Failed runs in a row after which a source counts as unhealthy.
+pub const UNHEALTHY_AFTER_FAILURES: u32 = 3;
+
+impl SourceState {
+    /// A source is unhealthy after several failed runs in a row, or when its last run
+    /// raised the breakage alarm (a likely site redesign).
+    pub fn is_healthy(&self) -> bool {
+        self.failures < UNHEALTHY_AFTER_FAILURES
+            && self.last_run.as_ref().is_none_or(|r| r.breakage.is_empty())
+    }
+}
+
 /// A `Retry-After` answer remembered: no request to `key` (a URL, or a whole host as
 /// `host:port`) before `until`.
 #[derive(Debug, Clone, PartialEq, Eq)]

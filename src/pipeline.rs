@@ -14,11 +14,11 @@ use url::Url;
 
 use crate::config::{ArticleRules, Config, Source, SourceKind};
 use crate::fetch::{FetchError, FetchKind, Fetched, Fetcher, charset};
+use crate::metrics::Metrics;
 use crate::model::{
     Article, ArticleVisit, Candidate, CategoryId, ItemId, Outcome, Page, PageFetch, RawPage,
     ReadFailure, SourceId, SourceRun, Validators, VisitReason,
 };
-use crate::serve::metrics::Metrics;
 use crate::store::{RawPageCursor, Store, StoreError};
 use crate::{classify, extract, sources};
 

@@ -12,7 +12,6 @@ use std::collections::BTreeMap;
 
 use crate::model::{Item, SourceId, SourceRun, SourceState};
 use crate::publish::{self, FeedFormat, OPML_FILE};
-use crate::serve::source_is_healthy;
 
 const STYLE: &str = "body{font:1.05rem/1.55 system-ui,sans-serif;max-width:46rem;margin:0 auto;\
 padding:1rem;color:#222}h1{font-size:1.5rem}h2{font-size:1.2rem;margin-top:2rem}\
@@ -30,7 +29,7 @@ fn health_cell(state: Option<&SourceState>) -> String {
         .map(|f| format!("not read: {f}"))
         .or_else(|| last_run.and_then(|r| r.last_error.clone()));
     match (state, failure, detail) {
-        (Some(s), _, detail) if !source_is_healthy(s) => format!(
+        (Some(s), _, detail) if !s.is_healthy() => format!(
             "<strong>unhealthy</strong>: {}",
             text(detail.as_deref().unwrap_or("failing"))
         ),

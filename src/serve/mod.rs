@@ -6,7 +6,6 @@
 pub mod caching;
 mod connections;
 pub mod index;
-pub mod metrics;
 mod routes;
 
 use std::sync::Arc;
@@ -21,11 +20,11 @@ use std::collections::BTreeMap;
 
 use chrono::{DateTime, Utc};
 
+use crate::metrics::Metrics;
 use crate::model::SourceId;
 use crate::schedule::Scheduler;
 use crate::store::Store;
 use caching::FileCache;
-pub use metrics::Metrics;
 
 /// What every request handler shares.
 #[derive(Clone)]
@@ -134,17 +133,4 @@ pub async fn serve(
     }
     connections::serve(listener, router(state), &settings, cap, shutdown).await;
     Ok(())
-}
-
-/// Failed runs in a row after which a source counts as unhealthy.
-pub const UNHEALTHY_AFTER_FAILURES: u32 = 3;
-
-/// A source is unhealthy after several failed runs in a row, or when its last run
-/// raised the breakage alarm (a likely site redesign).
-pub fn source_is_healthy(state: &crate::model::SourceState) -> bool {
-    state.failures < UNHEALTHY_AFTER_FAILURES
-        && state
-            .last_run
-            .as_ref()
-            .is_none_or(|r| r.breakage.is_empty())
 }

@@ -410,7 +410,7 @@ async fn healthz(State(state): State<AppState>) -> Response {
                 links_found: last_run.map(|r| r.links_found),
                 dead_links: last_run.map(|r| r.dead_links),
                 failures,
-                healthy: state.is_none_or(super::source_is_healthy),
+                healthy: state.is_none_or(SourceState::is_healthy),
             }
         })
         .collect();
@@ -443,7 +443,7 @@ async fn metrics(State(state): State<AppState>) -> Response {
         .and_then(Result::ok)
         .unwrap_or_default();
     let mut body = state.metrics.render();
-    body.push_str(&super::metrics::render_sources(&states, &state.next_runs()));
+    body.push_str(&crate::metrics::render_sources(&states, &state.next_runs()));
     (
         [(
             header::CONTENT_TYPE,

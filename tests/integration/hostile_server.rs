@@ -291,7 +291,7 @@ async fn shutdown_does_not_wait_for_slow_clients() {
     let state = bantin::serve::AppState::new(
         Arc::new(arc_swap::ArcSwap::from_pointee(env.config.clone())),
         env.store.clone(),
-        Arc::new(bantin::serve::Metrics::new()),
+        Arc::new(bantin::metrics::Metrics::new()),
     );
     let listener = tokio::net::TcpListener::bind((LOOPBACK, 0)).await.unwrap();
     let addr = listener.local_addr().unwrap();

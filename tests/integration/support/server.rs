@@ -3,8 +3,9 @@
 use std::sync::Arc;
 
 use arc_swap::ArcSwap;
+use bantin::metrics::Metrics;
 use bantin::publish;
-use bantin::serve::{self, AppState, Metrics};
+use bantin::serve::{self, AppState};
 use tokio_util::sync::CancellationToken;
 use url::Url;
 

@@ -1,5 +1,7 @@
-//! Counters the pipeline and the server bump, rendered in the Prometheus text format
-//! for `GET /metrics`. Plain atomics and small maps; no registry crate.
+//! Counters the pipeline, the daemon and the server bump, rendered in the Prometheus
+//! text format for `GET /metrics`. Plain atomics and small maps; no registry crate. It
+//! owns counting and rendering; serving the text is `serve`'s job, so the pipeline and
+//! the daemon count without importing the web server.
 
 use std::collections::BTreeMap;
 use std::fmt::Write;
@@ -248,7 +250,7 @@ pub fn render_sources(
         (
             "bantin_source_healthy",
             "1 when the source is healthy, 0 when failing or its breakage alarm is raised.",
-            &|s| Some(i64::from(super::source_is_healthy(s))),
+            &|s| Some(i64::from(s.is_healthy())),
         ),
     ];
     for (name, help, value) in gauges {

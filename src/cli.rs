@@ -533,11 +533,18 @@ async fn serve(path: &Path) -> anyhow::Result<ExitCode> {
             config.settings.feeds_dir.display()
         )
     })?;
+    // Another process (`bantin crawl` from cron, `bantin publish`) replaces the files
+    // this server answers from memory; the watcher tells the cache.
+    let _watcher = service
+        .files
+        .watch(&config.settings.feeds_dir)
+        .with_context(|| format!("watching {}", config.settings.feeds_dir.display()))?;
     let state = crate::serve::AppState::new(
         Arc::new(arc_swap::ArcSwap::from(config.clone())),
         service.store(),
         service.pipeline.metrics.clone(),
-    );
+    )
+    .with_file_cache(service.files.clone());
     let token = CancellationToken::new();
     daemon::cancel_on_signals(token.clone());
     crate::serve::serve(listener, state, token)

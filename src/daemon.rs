@@ -24,6 +24,7 @@ use crate::pipeline::Pipeline;
 use crate::publish::{self, PublishError, PublishReport};
 use crate::reload::{self, ReloadError};
 use crate::schedule::{ScheduleOptions, Scheduler};
+use crate::serve::caching::FileCache;
 use crate::serve::{self, AppState};
 use crate::store::{SqliteStore, Store, StoreError};
 
@@ -73,6 +74,9 @@ pub enum DaemonError {
 #[derive(Clone)]
 pub struct Service {
     pub pipeline: Pipeline,
+    /// The published files as the server answers them from memory; every publish
+    /// through this service tells it which files it replaced.
+    pub files: Arc<FileCache>,
 }
 
 impl Service {
@@ -95,6 +99,7 @@ impl Service {
                 fetcher,
                 store,
             },
+            files: Arc::default(),
         })
     }
 
@@ -128,11 +133,24 @@ impl Service {
         })
         .await
         .map_err(|_| DaemonError::TaskPanicked)??;
+        self.forget_replaced(config, &report);
         let fetcher = &self.pipeline.fetcher;
         if let Err(err) = publish::websub::notify_changes(fetcher, config, &report).await {
             warn!(error = %format!("{err:#}"), "WebSub hub not notified");
         }
         Ok(report)
+    }
+
+    /// Tells the server's cache which files the publish replaced, so the next request
+    /// reads them again: the cache never looks at the disk by itself.
+    fn forget_replaced(&self, config: &Config, report: &PublishReport) {
+        for path in report.changed.iter().flat_map(|feed| &feed.files) {
+            self.files.forget(path);
+        }
+        if report.opml_changed {
+            self.files
+                .forget(&config.settings.feeds_dir.join(publish::OPML_FILE));
+        }
     }
 
     /// Runs the given sources once, a few at a time (politeness per host is the
@@ -337,6 +355,7 @@ pub async fn run_with(
         service.store(),
         service.pipeline.metrics.clone(),
     )
+    .with_file_cache(service.files.clone())
     .with_schedule(scheduler.clone());
     let server = tokio::spawn(serve::serve(listener, state, shutdown.clone()));
     info!(addr = %addr, base_url = %config.settings.base_url, "bantin is running");

@@ -6,7 +6,7 @@
 use std::collections::BTreeMap;
 use std::fmt::Write;
 use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, OnceLock};
 
 use chrono::{DateTime, Utc};
 
@@ -16,8 +16,8 @@ use crate::model::{Outcome, SourceId, SourceState};
 /// Every counter bantin exposes.
 #[derive(Debug, Default)]
 pub struct Metrics {
-    /// (route, status) -> HTTP requests served.
-    requests: Mutex<BTreeMap<(String, u16), u64>>,
+    /// HTTP requests served, by route and status.
+    requests: RequestCounts,
     /// Requests the fetcher sent, by kind and status; counted by the fetcher itself.
     fetches: Arc<FetchCounts>,
     items_new: AtomicU64,
@@ -54,9 +54,7 @@ impl Metrics {
     /// One HTTP request answered. `route` is the matched route pattern, so the label
     /// set stays small.
     pub fn record_request(&self, route: &str, status: u16) {
-        *lock(&self.requests)
-            .entry((route.to_owned(), status))
-            .or_default() += 1;
+        self.requests.record(route, status);
     }
 
     /// What the store did with one article.
@@ -111,11 +109,11 @@ impl Metrics {
             "counter",
             "HTTP requests served.",
         );
-        for ((route, status), n) in lock(&self.requests).iter() {
+        for ((route, status), n) in self.requests.snapshot() {
             let _ = writeln!(
                 out,
                 "bantin_http_requests_total{{route=\"{}\",status=\"{status}\"}} {n}",
-                escape(route)
+                escape(&route)
             );
         }
         header(
@@ -217,6 +215,91 @@ impl Metrics {
         );
         let _ = writeln!(out, "{name} {}", self.last_publish.load(Ordering::Relaxed));
         out
+    }
+}
+
+/// Distinct routes counted without a lock; more would share one locked map.
+const ROUTE_SLOTS: usize = 16;
+/// Status codes 100 to 599, one counter each.
+const STATUS_CODES: usize = 500;
+
+/// Requests by (route, status), bumped on every request: one atomic add for the first
+/// [`ROUTE_SLOTS`] routes seen, no lock and no allocation. Route names are matched route
+/// patterns, a handful, claimed a slot each the first time they are seen.
+struct RequestCounts {
+    routes: [OnceLock<Box<str>>; ROUTE_SLOTS],
+    /// `ROUTE_SLOTS * STATUS_CODES` counters, a route's statuses side by side.
+    counts: Box<[AtomicU64]>,
+    claiming: Mutex<()>,
+    /// Routes past the slots and statuses outside 100-599.
+    others: Mutex<BTreeMap<(String, u16), u64>>,
+}
+
+impl Default for RequestCounts {
+    fn default() -> RequestCounts {
+        RequestCounts {
+            routes: std::array::from_fn(|_| OnceLock::new()),
+            counts: (0..ROUTE_SLOTS * STATUS_CODES)
+                .map(|_| AtomicU64::new(0))
+                .collect(),
+            claiming: Mutex::new(()),
+            others: Mutex::default(),
+        }
+    }
+}
+
+impl std::fmt::Debug for RequestCounts {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_map().entries(self.snapshot()).finish()
+    }
+}
+
+impl RequestCounts {
+    fn record(&self, route: &str, status: u16) {
+        let code = usize::from(status).wrapping_sub(100);
+        match self.slot(route) {
+            Some(slot) if code < STATUS_CODES => {
+                self.counts[slot * STATUS_CODES + code].fetch_add(1, Ordering::Relaxed);
+            }
+            _ => *lock(&self.others).entry((route.to_owned(), status)).or_default() += 1,
+        }
+    }
+
+    /// The slot of `route`, claimed now if it is new and one is free.
+    fn slot(&self, route: &str) -> Option<usize> {
+        let find = || {
+            self.routes
+                .iter()
+                .position(|r| r.get().is_some_and(|r| **r == *route))
+        };
+        if let Some(slot) = find() {
+            return Some(slot);
+        }
+        let _claiming = lock(&self.claiming);
+        find().or_else(|| {
+            let free = self.routes.iter().position(|r| r.get().is_none())?;
+            self.routes[free]
+                .set(route.into())
+                .expect("slots are claimed one at a time, under the lock");
+            Some(free)
+        })
+    }
+
+    /// Every count above zero, sorted by route and status.
+    fn snapshot(&self) -> BTreeMap<(String, u16), u64> {
+        let mut all = lock(&self.others).clone();
+        for (slot, route) in self.routes.iter().enumerate() {
+            let Some(route) = route.get() else { continue };
+            let counts = &self.counts[slot * STATUS_CODES..(slot + 1) * STATUS_CODES];
+            for (code, n) in counts.iter().enumerate() {
+                let n = n.load(Ordering::Relaxed);
+                if n > 0 {
+                    let status = u16::try_from(code + 100).expect("status codes fit in u16");
+                    all.insert((route.to_string(), status), n);
+                }
+            }
+        }
+        all
     }
 }
 
@@ -323,6 +406,24 @@ mod tests {
             )
         );
         assert!(text.contains("bantin_last_run_timestamp_seconds 1700000000"));
+    }
+
+    #[test]
+    fn counts_requests_of_more_routes_than_slots_and_odd_statuses() {
+        let m = Metrics::new();
+        for n in 0..ROUTE_SLOTS + 2 {
+            m.record_request(&format!("/r{n}"), 200);
+            m.record_request(&format!("/r{n}"), 200);
+        }
+        m.record_request("/r0", 404);
+        m.record_request("/r0", 999);
+        let text = m.render();
+        for n in 0..ROUTE_SLOTS + 2 {
+            let sample = format!("bantin_http_requests_total{{route=\"/r{n}\",status=\"200\"}} 2");
+            assert!(text.contains(&sample), "no {sample} in:\n{text}");
+        }
+        assert!(text.contains("bantin_http_requests_total{route=\"/r0\",status=\"404\"} 1"));
+        assert!(text.contains("bantin_http_requests_total{route=\"/r0\",status=\"999\"} 1"));
     }
 
     #[test]

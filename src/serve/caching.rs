@@ -1,15 +1,16 @@
 //! HTTP caching for feeds: strong ETags from the content, Last-Modified from the newest
 //! item, `304 Not Modified` for If-None-Match / If-Modified-Since, and an in-memory copy
-//! of each published file that is reloaded when the file on disk is replaced.
+//! of each published file, dropped when the file is replaced.
 
 use std::collections::HashMap;
 use std::io;
-use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 use std::time::SystemTime;
 
+use arc_swap::ArcSwap;
 use axum::http::{HeaderMap, HeaderValue, header};
+use notify::{Event, RecommendedWatcher, RecursiveMode, Watcher};
 use bytes::Bytes;
 use chrono::{DateTime, Utc};
 
@@ -23,17 +24,39 @@ pub struct Representation {
     /// The body gzip-compressed, made on first demand and kept with this version, so a
     /// poll by a feed reader does not compress the feed again.
     gzip: std::sync::OnceLock<Bytes>,
+    /// The validators as header values, made once per version rather than per request.
+    etag_header: HeaderValue,
+    gzip_etag_header: HeaderValue,
+    last_modified_header: Option<HeaderValue>,
 }
 
 impl Representation {
     pub fn new(body: Bytes, last_modified: Option<SystemTime>) -> Representation {
         let etag = strong_etag(&body);
+        let header = |text: &str| HeaderValue::from_str(text).expect("validators are ASCII");
         Representation {
+            etag_header: header(&etag),
+            gzip_etag_header: header(&encoded_etag(&etag, "gzip")),
+            last_modified_header: last_modified.map(|lm| header(&http_date(lm))),
             body,
             etag,
             last_modified,
             gzip: std::sync::OnceLock::new(),
         }
+    }
+
+    /// The `ETag` header of this version, plain or of its gzip body.
+    pub fn etag_header(&self, gzip: bool) -> &HeaderValue {
+        if gzip {
+            &self.gzip_etag_header
+        } else {
+            &self.etag_header
+        }
+    }
+
+    /// The `Last-Modified` header, when the version has a modification time.
+    pub fn last_modified_header(&self) -> Option<&HeaderValue> {
+        self.last_modified_header.as_ref()
     }
 
     /// The gzip-compressed body (compressed once per version).
@@ -99,22 +122,34 @@ pub fn etag_matches(if_none_match: &str, etag: &str) -> bool {
     })
 }
 
-/// Appends the content coding to the ETag of a compressed response.
+/// Appends the content coding to the ETag of a compressed response, unless the
+/// response was compressed ahead and carries its tag already.
 pub fn tag_encoding(headers: &mut HeaderMap) {
     let Some(encoding) = headers
         .get(header::CONTENT_ENCODING)
         .and_then(|v| v.to_str().ok())
-        .map(str::to_owned)
     else {
         return;
     };
     let Some(etag) = headers.get(header::ETAG).and_then(|v| v.to_str().ok()) else {
         return;
     };
-    let tagged = format!("\"{}-{encoding}\"", etag.trim_matches('"'));
+    let tagged_already = etag
+        .trim_end_matches('"')
+        .strip_suffix(encoding)
+        .is_some_and(|tag| tag.ends_with('-'));
+    if tagged_already {
+        return;
+    }
+    let tagged = encoded_etag(etag, encoding);
     if let Ok(value) = HeaderValue::from_str(&tagged) {
         headers.insert(header::ETAG, value);
     }
+}
+
+/// `"<tag>-<encoding>"`, the strong tag of a compressed representation.
+fn encoded_etag(etag: &str, encoding: &str) -> String {
+    format!("\"{}-{encoding}\"", etag.trim_matches('"'))
 }
 
 /// IMF-fixdate, e.g. `Sun, 06 Nov 1994 08:49:37 GMT`.
@@ -131,55 +166,115 @@ pub fn parse_http_date(text: &str) -> Option<DateTime<Utc>> {
         .map(|t| t.with_timezone(&Utc))
 }
 
-/// Published files kept in memory, keyed by path, checked against the file's inode,
-/// size and modification time on every request (files are replaced by rename, so a
-/// new version always has a new inode).
+/// Published files kept in memory, by folder and name. A request for a cached file
+/// touches neither the file system nor a lock: whoever replaces a file says so with
+/// [`FileCache::forget`] — the daemon's publisher after each publish, the feeds-folder
+/// watcher ([`FileCache::watch`]) under `bantin serve`. Only a miss reads the disk.
 #[derive(Debug, Default)]
 pub struct FileCache {
-    files: Mutex<HashMap<PathBuf, (FileStamp, Arc<Representation>)>>,
+    /// Read on every request; replaced whole (copy on write) by the rare writer.
+    files: ArcSwap<HashMap<Box<str>, CachedFile>>,
+    /// Bumped by every [`FileCache::forget`]; a file read from disk is kept only if no
+    /// forget came while it was read, so a publish never leaves an old copy behind.
+    generation: Mutex<u64>,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-struct FileStamp {
-    inode: u64,
-    len: u64,
-    modified: Option<SystemTime>,
+#[derive(Debug, Clone)]
+struct CachedFile {
+    dir: PathBuf,
+    rep: Arc<Representation>,
 }
 
 impl FileCache {
-    /// The current content of `path`, or `None` when there is no such file.
-    pub async fn get(&self, path: &Path) -> io::Result<Option<Arc<Representation>>> {
-        let meta = match tokio::fs::metadata(path).await {
-            Ok(meta) if meta.is_file() => meta,
-            Ok(_) => return Ok(None),
-            Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
-            Err(e) => return Err(e),
-        };
-        let stamp = FileStamp {
-            inode: meta.ino(),
-            len: meta.len(),
-            modified: meta.modified().ok(),
-        };
-        if let Some((cached, rep)) = self.lock().get(path)
-            && *cached == stamp
+    /// The current content of `name` in `dir`, or `None` when there is no such file.
+    pub async fn get(&self, dir: &Path, name: &str) -> io::Result<Option<Arc<Representation>>> {
+        if let Some(file) = self.files.load().get(name)
+            && file.dir == dir
         {
-            return Ok(Some(rep.clone()));
+            return Ok(Some(file.rep.clone()));
         }
-        let body = match tokio::fs::read(path).await {
-            Ok(body) => body,
+        let seen = *self.lock();
+        let path = dir.join(name);
+        let (body, modified) = match read_file(&path).await {
+            Ok(read) => read,
             Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
             Err(e) => return Err(e),
         };
-        let rep = Arc::new(Representation::new(Bytes::from(body), stamp.modified));
-        self.lock().insert(path.to_owned(), (stamp, rep.clone()));
+        let rep = Arc::new(Representation::new(Bytes::from(body), modified));
+        let generation = self.lock();
+        if *generation == seen {
+            let mut files = HashMap::clone(&self.files.load());
+            let file = CachedFile {
+                dir: dir.to_owned(),
+                rep: rep.clone(),
+            };
+            files.insert(name.into(), file);
+            self.files.store(Arc::new(files));
+        }
         Ok(Some(rep))
     }
 
-    fn lock(
-        &self,
-    ) -> std::sync::MutexGuard<'_, HashMap<PathBuf, (FileStamp, Arc<Representation>)>> {
-        self.files.lock().unwrap_or_else(|p| p.into_inner())
+    /// Drops the copy of the file at `path` (it was replaced or removed); the next
+    /// request reads it again.
+    pub fn forget(&self, path: &Path) {
+        let mut generation = self.lock();
+        *generation += 1;
+        let Some(name) = path.file_name().and_then(|n| n.to_str()) else {
+            return;
+        };
+        if self.files.load().contains_key(name) {
+            let mut files = HashMap::clone(&self.files.load());
+            files.remove(name);
+            self.files.store(Arc::new(files));
+        }
     }
+
+    /// Drops every copy, when the watcher may have missed a change.
+    pub fn forget_all(&self) {
+        let mut generation = self.lock();
+        *generation += 1;
+        self.files.store(Arc::default());
+    }
+
+    /// Watches `dir` and forgets each file that changes there, for a server whose
+    /// feeds another process publishes. Watching stops when the watcher is dropped.
+    pub fn watch(self: &Arc<Self>, dir: &Path) -> notify::Result<RecommendedWatcher> {
+        let cache = Arc::downgrade(self);
+        let mut watcher = notify::recommended_watcher(move |event: notify::Result<Event>| {
+            let Some(cache) = cache.upgrade() else { return };
+            match event {
+                Ok(event) if event.need_rescan() => cache.forget_all(),
+                Ok(event) => event.paths.iter().for_each(|path| cache.forget(path)),
+                Err(err) => {
+                    tracing::warn!(error = %err, "feeds folder watch failed; cache cleared");
+                    cache.forget_all();
+                }
+            }
+        })?;
+        watcher.watch(dir, RecursiveMode::NonRecursive)?;
+        Ok(watcher)
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, u64> {
+        self.generation.lock().unwrap_or_else(|p| p.into_inner())
+    }
+}
+
+/// A file's content and modification time, read off the async threads.
+async fn read_file(path: &Path) -> io::Result<(Vec<u8>, Option<SystemTime>)> {
+    let path = path.to_owned();
+    tokio::task::spawn_blocking(move || {
+        let mut file = std::fs::File::open(&path)?;
+        let meta = file.metadata()?;
+        if !meta.is_file() {
+            return Err(io::ErrorKind::NotFound.into());
+        }
+        let mut body = Vec::with_capacity(usize::try_from(meta.len()).unwrap_or(0));
+        std::io::Read::read_to_end(&mut file, &mut body)?;
+        Ok((body, meta.modified().ok()))
+    })
+    .await
+    .map_err(io::Error::other)?
 }
 
 #[cfg(test)]

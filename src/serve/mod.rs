@@ -45,7 +45,7 @@ pub struct AppState {
 pub(crate) struct Derived {
     config: Arc<Config>,
     pub(crate) feeds: Vec<crate::publish::FeedMeta>,
-    pub(crate) cache_control: String,
+    pub(crate) cache_control: axum::http::HeaderValue,
 }
 
 impl AppState {
@@ -62,6 +62,13 @@ impl AppState {
             derived: Arc::new(ArcSwap::from_pointee(Derived::from(config.load_full()))),
             config,
         }
+    }
+
+    /// Serves published files from `files`, the cache a publisher in this process
+    /// tells of every file it replaces (or one watching the feeds folder).
+    pub fn with_file_cache(mut self, files: Arc<FileCache>) -> AppState {
+        self.files = files;
+        self
     }
 
     /// Shows the scheduler's next-run times on the index page, `/healthz` and `/metrics`.
@@ -106,7 +113,10 @@ impl From<Arc<Config>> for Derived {
         let max_age = crate::publish::ttl_minutes(&config).map_or(DEFAULT_MAX_AGE_SECS, |m| m * 60);
         Derived {
             feeds: crate::publish::feeds_for(&config),
-            cache_control: format!("public, max-age={max_age}"),
+            cache_control: axum::http::HeaderValue::from_str(&format!(
+                "public, max-age={max_age}"
+            ))
+            .expect("Cache-Control is ASCII"),
             config,
         }
     }

@@ -16,7 +16,7 @@ use tower_http::compression::CompressionLayer;
 use tower_http::timeout::TimeoutLayer;
 
 use super::AppState;
-use super::caching::{Representation, http_date, tag_encoding};
+use super::caching::{Representation, tag_encoding};
 use super::index::render_index;
 use crate::config::Config;
 use crate::error_chain;
@@ -83,14 +83,13 @@ fn error_response(error: ServeError) -> Response {
 }
 
 async fn count_requests(State(state): State<AppState>, request: Request, next: Next) -> Response {
-    let route = request
-        .extensions()
-        .get::<MatchedPath>()
-        .map_or_else(|| "unmatched".to_owned(), |p| p.as_str().to_owned());
+    // A cheap clone of a shared name, so counting allocates nothing.
+    let route = request.extensions().get::<MatchedPath>().cloned();
     let response = next.run(request).await;
+    let route = route.as_ref().map_or("unmatched", MatchedPath::as_str);
     state
         .metrics
-        .record_request(&route, response.status().as_u16());
+        .record_request(route, response.status().as_u16());
     response
 }
 
@@ -115,13 +114,25 @@ struct FeedQuery {
 }
 
 /// What a name under `/feeds/` refers to.
-enum FeedFile {
-    Feed(Box<FeedMeta>, FeedFormat),
+enum FeedFile<'a> {
+    Feed(&'a FeedMeta, FeedFormat),
     Opml,
     Stylesheet,
 }
 
-fn resolve(config: &Config, feeds: &[FeedMeta], name: &str) -> Option<FeedFile> {
+impl FeedFile<'_> {
+    fn content_type(&self) -> &'static str {
+        match self {
+            FeedFile::Opml => "text/x-opml; charset=utf-8",
+            FeedFile::Stylesheet => "text/xsl; charset=utf-8",
+            FeedFile::Feed(_, FeedFormat::Rss) => "application/rss+xml; charset=utf-8",
+            FeedFile::Feed(_, FeedFormat::Atom) => "application/atom+xml; charset=utf-8",
+            FeedFile::Feed(_, FeedFormat::Json) => "application/feed+json; charset=utf-8",
+        }
+    }
+}
+
+fn resolve<'a>(config: &Config, feeds: &'a [FeedMeta], name: &str) -> Option<FeedFile<'a>> {
     if name == OPML_FILE {
         return Some(FeedFile::Opml);
     }
@@ -133,7 +144,7 @@ fn resolve(config: &Config, feeds: &[FeedMeta], name: &str) -> Option<FeedFile> 
     feeds
         .iter()
         .find(|meta| meta.id.as_str() == stem)
-        .map(|meta| FeedFile::Feed(Box::new(meta.clone()), format))
+        .map(|meta| FeedFile::Feed(meta, format))
 }
 
 async fn feed(
@@ -147,28 +158,20 @@ async fn feed(
         return (StatusCode::NOT_FOUND, "no such feed\n").into_response();
     };
     let cache_control = &derived.cache_control;
-    let (content_type, meta_format) = match &file {
-        FeedFile::Opml => ("text/x-opml; charset=utf-8".to_owned(), None),
-        FeedFile::Stylesheet => ("text/xsl; charset=utf-8".to_owned(), None),
-        FeedFile::Feed(meta, format) => (
-            format!("{}; charset=utf-8", format.media_type()),
-            Some((FeedMeta::clone(meta), *format)),
-        ),
-    };
+    let content_type = file.content_type();
     // A `?q=` without letters or digits has no word to search for.
     let filtered = query.limit.is_some()
         || query
             .q
             .as_deref()
             .is_some_and(|q| !search_terms(q).is_empty());
-    let rep = match meta_format {
-        Some((meta, format)) if filtered => {
-            render_filtered(&state, &config, meta, format, query).await
+    let rep = match file {
+        FeedFile::Feed(meta, format) if filtered => {
+            render_filtered(&state, &config, meta.clone(), format, query).await
         }
         _ => {
             // The name was matched against fixed names and configured ids above.
-            let path = config.settings.feeds_dir.join(&name);
-            match state.files.get(&path).await {
+            match state.files.get(&config.settings.feeds_dir, &name).await {
                 Ok(Some(rep)) => Ok(rep),
                 Ok(None) => {
                     return (StatusCode::NOT_FOUND, "feed not published yet\n").into_response();
@@ -178,7 +181,7 @@ async fn feed(
         }
     };
     match rep {
-        Ok(rep) => respond(&rep, &content_type, cache_control, &headers),
+        Ok(rep) => respond(&rep, content_type, cache_control, &headers),
         Err(e) => error_response(e),
     }
 }
@@ -247,36 +250,27 @@ fn still_wanted(abandoned: &CancellationToken) -> Result<(), ServeError> {
 
 fn respond(
     rep: &Representation,
-    content_type: &str,
-    cache_control: &str,
+    content_type: &'static str,
+    cache_control: &HeaderValue,
     request: &HeaderMap,
 ) -> Response {
+    let gzip = rep.body.len() >= MIN_COMPRESS_BYTES && accepts_gzip(request);
     let mut headers = HeaderMap::new();
-    headers.insert(
-        header::ETAG,
-        HeaderValue::from_str(&rep.etag).expect("an ETag is hex digits and quotes"),
-    );
-    if let Some(lm) = rep.last_modified {
-        headers.insert(
-            header::LAST_MODIFIED,
-            HeaderValue::from_str(&http_date(lm)).expect("an HTTP date is ASCII"),
-        );
+    let not_modified = rep.not_modified(request);
+    // A 304 carries the tag of the plain body, as the client's copy may be either.
+    headers.insert(header::ETAG, rep.etag_header(gzip && !not_modified).clone());
+    if let Some(lm) = rep.last_modified_header() {
+        headers.insert(header::LAST_MODIFIED, lm.clone());
     }
-    headers.insert(
-        header::CACHE_CONTROL,
-        HeaderValue::from_str(cache_control).expect("Cache-Control is ASCII"),
-    );
-    if rep.not_modified(request) {
+    headers.insert(header::CACHE_CONTROL, cache_control.clone());
+    if not_modified {
         return (StatusCode::NOT_MODIFIED, headers).into_response();
     }
-    headers.insert(
-        header::CONTENT_TYPE,
-        HeaderValue::from_str(content_type).expect("a media type is ASCII"),
-    );
+    headers.insert(header::CONTENT_TYPE, HeaderValue::from_static(content_type));
     headers.insert(header::VARY, HeaderValue::from_static("accept-encoding"));
-    if rep.body.len() >= MIN_COMPRESS_BYTES && accepts_gzip(request) {
-        // Served from the per-version copy; the compression layer leaves encoded
-        // responses alone and the outer layer tags the ETag.
+    if gzip {
+        // Served from the per-version copy, its tag set already; the compression layer
+        // leaves encoded responses alone.
         headers.insert(header::CONTENT_ENCODING, HeaderValue::from_static("gzip"));
         return (StatusCode::OK, headers, rep.gzip()).into_response();
     }

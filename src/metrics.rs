@@ -261,7 +261,11 @@ impl RequestCounts {
             Some(slot) if code < STATUS_CODES => {
                 self.counts[slot * STATUS_CODES + code].fetch_add(1, Ordering::Relaxed);
             }
-            _ => *lock(&self.others).entry((route.to_owned(), status)).or_default() += 1,
+            _ => {
+                *lock(&self.others)
+                    .entry((route.to_owned(), status))
+                    .or_default() += 1
+            }
         }
     }
 

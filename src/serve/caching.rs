@@ -10,9 +10,9 @@ use std::time::SystemTime;
 
 use arc_swap::ArcSwap;
 use axum::http::{HeaderMap, HeaderValue, header};
-use notify::{Event, RecommendedWatcher, RecursiveMode, Watcher};
 use bytes::Bytes;
 use chrono::{DateTime, Utc};
+use notify::{Event, RecommendedWatcher, RecursiveMode, Watcher};
 
 /// A body with its validators.
 #[derive(Debug, Clone)]

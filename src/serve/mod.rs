@@ -113,10 +113,8 @@ impl From<Arc<Config>> for Derived {
         let max_age = crate::publish::ttl_minutes(&config).map_or(DEFAULT_MAX_AGE_SECS, |m| m * 60);
         Derived {
             feeds: crate::publish::feeds_for(&config),
-            cache_control: axum::http::HeaderValue::from_str(&format!(
-                "public, max-age={max_age}"
-            ))
-            .expect("Cache-Control is ASCII"),
+            cache_control: axum::http::HeaderValue::from_str(&format!("public, max-age={max_age}"))
+                .expect("Cache-Control is ASCII"),
             config,
         }
     }

@@ -13,6 +13,7 @@ mod reload;
 mod runs;
 mod schedule;
 mod serve;
+mod serve_cache;
 mod sources;
 mod store;
 mod support;

@@ -5,7 +5,7 @@ use std::process::ExitCode;
 use std::sync::Arc;
 
 use anyhow::Context;
-use clap::{Parser, Subcommand, ValueEnum};
+use clap::{CommandFactory, Parser, Subcommand, ValueEnum};
 
 use tokio_util::sync::CancellationToken;
 
@@ -114,6 +114,14 @@ pub enum Command {
     /// Extract pages (saved files or addresses) and print each as one line of JSON,
     /// without storing anything.
     Preview(PreviewArgs),
+    /// Print a shell completion script, e.g.
+    /// `bantin completions bash > /usr/share/bash-completion/completions/bantin`.
+    Completions {
+        #[arg(value_enum)]
+        shell: clap_complete::Shell,
+    },
+    /// Print the manual page (roff), e.g. `bantin man > /usr/share/man/man1/bantin.1`.
+    Man,
 }
 
 #[derive(Debug, clap::Args)]
@@ -180,6 +188,16 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Preview(args) => preview(&cli.config, &args).await,
         Command::Publish => publish(&cli.config).await,
         Command::Serve => serve(&cli.config).await,
+        Command::Completions { shell } => {
+            clap_complete::generate(shell, &mut Cli::command(), "bantin", &mut std::io::stdout());
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Man => {
+            clap_mangen::Man::new(Cli::command())
+                .render(&mut std::io::stdout())
+                .context("writing the manual page")?;
+            Ok(ExitCode::SUCCESS)
+        }
     }
 }
 

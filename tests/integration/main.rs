@@ -8,6 +8,7 @@ mod fetch;
 mod freshness;
 mod hostile;
 mod hostile_server;
+mod packaging;
 mod publish;
 mod reload;
 mod runs;

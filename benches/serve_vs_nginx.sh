@@ -1,0 +1,143 @@
+#!/usr/bin/env bash
+# Side by side: `bantin serve` (release build) and nginx (`sendfile on`, `gzip on`)
+# serving the same 50-item RSS file of about 300 KB, measured with wrk at 64
+# connections in the same run, three ways: plain GET, conditional GET answered 304,
+# and GET with `Accept-Encoding: gzip`. Prints requests per second and bantin's ratio
+# to nginx for each. Installs nginx and wrk from the Debian packages when missing.
+#
+# Run from the repository: benches/serve_vs_nginx.sh [seconds-per-run]
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+SECONDS_PER_RUN="${1:-10}"
+CONNECTIONS=64
+THREADS=2
+ITEMS=50
+
+if ! command -v nginx >/dev/null || ! command -v wrk >/dev/null; then
+    sudo=""
+    [ "$(id -u)" -eq 0 ] || sudo="sudo"
+    $sudo apt-get update -q
+    DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -q nginx wrk
+fi
+NGINX="$(command -v nginx || echo /usr/sbin/nginx)"
+
+cargo build --release --quiet --bin bantin
+BANTIN="$PWD/target/release/bantin"
+
+work="$(mktemp -d)"
+pids=()
+cleanup() {
+    for pid in "${pids[@]}"; do kill "$pid" 2>/dev/null || true; done
+    wait 2>/dev/null || true
+    rm -rf "$work"
+}
+trap cleanup EXIT
+
+free_port() {
+    python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'
+}
+BANTIN_PORT="$(free_port)"
+NGINX_PORT="$(free_port)"
+
+# The feed: 50 items with a few kilobytes of text each, like a real news feed.
+feed="$work/all.rss"
+{
+    printf '<?xml version="1.0" encoding="UTF-8"?>\n<rss version="2.0"><channel>'
+    printf '<title>bantin bench</title><link>http://127.0.0.1/</link><description>bench</description>'
+    paragraph="Lực lượng Công an đã triển khai đồng bộ nhiều biện pháp bảo đảm an ninh trật tự, \
+phòng ngừa, đấu tranh với các loại tội phạm và vi phạm pháp luật trên địa bàn. "
+    for n in $(seq 1 "$ITEMS"); do
+        printf '<item><title>Bài viết số %d</title><link>http://127.0.0.1/bai-%d</link>' "$n" "$n"
+        printf '<guid isPermaLink="false">bench-%d</guid><description><![CDATA[' "$n"
+        for _ in $(seq 1 24); do printf '<p>%s</p>' "$paragraph"; done
+        printf ']]></description></item>'
+    done
+    printf '</channel></rss>\n'
+} >"$feed"
+
+# bantin: the test configuration, its state and feeds in the work folder.
+mkdir -p "$work/bantin"
+cp -r tests/fixtures/publish/config "$work/bantin/config"
+sed -i "s/127.0.0.1:0/127.0.0.1:$BANTIN_PORT/" "$work/bantin/config/bantin.toml"
+printf 'data_dir = "../data"\nfeeds_dir = "../feeds"\n' >>"$work/bantin/config/bantin.toml"
+RUST_LOG=warn "$BANTIN" --config "$work/bantin/config/bantin.toml" serve \
+    >"$work/bantin.log" 2>&1 &
+pids+=($!)
+
+# nginx: the same file, its own prefix, no access log.
+mkdir -p "$work/nginx/html"
+cat >"$work/nginx/nginx.conf" <<EOF
+worker_processes auto;
+$([ "$(id -u)" -eq 0 ] && echo "user root;")
+pid $work/nginx/nginx.pid;
+error_log $work/nginx/error.log;
+events { worker_connections 1024; }
+http {
+    access_log off;
+    sendfile on;
+    tcp_nopush on;
+    gzip on;
+    gzip_types application/rss+xml;
+    types { application/rss+xml rss; }
+    server {
+        listen 127.0.0.1:$NGINX_PORT;
+        root $work/nginx/html;
+    }
+}
+EOF
+"$NGINX" -p "$work/nginx" -c "$work/nginx/nginx.conf" -g 'daemon off;' &
+pids+=($!)
+
+wait_for() {
+    for _ in $(seq 1 300); do
+        curl -sf -o /dev/null "$1" && return 0
+        sleep 0.1
+    done
+    echo "nothing answers at $1" >&2
+    exit 1
+}
+wait_for "http://127.0.0.1:$BANTIN_PORT/feeds/all.rss"
+# bantin published its own (empty) feed at start; the bench file replaces it the way
+# another process would, and the server's folder watcher picks it up.
+cp "$feed" "$work/feeds/.all.rss.bench" && mv "$work/feeds/.all.rss.bench" "$work/feeds/all.rss"
+cp "$feed" "$work/nginx/html/all.rss"
+BANTIN_URL="http://127.0.0.1:$BANTIN_PORT/feeds/all.rss"
+NGINX_URL="http://127.0.0.1:$NGINX_PORT/all.rss"
+wait_for "$NGINX_URL"
+size="$(stat -c %s "$feed")"
+for _ in $(seq 1 100); do
+    [ "$(curl -s "$BANTIN_URL" | wc -c)" -eq "$size" ] && break
+    sleep 0.1
+done
+
+etag() { curl -sI "$1" | tr -d '\r' | sed -n 's/^[Ee][Tt][Aa][Gg]: //p'; }
+
+# Requests per second of one wrk run against URL with optional header.
+rate() {
+    local url="$1" header="${2:-}"
+    local args=(-t"$THREADS" -c"$CONNECTIONS" -d"${SECONDS_PER_RUN}s")
+    [ -n "$header" ] && args+=(-H "$header")
+    wrk "${args[@]}" "$url" | awk '/^Requests\/sec:/ { print $2 }'
+}
+
+# The gzip responses must be compressed, or the comparison means nothing.
+for url in "$BANTIN_URL" "$NGINX_URL"; do
+    curl -sI -H 'Accept-Encoding: gzip' "$url" | grep -qi '^content-encoding: gzip' ||
+        { echo "$url does not answer gzip" >&2; exit 1; }
+done
+
+printf 'file: %s bytes, %d items; wrk %d connections, %ss per run\n' \
+    "$size" "$ITEMS" "$CONNECTIONS" "$SECONDS_PER_RUN"
+printf '%-6s %14s %14s %8s\n' mode bantin nginx ratio
+for mode in plain 304 gzip; do
+    case "$mode" in
+        plain) b_header="" n_header="" ;;
+        304) b_header="If-None-Match: $(etag "$BANTIN_URL")"
+             n_header="If-None-Match: $(etag "$NGINX_URL")" ;;
+        gzip) b_header="Accept-Encoding: gzip" n_header="Accept-Encoding: gzip" ;;
+    esac
+    b="$(rate "$BANTIN_URL" "$b_header")"
+    n="$(rate "$NGINX_URL" "$n_header")"
+    printf '%-6s %14s %14s %7.2fx\n' "$mode" "$b" "$n" "$(echo "$b $n" | awk '{ print $1 / $2 }')"
+done

@@ -46,8 +46,8 @@ fn dockerfile_builds_in_stages_and_runs_the_daemon_as_a_user_with_data_and_healt
     let runtime = &lines[last_stage..];
     let user = runtime
         .iter()
-        .filter_map(|l| l.strip_prefix("USER "))
-        .last()
+        .rev()
+        .find_map(|l| l.strip_prefix("USER "))
         .expect("the runtime stage sets a USER");
     assert!(!["root", "0"].contains(&user.trim()), "runs as {user}");
     assert!(
@@ -73,8 +73,8 @@ fn dockerfile_builds_in_stages_and_runs_the_daemon_as_a_user_with_data_and_healt
 /// `Key=value` lines of the unit file.
 fn unit_value<'a>(unit: &'a str, key: &str) -> Option<&'a str> {
     unit.lines()
-        .filter_map(|l| l.trim().strip_prefix(key)?.strip_prefix('='))
-        .last()
+        .rev()
+        .find_map(|l| l.trim().strip_prefix(key)?.strip_prefix('='))
 }
 
 #[test]

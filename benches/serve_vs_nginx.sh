@@ -100,16 +100,20 @@ wait_for() {
 wait_for "http://127.0.0.1:$BANTIN_PORT/feeds/all.rss"
 # bantin published its own (empty) feed at start; the bench file replaces it the way
 # another process would, and the server's folder watcher picks it up.
-cp "$feed" "$work/feeds/.all.rss.bench" && mv "$work/feeds/.all.rss.bench" "$work/feeds/all.rss"
+cp "$feed" "$work/bantin/feeds/.all.rss.bench"
+mv "$work/bantin/feeds/.all.rss.bench" "$work/bantin/feeds/all.rss"
 cp "$feed" "$work/nginx/html/all.rss"
 BANTIN_URL="http://127.0.0.1:$BANTIN_PORT/feeds/all.rss"
 NGINX_URL="http://127.0.0.1:$NGINX_PORT/all.rss"
 wait_for "$NGINX_URL"
 size="$(stat -c %s "$feed")"
+served=0
 for _ in $(seq 1 100); do
-    [ "$(curl -s "$BANTIN_URL" | wc -c)" -eq "$size" ] && break
+    served="$(curl -s "$BANTIN_URL" | wc -c)"
+    [ "$served" -eq "$size" ] && break
     sleep 0.1
 done
+[ "$served" -eq "$size" ] || { echo "bantin serves $served bytes, not the $size of the file" >&2; exit 1; }
 
 etag() { curl -sI "$1" | tr -d '\r' | sed -n 's/^[Ee][Tt][Aa][Gg]: //p'; }
 
@@ -125,6 +129,11 @@ rate() {
 for url in "$BANTIN_URL" "$NGINX_URL"; do
     curl -sI -H 'Accept-Encoding: gzip' "$url" | grep -qi '^content-encoding: gzip' ||
         { echo "$url does not answer gzip" >&2; exit 1; }
+done
+
+for url in "$BANTIN_URL" "$NGINX_URL"; do
+    status="$(curl -s -o /dev/null -w '%{http_code}' -H "If-None-Match: $(etag "$url")" "$url")"
+    [ "$status" = 304 ] || { echo "$url answers $status to its own ETag" >&2; exit 1; }
 done
 
 printf 'file: %s bytes, %d items; wrk %d connections, %ss per run\n' \

@@ -12,7 +12,7 @@ use arc_swap::ArcSwap;
 use axum::http::{HeaderMap, HeaderValue, header};
 use bytes::Bytes;
 use chrono::{DateTime, Utc};
-use notify::{Event, RecommendedWatcher, RecursiveMode, Watcher};
+use notify::{Event, EventKind, RecommendedWatcher, RecursiveMode, Watcher};
 
 /// A body with its validators.
 #[derive(Debug, Clone)]
@@ -243,6 +243,9 @@ impl FileCache {
         let mut watcher = notify::recommended_watcher(move |event: notify::Result<Event>| {
             let Some(cache) = cache.upgrade() else { return };
             match event {
+                // Reading a file (a cache miss does) is no change; forgetting on it
+                // would empty the cache on every read.
+                Ok(event) if matches!(event.kind, EventKind::Access(_)) => {}
                 Ok(event) if event.need_rescan() => cache.forget_all(),
                 Ok(event) => event.paths.iter().for_each(|path| cache.forget(path)),
                 Err(err) => {

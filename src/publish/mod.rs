@@ -12,6 +12,7 @@ mod rss;
 pub mod websub;
 
 use std::collections::BTreeMap;
+use std::fmt::Write;
 use std::path::PathBuf;
 use std::time::SystemTime;
 
@@ -371,6 +372,8 @@ struct Entry {
     categories: Vec<(String, String)>,
     tags: Vec<String>,
     language: Option<String>,
+    /// The other addresses the same story was seen at (another source, another URL).
+    also_at: Vec<String>,
 }
 
 struct Image {
@@ -433,7 +436,41 @@ impl Entry {
                 .collect(),
             tags: article.tags.iter().map(|t| xml_clean(t)).collect(),
             language: article.language.as_deref().map(xml_clean),
+            also_at: item.links.iter().map(ToString::to_string).collect(),
         }
+    }
+
+    /// The body closed by an "Also at" list of the story's other addresses, for formats
+    /// with no link relation to carry them (RSS, JSON Feed): merging duplicates must not
+    /// hide a source from a reader.
+    fn content_html_with_also_at(&self) -> String {
+        if self.also_at.is_empty() {
+            return self.content_html.clone();
+        }
+        let mut html = self.content_html.clone();
+        html.push_str("<p>Also at:</p><ul>");
+        for url in &self.also_at {
+            let href = html_escape::encode_double_quoted_attribute(url);
+            let _ = write!(
+                html,
+                "<li><a href=\"{href}\">{}</a></li>",
+                html_escape::encode_text(url)
+            );
+        }
+        html.push_str("</ul>");
+        html
+    }
+
+    /// The text body closed by the same list, one address a line.
+    fn content_text_with_also_at(&self) -> String {
+        let mut text = self.content_text.clone();
+        if !self.also_at.is_empty() {
+            text.push_str("\n\nAlso at:");
+            for url in &self.also_at {
+                let _ = write!(text, "\n- {url}");
+            }
+        }
+        text
     }
 }
 

@@ -89,13 +89,16 @@ fn write_sources(
             || "—".to_owned(),
             |r| format!("{} / {}", r.links_found, r.new),
         );
+        let mut health = text(&standing.to_string()).into_owned();
+        if state.is_some_and(|s| !super::source_is_healthy(s)) {
+            health = format!("<strong>{health}</strong>");
+        }
         let _ = writeln!(
             out,
-            "<tr><td>{}</td><td class=\"health {}\">{}</td><td>{}</td><td>{}</td><td>{links}</td>\
-             <td>{}</td></tr>",
+            "<tr><td>{}</td><td class=\"health {}\">{health}</td><td>{}</td><td>{}</td>\
+             <td>{links}</td><td>{}</td></tr>",
             text(source.id.as_str()),
             standing.name(),
-            text(&standing.to_string()),
             text(
                 &last_run
                     .and_then(|r| r.finished_at)

@@ -208,11 +208,11 @@ impl std::fmt::Display for Standing<'_> {
             Standing::Ok {
                 last_error: Some(error),
             } => write!(f, "ok (last page error: {error})"),
-            Standing::Waiting { cause } => write!(f, "waiting: {cause}"),
+            Standing::Waiting { cause } => write!(f, "waiting: not read: {cause}"),
             Standing::Failing { cause, runs } if *runs > 1 => {
-                write!(f, "failing ({runs} runs in a row): {cause}")
+                write!(f, "failing: not read: {cause} ({runs} runs in a row)")
             }
-            Standing::Failing { cause, .. } => write!(f, "failing: {cause}"),
+            Standing::Failing { cause, .. } => write!(f, "failing: not read: {cause}"),
             Standing::Broken { findings } => write!(f, "broken: {}", findings.join("; ")),
         }
     }

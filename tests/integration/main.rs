@@ -1,3 +1,4 @@
+mod browser;
 mod check;
 mod classify;
 mod crawl;
@@ -8,6 +9,7 @@ mod fetch;
 mod freshness;
 mod hostile;
 mod hostile_server;
+mod pages;
 mod publish;
 mod reload;
 mod runs;

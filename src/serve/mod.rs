@@ -217,3 +217,57 @@ impl std::fmt::Display for Standing<'_> {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::Standing;
+    use crate::model::{ReadFailure, SourceRun, SourceState};
+
+    fn after(run: SourceRun, failures: u32) -> SourceState {
+        SourceState {
+            last_run: Some(run),
+            failures,
+            ..SourceState::default()
+        }
+    }
+
+    #[test]
+    fn standing_tells_each_case_apart() {
+        let failed = SourceRun {
+            failure: Some(ReadFailure::Status(500)),
+            ..SourceRun::default()
+        };
+        let broken = SourceRun {
+            breakage: vec!["field `title` gone: check title".into()],
+            ..SourceRun::default()
+        };
+        let page_error = SourceRun {
+            last_error: Some("GET /a answered 404".into()),
+            ..SourceRun::default()
+        };
+        let rows = [
+            (None, "not run yet"),
+            (Some(SourceState::default()), "not run yet"),
+            (Some(after(SourceRun::default(), 0)), "ok"),
+            (
+                Some(after(page_error, 0)),
+                "ok (last page error: GET /a answered 404)",
+            ),
+            (
+                Some(after(failed.clone(), 1)),
+                "failing: not read: answered 500",
+            ),
+            (
+                Some(after(failed, 4)),
+                "failing: not read: answered 500 (4 runs in a row)",
+            ),
+            (
+                Some(after(broken, 0)),
+                "broken: field `title` gone: check title",
+            ),
+        ];
+        for (state, shown) in rows {
+            assert_eq!(Standing::of(state.as_ref()).to_string(), shown, "{state:?}");
+        }
+    }
+}

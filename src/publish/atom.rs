@@ -85,7 +85,7 @@ fn atom_entry(entry: &Entry) -> AtomEntry {
     }];
     // The same story at other addresses: merging duplicates keeps every source in view.
     links.extend(entry.also_at.iter().map(|url| Link {
-        href: url.clone(),
+        href: url.to_string(),
         rel: "related".into(),
         mime_type: Some("text/html".into()),
         ..Link::default()

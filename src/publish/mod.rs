@@ -373,7 +373,7 @@ struct Entry {
     tags: Vec<String>,
     language: Option<String>,
     /// The other addresses the same story was seen at (another source, another URL).
-    also_at: Vec<String>,
+    also_at: Vec<Url>,
 }
 
 struct Image {
@@ -436,7 +436,7 @@ impl Entry {
                 .collect(),
             tags: article.tags.iter().map(|t| xml_clean(t)).collect(),
             language: article.language.as_deref().map(xml_clean),
-            also_at: item.links.iter().map(ToString::to_string).collect(),
+            also_at: item.links.clone(),
         }
     }
 
@@ -444,20 +444,8 @@ impl Entry {
     /// with no link relation to carry them (RSS, JSON Feed): merging duplicates must not
     /// hide a source from a reader.
     fn content_html_with_also_at(&self) -> String {
-        if self.also_at.is_empty() {
-            return self.content_html.clone();
-        }
         let mut html = self.content_html.clone();
-        html.push_str("<p>Also at:</p><ul>");
-        for url in &self.also_at {
-            let href = html_escape::encode_double_quoted_attribute(url);
-            let _ = write!(
-                html,
-                "<li><a href=\"{href}\">{}</a></li>",
-                html_escape::encode_text(url)
-            );
-        }
-        html.push_str("</ul>");
+        html.push_str(&also_at_html(&self.also_at));
         html
     }
 
@@ -472,6 +460,33 @@ impl Entry {
         }
         text
     }
+}
+
+/// Whether an address may become a link on a page or in a feed's HTML: `http` and
+/// `https` only, never `javascript:` or `data:`.
+pub fn is_linkable(url: &Url) -> bool {
+    matches!(url.scheme(), "http" | "https")
+}
+
+/// "Also at" and a list of the other addresses a merged story was seen at (empty when
+/// there are none), as feeds close an item's content and the pages for people show
+/// it.
+pub fn also_at_html(links: &[Url]) -> String {
+    let links: Vec<&Url> = links.iter().filter(|u| is_linkable(u)).collect();
+    if links.is_empty() {
+        return String::new();
+    }
+    let mut html = String::from("<div class=\"also-at\"><p>Also at:</p><ul>");
+    for url in links {
+        let _ = write!(
+            html,
+            "<li><a href=\"{}\">{}</a></li>",
+            html_escape::encode_double_quoted_attribute(url.as_str()),
+            html_escape::encode_text(url.as_str())
+        );
+    }
+    html.push_str("</ul></div>");
+    html
 }
 
 fn entries(items: &[Item], meta: &FeedMeta, ctx: &RenderContext) -> Vec<Entry> {

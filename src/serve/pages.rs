@@ -14,7 +14,7 @@ use html_escape::{encode_double_quoted_attribute as attr, encode_text as text};
 use url::Url;
 
 use crate::model::Item;
-use crate::publish::{FeedFormat, FeedMeta, RenderContext};
+use crate::publish::{self, FeedFormat, FeedMeta, RenderContext};
 
 pub(super) const STYLE: &str = "body{font:1.05rem/1.55 system-ui,sans-serif;max-width:46rem;\
 margin:0 auto;padding:1rem;color:#222}h1{font-size:1.5rem}h2{font-size:1.2rem;margin-top:2rem}\
@@ -63,7 +63,7 @@ pub fn prefers_html(accept: Option<&str>) -> bool {
 
 /// `href` for an address a page may link: only `http` and `https`, escaped.
 fn href(url: &Url) -> Option<String> {
-    matches!(url.scheme(), "http" | "https").then(|| attr(url.as_str()).into_owned())
+    publish::is_linkable(url).then(|| attr(url.as_str()).into_owned())
 }
 
 /// Everything that is the same at the top of every page: doctype, language, title,
@@ -185,25 +185,9 @@ impl ItemView<'_> {
         {
             let _ = write!(out, "<p class=\"lead\">{}</p>", text(lead));
         }
-        write_also_at(out, &item.links);
+        out.push_str(&publish::also_at_html(&item.links));
         out.push_str("</li>\n");
     }
-}
-
-/// "Also at": the other addresses of a merged story, so merging never hides a source.
-fn write_also_at(out: &mut String, links: &[Url]) {
-    let links: Vec<String> = links.iter().filter_map(href).collect();
-    if links.is_empty() {
-        return;
-    }
-    out.push_str("<p class=\"meta also-at\">Also at: ");
-    for (n, href) in links.iter().enumerate() {
-        if n > 0 {
-            out.push_str(", ");
-        }
-        let _ = write!(out, "<a href=\"{href}\">{href}</a>");
-    }
-    out.push_str("</p>");
 }
 
 /// What a feed page shows besides the feed itself.

@@ -115,6 +115,20 @@ struct FeedQuery {
     q: Option<String>,
 }
 
+impl FeedQuery {
+    /// How many items to show: `?limit=`, else the feed's length, within bounds.
+    fn limit(&self, meta: &FeedMeta) -> usize {
+        self.limit
+            .unwrap_or(meta.items_per_feed)
+            .clamp(1, MAX_LIMIT)
+    }
+
+    /// The words of `?q=`; a `q` without letters or digits has none to search for.
+    fn words(&self) -> Option<&str> {
+        self.q.as_deref().filter(|q| !search_terms(q).is_empty())
+    }
+}
+
 /// What a name under `/feeds/` refers to.
 enum FeedFile {
     Feed(Box<FeedMeta>, FeedFormat),
@@ -170,12 +184,7 @@ async fn feed(
             Some((FeedMeta::clone(meta), *format)),
         ),
     };
-    // A `?q=` without letters or digits has no word to search for.
-    let filtered = query.limit.is_some()
-        || query
-            .q
-            .as_deref()
-            .is_some_and(|q| !search_terms(q).is_empty());
+    let filtered = query.limit.is_some() || query.words().is_some();
     let rep = match meta_format {
         Some((meta, format)) if filtered => {
             render_filtered(&state, &config, meta, format, query).await
@@ -206,11 +215,8 @@ async fn render_filtered(
     query: FeedQuery,
 ) -> Result<Arc<Representation>, ServeError> {
     let work = FilteredFeed {
-        limit: query
-            .limit
-            .unwrap_or(meta.items_per_feed)
-            .clamp(1, MAX_LIMIT),
-        words: query.q.unwrap_or_default(),
+        limit: query.limit(&meta),
+        words: query.words().unwrap_or_default().to_owned(),
         meta,
         format,
         ctx: RenderContext::new(config),
@@ -233,11 +239,8 @@ async fn feed_page(
     meta: FeedMeta,
     query: FeedQuery,
 ) -> Result<Response, ServeError> {
-    let limit = query
-        .limit
-        .unwrap_or(meta.items_per_feed)
-        .clamp(1, MAX_LIMIT);
-    let words = query.q.filter(|q| !search_terms(q).is_empty());
+    let limit = query.limit(&meta);
+    let words = query.words().map(str::to_owned);
     let store = state.store.clone();
     let config = config.clone();
     let page = tokio::task::spawn_blocking(move || -> Result<String, StoreError> {

@@ -1,6 +1,7 @@
-//! The index page for people: every feed with copyable links, the latest items, and
-//! each source's last successful crawl; `<link rel="alternate">` tags let browsers and
-//! readers discover the feeds. Plain HTML and a little CSS, no JavaScript.
+//! The index page for people: every feed (linked to its page) with copyable addresses,
+//! the latest items with their categories and other addresses, and each source's
+//! standing, runs and last known link count; `<link rel="alternate">` tags let browsers
+//! and readers discover the feeds. The parts shared with the feed pages live in `pages`.
 
 use std::collections::BTreeMap;
 use std::fmt::Write;

@@ -232,7 +232,11 @@ impl FeedPage<'_> {
                 "Latest items"
             }
         );
-        self.view.write_items(&mut out, items);
+        if self.query.is_some() && items.is_empty() {
+            out.push_str("<p>No item holds all these words.</p>\n");
+        } else {
+            self.view.write_items(&mut out, items);
+        }
         out.push_str("</body>\n</html>\n");
         out
     }

@@ -166,6 +166,12 @@ async fn the_search_box_on_a_feed_page_finds_items_by_word() {
     let search = Selector::parse("input[name=q]").unwrap();
     let shown = html.select(&search).next().unwrap().value().attr("value");
     assert_eq!(shown, Some("trộm"));
+    let none = page(&server, "/feeds/all.atom?q=kh%C3%B4ngc%C3%B3").await;
+    assert!(texts(&none, "li.item").is_empty());
+    assert_eq!(
+        texts(&none, "body > p").last().unwrap(),
+        "No item holds all these words."
+    );
     let all = page(&server, "/feeds/all.atom").await;
     assert_eq!(texts(&all, "li.item > a:first-child").len(), 2);
 }

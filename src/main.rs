@@ -27,6 +27,15 @@ fn main() -> ExitCode {
                 eprintln!("{} problem(s) found; nothing was run", diags.len());
                 return ExitCode::from(2);
             }
+            if let Some(ConfigError::Unreadable { .. }) = err.downcast_ref::<ConfigError>() {
+                eprintln!("error: {err:#}");
+                eprintln!(
+                    "  help: name the settings file with --config PATH or the BANTIN_CONFIG \
+                     environment variable (default: config/bantin.toml, relative to the \
+                     current folder)"
+                );
+                return ExitCode::from(2);
+            }
             eprintln!("error: {err:#}");
             if err.downcast_ref::<UsageError>().is_some() {
                 ExitCode::from(2)

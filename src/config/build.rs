@@ -34,19 +34,27 @@ pub(super) fn load(path: &Path) -> Result<Config, ConfigError> {
         path: path.to_owned(),
         text,
     };
-    let Some(raw) = parse::<SettingsFile>(&settings_src, &mut diags) else {
+    let Some(parsed) = parse::<SettingsFile>(&settings_src, &mut diags) else {
         return Err(ConfigError::Invalid(diags.into_vec()));
     };
+    let raw = parsed.value;
     let settings = build_settings(&raw, root, &settings_src, &mut diags);
+    // The paths of the other files may be what the syntax error hid.
+    if !parsed.whole {
+        return Err(ConfigError::Invalid(diags.into_vec()));
+    }
 
     let categories_path = root.join(raw.categories.get_ref());
     files.push(categories_path.clone());
+    let before = diags.len();
     let categories = match read_file(&categories_path, &settings_src, &raw.categories, &mut diags) {
         Some(src) => parse::<CategoriesFile>(&src, &mut diags)
-            .map(|f| build_categories(f, &src, &mut diags))
+            .map(|f| build_categories(f.value, f.whole, &src, &mut diags))
             .unwrap_or_default(),
         None => Vec::new(),
     };
+    // A category left out for a mistake in its file is not also missing where it is used.
+    let categories_known = diags.len() == before;
 
     let mut sources = Vec::new();
     let mut seen_ids: HashMap<String, String> = HashMap::new();
@@ -60,10 +68,12 @@ pub(super) fn load(path: &Path) -> Result<Config, ConfigError> {
         };
         let ctx = SiteContext {
             src: &src,
+            whole: site.whole,
             categories: &categories,
+            categories_known,
             default_tz: settings.as_ref().map(|s| s.timezone),
         };
-        sources.extend(build_site(site, &ctx, &mut seen_ids, &mut diags));
+        sources.extend(build_site(site.value, &ctx, &mut seen_ids, &mut diags));
     }
 
     match settings {
@@ -319,6 +329,7 @@ fn build_fetch(
 
 fn build_categories(
     file: CategoriesFile,
+    whole: bool,
     src: &SourceText,
     diags: &mut Diagnostics,
 ) -> Vec<Category> {
@@ -351,7 +362,7 @@ fn build_categories(
         let rules: Vec<Rule> = raw
             .rules
             .into_iter()
-            .filter_map(|r| build_rule(r, src, diags))
+            .filter_map(|r| build_rule(r, whole, src, diags))
             .collect();
         if id_ok {
             out.push(Category {
@@ -365,7 +376,12 @@ fn build_categories(
     out
 }
 
-fn build_rule(raw: RuleFile, src: &SourceText, diags: &mut Diagnostics) -> Option<Rule> {
+fn build_rule(
+    raw: RuleFile,
+    whole: bool,
+    src: &SourceText,
+    diags: &mut Diagnostics,
+) -> Option<Rule> {
     let terms = |list: Vec<Spanned<String>>, diags: &mut Diagnostics| -> Vec<String> {
         list.into_iter()
             .filter_map(|t| {
@@ -379,6 +395,8 @@ fn build_rule(raw: RuleFile, src: &SourceText, diags: &mut Diagnostics) -> Optio
             })
             .collect()
     };
+    // Terms written but all empty were reported as such, not also as missing.
+    let terms_written = !raw.any.is_empty() || !raw.all.is_empty();
     let any = terms(raw.any, diags);
     let all = terms(raw.all, diags);
     let none = terms(raw.none, diags);
@@ -403,6 +421,9 @@ fn build_rule(raw: RuleFile, src: &SourceText, diags: &mut Diagnostics) -> Optio
     }
     let min_hits = in_range(&raw.min_hits, "min_hits", 1..=100, src, diags)?;
     if any.is_empty() && all.is_empty() {
+        if terms_written || !whole {
+            return None;
+        }
         diags.error(
             src,
             raw.fields.span(),
@@ -423,7 +444,11 @@ fn build_rule(raw: RuleFile, src: &SourceText, diags: &mut Diagnostics) -> Optio
 
 struct SiteContext<'a> {
     src: &'a SourceText,
+    /// Whether the whole file could be read (see [`super::shape::Parsed::whole`]).
+    whole: bool,
     categories: &'a [Category],
+    /// Whether `categories` is every category the categories file defines.
+    categories_known: bool,
     default_tz: Option<Tz>,
 }
 
@@ -503,7 +528,7 @@ fn build_source(
             None
         }
     };
-    if raw.urls.is_empty() {
+    if raw.urls.is_empty() && ctx.whole {
         diags.error(
             src,
             raw.id.span(),
@@ -521,7 +546,7 @@ fn build_source(
     for c in &raw.categories {
         if ctx.categories.iter().any(|k| k.id.as_str() == c.get_ref()) {
             categories.push(CategoryId(c.get_ref().clone()));
-        } else if c.get_ref() != ALL_CATEGORY {
+        } else if c.get_ref() != ALL_CATEGORY && ctx.categories_known {
             let known = ctx.categories.iter().map(|k| k.id.as_str());
             let help = match did_you_mean(c.get_ref(), known) {
                 Some(r) => format!("did you mean \"{r}\"?"),
@@ -562,7 +587,9 @@ fn build_source(
     });
     let max_articles = in_range(&raw.max_articles, "max_articles", 1..=100_000, src, diags);
     let links = build_links(&raw.links, src, diags);
-    if kind == Some(SourceKind::Listing) && links.selector.is_none() && links.pattern.is_none() {
+    // An invalid selector or pattern is reported as such, not also as missing.
+    let links_written = raw.links.selector.is_some() || raw.links.pattern.is_some();
+    if kind == Some(SourceKind::Listing) && !links_written && ctx.whole {
         diags.error(
             src,
             raw.kind.span(),

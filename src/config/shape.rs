@@ -19,15 +19,30 @@ const MAX_SHAPE_ERRORS_PER_FILE: usize = 50;
 /// error is reported. After a shape error the key or list element at fault is set aside
 /// (a whole `[[array]]` table after a missing key) and the rest is checked again, so one
 /// mistake does not hide the next. Errors are reported in file order, and what is left
-/// once the faults are set aside is returned, so later checks still see the rest.
-pub(super) fn parse<T: DeserializeOwned>(src: &SourceText, diags: &mut Diagnostics) -> Option<T> {
+/// once the faults are set aside is returned, so later checks still see the rest. After
+/// a syntax error the rest of the file is still read, but what the error made unreadable
+/// is not also reported missing.
+pub(super) fn parse<T: DeserializeOwned>(
+    src: &SourceText,
+    diags: &mut Diagnostics,
+) -> Option<Parsed<T>> {
     let (mut root, syntax_errors) = DeTable::parse_recoverable(&src.text);
-    if !syntax_errors.is_empty() {
-        for err in &syntax_errors {
-            report_toml_error(src, err, None, None, diags);
-        }
-        return None;
+    for err in &syntax_errors {
+        let span = err.span().unwrap_or(0..0);
+        let message = err.message().trim().trim_end_matches('.');
+        diags.error(src, span, message, Some(syntax_help(message)));
     }
+    let whole = syntax_errors.is_empty();
+    // The parser stands in a value where it could not read one; its shape error is the
+    // syntax error again.
+    let unreadable: Vec<_> = syntax_errors.iter().filter_map(|e| e.span()).collect();
+    let overlaps_unreadable = |span: Option<std::ops::Range<usize>>| {
+        span.is_some_and(|s| {
+            unreadable
+                .iter()
+                .any(|u| s.start < u.end.max(u.start + 1) && u.start < s.end.max(s.start + 1))
+        })
+    };
     let mut found = Vec::new();
     // Keys set aside for a wrong value, by the start of their table: the "missing key"
     // error that removing a required one brings is the same mistake, not a new one.
@@ -48,7 +63,11 @@ pub(super) fn parse<T: DeserializeOwned>(src: &SourceText, diags: &mut Diagnosti
         let at = err.span().map_or(0, |s| s.start);
         let place = locate(root.get_ref(), at);
         let missing = missing_key(err.message());
-        if missing.is_none_or(|key| !set_aside.contains(&(at, key.to_owned()))) {
+        let reported = match missing {
+            Some(key) => whole && !set_aside.contains(&(at, key.to_owned())),
+            None => !overlaps_unreadable(err.span()),
+        };
+        if reported {
             let subject = place.as_ref().and_then(Place::subject);
             let home = unknown_name(err.message())
                 .filter(|(field, _, _)| *field)
@@ -82,7 +101,29 @@ pub(super) fn parse<T: DeserializeOwned>(src: &SourceText, diags: &mut Diagnosti
     for (err, subject, home) in found {
         report_toml_error(src, &err, subject.as_deref(), home, diags);
     }
-    parsed
+    parsed.map(|value| Parsed { value, whole })
+}
+
+/// A file read into its raw struct.
+pub(super) struct Parsed<T> {
+    pub value: T,
+    /// False when a syntax error left part of the file unread: a key missing from
+    /// `value` may then be written in the file, so checks that something is absent
+    /// would only repeat the syntax error.
+    pub whole: bool,
+}
+
+/// What to write instead, for a TOML syntax error.
+fn syntax_help(message: &str) -> String {
+    if message.contains("must be quoted") {
+        "write text in double quotes (\"like this\"); true, false and numbers go without".into()
+    } else if message.contains("string") {
+        "close the string with the quote it opened with, on the same line; write a \\ as \\\\"
+            .into()
+    } else {
+        "each line is `key = value` or a [table] header; text goes in double quotes, lists in [ ]"
+            .into()
+    }
 }
 
 /// The key named by serde's "missing field `key`".
@@ -228,7 +269,16 @@ fn explain_wrong_type(subject: &str, message: &str) -> Option<(String, Option<St
         "a sequence" => "a list such as [\"a\", \"b\"]",
         other => other,
     };
-    Some((format!("{subject} must be {expected}, not {found}"), None))
+    let help = match expected {
+        "a whole number" => "write the number without quotes, e.g. 20",
+        "a string in quotes" => "put the value in double quotes",
+        "true or false" => "write true or false, without quotes",
+        _ => "write a value of the type this key takes; see the README's configuration reference",
+    };
+    Some((
+        format!("{subject} must be {expected}, not {found}"),
+        Some(help.into()),
+    ))
 }
 
 /// One step from a table down to a value: a key, or an index into an array.
@@ -408,5 +458,6 @@ fn explain_toml_error(message: &str) -> (String, Option<String>) {
             Some(format!("add {rest} to this table")),
         );
     }
-    (message, None)
+    let help = "see the README's configuration reference for the keys of this table".into();
+    (message, Some(help))
 }

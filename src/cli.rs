@@ -63,6 +63,10 @@ pub enum Command {
         /// Where the feeds and the index page are served.
         #[arg(long, default_value = "127.0.0.1:8080")]
         listen: std::net::SocketAddr,
+        /// Where the sample site is served (a fixed port keeps item links and ids the
+        /// same from run to run).
+        #[arg(long, default_value = crate::demo::DEFAULT_SITE_LISTEN)]
+        site_listen: std::net::SocketAddr,
         /// Keep the demo's configuration, database and feeds in this folder (default: a
         /// temporary folder removed on exit).
         #[arg(long)]
@@ -134,10 +138,23 @@ pub struct PreviewArgs {
 #[error("{0}")]
 pub struct UsageError(pub String);
 
-/// Starts `tracing`: human or JSON lines on stderr, filtered by `RUST_LOG`.
-pub fn init_logging(format: LogFormat) {
+impl Command {
+    /// The log level when `RUST_LOG` does not say: the demo prints its own summary on
+    /// stdout, so its log shows only what went wrong.
+    pub fn default_log_level(&self) -> &'static str {
+        match self {
+            Command::Demo { .. } => "warn",
+            _ => "info",
+        }
+    }
+}
+
+/// Starts `tracing`: human or JSON lines on stderr, filtered by `RUST_LOG`, else at
+/// `default_level`.
+pub fn init_logging(format: LogFormat, default_level: &str) {
     use tracing_subscriber::EnvFilter;
-    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
+    let filter =
+        EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(default_level));
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr);
@@ -154,19 +171,17 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     match cli.command {
         Command::Check { online: false } => check(&cli.config),
         Command::Check { online: true } => check_online(&cli.config).await,
-        Command::Run { once } => {
-            let config = load_config(&cli.config)?;
-            let token = CancellationToken::new();
-            daemon::cancel_on_signals(token.clone());
-            daemon::run(&cli.config, config, daemon::RunOptions { once }, token).await?;
-            Ok(ExitCode::SUCCESS)
-        }
-        Command::Demo { listen, dir } => {
+        Command::Run { once } => run_daemon(&cli.config, once).await,
+        Command::Demo {
+            listen,
+            site_listen,
+            dir,
+        } => {
             let temp = tempfile::Builder::new().prefix("bantin-demo-").tempdir()?;
             let dir = dir.unwrap_or_else(|| temp.path().to_owned());
             let token = CancellationToken::new();
             daemon::cancel_on_signals(token.clone());
-            daemon::demo(&dir, listen, token).await?;
+            crate::demo::run(&dir, listen, site_listen, token).await?;
             Ok(ExitCode::SUCCESS)
         }
         Command::Crawl { sources, refresh } => crawl(&cli.config, &sources, refresh).await,
@@ -180,6 +195,30 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Preview(args) => preview(&cli.config, &args).await,
         Command::Publish => publish(&cli.config).await,
         Command::Serve => serve(&cli.config).await,
+    }
+}
+
+async fn run_daemon(path: &Path, once: bool) -> anyhow::Result<ExitCode> {
+    let config = Arc::new(load_config(path)?);
+    let service = Service::open(&config).context("opening the store")?;
+    let listener = daemon::bind(config.settings.listen).await?;
+    print_listening(&listener, &config);
+    let token = CancellationToken::new();
+    daemon::cancel_on_signals(token.clone());
+    let options = daemon::RunOptions { once };
+    daemon::run_with(service, listener, path, config, options, token).await?;
+    Ok(ExitCode::SUCCESS)
+}
+
+/// The address a server command listens on, on stdout, so the operator (or a script)
+/// knows where to look even with port 0.
+fn print_listening(listener: &tokio::net::TcpListener, config: &Config) {
+    match listener.local_addr() {
+        Ok(addr) => println!(
+            "listening on http://{addr}/ (feeds published as {})",
+            config.settings.base_url
+        ),
+        Err(err) => eprintln!("warning: cannot tell the listening address: {err}"),
     }
 }
 
@@ -359,6 +398,15 @@ async fn ingest(
         .transpose()?;
     let source = source.and_then(|mut s| s.pop());
     let files = crate::sources::files(paths).context("listing the files to ingest")?;
+    if files.is_empty() {
+        let given: Vec<String> = paths.iter().map(|p| p.display().to_string()).collect();
+        return Err(UsageError(format!(
+            "no HTML files in {}: folders are searched for *.html and *.htm; \
+             name saved pages or a folder holding them",
+            given.join(", ")
+        ))
+        .into());
+    }
     if url.is_some() && files.len() != 1 {
         return Err(UsageError("--url needs exactly one file".into()).into());
     }
@@ -527,6 +575,7 @@ async fn serve(path: &Path) -> anyhow::Result<ExitCode> {
     let config = Arc::new(load_config(path)?);
     let service = Service::open(&config).context("opening the store")?;
     let listener = daemon::bind(config.settings.listen).await?;
+    print_listening(&listener, &config);
     service.publish(&config).await.with_context(|| {
         format!(
             "publishing feeds to {}",

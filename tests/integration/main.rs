@@ -1,5 +1,6 @@
 mod check;
 mod classify;
+mod cli;
 mod crawl;
 mod daemon;
 mod demo;

@@ -1,0 +1,96 @@
+//! The command line as an operator meets it: what each command prints, and its exit code
+//! when it is given something it cannot use.
+
+use assert_cmd::Command;
+
+use crate::support::TestConfig;
+use crate::support::daemon::{Daemon, free_port};
+
+fn bantin(config: &std::path::Path) -> Command {
+    let mut command = Command::cargo_bin("bantin").expect("the bantin binary is built");
+    command.arg("--config").arg(config);
+    command
+}
+
+fn text(bytes: &[u8]) -> String {
+    String::from_utf8_lossy(bytes).into_owned()
+}
+
+/// `bantin <command>` on a config listening on a free port: its first line on stdout
+/// names the address, and the server answers there.
+async fn prints_its_address(command: &str) {
+    let port = free_port();
+    let config = TestConfig::new().settings(&format!(
+        "listen = \"127.0.0.1:{port}\"\nbase_url = \"http://feeds.example.org/\""
+    ));
+    let root = config.write().join("bantin.toml");
+    let log = config.dir().join("log");
+    let daemon = Daemon::command(&root, port, log, &[command]);
+    let lines = daemon.stdout.until("listening on");
+    let line = lines.last().expect("until returns the line it found");
+    assert!(
+        line.contains(&format!("listening on http://127.0.0.1:{port}/")),
+        "{line}"
+    );
+    daemon.wait_for("/healthz", "the server", |_| true).await;
+}
+
+#[tokio::test]
+async fn serve_prints_the_address_it_listens_on() {
+    prints_its_address("serve").await;
+}
+
+#[tokio::test]
+async fn run_prints_the_address_it_listens_on() {
+    prints_its_address("run").await;
+}
+
+#[test]
+fn ingest_of_a_folder_without_html_is_bad_usage() {
+    let config = TestConfig::new();
+    let root = config.write().join("bantin.toml");
+    let folder = config.dir().join("saved");
+    std::fs::create_dir_all(&folder).unwrap();
+    std::fs::write(folder.join("notes.txt"), "not a page").unwrap();
+    let out = bantin(&root)
+        .arg("ingest")
+        .arg(&folder)
+        .assert()
+        .code(2)
+        .get_output()
+        .clone();
+    let stderr = text(&out.stderr);
+    assert!(stderr.contains("no HTML files in"), "{stderr}");
+    assert!(stderr.contains("*.html"), "{stderr}");
+}
+
+#[tokio::test]
+async fn refused_loopback_fetch_names_allow_private_networks() {
+    let site = crate::support::TestSite::empty().await;
+    let config = TestConfig::new()
+        .fetch("allow_private_networks = false")
+        .site(
+            "local",
+            &format!(
+                "[[source]]\nid = \"local\"\nkind = \"feed\"\nurls = [\"{}\"]\nschedule = \"0 * * * *\"\n",
+                site.url("/feed.xml")
+            ),
+        );
+    let root = config.write().join("bantin.toml");
+    let out = tokio::task::spawn_blocking(move || {
+        bantin(&root)
+            .arg("crawl")
+            .assert()
+            .code(1)
+            .get_output()
+            .clone()
+    })
+    .await
+    .unwrap();
+    let printed = text(&out.stdout) + &text(&out.stderr);
+    assert!(printed.contains("loopback"), "{printed}");
+    assert!(
+        printed.contains("allow_private_networks = true"),
+        "{printed}"
+    );
+}

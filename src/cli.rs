@@ -107,9 +107,17 @@ pub enum Command {
     /// Show how an article is categorized: which rule matched which words, and why
     /// the others did not.
     Classify {
-        /// A stored item id, or a JSON article file (`title`, `lead`, `body_text`).
-        #[arg(long, value_name = "ID|FILE")]
-        explain: String,
+        /// A stored item id, an item's guid as its feeds give it (`tag:...`), a saved
+        /// HTML page (extracted first, with `--source`'s selectors when given), or a
+        /// JSON article file (`title`, `lead`, `body_text`).
+        #[arg(value_name = "ID|GUID|FILE")]
+        target: String,
+        /// Accepted for older scripts: explaining is what `classify` does.
+        #[arg(long, hide = true)]
+        explain: bool,
+        /// Extract a saved HTML page with this source's selectors and time zone.
+        #[arg(long, value_name = "ID")]
+        source: Option<String>,
     },
     /// Re-render every feed from the store; write the files that changed.
     Publish,
@@ -191,7 +199,9 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Reextract { source, since } => {
             reextract(&cli.config, source.as_deref(), since.as_deref()).await
         }
-        Command::Classify { explain } => classify_explain(&cli.config, &explain),
+        Command::Classify { target, source, .. } => {
+            classify_explain(&cli.config, &target, source.as_deref())
+        }
         Command::Preview(args) => preview(&cli.config, &args).await,
         Command::Publish => publish(&cli.config).await,
         Command::Serve => serve(&cli.config).await,
@@ -227,35 +237,82 @@ pub fn load_config(path: &Path) -> anyhow::Result<Config> {
     Ok(Config::load(path)?)
 }
 
-fn classify_explain(path: &Path, target: &str) -> anyhow::Result<ExitCode> {
-    use crate::store::Store;
-    let config = load_config(path).with_context(|| format!("loading {}", path.display()))?;
+fn classify_explain(path: &Path, target: &str, source: Option<&str>) -> anyhow::Result<ExitCode> {
+    let config = load_config(path)?;
+    let source = source
+        .map(|id| chosen_sources(&config, &[id.to_owned()]))
+        .transpose()?
+        .and_then(|mut s| s.pop());
     let file = Path::new(target);
     let article = if file.is_file() {
-        if file.extension().is_some_and(|e| e != "json") {
-            return Err(UsageError(format!(
-                "{target}: only JSON article files and stored item ids can be explained"
-            ))
-            .into());
-        }
-        let json = std::fs::read_to_string(file).with_context(|| format!("reading {target}"))?;
-        crate::classify::article_from_json(&json)
-            .with_context(|| format!("{target} is not a JSON article"))?
+        article_from_file(file, source.as_ref(), &config)?
     } else {
-        let db = config.database_path();
-        let store = crate::store::SqliteStore::open(&db, config.settings.near_duplicate_distance)
-            .with_context(|| format!("opening {}", db.display()))?;
-        let id = crate::model::ItemId(target.to_owned());
-        store
-            .item(&id)?
-            .ok_or_else(|| UsageError(format!("no file and no stored item {target:?}")))?
-            .article
+        stored_article(&config, target)?
     };
     print!(
         "{}",
         crate::classify::render_explanation(&article, &config.categories)
     );
     Ok(ExitCode::SUCCESS)
+}
+
+/// The article in a saved HTML page (extracted as `preview` would) or a JSON file.
+fn article_from_file(
+    file: &Path,
+    source: Option<&Source>,
+    config: &Config,
+) -> anyhow::Result<crate::model::Article> {
+    let name = file.display();
+    let extension = file
+        .extension()
+        .and_then(|e| e.to_str())
+        .map(str::to_ascii_lowercase);
+    match extension.as_deref() {
+        Some("json") => {
+            let json = std::fs::read_to_string(file).with_context(|| format!("reading {name}"))?;
+            Ok(crate::classify::article_from_json(&json)
+                .with_context(|| format!("{name} is not a JSON article"))?)
+        }
+        Some("html" | "htm") => {
+            let html = pipeline::read_saved_page(file)?;
+            let url = pipeline::saved_page_url(file, None);
+            let (rules, tz) = match source {
+                Some(s) => (s.extract.clone(), s.timezone),
+                None => (Default::default(), config.settings.timezone),
+            };
+            Ok(
+                crate::extract::article(&html, &url, &rules, tz).with_context(|| {
+                    format!("extracting {name}; `bantin preview {name}` shows what was found")
+                })?,
+            )
+        }
+        _ => Err(UsageError(format!(
+            "{name}: classify reads saved HTML pages (*.html, *.htm) and JSON articles (*.json)"
+        ))
+        .into()),
+    }
+}
+
+/// The stored article of an item, by its id or by the guid its feeds give it
+/// (`tag:<host>,<date>:<item id>`).
+fn stored_article(config: &Config, target: &str) -> anyhow::Result<crate::model::Article> {
+    use crate::store::Store;
+    let db = config.database_path();
+    let store = crate::store::SqliteStore::open(&db, config.settings.near_duplicate_distance)
+        .with_context(|| format!("opening {}", db.display()))?;
+    let id = target
+        .strip_prefix("tag:")
+        .and_then(|rest| rest.rsplit_once(':'))
+        .map_or(target, |(_, id)| id);
+    let item = store.item(&crate::model::ItemId(id.to_owned()))?;
+    Ok(item
+        .ok_or_else(|| {
+            UsageError(format!(
+                "{target:?} is neither a file nor a stored item id or guid; \
+                 item ids are shown by `bantin ingest` and in the feeds"
+            ))
+        })?
+        .article)
 }
 
 fn check(path: &Path) -> anyhow::Result<ExitCode> {

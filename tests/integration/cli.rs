@@ -94,3 +94,81 @@ async fn refused_loopback_fetch_names_allow_private_networks() {
         "{printed}"
     );
 }
+
+const POLICE_CATEGORY: &str = "[[category]]\nid = \"police-activities\"\ntitle = \"Hoạt động Công an\"\n\n[[category.rule]]\nany = [\"bắt giữ\"]\n";
+
+const ARREST_PAGE: &str = "<!doctype html><html><head><title>Bắt giữ nghi phạm</title></head>\
+    <body><article><h1>Bắt giữ nghi phạm trộm cắp</h1>\
+    <p>Công an quận đã bắt giữ hai nghi phạm trộm cắp tài sản trong đêm qua.</p>\
+    <p>Vụ việc đang được điều tra làm rõ.</p></article></body></html>";
+
+/// A config with the police category and the arrest page saved beside it.
+fn config_with_saved_page() -> (TestConfig, std::path::PathBuf, std::path::PathBuf) {
+    let config = TestConfig::new().categories(POLICE_CATEGORY);
+    let root = config.write().join("bantin.toml");
+    let page = config.dir().join("arrest.html");
+    std::fs::write(&page, ARREST_PAGE).unwrap();
+    (config, root, page)
+}
+
+#[test]
+fn classify_explains_a_saved_html_page_by_default() {
+    let (_config, root, page) = config_with_saved_page();
+    let out = bantin(&root)
+        .arg("classify")
+        .arg(&page)
+        .assert()
+        .success()
+        .get_output()
+        .clone();
+    let stdout = text(&out.stdout);
+    assert!(
+        stdout.contains("title: Bắt giữ nghi phạm trộm cắp"),
+        "{stdout}"
+    );
+    assert!(
+        stdout.contains("categories from rules: police-activities"),
+        "{stdout}"
+    );
+    assert!(stdout.contains("MATCH"), "{stdout}");
+}
+
+#[test]
+fn classify_finds_a_stored_item_by_id_and_by_its_feed_guid() {
+    let (config, root, page) = config_with_saved_page();
+    bantin(&root).arg("ingest").arg(&page).assert().success();
+    let json = std::fs::read_to_string(config.dir().join("feeds/all.json")).unwrap();
+    let feed: serde_json::Value = serde_json::from_str(&json).unwrap();
+    let guid = feed["items"][0]["id"].as_str().unwrap().to_owned();
+    let id = guid.rsplit(':').next().unwrap().to_owned();
+    assert!(guid.starts_with("tag:") && guid != id, "{guid}");
+    for target in [guid, id] {
+        let out = bantin(&root)
+            .args(["classify", &target])
+            .assert()
+            .success()
+            .get_output()
+            .clone();
+        let stdout = text(&out.stdout);
+        assert!(
+            stdout.contains("categories from rules: police-activities"),
+            "{target}: {stdout}"
+        );
+    }
+}
+
+#[test]
+fn classify_of_a_file_it_cannot_read_says_what_it_reads() {
+    let (config, root, _) = config_with_saved_page();
+    let notes = config.dir().join("notes.txt");
+    std::fs::write(&notes, "bắt giữ").unwrap();
+    let out = bantin(&root)
+        .arg("classify")
+        .arg(&notes)
+        .assert()
+        .code(2)
+        .get_output()
+        .clone();
+    let stderr = text(&out.stderr);
+    assert!(stderr.contains("saved HTML pages"), "{stderr}");
+}

@@ -520,9 +520,10 @@ async fn reextract(
     .await
     .context("re-extracting stored pages")?;
     println!(
-        "{} pages: {} updated, {} unchanged, {} new, {} duplicates, {} failed",
+        "{} pages: {} updated, {} re-categorized, {} unchanged, {} new, {} duplicates, {} failed",
         counts.pages,
         counts.updated,
+        counts.recategorized,
         counts.unchanged,
         counts.new,
         counts.duplicates,
@@ -620,10 +621,11 @@ async fn publish(path: &Path) -> anyhow::Result<ExitCode> {
         )
     })?;
     println!(
-        "{}: {} feed(s) changed, {} file(s) already current",
+        "{}: {} feed(s) changed, {} file(s) already current, {} file(s) of removed categories removed",
         config.settings.feeds_dir.display(),
         report.changed.len(),
-        report.unchanged_files
+        report.unchanged_files,
+        report.removed.len()
     );
     Ok(ExitCode::SUCCESS)
 }

@@ -678,6 +678,10 @@ pub struct ReextractCounts {
     pub pages: u64,
     pub new: u64,
     pub updated: u64,
+    /// Items whose text is unchanged but whose categories changed (a keyword rule or a
+    /// source's categories were edited): their feeds change.
+    pub recategorized: u64,
+    /// Items with the same text and the same categories.
     pub unchanged: u64,
     pub duplicates: u64,
     pub failed: u64,
@@ -744,19 +748,43 @@ async fn reextract_page(
     let outcome = pipeline
         .record(article, source_id, categories.clone(), None)
         .await?;
-    match &outcome {
+    match outcome {
         Outcome::New(_) => counts.new += 1,
         Outcome::Updated(_) => counts.updated += 1,
-        Outcome::Unchanged(_) => counts.unchanged += 1,
+        Outcome::Unchanged(id) => {
+            if recategorize(pipeline, id, categories).await? {
+                counts.recategorized += 1;
+            } else {
+                counts.unchanged += 1;
+            }
+        }
         Outcome::Duplicate { .. } => counts.duplicates += 1,
     }
-    // Keyword rules may have changed even when the text did not (an update already
-    // replaced the categories).
-    if let Outcome::Unchanged(id) = outcome {
-        let store = pipeline.store.clone();
-        blocking(move || store.set_categories(&id, &categories)).await?;
-    }
     Ok(())
+}
+
+/// Gives an item whose text did not change its categories as the rules now say (an
+/// update already replaced them); true when they differ from those stored.
+async fn recategorize(
+    pipeline: &Pipeline,
+    id: ItemId,
+    categories: Vec<CategoryId>,
+) -> Result<bool, PipelineError> {
+    let store = pipeline.store.clone();
+    blocking(move || {
+        let stored = store.item(&id)?.map(|item| item.categories);
+        let changed = stored.is_none_or(|mut stored| {
+            let mut now = categories.clone();
+            stored.sort();
+            now.sort();
+            stored != now
+        });
+        if changed {
+            store.set_categories(&id, &categories)?;
+        }
+        Ok(changed)
+    })
+    .await
 }
 
 #[cfg(test)]

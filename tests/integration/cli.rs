@@ -172,3 +172,53 @@ fn classify_of_a_file_it_cannot_read_says_what_it_reads() {
     let stderr = text(&out.stderr);
     assert!(stderr.contains("saved HTML pages"), "{stderr}");
 }
+
+const CRIME_CATEGORY: &str = "[[category]]\nid = \"crime\"\ntitle = \"Tội phạm\"\n\n[[category.rule]]\nany = [\"trộm cắp\"]\n";
+
+/// The arrest page ingested under the police category, then the categories file
+/// replaced by one with only a `crime` category, and `bantin <args>` run.
+fn after_replacing_the_category(args: &[&str]) -> (TestConfig, String) {
+    let (config, root, page) = config_with_saved_page();
+    bantin(&root).arg("ingest").arg(&page).assert().success();
+    let feeds = config.dir().join("feeds");
+    assert!(feeds.join("police-activities.rss").is_file());
+    std::fs::write(config.dir().join("categories.toml"), CRIME_CATEGORY).unwrap();
+    let out = bantin(&root)
+        .args(args)
+        .assert()
+        .success()
+        .get_output()
+        .clone();
+    (config, text(&out.stdout))
+}
+
+#[test]
+fn reextract_counts_items_whose_categories_changed() {
+    let (_config, stdout) = after_replacing_the_category(&["reextract"]);
+    assert!(
+        stdout.contains("1 pages: 0 updated, 1 re-categorized, 0 unchanged"),
+        "{stdout}"
+    );
+}
+
+#[test]
+fn feeds_of_a_removed_category_are_removed() {
+    for command in ["reextract", "publish"] {
+        let (config, _) = after_replacing_the_category(&[command]);
+        let feeds = config.dir().join("feeds");
+        for ext in ["rss", "atom", "json"] {
+            assert!(
+                !feeds.join(format!("police-activities.{ext}")).exists(),
+                "{command} {ext}"
+            );
+            assert!(
+                feeds.join(format!("crime.{ext}")).is_file(),
+                "{command} {ext}"
+            );
+            assert!(
+                feeds.join(format!("all.{ext}")).is_file(),
+                "{command} {ext}"
+            );
+        }
+    }
+}

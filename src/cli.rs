@@ -1,8 +1,10 @@
 //! The command line: subcommands, their arguments, and what each one runs.
 
+use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
+use std::time::Instant;
 
 use anyhow::Context;
 use clap::{Parser, Subcommand, ValueEnum};
@@ -12,7 +14,7 @@ use tokio_util::sync::CancellationToken;
 use crate::config::{Config, Source};
 use crate::daemon::{self, Service};
 use crate::model::{Outcome, SourceId, SourceRun};
-use crate::pipeline;
+use crate::pipeline::{self, RunProgress};
 
 /// Turns news websites into clean, deduplicated RSS, Atom and JSON feeds per category.
 #[derive(Debug, Parser)]
@@ -353,7 +355,6 @@ fn chosen_sources(config: &Config, ids: &[String]) -> anyhow::Result<Vec<Source>
 }
 
 async fn crawl(path: &Path, ids: &[String], refresh: bool) -> anyhow::Result<ExitCode> {
-    use indicatif::{MultiProgress, ProgressBar, ProgressStyle};
     let config = Arc::new(load_config(path)?);
     let sources = chosen_sources(&config, ids)?;
     let service = Service::open(&config).context("opening the store")?;
@@ -375,31 +376,16 @@ async fn crawl(path: &Path, ids: &[String], refresh: bool) -> anyhow::Result<Exi
         service.pipeline.fetcher.clone(),
         config.settings.shutdown_timeout,
     ));
-    let bars = MultiProgress::new();
-    let style = ProgressStyle::with_template("{spinner} {prefix:<28} {msg}")
-        .expect("literal progress template is valid");
-    let spinners: Vec<(SourceId, ProgressBar)> = sources
-        .iter()
-        .map(|s| {
-            let bar = bars.add(ProgressBar::new_spinner());
-            bar.set_style(style.clone());
-            bar.set_prefix(s.id.to_string());
-            bar.set_message("crawling");
-            bar.enable_steady_tick(std::time::Duration::from_millis(120));
-            (s.id.clone(), bar)
-        })
-        .collect();
+    let display = CrawlDisplay::new(&sources);
     let runs = service
-        .crawl(&config, sources, |id, run| {
-            if let Some((_, bar)) = spinners.iter().find(|(s, _)| s == id) {
-                bar.finish_with_message(match &run.failure {
-                    Some(failure) => format!("not read: {failure}"),
-                    None => format!("{} new, {} errors", run.new, run.errors),
-                });
-            }
-        })
+        .crawl_reporting(
+            &config,
+            sources,
+            &|id, run, at| display.update(id, run, at),
+            |id, run| display.finish(id, run),
+        )
         .await;
-    bars.clear().ok();
+    display.clear();
     service
         .publish(&config)
         .await
@@ -411,6 +397,112 @@ async fn crawl(path: &Path, ids: &[String], refresh: bool) -> anyhow::Result<Exi
     } else {
         ExitCode::SUCCESS
     })
+}
+
+/// How `crawl` shows each source's run as it goes: on a terminal a bar per source
+/// (pages done of those known, new, updated, errors, elapsed); elsewhere plain lines,
+/// one when a source knows its pages and one when it is done.
+enum CrawlDisplay {
+    Bars {
+        multi: indicatif::MultiProgress,
+        bars: HashMap<SourceId, indicatif::ProgressBar>,
+    },
+    Lines(Mutex<HashMap<SourceId, LineState>>),
+}
+
+/// What the plain display knows of one source's run.
+struct LineState {
+    started: Instant,
+    at: RunProgress,
+}
+
+impl CrawlDisplay {
+    fn new(sources: &[Source]) -> CrawlDisplay {
+        use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressStyle};
+        if !std::io::IsTerminal::is_terminal(&std::io::stdout()) {
+            return CrawlDisplay::Lines(Mutex::default());
+        }
+        let multi = MultiProgress::with_draw_target(ProgressDrawTarget::stdout());
+        let style = ProgressStyle::with_template(
+            "{prefix:<28} {bar:24} {pos:>4}/{len:<4} pages  {msg}  {elapsed}",
+        )
+        .expect("literal progress template is valid");
+        let bars = sources
+            .iter()
+            .map(|s| {
+                let bar = multi.add(ProgressBar::new(0));
+                bar.set_style(style.clone());
+                bar.set_prefix(s.id.to_string());
+                bar.enable_steady_tick(std::time::Duration::from_millis(250));
+                (s.id.clone(), bar)
+            })
+            .collect();
+        CrawlDisplay::Bars { multi, bars }
+    }
+
+    fn update(&self, id: &SourceId, run: &SourceRun, at: RunProgress) {
+        match self {
+            CrawlDisplay::Bars { bars, .. } => {
+                if let Some(bar) = bars.get(id) {
+                    bar.set_length(at.total);
+                    bar.set_position(at.done);
+                    bar.set_message(run_counts(run));
+                }
+            }
+            CrawlDisplay::Lines(states) => {
+                let mut states = states.lock().expect("no panic while the lock is held");
+                let state = states.entry(id.clone()).or_insert(LineState {
+                    started: Instant::now(),
+                    at,
+                });
+                if state.at.total == 0 && at.total > 0 {
+                    println!("{id}: {} page(s) to read", at.total);
+                }
+                state.at = at;
+            }
+        }
+    }
+
+    fn finish(&self, id: &SourceId, run: &SourceRun) {
+        let outcome = match &run.failure {
+            Some(failure) => format!("not read: {failure}"),
+            None => run_counts(run),
+        };
+        match self {
+            CrawlDisplay::Bars { bars, .. } => {
+                if let Some(bar) = bars.get(id) {
+                    bar.finish_with_message(outcome);
+                }
+            }
+            CrawlDisplay::Lines(states) => {
+                let states = states.lock().expect("no panic while the lock is held");
+                let (at, elapsed) = states
+                    .get(id)
+                    .map_or((RunProgress::default(), Default::default()), |s| {
+                        (s.at, s.started.elapsed())
+                    });
+                println!(
+                    "{id}: done, {}/{} pages, {outcome}, {:.1}s",
+                    at.done,
+                    at.total,
+                    elapsed.as_secs_f64()
+                );
+            }
+        }
+    }
+
+    fn clear(&self) {
+        if let CrawlDisplay::Bars { multi, .. } = self {
+            multi.clear().ok();
+        }
+    }
+}
+
+fn run_counts(run: &SourceRun) -> String {
+    format!(
+        "{} new, {} updated, {} errors",
+        run.new, run.updated, run.errors
+    )
 }
 
 fn print_summary(runs: &[(SourceId, SourceRun)]) {

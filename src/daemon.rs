@@ -19,7 +19,7 @@ use tracing::{error, info, warn};
 use crate::config::{Config, Source};
 use crate::fetch::{FetchError, Fetcher};
 use crate::model::{HeldBack, SourceId, SourceRun};
-use crate::pipeline::Pipeline;
+use crate::pipeline::{Pipeline, RunProgress};
 use crate::publish::{self, PublishError, PublishReport};
 use crate::reload::{self, ReloadError};
 use crate::schedule::{ScheduleOptions, Scheduler};
@@ -142,6 +142,18 @@ impl Service {
         sources: Vec<Source>,
         done: impl Fn(&SourceId, &SourceRun),
     ) -> Vec<(SourceId, SourceRun)> {
+        self.crawl_reporting(config, sources, &|_, _, _| {}, done)
+            .await
+    }
+
+    /// [`Service::crawl`], telling `progress` how far each source's run has got.
+    pub async fn crawl_reporting(
+        &self,
+        config: &Arc<Config>,
+        sources: Vec<Source>,
+        progress: &(dyn Fn(&SourceId, &SourceRun, RunProgress) + Sync),
+        done: impl Fn(&SourceId, &SourceRun),
+    ) -> Vec<(SourceId, SourceRun)> {
         use futures_util::StreamExt;
         let parallel = config.settings.fetch.global_concurrency.clamp(1, 8);
         let mut runs = futures_util::stream::iter(sources)
@@ -149,7 +161,10 @@ impl Service {
                 let pipeline = self.pipeline.clone();
                 let config = config.clone();
                 async move {
-                    let run = pipeline.run_source(&config, &source).await;
+                    let report = |run: &SourceRun, at| progress(&source.id, run, at);
+                    let run = pipeline
+                        .run_source_reporting(&config, &source, &report)
+                        .await;
                     (source.id, run)
                 }
             })

@@ -222,3 +222,46 @@ fn feeds_of_a_removed_category_are_removed() {
         }
     }
 }
+
+#[tokio::test]
+async fn crawl_without_a_terminal_prints_plain_progress_lines_per_source() {
+    let site = crate::support::TestSite::serve("tests/fixtures/sites/news").await;
+    let config = TestConfig::new().site(
+        "news",
+        &format!(
+            "[[source]]\nid = \"news\"\nkind = \"listing\"\nurls = [\"{}\"]\nschedule = \"0 * * * *\"\n\n\
+             [source.links]\nselector = \"div.list article.story\"\npattern = \"-i\\\\d{{5}}/?$\"\n",
+            site.url("/list/")
+        ),
+    );
+    let root = config.write().join("bantin.toml");
+    let out = tokio::task::spawn_blocking(move || {
+        bantin(&root)
+            .arg("crawl")
+            .assert()
+            .success()
+            .get_output()
+            .clone()
+    })
+    .await
+    .unwrap();
+    let stdout = text(&out.stdout);
+    let to_read = regex::Regex::new(r"(?m)^news: (\d+) page\(s\) to read$").unwrap();
+    let total: u64 = to_read.captures(&stdout).expect(&stdout)[1]
+        .parse()
+        .unwrap();
+    assert!(total > 1, "the listing and its articles: {stdout}");
+    let done = regex::Regex::new(
+        r"(?m)^news: done, (\d+)/(\d+) pages, (\d+) new, 0 updated, 0 errors, \d+\.\ds$",
+    )
+    .unwrap();
+    let caps = done.captures(&stdout).expect(&stdout);
+    assert_eq!(caps[1], caps[2], "{stdout}");
+    assert_eq!(caps[2].parse::<u64>().unwrap(), total, "{stdout}");
+    assert_eq!(caps[3].parse::<u64>().unwrap(), total - 1, "{stdout}");
+    // The summary table follows the progress lines.
+    assert!(
+        stdout.find("news: done").unwrap() < stdout.find("source ").unwrap(),
+        "{stdout}"
+    );
+}

@@ -456,7 +456,7 @@ impl CrawlDisplay {
                     at,
                 });
                 if state.at.total == 0 && at.total > 0 {
-                    println!("{id}: {} page(s) to read", at.total);
+                    println!("[{id}] {} page(s) to read", at.total);
                 }
                 state.at = at;
             }
@@ -482,7 +482,7 @@ impl CrawlDisplay {
                         (s.at, s.started.elapsed())
                     });
                 println!(
-                    "{id}: done, {}/{} pages, {outcome}, {:.1}s",
+                    "[{id}] done, {}/{} pages, {outcome}, {:.1}s",
                     at.done,
                     at.total,
                     elapsed.as_secs_f64()

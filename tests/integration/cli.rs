@@ -246,13 +246,13 @@ async fn crawl_without_a_terminal_prints_plain_progress_lines_per_source() {
     .await
     .unwrap();
     let stdout = text(&out.stdout);
-    let to_read = regex::Regex::new(r"(?m)^news: (\d+) page\(s\) to read$").unwrap();
+    let to_read = regex::Regex::new(r"(?m)^\[news\] (\d+) page\(s\) to read$").unwrap();
     let total: u64 = to_read.captures(&stdout).expect(&stdout)[1]
         .parse()
         .unwrap();
     assert!(total > 1, "the listing and its articles: {stdout}");
     let done = regex::Regex::new(
-        r"(?m)^news: done, (\d+)/(\d+) pages, (\d+) new, 0 updated, 0 errors, \d+\.\ds$",
+        r"(?m)^\[news\] done, (\d+)/(\d+) pages, (\d+) new, 0 updated, 0 errors, \d+\.\ds$",
     )
     .unwrap();
     let caps = done.captures(&stdout).expect(&stdout);
@@ -261,7 +261,7 @@ async fn crawl_without_a_terminal_prints_plain_progress_lines_per_source() {
     assert_eq!(caps[3].parse::<u64>().unwrap(), total - 1, "{stdout}");
     // The summary table follows the progress lines.
     assert!(
-        stdout.find("news: done").unwrap() < stdout.find("source ").unwrap(),
+        stdout.find("[news] done").unwrap() < stdout.find("source ").unwrap(),
         "{stdout}"
     );
 }

@@ -13,7 +13,7 @@ pub mod websub;
 
 use std::collections::BTreeMap;
 use std::fmt::Write;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::time::SystemTime;
 
 use chrono::{DateTime, FixedOffset, TimeZone, Utc};
@@ -213,6 +213,8 @@ pub struct PublishReport {
     pub unchanged_files: usize,
     /// Whether the OPML list was rewritten.
     pub opml_changed: bool,
+    /// Feed files of categories no longer configured, removed from the feeds folder.
+    pub removed: Vec<PathBuf>,
 }
 
 /// One feed whose files changed.
@@ -314,7 +316,41 @@ pub fn publish_all(config: &Config, store: &dyn Store) -> Result<PublishReport, 
     )?;
     report.opml_changed = opml_changed;
     report.unchanged_files += usize::from(!opml_changed);
+    report.removed = remove_dropped_feeds(dir, &feeds)?;
     Ok(report)
+}
+
+/// Removes the feed files (`<category>.rss|atom|json`) of categories that are no longer
+/// among `feeds`, so that a removed category stops being served.
+fn remove_dropped_feeds(dir: &Path, feeds: &[FeedMeta]) -> Result<Vec<PathBuf>, PublishError> {
+    let io = |source| PublishError::Write {
+        path: dir.to_owned(),
+        source,
+    };
+    let mut removed = Vec::new();
+    for entry in std::fs::read_dir(dir).map_err(io)? {
+        let path = entry.map_err(io)?.path();
+        let (Some(stem), Some(ext)) = (
+            path.file_stem().and_then(|s| s.to_str()),
+            path.extension().and_then(|e| e.to_str()),
+        ) else {
+            continue;
+        };
+        let is_feed = FeedFormat::from_extension(ext).is_some()
+            && !stem.is_empty()
+            && stem
+                .chars()
+                .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-');
+        if is_feed && !feeds.iter().any(|f| f.id.as_str() == stem) {
+            std::fs::remove_file(&path).map_err(|source| PublishError::Write {
+                path: path.clone(),
+                source,
+            })?;
+            tracing::info!(category = stem, file = %path.display(), "feed of a removed category removed");
+            removed.push(path);
+        }
+    }
+    Ok(removed)
 }
 
 /// Renders one feed in one format.

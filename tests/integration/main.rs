@@ -1,6 +1,7 @@
 mod browser;
 mod check;
 mod classify;
+mod cli;
 mod crawl;
 mod daemon;
 mod demo;

@@ -1,5 +1,7 @@
+mod browser;
 mod check;
 mod classify;
+mod cli;
 mod crawl;
 mod daemon;
 mod demo;
@@ -9,6 +11,7 @@ mod freshness;
 mod hostile;
 mod hostile_server;
 mod packaging;
+mod pages;
 mod publish;
 mod reload;
 mod runs;

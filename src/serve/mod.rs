@@ -144,7 +144,6 @@ pub async fn serve(
     Ok(())
 }
 
-
 /// Where a source stands, as the index page and `/healthz` tell it.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Standing<'a> {

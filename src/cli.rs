@@ -189,7 +189,6 @@ pub fn load_config(path: &Path) -> anyhow::Result<Config> {
 }
 
 fn classify_explain(path: &Path, target: &str) -> anyhow::Result<ExitCode> {
-    use crate::store::Store;
     let config = load_config(path).with_context(|| format!("loading {}", path.display()))?;
     let file = Path::new(target);
     let article = if file.is_file() {
@@ -203,9 +202,9 @@ fn classify_explain(path: &Path, target: &str) -> anyhow::Result<ExitCode> {
         crate::classify::article_from_json(&json)
             .with_context(|| format!("{target} is not a JSON article"))?
     } else {
-        let db = config.database_path();
-        let store = crate::store::SqliteStore::open(&db, config.settings.near_duplicate_distance)
-            .with_context(|| format!("opening {}", db.display()))?;
+        let distance = config.settings.near_duplicate_distance;
+        let store = crate::store::open(&config.settings.database, distance)
+            .with_context(|| format!("opening {}", config.database_name()))?;
         let id = crate::model::ItemId(target.to_owned());
         store
             .item(&id)?

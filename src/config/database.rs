@@ -40,13 +40,17 @@ pub(super) fn build_database(
         return Some(Database::Sqlite(root.join(path)));
     }
     if value.starts_with("postgres://") || value.starts_with("postgresql://") {
-        return match value.parse::<postgres::Config>() {
-            Ok(_) => Some(Database::Postgres(value.to_owned())),
-            Err(e) => fail(
-                format!(
-                    "`database_url` is not a PostgreSQL connection URL: {e}"
-                ),
-                "write e.g. \"postgres://bantin:secret@db.example.org:5432/bantin\"",
+        // The URL parser names what is wrong (a port that is not a number, say); the
+        // PostgreSQL parser then checks its own parameters.
+        let problem = match url::Url::parse(value) {
+            Err(e) => Some(e.to_string()),
+            Ok(_) => value.parse::<postgres::Config>().err().map(|e| e.to_string()),
+        };
+        return match problem {
+            None => Some(Database::Postgres(value.to_owned())),
+            Some(problem) => fail(
+                format!("`database_url` is not a PostgreSQL connection URL: {problem}"),
+                "write e.g. \"postgres://bantin:PASSWORD@db.example.org:5432/bantin\"",
             ),
         };
     }

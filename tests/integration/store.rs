@@ -20,6 +20,18 @@ use crate::support::{Backend, TestConfig, TestStore, fixture_article, synthetic}
 /// Runs each named test (a function over a [`Backend`]) once on SQLite and once on
 /// PostgreSQL: one behaviour suite, both backends.
 macro_rules! on_both_backends {
+    (async $name:ident) => {
+        mod $name {
+            #[tokio::test]
+            async fn sqlite() {
+                super::$name(crate::support::Backend::Sqlite).await
+            }
+            #[tokio::test]
+            async fn postgres() {
+                super::$name(crate::support::Backend::Postgres).await
+            }
+        }
+    };
     ($($name:ident),* $(,)?) => {
         mod sqlite {
             $(#[test]
@@ -48,8 +60,10 @@ on_both_backends!(
     reopening_keeps_data_and_schema,
     updated_item_is_found_by_its_new_words_not_its_old_ones,
     pruned_item_is_no_longer_found,
-    search_is_per_feed_and_newest_first
+    search_is_per_feed_and_newest_first,
+    sigkill_during_ingest_loses_and_doubles_nothing
 );
+on_both_backends!(async reextract_over_several_batches_reextracts_every_page_once);
 
 fn src(id: &str) -> SourceId {
     SourceId::from(id)
@@ -555,11 +569,10 @@ fn store_at_schema_2_migrates_and_indexes_existing_items() {
     assert_eq!(store.integrity_check().unwrap(), "ok");
 }
 
-/// Writes `count` saved article pages (synthetic, distinct stories) into `dir`.
-#[tokio::test]
-async fn reextract_over_several_batches_reextracts_every_page_once() {
+async fn reextract_over_several_batches_reextracts_every_page_once(backend: Backend) {
     use bantin::pipeline::{REEXTRACT_BATCH_PAGES, ReextractCounts, reextract};
-    let test = TestConfig::new();
+    let database = TestStore::new(backend);
+    let test = TestConfig::new().settings(&database.settings_line());
     let config = test.load();
     let service = bantin::daemon::Service::open(&config).expect("store opens");
     let store = service.store();
@@ -627,6 +640,7 @@ async fn reextract_over_several_batches_reextracts_every_page_once() {
     );
 }
 
+/// Writes `count` saved article pages (synthetic, distinct stories) into `dir`.
 fn write_saved_pages(dir: &Path, count: u64) {
     for n in 0..count {
         let a = synthetic::article(n, 120);
@@ -648,10 +662,10 @@ fn write_saved_pages(dir: &Path, count: u64) {
     }
 }
 
-#[test]
-fn sigkill_during_ingest_loses_and_doubles_nothing() {
+fn sigkill_during_ingest_loses_and_doubles_nothing(backend: Backend) {
     const COUNT: u64 = 5000;
-    let test = crate::support::TestConfig::new();
+    let store = TestStore::new(backend);
+    let test = crate::support::TestConfig::new().settings(&store.settings_line());
     test.load();
     let config = test.dir().join("bantin.toml");
     let pages = TempDir::new().unwrap();
@@ -686,20 +700,32 @@ fn sigkill_during_ingest_loses_and_doubles_nothing() {
         String::from_utf8_lossy(&out.stderr)
     );
 
-    let db = test.dir().join("data/bantin.sqlite3");
-    let store = SqliteStore::open(&db, 3).unwrap();
-    assert_eq!(store.integrity_check().unwrap(), "ok");
-    assert_eq!(store.item_count().unwrap(), COUNT);
+    store.assert_consistent();
+    assert_eq!(store.item_count(), COUNT);
     for n in [0, 1, 2499, 4999] {
         assert!(store.knows_url(&synthetic::article(n, 10).url).unwrap());
     }
-    let conn = rusqlite::Connection::open(&db).unwrap();
-    let distinct: i64 = conn
-        .query_row("SELECT count(DISTINCT key) FROM items", [], |r| r.get(0))
-        .unwrap();
+    let distinct = store.count("SELECT count(DISTINCT key) FROM items");
     assert_eq!(distinct, COUNT as i64);
-    let links: i64 = conn
-        .query_row("SELECT count(*) FROM item_links", [], |r| r.get(0))
-        .unwrap();
+    let links = store.count("SELECT count(*) FROM item_links");
     assert_eq!(links, COUNT as i64);
+}
+
+#[test]
+fn workers_opening_a_new_postgres_database_at_once_migrate_it_once() {
+    let test = TestStore::new(Backend::Postgres);
+    test.execute("DROP TABLE schema_version; DROP TABLE items CASCADE; DROP TABLE item_links,
+        item_categories, simhash_bands, raw_pages, validators, source_state, source_runs,
+        meta, article_state, held_back");
+    let opened: Vec<_> = std::thread::scope(|s| {
+        let workers: Vec<_> = (0..6)
+            .map(|_| s.spawn(|| bantin::store::open(&test.database, 3).map(|_| ())))
+            .collect();
+        workers.into_iter().map(|w| w.join().unwrap()).collect()
+    });
+    for result in &opened {
+        assert!(result.is_ok(), "{result:?}");
+    }
+    assert_eq!(test.count("SELECT count(*)::bigint FROM schema_version"), 1);
+    assert_eq!(test.count("SELECT max(version)::bigint FROM schema_version"), 1);
 }

@@ -45,10 +45,41 @@ pub(crate) fn pg(what: &'static str) -> impl FnOnce(postgres::Error) -> StoreErr
     move |source| StoreError::Postgres { what, source }
 }
 
+type Pool = r2d2::Pool<PostgresConnectionManager<NoTls>>;
+
 /// The PostgreSQL store: a pool of connections to one database.
 pub struct PostgresStore {
-    pool: r2d2::Pool<PostgresConnectionManager<NoTls>>,
+    /// Always `Some` until dropped: taken in `drop` to close the connections off any
+    /// async thread.
+    pool: Option<Pool>,
     dedup: DedupSettings,
+}
+
+/// Runs database work where the blocking client may run. The `postgres` crate drives
+/// each connection with a runtime of its own, which cannot start on a thread that is
+/// driving async tasks; bantin's async code mostly calls the store from
+/// `spawn_blocking`, but not everywhere (opening the store, a few quick reads).
+fn off_async<T: Send>(work: impl FnOnce() -> T + Send) -> T {
+    use tokio::runtime::{Handle, RuntimeFlavor};
+    match Handle::try_current().map(|h| h.runtime_flavor()) {
+        Err(_) => work(),
+        Ok(RuntimeFlavor::MultiThread) => tokio::task::block_in_place(work),
+        // A single-threaded runtime cannot hand its thread over: another thread works.
+        Ok(_) => std::thread::scope(|s| {
+            s.spawn(work)
+                .join()
+                .unwrap_or_else(|panic| std::panic::resume_unwind(panic))
+        }),
+    }
+}
+
+impl Drop for PostgresStore {
+    fn drop(&mut self) {
+        // Closing a connection blocks on the client's runtime too.
+        if let Some(pool) = self.pool.take() {
+            off_async(move || drop(pool));
+        }
+    }
 }
 
 impl PostgresStore {
@@ -61,15 +92,17 @@ impl PostgresStore {
             url: shown.clone(),
             source,
         })?;
-        let pool = r2d2::Pool::builder()
-            .max_size(POOL_SIZE)
-            .min_idle(Some(1))
-            .connection_timeout(CONNECT_TIMEOUT)
-            .build(PostgresConnectionManager::new(config, NoTls))
-            .map_err(|source| StoreError::Pool { url: shown, source })?;
+        let pool = off_async(|| {
+            r2d2::Pool::builder()
+                .max_size(POOL_SIZE)
+                .min_idle(Some(1))
+                .connection_timeout(CONNECT_TIMEOUT)
+                .build(PostgresConnectionManager::new(config, NoTls))
+        })
+        .map_err(|source| StoreError::Pool { url: shown, source })?;
         let bands = Bands::for_distance(near_duplicate_distance);
         let store = PostgresStore {
-            pool,
+            pool: Some(pool),
             dedup: DedupSettings {
                 bands,
                 distance: near_duplicate_distance,
@@ -87,31 +120,39 @@ impl PostgresStore {
         Ok(store)
     }
 
+    fn pool(&self) -> &Pool {
+        self.pool.as_ref().expect("the pool is only taken when the store is dropped")
+    }
+
     /// Runs `f` in one transaction and commits it.
-    fn write<T>(
+    fn write<T: Send>(
         &self,
-        f: impl FnOnce(&mut Transaction<'_>) -> Result<T, StoreError>,
+        f: impl FnOnce(&mut Transaction<'_>) -> Result<T, StoreError> + Send,
     ) -> Result<T, StoreError> {
-        let mut conn = self.pool.get().map_err(StoreError::Checkout)?;
-        let mut tx = conn.transaction().map_err(pg("begin transaction"))?;
-        let out = f(&mut tx)?;
-        tx.commit().map_err(pg("commit"))?;
-        Ok(out)
+        off_async(|| {
+            let mut conn = self.pool().get().map_err(StoreError::Checkout)?;
+            let mut tx = conn.transaction().map_err(pg("begin transaction"))?;
+            let out = f(&mut tx)?;
+            tx.commit().map_err(pg("commit"))?;
+            Ok(out)
+        })
     }
 
     /// Runs `f` in one read-only transaction (one snapshot for all its reads).
-    fn read<T>(
+    fn read<T: Send>(
         &self,
-        f: impl FnOnce(&mut Transaction<'_>) -> Result<T, StoreError>,
+        f: impl FnOnce(&mut Transaction<'_>) -> Result<T, StoreError> + Send,
     ) -> Result<T, StoreError> {
-        let mut conn = self.pool.get().map_err(StoreError::Checkout)?;
-        let mut tx = conn
-            .build_transaction()
-            .read_only(true)
-            .isolation_level(postgres::IsolationLevel::RepeatableRead)
-            .start()
-            .map_err(pg("begin transaction"))?;
-        f(&mut tx)
+        off_async(|| {
+            let mut conn = self.pool().get().map_err(StoreError::Checkout)?;
+            let mut tx = conn
+                .build_transaction()
+                .read_only(true)
+                .isolation_level(postgres::IsolationLevel::RepeatableRead)
+                .start()
+                .map_err(pg("begin transaction"))?;
+            f(&mut tx)
+        })
     }
 
     /// The stored item nearest to `simhash` within the configured distance, earliest
@@ -390,8 +431,9 @@ impl Store for PostgresStore {
     }
 
     fn ping(&self) -> Result<(), StoreError> {
-        let mut conn = self.pool.get().map_err(StoreError::Checkout)?;
-        conn.execute("SELECT 1", &[]).map_err(pg("ping"))?;
-        Ok(())
+        self.read(|tx| {
+            tx.execute("SELECT 1", &[]).map_err(pg("ping"))?;
+            Ok(())
+        })
     }
 }

@@ -58,6 +58,19 @@ impl TestStore {
         }
     }
 
+    /// The `database_url` that names this store's database in `bantin.toml`.
+    pub fn database_url(&self) -> String {
+        match &self.database {
+            Database::Sqlite(path) => format!("sqlite:{}", path.display()),
+            Database::Postgres(url) => url.clone(),
+        }
+    }
+
+    /// `bantin.toml`'s `database_url` line for this store's database.
+    pub fn settings_line(&self) -> String {
+        format!("database_url = {:?}", self.database_url())
+    }
+
     /// Another store on the same database, as a restarted process opens it.
     pub fn reopen(&self, near_duplicate_distance: u32) -> Arc<dyn Store> {
         bantin::store::open(&self.database, near_duplicate_distance).expect("store reopens")
@@ -142,6 +155,10 @@ impl TestDatabase {
     /// Creates an empty database on the test server; a server that cannot be reached
     /// fails the test with what to do.
     pub fn create() -> TestDatabase {
+        on_plain_thread(Self::create_here)
+    }
+
+    fn create_here() -> TestDatabase {
         static NEXT: AtomicU32 = AtomicU32::new(0);
         let admin = std::env::var("BANTIN_TEST_POSTGRES").unwrap_or(DEFAULT_POSTGRES.to_owned());
         let name = format!(
@@ -179,11 +196,24 @@ impl TestDatabase {
     }
 }
 
+/// Runs `work` on a thread of its own: the blocking `postgres` client cannot run on a
+/// thread driving async tasks, as in a `#[tokio::test]`.
+fn on_plain_thread<T: Send>(work: impl FnOnce() -> T + Send) -> T {
+    std::thread::scope(|s| {
+        s.spawn(work)
+            .join()
+            .unwrap_or_else(|panic| std::panic::resume_unwind(panic))
+    })
+}
+
 impl Drop for TestDatabase {
     fn drop(&mut self) {
         // FORCE ends connections a store still holds (PostgreSQL 13 and newer).
-        if let Ok(mut client) = postgres::Client::connect(&self.admin, postgres::NoTls) {
-            let _ = client.batch_execute(&format!("DROP DATABASE IF EXISTS {} WITH (FORCE)", self.name));
-        }
+        let drop_sql = format!("DROP DATABASE IF EXISTS {} WITH (FORCE)", self.name);
+        on_plain_thread(|| {
+            if let Ok(mut client) = postgres::Client::connect(&self.admin, postgres::NoTls) {
+                let _ = client.batch_execute(&drop_sql);
+            }
+        });
     }
 }

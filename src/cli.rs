@@ -1,8 +1,10 @@
 //! The command line: subcommands, their arguments, and what each one runs.
 
+use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
+use std::time::Instant;
 
 use anyhow::Context;
 use clap::{Parser, Subcommand, ValueEnum};
@@ -12,7 +14,7 @@ use tokio_util::sync::CancellationToken;
 use crate::config::{Config, Source};
 use crate::daemon::{self, Service};
 use crate::model::{Outcome, SourceId, SourceRun};
-use crate::pipeline;
+use crate::pipeline::{self, RunProgress};
 
 /// Turns news websites into clean, deduplicated RSS, Atom and JSON feeds per category.
 #[derive(Debug, Parser)]
@@ -63,6 +65,10 @@ pub enum Command {
         /// Where the feeds and the index page are served.
         #[arg(long, default_value = "127.0.0.1:8080")]
         listen: std::net::SocketAddr,
+        /// Where the sample site is served (a fixed port keeps item links and ids the
+        /// same from run to run).
+        #[arg(long, default_value = crate::demo::DEFAULT_SITE_LISTEN)]
+        site_listen: std::net::SocketAddr,
         /// Keep the demo's configuration, database and feeds in this folder (default: a
         /// temporary folder removed on exit).
         #[arg(long)]
@@ -103,9 +109,17 @@ pub enum Command {
     /// Show how an article is categorized: which rule matched which words, and why
     /// the others did not.
     Classify {
-        /// A stored item id, or a JSON article file (`title`, `lead`, `body_text`).
-        #[arg(long, value_name = "ID|FILE")]
-        explain: String,
+        /// A stored item id, an item's guid as its feeds give it (`tag:...`), a saved
+        /// HTML page (extracted first, with `--source`'s selectors when given), or a
+        /// JSON article file (`title`, `lead`, `body_text`).
+        #[arg(value_name = "ID|GUID|FILE")]
+        target: String,
+        /// Accepted for older scripts: explaining is what `classify` does.
+        #[arg(long, hide = true)]
+        explain: bool,
+        /// Extract a saved HTML page with this source's selectors and time zone.
+        #[arg(long, value_name = "ID")]
+        source: Option<String>,
     },
     /// Re-render every feed from the store; write the files that changed.
     Publish,
@@ -134,10 +148,23 @@ pub struct PreviewArgs {
 #[error("{0}")]
 pub struct UsageError(pub String);
 
-/// Starts `tracing`: human or JSON lines on stderr, filtered by `RUST_LOG`.
-pub fn init_logging(format: LogFormat) {
+impl Command {
+    /// The log level when `RUST_LOG` does not say: the demo prints its own summary on
+    /// stdout, so its log shows only what went wrong.
+    pub fn default_log_level(&self) -> &'static str {
+        match self {
+            Command::Demo { .. } => "warn",
+            _ => "info",
+        }
+    }
+}
+
+/// Starts `tracing`: human or JSON lines on stderr, filtered by `RUST_LOG`, else at
+/// `default_level`.
+pub fn init_logging(format: LogFormat, default_level: &str) {
     use tracing_subscriber::EnvFilter;
-    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
+    let filter =
+        EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(default_level));
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr);
@@ -154,19 +181,17 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     match cli.command {
         Command::Check { online: false } => check(&cli.config),
         Command::Check { online: true } => check_online(&cli.config).await,
-        Command::Run { once } => {
-            let config = load_config(&cli.config)?;
-            let token = CancellationToken::new();
-            daemon::cancel_on_signals(token.clone());
-            daemon::run(&cli.config, config, daemon::RunOptions { once }, token).await?;
-            Ok(ExitCode::SUCCESS)
-        }
-        Command::Demo { listen, dir } => {
+        Command::Run { once } => run_daemon(&cli.config, once).await,
+        Command::Demo {
+            listen,
+            site_listen,
+            dir,
+        } => {
             let temp = tempfile::Builder::new().prefix("bantin-demo-").tempdir()?;
             let dir = dir.unwrap_or_else(|| temp.path().to_owned());
             let token = CancellationToken::new();
             daemon::cancel_on_signals(token.clone());
-            daemon::demo(&dir, listen, token).await?;
+            crate::demo::run(&dir, listen, site_listen, token).await?;
             Ok(ExitCode::SUCCESS)
         }
         Command::Crawl { sources, refresh } => crawl(&cli.config, &sources, refresh).await,
@@ -176,10 +201,36 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Reextract { source, since } => {
             reextract(&cli.config, source.as_deref(), since.as_deref()).await
         }
-        Command::Classify { explain } => classify_explain(&cli.config, &explain),
+        Command::Classify { target, source, .. } => {
+            classify_explain(&cli.config, &target, source.as_deref())
+        }
         Command::Preview(args) => preview(&cli.config, &args).await,
         Command::Publish => publish(&cli.config).await,
         Command::Serve => serve(&cli.config).await,
+    }
+}
+
+async fn run_daemon(path: &Path, once: bool) -> anyhow::Result<ExitCode> {
+    let config = Arc::new(load_config(path)?);
+    let service = Service::open(&config).context("opening the store")?;
+    let listener = daemon::bind(config.settings.listen).await?;
+    print_listening(&listener, &config);
+    let token = CancellationToken::new();
+    daemon::cancel_on_signals(token.clone());
+    let options = daemon::RunOptions { once };
+    daemon::run_with(service, listener, path, config, options, token).await?;
+    Ok(ExitCode::SUCCESS)
+}
+
+/// The address a server command listens on, on stdout, so the operator (or a script)
+/// knows where to look even with port 0.
+fn print_listening(listener: &tokio::net::TcpListener, config: &Config) {
+    match listener.local_addr() {
+        Ok(addr) => println!(
+            "listening on http://{addr}/ (feeds published as {})",
+            config.settings.base_url
+        ),
+        Err(err) => eprintln!("warning: cannot tell the listening address: {err}"),
     }
 }
 
@@ -188,34 +239,81 @@ pub fn load_config(path: &Path) -> anyhow::Result<Config> {
     Ok(Config::load(path)?)
 }
 
-fn classify_explain(path: &Path, target: &str) -> anyhow::Result<ExitCode> {
-    let config = load_config(path).with_context(|| format!("loading {}", path.display()))?;
+fn classify_explain(path: &Path, target: &str, source: Option<&str>) -> anyhow::Result<ExitCode> {
+    let config = load_config(path)?;
+    let source = source
+        .map(|id| chosen_sources(&config, &[id.to_owned()]))
+        .transpose()?
+        .and_then(|mut s| s.pop());
     let file = Path::new(target);
     let article = if file.is_file() {
-        if file.extension().is_some_and(|e| e != "json") {
-            return Err(UsageError(format!(
-                "{target}: only JSON article files and stored item ids can be explained"
-            ))
-            .into());
-        }
-        let json = std::fs::read_to_string(file).with_context(|| format!("reading {target}"))?;
-        crate::classify::article_from_json(&json)
-            .with_context(|| format!("{target} is not a JSON article"))?
+        article_from_file(file, source.as_ref(), &config)?
     } else {
-        let distance = config.settings.near_duplicate_distance;
-        let store = crate::store::open(&config.settings.database, distance)
-            .with_context(|| format!("opening {}", config.database_name()))?;
-        let id = crate::model::ItemId(target.to_owned());
-        store
-            .item(&id)?
-            .ok_or_else(|| UsageError(format!("no file and no stored item {target:?}")))?
-            .article
+        stored_article(&config, target)?
     };
     print!(
         "{}",
         crate::classify::render_explanation(&article, &config.categories)
     );
     Ok(ExitCode::SUCCESS)
+}
+
+/// The article in a saved HTML page (extracted as `preview` would) or a JSON file.
+fn article_from_file(
+    file: &Path,
+    source: Option<&Source>,
+    config: &Config,
+) -> anyhow::Result<crate::model::Article> {
+    let name = file.display();
+    let extension = file
+        .extension()
+        .and_then(|e| e.to_str())
+        .map(str::to_ascii_lowercase);
+    match extension.as_deref() {
+        Some("json") => {
+            let json = std::fs::read_to_string(file).with_context(|| format!("reading {name}"))?;
+            Ok(crate::classify::article_from_json(&json)
+                .with_context(|| format!("{name} is not a JSON article"))?)
+        }
+        Some("html" | "htm") => {
+            let html = pipeline::read_saved_page(file)?;
+            let url = pipeline::saved_page_url(file, None);
+            let (rules, tz) = match source {
+                Some(s) => (s.extract.clone(), s.timezone),
+                None => (Default::default(), config.settings.timezone),
+            };
+            Ok(
+                crate::extract::article(&html, &url, &rules, tz).with_context(|| {
+                    format!("extracting {name}; `bantin preview {name}` shows what was found")
+                })?,
+            )
+        }
+        _ => Err(UsageError(format!(
+            "{name}: classify reads saved HTML pages (*.html, *.htm) and JSON articles (*.json)"
+        ))
+        .into()),
+    }
+}
+
+/// The stored article of an item, by its id or by the guid its feeds give it
+/// (`tag:<host>,<date>:<item id>`).
+fn stored_article(config: &Config, target: &str) -> anyhow::Result<crate::model::Article> {
+    let distance = config.settings.near_duplicate_distance;
+    let store = crate::store::open(&config.settings.database, distance)
+        .with_context(|| format!("opening {}", config.database_name()))?;
+    let id = target
+        .strip_prefix("tag:")
+        .and_then(|rest| rest.rsplit_once(':'))
+        .map_or(target, |(_, id)| id);
+    let item = store.item(&crate::model::ItemId(id.to_owned()))?;
+    Ok(item
+        .ok_or_else(|| {
+            UsageError(format!(
+                "{target:?} is neither a file nor a stored item id or guid; \
+                 item ids are shown by `bantin ingest` and in the feeds"
+            ))
+        })?
+        .article)
 }
 
 fn check(path: &Path) -> anyhow::Result<ExitCode> {
@@ -256,7 +354,6 @@ fn chosen_sources(config: &Config, ids: &[String]) -> anyhow::Result<Vec<Source>
 }
 
 async fn crawl(path: &Path, ids: &[String], refresh: bool) -> anyhow::Result<ExitCode> {
-    use indicatif::{MultiProgress, ProgressBar, ProgressStyle};
     let config = Arc::new(load_config(path)?);
     let sources = chosen_sources(&config, ids)?;
     let service = Service::open(&config).context("opening the store")?;
@@ -278,31 +375,16 @@ async fn crawl(path: &Path, ids: &[String], refresh: bool) -> anyhow::Result<Exi
         service.pipeline.fetcher.clone(),
         config.settings.shutdown_timeout,
     ));
-    let bars = MultiProgress::new();
-    let style = ProgressStyle::with_template("{spinner} {prefix:<28} {msg}")
-        .expect("literal progress template is valid");
-    let spinners: Vec<(SourceId, ProgressBar)> = sources
-        .iter()
-        .map(|s| {
-            let bar = bars.add(ProgressBar::new_spinner());
-            bar.set_style(style.clone());
-            bar.set_prefix(s.id.to_string());
-            bar.set_message("crawling");
-            bar.enable_steady_tick(std::time::Duration::from_millis(120));
-            (s.id.clone(), bar)
-        })
-        .collect();
+    let display = CrawlDisplay::new(&sources);
     let runs = service
-        .crawl(&config, sources, |id, run| {
-            if let Some((_, bar)) = spinners.iter().find(|(s, _)| s == id) {
-                bar.finish_with_message(match &run.failure {
-                    Some(failure) => format!("not read: {failure}"),
-                    None => format!("{} new, {} errors", run.new, run.errors),
-                });
-            }
-        })
+        .crawl_reporting(
+            &config,
+            sources,
+            &|id, run, at| display.update(id, run, at),
+            |id, run| display.finish(id, run),
+        )
         .await;
-    bars.clear().ok();
+    display.clear();
     service
         .publish(&config)
         .await
@@ -314,6 +396,112 @@ async fn crawl(path: &Path, ids: &[String], refresh: bool) -> anyhow::Result<Exi
     } else {
         ExitCode::SUCCESS
     })
+}
+
+/// How `crawl` shows each source's run as it goes: on a terminal a bar per source
+/// (pages done of those known, new, updated, errors, elapsed); elsewhere plain lines,
+/// one when a source knows its pages and one when it is done.
+enum CrawlDisplay {
+    Bars {
+        multi: indicatif::MultiProgress,
+        bars: HashMap<SourceId, indicatif::ProgressBar>,
+    },
+    Lines(Mutex<HashMap<SourceId, LineState>>),
+}
+
+/// What the plain display knows of one source's run.
+struct LineState {
+    started: Instant,
+    at: RunProgress,
+}
+
+impl CrawlDisplay {
+    fn new(sources: &[Source]) -> CrawlDisplay {
+        use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressStyle};
+        if !std::io::IsTerminal::is_terminal(&std::io::stdout()) {
+            return CrawlDisplay::Lines(Mutex::default());
+        }
+        let multi = MultiProgress::with_draw_target(ProgressDrawTarget::stdout());
+        let style = ProgressStyle::with_template(
+            "{prefix:<28} {bar:24} {pos:>4}/{len:<4} pages  {msg}  {elapsed}",
+        )
+        .expect("literal progress template is valid");
+        let bars = sources
+            .iter()
+            .map(|s| {
+                let bar = multi.add(ProgressBar::new(0));
+                bar.set_style(style.clone());
+                bar.set_prefix(s.id.to_string());
+                bar.enable_steady_tick(std::time::Duration::from_millis(250));
+                (s.id.clone(), bar)
+            })
+            .collect();
+        CrawlDisplay::Bars { multi, bars }
+    }
+
+    fn update(&self, id: &SourceId, run: &SourceRun, at: RunProgress) {
+        match self {
+            CrawlDisplay::Bars { bars, .. } => {
+                if let Some(bar) = bars.get(id) {
+                    bar.set_length(at.total);
+                    bar.set_position(at.done);
+                    bar.set_message(run_counts(run));
+                }
+            }
+            CrawlDisplay::Lines(states) => {
+                let mut states = states.lock().expect("no panic while the lock is held");
+                let state = states.entry(id.clone()).or_insert(LineState {
+                    started: Instant::now(),
+                    at,
+                });
+                if state.at.total == 0 && at.total > 0 {
+                    println!("[{id}] {} page(s) to read", at.total);
+                }
+                state.at = at;
+            }
+        }
+    }
+
+    fn finish(&self, id: &SourceId, run: &SourceRun) {
+        let outcome = match &run.failure {
+            Some(failure) => format!("not read: {failure}"),
+            None => run_counts(run),
+        };
+        match self {
+            CrawlDisplay::Bars { bars, .. } => {
+                if let Some(bar) = bars.get(id) {
+                    bar.finish_with_message(outcome);
+                }
+            }
+            CrawlDisplay::Lines(states) => {
+                let states = states.lock().expect("no panic while the lock is held");
+                let (at, elapsed) = states
+                    .get(id)
+                    .map_or((RunProgress::default(), Default::default()), |s| {
+                        (s.at, s.started.elapsed())
+                    });
+                println!(
+                    "[{id}] done, {}/{} pages, {outcome}, {:.1}s",
+                    at.done,
+                    at.total,
+                    elapsed.as_secs_f64()
+                );
+            }
+        }
+    }
+
+    fn clear(&self) {
+        if let CrawlDisplay::Bars { multi, .. } = self {
+            multi.clear().ok();
+        }
+    }
+}
+
+fn run_counts(run: &SourceRun) -> String {
+    format!(
+        "{} new, {} updated, {} errors",
+        run.new, run.updated, run.errors
+    )
 }
 
 fn print_summary(runs: &[(SourceId, SourceRun)]) {
@@ -358,6 +546,15 @@ async fn ingest(
         .transpose()?;
     let source = source.and_then(|mut s| s.pop());
     let files = crate::sources::files(paths).context("listing the files to ingest")?;
+    if files.is_empty() {
+        let given: Vec<String> = paths.iter().map(|p| p.display().to_string()).collect();
+        return Err(UsageError(format!(
+            "no HTML files in {}: folders are searched for *.html and *.htm; \
+             name saved pages or a folder holding them",
+            given.join(", ")
+        ))
+        .into());
+    }
     if url.is_some() && files.len() != 1 {
         return Err(UsageError("--url needs exactly one file".into()).into());
     }
@@ -414,9 +611,10 @@ async fn reextract(
     .await
     .context("re-extracting stored pages")?;
     println!(
-        "{} pages: {} updated, {} unchanged, {} new, {} duplicates, {} failed",
+        "{} pages: {} updated, {} re-categorized, {} unchanged, {} new, {} duplicates, {} failed",
         counts.pages,
         counts.updated,
+        counts.recategorized,
         counts.unchanged,
         counts.new,
         counts.duplicates,
@@ -514,10 +712,11 @@ async fn publish(path: &Path) -> anyhow::Result<ExitCode> {
         )
     })?;
     println!(
-        "{}: {} feed(s) changed, {} file(s) already current",
+        "{}: {} feed(s) changed, {} file(s) already current, {} file(s) of removed categories removed",
         config.settings.feeds_dir.display(),
         report.changed.len(),
-        report.unchanged_files
+        report.unchanged_files,
+        report.removed.len()
     );
     Ok(ExitCode::SUCCESS)
 }
@@ -526,6 +725,7 @@ async fn serve(path: &Path) -> anyhow::Result<ExitCode> {
     let config = Arc::new(load_config(path)?);
     let service = Service::open(&config).context("opening the store")?;
     let listener = daemon::bind(config.settings.listen).await?;
+    print_listening(&listener, &config);
     service.publish(&config).await.with_context(|| {
         format!(
             "publishing feeds to {}",

@@ -19,7 +19,7 @@ use tracing::{error, info, warn};
 use crate::config::{Config, Source};
 use crate::fetch::{FetchError, Fetcher};
 use crate::model::{HeldBack, SourceId, SourceRun};
-use crate::pipeline::Pipeline;
+use crate::pipeline::{Pipeline, RunProgress};
 use crate::publish::{self, PublishError, PublishReport};
 use crate::reload::{self, ReloadError};
 use crate::schedule::{ScheduleOptions, Scheduler};
@@ -141,6 +141,18 @@ impl Service {
         sources: Vec<Source>,
         done: impl Fn(&SourceId, &SourceRun),
     ) -> Vec<(SourceId, SourceRun)> {
+        self.crawl_reporting(config, sources, &|_, _, _| {}, done)
+            .await
+    }
+
+    /// [`Service::crawl`], telling `progress` how far each source's run has got.
+    pub async fn crawl_reporting(
+        &self,
+        config: &Arc<Config>,
+        sources: Vec<Source>,
+        progress: &(dyn Fn(&SourceId, &SourceRun, RunProgress) + Sync),
+        done: impl Fn(&SourceId, &SourceRun),
+    ) -> Vec<(SourceId, SourceRun)> {
         use futures_util::StreamExt;
         let parallel = config.settings.fetch.global_concurrency.clamp(1, 8);
         let mut runs = futures_util::stream::iter(sources)
@@ -148,7 +160,10 @@ impl Service {
                 let pipeline = self.pipeline.clone();
                 let config = config.clone();
                 async move {
-                    let run = pipeline.run_source(&config, &source).await;
+                    let report = |run: &SourceRun, at| progress(&source.id, run, at);
+                    let run = pipeline
+                        .run_source_reporting(&config, &source, &report)
+                        .await;
                     (source.id, run)
                 }
             })
@@ -466,67 +481,4 @@ pub fn cancel_on_signals(token: CancellationToken) {
         warn!("second signal: stopping now");
         std::process::exit(130);
     });
-}
-
-/// `bantin demo`: serves the bundled sample site on 127.0.0.1, writes a configuration
-/// for it into `dir`, crawls it once, publishes, prints where to look, then runs as
-/// the daemon (the sample site is crawled again every 30 seconds) until `shutdown`.
-pub async fn demo(
-    dir: &Path,
-    listen: std::net::SocketAddr,
-    shutdown: CancellationToken,
-) -> Result<(), DaemonError> {
-    let listener = bind(listen).await?;
-    let listen = listener.local_addr().unwrap_or(listen);
-    let site_addr = std::net::SocketAddr::from(([127, 0, 0, 1], 0));
-    let site_listener = bind(site_addr).await?;
-    let site = url::Url::parse(&format!(
-        "http://{}/",
-        site_listener.local_addr().unwrap_or(site_addr)
-    ))
-    .expect("a socket address makes a valid URL");
-    let site_task = tokio::spawn(crate::demo::serve_site(site_listener, shutdown.clone()));
-
-    let config_path =
-        crate::demo::write_demo_config(dir, &site, listen).map_err(|source| DaemonError::Demo {
-            dir: dir.to_owned(),
-            source,
-        })?;
-    let config = Arc::new(
-        Config::load(&config_path).map_err(|err| DaemonError::DemoConfig(err.to_string()))?,
-    );
-    let service = Service::open(&config)?;
-    println!("Sample site:   {site}");
-    println!("Configuration: {}", config_path.display());
-    let runs = service
-        .crawl(&config, config.sources.clone(), |_, _| {})
-        .await;
-    for (id, run) in &runs {
-        println!(
-            "  crawled {id}: {} links, {} new, {} duplicates, {} errors",
-            run.links_found, run.new, run.duplicates, run.errors
-        );
-    }
-    service.publish(&config).await?;
-    let base = &config.settings.base_url;
-    println!("\nFeeds are served at {base}  (index page)");
-    for feed in publish::feeds_for(&config) {
-        println!(
-            "  {:<20} {}",
-            feed.id.as_str(),
-            feed.url(publish::FeedFormat::Rss)
-        );
-    }
-    println!("Press Ctrl-C to stop.\n");
-    let result = run_with(
-        service,
-        listener,
-        &config_path,
-        config,
-        RunOptions::default(),
-        shutdown,
-    )
-    .await;
-    let _ = site_task.await;
-    result
 }

@@ -1,7 +1,8 @@
 //! The offline tour of `bantin demo`: a small sample news site embedded in the binary
 //! (pages of bantin's own, in the markup of the cand.com.vn template the shipped config
 //! describes), served on 127.0.0.1, and a configuration that points bantin at it.
-//! Crawling, publishing and serving the feeds are the pipeline's and the server's.
+//! The demo command runs them together; crawling, publishing and serving the feeds are
+//! the pipeline's, the publisher's and the server's.
 
 use std::collections::HashMap;
 use std::hash::{Hash, Hasher};
@@ -20,6 +21,10 @@ use include_dir::{Dir, include_dir};
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 use url::Url;
+
+use crate::config::Config;
+use crate::daemon::{self, DaemonError, RunOptions, Service};
+use crate::publish;
 
 /// The sample site's pages: `site/<path>/index.html` is served at `/<path>/`.
 static SITE: Dir<'static> = include_dir!("$CARGO_MANIFEST_DIR/demo/site");
@@ -277,6 +282,75 @@ pub fn write_demo_config(dir: &Path, site: &Url, listen: SocketAddr) -> io::Resu
     std::fs::write(dir.join("categories.toml"), SHIPPED_CATEGORIES)?;
     std::fs::write(dir.join("sources/demo.toml"), demo_sources(site))?;
     Ok(settings)
+}
+
+/// Where the sample site is served when the demo is not told: a fixed port, so that item
+/// links and ids (made from the article addresses) stay the same from run to run.
+pub const DEFAULT_SITE_LISTEN: &str = "127.0.0.1:8081";
+
+/// `bantin demo`: serves the bundled sample site on `site_listen`, writes a configuration
+/// for it into `dir`, crawls it once, publishes, prints where to look, then runs as the
+/// daemon (the sample site is crawled again every 30 seconds) until `shutdown`. The site
+/// is served for as long as the demo runs.
+pub async fn run(
+    dir: &Path,
+    listen: SocketAddr,
+    site_listen: SocketAddr,
+    shutdown: CancellationToken,
+) -> Result<(), DaemonError> {
+    let listener = daemon::bind(listen).await?;
+    let listen = listener.local_addr().unwrap_or(listen);
+    let site_listener = daemon::bind(site_listen).await?;
+    let site_addr = site_listener.local_addr().unwrap_or(site_listen);
+    let site =
+        Url::parse(&format!("http://{site_addr}/")).expect("a socket address makes a valid URL");
+    let site_task = tokio::spawn(serve_site(site_listener, shutdown.clone()));
+
+    let config_path =
+        write_demo_config(dir, &site, listen).map_err(|source| DaemonError::Demo {
+            dir: dir.to_owned(),
+            source,
+        })?;
+    let config = Arc::new(
+        Config::load(&config_path).map_err(|err| DaemonError::DemoConfig(err.to_string()))?,
+    );
+    let service = Service::open(&config)?;
+    println!("Sample site:   {site}");
+    println!("Configuration: {}", config_path.display());
+    // One source after the other: a story listed in two sections then always gets its
+    // id from the same one, so ids are the same from run to run.
+    let mut runs = Vec::new();
+    for source in &config.sources {
+        let one = vec![source.clone()];
+        runs.extend(service.crawl(&config, one, |_, _| {}).await);
+    }
+    for (id, run) in &runs {
+        println!(
+            "  crawled {id}: {} links, {} new, {} duplicates, {} errors",
+            run.links_found, run.new, run.duplicates, run.errors
+        );
+    }
+    service.publish(&config).await?;
+    println!("\nListening on http://{listen}/  (index page)");
+    for feed in publish::feeds_for(&config) {
+        println!(
+            "  {:<20} {}",
+            feed.id.as_str(),
+            feed.url(publish::FeedFormat::Rss)
+        );
+    }
+    println!("Press Ctrl-C to stop.\n");
+    let result = daemon::run_with(
+        service,
+        listener,
+        &config_path,
+        config,
+        RunOptions::default(),
+        shutdown,
+    )
+    .await;
+    let _ = site_task.await;
+    result
 }
 
 #[cfg(test)]

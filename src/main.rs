@@ -9,7 +9,7 @@ use clap::Parser;
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    cli::init_logging(cli.log_format);
+    cli::init_logging(cli.log_format, cli.command.default_log_level());
     let runtime = match tokio::runtime::Runtime::new() {
         Ok(runtime) => runtime,
         Err(err) => {
@@ -25,6 +25,15 @@ fn main() -> ExitCode {
                     eprintln!("{diag}");
                 }
                 eprintln!("{} problem(s) found; nothing was run", diags.len());
+                return ExitCode::from(2);
+            }
+            if let Some(ConfigError::Unreadable { .. }) = err.downcast_ref::<ConfigError>() {
+                eprintln!("error: {err:#}");
+                eprintln!(
+                    "  help: name the settings file with --config PATH or the BANTIN_CONFIG \
+                     environment variable (default: config/bantin.toml, relative to the \
+                     current folder)"
+                );
                 return ExitCode::from(2);
             }
             eprintln!("error: {err:#}");

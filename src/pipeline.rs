@@ -81,10 +81,31 @@ async fn blocking<T: Send + 'static>(
         .map_err(PipelineError::from)
 }
 
+/// How far a source run has got: listing pages and articles done, of those known.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct RunProgress {
+    pub done: u64,
+    pub total: u64,
+}
+
+/// Told how far a source run has got, with its counts so far.
+pub type Progress<'a> = &'a (dyn Fn(&SourceRun, RunProgress) + Sync);
+
 impl Pipeline {
     /// One run of one source. Never fails as a whole: errors are counted in the
     /// returned run, which is also recorded in the store.
     pub async fn run_source(&self, config: &Config, source: &Source) -> SourceRun {
+        self.run_source_reporting(config, source, &|_, _| {}).await
+    }
+
+    /// [`Pipeline::run_source`], telling `progress` how far it got: at the start, once
+    /// the pages to fetch are known, and after each article.
+    pub async fn run_source_reporting(
+        &self,
+        config: &Config,
+        source: &Source,
+        progress: Progress<'_>,
+    ) -> SourceRun {
         let span = info_span!("crawl", source = %source.id);
         async {
             let started = Instant::now();
@@ -92,7 +113,8 @@ impl Pipeline {
                 started_at: Some(Utc::now()),
                 ..SourceRun::default()
             };
-            if let Err(err) = self.crawl_into(config, source, &mut run).await {
+            progress(&run, RunProgress::default());
+            if let Err(err) = self.crawl_into(config, source, &mut run, progress).await {
                 run.errors += 1;
                 run.last_error = Some(format!("{err:#}"));
                 run.failure = Some(ReadFailure::Other(err.to_string()));
@@ -141,6 +163,7 @@ impl Pipeline {
         config: &Config,
         source: &Source,
         run: &mut SourceRun,
+        progress: Progress<'_>,
     ) -> Result<(), PipelineError> {
         let store = self.store.clone();
         let (id, urls) = (source.id.clone(), source.urls.clone());
@@ -175,7 +198,14 @@ impl Pipeline {
 
         let visits = self.plan_visits(source, discovery.candidates, run).await?;
         debug!(visits = visits.len(), "article links to visit");
-        self.visit_all(config, source, visits, run).await;
+        let listings = run.listings_read + discovery.not_modified;
+        let so_far = RunProgress {
+            done: listings,
+            total: listings + visits.len() as u64,
+        };
+        progress(run, so_far);
+        self.visit_all(config, source, visits, run, (progress, so_far))
+            .await;
         Ok(())
     }
 
@@ -215,6 +245,7 @@ impl Pipeline {
         source: &Source,
         visits: Vec<ArticleVisit>,
         run: &mut SourceRun,
+        (progress, mut so_far): (Progress<'_>, RunProgress),
     ) {
         let mut coverage: BTreeMap<String, u64> = BTreeMap::new();
         let mut extracted = 0u64;
@@ -223,6 +254,7 @@ impl Pipeline {
             .map(|visit| self.visit_link(config, source, visit))
             .buffer_unordered(concurrency);
         while let Some(result) = results.next().await {
+            so_far.done += 1;
             let outcome = match result {
                 Ok(Visited::Stored {
                     present,
@@ -239,10 +271,12 @@ impl Pipeline {
                 Ok(Visited::NotModified(id)) => Outcome::Unchanged(id),
                 Ok(Visited::Dead) => {
                     run.dead_links += 1;
+                    progress(run, so_far);
                     continue;
                 }
                 Err((_, PipelineError::Fetch(FetchError::ShuttingDown { .. }))) => {
                     run.interrupted = true;
+                    progress(run, so_far);
                     continue;
                 }
                 Err((url, err)) => {
@@ -250,6 +284,7 @@ impl Pipeline {
                     run.last_error = Some(format!("{url}: {err:#}"));
                     self.metrics.record_error(&source.id);
                     warn!(url = %url, error = %err, "article skipped");
+                    progress(run, so_far);
                     continue;
                 }
             };
@@ -260,6 +295,7 @@ impl Pipeline {
                 Outcome::Unchanged(_) => run.unchanged += 1,
                 Outcome::Duplicate { .. } => run.duplicates += 1,
             }
+            progress(run, so_far);
         }
         if extracted > 0 {
             run.field_coverage = TRACKED_FIELDS
@@ -678,6 +714,10 @@ pub struct ReextractCounts {
     pub pages: u64,
     pub new: u64,
     pub updated: u64,
+    /// Items whose text is unchanged but whose categories changed (a keyword rule or a
+    /// source's categories were edited): their feeds change.
+    pub recategorized: u64,
+    /// Items with the same text and the same categories.
     pub unchanged: u64,
     pub duplicates: u64,
     pub failed: u64,
@@ -744,19 +784,43 @@ async fn reextract_page(
     let outcome = pipeline
         .record(article, source_id, categories.clone(), None)
         .await?;
-    match &outcome {
+    match outcome {
         Outcome::New(_) => counts.new += 1,
         Outcome::Updated(_) => counts.updated += 1,
-        Outcome::Unchanged(_) => counts.unchanged += 1,
+        Outcome::Unchanged(id) => {
+            if recategorize(pipeline, id, categories).await? {
+                counts.recategorized += 1;
+            } else {
+                counts.unchanged += 1;
+            }
+        }
         Outcome::Duplicate { .. } => counts.duplicates += 1,
     }
-    // Keyword rules may have changed even when the text did not (an update already
-    // replaced the categories).
-    if let Outcome::Unchanged(id) = outcome {
-        let store = pipeline.store.clone();
-        blocking(move || store.set_categories(&id, &categories)).await?;
-    }
     Ok(())
+}
+
+/// Gives an item whose text did not change its categories as the rules now say (an
+/// update already replaced them); true when they differ from those stored.
+async fn recategorize(
+    pipeline: &Pipeline,
+    id: ItemId,
+    categories: Vec<CategoryId>,
+) -> Result<bool, PipelineError> {
+    let store = pipeline.store.clone();
+    blocking(move || {
+        let stored = store.item(&id)?.map(|item| item.categories);
+        let changed = stored.is_none_or(|mut stored| {
+            let mut now = categories.clone();
+            stored.sort();
+            now.sort();
+            stored != now
+        });
+        if changed {
+            store.set_categories(&id, &categories)?;
+        }
+        Ok(changed)
+    })
+    .await
 }
 
 #[cfg(test)]

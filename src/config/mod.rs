@@ -1,11 +1,14 @@
-//! Configuration: reading the TOML files (`file`), turning them into runtime types while
-//! collecting every problem (`build`), and reporting problems (`diag`). Nothing here
-//! touches the network.
+//! Configuration: the raw TOML structs (`file`), reading a file into them past shape
+//! errors (`shape`), checking single values (`values`), turning the files into runtime
+//! types while collecting every problem (`build`), and reporting problems (`diag`).
+//! Nothing here touches the network.
 
 mod build;
 mod database;
 pub mod diag;
 pub mod file;
+mod shape;
+mod values;
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};

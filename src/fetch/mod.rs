@@ -117,7 +117,10 @@ pub enum FetchError {
     RobotsDisallowed { url: Url },
     #[error("GET {url} not sent: its robots.txt could not be read ({reason})")]
     RobotsUnreachable { url: Url, reason: ReadFailure },
-    #[error("GET {url} refused: {addr} is a private, loopback or link-local address")]
+    #[error(
+        "GET {url} refused: {addr} is a private, loopback or link-local address \
+         (set allow_private_networks = true in [fetch] to allow it)"
+    )]
     ForbiddenAddress { url: Url, addr: std::net::IpAddr },
     #[error("GET {url} refused: the host is outside the source's allowed domains")]
     ForeignHost { url: Url },

@@ -1,5 +1,6 @@
 //! Atom 1.0 rendering with the `atom_syndication` crate: self and hub links, HTML
-//! content, the lead as summary, the image as `rel="enclosure"` and `media:content`.
+//! content, the lead as summary, the image as `rel="enclosure"` and `media:content`,
+//! the story's other addresses as `rel="related"`.
 
 use std::collections::BTreeMap;
 
@@ -82,6 +83,13 @@ fn atom_entry(entry: &Entry) -> AtomEntry {
         mime_type: Some("text/html".into()),
         ..Link::default()
     }];
+    // The same story at other addresses: merging duplicates keeps every source in view.
+    links.extend(entry.also_at.iter().map(|url| Link {
+        href: url.to_string(),
+        rel: "related".into(),
+        mime_type: Some("text/html".into()),
+        ..Link::default()
+    }));
     let mut extensions = ExtensionMap::new();
     if let Some(image) = &entry.image {
         links.push(Link {

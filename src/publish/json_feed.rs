@@ -1,4 +1,5 @@
-//! JSON Feed 1.1 (<https://jsonfeed.org/version/1.1>) rendering with serde.
+//! JSON Feed 1.1 (<https://jsonfeed.org/version/1.1>) rendering with serde. JSON Feed has
+//! no related links: the story's other addresses close `content_html` and `content_text`.
 
 use serde::Serialize;
 
@@ -31,8 +32,8 @@ struct JsonItem<'a> {
     id: &'a str,
     url: &'a str,
     title: &'a str,
-    content_html: &'a str,
-    content_text: &'a str,
+    content_html: String,
+    content_text: String,
     #[serde(skip_serializing_if = "Option::is_none")]
     summary: Option<&'a str>,
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -91,8 +92,8 @@ fn json_item(entry: &Entry) -> JsonItem<'_> {
         id: &entry.id,
         url: &entry.link,
         title: &entry.title,
-        content_html: &entry.content_html,
-        content_text: &entry.content_text,
+        content_html: entry.content_html_with_also_at(),
+        content_text: entry.content_text_with_also_at(),
         summary: entry.summary.as_deref(),
         image: entry.image.as_ref().map(|i| i.url.as_str()),
         date_published: entry.published.to_rfc3339(),

@@ -12,7 +12,8 @@ mod rss;
 pub mod websub;
 
 use std::collections::BTreeMap;
-use std::path::PathBuf;
+use std::fmt::Write;
+use std::path::{Path, PathBuf};
 use std::time::SystemTime;
 
 use chrono::{DateTime, FixedOffset, TimeZone, Utc};
@@ -212,6 +213,8 @@ pub struct PublishReport {
     pub unchanged_files: usize,
     /// Whether the OPML list was rewritten.
     pub opml_changed: bool,
+    /// Feed files of categories no longer configured, removed from the feeds folder.
+    pub removed: Vec<PathBuf>,
 }
 
 /// One feed whose files changed.
@@ -313,7 +316,41 @@ pub fn publish_all(config: &Config, store: &dyn Store) -> Result<PublishReport, 
     )?;
     report.opml_changed = opml_changed;
     report.unchanged_files += usize::from(!opml_changed);
+    report.removed = remove_dropped_feeds(dir, &feeds)?;
     Ok(report)
+}
+
+/// Removes the feed files (`<category>.rss|atom|json`) of categories that are no longer
+/// among `feeds`, so that a removed category stops being served.
+fn remove_dropped_feeds(dir: &Path, feeds: &[FeedMeta]) -> Result<Vec<PathBuf>, PublishError> {
+    let io = |source| PublishError::Write {
+        path: dir.to_owned(),
+        source,
+    };
+    let mut removed = Vec::new();
+    for entry in std::fs::read_dir(dir).map_err(io)? {
+        let path = entry.map_err(io)?.path();
+        let (Some(stem), Some(ext)) = (
+            path.file_stem().and_then(|s| s.to_str()),
+            path.extension().and_then(|e| e.to_str()),
+        ) else {
+            continue;
+        };
+        let is_feed = FeedFormat::from_extension(ext).is_some()
+            && !stem.is_empty()
+            && stem
+                .chars()
+                .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-');
+        if is_feed && !feeds.iter().any(|f| f.id.as_str() == stem) {
+            std::fs::remove_file(&path).map_err(|source| PublishError::Write {
+                path: path.clone(),
+                source,
+            })?;
+            tracing::info!(category = stem, file = %path.display(), "feed of a removed category removed");
+            removed.push(path);
+        }
+    }
+    Ok(removed)
 }
 
 /// Renders one feed in one format.
@@ -371,6 +408,8 @@ struct Entry {
     categories: Vec<(String, String)>,
     tags: Vec<String>,
     language: Option<String>,
+    /// The other addresses the same story was seen at (another source, another URL).
+    also_at: Vec<Url>,
 }
 
 struct Image {
@@ -433,8 +472,57 @@ impl Entry {
                 .collect(),
             tags: article.tags.iter().map(|t| xml_clean(t)).collect(),
             language: article.language.as_deref().map(xml_clean),
+            also_at: item.links.clone(),
         }
     }
+
+    /// The body closed by an "Also at" list of the story's other addresses, for formats
+    /// with no link relation to carry them (RSS, JSON Feed): merging duplicates must not
+    /// hide a source from a reader.
+    fn content_html_with_also_at(&self) -> String {
+        let mut html = self.content_html.clone();
+        html.push_str(&also_at_html(&self.also_at));
+        html
+    }
+
+    /// The text body closed by the same list, one address a line.
+    fn content_text_with_also_at(&self) -> String {
+        let mut text = self.content_text.clone();
+        if !self.also_at.is_empty() {
+            text.push_str("\n\nAlso at:");
+            for url in &self.also_at {
+                let _ = write!(text, "\n- {url}");
+            }
+        }
+        text
+    }
+}
+
+/// Whether an address may become a link on a page or in a feed's HTML: `http` and
+/// `https` only, never `javascript:` or `data:`.
+pub fn is_linkable(url: &Url) -> bool {
+    matches!(url.scheme(), "http" | "https")
+}
+
+/// "Also at" and a list of the other addresses a merged story was seen at (empty when
+/// there are none), as feeds close an item's content and the pages for people show
+/// it.
+pub fn also_at_html(links: &[Url]) -> String {
+    let links: Vec<&Url> = links.iter().filter(|u| is_linkable(u)).collect();
+    if links.is_empty() {
+        return String::new();
+    }
+    let mut html = String::from("<div class=\"also-at\"><p>Also at:</p><ul>");
+    for url in links {
+        let _ = write!(
+            html,
+            "<li><a href=\"{}\">{}</a></li>",
+            html_escape::encode_double_quoted_attribute(url.as_str()),
+            html_escape::encode_text(url.as_str())
+        );
+    }
+    html.push_str("</ul></div>");
+    html
 }
 
 fn entries(items: &[Item], meta: &FeedMeta, ctx: &RenderContext) -> Vec<Entry> {

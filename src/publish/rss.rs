@@ -1,6 +1,7 @@
 //! RSS 2.0 rendering with the `rss` crate: `atom:link rel="self"` (and `rel="hub"`),
 //! `dc:creator` for authors (RSS `<author>` must be an e-mail address),
-//! `content:encoded` for the body, an enclosure and `media:content` for the image.
+//! `content:encoded` for the body (closed by an "Also at" list of the story's other
+//! addresses), an enclosure and `media:content` for the image.
 
 use std::collections::BTreeMap;
 
@@ -124,7 +125,7 @@ fn rss_item(entry: &Entry) -> rss::Item {
             permalink: false,
         }),
         pub_date: Some(entry.published.to_rfc2822()),
-        content: Some(entry.content_html.clone()),
+        content: Some(entry.content_html_with_also_at()),
         extensions,
         dublin_core_ext: dublin_core,
         ..rss::Item::default()

@@ -7,6 +7,7 @@ pub mod caching;
 mod connections;
 pub mod index;
 pub mod metrics;
+pub mod pages;
 mod routes;
 
 use std::sync::Arc;
@@ -147,4 +148,126 @@ pub fn source_is_healthy(state: &crate::model::SourceState) -> bool {
             .last_run
             .as_ref()
             .is_none_or(|r| r.breakage.is_empty())
+}
+
+/// Where a source stands, as the index page and `/healthz` tell it.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Standing<'a> {
+    /// No run of the source finished yet.
+    NotRunYet,
+    /// The last run read the source; `last_error` is the last page that failed in it.
+    Ok { last_error: Option<&'a str> },
+    /// The site asked to wait (`Retry-After`); the source is not backed off.
+    Waiting { cause: String },
+    /// The last run could not read the source; `runs` failed in a row.
+    Failing { cause: String, runs: u32 },
+    /// The breakage alarm went off: what went missing and the selector to check.
+    Broken { findings: &'a [String] },
+}
+
+impl Standing<'_> {
+    /// Reads a source's stored state (`None`: never recorded).
+    pub fn of(state: Option<&crate::model::SourceState>) -> Standing<'_> {
+        let Some((state, run)) = state.and_then(|s| s.last_run.as_ref().map(|r| (s, r))) else {
+            return Standing::NotRunYet;
+        };
+        match &run.failure {
+            _ if !run.breakage.is_empty() => Standing::Broken {
+                findings: &run.breakage,
+            },
+            Some(failure) if run.failed() => Standing::Failing {
+                cause: failure.to_string(),
+                runs: state.failures,
+            },
+            Some(failure) => Standing::Waiting {
+                cause: failure.to_string(),
+            },
+            None => Standing::Ok {
+                last_error: run.last_error.as_deref(),
+            },
+        }
+    }
+
+    /// One word for machines: `not_run`, `ok`, `waiting`, `failing` or `broken`.
+    pub fn name(&self) -> &'static str {
+        match self {
+            Standing::NotRunYet => "not_run",
+            Standing::Ok { .. } => "ok",
+            Standing::Waiting { .. } => "waiting",
+            Standing::Failing { .. } => "failing",
+            Standing::Broken { .. } => "broken",
+        }
+    }
+}
+
+impl std::fmt::Display for Standing<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Standing::NotRunYet => f.write_str("not run yet"),
+            Standing::Ok { last_error: None } => f.write_str("ok"),
+            Standing::Ok {
+                last_error: Some(error),
+            } => write!(f, "ok (last page error: {error})"),
+            Standing::Waiting { cause } => write!(f, "waiting: not read: {cause}"),
+            Standing::Failing { cause, runs } if *runs > 1 => {
+                write!(f, "failing: not read: {cause} ({runs} runs in a row)")
+            }
+            Standing::Failing { cause, .. } => write!(f, "failing: not read: {cause}"),
+            Standing::Broken { findings } => write!(f, "broken: {}", findings.join("; ")),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::Standing;
+    use crate::model::{ReadFailure, SourceRun, SourceState};
+
+    fn after(run: SourceRun, failures: u32) -> SourceState {
+        SourceState {
+            last_run: Some(run),
+            failures,
+            ..SourceState::default()
+        }
+    }
+
+    #[test]
+    fn standing_tells_each_case_apart() {
+        let failed = SourceRun {
+            failure: Some(ReadFailure::Status(500)),
+            ..SourceRun::default()
+        };
+        let broken = SourceRun {
+            breakage: vec!["field `title` gone: check title".into()],
+            ..SourceRun::default()
+        };
+        let page_error = SourceRun {
+            last_error: Some("GET /a answered 404".into()),
+            ..SourceRun::default()
+        };
+        let rows = [
+            (None, "not run yet"),
+            (Some(SourceState::default()), "not run yet"),
+            (Some(after(SourceRun::default(), 0)), "ok"),
+            (
+                Some(after(page_error, 0)),
+                "ok (last page error: GET /a answered 404)",
+            ),
+            (
+                Some(after(failed.clone(), 1)),
+                "failing: not read: answered 500",
+            ),
+            (
+                Some(after(failed, 4)),
+                "failing: not read: answered 500 (4 runs in a row)",
+            ),
+            (
+                Some(after(broken, 0)),
+                "broken: field `title` gone: check title",
+            ),
+        ];
+        for (state, shown) in rows {
+            assert_eq!(Standing::of(state.as_ref()).to_string(), shown, "{state:?}");
+        }
+    }
 }

@@ -18,6 +18,7 @@ use tower_http::timeout::TimeoutLayer;
 use super::AppState;
 use super::caching::{Representation, http_date, tag_encoding};
 use super::index::render_index;
+use super::pages::{FeedPage, ItemView, prefers_html};
 use crate::config::Config;
 use crate::error_chain;
 use crate::model::{ALL_CATEGORY, CategoryId, SourceState};
@@ -114,6 +115,20 @@ struct FeedQuery {
     q: Option<String>,
 }
 
+impl FeedQuery {
+    /// How many items to show: `?limit=`, else the feed's length, within bounds.
+    fn limit(&self, meta: &FeedMeta) -> usize {
+        self.limit
+            .unwrap_or(meta.items_per_feed)
+            .clamp(1, MAX_LIMIT)
+    }
+
+    /// The words of `?q=`; a `q` without letters or digits has none to search for.
+    fn words(&self) -> Option<&str> {
+        self.q.as_deref().filter(|q| !search_terms(q).is_empty())
+    }
+}
+
 /// What a name under `/feeds/` refers to.
 enum FeedFile {
     Feed(Box<FeedMeta>, FeedFormat),
@@ -146,6 +161,20 @@ async fn feed(
     let Some(file) = resolve(&config, &derived.feeds, &name) else {
         return (StatusCode::NOT_FOUND, "no such feed\n").into_response();
     };
+    let accept = headers.get(header::ACCEPT).and_then(|v| v.to_str().ok());
+    if let FeedFile::Feed(meta, _) = &file
+        && prefers_html(accept)
+    {
+        return match feed_page(&state, &config, FeedMeta::clone(meta), query).await {
+            Ok(page) => page,
+            Err(e) => error_response(e),
+        };
+    }
+    // A feed answers by `Accept` too (a page for browsers), so caches must key on it.
+    let vary = match &file {
+        FeedFile::Feed(..) => "accept, accept-encoding",
+        FeedFile::Opml | FeedFile::Stylesheet => "accept-encoding",
+    };
     let cache_control = &derived.cache_control;
     let (content_type, meta_format) = match &file {
         FeedFile::Opml => ("text/x-opml; charset=utf-8".to_owned(), None),
@@ -155,12 +184,7 @@ async fn feed(
             Some((FeedMeta::clone(meta), *format)),
         ),
     };
-    // A `?q=` without letters or digits has no word to search for.
-    let filtered = query.limit.is_some()
-        || query
-            .q
-            .as_deref()
-            .is_some_and(|q| !search_terms(q).is_empty());
+    let filtered = query.limit.is_some() || query.words().is_some();
     let rep = match meta_format {
         Some((meta, format)) if filtered => {
             render_filtered(&state, &config, meta, format, query).await
@@ -178,7 +202,7 @@ async fn feed(
         }
     };
     match rep {
-        Ok(rep) => respond(&rep, &content_type, cache_control, &headers),
+        Ok(rep) => respond(&rep, &content_type, cache_control, vary, &headers),
         Err(e) => error_response(e),
     }
 }
@@ -191,11 +215,8 @@ async fn render_filtered(
     query: FeedQuery,
 ) -> Result<Arc<Representation>, ServeError> {
     let work = FilteredFeed {
-        limit: query
-            .limit
-            .unwrap_or(meta.items_per_feed)
-            .clamp(1, MAX_LIMIT),
-        words: query.q.unwrap_or_default(),
+        limit: query.limit(&meta),
+        words: query.words().unwrap_or_default().to_owned(),
         meta,
         format,
         ctx: RenderContext::new(config),
@@ -208,6 +229,47 @@ async fn render_filtered(
     let rep =
         tokio::task::spawn_blocking(move || work.render(store.as_ref(), &abandoned)).await??;
     Ok(Arc::new(rep))
+}
+
+/// The page a browser gets at a feed's address: the feed's latest items, or those
+/// `?q=` finds, read from the store for each request.
+async fn feed_page(
+    state: &AppState,
+    config: &Arc<Config>,
+    meta: FeedMeta,
+    query: FeedQuery,
+) -> Result<Response, ServeError> {
+    let limit = query.limit(&meta);
+    let words = query.words().map(str::to_owned);
+    let store = state.store.clone();
+    let config = config.clone();
+    let page = tokio::task::spawn_blocking(move || -> Result<String, StoreError> {
+        let items = match &words {
+            Some(words) => store.search_items(&meta.id, words, limit)?,
+            None => store.latest_items(&meta.id, limit)?,
+        };
+        let ctx = RenderContext::new(&config);
+        let page = FeedPage {
+            meta: &meta,
+            query: words.as_deref(),
+            view: ItemView {
+                timezone: config.settings.timezone,
+                ctx: &ctx,
+                with_lead: true,
+            },
+        };
+        Ok(page.render(&items))
+    })
+    .await??;
+    Ok((
+        [
+            (header::VARY, "accept"),
+            // Rendered from the store on each request: nothing to revalidate against.
+            (header::CACHE_CONTROL, "no-cache"),
+        ],
+        Html(page),
+    )
+        .into_response())
 }
 
 /// A feed filtered by `?limit=` and `?q=`, rendered from the store.
@@ -249,6 +311,7 @@ fn respond(
     rep: &Representation,
     content_type: &str,
     cache_control: &str,
+    vary: &'static str,
     request: &HeaderMap,
 ) -> Response {
     let mut headers = HeaderMap::new();
@@ -266,6 +329,7 @@ fn respond(
         header::CACHE_CONTROL,
         HeaderValue::from_str(cache_control).expect("Cache-Control is ASCII"),
     );
+    headers.insert(header::VARY, HeaderValue::from_static(vary));
     if rep.not_modified(request) {
         return (StatusCode::NOT_MODIFIED, headers).into_response();
     }
@@ -273,7 +337,6 @@ fn respond(
         header::CONTENT_TYPE,
         HeaderValue::from_str(content_type).expect("a media type is ASCII"),
     );
-    headers.insert(header::VARY, HeaderValue::from_static("accept-encoding"));
     if rep.body.len() >= MIN_COMPRESS_BYTES && accepts_gzip(request) {
         // Served from the per-version copy; the compression layer leaves encoded
         // responses alone and the outer layer tags the ETag.
@@ -343,6 +406,8 @@ struct StoreHealth {
 #[derive(Serialize)]
 struct SourceHealth {
     id: String,
+    /// `not_run`, `ok`, `waiting`, `failing` or `broken` (see [`super::Standing`]).
+    standing: &'static str,
     last_success: Option<String>,
     last_run: Option<String>,
     next_run: Option<String>,
@@ -401,6 +466,7 @@ async fn healthz(State(state): State<AppState>) -> Response {
             let last_run = state.and_then(|s| s.last_run.as_ref());
             SourceHealth {
                 id: source.id.to_string(),
+                standing: super::Standing::of(state).name(),
                 last_success: state.and_then(|s| s.last_success).map(|t| t.to_rfc3339()),
                 last_run: last_run.and_then(|r| r.finished_at).map(|t| t.to_rfc3339()),
                 next_run: next_runs.get(&source.id).map(|t| t.to_rfc3339()),

@@ -4,11 +4,12 @@
 use std::collections::HashSet;
 use std::sync::LazyLock;
 
-use scraper::{ElementRef, Html, Selector};
+use scraper::{ElementRef, Selector};
 use url::Url;
 
 use super::{Pass, absolute};
 use crate::config::LinkRules;
+use crate::extract::nesting;
 use crate::text::normalize;
 
 static ANCHOR: LazyLock<Selector> =
@@ -50,7 +51,7 @@ pub(super) async fn discover(pass: &mut Pass<'_>) {
 /// Finds the article links and the next-page link of a listing page. Links are made
 /// absolute against `page_url` (or the page's `<base href>`).
 pub fn links(html: &str, page_url: &Url, rules: &LinkRules) -> ListingLinks {
-    let doc = Html::parse_document(html);
+    let doc = nesting::parse_document(html);
     let base = doc
         .select(&BASE)
         .next()

@@ -35,8 +35,63 @@ fn valid_fixture_config_passes() {
 }
 
 #[test]
-fn unreadable_config_exits_1() {
-    check("does-not-exist").code(1);
+fn missing_config_is_bad_usage_naming_both_ways_to_give_it() {
+    let out = check("does-not-exist").code(2).get_output().clone();
+    let stderr = String::from_utf8(out.stderr).unwrap();
+    assert!(stderr.contains("does-not-exist/bantin.toml"), "{stderr}");
+    assert!(stderr.contains("--config"), "{stderr}");
+    assert!(stderr.contains("BANTIN_CONFIG"), "{stderr}");
+}
+
+#[test]
+fn a_syntax_error_hides_neither_the_files_other_errors_nor_adds_false_ones() {
+    let stderr = stderr_of("syntax-error-among-other-errors");
+    assert!(
+        stderr.contains("categories.toml:7:19: string values must be quoted"),
+        "{stderr}"
+    );
+    assert!(
+        stderr.contains("categories.toml:15:10: unknown rule field \"boby\""),
+        "{stderr}"
+    );
+    // The category with the syntax error is not also reported as undefined.
+    assert!(!stderr.contains("is not defined"), "{stderr}");
+    assert!(stderr.contains("2 problem(s) found"), "{stderr}");
+}
+
+#[test]
+fn invalid_link_rules_are_not_also_reported_missing() {
+    let stderr = stderr_of("invalid-selector-and-pattern");
+    assert!(stderr.contains("is not valid CSS"), "{stderr}");
+    assert!(
+        stderr.contains("is not a valid regular expression"),
+        "{stderr}"
+    );
+    assert!(!stderr.contains("no way to find article links"), "{stderr}");
+    assert!(stderr.contains("2 problem(s) found"), "{stderr}");
+}
+
+#[test]
+fn every_error_of_every_broken_fixture_has_a_help_line() {
+    let dirs = std::fs::read_dir("tests/fixtures/config").unwrap();
+    let mut errors = 0;
+    for case in dirs.map(|d| d.unwrap().file_name().into_string().unwrap()) {
+        if case == "valid" {
+            continue;
+        }
+        let stderr = stderr_of(&case);
+        let lines: Vec<&str> = stderr.lines().collect();
+        for (i, line) in lines
+            .iter()
+            .enumerate()
+            .filter(|(_, l)| l.starts_with("error:"))
+        {
+            errors += 1;
+            let next = lines.get(i + 1).copied().unwrap_or_default();
+            assert!(next.starts_with("  help: "), "{case}: no help for {line}");
+        }
+    }
+    assert!(errors >= 40, "{errors} errors seen");
 }
 
 /// One row per broken config: the file and line the error must point at, and words the

@@ -3,7 +3,7 @@
 //! publishes coalesced over a burst of runs, and a clean exit on SIGTERM.
 
 use std::path::Path;
-use std::process::{Command, Stdio};
+use std::process::Command;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -358,17 +358,12 @@ async fn demo_runs_offline_and_serves_feeds_that_parse() {
     let port = free_port();
     let dir = tempfile::tempdir().unwrap();
     let log = dir.path().join("demo.log");
-    let mut demo = Daemon {
-        child: Command::new(assert_cmd::cargo::cargo_bin!("bantin"))
-            .args(["demo", "--listen", &format!("127.0.0.1:{port}")])
-            .args(["--dir", dir.path().join("demo").to_str().unwrap()])
-            .stdout(Stdio::null())
-            .stderr(std::fs::File::create(&log).unwrap())
-            .spawn()
-            .expect("bantin demo starts"),
-        log,
-        base: format!("http://127.0.0.1:{port}"),
-    };
+    let mut command = Command::new(assert_cmd::cargo::cargo_bin!("bantin"));
+    command
+        .args(["demo", "--listen", &format!("127.0.0.1:{port}")])
+        .args(["--site-listen", "127.0.0.1:0"])
+        .args(["--dir", dir.path().join("demo").to_str().unwrap()]);
+    let mut demo = Daemon::spawn(command, port, log);
     for feed in ["all", "party-work", "police-activities"] {
         let rss = demo
             .wait_for(&format!("/feeds/{feed}.rss"), "a demo feed", |b| {

@@ -267,3 +267,66 @@ async fn sample_articles_extract_and_land_in_their_categories() {
     }
     assert_eq!(seen, 16);
 }
+
+/// One `bantin demo` run with the sample site on `site_port`, stopped once its feeds are
+/// published: the JSON feed of everything, what it printed, and its log.
+async fn demo_run(
+    site_port: u16,
+    dir: &std::path::Path,
+) -> (serde_json::Value, Vec<String>, String) {
+    use crate::support::daemon::{Daemon, free_port};
+    let port = free_port();
+    let mut command = std::process::Command::new(assert_cmd::cargo::cargo_bin!("bantin"));
+    command
+        .args(["demo", "--listen", &format!("127.0.0.1:{port}")])
+        .args(["--site-listen", &format!("127.0.0.1:{site_port}")])
+        .arg("--dir")
+        .arg(dir)
+        .env_remove("RUST_LOG");
+    let mut demo = Daemon::spawn(command, port, dir.with_extension("log"));
+    let printed = demo.stdout.until("Press Ctrl-C");
+    let (_, json) = demo
+        .get("/feeds/all.json")
+        .await
+        .expect("the feed is served");
+    let feed: serde_json::Value = serde_json::from_str(&json).unwrap();
+    // The sample site is still there while the demo runs: item links work.
+    let link = feed["items"][0]["url"]
+        .as_str()
+        .expect("an item with a link");
+    let page = reqwest::get(link).await.unwrap();
+    assert_eq!(page.status(), StatusCode::OK, "{link}");
+    assert_eq!(demo.stop().await.code(), Some(0), "{}", demo.log());
+    (feed, printed, demo.log())
+}
+
+#[tokio::test]
+async fn demo_keeps_its_site_up_and_item_ids_across_runs_and_prints_apart_from_the_log() {
+    let site_port = crate::support::daemon::free_port();
+    let dir = tempfile::tempdir().unwrap();
+    let (first, printed, log) = demo_run(site_port, &dir.path().join("first")).await;
+    let (second, _, _) = demo_run(site_port, &dir.path().join("second")).await;
+    let ids = |feed: &serde_json::Value| {
+        feed["items"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|i| i["id"].as_str().unwrap().to_owned())
+            .collect::<BTreeSet<_>>()
+    };
+    assert!(ids(&first).len() >= 12, "{:?}", ids(&first));
+    assert_eq!(ids(&first), ids(&second));
+    let summary = printed.join("\n");
+    assert!(
+        summary.contains(&format!("Sample site:   http://127.0.0.1:{site_port}/")),
+        "{summary}"
+    );
+    assert!(
+        summary.contains("Listening on http://127.0.0.1:"),
+        "{summary}"
+    );
+    assert!(summary.contains("crawled demo-xay-dung-dang"), "{summary}");
+    // Only warnings and errors are logged, on stderr; the summary is not in the log.
+    assert!(!log.contains("INFO"), "{log}");
+    assert!(!log.contains("crawled demo-"), "{log}");
+}

@@ -574,7 +574,7 @@ async fn daemon_keeps_feeds_right_over_many_ticks() {
     );
     let index = daemon.wait_for("/", "the index page", |_| true).await;
     assert!(
-        index.contains("<strong>unhealthy</strong>: found no article links"),
+        index.contains("<strong>broken: found no article links"),
         "{index}"
     );
     assert!(daemon.stop().await.success(), "{}", daemon.log());

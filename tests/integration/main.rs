@@ -1,5 +1,7 @@
+mod browser;
 mod check;
 mod classify;
+mod cli;
 mod crawl;
 mod daemon;
 mod demo;
@@ -8,6 +10,7 @@ mod fetch;
 mod freshness;
 mod hostile;
 mod hostile_server;
+mod pages;
 mod publish;
 mod reload;
 mod runs;

@@ -1,8 +1,10 @@
 //! A bantin process for tests that run the binary as an operator would: started on a
 //! free port, polled over HTTP until it has done something, stopped with a signal.
 
+use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
+use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
 /// Longest wait for something the daemon should do within a few ticks.
@@ -32,11 +34,50 @@ pub fn free_port() -> u16 {
 }
 
 /// `bantin run` (or another long-running command) as a child process, its stderr in a
-/// log file, its server at `base`. Killed when dropped.
+/// log file, its stdout read line by line, its server at `base`. Killed when dropped.
 pub struct Daemon {
     pub child: Child,
     pub log: PathBuf,
     pub base: String,
+    pub stdout: StdoutLines,
+}
+
+/// A child's stdout, read on a thread so that a test can wait for a line with a deadline.
+pub struct StdoutLines(mpsc::Receiver<String>);
+
+impl StdoutLines {
+    fn of(child: &mut Child) -> StdoutLines {
+        let out = child.stdout.take().expect("stdout is piped");
+        let (tx, rx) = mpsc::channel();
+        std::thread::spawn(move || {
+            for line in BufReader::new(out).lines().map_while(Result::ok) {
+                if tx.send(line).is_err() {
+                    break;
+                }
+            }
+        });
+        StdoutLines(rx)
+    }
+
+    /// The lines printed up to and with the first that contains `what`; panics if none
+    /// comes within [`PATIENCE`].
+    pub fn until(&self, what: &str) -> Vec<String> {
+        let deadline = Instant::now() + PATIENCE;
+        let mut lines = Vec::new();
+        loop {
+            let left = deadline.saturating_duration_since(Instant::now());
+            match self.0.recv_timeout(left) {
+                Ok(line) => {
+                    let found = line.contains(what);
+                    lines.push(line);
+                    if found {
+                        return lines;
+                    }
+                }
+                Err(_) => panic!("no line with {what:?} on stdout; got {lines:#?}"),
+            }
+        }
+    }
 }
 
 impl Daemon {
@@ -52,15 +93,23 @@ impl Daemon {
     /// `bantin --config <config>` with `args` (the command and its options), serving on
     /// `port` if the command serves.
     pub fn command(config: &Path, port: u16, log: PathBuf, args: &[&str]) -> Daemon {
-        let child = Command::new(assert_cmd::cargo::cargo_bin!("bantin"))
+        let mut command = Command::new(assert_cmd::cargo::cargo_bin!("bantin"));
+        command
             .args(["--config", config.to_str().unwrap()])
             .args(args)
-            .env("RUST_LOG", "bantin=info")
-            .stdout(Stdio::null())
+            .env("RUST_LOG", "bantin=info");
+        Daemon::spawn(command, port, log)
+    }
+
+    /// Starts `command` (a `bantin` command line), its server expected on `port`.
+    pub fn spawn(mut command: Command, port: u16, log: PathBuf) -> Daemon {
+        let mut child = command
+            .stdout(Stdio::piped())
             .stderr(std::fs::File::create(&log).unwrap())
             .spawn()
             .expect("bantin starts");
         Daemon {
+            stdout: StdoutLines::of(&mut child),
             child,
             log,
             base: format!("http://127.0.0.1:{port}"),

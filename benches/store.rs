@@ -1,6 +1,8 @@
-//! Insert + dedup-check throughput of `SqliteStore`, near-duplicate lookup and search
-//! time as the store grows: `cargo bench --bench store -- [MAX_ITEMS]` (default
-//! 1,000,000). Reports at 10k, 100k and 1M items: items/s and CPU time per item for the
+//! Insert + dedup-check throughput of the store, near-duplicate lookup and search time
+//! as the store grows: `cargo bench --bench store -- [MAX_ITEMS] [--postgres URL]`
+//! (default 1,000,000 items, on SQLite; with `--postgres`, on an empty PostgreSQL
+//! database at URL, whose tables the run leaves behind; peak RSS is then bantin's
+//! alone, not the server's). Reports at 10k, 100k and 1M items: items/s and CPU time per item for the
 //! last stretch, near-duplicate lookup time (mean of 1,000 queries), search time (mean
 //! of 100 queries of each kind, newest 50 of `all`), database size and peak RSS.
 
@@ -10,8 +12,9 @@ mod synthetic;
 use std::time::{Duration, Instant};
 
 use bantin::dedup::simhash;
+use bantin::model::ItemId;
 use bantin::model::{CategoryId, Outcome, SourceId};
-use bantin::store::{SqliteStore, Store};
+use bantin::store::{PostgresStore, SqliteStore, Store, StoreError};
 
 const CHECKPOINTS: &[u64] = &[10_000, 100_000, 1_000_000];
 const LOOKUPS: u64 = 1_000;
@@ -44,16 +47,62 @@ fn cpu_seconds() -> f64 {
     }
 }
 
+/// The store under measurement.
+enum Bench {
+    Sqlite(SqliteStore, std::path::PathBuf),
+    Postgres(PostgresStore, String),
+}
+
+impl Bench {
+    fn store(&self) -> &dyn Store {
+        match self {
+            Bench::Sqlite(s, _) => s,
+            Bench::Postgres(s, _) => s,
+        }
+    }
+
+    fn find_near_duplicate(&self, h: u64) -> Result<Option<(ItemId, u32)>, StoreError> {
+        match self {
+            Bench::Sqlite(s, _) => s.find_near_duplicate(h),
+            Bench::Postgres(s, _) => s.find_near_duplicate(h),
+        }
+    }
+
+    fn size_mib(&self) -> Result<f64, Box<dyn std::error::Error>> {
+        let bytes = match self {
+            Bench::Sqlite(_, path) => std::fs::metadata(path)?.len() as f64,
+            Bench::Postgres(_, url) => {
+                let mut client = postgres::Client::connect(url, postgres::NoTls)?;
+                let row = client.query_one("SELECT pg_database_size(current_database())", &[])?;
+                row.get::<_, i64>(0) as f64
+            }
+        };
+        Ok(bytes / (1024.0 * 1024.0))
+    }
+}
+
 fn main() -> Result<(), Box<dyn std::error::Error>> {
-    let max: u64 = std::env::args()
-        .skip(1)
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let postgres_url = args
+        .iter()
+        .position(|a| a == "--postgres")
+        .and_then(|i| args.get(i + 1).cloned());
+    let max: u64 = args
+        .iter()
+        .filter(|a| Some(*a) != postgres_url.as_ref())
         .find(|a| !a.starts_with('-'))
         .map(|a| a.parse())
         .transpose()?
         .unwrap_or(1_000_000);
     let dir = tempfile::TempDir::new()?;
-    let db = dir.path().join("bench.sqlite3");
-    let store = SqliteStore::open(&db, 3)?;
+    let bench = match postgres_url {
+        Some(url) => Bench::Postgres(PostgresStore::open(&url, 3)?, url),
+        None => {
+            let db = dir.path().join("bench.sqlite3");
+            Bench::Sqlite(SqliteStore::open(&db, 3)?, db)
+        }
+    };
+    let store = bench.store();
     let source = SourceId::from("bench");
     let bands = bantin::dedup::Bands::for_distance(3);
     println!(
@@ -109,12 +158,12 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
                 ^ (1 << (q % 64))
                 ^ (1 << ((q * 7 + 3) % 64));
             let t = Instant::now();
-            let found = store.find_near_duplicate(h)?;
+            let found = bench.find_near_duplicate(h)?;
             hit += t.elapsed();
             assert!(found.is_some(), "stored item {k} not found");
             let fresh = simhash(&synthetic::article(u64::MAX - q, 60).body_text);
             let t = Instant::now();
-            store.find_near_duplicate(fresh)?;
+            bench.find_near_duplicate(fresh)?;
             miss += t.elapsed();
         }
         // Searches over the whole store, each the mean of SEARCHES queries.
@@ -143,7 +192,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
             1,
         )?;
         let none = search_ms(&|q| format!("khongco{q}"), 0)?;
-        let db_mib = std::fs::metadata(&db)?.len() as f64 / (1024.0 * 1024.0);
+        let db_mib = bench.size_mib()?;
         println!(
             "{:>9} {:>10.0} {:>14.2} {:>14.1} {:>14.1} {:>13.2} {:>13.2} {:>13.2} {:>10.0} {:>10.0}",
             stored,

@@ -35,7 +35,10 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let mut config = Config::load(Path::new("tests/fixtures/publish/config/bantin.toml"))?;
     config.settings.data_dir = dir.path().join("data");
     config.settings.feeds_dir = dir.path().join("feeds");
-    let store = Arc::new(SqliteStore::open(&config.database_path(), 3)?);
+    let store = Arc::new(SqliteStore::open(
+        &dir.path().join("data/bantin.sqlite3"),
+        3,
+    )?);
     for n in 0..ITEMS {
         store.record(
             &article(n),

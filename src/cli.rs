@@ -316,10 +316,9 @@ fn article_from_file(
 /// The stored article of an item, by its id or by the guid its feeds give it
 /// (`tag:<host>,<date>:<item id>`).
 fn stored_article(config: &Config, target: &str) -> anyhow::Result<crate::model::Article> {
-    use crate::store::Store;
-    let db = config.database_path();
-    let store = crate::store::SqliteStore::open(&db, config.settings.near_duplicate_distance)
-        .with_context(|| format!("opening {}", db.display()))?;
+    let distance = config.settings.near_duplicate_distance;
+    let store = crate::store::open(&config.settings.database, distance)
+        .with_context(|| format!("opening {}", config.database_name()))?;
     let id = target
         .strip_prefix("tag:")
         .and_then(|rest| rest.rsplit_once(':'))

@@ -26,7 +26,7 @@ use crate::reload::{self, ReloadError};
 use crate::schedule::{ScheduleOptions, Scheduler};
 use crate::serve::caching::FileCache;
 use crate::serve::{self, AppState};
-use crate::store::{SqliteStore, Store, StoreError};
+use crate::store::{Store, StoreError};
 
 /// How long shutdown waits, after the last publish, for the server's open requests;
 /// the server stopped accepting at the signal, so they have had the whole shutdown.
@@ -82,11 +82,10 @@ pub struct Service {
 impl Service {
     /// Opens the store and builds the HTTP client for `config`.
     pub fn open(config: &Config) -> Result<Service, DaemonError> {
-        let store = SqliteStore::open(
-            &config.database_path(),
+        let store = crate::store::open(
+            &config.settings.database,
             config.settings.near_duplicate_distance,
         )?;
-        let store: Arc<dyn Store> = Arc::new(store);
         let fetcher = Fetcher::new(&config.settings)?;
         // A host that asked to wait is still waited for after a restart, or a kill.
         fetcher.keep_held_back(store.held_back()?, {

@@ -213,11 +213,15 @@ fn build_settings(
     let shutdown_timeout = duration(&raw.shutdown_timeout, "shutdown_timeout", true, src, diags);
     let fetch = build_fetch(&raw.fetch, src, diags);
     let server = build_server(&raw.server, src, diags);
+    let data_dir = root.join(raw.data_dir.get_ref());
+    let database =
+        super::database::build_database(raw.database_url.as_ref(), &data_dir, root, src, diags);
     if diags.len() > before {
         return None;
     }
     Some(Settings {
-        data_dir: root.join(raw.data_dir.get_ref()),
+        database: database?,
+        data_dir,
         feeds_dir: root.join(raw.feeds_dir.get_ref()),
         base_url: base_url?,
         listen: listen?,

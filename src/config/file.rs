@@ -9,6 +9,12 @@ use toml::Spanned;
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct SettingsFile {
+    /// Where bantin keeps its state: absent (the SQLite file `bantin.sqlite3` in
+    /// `data_dir`), "sqlite:PATH" (another SQLite file), or
+    /// "postgres://user:password@host:port/db" (a PostgreSQL database several bantin
+    /// processes can share).
+    #[serde(default)]
+    pub database_url: Option<Spanned<String>>,
     /// Folder for the SQLite database and other state.
     #[serde(default = "default_data_dir")]
     pub data_dir: Spanned<String>,

@@ -4,6 +4,7 @@
 //! Nothing here touches the network.
 
 mod build;
+mod database;
 pub mod diag;
 pub mod file;
 mod shape;
@@ -33,9 +34,19 @@ pub struct Config {
     pub sources_dir: Option<PathBuf>,
 }
 
+/// The database bantin keeps its state in (`database_url`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Database {
+    /// An embedded SQLite file.
+    Sqlite(PathBuf),
+    /// A PostgreSQL connection URL.
+    Postgres(String),
+}
+
 /// `bantin.toml`, built.
 #[derive(Debug, Clone)]
 pub struct Settings {
+    pub database: Database,
     pub data_dir: PathBuf,
     pub feeds_dir: PathBuf,
     pub base_url: Url,
@@ -255,9 +266,12 @@ impl Config {
         self.sources.iter().find(|s| s.id.as_str() == id)
     }
 
-    /// Path of the SQLite database.
-    pub fn database_path(&self) -> PathBuf {
-        self.settings.data_dir.join("bantin.sqlite3")
+    /// The database, as shown to people (a PostgreSQL password hidden).
+    pub fn database_name(&self) -> String {
+        match &self.settings.database {
+            Database::Sqlite(path) => path.display().to_string(),
+            Database::Postgres(url) => crate::store::redact_password(url),
+        }
     }
 }
 

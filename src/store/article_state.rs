@@ -257,7 +257,7 @@ pub(crate) fn save_page(
     Ok(())
 }
 
-fn first_recheck_after(key: &Url, every: Duration) -> chrono::TimeDelta {
+pub(super) fn first_recheck_after(key: &Url, every: Duration) -> chrono::TimeDelta {
     let half = (every.as_millis() / 2).max(1) as u64;
     let spread = xxh3_64(key.as_str().as_bytes()) % half;
     chrono::TimeDelta::milliseconds((half + spread) as i64)

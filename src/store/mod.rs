@@ -1,22 +1,26 @@
 //! Storage: the one place bantin keeps state. The pipeline talks to the [`Store`]
-//! trait only, so a second backend can be added without touching it; SQLite is the
-//! default and, today, the only one.
+//! trait only; [`open`] picks the backend the configured database names: SQLite (the
+//! default, embedded) or PostgreSQL (one database shared by several processes).
 
 mod article_state;
 mod encoding;
 mod fetch_state;
 mod items;
+mod postgresql;
 mod schedule_state;
 mod sqlite;
 
 pub use article_state::{DEAD_LINK_FIRST_BACKOFF, DEAD_LINK_MAX_BACKOFF, dead_link_backoff};
 pub use items::item_id;
+pub use postgresql::{PostgresStore, redact_password};
 pub use sqlite::SqliteStore;
 
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 use url::Url;
+
+use crate::config::Database;
 
 use crate::model::{
     Article, ArticlePlan, Candidate, CategoryId, DeadLink, HeldBack, Item, ItemId, Outcome,
@@ -37,6 +41,26 @@ pub enum StoreError {
         what: &'static str,
         #[source]
         source: rusqlite::Error,
+    },
+    #[error("cannot use the PostgreSQL database {url}")]
+    OpenPostgres {
+        url: String,
+        #[source]
+        source: postgres::Error,
+    },
+    #[error("cannot connect to the PostgreSQL database {url}")]
+    Pool {
+        url: String,
+        #[source]
+        source: r2d2::Error,
+    },
+    #[error("no PostgreSQL connection free")]
+    Checkout(#[source] r2d2::Error),
+    #[error("database operation failed: {what}")]
+    Postgres {
+        what: &'static str,
+        #[source]
+        source: postgres::Error,
     },
     #[error("stored data is corrupt: {0}")]
     Corrupt(String),
@@ -225,4 +249,20 @@ pub trait Store: Send + Sync {
 
     /// Cheap check that the database answers (for `/healthz`).
     fn ping(&self) -> Result<(), StoreError>;
+}
+
+/// Opens the store `database` names: the SQLite file, or the PostgreSQL database (its
+/// schema migrated either way). `near_duplicate_distance` is the dedup setting.
+pub fn open(
+    database: &Database,
+    near_duplicate_distance: u32,
+) -> Result<std::sync::Arc<dyn Store>, StoreError> {
+    Ok(match database {
+        Database::Sqlite(path) => {
+            std::sync::Arc::new(SqliteStore::open(path, near_duplicate_distance)?)
+        }
+        Database::Postgres(url) => {
+            std::sync::Arc::new(PostgresStore::open(url, near_duplicate_distance)?)
+        }
+    })
 }

@@ -28,9 +28,9 @@ const MIGRATIONS: &[&str] = &[
     include_str!("migrations/0004_article_state.sql"),
     include_str!("migrations/0005_schedule_state.sql"),
 ];
-/// The form of the text in the search index. Bump it when `text::search_terms` or the
+/// The form of the text in the search index (of both backends). Bump it when `text::search_terms` or the
 /// indexed fields change: the next open then indexes every item again.
-const SEARCH_INDEX_VERSION: &str = "1";
+pub(super) const SEARCH_INDEX_VERSION: &str = "1";
 /// How long a writer waits for another connection's lock before failing.
 const BUSY_TIMEOUT: Duration = Duration::from_secs(10);
 

@@ -137,6 +137,24 @@ const BROKEN: &[(&str, &str, &str, &[&str])] = &[
         &["\"/Xay-dung-Dang/\" is a relative URL", "absolute address"],
     ),
     (
+        "unknown-database-url",
+        "bantin.toml",
+        ":1:16:",
+        &[
+            "names neither SQLite nor PostgreSQL",
+            "\"postgres://user:password@host/db\"",
+        ],
+    ),
+    (
+        "bad-postgres-url",
+        "bantin.toml",
+        ":1:16:",
+        &[
+            "is not a PostgreSQL connection URL: invalid port number",
+            "\"postgres://bantin:PASSWORD@db.example.org:5432/bantin\"",
+        ],
+    ),
+    (
         "ftp-url",
         "sources/cand.toml",
         ":10:9:",

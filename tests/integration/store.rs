@@ -1,5 +1,6 @@
-//! The SQLite store through the `Store` trait: dedup outcomes, links, categories,
-//! fetch state, retention, re-extraction of stored pages, and surviving SIGKILL.
+//! The store through the `Store` trait, on both backends (SQLite and PostgreSQL):
+//! dedup outcomes, links, categories, fetch state, retention, search; and, on SQLite,
+//! its schema migrations, re-extraction of stored pages, and surviving SIGKILL.
 
 use std::path::Path;
 use std::process::Command;
@@ -14,11 +15,55 @@ use chrono::Utc;
 use tempfile::TempDir;
 use url::Url;
 
-use crate::support::{TestConfig, fixture_article, synthetic};
+use crate::support::{Backend, TestConfig, TestStore, fixture_article, synthetic};
 
-fn open(dir: &TempDir) -> SqliteStore {
-    SqliteStore::open(&dir.path().join("data/bantin.sqlite3"), 3).expect("store opens")
+/// Runs each named test (a function over a [`Backend`]) once on SQLite and once on
+/// PostgreSQL: one behaviour suite, both backends.
+macro_rules! on_both_backends {
+    (async $name:ident) => {
+        mod $name {
+            #[tokio::test]
+            async fn sqlite() {
+                super::$name(crate::support::Backend::Sqlite).await
+            }
+            #[tokio::test]
+            async fn postgres() {
+                super::$name(crate::support::Backend::Postgres).await
+            }
+        }
+    };
+    ($($name:ident),* $(,)?) => {
+        mod sqlite {
+            $(#[test]
+            fn $name() {
+                super::$name(crate::support::Backend::Sqlite)
+            })*
+        }
+        mod postgres {
+            $(#[test]
+            fn $name() {
+                super::$name(crate::support::Backend::Postgres)
+            })*
+        }
+    };
 }
+
+on_both_backends!(
+    twenty_five_url_variants_are_one_item,
+    changed_article_is_updated_with_the_same_id,
+    same_text_at_two_sources_is_one_item_with_two_links,
+    same_title_with_different_bodies_stays_two_items,
+    latest_items_per_category_and_all,
+    raw_pages_validators_and_source_runs_round_trip,
+    schedule_state_and_retry_after_survive_reopening_the_store,
+    prune_keeps_items_still_in_a_feed,
+    reopening_keeps_data_and_schema,
+    updated_item_is_found_by_its_new_words_not_its_old_ones,
+    pruned_item_is_no_longer_found,
+    search_is_per_feed_and_newest_first,
+    sigkill_during_ingest_loses_and_doubles_nothing
+);
+on_both_backends!(async reextract_over_several_batches_reextracts_every_page_once);
 
 fn src(id: &str) -> SourceId {
     SourceId::from(id)
@@ -28,10 +73,8 @@ fn party_work() -> bantin::model::Article {
     fixture_article("classify/party-work-hoi-nghi-cong-tac-dang.json")
 }
 
-#[test]
-fn twenty_five_url_variants_are_one_item() {
-    let dir = TempDir::new().unwrap();
-    let store = open(&dir);
+fn twenty_five_url_variants_are_one_item(backend: Backend) {
+    let store = TestStore::new(backend);
     let base = "https://news.example.vn/xay-dung-dang/hoi-nghi-cong-tac-dang-i1001";
     let variants = [
         base.to_string(),
@@ -73,13 +116,11 @@ fn twenty_five_url_variants_are_one_item() {
     for (variant, outcome) in variants.iter().zip(&outcomes).skip(1) {
         assert_eq!(outcome, &Outcome::Unchanged(id.clone()), "{variant}");
     }
-    assert_eq!(store.item_count().unwrap(), 1);
+    assert_eq!(store.item_count(), 1);
 }
 
-#[test]
-fn changed_article_is_updated_with_the_same_id() {
-    let dir = TempDir::new().unwrap();
-    let store = open(&dir);
+fn changed_article_is_updated_with_the_same_id(backend: Backend) {
+    let store = TestStore::new(backend);
     let article = party_work();
     let Outcome::New(id) = store.record(&article, &src("a"), &[], None).unwrap() else {
         panic!("first record is new");
@@ -99,13 +140,11 @@ fn changed_article_is_updated_with_the_same_id() {
     assert_eq!(after.article.body_text, changed.body_text);
     assert_eq!(after.first_seen, before.first_seen);
     assert!(after.updated_at >= before.updated_at);
-    assert_eq!(store.item_count().unwrap(), 1);
+    assert_eq!(store.item_count(), 1);
 }
 
-#[test]
-fn same_text_at_two_sources_is_one_item_with_two_links() {
-    let dir = TempDir::new().unwrap();
-    let store = open(&dir);
+fn same_text_at_two_sources_is_one_item_with_two_links(backend: Backend) {
+    let store = TestStore::new(backend);
     let original = party_work();
     let Outcome::New(id) = store
         .record(
@@ -139,7 +178,7 @@ fn same_text_at_two_sources_is_one_item_with_two_links() {
         vec![CategoryId::from("party-work"), CategoryId::from("politics")]
     );
     assert!(store.knows_url(&copy.url).unwrap());
-    assert_eq!(store.item_count().unwrap(), 1);
+    assert_eq!(store.item_count(), 1);
     // Seeing the copy again changes nothing.
     assert_eq!(
         store.record(&copy, &src("other"), &[], None).unwrap(),
@@ -147,10 +186,8 @@ fn same_text_at_two_sources_is_one_item_with_two_links() {
     );
 }
 
-#[test]
-fn same_title_with_different_bodies_stays_two_items() {
-    let dir = TempDir::new().unwrap();
-    let store = open(&dir);
+fn same_title_with_different_bodies_stays_two_items(backend: Backend) {
+    let store = TestStore::new(backend);
     let first = party_work();
     let mut second = fixture_article("classify/police-bat-giu-doi-tuong-cuop.json");
     second.title = first.title.clone();
@@ -159,13 +196,11 @@ fn same_title_with_different_bodies_stays_two_items() {
     assert!(matches!(a, Outcome::New(_)), "{a:?}");
     assert!(matches!(b, Outcome::New(_)), "{b:?}");
     assert_ne!(a, b);
-    assert_eq!(store.item_count().unwrap(), 2);
+    assert_eq!(store.item_count(), 2);
 }
 
-#[test]
-fn latest_items_per_category_and_all() {
-    let dir = TempDir::new().unwrap();
-    let store = open(&dir);
+fn latest_items_per_category_and_all(backend: Backend) {
+    let store = TestStore::new(backend);
     let party = CategoryId::from("party-work");
     for n in 0..5 {
         let cats = if n % 2 == 0 {
@@ -184,10 +219,8 @@ fn latest_items_per_category_and_all() {
     assert_eq!(all[0].article.url, synthetic::article(4, 80).url);
 }
 
-#[test]
-fn raw_pages_validators_and_source_runs_round_trip() {
-    let dir = TempDir::new().unwrap();
-    let store = open(&dir);
+fn raw_pages_validators_and_source_runs_round_trip(backend: Backend) {
+    let store = TestStore::new(backend);
     let article = party_work();
     let raw = RawPage {
         url: article.url.clone(),
@@ -255,9 +288,7 @@ fn raw_pages_validators_and_source_runs_round_trip() {
     assert!(store.source_state(&src("never-ran")).unwrap().is_none());
 }
 
-#[test]
-fn schedule_state_and_retry_after_survive_reopening_the_store() {
-    let dir = TempDir::new().unwrap();
+fn schedule_state_and_retry_after_survive_reopening_the_store(backend: Backend) {
     let now = Utc::now();
     let later = now + chrono::Duration::minutes(10);
     let failed = SourceRun {
@@ -269,8 +300,9 @@ fn schedule_state_and_retry_after_survive_reopening_the_store() {
         key: key.into(),
         until,
     };
+    let test = TestStore::new(backend);
     {
-        let store = open(&dir);
+        let store = &test;
         assert_eq!(
             store.source_schedule(&src("cand")).unwrap(),
             SourceSchedule::default()
@@ -294,7 +326,7 @@ fn schedule_state_and_retry_after_survive_reopening_the_store() {
             .save_held_back(&[held("127.0.0.1:8080", now)])
             .unwrap();
     }
-    let store = open(&dir);
+    let store = test.reopen(3);
     let schedule = store.source_schedule(&src("cand")).unwrap();
     assert_eq!(schedule.failures, 2);
     assert_eq!(schedule.backoff, Some(Duration::from_secs(600)));
@@ -312,10 +344,8 @@ fn schedule_state_and_retry_after_survive_reopening_the_store() {
     assert_eq!(kept[0].until.timestamp_millis(), later.timestamp_millis());
 }
 
-#[test]
-fn prune_keeps_items_still_in_a_feed() {
-    let dir = TempDir::new().unwrap();
-    let store = open(&dir);
+fn prune_keeps_items_still_in_a_feed(backend: Backend) {
+    let store = TestStore::new(backend);
     let party = CategoryId::from("party-work");
     let old = chrono::DateTime::parse_from_rfc3339("2001-01-01T08:00:00+07:00").unwrap();
     for n in 0..6 {
@@ -332,10 +362,7 @@ fn prune_keeps_items_still_in_a_feed() {
         0
     );
     // Pretend they were stored long ago too.
-    rusqlite::Connection::open(store.path())
-        .unwrap()
-        .execute("UPDATE items SET first_seen = 0", [])
-        .unwrap();
+    store.execute("UPDATE items SET first_seen = 0");
     assert_eq!(
         store
             .prune(30, 30, 1, std::slice::from_ref(&party))
@@ -355,19 +382,14 @@ fn prune_keeps_items_still_in_a_feed() {
     );
 }
 
-#[test]
-fn reopening_keeps_data_and_schema() {
-    let dir = TempDir::new().unwrap();
-    let path = dir.path().join("data/bantin.sqlite3");
-    let id = {
-        let store = SqliteStore::open(&path, 3).unwrap();
-        match store.record(&party_work(), &src("a"), &[], None).unwrap() {
-            Outcome::New(id) => id,
-            other => panic!("{other:?}"),
-        }
+fn reopening_keeps_data_and_schema(backend: Backend) {
+    let test = TestStore::new(backend);
+    let id = match test.record(&party_work(), &src("a"), &[], None).unwrap() {
+        Outcome::New(id) => id,
+        other => panic!("{other:?}"),
     };
     // A different distance rebuilds the band index; the copy is still found.
-    let store = SqliteStore::open(&path, 5).unwrap();
+    let store = test.reopen(5);
     assert!(store.item(&id).unwrap().is_some());
     let mut copy = party_work();
     copy.url = Url::parse("https://other.example.com/copy.html").unwrap();
@@ -375,7 +397,7 @@ fn reopening_keeps_data_and_schema() {
         store.record(&copy, &src("b"), &[], None).unwrap(),
         Outcome::Duplicate { .. }
     ));
-    assert_eq!(store.integrity_check().unwrap(), "ok");
+    test.assert_consistent();
 }
 
 #[test]
@@ -417,7 +439,7 @@ fn store_from_the_first_schema_migrates_and_still_finds_copies() {
 }
 
 /// Titles of the items of `feed` holding every word of `words`, newest first.
-fn search(store: &SqliteStore, feed: &str, words: &str) -> Vec<String> {
+fn search(store: &dyn Store, feed: &str, words: &str) -> Vec<String> {
     store
         .search_items(&CategoryId::from(feed), words, 100)
         .unwrap()
@@ -426,14 +448,12 @@ fn search(store: &SqliteStore, feed: &str, words: &str) -> Vec<String> {
         .collect()
 }
 
-#[test]
-fn updated_item_is_found_by_its_new_words_not_its_old_ones() {
-    let dir = TempDir::new().unwrap();
-    let store = open(&dir);
+fn updated_item_is_found_by_its_new_words_not_its_old_ones(backend: Backend) {
+    let store = TestStore::new(backend);
     let article = party_work();
     store.record(&article, &src("a"), &[], None).unwrap();
-    assert_eq!(search(&store, "all", "thông qua"), Vec::<String>::new());
-    assert_eq!(search(&store, "all", "Nam Sơn"), [article.title.as_str()]);
+    assert_eq!(search(&*store, "all", "thông qua"), Vec::<String>::new());
+    assert_eq!(search(&*store, "all", "Nam Sơn"), [article.title.as_str()]);
     // Re-extracted with other text at the same address: an update in place.
     let mut changed = article.clone();
     changed.title = "Hội nghị thông qua chương trình quý II".to_owned();
@@ -443,15 +463,13 @@ fn updated_item_is_found_by_its_new_words_not_its_old_ones() {
         store.record(&changed, &src("a"), &[], None).unwrap(),
         Outcome::Updated(_)
     ));
-    assert_eq!(search(&store, "all", "thong qua"), [changed.title.clone()]);
-    assert_eq!(search(&store, "all", "Nam Sơn"), Vec::<String>::new());
-    assert_eq!(store.integrity_check().unwrap(), "ok");
+    assert_eq!(search(&*store, "all", "thong qua"), [changed.title.clone()]);
+    assert_eq!(search(&*store, "all", "Nam Sơn"), Vec::<String>::new());
+    store.assert_consistent();
 }
 
-#[test]
-fn pruned_item_is_no_longer_found() {
-    let dir = TempDir::new().unwrap();
-    let store = open(&dir);
+fn pruned_item_is_no_longer_found(backend: Backend) {
+    let store = TestStore::new(backend);
     let old = chrono::DateTime::parse_from_rfc3339("2001-01-01T08:00:00+07:00").unwrap();
     // Stored oldest story last, so retention deletes the last rowids.
     for n in 0..3 {
@@ -460,29 +478,24 @@ fn pruned_item_is_no_longer_found() {
         article.published = Some(old - chrono::Duration::days(n as i64));
         store.record(&article, &src("a"), &[], None).unwrap();
     }
-    assert_eq!(search(&store, "all", "cong tac dang").len(), 3);
-    rusqlite::Connection::open(store.path())
-        .unwrap()
-        .execute("UPDATE items SET first_seen = 0", [])
-        .unwrap();
+    assert_eq!(search(&*store, "all", "cong tac dang").len(), 3);
+    store.execute("UPDATE items SET first_seen = 0");
     assert_eq!(store.prune(30, 30, 1, &[]).unwrap(), 2);
     assert_eq!(
-        search(&store, "all", "cong tac dang"),
+        search(&*store, "all", "cong tac dang"),
         ["Bài số 0 về công tác Đảng"]
     );
     // The next item takes a deleted item's rowid: it is found by its own words only.
     let mut next = synthetic::article(10, 80);
     next.title = "Tin mới".to_owned();
     store.record(&next, &src("a"), &[], None).unwrap();
-    assert_eq!(search(&store, "all", "tin moi"), ["Tin mới"]);
-    assert_eq!(search(&store, "all", "bai so 1"), Vec::<String>::new());
-    assert_eq!(search(&store, "all", "bai so 2"), Vec::<String>::new());
+    assert_eq!(search(&*store, "all", "tin moi"), ["Tin mới"]);
+    assert_eq!(search(&*store, "all", "bai so 1"), Vec::<String>::new());
+    assert_eq!(search(&*store, "all", "bai so 2"), Vec::<String>::new());
 }
 
-#[test]
-fn search_is_per_feed_and_newest_first() {
-    let dir = TempDir::new().unwrap();
-    let store = open(&dir);
+fn search_is_per_feed_and_newest_first(backend: Backend) {
+    let store = TestStore::new(backend);
     let party = CategoryId::from("party-work");
     let day = chrono::DateTime::parse_from_rfc3339("2020-07-17T08:00:00+07:00").unwrap();
     for n in 0..4u64 {
@@ -497,14 +510,14 @@ fn search_is_per_feed_and_newest_first() {
         store.record(&article, &src("a"), &cats, None).unwrap();
     }
     assert_eq!(
-        search(&store, "party-work", "CONG AN TINH"),
+        search(&*store, "party-work", "CONG AN TINH"),
         ["Công an tỉnh, tin 2", "Công an tỉnh, tin 0"]
     );
-    assert_eq!(search(&store, "all", "công an tỉnh").len(), 4);
+    assert_eq!(search(&*store, "all", "công an tỉnh").len(), 4);
     // Whole words: "tin" is not a prefix search for "tinh".
-    assert_eq!(search(&store, "all", "tin 3"), ["Công an tỉnh, tin 3"]);
-    assert_eq!(search(&store, "all", "tinh 3 \" OR * NEAR(").len(), 0);
-    assert_eq!(search(&store, "all", "\" * ( -").len(), 4);
+    assert_eq!(search(&*store, "all", "tin 3"), ["Công an tỉnh, tin 3"]);
+    assert_eq!(search(&*store, "all", "tinh 3 \" OR * NEAR(").len(), 0);
+    assert_eq!(search(&*store, "all", "\" * ( -").len(), 4);
 }
 
 #[test]
@@ -556,11 +569,10 @@ fn store_at_schema_2_migrates_and_indexes_existing_items() {
     assert_eq!(store.integrity_check().unwrap(), "ok");
 }
 
-/// Writes `count` saved article pages (synthetic, distinct stories) into `dir`.
-#[tokio::test]
-async fn reextract_over_several_batches_reextracts_every_page_once() {
+async fn reextract_over_several_batches_reextracts_every_page_once(backend: Backend) {
     use bantin::pipeline::{REEXTRACT_BATCH_PAGES, ReextractCounts, reextract};
-    let test = TestConfig::new();
+    let database = TestStore::new(backend);
+    let test = TestConfig::new().settings(&database.settings_line());
     let config = test.load();
     let service = bantin::daemon::Service::open(&config).expect("store opens");
     let store = service.store();
@@ -628,6 +640,7 @@ async fn reextract_over_several_batches_reextracts_every_page_once() {
     );
 }
 
+/// Writes `count` saved article pages (synthetic, distinct stories) into `dir`.
 fn write_saved_pages(dir: &Path, count: u64) {
     for n in 0..count {
         let a = synthetic::article(n, 120);
@@ -649,10 +662,10 @@ fn write_saved_pages(dir: &Path, count: u64) {
     }
 }
 
-#[test]
-fn sigkill_during_ingest_loses_and_doubles_nothing() {
+fn sigkill_during_ingest_loses_and_doubles_nothing(backend: Backend) {
     const COUNT: u64 = 5000;
-    let test = crate::support::TestConfig::new();
+    let store = TestStore::new(backend);
+    let test = crate::support::TestConfig::new().settings(&store.settings_line());
     test.load();
     let config = test.dir().join("bantin.toml");
     let pages = TempDir::new().unwrap();
@@ -687,20 +700,37 @@ fn sigkill_during_ingest_loses_and_doubles_nothing() {
         String::from_utf8_lossy(&out.stderr)
     );
 
-    let db = test.dir().join("data/bantin.sqlite3");
-    let store = SqliteStore::open(&db, 3).unwrap();
-    assert_eq!(store.integrity_check().unwrap(), "ok");
-    assert_eq!(store.item_count().unwrap(), COUNT);
+    store.assert_consistent();
+    assert_eq!(store.item_count(), COUNT);
     for n in [0, 1, 2499, 4999] {
         assert!(store.knows_url(&synthetic::article(n, 10).url).unwrap());
     }
-    let conn = rusqlite::Connection::open(&db).unwrap();
-    let distinct: i64 = conn
-        .query_row("SELECT count(DISTINCT key) FROM items", [], |r| r.get(0))
-        .unwrap();
+    let distinct = store.count("SELECT count(DISTINCT key) FROM items");
     assert_eq!(distinct, COUNT as i64);
-    let links: i64 = conn
-        .query_row("SELECT count(*) FROM item_links", [], |r| r.get(0))
-        .unwrap();
+    let links = store.count("SELECT count(*) FROM item_links");
     assert_eq!(links, COUNT as i64);
+}
+
+#[test]
+fn workers_opening_a_new_postgres_database_at_once_migrate_it_once() {
+    let test = TestStore::new(Backend::Postgres);
+    test.execute(
+        "DROP TABLE schema_version; DROP TABLE items CASCADE; DROP TABLE item_links,
+        item_categories, simhash_bands, raw_pages, validators, source_state, source_runs,
+        meta, article_state, held_back",
+    );
+    let opened: Vec<_> = std::thread::scope(|s| {
+        let workers: Vec<_> = (0..6)
+            .map(|_| s.spawn(|| bantin::store::open(&test.database, 3).map(|_| ())))
+            .collect();
+        workers.into_iter().map(|w| w.join().unwrap()).collect()
+    });
+    for result in &opened {
+        assert!(result.is_ok(), "{result:?}");
+    }
+    assert_eq!(test.count("SELECT count(*)::bigint FROM schema_version"), 1);
+    assert_eq!(
+        test.count("SELECT max(version)::bigint FROM schema_version"),
+        1
+    );
 }

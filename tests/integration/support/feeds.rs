@@ -5,7 +5,7 @@ use std::collections::BTreeMap;
 use std::path::Path;
 use std::sync::Arc;
 
-use bantin::config::Config;
+use bantin::config::{Config, Database};
 use bantin::model::{Article, CategoryId, SourceId};
 use bantin::store::SqliteStore;
 use bantin::store::Store;
@@ -34,12 +34,10 @@ impl FeedEnv {
         config.settings.data_dir = dir.path().join("data");
         config.settings.feeds_dir = dir.path().join("feeds");
         edit(&mut config);
+        let db = config.settings.data_dir.join("bantin.sqlite3");
+        config.settings.database = Database::Sqlite(db.clone());
         let store = Arc::new(
-            SqliteStore::open(
-                &config.database_path(),
-                config.settings.near_duplicate_distance,
-            )
-            .expect("store opens"),
+            SqliteStore::open(&db, config.settings.near_duplicate_distance).expect("store opens"),
         );
         FeedEnv { dir, config, store }
     }

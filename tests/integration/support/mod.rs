@@ -4,6 +4,7 @@
 
 #![allow(dead_code)]
 
+pub mod backend;
 mod config;
 pub mod daemon;
 pub mod feeds;
@@ -12,6 +13,7 @@ pub mod server;
 mod site;
 pub mod synthetic;
 
+pub use backend::{Backend, TestStore};
 pub use config::TestConfig;
 #[allow(unused_imports)]
 pub use site::{Gate, Override, OverrideBody, Request, TestSite};

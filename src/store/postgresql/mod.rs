@@ -1,0 +1,443 @@
+//! The PostgreSQL backend, for several bantin processes sharing one database: the
+//! connection pool, versioned migrations run on open under an advisory lock, and the
+//! [`Store`] impl delegating to `items`, `article_state`, `fetch_state` and
+//! `schedule_state` (the same split, and the same rules, as the SQLite backend). Every
+//! trait method runs in one transaction.
+//!
+//! Client: the blocking `postgres` crate with an `r2d2` pool. The `Store` trait is
+//! blocking (called from `spawn_blocking`), so a blocking client fits it without a
+//! second runtime hop per call, and r2d2 is the small, well-kept pool made for it;
+//! sqlx or tokio-postgres would push async into a seam that is sync on purpose.
+
+mod article_state;
+mod fetch_state;
+mod items;
+mod schedule_state;
+
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+use postgres::{NoTls, Transaction};
+use r2d2_postgres::PostgresConnectionManager;
+use url::Url;
+
+use super::items::DedupSettings;
+use super::sqlite::SEARCH_INDEX_VERSION;
+use super::{RawPageCursor, Store, StoreError};
+use crate::dedup::{Bands, canonicalize};
+use crate::model::{
+    Article, ArticlePlan, Candidate, CategoryId, DeadLink, HeldBack, Item, ItemId, Outcome,
+    PageFetch, RawPage, SourceId, SourceRun, SourceSchedule, SourceState, Validators,
+};
+
+/// Schema migrations in order; migration N brings `schema_version` to N.
+const MIGRATIONS: &[&str] = &[include_str!("migrations/0001_initial.sql")];
+/// The advisory lock key held while migrating or rebuilding an index, so workers that
+/// start together apply each migration once ("bantin" in ASCII).
+const SCHEMA_LOCK: i64 = 0x62_616e_7469_6e;
+/// Connections per process: the pipeline's store calls run on a few blocking threads.
+const POOL_SIZE: u32 = 8;
+/// How long a store call waits for a free connection (or for the server) before failing.
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Wraps a PostgreSQL error with what the statement was doing.
+pub(crate) fn pg(what: &'static str) -> impl FnOnce(postgres::Error) -> StoreError {
+    move |source| StoreError::Postgres { what, source }
+}
+
+type Pool = r2d2::Pool<PostgresConnectionManager<NoTls>>;
+
+/// The PostgreSQL store: a pool of connections to one database.
+pub struct PostgresStore {
+    /// Always `Some` until dropped: taken in `drop` to close the connections off any
+    /// async thread.
+    pool: Option<Pool>,
+    dedup: DedupSettings,
+}
+
+/// Runs database work where the blocking client may run. The `postgres` crate drives
+/// each connection with a runtime of its own, which cannot start on a thread that is
+/// driving async tasks; bantin's async code mostly calls the store from
+/// `spawn_blocking`, but not everywhere (opening the store, a few quick reads).
+fn off_async<T: Send>(work: impl FnOnce() -> T + Send) -> T {
+    use tokio::runtime::{Handle, RuntimeFlavor};
+    match Handle::try_current().map(|h| h.runtime_flavor()) {
+        Err(_) => work(),
+        Ok(RuntimeFlavor::MultiThread) => tokio::task::block_in_place(work),
+        // A single-threaded runtime cannot hand its thread over: another thread works.
+        Ok(_) => std::thread::scope(|s| {
+            s.spawn(work)
+                .join()
+                .unwrap_or_else(|panic| std::panic::resume_unwind(panic))
+        }),
+    }
+}
+
+impl Drop for PostgresStore {
+    fn drop(&mut self) {
+        // Closing a connection blocks on the client's runtime too.
+        if let Some(pool) = self.pool.take() {
+            off_async(move || drop(pool));
+        }
+    }
+}
+
+impl PostgresStore {
+    /// Connects to the database at `url` (`postgres://user:password@host/db`), applies
+    /// pending migrations, and builds the near-duplicate index for
+    /// `near_duplicate_distance` when its layout changed since the last open.
+    pub fn open(url: &str, near_duplicate_distance: u32) -> Result<PostgresStore, StoreError> {
+        let shown = redact_password(url);
+        let config: postgres::Config = url.parse().map_err(|source| StoreError::OpenPostgres {
+            url: shown.clone(),
+            source,
+        })?;
+        let pool = off_async(|| {
+            r2d2::Pool::builder()
+                .max_size(POOL_SIZE)
+                .min_idle(Some(1))
+                .connection_timeout(CONNECT_TIMEOUT)
+                .build(PostgresConnectionManager::new(config, NoTls))
+        })
+        .map_err(|source| StoreError::Pool { url: shown, source })?;
+        let bands = Bands::for_distance(near_duplicate_distance);
+        let store = PostgresStore {
+            pool: Some(pool),
+            dedup: DedupSettings {
+                bands,
+                distance: near_duplicate_distance,
+            },
+        };
+        store.write(migrate)?;
+        store.write(|tx| {
+            rebuild_if_stale(tx, "simhash_bands", &bands.layout(), |tx| {
+                items::rebuild_bands(tx, bands)
+            })
+        })?;
+        store.write(|tx| {
+            rebuild_if_stale(tx, "item_search", SEARCH_INDEX_VERSION, items::reindex_all)
+        })?;
+        Ok(store)
+    }
+
+    fn pool(&self) -> &Pool {
+        self.pool
+            .as_ref()
+            .expect("the pool is only taken when the store is dropped")
+    }
+
+    /// Runs `f` in one transaction and commits it.
+    fn write<T: Send>(
+        &self,
+        f: impl FnOnce(&mut Transaction<'_>) -> Result<T, StoreError> + Send,
+    ) -> Result<T, StoreError> {
+        off_async(|| {
+            let mut conn = self.pool().get().map_err(StoreError::Checkout)?;
+            let mut tx = conn.transaction().map_err(pg("begin transaction"))?;
+            let out = f(&mut tx)?;
+            tx.commit().map_err(pg("commit"))?;
+            Ok(out)
+        })
+    }
+
+    /// Runs `f` in one read-only transaction (one snapshot for all its reads).
+    fn read<T: Send>(
+        &self,
+        f: impl FnOnce(&mut Transaction<'_>) -> Result<T, StoreError> + Send,
+    ) -> Result<T, StoreError> {
+        off_async(|| {
+            let mut conn = self.pool().get().map_err(StoreError::Checkout)?;
+            let mut tx = conn
+                .build_transaction()
+                .read_only(true)
+                .isolation_level(postgres::IsolationLevel::RepeatableRead)
+                .start()
+                .map_err(pg("begin transaction"))?;
+            f(&mut tx)
+        })
+    }
+
+    /// The stored item nearest to `simhash` within the configured distance, earliest
+    /// first among equals, found through the band index: `(id, distance)`.
+    pub fn find_near_duplicate(&self, simhash: u64) -> Result<Option<(ItemId, u32)>, StoreError> {
+        self.read(|tx| {
+            let DedupSettings { bands, distance } = self.dedup;
+            Ok(items::near_duplicate(tx, bands, distance, simhash)?.map(|(_, id, d)| (id, d)))
+        })
+    }
+
+    /// Number of stored items.
+    pub fn item_count(&self) -> Result<u64, StoreError> {
+        self.read(|tx| {
+            let n: i64 = tx
+                .query_one("SELECT count(*) FROM items", &[])
+                .map_err(pg("count items"))?
+                .get(0);
+            Ok(n as u64)
+        })
+    }
+}
+
+/// `url` with its password replaced, for messages and logs.
+pub fn redact_password(url: &str) -> String {
+    match Url::parse(url) {
+        Ok(mut u) if u.password().is_some() => {
+            let _ = u.set_password(Some("***"));
+            u.to_string()
+        }
+        _ => url.to_owned(),
+    }
+}
+
+/// Applies pending migrations in this transaction, under the schema lock: a worker
+/// starting while another migrates waits, then finds the schema current.
+fn migrate(tx: &mut Transaction<'_>) -> Result<(), StoreError> {
+    tx.execute("SELECT pg_advisory_xact_lock($1)", &[&SCHEMA_LOCK])
+        .map_err(pg("take the schema lock"))?;
+    tx.batch_execute("CREATE TABLE IF NOT EXISTS schema_version (version INTEGER NOT NULL)")
+        .map_err(pg("create schema version table"))?;
+    let version: Option<i32> = tx
+        .query_opt("SELECT version FROM schema_version", &[])
+        .map_err(pg("read schema version"))?
+        .map(|r| r.get(0));
+    let version = usize::try_from(version.unwrap_or(0)).unwrap_or(usize::MAX);
+    if version > MIGRATIONS.len() {
+        return Err(StoreError::Corrupt(format!(
+            "schema version {version} is newer than this bantin understands ({})",
+            MIGRATIONS.len()
+        )));
+    }
+    for (i, migration) in MIGRATIONS.iter().enumerate().skip(version) {
+        tx.batch_execute(migration).map_err(pg("apply migration"))?;
+        tracing::info!(version = i + 1, "database schema migrated");
+    }
+    let latest = MIGRATIONS.len() as i32;
+    tx.execute("DELETE FROM schema_version", &[])
+        .map_err(pg("write schema version"))?;
+    tx.execute(
+        "INSERT INTO schema_version (version) VALUES ($1)",
+        &[&latest],
+    )
+    .map_err(pg("write schema version"))?;
+    Ok(())
+}
+
+/// Rebuilds a derived index when `meta` holds another `version` for it under `key`, or
+/// none, under the schema lock so two workers do not rebuild it at once. `rebuild`
+/// clears and fills the index and says how many items it indexed.
+fn rebuild_if_stale(
+    tx: &mut Transaction<'_>,
+    key: &str,
+    version: &str,
+    rebuild: impl FnOnce(&mut Transaction<'_>) -> Result<usize, StoreError>,
+) -> Result<(), StoreError> {
+    tx.execute("SELECT pg_advisory_xact_lock($1)", &[&SCHEMA_LOCK])
+        .map_err(pg("take the schema lock"))?;
+    let stored: Option<String> = tx
+        .query_opt("SELECT value FROM meta WHERE key = $1", &[&key])
+        .map_err(pg("read index version"))?
+        .map(|r| r.get(0));
+    if stored.as_deref() == Some(version) {
+        return Ok(());
+    }
+    let indexed = rebuild(tx)?;
+    tx.execute(
+        "INSERT INTO meta (key, value) VALUES ($1, $2)
+         ON CONFLICT (key) DO UPDATE SET value = excluded.value",
+        &[&key, &version],
+    )
+    .map_err(pg("write index version"))?;
+    if indexed > 0 {
+        tracing::info!(index = key, items = indexed, "index built");
+    }
+    Ok(())
+}
+
+impl Store for PostgresStore {
+    fn record(
+        &self,
+        article: &Article,
+        source: &SourceId,
+        categories: &[CategoryId],
+        raw: Option<&RawPage>,
+    ) -> Result<Outcome, StoreError> {
+        self.write(|tx| items::record(tx, self.dedup, article, source, categories, raw, None))
+    }
+
+    fn record_fetched(
+        &self,
+        article: &Article,
+        source: &SourceId,
+        categories: &[CategoryId],
+        raw: Option<&RawPage>,
+        fetch: &PageFetch,
+    ) -> Result<Outcome, StoreError> {
+        self.write(|tx| {
+            let dedup = self.dedup;
+            items::record(tx, dedup, article, source, categories, raw, Some(fetch))
+        })
+    }
+
+    fn plan_articles(
+        &self,
+        source: &SourceId,
+        candidates: Vec<Candidate>,
+        within: Duration,
+        now: DateTime<Utc>,
+    ) -> Result<ArticlePlan, StoreError> {
+        self.write(|tx| article_state::plan(tx, source, candidates, within, now))
+    }
+
+    fn reschedule_article(
+        &self,
+        url: &Url,
+        every: Duration,
+        now: DateTime<Utc>,
+    ) -> Result<(), StoreError> {
+        self.write(|tx| article_state::reschedule(tx, url, every, now))
+    }
+
+    fn mark_dead_link(
+        &self,
+        url: &Url,
+        source: &SourceId,
+        status: u16,
+        now: DateTime<Utc>,
+    ) -> Result<DeadLink, StoreError> {
+        self.write(|tx| article_state::mark_dead(tx, url, source, status, now))
+    }
+
+    fn dead_link(&self, url: &Url) -> Result<Option<DeadLink>, StoreError> {
+        self.read(|tx| article_state::dead_link(tx, url))
+    }
+
+    fn next_check(&self, url: &Url) -> Result<Option<DateTime<Utc>>, StoreError> {
+        self.read(|tx| article_state::next_check(tx, url))
+    }
+
+    fn refresh_now(
+        &self,
+        source: &SourceId,
+        within: Duration,
+        now: DateTime<Utc>,
+    ) -> Result<usize, StoreError> {
+        self.write(|tx| article_state::refresh_now(tx, source, within, now))
+    }
+
+    fn knows_url(&self, url: &Url) -> Result<bool, StoreError> {
+        self.read(|tx| article_state::is_linked(tx, &canonicalize(url)))
+    }
+
+    fn item(&self, id: &ItemId) -> Result<Option<Item>, StoreError> {
+        self.read(|tx| items::item(tx, id))
+    }
+
+    fn latest_items(&self, feed: &CategoryId, limit: usize) -> Result<Vec<Item>, StoreError> {
+        self.read(|tx| items::latest(tx, feed, limit))
+    }
+
+    fn search_items(
+        &self,
+        feed: &CategoryId,
+        words: &str,
+        limit: usize,
+    ) -> Result<Vec<Item>, StoreError> {
+        self.read(|tx| items::search(tx, feed, words, limit))
+    }
+
+    fn set_categories(&self, id: &ItemId, categories: &[CategoryId]) -> Result<(), StoreError> {
+        self.write(|tx| items::set_categories(tx, id, categories))
+    }
+
+    fn validators(&self, url: &Url) -> Result<Option<Validators>, StoreError> {
+        self.read(|tx| fetch_state::validators(tx, url))
+    }
+
+    fn save_validators(&self, url: &Url, validators: &Validators) -> Result<(), StoreError> {
+        self.write(|tx| fetch_state::save_validators(tx, url, validators, None))
+    }
+
+    fn source_validators(
+        &self,
+        source: &SourceId,
+        urls: &[Url],
+    ) -> Result<Vec<(Url, Validators)>, StoreError> {
+        self.read(|tx| fetch_state::source_validators(tx, source, urls))
+    }
+
+    fn save_source_validators(
+        &self,
+        source: &SourceId,
+        validators: &[(Url, Validators)],
+    ) -> Result<(), StoreError> {
+        self.write(|tx| {
+            for (url, v) in validators {
+                fetch_state::save_validators(tx, url, v, Some(source))?;
+            }
+            Ok(())
+        })
+    }
+
+    fn record_source_run(&self, source: &SourceId, run: &SourceRun) -> Result<(), StoreError> {
+        self.write(|tx| fetch_state::record_run(tx, source, run))
+    }
+
+    fn source_states(&self) -> Result<Vec<SourceState>, StoreError> {
+        self.read(|tx| fetch_state::states(tx, None))
+    }
+
+    fn source_state(&self, source: &SourceId) -> Result<Option<SourceState>, StoreError> {
+        self.read(|tx| Ok(fetch_state::states(tx, Some(source))?.pop()))
+    }
+
+    fn source_schedule(&self, source: &SourceId) -> Result<SourceSchedule, StoreError> {
+        self.read(|tx| schedule_state::schedule(tx, source))
+    }
+
+    fn save_next_due(
+        &self,
+        source: &SourceId,
+        next_due: DateTime<Utc>,
+        backoff: Option<Duration>,
+    ) -> Result<(), StoreError> {
+        self.write(|tx| schedule_state::save_next_due(tx, source, next_due, backoff))
+    }
+
+    fn held_back(&self) -> Result<Vec<HeldBack>, StoreError> {
+        self.read(schedule_state::held_back)
+    }
+
+    fn save_held_back(&self, held: &[HeldBack]) -> Result<(), StoreError> {
+        if held.is_empty() {
+            return Ok(());
+        }
+        self.write(|tx| schedule_state::save_held_back(tx, held))
+    }
+
+    fn raw_pages(
+        &self,
+        source: Option<&SourceId>,
+        since: Option<DateTime<Utc>>,
+        after: Option<&RawPageCursor>,
+        limit: usize,
+    ) -> Result<Vec<RawPage>, StoreError> {
+        self.read(|tx| items::raw_pages(tx, source, since, after, limit))
+    }
+
+    fn prune(
+        &self,
+        retention_days: u32,
+        raw_page_days: u32,
+        keep_per_feed: usize,
+        feeds: &[CategoryId],
+    ) -> Result<usize, StoreError> {
+        self.write(|tx| items::prune(tx, retention_days, raw_page_days, keep_per_feed, feeds))
+    }
+
+    fn ping(&self) -> Result<(), StoreError> {
+        self.read(|tx| {
+            tx.execute("SELECT 1", &[]).map_err(pg("ping"))?;
+            Ok(())
+        })
+    }
+}

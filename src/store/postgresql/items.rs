@@ -206,11 +206,11 @@ fn decide(
     Ok(Decision::New { key })
 }
 
-/// The item stored under `key`: `(rowid, id, content hash, simhash)`.
-fn item_at_key(
-    tx: &mut Transaction<'_>,
-    key: &Url,
-) -> Result<Option<(i64, ItemId, String, Option<u64>)>, StoreError> {
+/// An item's row as dedup reads it: `(rowid, id, content hash, simhash)`.
+type StoredItem = (i64, ItemId, String, Option<u64>);
+
+/// The item stored under `key`.
+fn item_at_key(tx: &mut Transaction<'_>, key: &Url) -> Result<Option<StoredItem>, StoreError> {
     let row = tx
         .query_opt(
             "SELECT rowid, id, content_hash, simhash FROM items WHERE key = $1",

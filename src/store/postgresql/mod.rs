@@ -34,7 +34,7 @@ use crate::model::{
 const MIGRATIONS: &[&str] = &[include_str!("migrations/0001_initial.sql")];
 /// The advisory lock key held while migrating or rebuilding an index, so workers that
 /// start together apply each migration once ("bantin" in ASCII).
-const SCHEMA_LOCK: i64 = 0x62_616e_7469_6e;
+const SCHEMA_LOCK: i64 = 0x6261_6e74_696e;
 /// Connections per process: the pipeline's store calls run on a few blocking threads.
 const POOL_SIZE: u32 = 8;
 /// How long a store call waits for a free connection (or for the server) before failing.

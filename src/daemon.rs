@@ -325,20 +325,8 @@ pub async fn bind(addr: std::net::SocketAddr) -> Result<TcpListener, DaemonError
         .map_err(|source| DaemonError::Bind { addr, source })
 }
 
-/// `bantin run`: scheduler, live reload and server until `shutdown` is cancelled.
-pub async fn run(
-    config_path: &Path,
-    config: Config,
-    options: RunOptions,
-    shutdown: CancellationToken,
-) -> Result<(), DaemonError> {
-    let config = Arc::new(config);
-    let service = Service::open(&config)?;
-    let listener = bind(config.settings.listen).await?;
-    run_with(service, listener, config_path, config, options, shutdown).await
-}
-
-/// [`run`] with the store and the listening socket already open.
+/// `bantin run`: scheduler, live reload and server until `shutdown` is cancelled, with
+/// the store and the listening socket already open (the caller prints the address).
 pub async fn run_with(
     service: Service,
     listener: TcpListener,

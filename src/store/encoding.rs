@@ -1,6 +1,7 @@
-//! How values travel in and out of SQLite rows: error context for a failed statement,
-//! zlib for stored articles and pages, and timestamps as milliseconds. A leaf module:
-//! `sqlite`, `items` and `fetch_state` all use it and it uses none of them.
+//! How values travel in and out of stored rows: error context for a failed SQLite
+//! statement, zlib for stored articles and pages, articles as compressed JSON, and
+//! timestamps as milliseconds. A leaf module: both backends use it and it uses none of
+//! the store's other modules.
 
 use std::cell::RefCell;
 use std::io::Read;
@@ -10,6 +11,7 @@ use flate2::read::ZlibDecoder;
 use flate2::{Compress, Compression, FlushCompress, Status};
 
 use super::StoreError;
+use crate::model::Article;
 
 /// Wraps a SQLite error with what the statement was doing.
 pub(crate) fn sql(what: &'static str) -> impl FnOnce(rusqlite::Error) -> StoreError {
@@ -57,6 +59,27 @@ pub(crate) fn from_millis(ms: i64) -> DateTime<Utc> {
     Utc.timestamp_millis_opt(ms)
         .single()
         .unwrap_or(DateTime::<Utc>::MIN_UTC)
+}
+
+/// An article as a stored blob: JSON, compressed.
+pub(crate) fn encode_article(article: &Article) -> Result<Vec<u8>, StoreError> {
+    let json = serde_json::to_vec(article)
+        .map_err(|e| StoreError::Corrupt(format!("article cannot be encoded: {e}")))?;
+    Ok(compress(&json))
+}
+
+/// The article stored as `blob` for item `id`.
+pub(crate) fn decode_article(blob: &[u8], id: &str) -> Result<Article, StoreError> {
+    let json = decompress(blob, id)?;
+    serde_json::from_slice(&json).map_err(|e| StoreError::Corrupt(format!("item {id}: {e}")))
+}
+
+/// The time feeds sort an item by, in milliseconds: published when known, else `now`.
+pub(crate) fn sort_time(article: &Article, now: i64) -> i64 {
+    article
+        .published
+        .map(|p| p.timestamp_millis())
+        .unwrap_or(now)
 }
 
 #[cfg(test)]

@@ -11,7 +11,9 @@ use xxhash_rust::xxh3::xxh3_64;
 
 use super::StoreError;
 use super::article_state;
-use super::encoding::{compress, decompress, from_millis, sql, to_millis};
+use super::encoding::{
+    compress, decode_article, decompress, encode_article, from_millis, sort_time, sql, to_millis,
+};
 use crate::dedup::{self, Bands};
 use crate::model::{
     ALL_CATEGORY, Article, CategoryId, Item, ItemId, Outcome, PageFetch, RawPage, SourceId,
@@ -414,13 +416,6 @@ fn body_simhash(article: &Article) -> Option<u64> {
     dedup::body_simhash(&article.body_text)
 }
 
-fn sort_time(article: &Article, now: i64) -> i64 {
-    article
-        .published
-        .map(|p| p.timestamp_millis())
-        .unwrap_or(now)
-}
-
 /// Adds the item at `rowid` to the search index: its title, lead, body text, authors and
 /// tags as [`search_terms`] gives them.
 fn index_for_search(tx: &Transaction<'_>, rowid: i64, article: &Article) -> Result<(), StoreError> {
@@ -497,17 +492,6 @@ fn match_query(words: &str) -> Option<String> {
             .collect::<Vec<_>>()
             .join(" "),
     )
-}
-
-fn encode_article(article: &Article) -> Result<Vec<u8>, StoreError> {
-    let json = serde_json::to_vec(article)
-        .map_err(|e| StoreError::Corrupt(format!("article cannot be encoded: {e}")))?;
-    Ok(compress(&json))
-}
-
-fn decode_article(blob: &[u8], id: &str) -> Result<Article, StoreError> {
-    let json = decompress(blob, id)?;
-    serde_json::from_slice(&json).map_err(|e| StoreError::Corrupt(format!("item {id}: {e}")))
 }
 
 /// Records `key` as an address of the item at `rowid` (kept when already recorded).

@@ -14,7 +14,9 @@ use crate::dedup::{self, Bands};
 use crate::model::{
     ALL_CATEGORY, Article, CategoryId, Item, ItemId, Outcome, PageFetch, RawPage, SourceId,
 };
-use crate::store::encoding::{compress, decompress, from_millis, to_millis};
+use crate::store::encoding::{
+    compress, decode_article, decompress, encode_article, from_millis, sort_time, to_millis,
+};
 use crate::store::items::{DedupSettings, item_id};
 use crate::store::{RawPageCursor, StoreError};
 use crate::text::search_terms;
@@ -354,13 +356,6 @@ fn record_duplicate(
     Ok(Outcome::Duplicate { of, reason })
 }
 
-fn sort_time(article: &Article, now: i64) -> i64 {
-    article
-        .published
-        .map(|p| p.timestamp_millis())
-        .unwrap_or(now)
-}
-
 /// The distinct search words of an article's title, lead, body text, authors and tags,
 /// as [`search_terms`] gives them: the same words the SQLite index holds.
 fn terms_of(article: &Article) -> Vec<String> {
@@ -415,17 +410,6 @@ pub(super) fn reindex_all(tx: &mut Transaction<'_>) -> Result<usize, StoreError>
         .map_err(pg("index item for search"))?;
     }
     Ok(rows.len())
-}
-
-fn encode_article(article: &Article) -> Result<Vec<u8>, StoreError> {
-    let json = serde_json::to_vec(article)
-        .map_err(|e| StoreError::Corrupt(format!("article cannot be encoded: {e}")))?;
-    Ok(compress(&json))
-}
-
-fn decode_article(blob: &[u8], id: &str) -> Result<Article, StoreError> {
-    let json = decompress(blob, id)?;
-    serde_json::from_slice(&json).map_err(|e| StoreError::Corrupt(format!("item {id}: {e}")))
 }
 
 /// Records `key` as an address of the item at `rowid` (kept when already recorded).

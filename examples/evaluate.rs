@@ -4,6 +4,10 @@
 //!   the shingle metric of `benchmark/README.md`;
 //! - `benchmark/trafilatura-eval`: share of `with` strings found and `without` strings absent.
 //!
+//! Each benchmark is also scored on two halves split by a hash of the file name: rules are
+//! tuned on half A, and half B estimates how they do on pages not seen while tuning.
+//! `examples/trafilatura_compare.py` scores trafilatura on the same pages and halves.
+//!
 //! `cargo run --release --example evaluate -- [CORPUS_DIR] [-v]` (default `../shared/corpus`).
 
 use std::collections::HashMap;
@@ -59,6 +63,29 @@ fn pages(dir: &Path) -> Vec<(PathBuf, Value)> {
     }
     out.sort_by(|a, b| a.0.cmp(&b.0));
     out
+}
+
+/// The half a page falls in: "A" or "B" by the FNV-1a hash of its file name's stem (a
+/// hash that any language computes the same way).
+fn half(path: &Path) -> &'static str {
+    let stem = path.file_stem().unwrap_or_default().to_string_lossy();
+    let hash = stem.bytes().fold(0xcbf2_9ce4_8422_2325_u64, |h, b| {
+        (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3)
+    });
+    if hash % 2 == 0 { "A" } else { "B" }
+}
+
+/// The keys a page's score is added under: the whole set and its half.
+fn groups(path: &Path) -> [&'static str; 2] {
+    ["all", half(path)]
+}
+
+fn f1(p: f64, r: f64) -> f64 {
+    if p + r > 0.0 {
+        2.0 * p * r / (p + r)
+    } else {
+        0.0
+    }
 }
 
 fn extract_file(path: &Path, url: &str) -> (Option<bantin::model::Article>, Duration, usize) {
@@ -215,7 +242,7 @@ fn zyte(dir: &Path, verbose: bool) {
     if pages.is_empty() {
         return;
     }
-    let (mut ps, mut rs) = (Vec::new(), Vec::new());
+    let mut scores: HashMap<&str, (Vec<f64>, Vec<f64>)> = HashMap::new();
     let mut elapsed = Duration::ZERO;
     let mut bytes = 0;
     let mut worst = Vec::new();
@@ -226,28 +253,39 @@ fn zyte(dir: &Path, verbose: bool) {
         bytes += size;
         let text = article.map(|a| a.body_text).unwrap_or_default();
         let (p, r) = score(&text, expected["articleBody"].as_str().unwrap_or_default());
-        ps.extend(p);
-        rs.extend(r);
+        for g in groups(path) {
+            let (ps, rs) = scores.entry(g).or_default();
+            ps.extend(p);
+            rs.extend(r);
+        }
         worst.push((
             p.unwrap_or(0.0),
             r.unwrap_or(0.0),
+            half(path),
             path.file_name()
                 .map(|f| f.to_string_lossy().into_owned())
                 .unwrap_or_default(),
         ));
     }
-    let (p, r) = (mean(&ps), mean(&rs));
     println!(
-        "zyte-article-extraction-benchmark ({} pages): precision {p:.3} recall {r:.3} F1 {:.3} | {:.0} pages/s {:.1} MB/s (decode+extract, one thread)",
+        "zyte-article-extraction-benchmark ({} pages): {:.0} pages/s {:.1} MB/s (decode+extract, one thread)",
         pages.len(),
-        2.0 * p * r / (p + r),
         pages.len() as f64 / elapsed.as_secs_f64(),
         bytes as f64 / 1e6 / elapsed.as_secs_f64()
     );
+    for g in ["all", "A", "B"] {
+        let (ps, rs) = scores.remove(g).unwrap_or_default();
+        let (p, r) = (mean(&ps), mean(&rs));
+        println!(
+            "  {g:<3} ({} pages): precision {p:.3} recall {r:.3} F1 {:.3}",
+            rs.len(),
+            f1(p, r)
+        );
+    }
     if verbose {
         worst.sort_by(|a, b| (a.0 + a.1).total_cmp(&(b.0 + b.1)));
-        for (p, r, f) in worst.iter().take(25) {
-            println!("  P {p:.2} R {r:.2} {f}");
+        for (p, r, h, f) in worst.iter().take(25) {
+            println!("  P {p:.2} R {r:.2} {h} {f}");
         }
     }
 }
@@ -261,7 +299,8 @@ fn trafilatura(dir: &Path, verbose: bool) {
     if pages.is_empty() {
         return;
     }
-    let (mut found, mut with_total, mut absent, mut without_total) = (0, 0, 0, 0);
+    // Per group: (with found, with total, without absent, without total).
+    let mut counts: HashMap<&str, [usize; 4]> = HashMap::new();
     for (path, expected) in &pages {
         let url = expected["url"].as_str().unwrap_or_default();
         let (article, _, _) = extract_file(path, url);
@@ -272,34 +311,44 @@ fn trafilatura(dir: &Path, verbose: bool) {
                 .map(|a| a.iter().filter_map(|s| s.as_str()).map(squash).collect())
                 .unwrap_or_default()
         };
+        let mut add = |i: usize, hit: bool| {
+            for g in groups(path) {
+                let c = counts.entry(g).or_default();
+                c[i] += usize::from(hit);
+                c[i + 1] += 1;
+            }
+        };
         for s in strings("with") {
-            with_total += 1;
-            if text.contains(&s) {
-                found += 1;
-            } else if verbose {
+            let hit = text.contains(&s);
+            add(0, hit);
+            if !hit && verbose {
                 println!(
-                    "  missing in {}: {s}",
+                    "  missing in {} {}: {s}",
+                    half(path),
                     path.file_name().unwrap_or_default().to_string_lossy()
                 );
             }
         }
         for s in strings("without") {
-            without_total += 1;
-            if !text.contains(&s) {
-                absent += 1;
-            } else if verbose {
+            let hit = !text.contains(&s);
+            add(2, hit);
+            if !hit && verbose {
                 println!(
-                    "  unwanted in {}: {s}",
+                    "  unwanted in {} {}: {s}",
+                    half(path),
                     path.file_name().unwrap_or_default().to_string_lossy()
                 );
             }
         }
     }
-    let r = found as f64 / with_total.max(1) as f64;
-    let p = absent as f64 / without_total.max(1) as f64;
-    println!(
-        "trafilatura-eval ({} pages): precision {p:.3} recall {r:.3} F1 {:.3}",
-        pages.len(),
-        2.0 * p * r / (p + r)
-    );
+    println!("trafilatura-eval ({} pages):", pages.len());
+    for g in ["all", "A", "B"] {
+        let [found, with_total, absent, without_total] = counts.get(g).copied().unwrap_or_default();
+        let r = found as f64 / with_total.max(1) as f64;
+        let p = absent as f64 / without_total.max(1) as f64;
+        println!(
+            "  {g:<3}: precision {p:.3} recall {r:.3} F1 {:.3}",
+            f1(p, r)
+        );
+    }
 }

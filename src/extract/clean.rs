@@ -8,15 +8,23 @@ use ego_tree::iter::Edge;
 use scraper::{Html, Node, node::Element};
 use url::Url;
 
-use super::heuristics::{self, AttrExt, IdSet, Scan};
 use super::sanitize::{self, KEEP_TAGS, is_video_src};
+use super::scan::{self, AttrExt, IdSet, Scan};
 use crate::text::normalize;
 
 /// Element nesting kept in the body HTML; deeper elements are unwrapped.
 const MAX_NESTING: usize = 48;
 
-/// A link-heavy box with at least this much text outside links holds text of its own.
+/// A box with more of its text in links than this is a link box...
+const MAX_BOX_LINK_DENSITY: f32 = 0.5;
+/// ...unless it has at least this much text outside links: then it holds text of its own.
 const MIN_UNLINKED_CHARS: u32 = 250;
+/// A list with more of its text in links than this, and no paragraphs, is a link list...
+const MAX_LIST_LINK_DENSITY: f32 = 0.25;
+/// ...when it is shorter than this; a longer one is a part of the text (a reference list).
+const MAX_LINK_LIST_CHARS: u32 = 600;
+/// A box labelled "related", "read more" is longer than this only when it is the text.
+const MAX_RELATED_BOX_CHARS: u32 = 1500;
 
 /// Kept tags whose text is one line of body text (the text's leaf blocks).
 const TEXT_BLOCKS: &[&str] = &[
@@ -160,7 +168,7 @@ fn drops(el: &Element, node: ego_tree::NodeRef<'_, Node>, scan: &Scan, article_t
     if scan.is_soft_junk(node.id(), el) && s.text * 2 < article_text.max(1) {
         return true;
     }
-    if matches!(name, "p" | "div") && heuristics::is_right_aligned_line(el, s) {
+    if matches!(name, "p" | "div") && scan::is_right_aligned_line(el, s) {
         return true;
     }
     let container = matches!(
@@ -171,12 +179,15 @@ fn drops(el: &Element, node: ego_tree::NodeRef<'_, Node>, scan: &Scan, article_t
         let ld = s.link_density();
         // A box of paragraphs with a link list inside is kept and the list dropped on
         // its own.
-        if (ld > 0.5 && s.text - s.links < MIN_UNLINKED_CHARS)
-            || (ld > 0.25 && matches!(name, "ul" | "ol") && s.paragraphs == 0 && s.text < 600)
+        if (ld > MAX_BOX_LINK_DENSITY && s.text - s.links < MIN_UNLINKED_CHARS)
+            || (ld > MAX_LIST_LINK_DENSITY
+                && matches!(name, "ul" | "ol")
+                && s.paragraphs == 0
+                && s.text < MAX_LINK_LIST_CHARS)
         {
             return true;
         }
-        if s.text < 1500 && heuristics::is_related_box(node, scan) {
+        if s.text < MAX_RELATED_BOX_CHARS && scan::is_related_box(node, scan) {
             return true;
         }
     }

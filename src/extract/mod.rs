@@ -7,10 +7,12 @@ pub mod clean;
 pub mod dates;
 pub mod heuristics;
 pub mod jsonld;
+pub mod main_text;
 pub mod meta;
 pub mod nesting;
 pub mod preview;
 pub mod sanitize;
+pub mod scan;
 pub mod selectors;
 
 use std::collections::{BTreeMap, HashSet};
@@ -24,8 +26,8 @@ use crate::config::ArticleRules;
 use crate::model::{Article, Origin};
 use crate::text::normalize;
 pub use dates::parse_date;
-use heuristics::Scan;
 use meta::PageMeta;
+use scan::Scan;
 
 /// Fewer characters of body text than this, on a page without JSON-LD article data, is
 /// not an article (a section front, an error page, a login wall).
@@ -112,7 +114,7 @@ pub fn article(
         .unwrap_or_else(|| url.clone());
     let scan = Scan::new(&doc);
     let mut provenance = BTreeMap::new();
-    let mut skip = heuristics::IdSet::default();
+    let mut skip = scan::IdSet::default();
 
     // Title.
     let h1 = heuristics::title(&doc, meta.title.as_deref());
@@ -202,7 +204,7 @@ pub fn article(
         .map(|css| doc.select(&css.selector).map(|e| e.id()).collect())
         .unwrap_or_default();
     let (blocks, body_origin) = if configured_body.is_empty() {
-        (heuristics::main_blocks(&doc, &scan), Origin::Heuristic)
+        (main_text::main_blocks(&doc, &scan), Origin::Heuristic)
     } else {
         (configured_body, Origin::Selector)
     };
@@ -466,9 +468,7 @@ fn first_image(
                 .and_then(|v| v.trim_end_matches("px").parse::<u32>().ok())
                 .is_some_and(|v| v < 100)
         });
-        let decorative = heuristics::class_id(el)
-            .to_ascii_lowercase()
-            .contains("logo")
+        let decorative = scan::class_id(el).to_ascii_lowercase().contains("logo")
             || el
                 .attr("src")
                 .is_some_and(|s| s.contains("logo") || s.contains("icon"));
@@ -518,7 +518,7 @@ pub fn split_authors(raw: &[String]) -> Vec<String> {
                         p = rest.trim().to_owned();
                     }
                 }
-                (!p.is_empty() && p.chars().count() <= heuristics::MAX_BYLINE_CHARS).then_some(p)
+                (!p.is_empty() && p.chars().count() <= scan::MAX_BYLINE_CHARS).then_some(p)
             })
             .collect::<Vec<_>>()
     });

@@ -4,7 +4,7 @@
 
 use scraper::{ElementRef, Html};
 
-use super::heuristics::text_of;
+use super::scan::text_of;
 use crate::config::Css;
 
 /// Detaches every element matched by a `remove` selector.

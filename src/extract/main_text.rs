@@ -1,0 +1,277 @@
+//! Main-text detection: which blocks of a page hold the article text. Paragraphs are
+//! scored by their text and commas and hand their score up to their ancestors (in the
+//! manner of readability); the best block, weighed by link density and size, is taken with
+//! the siblings that continue its text. It does not clean the blocks (`clean`) or guess
+//! other fields (`heuristics`). Nothing here knows any site.
+
+use ego_tree::iter::Edge;
+use ego_tree::{NodeId, NodeRef};
+use scraper::{ElementRef, Html, Node};
+
+use super::scan::{AttrExt, IdMap, MIN_PARAGRAPH_CHARS, Scan, Stats, kind};
+
+/// A block with less text than this is scored down in proportion (a positive class on a
+/// one-line box must not outweigh the paragraphs of the article).
+const MIN_BLOCK_CHARS: f32 = 300.0;
+/// How many ancestors a paragraph's score is handed up to.
+const SCORE_ANCESTORS: usize = 5;
+/// Characters of a paragraph worth one point of score: longer paragraphs weigh more.
+const CHARS_PER_POINT: f32 = 100.0;
+/// Most points a paragraph earns by length, so one huge block does not drown the rest.
+const MAX_LENGTH_POINTS: f32 = 3.0;
+/// Score a content-like class or id (`article`, `post-body`) adds to a block, and an
+/// unlikely one (`sidebar`, `meta`) takes away.
+const CLASS_POINTS: f32 = 25.0;
+/// A parent scoring at least this share of its best child holds the same text split
+/// over several children (a text block interrupted by a figure wrapper, say).
+const PARENT_SHARE: f32 = 0.9;
+/// A sibling scoring at least this share of the best block continues its text.
+const SIBLING_SHARE: f32 = 0.2;
+/// ...and at least this much in any case, so a page of tiny blocks takes no crumbs.
+const MIN_SIBLING_SCORE: f32 = 10.0;
+/// A sibling paragraph this long, with few links, is text whatever its score.
+const MIN_SIBLING_PARAGRAPH_CHARS: u32 = 80;
+/// Link density below which such a sibling paragraph reads as prose.
+const MAX_SIBLING_LINK_DENSITY: f32 = 0.25;
+/// The chosen blocks must hold this share of the page's prose (as 3/5), or they are one
+/// section of a text split into several.
+const MIN_PROSE_SHARE: (u32, u32) = (3, 5);
+/// The wrapper then taken instead holds this share of the page's prose (as 4/5).
+const WRAPPER_PROSE_SHARE: (u32, u32) = (4, 5);
+/// ...and is mostly text, not a page of link lists.
+const MAX_WRAPPER_LINK_DENSITY: f32 = 0.3;
+/// Longest caption a picture box may carry and still be only a picture.
+const MAX_CAPTION_CHARS: u32 = 300;
+
+/// The blocks that hold the article text, in document order: the best-scoring block and
+/// those of its siblings that look like more of the same text.
+pub fn main_blocks(html: &Html, scan: &Scan) -> Vec<NodeId> {
+    let scores = Scores::of(html, scan);
+    let Some((top, top_score)) = scores.best(html) else {
+        return Vec::new();
+    };
+    let top = scores.widen(html, top, top_score);
+    let blocks = continuing_siblings(html, scan, &scores, top, top_score);
+    wrapper_of_prose(html, scan, top, &blocks).map_or(blocks, |a| vec![a])
+}
+
+/// Raw block scores: paragraph scores handed up to their ancestors.
+struct Scores<'a> {
+    raw: IdMap<f32>,
+    scan: &'a Scan,
+}
+
+impl<'a> Scores<'a> {
+    fn of(html: &Html, scan: &'a Scan) -> Scores<'a> {
+        let mut raw: IdMap<f32> = IdMap::default();
+        let mut skipping: Option<NodeId> = None;
+        for edge in html.tree.root().traverse() {
+            let node = match edge {
+                Edge::Open(n) if skipping.is_none() => n,
+                Edge::Close(n) if skipping == Some(n.id()) => {
+                    skipping = None;
+                    continue;
+                }
+                _ => continue,
+            };
+            if scan.junk.contains(&node.id()) {
+                skipping = Some(node.id());
+                continue;
+            }
+            if let Some(score) = paragraph_score(node, scan) {
+                hand_up(&mut raw, scan, node, score);
+            }
+        }
+        Scores { raw, scan }
+    }
+
+    /// A block's score weighed by its link density and its size.
+    fn adjusted(&self, id: NodeId) -> f32 {
+        let Some(raw) = self.raw.get(&id) else {
+            return 0.0;
+        };
+        let s = self.scan.get(id);
+        raw * (1.0 - s.link_density()) * (s.text as f32 / MIN_BLOCK_CHARS).sqrt().min(1.0)
+    }
+
+    /// The best-scoring block below `<body>`.
+    fn best(&self, html: &Html) -> Option<(NodeId, f32)> {
+        self.raw
+            .keys()
+            .map(|id| (*id, self.adjusted(*id)))
+            .filter(|(id, _)| html.tree.get(*id).is_some_and(is_below_body))
+            .max_by(|a, b| a.1.total_cmp(&b.1).then(b.0.cmp(&a.0)))
+    }
+
+    /// `top`, or the outermost ancestor that holds the same text: an only child's parent,
+    /// or a parent scoring nearly as well.
+    fn widen(&self, html: &Html, mut top: NodeId, top_score: f32) -> NodeId {
+        while let Some(parent) = html.tree.get(top).and_then(|n| n.parent()) {
+            if !is_below_body(parent) {
+                break;
+            }
+            let only_child = parent.children().filter(|c| c.value().is_element()).count() == 1;
+            if only_child || self.adjusted(parent.id()) >= top_score * PARENT_SHARE {
+                top = parent.id();
+            } else {
+                break;
+            }
+        }
+        top
+    }
+}
+
+/// The score a paragraph-like element earns by itself, if it is one.
+fn paragraph_score(node: NodeRef<'_, Node>, scan: &Scan) -> Option<f32> {
+    let el = node.value().as_element()?;
+    let s = scan.stats.get(&node.id())?;
+    let paragraph_like = match el.name() {
+        "p" | "pre" | "td" | "blockquote" => true,
+        "div" | "section" | "article" => s.own >= MIN_PARAGRAPH_CHARS,
+        _ => false,
+    };
+    let len = if el.name() == "p" { s.text } else { s.own };
+    (paragraph_like && len >= MIN_PARAGRAPH_CHARS)
+        .then(|| 1.0 + s.commas as f32 + (len as f32 / CHARS_PER_POINT).min(MAX_LENGTH_POINTS))
+}
+
+/// Adds a paragraph's score to its ancestors, less at each level up.
+fn hand_up(raw: &mut IdMap<f32>, scan: &Scan, node: NodeRef<'_, Node>, score: f32) {
+    for (level, a) in node.ancestors().take(SCORE_ANCESTORS).enumerate() {
+        let Some(ael) = a.value().as_element() else {
+            break;
+        };
+        let entry = raw.entry(a.id()).or_insert_with(|| {
+            tag_weight(ael.name())
+                + class_weight(scan.kinds(a.id(), ael, kind::POSITIVE | kind::NEGATIVE))
+        });
+        let divider = match level {
+            0 => 1.0,
+            1 => 2.0,
+            n => n as f32 * 3.0,
+        };
+        *entry += score / divider;
+    }
+}
+
+fn is_below_body(node: NodeRef<'_, Node>) -> bool {
+    node.value()
+        .as_element()
+        .is_some_and(|e| !matches!(e.name(), "html" | "body"))
+}
+
+/// `top` with those of its siblings that continue its text, in document order.
+fn continuing_siblings(
+    html: &Html,
+    scan: &Scan,
+    scores: &Scores,
+    top: NodeId,
+    top_score: f32,
+) -> Vec<NodeId> {
+    let node = html.tree.get(top).expect("scored ids are in the tree");
+    let Some(parent) = node.parent() else {
+        return vec![top];
+    };
+    let threshold = (top_score * SIBLING_SHARE).max(MIN_SIBLING_SCORE);
+    let top_class = node.value().as_element().and_then(|e| e.attribute("class"));
+    let mut blocks = Vec::new();
+    // Where the text itself is a run of pictures (a slideshow), pictures are the text.
+    let mut before_top = !is_media_box(node, scan.get(top));
+    for sibling in parent.children() {
+        if sibling.id() == top {
+            blocks.push(top);
+            before_top = false;
+            continue;
+        }
+        let Some(el) = sibling.value().as_element() else {
+            continue;
+        };
+        if scan.junk.contains(&sibling.id()) {
+            continue;
+        }
+        let s = scan.get(sibling.id());
+        let same_class = top_class.is_some() && el.attribute("class") == top_class;
+        // A picture with its caption above the text is the page's lead image, shown in
+        // a box of its own; the text starts after it.
+        if before_top && !same_class && is_media_box(sibling, s) {
+            continue;
+        }
+        let mut score = scores.adjusted(sibling.id());
+        if same_class {
+            score += top_score * SIBLING_SHARE;
+        }
+        let ld = s.link_density();
+        let is_p = el.name() == "p";
+        let keep = score >= threshold
+            || (is_p && s.text >= MIN_SIBLING_PARAGRAPH_CHARS && ld < MAX_SIBLING_LINK_DENSITY)
+            || (is_p && s.text > 0 && ld == 0.0 && ends_sentence(sibling));
+        if keep {
+            blocks.push(sibling.id());
+        }
+    }
+    blocks
+}
+
+/// Blocks holding too little of the page's prose are one section of a text split into
+/// several (a landing page of modules): the smallest wrapper of most of the prose is
+/// the text.
+fn wrapper_of_prose(html: &Html, scan: &Scan, top: NodeId, blocks: &[NodeId]) -> Option<NodeId> {
+    let page_prose: u32 = html
+        .tree
+        .root()
+        .children()
+        .map(|c| scan.get(c.id()).prose)
+        .sum();
+    let prose: u32 = blocks.iter().map(|b| scan.get(*b).prose).sum();
+    let share = |p: u32, (num, den): (u32, u32)| p * den >= page_prose * num;
+    if share(prose, MIN_PROSE_SHARE) {
+        return None;
+    }
+    html.tree
+        .get(top)?
+        .ancestors()
+        .take_while(|a| is_below_body(*a))
+        .find(|a| share(scan.get(a.id()).prose, WRAPPER_PROSE_SHARE))
+        .filter(|a| scan.get(a.id()).link_density() < MAX_WRAPPER_LINK_DENSITY)
+        .map(|a| a.id())
+}
+
+/// A box that shows a picture (or video) with at most a one-paragraph caption.
+fn is_media_box(node: NodeRef<'_, Node>, s: Stats) -> bool {
+    s.text <= MAX_CAPTION_CHARS
+        && s.paragraphs <= 1
+        && node.descendants().any(|n| {
+            n.value()
+                .as_element()
+                .is_some_and(|e| matches!(e.name(), "img" | "picture" | "video" | "iframe"))
+        })
+}
+
+fn ends_sentence(node: NodeRef<'_, Node>) -> bool {
+    let text: String = ElementRef::wrap(node)
+        .map(|e| e.text().collect())
+        .unwrap_or_default();
+    let t = text.trim_end();
+    t.ends_with('.') || t.contains(". ")
+}
+
+fn tag_weight(name: &str) -> f32 {
+    match name {
+        "div" | "article" | "section" | "main" => 5.0,
+        "pre" | "td" | "blockquote" => 3.0,
+        "address" | "ol" | "ul" | "dl" | "dd" | "dt" | "li" | "form" => -3.0,
+        "h1" | "h2" | "h3" | "h4" | "h5" | "h6" | "th" => -5.0,
+        _ => 0.0,
+    }
+}
+
+fn class_weight(kinds: u16) -> f32 {
+    let mut w = 0.0;
+    if kinds & kind::POSITIVE != 0 {
+        w += CLASS_POINTS;
+    }
+    if kinds & kind::NEGATIVE != 0 {
+        w -= CLASS_POINTS;
+    }
+    w
+}

@@ -1,0 +1,443 @@
+//! One pass over a parsed page shared by every generic rule: the text sizes of each
+//! element (text, link text, commas, paragraphs, prose), the subtrees that are never
+//! article text (junk tags, hidden elements, junk-classed boxes), and the class/id word
+//! patterns that the rules ask about. It decides nothing about which block is the
+//! article (`main_text`) or what a field is (`heuristics`). Nothing here knows any site.
+
+use std::cell::RefCell;
+use std::collections::{HashMap, HashSet};
+use std::sync::LazyLock;
+
+use ego_tree::iter::Edge;
+use ego_tree::{NodeId, NodeRef};
+use regex::Regex;
+use rustc_hash::FxBuildHasher;
+use scraper::{Html, Node, node::Element};
+
+use crate::text::normalize;
+
+/// Elements whose content is never article text.
+const JUNK_TAGS: &[&str] = &[
+    "script", "style", "noscript", "template", "head", "nav", "aside", "footer", "button", "input",
+    "select", "textarea", "object", "embed", "svg", "canvas", "dialog", "menu", "link", "meta",
+    "title",
+];
+
+// Class patterns use ASCII word boundaries, `(?-u:\b)`: class names are ASCII, and a
+// Unicode `\b` keeps the regex engine off its fast DFA.
+
+/// Class or id words of boxes that are never article text, whatever their size.
+const ALWAYS_JUNK_PATTERN: &str = r"(?i)comment|disqus|related|(?-u:\b)share|sharing|social|newsletter|subscri|advert|sponsor|outbrain|taboola|cookie|consent|breadcrumb|adsbygoogle|(?-u:\b)ads?(?-u:\b)|(?-u:\b)ad[-_]|[-_]ads?(?-u:\b)|banner|popup|modal|tin-?lien-?quan|xem-?them|doc-?them|tin-?khac|most-?(read|viewed|popular)|recommend|trending|(?-u:\b)navbar(?-u:\b)|(?-u:\b)nav(?-u:\b)|(?-u:\b)menu(?-u:\b)|pagination|(?-u:\b)pager(?-u:\b)|(?-u:\b)print(?-u:\b)|toolbar|signup|(?-u:\b)login(?-u:\b)";
+/// Class or id words of boxes that are usually not article text; dropped only when they
+/// are small next to the article.
+const SOFT_JUNK_PATTERN: &str = r"(?i)sidebar|widget|footer|masthead|header|(?-u:\b)tags?(?-u:\b)|tag-?list|keyword|tu-?khoa|author|byline|(?-u:\b)meta(?-u:\b)|post-?meta|entry-?meta|dateline|location|stamp|rating|read-?more|more-?(news|stories|articles)|also-?read|next|prev|caption-?credit|hidden|(?-u:\b)hide(?-u:\b)|skip|promo|popular|sponsor|shopping|extra|tool|(?-u:\b)box-?date";
+const POSITIVE_PATTERN: &str = r"(?i)article|body|content|entry|hentry|h-entry|main|page|post|text|blog|story|detail|news-?content|cms";
+const NEGATIVE_PATTERN: &str = r"(?i)-ad-|hidden|^hid$|(?-u:\b)hid(?-u:\b)|combx|contact|foot|footnote|masthead|media|meta|outbrain|promo|scroll|shoutbox|skyscraper|sponsor|shopping|tags|widget|sidebar|title|date|author|thumb|list";
+/// Headings of boxes that point elsewhere ("related", "read more"), in the languages
+/// bantin meets.
+static RELATED_LABEL: LazyLock<Regex> = LazyLock::new(|| {
+    Regex::new(
+        r"(?i)^\W*(tin liên quan|bài liên quan|tin cùng chuyên mục|tin cùng chủ đề|tin khác|xem thêm|đọc thêm|có thể bạn quan tâm|tin mới|tin nổi bật|đọc nhiều|related|read more|read also|also read|see also|more from|more stories|you may also like|you might also like|recommended|popular|most read|trending|advertisement|quảng cáo|mehr zum thema|weitere artikel|lesen sie auch|das könnte sie auch interessieren)\b",
+    )
+    .expect("literal regex compiles")
+});
+const LEAD_CLASS_PATTERN: &str = r"(?i)sapo|(?-u:\b)lead(?-u:\b)|standfirst|description|(?-u:\b)des([^ki]|$)|summary|excerpt|(?-u:\b)intro|subtitle|subhead|teaser|chapeau|abstract|dek(?-u:\b)";
+const AUTHOR_CLASS_PATTERN: &str = r"(?i)author|byline|writer|tac-?gia|(?-u:\b)by(?-u:\b)";
+const DATE_CLASS_PATTERN: &str = r"(?i)date|time|publish|posted|(?-u:\b)ngay(?-u:\b)";
+const TAG_CLASS_PATTERN: &str =
+    r"(?i)(?-u:\b)tags?(?-u:\b)|tag-?list|tags?[-_]|keywords?(?-u:\b)|tu-?khoa";
+const ARTICLE_BODY_PATTERN: &str = r"(?i)article-body";
+const BREADCRUMB_CLASS_PATTERN: &str = r"(?i)breadcrumb";
+/// Every class pattern, in [`kind`] bit order.
+static CLASS_REGEXES: LazyLock<[Regex; kind::COUNT]> = LazyLock::new(|| {
+    [
+        ALWAYS_JUNK_PATTERN,
+        SOFT_JUNK_PATTERN,
+        POSITIVE_PATTERN,
+        NEGATIVE_PATTERN,
+        LEAD_CLASS_PATTERN,
+        AUTHOR_CLASS_PATTERN,
+        DATE_CLASS_PATTERN,
+        TAG_CLASS_PATTERN,
+        ARTICLE_BODY_PATTERN,
+        BREADCRUMB_CLASS_PATTERN,
+    ]
+    .map(|p| Regex::new(p).expect("literal regex compiles"))
+});
+/// Bits of `CLASS_REGEXES` matches, in its order.
+pub mod kind {
+    pub const ALWAYS_JUNK: u16 = 1 << 0;
+    pub const SOFT_JUNK: u16 = 1 << 1;
+    pub const POSITIVE: u16 = 1 << 2;
+    pub const NEGATIVE: u16 = 1 << 3;
+    pub const LEAD: u16 = 1 << 4;
+    pub const AUTHOR: u16 = 1 << 5;
+    pub const DATE: u16 = 1 << 6;
+    pub const TAG: u16 = 1 << 7;
+    pub const ARTICLE_BODY: u16 = 1 << 8;
+    pub const BREADCRUMB: u16 = 1 << 9;
+    pub(super) const COUNT: usize = 10;
+}
+static RIGHT_ALIGNED: LazyLock<Regex> =
+    LazyLock::new(|| Regex::new(r"(?i)text-align\s*:\s*right").expect("literal regex compiles"));
+static DISPLAY_NONE: LazyLock<Regex> = LazyLock::new(|| {
+    Regex::new(r"(?i)display\s*:\s*none|visibility\s*:\s*hidden").expect("literal regex compiles")
+});
+
+/// A byline is a short line; longer text is a paragraph that mentions a name.
+pub const MAX_BYLINE_CHARS: usize = 80;
+/// A paragraph shorter than this adds nothing to a block's score and is not prose.
+pub const MIN_PARAGRAPH_CHARS: u32 = 25;
+/// A junk-classed box with a content class and this many paragraphs is the text with a
+/// widget attached...
+const MIN_TEXT_BOX_PARAGRAPHS: u32 = 3;
+/// ...when its text is mostly outside links...
+const MAX_TEXT_BOX_LINK_DENSITY: f32 = 0.3;
+/// ...and it holds at least this much text.
+const MIN_TEXT_BOX_CHARS: u32 = 500;
+
+/// Text sizes of one element, junk subtrees left out.
+#[derive(Debug, Default, Clone, Copy)]
+pub struct Stats {
+    /// Non-space characters of text.
+    pub text: u32,
+    /// Non-space characters inside links.
+    pub links: u32,
+    /// Commas in the text.
+    pub commas: u32,
+    /// Non-space characters of text nodes directly inside the element.
+    pub own: u32,
+    /// `<p>` elements inside.
+    pub paragraphs: u32,
+    /// Non-space characters of the paragraphs inside that read as prose: long enough and
+    /// mostly outside links.
+    pub prose: u32,
+}
+
+impl Stats {
+    /// Adds a child's sizes (its own text is not the parent's own).
+    fn add(&mut self, child: &Stats) {
+        self.text += child.text;
+        self.links += child.links;
+        self.commas += child.commas;
+        self.paragraphs += child.paragraphs;
+        self.prose += child.prose;
+    }
+
+    pub fn link_density(&self) -> f32 {
+        if self.text == 0 {
+            0.0
+        } else {
+            self.links as f32 / self.text as f32
+        }
+    }
+}
+
+/// One pass over a parsed page: text sizes of every element and the subtrees that are
+/// junk.
+pub struct Scan {
+    pub stats: IdMap<Stats>,
+    pub junk: IdSet,
+    /// Per element, which [`kind`] patterns were tried on its class and id and which
+    /// matched; filled as elements are asked about.
+    kinds: RefCell<IdMap<(u16, u16)>>,
+}
+
+impl Scan {
+    pub fn new(html: &Html) -> Scan {
+        let mut scan = Scan {
+            stats: IdMap::default(),
+            junk: IdSet::default(),
+            kinds: RefCell::new(IdMap::default()),
+        };
+        let boxes = scan.measure(html);
+        scan.judge_boxes(html, boxes);
+        scan
+    }
+
+    /// Fills the text sizes of every element, marks junk tags, and returns the
+    /// junk-classed boxes (with whether they also have a content class), to be judged
+    /// once the page's size is known: a wrapper whose class happens to say "advert" may
+    /// hold the whole article.
+    fn measure(&mut self, html: &Html) -> Vec<(NodeId, bool)> {
+        let kinds = self.kinds.get_mut();
+        // (node, stats, is link) of the open elements; skipped subtrees push nothing.
+        let mut stack: Vec<(NodeId, Stats, bool)> = Vec::new();
+        let mut skip: Option<NodeId> = None;
+        let mut links_open = 0u32;
+        let mut boxes = Vec::new();
+        for edge in html.tree.root().traverse() {
+            match edge {
+                Edge::Open(node) if skip.is_none() => match node.value() {
+                    Node::Element(el) => {
+                        if is_junk_tag(el) {
+                            self.junk.insert(node.id());
+                            skip = Some(node.id());
+                            continue;
+                        }
+                        let (tried, k) = junk_kinds(el);
+                        kinds.insert(node.id(), (tried, k));
+                        if is_junk_kinds(el, k) {
+                            boxes.push((node.id(), class_kinds(el, kind::POSITIVE) != 0));
+                        }
+                        let is_link = el.name() == "a";
+                        links_open += u32::from(is_link);
+                        stack.push((node.id(), Stats::default(), is_link));
+                    }
+                    Node::Text(t) => {
+                        let (n, commas) = count(t);
+                        if let Some((_, s, _)) = stack.last_mut() {
+                            s.text += n;
+                            s.own += n;
+                            s.commas += commas;
+                            if links_open > 0 {
+                                s.links += n;
+                            }
+                        }
+                    }
+                    _ => {}
+                },
+                Edge::Close(node) if skip == Some(node.id()) => skip = None,
+                Edge::Close(node) if skip.is_none() && node.value().is_element() => {
+                    let Some((id, mut s, is_link)) = stack.pop() else {
+                        continue;
+                    };
+                    links_open -= u32::from(is_link);
+                    if node.value().as_element().is_some_and(|e| e.name() == "p") {
+                        s.paragraphs += 1;
+                        if s.text >= MIN_PARAGRAPH_CHARS && s.links * 2 < s.text {
+                            s.prose = s.text;
+                        }
+                    }
+                    self.stats.insert(id, s);
+                    if let Some((_, parent, _)) = stack.last_mut() {
+                        parent.add(&s);
+                    }
+                }
+                _ => {}
+            }
+        }
+        boxes
+    }
+
+    /// Marks as junk the junk-classed boxes that are small next to the page, and takes
+    /// their prose out of their ancestors' count.
+    fn judge_boxes(&mut self, html: &Html, boxes: Vec<(NodeId, bool)>) {
+        let total = html
+            .tree
+            .root()
+            .children()
+            .map(|c| self.get(c.id()).text)
+            .sum::<u32>();
+        for (id, text_class) in boxes {
+            let s = self.get(id);
+            // A content-classed box of several paragraphs ("entry share") is the text
+            // with a sharing widget attached, not the widget.
+            let text_box = text_class
+                && s.paragraphs >= MIN_TEXT_BOX_PARAGRAPHS
+                && s.link_density() < MAX_TEXT_BOX_LINK_DENSITY
+                && s.text >= MIN_TEXT_BOX_CHARS;
+            if !self.stats.contains_key(&id) || s.text * 2 >= total || text_box {
+                continue;
+            }
+            let ancestors: Vec<NodeId> = html
+                .tree
+                .get(id)
+                .into_iter()
+                .flat_map(|n| n.ancestors())
+                .map(|a| a.id())
+                .collect();
+            // Prose of a box inside a junk box was taken out with the outer box.
+            if !ancestors.iter().any(|a| self.junk.contains(a)) {
+                for a in &ancestors {
+                    if let Some(st) = self.stats.get_mut(a) {
+                        st.prose = st.prose.saturating_sub(s.prose);
+                    }
+                }
+            }
+            self.junk.insert(id);
+        }
+    }
+
+    /// Which of the `bits` patterns an element's class or id matches.
+    pub fn kinds(&self, id: NodeId, el: &Element, bits: u16) -> u16 {
+        let (tried, matched) = self.kinds.borrow().get(&id).copied().unwrap_or((0, 0));
+        let untried = bits & !tried;
+        if untried == 0 {
+            return matched & bits;
+        }
+        let matched = matched | class_kinds(el, untried);
+        self.kinds
+            .borrow_mut()
+            .insert(id, (tried | untried, matched));
+        matched & bits
+    }
+
+    /// Whether an element's class or id matches one of the `bits` patterns.
+    pub fn is(&self, id: NodeId, el: &Element, bits: u16) -> bool {
+        self.kinds(id, el, bits) != 0
+    }
+
+    /// Usually not article text (a sidebar, a byline box, a tag list); the caller drops
+    /// it when it is small next to the article.
+    pub fn is_soft_junk(&self, id: NodeId, el: &Element) -> bool {
+        !matches!(el.name(), "html" | "body" | "article" | "main")
+            && self.is(id, el, kind::SOFT_JUNK)
+    }
+
+    pub fn get(&self, id: NodeId) -> Stats {
+        self.stats.get(&id).copied().unwrap_or_default()
+    }
+}
+
+fn count(text: &str) -> (u32, u32) {
+    let mut n = 0u32;
+    let mut commas = 0u32;
+    for c in text.chars() {
+        if !c.is_whitespace() {
+            n += 1;
+            if matches!(c, ',' | '،' | '，' | '、') {
+                commas += 1;
+            }
+        }
+    }
+    (n, commas)
+}
+
+/// Attribute lookup by plain string comparison. `Element::attr` interns the name as an
+/// atom on every call, which costs more than scanning an element's few attributes.
+pub trait AttrExt {
+    fn attribute(&self, name: &str) -> Option<&str>;
+}
+
+impl AttrExt for Element {
+    fn attribute(&self, name: &str) -> Option<&str> {
+        self.attrs().find(|(k, _)| *k == name).map(|(_, v)| v)
+    }
+}
+
+/// Whether the element's class or id matches `re` (each read on its own, nothing
+/// allocated).
+pub fn class_is(el: &Element, re: &Regex) -> bool {
+    el.attrs()
+        .any(|(k, v)| (k == "class" || k == "id") && !v.is_empty() && re.is_match(v))
+}
+
+/// A map keyed by node. Node ids are small indexes, so Fx hashing is enough, and the
+/// default SipHash would be the larger cost of the per-node maps.
+pub type IdMap<V> = HashMap<NodeId, V, FxBuildHasher>;
+/// A set of nodes, hashed like [`IdMap`].
+pub type IdSet = HashSet<NodeId, FxBuildHasher>;
+
+/// Which of the `bits` patterns an element's class or id matches.
+pub(super) fn class_kinds(el: &Element, bits: u16) -> u16 {
+    if !el.attrs().any(|(k, _)| k == "class" || k == "id") {
+        return 0;
+    }
+    (0..kind::COUNT)
+        .filter(|i| bits & (1 << i) != 0 && class_is(el, &CLASS_REGEXES[*i]))
+        .fold(0, |acc, i| acc | (1 << i))
+}
+
+/// Class and id of an element, joined for pattern matching.
+pub fn class_id(el: &Element) -> String {
+    let mut s = String::new();
+    if let Some(c) = el.attribute("class") {
+        s.push_str(c);
+    }
+    if let Some(i) = el.attribute("id") {
+        s.push(' ');
+        s.push_str(i);
+    }
+    s
+}
+
+/// Never article text: a junk tag or a hidden element.
+pub fn is_junk_tag(el: &Element) -> bool {
+    let name = el.name();
+    JUNK_TAGS.contains(&name)
+        || el.attribute("hidden").is_some()
+        || el.attribute("aria-hidden").is_some_and(|v| v == "true") && name != "span" && name != "i"
+        || el
+            .attribute("style")
+            .is_some_and(|s| DISPLAY_NONE.is_match(s))
+}
+
+/// Never article text: a junk tag, a hidden element, or an always-junk box.
+pub fn is_junk(el: &Element) -> bool {
+    is_junk_tag(el) || is_junk_kinds(el, junk_kinds(el).1)
+}
+
+/// (tried, matched) of the always-junk pattern and, where it matches, of the
+/// article-body exception.
+fn junk_kinds(el: &Element) -> (u16, u16) {
+    let k = class_kinds(el, kind::ALWAYS_JUNK);
+    if k == 0 {
+        (kind::ALWAYS_JUNK, 0)
+    } else {
+        let both = kind::ALWAYS_JUNK | kind::ARTICLE_BODY;
+        (both, k | class_kinds(el, kind::ARTICLE_BODY))
+    }
+}
+
+/// An always-junk box by its class (the tag not considered).
+pub(super) fn is_junk_kinds(el: &Element, kinds: u16) -> bool {
+    !matches!(el.name(), "html" | "body" | "article" | "main")
+        && kinds & kind::ALWAYS_JUNK != 0
+        && kinds & kind::ARTICLE_BODY == 0
+}
+
+/// A box that points elsewhere: its first words are "related", "read more", ... Text of
+/// junk boxes inside (an ad slot labelled "Advertisement") does not count.
+pub fn is_related_box(node: NodeRef<'_, Node>, scan: &Scan) -> bool {
+    let mut skipping: Option<NodeId> = None;
+    for edge in node.traverse().take(80) {
+        match edge {
+            Edge::Open(n) if skipping.is_none() => {
+                if scan.junk.contains(&n.id()) {
+                    skipping = Some(n.id());
+                } else if let Some(t) = n.value().as_text() {
+                    let t = t.trim();
+                    if !t.is_empty() {
+                        return RELATED_LABEL.is_match(t);
+                    }
+                }
+            }
+            Edge::Close(n) if skipping == Some(n.id()) => skipping = None,
+            _ => {}
+        }
+    }
+    false
+}
+
+/// A short right-aligned line: a byline printed at the end of the text.
+pub fn is_right_aligned_line(el: &Element, stats: Stats) -> bool {
+    (el.attribute("align")
+        .is_some_and(|a| a.eq_ignore_ascii_case("right"))
+        || el
+            .attribute("style")
+            .is_some_and(|s| RIGHT_ALIGNED.is_match(s)))
+        && stats.text > 0
+        && (stats.text as usize) <= MAX_BYLINE_CHARS
+}
+
+/// Normalized text of an element, skipping descendants `skip` says to.
+pub fn text_of(node: NodeRef<'_, Node>, skip: impl Fn(&Element) -> bool) -> String {
+    let mut out = String::new();
+    let mut skipping: Option<NodeId> = None;
+    for edge in node.traverse() {
+        match edge {
+            Edge::Open(n) if skipping.is_none() => match n.value() {
+                Node::Element(el) if n.id() != node.id() && (skip(el) || is_junk(el)) => {
+                    skipping = Some(n.id())
+                }
+                Node::Element(el) if el.name() == "br" => out.push(' '),
+                Node::Text(t) => out.push_str(t),
+                _ => {}
+            },
+            Edge::Close(n) if skipping == Some(n.id()) => skipping = None,
+            _ => {}
+        }
+    }
+    normalize(&out)
+}

@@ -8,7 +8,8 @@
 //! tuned on half A, and half B estimates how they do on pages not seen while tuning.
 //! `examples/trafilatura_compare.py` scores trafilatura on the same pages and halves.
 //!
-//! `cargo run --release --example evaluate -- [CORPUS_DIR] [-v]` (default `../shared/corpus`).
+//! `cargo run --release --example evaluate -- [CORPUS_DIR] [-v]` (default `../shared/corpus`);
+//! `-v` lists the misses; `--show FILE...` prints what is extracted from those pages.
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
@@ -27,6 +28,12 @@ const HCM: chrono_tz::Tz = chrono_tz::Asia::Ho_Chi_Minh;
 fn main() {
     let args: Vec<String> = std::env::args().skip(1).collect();
     let verbose = args.iter().any(|a| a == "-v");
+    if let Some(i) = args.iter().position(|a| a == "--show") {
+        for file in &args[i + 1..] {
+            show(Path::new(file));
+        }
+        return;
+    }
     let corpus = args
         .iter()
         .find(|a| !a.starts_with('-'))
@@ -96,6 +103,21 @@ fn extract_file(path: &Path, url: &str) -> (Option<bantin::model::Article>, Dura
     let (html, _) = decode_html(&bytes, None);
     let article = extract::article(&html, &url, &ArticleRules::default(), HCM).ok();
     (article, start.elapsed(), bytes.len())
+}
+
+/// Prints the title and body text extracted from one page, with the URL beside it.
+fn show(path: &Path) {
+    let url = std::fs::read_to_string(path.with_extension("json"))
+        .ok()
+        .and_then(|j| serde_json::from_str::<Value>(&j).ok())
+        .and_then(|v| v["url"].as_str().map(str::to_owned))
+        .unwrap_or_default();
+    match extract_file(path, &url).0 {
+        Some(a) => println!("# {}
+{}
+", a.title, a.body_text),
+        None => println!("{}: no article", path.display()),
+    }
 }
 
 fn articles(dir: &Path, verbose: bool) {

@@ -8,7 +8,7 @@ use ego_tree::iter::Edge;
 use ego_tree::{NodeId, NodeRef};
 use scraper::{ElementRef, Html, Node};
 
-use super::scan::{AttrExt, IdMap, MIN_PARAGRAPH_CHARS, Scan, Stats, kind};
+use super::scan::{AttrExt, IdMap, MIN_PARAGRAPH_CHARS, Scan, Stats, is_related_box, kind};
 
 /// A block with less text than this is scored down in proportion (a positive class on a
 /// one-line box must not outweigh the paragraphs of the article).
@@ -40,12 +40,28 @@ const MIN_PROSE_SHARE: (u32, u32) = (3, 5);
 const WRAPPER_PROSE_SHARE: (u32, u32) = (4, 5);
 /// ...and is mostly text, not a page of link lists.
 const MAX_WRAPPER_LINK_DENSITY: f32 = 0.3;
+/// Prose an article container must hold to be a second opinion at all.
+const MIN_CONTAINER_PROSE_CHARS: u32 = 200;
+/// The container is taken over the scored blocks when it holds more than this many times
+/// their prose: the scoring then found only a piece of the text.
+const SECOND_OPINION_FACTOR: u32 = 2;
 /// Longest caption a picture box may carry and still be only a picture.
 const MAX_CAPTION_CHARS: u32 = 300;
 
 /// The blocks that hold the article text, in document order: the best-scoring block and
 /// those of its siblings that look like more of the same text.
 pub fn main_blocks(html: &Html, scan: &Scan) -> Vec<NodeId> {
+    let scored = scored_blocks(html, scan);
+    // A second opinion: the box the page itself marks as the article. The better of the
+    // two by the prose they hold is taken.
+    match article_container(html, scan) {
+        Some(container) if is_better(scan, container, &scored) => vec![container],
+        _ => scored,
+    }
+}
+
+/// The first opinion: the best-scoring block and its continuing siblings.
+fn scored_blocks(html: &Html, scan: &Scan) -> Vec<NodeId> {
     let scores = Scores::of(html, scan);
     let Some((top, top_score)) = scores.best(html) else {
         return Vec::new();
@@ -53,6 +69,45 @@ pub fn main_blocks(html: &Html, scan: &Scan) -> Vec<NodeId> {
     let top = scores.widen(html, top, top_score);
     let blocks = continuing_siblings(html, scan, &scores, top, top_score);
     wrapper_of_prose(html, scan, top, &blocks).map_or(blocks, |a| vec![a])
+}
+
+/// The element the page marks as its article text: `itemprop="articleBody"`, else the
+/// `<article>` holding the most prose, else `<main>`; junk subtrees never count.
+fn article_container(html: &Html, scan: &Scan) -> Option<NodeId> {
+    let mut best: [Option<(u32, NodeId)>; 3] = [None; 3];
+    for node in html.tree.root().descendants() {
+        let Some(el) = node.value().as_element() else {
+            continue;
+        };
+        let rank = if el.attribute("itemprop") == Some("articleBody") {
+            0
+        } else if el.name() == "article" {
+            1
+        } else if el.name() == "main" {
+            2
+        } else {
+            continue;
+        };
+        if node.ancestors().any(|a| scan.junk.contains(&a.id())) || scan.junk.contains(&node.id()) {
+            continue;
+        }
+        let prose = scan.get(node.id()).prose;
+        if best[rank].is_none_or(|(p, _)| prose > p) {
+            best[rank] = Some((prose, node.id()));
+        }
+    }
+    best.into_iter()
+        .flatten()
+        .find(|(prose, _)| *prose >= MIN_CONTAINER_PROSE_CHARS)
+        .map(|(_, id)| id)
+}
+
+/// Whether the article container holds clearly more prose than the scored blocks, and
+/// reads as text rather than a list of links.
+fn is_better(scan: &Scan, container: NodeId, scored: &[NodeId]) -> bool {
+    let c = scan.get(container);
+    let unlinked: u32 = scored.iter().map(|b| scan.get(*b).unlinked()).sum();
+    c.unlinked() > unlinked * SECOND_OPINION_FACTOR && c.link_density() < MAX_WRAPPER_LINK_DENSITY
 }
 
 /// Raw block scores: paragraph scores handed up to their ancestors.
@@ -209,7 +264,80 @@ fn continuing_siblings(
             blocks.push(sibling.id());
         }
     }
+    keep_later_sections(html, scan, top, &mut blocks);
     blocks
+}
+
+/// After the best block, a heading followed by prose starts another section of the same
+/// text (a story told under subheadings, each section its own box): the heading and its
+/// prose are kept, however short the section, when the text is itself prose. The sections must follow the text without
+/// a gap: a box of other text between (comments, a teaser) ends the article. A heading
+/// over a link list or a box that points elsewhere ("Related", "Read more") starts nothing.
+fn keep_later_sections(html: &Html, scan: &Scan, top: NodeId, blocks: &mut Vec<NodeId>) {
+    let Some(node) = html.tree.get(top).filter(|n| is_prose_box(*n, scan)) else {
+        return;
+    };
+    let later: Vec<NodeRef<'_, Node>> = node
+        .next_siblings()
+        .filter(|n| n.value().is_element() && scan.get(n.id()).text > 0)
+        .collect();
+    let mut kept = Vec::new();
+    let mut i = 0;
+    while let Some(sibling) = later.get(i) {
+        i += 1;
+        if blocks.contains(&sibling.id()) {
+            continue;
+        }
+        if scan.junk.contains(&sibling.id()) || is_related_box(*sibling, scan) {
+            break;
+        }
+        if is_prose_box(*sibling, scan) && starts_with_heading(*sibling) {
+            kept.push(sibling.id());
+        } else if is_heading(*sibling)
+            && let Some(next) = later.get(i)
+            && (blocks.contains(&next.id()) || is_prose_box(*next, scan))
+        {
+            kept.extend([sibling.id(), next.id()]);
+            i += 1;
+        } else {
+            break;
+        }
+    }
+    blocks.extend(kept);
+    blocks.sort_by_key(|id| sibling_index(html, *id));
+    blocks.dedup();
+}
+
+/// Document order among siblings.
+fn sibling_index(html: &Html, id: NodeId) -> usize {
+    html.tree
+        .get(id)
+        .map_or(0, |n| n.prev_siblings().count())
+}
+
+fn is_heading(node: NodeRef<'_, Node>) -> bool {
+    node.value()
+        .as_element()
+        .is_some_and(|e| matches!(e.name(), "h2" | "h3" | "h4" | "h5" | "h6"))
+}
+
+/// Whether the first element with text inside `node` (or `node` itself) is a heading.
+fn starts_with_heading(node: NodeRef<'_, Node>) -> bool {
+    node.descendants()
+        .find(|n| {
+            n.value()
+                .as_text()
+                .is_some_and(|t| !t.trim().is_empty())
+        })
+        .is_some_and(|t| t.ancestors().take_while(|a| a.id() != node.id()).any(is_heading))
+}
+
+/// A box of prose: most of its text in readable paragraphs, few links.
+fn is_prose_box(node: NodeRef<'_, Node>, scan: &Scan) -> bool {
+    let s = scan.get(node.id());
+    s.prose >= MIN_PARAGRAPH_CHARS
+        && s.prose * 2 >= s.text
+        && s.link_density() < MAX_SIBLING_LINK_DENSITY
 }
 
 /// Blocks holding too little of the page's prose are one section of a text split into

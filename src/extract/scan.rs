@@ -30,7 +30,7 @@ const JUNK_TAGS: &[&str] = &[
 const ALWAYS_JUNK_PATTERN: &str = r"(?i)comment|disqus|related|(?-u:\b)share|sharing|social|newsletter|subscri|advert|sponsor|outbrain|taboola|cookie|consent|breadcrumb|adsbygoogle|(?-u:\b)ads?(?-u:\b)|(?-u:\b)ad[-_]|[-_]ads?(?-u:\b)|banner|popup|modal|tin-?lien-?quan|xem-?them|doc-?them|tin-?khac|most-?(read|viewed|popular)|recommend|trending|(?-u:\b)navbar(?-u:\b)|(?-u:\b)nav(?-u:\b)|(?-u:\b)menu(?-u:\b)|pagination|(?-u:\b)pager(?-u:\b)|(?-u:\b)print(?-u:\b)|toolbar|signup|(?-u:\b)login(?-u:\b)";
 /// Class or id words of boxes that are usually not article text; dropped only when they
 /// are small next to the article.
-const SOFT_JUNK_PATTERN: &str = r"(?i)sidebar|widget|footer|masthead|header|(?-u:\b)tags?(?-u:\b)|tag-?list|keyword|tu-?khoa|author|byline|(?-u:\b)meta(?-u:\b)|post-?meta|entry-?meta|dateline|location|stamp|rating|read-?more|more-?(news|stories|articles)|also-?read|next|prev|caption-?credit|hidden|(?-u:\b)hide(?-u:\b)|skip|promo|popular|sponsor|shopping|extra|tool|(?-u:\b)box-?date";
+const SOFT_JUNK_PATTERN: &str = r"(?i)sidebar|widget|footer|masthead|header|(?-u:\b)tags?(?-u:\b)|tag-?list|keyword|tu-?khoa|author|byline|(?-u:\b)meta(?-u:\b)|post-?meta|entry-?meta|dateline|location|stamp|rating|read-?more|more-?(news|stories|articles)|also-?read|(?-u:\b)(next|prev|previous)(?-u:\b)|caption-?credit|hidden|(?-u:\b)hide(?-u:\b)|skip|promo|popular|sponsor|shopping|extra|tool|(?-u:\b)box-?date";
 const POSITIVE_PATTERN: &str = r"(?i)article|body|content|entry|hentry|h-entry|main|page|post|text|blog|story|detail|news-?content|cms";
 const NEGATIVE_PATTERN: &str = r"(?i)-ad-|hidden|^hid$|(?-u:\b)hid(?-u:\b)|combx|contact|foot|footnote|masthead|media|meta|outbrain|promo|scroll|shoutbox|skyscraper|sponsor|shopping|tags|widget|sidebar|title|date|author|thumb|list";
 /// Headings of boxes that point elsewhere ("related", "read more"), in the languages
@@ -122,6 +122,11 @@ impl Stats {
         self.commas += child.commas;
         self.paragraphs += child.paragraphs;
         self.prose += child.prose;
+    }
+
+    /// Characters of text outside links.
+    pub fn unlinked(&self) -> u32 {
+        self.text - self.links
     }
 
     pub fn link_density(&self) -> f32 {

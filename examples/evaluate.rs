@@ -113,9 +113,12 @@ fn show(path: &Path) {
         .and_then(|v| v["url"].as_str().map(str::to_owned))
         .unwrap_or_default();
     match extract_file(path, &url).0 {
-        Some(a) => println!("# {}
+        Some(a) => println!(
+            "# {}
 {}
-", a.title, a.body_text),
+",
+            a.title, a.body_text
+        ),
         None => println!("{}: no article", path.display()),
     }
 }

@@ -40,10 +40,10 @@ const MIN_PROSE_SHARE: (u32, u32) = (3, 5);
 const WRAPPER_PROSE_SHARE: (u32, u32) = (4, 5);
 /// ...and is mostly text, not a page of link lists.
 const MAX_WRAPPER_LINK_DENSITY: f32 = 0.3;
-/// Prose an article container must hold to be a second opinion at all.
-const MIN_CONTAINER_PROSE_CHARS: u32 = 200;
+/// Text outside links an article container must hold to be a second opinion at all.
+const MIN_CONTAINER_CHARS: u32 = 200;
 /// The container is taken over the scored blocks when it holds more than this many times
-/// their prose: the scoring then found only a piece of the text.
+/// their text outside links: the scoring then found only a piece of the text.
 const SECOND_OPINION_FACTOR: u32 = 2;
 /// Longest caption a picture box may carry and still be only a picture.
 const MAX_CAPTION_CHARS: u32 = 300;
@@ -53,7 +53,7 @@ const MAX_CAPTION_CHARS: u32 = 300;
 pub fn main_blocks(html: &Html, scan: &Scan) -> Vec<NodeId> {
     let scored = scored_blocks(html, scan);
     // A second opinion: the box the page itself marks as the article. The better of the
-    // two by the prose they hold is taken.
+    // two by the text they hold outside links is taken.
     match article_container(html, scan) {
         Some(container) if is_better(scan, container, &scored) => vec![container],
         _ => scored,
@@ -72,7 +72,8 @@ fn scored_blocks(html: &Html, scan: &Scan) -> Vec<NodeId> {
 }
 
 /// The element the page marks as its article text: `itemprop="articleBody"`, else the
-/// `<article>` holding the most prose, else `<main>`; junk subtrees never count.
+/// `<article>` holding the most text outside links, else `<main>`; junk subtrees never
+/// count.
 fn article_container(html: &Html, scan: &Scan) -> Option<NodeId> {
     let mut best: [Option<(u32, NodeId)>; 3] = [None; 3];
     for node in html.tree.root().descendants() {
@@ -91,18 +92,18 @@ fn article_container(html: &Html, scan: &Scan) -> Option<NodeId> {
         if node.ancestors().any(|a| scan.junk.contains(&a.id())) || scan.junk.contains(&node.id()) {
             continue;
         }
-        let prose = scan.get(node.id()).prose;
-        if best[rank].is_none_or(|(p, _)| prose > p) {
-            best[rank] = Some((prose, node.id()));
+        let text = scan.get(node.id()).unlinked();
+        if best[rank].is_none_or(|(t, _)| text > t) {
+            best[rank] = Some((text, node.id()));
         }
     }
     best.into_iter()
         .flatten()
-        .find(|(prose, _)| *prose >= MIN_CONTAINER_PROSE_CHARS)
+        .find(|(text, _)| *text >= MIN_CONTAINER_CHARS)
         .map(|(_, id)| id)
 }
 
-/// Whether the article container holds clearly more prose than the scored blocks, and
+/// Whether the article container holds clearly more text than the scored blocks, and
 /// reads as text rather than a list of links.
 fn is_better(scan: &Scan, container: NodeId, scored: &[NodeId]) -> bool {
     let c = scan.get(container);
@@ -310,9 +311,7 @@ fn keep_later_sections(html: &Html, scan: &Scan, top: NodeId, blocks: &mut Vec<N
 
 /// Document order among siblings.
 fn sibling_index(html: &Html, id: NodeId) -> usize {
-    html.tree
-        .get(id)
-        .map_or(0, |n| n.prev_siblings().count())
+    html.tree.get(id).map_or(0, |n| n.prev_siblings().count())
 }
 
 fn is_heading(node: NodeRef<'_, Node>) -> bool {
@@ -324,12 +323,12 @@ fn is_heading(node: NodeRef<'_, Node>) -> bool {
 /// Whether the first element with text inside `node` (or `node` itself) is a heading.
 fn starts_with_heading(node: NodeRef<'_, Node>) -> bool {
     node.descendants()
-        .find(|n| {
-            n.value()
-                .as_text()
-                .is_some_and(|t| !t.trim().is_empty())
+        .find(|n| n.value().as_text().is_some_and(|t| !t.trim().is_empty()))
+        .is_some_and(|t| {
+            t.ancestors()
+                .take_while(|a| a.id() != node.id())
+                .any(is_heading)
         })
-        .is_some_and(|t| t.ancestors().take_while(|a| a.id() != node.id()).any(is_heading))
 }
 
 /// A box of prose: most of its text in readable paragraphs, few links.
@@ -402,4 +401,69 @@ fn class_weight(kinds: u16) -> f32 {
         w -= CLASS_POINTS;
     }
     w
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::config::ArticleRules;
+    use url::Url;
+
+    /// The body text bantin extracts from `html`, or why there is none.
+    fn body_text(html: &str) -> Result<String, crate::extract::ExtractError> {
+        let url = Url::parse("https://news.example/story").expect("valid");
+        crate::extract::article(html, &url, &ArticleRules::default(), chrono_tz::UTC)
+            .map(|a| a.body_text)
+    }
+
+    const PARAGRAPH: &str = "<p>The council opened the new river bridge on Monday morning, after \
+        three years of work, two floods and one long argument about its colour.</p>";
+
+    #[test]
+    fn later_section_after_a_heading_is_kept() {
+        let html = format!(
+            "<html><body><article><h1>Council opens the bridge</h1>\
+             <div class=\"a1\">{PARAGRAPH}{PARAGRAPH}{PARAGRAPH}{PARAGRAPH}</div>\
+             <h2>What comes next</h2><div class=\"a2\"><p>Tolls start in May; river towns ride free.</p></div>\
+             </article><footer><p>Copyright, the news example company.</p></footer></body></html>"
+        );
+        let text = body_text(&html).expect("an article");
+        assert!(text.contains("What comes next"), "heading kept: {text}");
+        assert!(
+            text.ends_with("river towns ride free."),
+            "section kept: {text}"
+        );
+    }
+
+    #[test]
+    fn text_in_a_preview_classed_box_is_not_taken_for_a_pager() {
+        // Regression: "preview" matched the "prev" of previous-page links, and the first
+        // lines shown before a paywall were dropped.
+        let html = format!(
+            "<html><body><article><h1>Council opens the bridge</h1><div class=\"story\">\
+             {PARAGRAPH}{PARAGRAPH}<div class=\"paywall-preview\"><p>Subscribers read on: \
+             the bridge cost twice the first estimate.</p></div></div></article></body></html>"
+        );
+        let text = body_text(&html).expect("an article");
+        assert!(text.ends_with("twice the first estimate."), "{text}");
+    }
+
+    #[test]
+    fn short_news_article_in_plain_text_boxes_is_found() {
+        // The story is plain text in spans, which the paragraph scoring does not see; a
+        // teaser box of paragraphs outside the article would be taken without the
+        // article container as a second opinion.
+        let line = "<span>Firefighters rescued seven people from a burning house on Lach \
+            Tray street before dawn on Sunday, the city police said.</span><br>";
+        let html = format!(
+            "<html><body><div class=\"entry-content\"><p>News, weather, sport, culture, \
+             and more, every day.</p></div><article><h1>Seven rescued from a fire</h1>\
+             <div>{line}{line}{line}</div></article></body></html>"
+        );
+        let text = body_text(&html).expect("an article");
+        assert!(
+            text.starts_with("Firefighters rescued seven people"),
+            "{text}"
+        );
+        assert!(!text.contains("weather, sport"), "{text}");
+    }
 }

@@ -187,7 +187,9 @@ fn drops(el: &Element, node: ego_tree::NodeRef<'_, Node>, scan: &Scan, article_t
         {
             return true;
         }
-        if s.text < MAX_RELATED_BOX_CHARS && scan::is_related_box(node, scan) {
+        if (s.text < MAX_RELATED_BOX_CHARS && scan::is_related_box(node, scan))
+            || scan::is_ad_label(node, s)
+        {
             return true;
         }
     }
@@ -428,4 +430,30 @@ fn largest_in_srcset(srcset: &str) -> Option<String> {
         })
         .max_by(|a, b| a.1.total_cmp(&b.1))
         .map(|(u, _)| u)
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::config::ArticleRules;
+    use url::Url;
+
+    #[test]
+    fn ad_slot_showing_only_its_label_is_dropped() {
+        let paragraph = "<p>The council opened the new river bridge on Monday morning, after \
+            three years of work, two floods and one long argument about its colour.</p>";
+        let html = format!(
+            "<html><body><article><div class=\"story\">{paragraph}\
+             <center class=\"x7Kq\"><span>Anzeige</span></center>{paragraph}\
+             </div></article></body></html>"
+        );
+        let url = Url::parse("https://news.example/story").expect("valid");
+        let a = crate::extract::article(&html, &url, &ArticleRules::default(), chrono_tz::UTC)
+            .expect("an article");
+        assert!(!a.body_text.contains("Anzeige"), "{}", a.body_text);
+        assert!(
+            a.body_text.ends_with("about its colour."),
+            "{}",
+            a.body_text
+        );
+    }
 }

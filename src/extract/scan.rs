@@ -41,6 +41,15 @@ static RELATED_LABEL: LazyLock<Regex> = LazyLock::new(|| {
     )
     .expect("literal regex compiles")
 });
+/// The whole text of an ad slot that shows only its label, in the languages bantin meets.
+static AD_LABEL: LazyLock<Regex> = LazyLock::new(|| {
+    Regex::new(
+        r"(?i)^\W*(advert|advertisement|advertising|ad|ads|anzeige|werbung|publicidad|publicité|pubblicità|quảng cáo|sponsored)\W*$",
+    )
+    .expect("literal regex compiles")
+});
+/// An ad label is a word or two; longer text is not only a label.
+const MAX_AD_LABEL_CHARS: u32 = 16;
 const LEAD_CLASS_PATTERN: &str = r"(?i)sapo|(?-u:\b)lead(?-u:\b)|standfirst|description|(?-u:\b)des([^ki]|$)|summary|excerpt|(?-u:\b)intro|subtitle|subhead|teaser|chapeau|abstract|dek(?-u:\b)";
 const AUTHOR_CLASS_PATTERN: &str = r"(?i)author|byline|writer|tac-?gia|(?-u:\b)by(?-u:\b)";
 const DATE_CLASS_PATTERN: &str = r"(?i)date|time|publish|posted|(?-u:\b)ngay(?-u:\b)";
@@ -413,6 +422,13 @@ pub fn is_related_box(node: NodeRef<'_, Node>, scan: &Scan) -> bool {
         }
     }
     false
+}
+
+/// A box whose whole text is an ad slot's label ("Advertisement", "Anzeige").
+pub fn is_ad_label(node: NodeRef<'_, Node>, stats: Stats) -> bool {
+    stats.text > 0
+        && stats.text <= MAX_AD_LABEL_CHARS
+        && AD_LABEL.is_match(&text_of(node, |_| false))
 }
 
 /// A short right-aligned line: a byline printed at the end of the text.

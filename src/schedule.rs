@@ -30,6 +30,11 @@ use crate::fetch::politeness::host_key;
 use crate::model::{HeldBack, SourceId, SourceSchedule};
 use crate::store::Store;
 
+mod claims;
+
+use claims::Claims;
+pub use claims::Worker;
+
 /// Largest random delay added to a tick (it is also never more than a tenth of the
 /// source's interval).
 pub const DEFAULT_MAX_JITTER: Duration = Duration::from_secs(10);
@@ -94,6 +99,8 @@ pub struct Scheduler {
 struct Shared {
     /// Where the schedule state outlives the process; none in tests of timing alone.
     store: Option<Arc<dyn Store>>,
+    /// This worker's leases in the store (with a store).
+    claims: Option<Arc<Claims>>,
     status: Mutex<BTreeMap<SourceId, SourceStatus>>,
     /// Sources with a run in flight. Kept apart from `status` so a source removed and
     /// added again while its old run is still going cannot start a second run.
@@ -154,15 +161,32 @@ impl Scheduler {
     }
 
     /// A scheduler that keeps each source's next due time and backoff in `store` and
-    /// starts from what is stored there. Call before [`Scheduler::run`].
-    pub fn with_store(options: ScheduleOptions, store: Arc<dyn Store>) -> Self {
+    /// starts from what is stored there, and runs a source only while `worker` holds a
+    /// lease on it in the store, so that several workers on one database share the
+    /// sources.
+    pub fn with_store(options: ScheduleOptions, store: Arc<dyn Store>, worker: Worker) -> Self {
         Self {
             options,
             shared: Arc::new(Shared {
+                claims: Some(Arc::new(Claims::new(worker, store.clone()))),
                 store: Some(store),
                 ..Shared::default()
             }),
         }
+    }
+
+    /// This worker's id, with a store.
+    pub fn worker_id(&self) -> Option<&str> {
+        self.shared.claims.as_deref().map(Claims::worker_id)
+    }
+
+    /// Leases this worker holds now, and leases it lost to other workers since it
+    /// started.
+    pub fn lease_counts(&self) -> (usize, u64) {
+        self.shared
+            .claims
+            .as_deref()
+            .map_or((0, 0), |c| (c.held_count(), c.lost_count()))
     }
 
     /// Every configured source's status, by id.
@@ -190,6 +214,10 @@ impl Scheduler {
     {
         let run_source: Arc<RunFn> = Arc::new(move |source| Box::pin(run_source(source)));
         let runs = TaskTracker::new();
+        let stop_renewing = CancellationToken::new();
+        if let Some(claims) = &self.shared.claims {
+            tokio::spawn(claims.clone().renew_until(stop_renewing.clone()));
+        }
         let mut drivers: HashMap<SourceId, Driver> = HashMap::new();
         loop {
             let current = config.borrow_and_update().clone();
@@ -227,6 +255,8 @@ impl Scheduler {
                 "runs still in flight at the shutdown deadline; not waiting longer"
             );
         }
+        // Leases of runs still in flight run out by themselves.
+        stop_renewing.cancel();
     }
 
     /// Brings the drivers in line with a configuration: stops removed sources, starts
@@ -314,6 +344,7 @@ async fn drive(
     loop {
         let current = plan.borrow_and_update().clone();
         let id = current.source.id.clone();
+        follow_other_workers(&shared, &id).await;
         let (failures, last_finished) = shared
             .status()
             .get(&id)
@@ -353,7 +384,8 @@ async fn drive(
             _ = finished.notified() => continue,
             _ = sleep => {}
         }
-        last_tick = due.map(|d| d.at);
+        let Some(due) = due else { continue };
+        last_tick = Some(due.at);
 
         if !shared.in_flight().insert(id.clone()) {
             warn!(source = %id, schedule = %current.source.schedule_text,
@@ -362,52 +394,110 @@ async fn drive(
             continue;
         }
         backoff_end = None;
+        let turn = Turn {
+            shared: shared.clone(),
+            source: current.source.clone(),
+            tick: due.tick,
+            finished: finished.clone(),
+        };
+        runs.spawn(turn.take(run_source.clone(), stop.clone()));
+    }
+}
+
+/// One due tick of one source: claimed, run, recorded, released.
+struct Turn {
+    shared: Arc<Shared>,
+    source: Source,
+    tick: DateTime<Utc>,
+    /// Told when the turn is over, so the source's loop plans the next one.
+    finished: Arc<Notify>,
+}
+
+impl Turn {
+    /// Claims the tick (with a store), runs the source unless another worker ran the
+    /// tick, and gives the claim back.
+    async fn take(self, run_source: Arc<RunFn>, stop: CancellationToken) {
+        let lease = match &self.shared.claims {
+            None => None,
+            Some(claims) => match claims.acquire(&self.source, self.tick, &stop).await {
+                claims::Acquired::Run(lease) => Some(lease),
+                claims::Acquired::Done | claims::Acquired::Stopped => {
+                    self.end();
+                    return;
+                }
+            },
+        };
+        let lost = lease.as_ref().map(|l| l.lost.clone()).unwrap_or_default();
+        let finished = self.run(run_source, lost).await;
+        if let (Some(claims), Some(lease)) = (&self.shared.claims, lease) {
+            claims.release(lease, finished).await;
+        }
+        self.end();
+    }
+
+    fn end(&self) {
+        self.shared.in_flight().remove(&self.source.id);
+        self.finished.notify_one();
+    }
+
+    /// Runs the source and records the result in its status; false when the run was
+    /// stopped because another worker took its lease.
+    async fn run(&self, run_source: Arc<RunFn>, lost: CancellationToken) -> bool {
+        let (shared, id) = (&self.shared, &self.source.id);
         let started = Utc::now();
-        shared.update(&id, |s| {
+        shared.update(id, |s| {
             s.running = true;
             s.last_started = Some(started);
         });
         debug!(source = %id, "run starting");
-        let run = run_source(current.source.clone());
-        let shared = shared.clone();
-        let finished = finished.clone();
-        runs.spawn(async move {
-            // A run that panics must not leave the source marked as running forever.
-            let result = match tokio::spawn(run).await {
-                Ok(result) => result,
-                Err(err) => Err(format!("run panicked: {err}")),
-            };
-            let now = Utc::now();
-            let elapsed_ms = (now - started).num_milliseconds();
-            shared.update(&id, |s| {
-                s.running = false;
-                s.last_finished = Some(now);
-                s.runs += 1;
-                match &result {
-                    Ok(changed) => {
-                        if s.failures > 0 {
-                            info!(source = %id, failures = s.failures, "source recovered");
-                        }
-                        s.failures = 0;
-                        s.last_error = None;
-                        s.last_success = Some(now);
-                        s.last_changed = *changed;
-                    }
-                    Err(error) => {
-                        s.failures += 1;
-                        s.runs_failed += 1;
-                        s.last_error = Some(error.clone());
-                        warn!(source = %id, failures = s.failures, elapsed_ms, %error,
-                            "source run failed; backing off");
-                    }
-                }
-            });
-            if let Ok(changed) = result {
-                debug!(source = %id, changed, elapsed_ms, "run finished");
+        let mut run = tokio::spawn(run_source(self.source.clone()));
+        // A run that panics must not leave the source marked as running forever.
+        let result = tokio::select! {
+            joined = &mut run => joined.unwrap_or_else(|err| Err(format!("run panicked: {err}"))),
+            _ = lost.cancelled() => {
+                run.abort();
+                shared.update(id, |s| s.running = false);
+                return false;
             }
-            shared.in_flight().remove(&id);
-            finished.notify_one();
-        });
+        };
+        let now = Utc::now();
+        let elapsed_ms = (now - started).num_milliseconds();
+        shared.update(id, |s| record_run(s, id, &result, now, elapsed_ms));
+        if let Ok(changed) = result {
+            debug!(source = %id, changed, elapsed_ms, "run finished");
+        }
+        true
+    }
+}
+
+/// A finished run's result in its source's status.
+fn record_run(
+    s: &mut SourceStatus,
+    id: &SourceId,
+    result: &Result<bool, String>,
+    now: DateTime<Utc>,
+    elapsed_ms: i64,
+) {
+    s.running = false;
+    s.last_finished = Some(now);
+    s.runs += 1;
+    match result {
+        Ok(changed) => {
+            if s.failures > 0 {
+                info!(source = %id, failures = s.failures, "source recovered");
+            }
+            s.failures = 0;
+            s.last_error = None;
+            s.last_success = Some(now);
+            s.last_changed = *changed;
+        }
+        Err(error) => {
+            s.failures += 1;
+            s.runs_failed += 1;
+            s.last_error = Some(error.clone());
+            warn!(source = %id, failures = s.failures, elapsed_ms, %error,
+                "source run failed; backing off");
+        }
     }
 }
 
@@ -415,6 +505,9 @@ async fn drive(
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 struct Due {
     at: DateTime<Utc>,
+    /// The schedule's tick `at` is for (before jitter): every worker computes the same
+    /// one, so a tick one of them ran is not run again by another.
+    tick: DateTime<Utc>,
     /// The backoff that pushed the run back, if the source is failing.
     backoff: Option<Duration>,
 }
@@ -433,7 +526,11 @@ impl Due {
             .after(&from.with_timezone(&source.timezone))
             .next()
             .map_or(until, |t| t.with_timezone(&Utc));
-        Due { at, ..self }
+        Due {
+            at,
+            tick: at,
+            ..self
+        }
     }
 }
 
@@ -492,6 +589,25 @@ async fn restore_status(shared: &Arc<Shared>, id: &SourceId) -> Option<DateTime<
     stored.next_due.filter(|_| stored.backoff.is_some())
 }
 
+/// Takes the failures and the last run's end from the store when a run there finished
+/// later than any here: another worker ran the source, and its backoff counts.
+async fn follow_other_workers(shared: &Arc<Shared>, id: &SourceId) {
+    let Some(store) = shared.store.clone() else {
+        return;
+    };
+    let source = id.clone();
+    let Ok(Ok(stored)) = tokio::task::spawn_blocking(move || store.source_schedule(&source)).await
+    else {
+        return;
+    };
+    shared.update(id, |s| {
+        if stored.last_finished > s.last_finished {
+            s.failures = stored.failures;
+            s.last_finished = stored.last_finished;
+        }
+    });
+}
+
 /// Stores when a source is due next, so that a restart keeps to it.
 async fn save_due(shared: &Arc<Shared>, id: &SourceId, due: Due) {
     let Some(store) = shared.store.clone() else {
@@ -538,6 +654,7 @@ fn next_due(
     let jitter = random_jitter(max_jitter.min(interval / 10));
     Some(Due {
         at: tick + chrono::Duration::from_std(jitter).unwrap_or_default(),
+        tick,
         backoff,
     })
 }
@@ -638,6 +755,7 @@ mod tests {
         let at = |text: &str| DateTime::parse_from_rfc3339(text).unwrap().to_utc();
         let due = Due {
             at: at("2024-05-01T10:20:00Z"),
+            tick: at("2024-05-01T10:20:00Z"),
             backoff: Some(3600 * SEC),
         };
         let hold = Some(at("2024-05-01T11:05:00Z"));
@@ -645,6 +763,7 @@ mod tests {
             due.not_before(hold, &plan),
             Due {
                 at: at("2024-05-01T11:20:00Z"),
+                tick: at("2024-05-01T11:20:00Z"),
                 backoff: Some(3600 * SEC),
             }
         );

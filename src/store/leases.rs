@@ -83,7 +83,7 @@ pub(crate) fn decide(claim: &ClaimRequest, source: &SourceRow, hosts: &[HostRow]
 }
 
 /// When a lease taken at `now` runs out.
-pub(crate) fn expiry(claim_now: DateTime<Utc>, lease: std::time::Duration) -> DateTime<Utc> {
+pub fn expiry(claim_now: DateTime<Utc>, lease: std::time::Duration) -> DateTime<Utc> {
     claim_now + chrono::Duration::from_std(lease).unwrap_or(chrono::TimeDelta::MAX)
 }
 

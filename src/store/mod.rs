@@ -14,6 +14,7 @@ mod sqlite;
 
 pub use article_state::{DEAD_LINK_FIRST_BACKOFF, DEAD_LINK_MAX_BACKOFF, dead_link_backoff};
 pub use items::item_id;
+pub use leases::expiry as lease_expiry;
 pub use postgresql::{PostgresStore, redact_password};
 pub use sqlite::SqliteStore;
 

@@ -56,7 +56,9 @@ pub(crate) struct HostRow {
 /// [`Claim::Granted`] the caller writes the claimer as holder of the source and of
 /// every host, until `claim.now + claim.lease`.
 pub(crate) fn decide(claim: &ClaimRequest, source: &SourceRow, hosts: &[HostRow]) -> Claim {
-    if source.done_tick.is_some_and(|done| done >= claim.tick) {
+    // Ticks are stored in milliseconds.
+    let tick = claim.tick.timestamp_millis();
+    if source.done_tick.is_some_and(|done| done.timestamp_millis() >= tick) {
         return Claim::Done;
     }
     let (me, now) = (claim.worker.as_str(), claim.now);

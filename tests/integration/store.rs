@@ -847,23 +847,39 @@ fn renewal_keeps_a_lease_and_tells_of_one_taken_over(backend: Backend) {
 fn claims_at_once_grant_a_source_to_one_worker(backend: Backend) {
     let store = TestStore::new(backend);
     let now = Utc::now();
-    let answers: Vec<Claim> = std::thread::scope(|s| {
-        let workers: Vec<_> = (0..8)
-            .map(|n| {
-                let store = store.store.clone();
-                let source = if n % 2 == 0 { "a" } else { "b" };
-                s.spawn(move || {
-                    store
-                        .claim_source(&claim(source, &format!("w{n}"), now, now))
-                        .unwrap()
+    let host = HostTurn {
+        host: "news:80".into(),
+        not_before: None,
+        abandoned: false,
+    };
+    // A race is won by chance: many rounds, each on free rows, as after any run.
+    for round in 0..10 {
+        let tick = now + chrono::Duration::minutes(round);
+        let start = std::sync::Barrier::new(8);
+        let answers: Vec<(String, Claim)> = std::thread::scope(|s| {
+            let workers: Vec<_> = (0..8)
+                .map(|n| {
+                    let (store, start) = (store.store.clone(), &start);
+                    let (source, worker) = (["a", "b"][n % 2], format!("w{n}"));
+                    s.spawn(move || {
+                        // A connection each, then all claim at the same moment.
+                        store.ping().unwrap();
+                        start.wait();
+                        let answer = store.claim_source(&claim(source, &worker, tick, now));
+                        (source.to_owned(), answer.unwrap())
+                    })
                 })
-            })
+                .collect();
+            workers.into_iter().map(|w| w.join().unwrap()).collect()
+        });
+        let winners: Vec<_> = answers
+            .iter()
+            .filter(|(_, a)| matches!(a, Claim::Granted { .. }))
             .collect();
-        workers.into_iter().map(|w| w.join().unwrap()).collect()
-    });
-    let granted = answers
-        .iter()
-        .filter(|a| matches!(a, Claim::Granted { .. }))
-        .count();
-    assert_eq!(granted, 1, "one worker holds the host: {answers:?}");
+        assert_eq!(winners.len(), 1, "one worker holds the host: {answers:?}");
+        let holder = &store.leases(now).unwrap()[0];
+        store
+            .release_source(&holder.source, &holder.worker, None, &[host.clone()])
+            .unwrap();
+    }
 }

@@ -8,6 +8,7 @@ pub mod backend;
 mod config;
 pub mod daemon;
 pub mod feeds;
+pub mod news_pages;
 pub mod pages;
 pub mod server;
 mod site;

@@ -251,6 +251,38 @@ mod tests {
         );
     }
 
+    fn settings(delay: Duration) -> FetchSettings {
+        let config = crate::config::Config::load(std::path::Path::new(
+            "tests/fixtures/config/valid/bantin.toml",
+        ))
+        .expect("the fixture config is valid");
+        FetchSettings {
+            per_host_delay: delay,
+            ..config.settings.fetch
+        }
+    }
+
+    #[tokio::test]
+    async fn a_host_taken_over_waits_out_the_previous_workers_delay() {
+        // Lower bounds only: a loaded machine may wait longer, never shorter.
+        let url = Url::parse("http://127.0.0.1:8080/list/").unwrap();
+        let host = host_key(&url);
+        let delay = Duration::from_millis(300);
+        let gates = Politeness::new(&settings(delay));
+        let start = Instant::now();
+        gates.take_over(&host, Some(Utc::now() + chrono::Duration::milliseconds(400)), false);
+        drop(gates.acquire(&url, None).await);
+        assert!(start.elapsed() >= Duration::from_millis(390), "{:?}", start.elapsed());
+        assert!(gates.next_start_at(&host).is_some(), "its own delay is handed on");
+
+        // A holder that died leaves no time: one delay from the take-over.
+        let gates = Politeness::new(&settings(delay));
+        let start = Instant::now();
+        gates.take_over(&host, None, true);
+        drop(gates.acquire(&url, None).await);
+        assert!(start.elapsed() >= delay, "{:?}", start.elapsed());
+    }
+
     #[test]
     fn backoff_doubles_within_jitter_and_stops_at_cap() {
         let base = Duration::from_millis(100);

@@ -156,7 +156,7 @@ async fn three_workers_share_sources_and_survive_one_killed_mid_run() {
             .map(|h| h.requests_under("/tin-tuc/").len())
             .sum::<usize>()
     };
-    let (victim, dead_sources, killed_at, killed_wall) = loop {
+    let (victim, dead_sources, killed_wall) = loop {
         wait_until("the first articles to be fetched", PATIENCE, || async {
             article_requests() >= 2
         })
@@ -165,14 +165,14 @@ async fn three_workers_share_sources_and_survive_one_killed_mid_run() {
         if let Some((worker, sources)) = held.into_iter().max_by_key(|(_, s)| s.len()) {
             let victim = workers.iter().position(|w| w.2 == worker).expect("a known worker");
             workers[victim].0.signal("KILL");
-            break (victim, sources, Instant::now(), Utc::now());
+            break (victim, sources, Utc::now());
         }
     };
     workers[victim].0.wait_exit().await;
     let dead_id = workers[victim].2.clone();
 
     // Survivors finish every source the dead worker held, and then all sources run.
-    wait_until("survivors to run the dead worker's sources", PATIENCE, || async {
+    wait_until("survivors to run the dead worker's sources", 2 * PATIENCE, || async {
         let runs = runs_by_source(&db.url).await;
         dead_sources.iter().all(|source| {
             runs.get(source).is_some_and(|runs| {
@@ -183,26 +183,26 @@ async fn three_workers_share_sources_and_survive_one_killed_mid_run() {
         })
     })
     .await;
-    wait_until("every source to have run", PATIENCE, || async {
-        runs_by_source(&db.url).await.len() == SOURCES
+    // Two ticks or more of every source, so that runs of one tick by two workers at
+    // once would show as overlapping runs.
+    wait_until("every source to have run twice", 2 * PATIENCE, || async {
+        let runs = runs_by_source(&db.url).await;
+        runs.len() == SOURCES && runs.values().all(|r| r.len() >= 2)
     })
     .await;
 
-    // Each dead source was taken over within its lease (plus the claim poll and the
-    // host delay; a generous margin, not a measure of speed).
+    // Each dead source was run again once its lease ran out (a lease after the kill,
+    // plus the claim poll; a generous margin on a loaded machine, not a speed test).
+    let runs = runs_by_source(&db.url).await;
     for source in &dead_sources {
-        let n: usize = source.trim_start_matches("src-").parse().unwrap();
-        let site = &hosts[n / SOURCES_PER_HOST];
-        let taken_over = site
-            .requests_to(&listing_path(n))
-            .into_iter()
-            .find(|r| r.at > killed_at && r.user_agent() != Some(&format!("bantin-worker-{victim}")))
-            .unwrap_or_else(|| panic!("nobody asked for {source}'s listing after the kill"));
-        assert!(
-            taken_over.at - killed_at < 3 * LEASE,
-            "{source} taken over {:?} after the kill",
-            taken_over.at - killed_at
-        );
+        let restarted = runs[source]
+            .iter()
+            .filter_map(|r| r.started_at)
+            .filter(|t| *t > killed_wall)
+            .min()
+            .expect("a run after the kill");
+        let after = (restarted - killed_wall).to_std().unwrap();
+        assert!(after < 5 * LEASE, "{source} taken over {after:?} after the kill");
     }
     assert!(
         !leases_by_worker(&db.url).await.contains_key(&dead_id),
@@ -277,13 +277,18 @@ fn assert_no_overlapping_runs(runs: &BTreeMap<String, Vec<SourceRun>>) {
     }
 }
 
-/// No two requests reached a host closer together than its delay, whichever workers
-/// sent them. Half the delay of slack: a request can take a little longer to reach the
-/// server than the next one on a loaded machine, but two workers at once would send
-/// requests side by side.
+/// No two workers asked a host closer together than its delay: wherever the requests
+/// to a host pass from one worker to another, the second waited out the first's delay.
+/// Half the delay of slack, as the server logs arrivals: on a loaded machine a request
+/// can reach the server late, but two workers at once would send requests side by
+/// side. (One worker's own spacing is its fetcher's, tested with the fetcher.)
 fn assert_delay_kept(h: usize, site: &TestSite) {
     let requests = site.requests();
+    assert!(!requests.is_empty(), "host {h} was never asked");
     for pair in requests.windows(2) {
+        if pair[0].user_agent() == pair[1].user_agent() {
+            continue;
+        }
         let gap = pair[1].at - pair[0].at;
         assert!(
             gap >= PER_HOST_DELAY / 2,
@@ -294,5 +299,4 @@ fn assert_delay_kept(h: usize, site: &TestSite) {
             pair[0].user_agent()
         );
     }
-    assert!(!requests.is_empty(), "host {h} was never asked");
 }

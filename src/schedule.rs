@@ -10,7 +10,9 @@
 //! page and `/metrics`. With a store ([`Scheduler::with_store`]) it starts each source
 //! from the stored failures, last run and next due time, stores every next due time it
 //! sets, so a restart keeps a failing source backing off, and puts a source off while
-//! a site's stored `Retry-After` holds back all of its start URLs.
+//! a site's stored `Retry-After` holds back all of its start URLs. With a store it is
+//! also one worker among the processes sharing that store: a due tick runs only under a
+//! lease claimed in the store (`claims`), and a tick another worker ran is skipped.
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::future::Future;

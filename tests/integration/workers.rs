@@ -12,7 +12,7 @@ use chrono::{DateTime, Utc};
 use url::Url;
 
 use crate::support::backend::TestDatabase;
-use crate::support::daemon::{Daemon, PATIENCE, free_port, titles};
+use crate::support::daemon::{Daemon, PATIENCE, free_port, metric, titles};
 use crate::support::news_pages::{article, article_path, listing, listing_path, source_toml};
 use crate::support::{TestConfig, TestSite};
 
@@ -73,17 +73,16 @@ async fn query(database: &str, sql: &'static str) -> Vec<postgres::Row> {
     .expect("query thread")
 }
 
-/// Sources a worker holds now, by worker id.
-async fn leases_by_worker(database: &str) -> BTreeMap<String, Vec<String>> {
-    let rows = query(
-        database,
-        "SELECT worker, source FROM source_leases WHERE worker IS NOT NULL
-         AND expires_at > (extract(epoch FROM now()) * 1000)::bigint",
-    )
-    .await;
+/// Sources a worker holds now, by worker id, as a worker's `/healthz` shows them.
+async fn leases_by_worker(daemon: &Daemon) -> BTreeMap<String, Vec<String>> {
+    let health = daemon.wait_for("/healthz", "health", |_| true).await;
+    let health: serde_json::Value = serde_json::from_str(&health).expect("health is JSON");
     let mut held: BTreeMap<String, Vec<String>> = BTreeMap::new();
-    for row in rows {
-        held.entry(row.get(0)).or_default().push(row.get(1));
+    for source in health["sources"].as_array().expect("sources") {
+        if let Some(worker) = source["lease"]["worker"].as_str() {
+            let id = source["id"].as_str().expect("source id");
+            held.entry(worker.to_owned()).or_default().push(id.to_owned());
+        }
     }
     held
 }
@@ -161,7 +160,7 @@ async fn three_workers_share_sources_and_survive_one_killed_mid_run() {
             article_requests() >= 2
         })
         .await;
-        let held = leases_by_worker(&db.url).await;
+        let held = leases_by_worker(&workers[0].0).await;
         if let Some((worker, sources)) = held.into_iter().max_by_key(|(_, s)| s.len()) {
             let victim = workers.iter().position(|w| w.2 == worker).expect("a known worker");
             workers[victim].0.signal("KILL");
@@ -204,8 +203,9 @@ async fn three_workers_share_sources_and_survive_one_killed_mid_run() {
         let after = (restarted - killed_wall).to_std().unwrap();
         assert!(after < 5 * LEASE, "{source} taken over {after:?} after the kill");
     }
+    let survivor = workers.iter().find(|w| w.2 != dead_id).expect("a survivor");
     assert!(
-        !leases_by_worker(&db.url).await.contains_key(&dead_id),
+        !leases_by_worker(&survivor.0).await.contains_key(&dead_id),
         "the dead worker's leases ran out"
     );
 
@@ -250,6 +250,10 @@ async fn three_workers_share_sources_and_survive_one_killed_mid_run() {
             bodies.insert(daemon.get(feed).await.expect("feed answers"));
         }
         assert_eq!(bodies.len(), 1, "{feed} differs between workers");
+    }
+    for (daemon, _, _) in &survivors {
+        let (_, metrics) = daemon.get("/metrics").await.expect("metrics answer");
+        assert_eq!(metric(&metrics, "bantin_worker_leases_lost_total"), 0, "renewed in time");
     }
     for worker in workers.iter_mut().filter(|w| w.2 != dead_id) {
         assert!(worker.0.stop().await.success(), "{}", worker.0.log());

@@ -11,6 +11,8 @@
 
 #[path = "../tests/integration/support/news_pages.rs"]
 mod news_pages;
+// Shared with the tests; the pages need only part of it.
+#[allow(dead_code)]
 #[path = "../tests/integration/support/synthetic.rs"]
 mod synthetic;
 
@@ -147,7 +149,10 @@ impl BenchDatabase {
 impl Drop for BenchDatabase {
     fn drop(&mut self) {
         if let Ok(mut client) = postgres::Client::connect(&self.admin, postgres::NoTls) {
-            let _ = client.batch_execute(&format!("DROP DATABASE IF EXISTS {} WITH (FORCE)", self.name));
+            let _ = client.batch_execute(&format!(
+                "DROP DATABASE IF EXISTS {} WITH (FORCE)",
+                self.name
+            ));
         }
     }
 }
@@ -175,7 +180,11 @@ fn measure(workers: usize, sources: usize, admin: &str, rt: &tokio::runtime::Run
     let total = (sources * ARTICLES_PER_SOURCE) as i64;
     let start = Instant::now();
     while db.items() < total {
-        assert!(start.elapsed() < PATIENCE, "{workers} workers stored {} of {total}", db.items());
+        assert!(
+            start.elapsed() < PATIENCE,
+            "{workers} workers stored {} of {total}",
+            db.items()
+        );
         std::thread::sleep(Duration::from_millis(20));
     }
     let done = Instant::now();
@@ -190,7 +199,10 @@ fn measure(workers: usize, sources: usize, admin: &str, rt: &tokio::runtime::Run
 }
 
 fn main() {
-    let args: Vec<String> = std::env::args().skip(1).filter(|a| a != "--bench").collect();
+    let args: Vec<String> = std::env::args()
+        .skip(1)
+        .filter(|a| a != "--bench")
+        .collect();
     let admin = args
         .iter()
         .position(|a| a == "--postgres")
@@ -212,6 +224,9 @@ fn main() {
         let seconds = measure(workers, sources, &admin, &rt);
         let rate = articles / seconds;
         let base = *one.get_or_insert(rate);
-        println!("{workers:>7}  {seconds:>7.2}  {rate:>10.1}  {:>11.2}", rate / base);
+        println!(
+            "{workers:>7}  {seconds:>7.2}  {rate:>10.1}  {:>11.2}",
+            rate / base
+        );
     }
 }

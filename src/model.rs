@@ -397,7 +397,10 @@ pub enum Claim {
     Granted { hosts: Vec<HostTurn> },
     /// Another worker holds the source or one of its hosts until `until` (unless it
     /// renews).
-    Busy { worker: String, until: DateTime<Utc> },
+    Busy {
+        worker: String,
+        until: DateTime<Utc>,
+    },
     /// A run for this tick (or a later one) already finished.
     Done,
 }

@@ -247,7 +247,11 @@ fn build_settings(
 /// store call may take a while on a busy database.
 const MIN_LEASE: Duration = Duration::from_secs(1);
 
-fn worker_lease(raw: &Spanned<String>, src: &SourceText, diags: &mut Diagnostics) -> Option<Duration> {
+fn worker_lease(
+    raw: &Spanned<String>,
+    src: &SourceText,
+    diags: &mut Diagnostics,
+) -> Option<Duration> {
     let lease = duration(raw, "lease", false, src, diags)?;
     if lease < MIN_LEASE {
         diags.error(

@@ -40,12 +40,18 @@ struct HostGate {
 
 impl HostGate {
     fn next_start(&self) -> Instant {
-        *self.next_start.lock().expect("host gate lock is not poisoned")
+        *self
+            .next_start
+            .lock()
+            .expect("host gate lock is not poisoned")
     }
 
     /// Puts the next start at `at` or later.
     fn defer(&self, at: Instant) {
-        let mut next = self.next_start.lock().expect("host gate lock is not poisoned");
+        let mut next = self
+            .next_start
+            .lock()
+            .expect("host gate lock is not poisoned");
         *next = (*next).max(at);
     }
 }
@@ -95,8 +101,10 @@ impl Politeness {
             while gate.next_start() > Instant::now() {
                 tokio::time::sleep_until(gate.next_start()).await;
             }
-            *gate.next_start.lock().expect("host gate lock is not poisoned") =
-                Instant::now() + delay;
+            *gate
+                .next_start
+                .lock()
+                .expect("host gate lock is not poisoned") = Instant::now() + delay;
         }
         let global = Arc::clone(&self.global)
             .acquire_owned()
@@ -122,7 +130,12 @@ impl Politeness {
     /// When the next request to `host` (a [`host_key`]) may start, as wall time, for the
     /// worker that asks the host after this one; `None` if it may start now.
     pub fn next_start_at(&self, host: &str) -> Option<DateTime<Utc>> {
-        let gate = self.hosts.lock().expect("host table lock is not poisoned").get(host).cloned()?;
+        let gate = self
+            .hosts
+            .lock()
+            .expect("host table lock is not poisoned")
+            .get(host)
+            .cloned()?;
         let wait = gate.next_start().checked_duration_since(Instant::now())?;
         Some(Utc::now() + chrono::Duration::from_std(wait).ok()?)
     }
@@ -270,10 +283,21 @@ mod tests {
         let delay = Duration::from_millis(300);
         let gates = Politeness::new(&settings(delay));
         let start = Instant::now();
-        gates.take_over(&host, Some(Utc::now() + chrono::Duration::milliseconds(400)), false);
+        gates.take_over(
+            &host,
+            Some(Utc::now() + chrono::Duration::milliseconds(400)),
+            false,
+        );
         drop(gates.acquire(&url, None).await);
-        assert!(start.elapsed() >= Duration::from_millis(390), "{:?}", start.elapsed());
-        assert!(gates.next_start_at(&host).is_some(), "its own delay is handed on");
+        assert!(
+            start.elapsed() >= Duration::from_millis(390),
+            "{:?}",
+            start.elapsed()
+        );
+        assert!(
+            gates.next_start_at(&host).is_some(),
+            "its own delay is handed on"
+        );
 
         // A holder that died leaves no time: one delay from the take-over.
         let gates = Politeness::new(&settings(delay));

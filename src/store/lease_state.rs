@@ -110,9 +110,7 @@ pub(crate) fn renew(
         .map_err(sql("renew host leases"))?;
     }
     let mut stmt = tx
-        .prepare(
-            "UPDATE source_leases SET expires_at = ?2 WHERE worker = ?1 RETURNING source",
-        )
+        .prepare("UPDATE source_leases SET expires_at = ?2 WHERE worker = ?1 RETURNING source")
         .map_err(sql("renew source leases"))?;
     stmt.query_map(params![worker, until], |r| Ok(SourceId(r.get(0)?)))
         .map_err(sql("renew source leases"))?

@@ -31,8 +31,7 @@ impl Holder {
 
     /// Another worker held it and let it run out without releasing it.
     fn abandoned_by_other(&self, me: &str, now: DateTime<Utc>) -> bool {
-        self.worker.as_deref().is_some_and(|w| w != me)
-            && self.expires_at.is_none_or(|t| t <= now)
+        self.worker.as_deref().is_some_and(|w| w != me) && self.expires_at.is_none_or(|t| t <= now)
     }
 }
 
@@ -58,7 +57,10 @@ pub(crate) struct HostRow {
 pub(crate) fn decide(claim: &ClaimRequest, source: &SourceRow, hosts: &[HostRow]) -> Claim {
     // Ticks are stored in milliseconds.
     let tick = claim.tick.timestamp_millis();
-    if source.done_tick.is_some_and(|done| done.timestamp_millis() >= tick) {
+    if source
+        .done_tick
+        .is_some_and(|done| done.timestamp_millis() >= tick)
+    {
         return Claim::Done;
     }
     let (me, now) = (claim.worker.as_str(), claim.now);

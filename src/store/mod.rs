@@ -26,9 +26,9 @@ use url::Url;
 use crate::config::Database;
 
 use crate::model::{
-    Article, ArticlePlan, Candidate, CategoryId, Claim, ClaimRequest, DeadLink, HeldBack,
-    HostTurn, Item, ItemId, Lease, Outcome, PageFetch, RawPage, SourceId, SourceRun,
-    SourceSchedule, SourceState, Validators,
+    Article, ArticlePlan, Candidate, CategoryId, Claim, ClaimRequest, DeadLink, HeldBack, HostTurn,
+    Item, ItemId, Lease, Outcome, PageFetch, RawPage, SourceId, SourceRun, SourceSchedule,
+    SourceState, Validators,
 };
 
 /// Why a storage operation failed.

@@ -13,14 +13,12 @@ use url::Url;
 
 use super::encoding::sql;
 use super::items::DedupSettings;
-use super::{
-    Store, StoreError, article_state, fetch_state, items, lease_state, schedule_state,
-};
+use super::{Store, StoreError, article_state, fetch_state, items, lease_state, schedule_state};
 use crate::dedup::{Bands, canonicalize};
 use crate::model::{
-    Article, ArticlePlan, Candidate, CategoryId, Claim, ClaimRequest, DeadLink, HeldBack,
-    HostTurn, Item, ItemId, Lease, Outcome, PageFetch, RawPage, SourceId, SourceRun,
-    SourceSchedule, SourceState, Validators,
+    Article, ArticlePlan, Candidate, CategoryId, Claim, ClaimRequest, DeadLink, HeldBack, HostTurn,
+    Item, ItemId, Lease, Outcome, PageFetch, RawPage, SourceId, SourceRun, SourceSchedule,
+    SourceState, Validators,
 };
 
 /// Schema migrations in order; migration N brings `user_version` to N.

@@ -262,7 +262,10 @@ async fn a_run_stopped_mid_way_reads_its_listing_again_next_time() {
     while site.requests_to(stuck).is_empty() {
         tokio::time::sleep(std::time::Duration::from_millis(20)).await;
     }
-    service.pipeline.fetcher.shut_down(std::time::Duration::ZERO);
+    service
+        .pipeline
+        .fetcher
+        .shut_down(std::time::Duration::ZERO);
     assert!(run.await.unwrap().interrupted, "the stop cut the run short");
     drop(service);
 
@@ -275,5 +278,8 @@ async fn a_run_stopped_mid_way_reads_its_listing_again_next_time() {
         "the listing is read again, not asked for a 304"
     );
     let url = site.url(stuck);
-    assert!(service.store().knows_url(&url).unwrap(), "the stuck link is stored");
+    assert!(
+        service.store().knows_url(&url).unwrap(),
+        "the stuck link is stored"
+    );
 }

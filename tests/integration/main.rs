@@ -20,5 +20,5 @@ mod serve;
 mod serve_cache;
 mod sources;
 mod store;
-mod workers;
 mod support;
+mod workers;

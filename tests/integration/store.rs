@@ -781,9 +781,15 @@ fn a_source_is_held_by_one_worker_until_its_lease_runs_out(backend: Backend) {
     }
     let leases = store.leases(now).unwrap();
     assert_eq!(leases.len(), 1);
-    assert_eq!((leases[0].source.as_str(), leases[0].worker.as_str()), ("a", "w1"));
+    assert_eq!(
+        (leases[0].source.as_str(), leases[0].worker.as_str()),
+        ("a", "w1")
+    );
 
-    assert!(store.leases(expired).unwrap().is_empty(), "w1 died: nobody holds a");
+    assert!(
+        store.leases(expired).unwrap().is_empty(),
+        "w1 died: nobody holds a"
+    );
     let turns = granted(store.claim_source(&claim("a", "w2", now, expired)).unwrap());
     assert_eq!(turns.len(), 1);
     assert!(turns[0].abandoned, "w1 left without releasing: {turns:?}");
@@ -809,7 +815,11 @@ fn a_finished_tick_is_done_and_its_host_keeps_the_next_request_time(backend: Bac
         Claim::Done,
         "w1 ran this tick"
     );
-    let turns = granted(store.claim_source(&claim("a", "w2", next_tick, now)).unwrap());
+    let turns = granted(
+        store
+            .claim_source(&claim("a", "w2", next_tick, now))
+            .unwrap(),
+    );
     assert!(!turns[0].abandoned);
     assert_eq!(
         turns[0].not_before.map(|t| t.timestamp_millis()),
@@ -822,8 +832,14 @@ fn a_finished_tick_is_done_and_its_host_keeps_the_next_request_time(backend: Bac
         not_before: None,
         ..turns[0].clone()
     };
-    store.release_source(&src("a"), "w2", None, &[host]).unwrap();
-    granted(store.claim_source(&claim("a", "w1", next_tick, now)).unwrap());
+    store
+        .release_source(&src("a"), "w2", None, &[host])
+        .unwrap();
+    granted(
+        store
+            .claim_source(&claim("a", "w1", next_tick, now))
+            .unwrap(),
+    );
 }
 
 fn renewal_keeps_a_lease_and_tells_of_one_taken_over(backend: Backend) {
@@ -838,7 +854,11 @@ fn renewal_keeps_a_lease_and_tells_of_one_taken_over(backend: Backend) {
         .unwrap();
     assert!(matches!(answer, Claim::Busy { .. }), "renewed: {answer:?}");
 
-    granted(store.claim_source(&claim("a", "w2", now, now + secs(61))).unwrap());
+    granted(
+        store
+            .claim_source(&claim("a", "w2", now, now + secs(61)))
+            .unwrap(),
+    );
     let kept = store.renew_leases("w1", &[], now + secs(120)).unwrap();
     assert!(kept.is_empty(), "w2 took a over: {kept:?}");
     assert_eq!(store.leases(now + secs(62)).unwrap()[0].worker, "w2");
@@ -879,7 +899,12 @@ fn claims_at_once_grant_a_source_to_one_worker(backend: Backend) {
         assert_eq!(winners.len(), 1, "one worker holds the host: {answers:?}");
         let holder = &store.leases(now).unwrap()[0];
         store
-            .release_source(&holder.source, &holder.worker, None, &[host.clone()])
+            .release_source(
+                &holder.source,
+                &holder.worker,
+                None,
+                std::slice::from_ref(&host),
+            )
             .unwrap();
     }
 }

@@ -81,7 +81,9 @@ async fn leases_by_worker(daemon: &Daemon) -> BTreeMap<String, Vec<String>> {
     for source in health["sources"].as_array().expect("sources") {
         if let Some(worker) = source["lease"]["worker"].as_str() {
             let id = source["id"].as_str().expect("source id");
-            held.entry(worker.to_owned()).or_default().push(id.to_owned());
+            held.entry(worker.to_owned())
+                .or_default()
+                .push(id.to_owned());
         }
     }
     held
@@ -110,9 +112,14 @@ async fn wait_until<F: Future<Output = bool>>(what: &str, patience: Duration, ok
 
 /// The worker id a daemon's `/healthz` shows.
 async fn worker_id(daemon: &Daemon) -> String {
-    let health = daemon.wait_for("/healthz", "the worker id", |b| b.contains("\"worker\"")).await;
+    let health = daemon
+        .wait_for("/healthz", "the worker id", |b| b.contains("\"worker\""))
+        .await;
     let health: serde_json::Value = serde_json::from_str(&health).expect("health is JSON");
-    health["worker"].as_str().expect("worker is text").to_owned()
+    health["worker"]
+        .as_str()
+        .expect("worker is text")
+        .to_owned()
 }
 
 /// Starts the workers (configs, logs and ports kept in the returned values).
@@ -146,7 +153,11 @@ async fn three_workers_share_sources_and_survive_one_killed_mid_run() {
     let logs = tempfile::tempdir().unwrap();
     let mut workers = start_workers(&db.url, &hosts, &logs).await;
     let ids: BTreeSet<&String> = workers.iter().map(|w| &w.2).collect();
-    assert_eq!(ids.len(), WORKERS, "each worker has an id of its own: {ids:?}");
+    assert_eq!(
+        ids.len(),
+        WORKERS,
+        "each worker has an id of its own: {ids:?}"
+    );
 
     // Kill a worker while it holds sources whose runs have started.
     let article_requests = || {
@@ -162,7 +173,10 @@ async fn three_workers_share_sources_and_survive_one_killed_mid_run() {
         .await;
         let held = leases_by_worker(&workers[0].0).await;
         if let Some((worker, sources)) = held.into_iter().max_by_key(|(_, s)| s.len()) {
-            let victim = workers.iter().position(|w| w.2 == worker).expect("a known worker");
+            let victim = workers
+                .iter()
+                .position(|w| w.2 == worker)
+                .expect("a known worker");
             workers[victim].0.signal("KILL");
             break (victim, sources, Utc::now());
         }
@@ -171,16 +185,19 @@ async fn three_workers_share_sources_and_survive_one_killed_mid_run() {
     let dead_id = workers[victim].2.clone();
 
     // Survivors finish every source the dead worker held, and then all sources run.
-    wait_until("survivors to run the dead worker's sources", 2 * PATIENCE, || async {
-        let runs = runs_by_source(&db.url).await;
-        dead_sources.iter().all(|source| {
-            runs.get(source).is_some_and(|runs| {
-                runs.iter().any(|r| {
-                    !r.failed() && r.started_at.is_some_and(|t| t > killed_wall)
+    wait_until(
+        "survivors to run the dead worker's sources",
+        2 * PATIENCE,
+        || async {
+            let runs = runs_by_source(&db.url).await;
+            dead_sources.iter().all(|source| {
+                runs.get(source).is_some_and(|runs| {
+                    runs.iter()
+                        .any(|r| !r.failed() && r.started_at.is_some_and(|t| t > killed_wall))
                 })
             })
-        })
-    })
+        },
+    )
     .await;
     // Two ticks or more of every source, so that runs of one tick by two workers at
     // once would show as overlapping runs.
@@ -201,7 +218,10 @@ async fn three_workers_share_sources_and_survive_one_killed_mid_run() {
             .min()
             .expect("a run after the kill");
         let after = (restarted - killed_wall).to_std().unwrap();
-        assert!(after < 5 * LEASE, "{source} taken over {after:?} after the kill");
+        assert!(
+            after < 5 * LEASE,
+            "{source} taken over {after:?} after the kill"
+        );
     }
     let survivor = workers.iter().find(|w| w.2 != dead_id).expect("a survivor");
     assert!(
@@ -253,7 +273,11 @@ async fn three_workers_share_sources_and_survive_one_killed_mid_run() {
     }
     for (daemon, _, _) in &survivors {
         let (_, metrics) = daemon.get("/metrics").await.expect("metrics answer");
-        assert_eq!(metric(&metrics, "bantin_worker_leases_lost_total"), 0, "renewed in time");
+        assert_eq!(
+            metric(&metrics, "bantin_worker_leases_lost_total"),
+            0,
+            "renewed in time"
+        );
     }
     for worker in workers.iter_mut().filter(|w| w.2 != dead_id) {
         assert!(worker.0.stop().await.success(), "{}", worker.0.log());

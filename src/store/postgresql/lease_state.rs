@@ -20,10 +20,7 @@ fn holder(row: &postgres::Row) -> Holder {
     }
 }
 
-pub(super) fn claim(
-    tx: &mut Transaction<'_>,
-    claim: &ClaimRequest,
-) -> Result<Claim, StoreError> {
+pub(super) fn claim(tx: &mut Transaction<'_>, claim: &ClaimRequest) -> Result<Claim, StoreError> {
     // Rows exist before they are locked: a first claim has something to wait on.
     tx.execute(
         "INSERT INTO source_leases (source) VALUES ($1) ON CONFLICT DO NOTHING",
@@ -58,7 +55,9 @@ pub(super) fn claim(
         .map(|row| HostRow {
             host: row.get("host"),
             holder: holder(row),
-            next_request_at: row.get::<_, Option<i64>>("next_request_at").map(from_millis),
+            next_request_at: row
+                .get::<_, Option<i64>>("next_request_at")
+                .map(from_millis),
         })
         .collect();
     let decision = leases::decide(claim, &source, &hosts);

@@ -27,9 +27,9 @@ use super::sqlite::SEARCH_INDEX_VERSION;
 use super::{RawPageCursor, Store, StoreError};
 use crate::dedup::{Bands, canonicalize};
 use crate::model::{
-    Article, ArticlePlan, Candidate, CategoryId, Claim, ClaimRequest, DeadLink, HeldBack,
-    HostTurn, Item, ItemId, Lease, Outcome, PageFetch, RawPage, SourceId, SourceRun,
-    SourceSchedule, SourceState, Validators,
+    Article, ArticlePlan, Candidate, CategoryId, Claim, ClaimRequest, DeadLink, HeldBack, HostTurn,
+    Item, ItemId, Lease, Outcome, PageFetch, RawPage, SourceId, SourceRun, SourceSchedule,
+    SourceState, Validators,
 };
 
 /// Schema migrations in order; the Nth brings `schema_version` to N. Files are numbered

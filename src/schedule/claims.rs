@@ -12,7 +12,7 @@ use std::time::Duration;
 use chrono::{DateTime, Utc};
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
-use tracing::{debug, info, warn};
+use tracing::{debug, warn};
 
 use crate::config::Source;
 use crate::fetch::Fetcher;
@@ -59,7 +59,7 @@ fn worker_id() -> String {
 }
 
 /// The hosts a claim on `source` holds: those of its start URLs, sorted, once each.
-pub(crate) fn hosts_of(source: &Source) -> Vec<String> {
+fn hosts_of(source: &Source) -> Vec<String> {
     let mut hosts: Vec<String> = source.urls.iter().map(host_key).collect();
     hosts.sort();
     hosts.dedup();
@@ -116,7 +116,6 @@ async fn in_store<T: Send + 'static>(
 
 impl Claims {
     pub(super) fn new(worker: Worker, store: Arc<dyn Store>) -> Claims {
-        info!(worker = %worker.id, lease_ms = worker.lease.as_millis() as u64, "worker starting");
         Claims {
             worker,
             store,

@@ -8,10 +8,12 @@ use std::sync::LazyLock;
 use regex::Regex;
 use scraper::{ElementRef, Selector};
 
-/// Class and id words of boxes that are not the page's own content.
+/// Class and id words of boxes that are not the page's own content, English and
+/// Vietnamese without accents (đọc / xem nhiều: most read, nổi bật: featured, liên quan:
+/// related, chia sẻ: share, tin khác: other news).
 static BOILERPLATE: LazyLock<Regex> = LazyLock::new(|| {
     Regex::new(
-        r"(?i)(^|[-_ ])(nav|navbar|menu|sidebar|side|aside|footer|most|popular|trending|related|widget|breadcrumbs?|share|social|top-?news|hot)($|[-_ ])",
+        r"(?i)(^|[-_ ])(nav|navbar|menu|sidebar|side|aside|footer|most|popular|trending|related|widget|breadcrumbs?|share|social|top-?news|hot|doc-?nhieu|xem-?nhieu|noi-?bat|lien-?quan|chia-?se|tin-?khac)($|[-_ ])",
     )
     .expect("literal regex compiles")
 });
@@ -21,7 +23,10 @@ static BOILERPLATE: LazyLock<Regex> = LazyLock::new(|| {
 const BOILERPLATE_TAGS: &[&str] = &["nav", "aside", "footer"];
 
 /// Tags too common to name an element alone.
-const GENERIC_TAGS: &[&str] = &["div", "span", "p", "a", "li", "ul", "ol", "section", "img"];
+const GENERIC_TAGS: &[&str] = &[
+    "div", "span", "p", "a", "li", "ul", "ol", "section", "img", "b", "strong", "i", "em", "small",
+    "font",
+];
 
 /// How many ancestors are looked at for a classed one to name an element inside it.
 const MAX_CONTEXT_DEPTH: usize = 4;

@@ -328,7 +328,13 @@ fn meta_key(field: Field, page: &Page, tz: Tz) -> String {
 /// Selectors for the elements holding the page's value of `field`, most stable first.
 fn candidates(field: Field, page: &Page, tz: Tz) -> Vec<String> {
     let want = field.value(&page.generic).unwrap_or_default();
-    let targets = deepest(targets(field, page, &want, tz));
+    let found = targets(field, page, &want, tz);
+    // A text is best named by its outermost box (`div.sapo`, not the `b` inside);
+    // a date, an image, tags or a body by the smallest element that holds it.
+    let targets = match field {
+        Field::Title | Field::Lead | Field::Section | Field::Authors => found,
+        _ => deepest(found),
+    };
     let mut out = Vec::new();
     for el in &targets {
         out.extend(css::forms(el));

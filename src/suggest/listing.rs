@@ -98,20 +98,25 @@ pub fn find(html: &str, page_url: &Url) -> Result<ListGuess, NoList> {
         });
     };
     let container = common_ancestor(&best.anchors);
-    let outside: HashSet<Url> = same_site_links(&doc, page_url)
-        .filter(|(a, _)| !a.ancestors().any(|n| n.id() == container.id()))
+    let (inside, outside): (Vec<(ElementRef, Url)>, Vec<(ElementRef, Url)>) =
+        same_site_links(&doc, page_url)
+            .partition(|(a, _)| a.ancestors().any(|n| n.id() == container.id()));
+    let inside: HashSet<Url> = inside.into_iter().map(|(_, u)| u).collect();
+    let left_out: HashSet<Url> = outside
+        .into_iter()
         .map(|(_, u)| u)
+        .filter(|u| !inside.contains(u))
         .collect();
     let pattern = url_pattern(&best.urls);
-    let (selector, articles) = list_selector(html, page_url, &container, best, &pattern, &outside)
+    let (selector, articles) = list_selector(html, page_url, &container, best, &pattern, &inside)
         .ok_or(NoList {
-            best_links: best.urls.len(),
-            best_title_chars: best.title_chars.round() as usize,
-        })?;
+        best_links: best.urls.len(),
+        best_title_chars: best.title_chars.round() as usize,
+    })?;
     Ok(ListGuess {
         selector,
         next_page: next_page(&doc, html, page_url),
-        left_out: outside.len(),
+        left_out: left_out.len(),
         articles,
         pattern,
     })
@@ -227,15 +232,15 @@ fn common_ancestor<'a>(anchors: &[ElementRef<'a>]) -> ElementRef<'a> {
     *common.first().expect("every anchor is inside <html>")
 }
 
-/// The simplest selector that, with `pattern`, finds every link of the group and none
-/// outside its container, checked with the crawl's own link finding.
+/// The simplest selector that, with `pattern`, finds every link of the group and only
+/// links also found inside its container, checked with the crawl's own link finding.
 fn list_selector(
     html: &str,
     page_url: &Url,
     container: &ElementRef,
     group: &Group,
     pattern: &str,
-    outside: &HashSet<Url>,
+    inside: &HashSet<Url>,
 ) -> Option<(String, Vec<Url>)> {
     let pattern = Regex::new(pattern).ok()?;
     let item = child_towards(container, &group.anchors[0]);
@@ -261,7 +266,7 @@ fn list_selector(
             .map(|(u, _)| u)
             .collect();
         let complete = group.urls.iter().all(|u| found.contains(u));
-        let clean = found.iter().all(|u| !outside.contains(u));
+        let clean = found.iter().all(|u| inside.contains(u));
         (complete && clean).then_some((text, found))
     })
 }

@@ -157,9 +157,10 @@ async fn suggested_sources_pass_check_and_crawl_like_hand_written_ones() {
         let got = crawl(&suggested).await;
         let want = crawl(&hand_written_config(&site, name, section)).await;
         let urls: Vec<&Url> = got.keys().collect();
+        let paths = |urls: &[&Url]| urls.iter().map(|u| u.path().to_owned()).collect::<Vec<_>>();
         assert_eq!(
-            urls,
-            want.keys().collect::<Vec<_>>(),
+            paths(&urls),
+            paths(&want.keys().collect::<Vec<_>>()),
             "{name}: the list's articles\n{block}"
         );
         assert!(

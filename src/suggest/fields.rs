@@ -516,3 +516,60 @@ fn collect_boxes(container: &ElementRef, body: &str, found: &mut Vec<String>) {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// An article page: JSON-LD headline, og:image, a visible date line, a related box.
+    fn page(n: u32) -> Sample {
+        let paragraphs: String = (0..4)
+            .map(|i| {
+                format!(
+                    "<p>Đoạn {i} của bài {n}: lực lượng chức năng phường {n} đã làm việc \
+                     với người dân về trật tự đô thị trong {i} ngày liên tiếp.</p>"
+                )
+            })
+            .collect();
+        let html = format!(
+            r#"<html><head><meta property="og:image" content="/anh/{n}.jpg">
+            <script type="application/ld+json">{{"@type":"NewsArticle","headline":"Tin số {n} về trật tự đô thị"}}</script>
+            </head><body><div class="wrap"><h1 class="headline">Tin số {n} về trật tự đô thị</h1>
+            <div class="date-line">1{n}/11/2026 - 08:3{n}</div>
+            <div class="story-body">{paragraphs}
+            <div class="related"><a href="/x/{n}">Tin khác cùng chuyên mục số {n}</a></div>
+            </div></div></body></html>"#
+        );
+        Sample {
+            url: Url::parse(&format!("http://news.test/tin/{n}.html")).unwrap(),
+            html,
+        }
+    }
+
+    #[test]
+    fn page_data_needs_no_selector_and_other_fields_get_one_that_agrees_everywhere() {
+        let samples: Vec<Sample> = (1..=3).map(page).collect();
+        let guess = guess(&samples, chrono_tz::Asia::Ho_Chi_Minh).unwrap();
+        let how = |f: Field| {
+            let g = guess.fields.iter().find(|g| g.field == f).unwrap();
+            assert_eq!(g.agree, 3, "{f:?}: {g:?}");
+            g.how.clone()
+        };
+        assert_eq!(how(Field::Title), How::Page("json-ld".into()));
+        assert_eq!(how(Field::Image), How::Page("og:image".into()));
+        assert_eq!(how(Field::Published), How::Selector("div.date-line".into()));
+        assert_eq!(guess.published_format.as_deref(), Some("%d/%m/%Y - %H:%M"));
+        assert_eq!(how(Field::Body), How::Selector("div.story-body".into()));
+        assert_eq!(guess.remove, ["div.related"]);
+    }
+
+    #[test]
+    fn pages_without_an_article_are_no_articles() {
+        let empty = Sample {
+            url: Url::parse("http://news.test/").unwrap(),
+            html: "<html><body><p>Trang chủ</p></body></html>".into(),
+        };
+        let err = guess(&[empty], chrono_tz::Asia::Ho_Chi_Minh).unwrap_err();
+        assert_eq!(err.skipped.len(), 1);
+    }
+}

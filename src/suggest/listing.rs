@@ -98,14 +98,14 @@ pub fn find(html: &str, page_url: &Url) -> Result<ListGuess, NoList> {
         });
     };
     let container = common_ancestor(&best.anchors);
-    let (inside, outside): (Vec<(ElementRef, Url)>, Vec<(ElementRef, Url)>) =
-        same_site_links(&doc, page_url)
-            .partition(|(a, _)| a.ancestors().any(|n| n.id() == container.id()));
-    let inside: HashSet<Url> = inside.into_iter().map(|(_, u)| u).collect();
-    let left_out: HashSet<Url> = outside
-        .into_iter()
+    let in_container = |a: &ElementRef| a.ancestors().any(|n| n.id() == container.id());
+    let inside: HashSet<Url> = same_site_links(&doc, page_url)
+        .filter(|(a, _)| in_container(a))
         .map(|(_, u)| u)
-        .filter(|u| !inside.contains(u))
+        .collect();
+    let left_out: HashSet<Url> = same_site_links(&doc, page_url)
+        .filter(|(a, u)| !in_container(a) && !inside.contains(u))
+        .map(|(_, u)| u)
         .collect();
     let pattern = url_pattern(&best.urls);
     let (selector, articles) = list_selector(html, page_url, &container, best, &pattern, &inside)

@@ -278,13 +278,16 @@ fn choose(field: Field, pages: &[Page], tz: Tz) -> (Option<Css>, How) {
 
 /// Pages where `rules` give the generic value of `field`.
 fn agreement_of(field: Field, rules: &ArticleRules, pages: &[Page], tz: Tz) -> usize {
-    pages
+    let index = Field::ALL
         .iter()
-        .filter(|p| {
-            extract::article(&p.sample.html, &p.sample.url, rules, tz)
-                .is_ok_and(|a| field.value(&a) == field.value(&p.generic))
-        })
-        .count()
+        .position(|f| *f == field)
+        .expect("every field is in Field::ALL");
+    agreement(rules, pages, tz)[index]
+}
+
+/// A date as the page prints it, read in `tz`, as the generic extraction's value is kept.
+fn date_value(text: &str, format: Option<&str>, tz: Tz) -> Option<String> {
+    parse_date(text, format, tz).map(|d| d.with_timezone(&tz).fixed_offset().to_rfc3339())
 }
 
 /// The meta tag (`og:image`, `article:published_time`) that holds the page's value.
@@ -309,9 +312,7 @@ fn meta_key(field: Field, page: &Page, tz: Tz) -> String {
             let content = el.attr("content")?;
             let holds = match field {
                 Field::Published | Field::Updated => {
-                    parse_date(content, None, tz)
-                        .map(|d| d.with_timezone(&tz).fixed_offset().to_rfc3339())
-                        == Some(want.clone())
+                    date_value(content, None, tz).as_deref() == Some(want.as_str())
                 }
                 Field::Image => page
                     .sample
@@ -382,8 +383,7 @@ fn targets<'a>(field: Field, page: &'a Page, want: &str, tz: Tz) -> Vec<ElementR
                     .or_else(|| e.value().attr("content"));
                 let line = attr.map(str::to_owned).unwrap_or_else(|| text(e));
                 line.chars().count() <= MAX_LINE_CHARS
-                    && parse_date(&line, None, tz)
-                        .is_some_and(|d| d.with_timezone(&tz).fixed_offset().to_rfc3339() == want)
+                    && date_value(&line, None, tz).as_deref() == Some(want)
             })
             .collect(),
         Field::Image => elements
@@ -450,9 +450,7 @@ fn published_format(rules: &ArticleRules, pages: &[Page], tz: Tz) -> Option<Stri
         .find(|format| {
             lines.iter().all(|(line, want)| {
                 NaiveDateTime::parse_and_remainder(line, format).is_ok()
-                    && parse_date(line, Some(format), tz)
-                        .map(|d| d.with_timezone(&tz).fixed_offset().to_rfc3339())
-                        == *want
+                    && date_value(line, Some(format), tz) == *want
             })
         })
         .map(|f| (*f).to_owned())

@@ -73,6 +73,16 @@ pub struct NoList {
     pub best_title_chars: usize,
 }
 
+impl NoList {
+    /// The failure, told by the group that came closest.
+    fn of(closest: Option<&Group>) -> NoList {
+        NoList {
+            best_links: closest.map_or(0, |g| g.urls.len()),
+            best_title_chars: closest.map_or(0, |g| g.title_chars.round() as usize),
+        }
+    }
+}
+
 /// Anchors sharing one place in the page's structure.
 struct Group<'a> {
     anchors: Vec<ElementRef<'a>>,
@@ -91,11 +101,7 @@ pub fn find(html: &str, page_url: &Url) -> Result<ListGuess, NoList> {
         .max_by(|a, b| a.score.total_cmp(&b.score))
         .filter(|g| g.score > 0.0);
     let Some(best) = best else {
-        let biggest = groups.iter().max_by_key(|g| g.urls.len());
-        return Err(NoList {
-            best_links: biggest.map_or(0, |g| g.urls.len()),
-            best_title_chars: biggest.map_or(0, |g| g.title_chars.round() as usize),
-        });
+        return Err(NoList::of(groups.iter().max_by_key(|g| g.urls.len())));
     };
     let container = common_ancestor(&best.anchors);
     let in_container = |a: &ElementRef| a.ancestors().any(|n| n.id() == container.id());
@@ -109,10 +115,7 @@ pub fn find(html: &str, page_url: &Url) -> Result<ListGuess, NoList> {
         .collect();
     let pattern = url_pattern(&best.urls);
     let (selector, articles) = list_selector(html, page_url, &container, best, &pattern, &inside)
-        .ok_or(NoList {
-        best_links: best.urls.len(),
-        best_title_chars: best.title_chars.round() as usize,
-    })?;
+        .ok_or_else(|| NoList::of(Some(best)))?;
     Ok(ListGuess {
         selector,
         next_page: next_page(&doc, html, page_url),

@@ -767,31 +767,30 @@ async fn suggest(config_path: &Path, args: &SuggestArgs) -> anyhow::Result<ExitC
     let tz = config
         .as_ref()
         .map_or(chrono_tz::Asia::Ho_Chi_Minh, |c| c.settings.timezone);
-    let (input, fetcher) = match url::Url::parse(&args.input) {
-        Ok(address) if matches!(address.scheme(), "http" | "https") => {
+    let fetcher;
+    let input = match url::Url::parse(&args.input) {
+        Ok(url) if matches!(url.scheme(), "http" | "https") => {
             if args.url.is_some() {
                 return Err(UsageError("--url is for a saved page, not an address".into()).into());
             }
             let Ok(config) = &config else {
                 return Err(UsageError(format!(
-                    "suggesting from {address} needs a valid configuration for its fetch limits; run `bantin check`"
+                    "suggesting from {url} needs a valid configuration for its fetch limits; run `bantin check`"
                 ))
                 .into());
             };
-            let fetcher = crate::fetch::Fetcher::new(&config.settings)?;
-            (Input::Address(address), Some(fetcher))
+            fetcher = crate::fetch::Fetcher::new(&config.settings)?;
+            Input::Address {
+                url,
+                fetcher: &fetcher,
+            }
         }
-        _ => (
-            Input::File {
-                path: PathBuf::from(&args.input),
-                url: args.url.clone(),
-            },
-            None,
-        ),
+        _ => Input::File {
+            path: PathBuf::from(&args.input),
+            url: args.url.clone(),
+        },
     };
-    let suggestion =
-        crate::suggest::suggest(&input, fetcher.as_ref(), args.articles, args.id.clone(), tz)
-            .await?;
+    let suggestion = crate::suggest::suggest(&input, args.articles, args.id.clone(), tz).await?;
     let block = crate::suggest::source_block(&suggestion);
     print!("{block}");
     if let Some(path) = &args.write {

@@ -36,9 +36,9 @@ pub struct Suggestion {
 
 /// Where the section page comes from.
 #[derive(Debug, Clone)]
-pub enum Input {
-    /// Fetched, like its article pages.
-    Address(Url),
+pub enum Input<'a> {
+    /// Fetched with `fetcher`, like its article pages.
+    Address { url: Url, fetcher: &'a Fetcher },
     /// A saved page; its article pages are saved beside it, named after the last part of
     /// their address. `url` is the address it was saved from (else its canonical link).
     File { path: PathBuf, url: Option<Url> },
@@ -76,16 +76,15 @@ pub enum SuggestError {
 }
 
 /// Reads the section page and `articles` of its article pages and suggests the source.
-/// `fetcher` is needed for an [`Input::Address`]; `tz` reads dates printed without one.
+/// `tz` reads dates printed without one.
 pub async fn suggest(
-    input: &Input,
-    fetcher: Option<&Fetcher>,
+    input: &Input<'_>,
     articles: usize,
     id: Option<String>,
     tz: Tz,
 ) -> Result<Suggestion, SuggestError> {
     let (html, listing_url) = match input {
-        Input::Address(url) => fetch(fetcher, FetchKind::Listing, url)
+        Input::Address { url, fetcher } => fetch(fetcher, FetchKind::Listing, url)
             .await
             .map_err(SuggestError::Fetch)?,
         Input::File { path, url } => read_listing(path, url.as_ref())?,
@@ -97,13 +96,13 @@ pub async fn suggest(
     })?;
     let wanted: Vec<Url> = list.articles.iter().take(articles).cloned().collect();
     let (samples, mut failed) = match input {
-        Input::Address(_) => fetch_samples(fetcher, &wanted).await,
+        Input::Address { fetcher, .. } => fetch_samples(fetcher, &wanted).await,
         Input::File { path, .. } => read_samples(path, &wanted),
     };
     let guessed = tokio::task::spawn_blocking(move || fields::guess(&samples, tz))
         .await
         .expect("suggesting fields does not panic");
-    let articles = guessed.map_err(|no| {
+    let mut articles = guessed.map_err(|no| {
         failed.extend(no.skipped);
         SuggestError::NoArticles {
             tried: wanted.len(),
@@ -114,7 +113,6 @@ pub async fn suggest(
                 .join("; "),
         }
     })?;
-    let mut articles = articles;
     articles.skipped.extend(failed);
     Ok(Suggestion {
         id: id.unwrap_or_else(|| source_id(&listing_url)),
@@ -124,12 +122,7 @@ pub async fn suggest(
     })
 }
 
-async fn fetch(
-    fetcher: Option<&Fetcher>,
-    kind: FetchKind,
-    url: &Url,
-) -> Result<(String, Url), FetchError> {
-    let fetcher = fetcher.expect("an address is suggested with a fetcher");
+async fn fetch(fetcher: &Fetcher, kind: FetchKind, url: &Url) -> Result<(String, Url), FetchError> {
     match fetcher.fetch(kind, url, None, None).await? {
         Fetched::Page { page, .. } => Ok((page.html, page.final_url)),
         Fetched::NotModified => unreachable!("no validators were sent"),
@@ -138,10 +131,7 @@ async fn fetch(
 
 /// The sampled article pages, one after the other through the fetcher's politeness;
 /// pages that fail are listed with the reason.
-async fn fetch_samples(
-    fetcher: Option<&Fetcher>,
-    urls: &[Url],
-) -> (Vec<Sample>, Vec<(Url, String)>) {
+async fn fetch_samples(fetcher: &Fetcher, urls: &[Url]) -> (Vec<Sample>, Vec<(Url, String)>) {
     let (mut samples, mut failed) = (Vec::new(), Vec::new());
     for url in urls {
         match fetch(fetcher, FetchKind::Article, url).await {

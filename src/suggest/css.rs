@@ -10,10 +10,11 @@ use scraper::{ElementRef, Selector};
 
 /// Class and id words of boxes that are not the page's own content, English and
 /// Vietnamese without accents (đọc / xem nhiều: most read, nổi bật: featured, liên quan:
-/// related, chia sẻ: share, tin khác: other news).
+/// related, chia sẻ: share, tin khác: other news). Not "widget": templates name their
+/// main list so too (`box-widget-loaded`), and a sidebar's widgets sit in an `aside`.
 static BOILERPLATE: LazyLock<Regex> = LazyLock::new(|| {
     Regex::new(
-        r"(?i)(^|[-_ ])(nav|navbar|menu|sidebar|side|aside|footer|most|popular|trending|related|widget|breadcrumbs?|share|social|top-?news|hot|doc-?nhieu|xem-?nhieu|noi-?bat|lien-?quan|chia-?se|tin-?khac)($|[-_ ])",
+        r"(?i)(^|[-_ ])(nav|navbar|menu|sidebar|side|aside|footer|most|popular|trending|related|breadcrumbs?|share|social|top-?news|hot|doc-?nhieu|xem-?nhieu|noi-?bat|lien-?quan|chia-?se|tin-?khac)($|[-_ ])",
     )
     .expect("literal regex compiles")
 });

@@ -356,11 +356,17 @@ fn candidates(field: Field, page: &Page, tz: Tz) -> Vec<String> {
 /// The elements whose content is the page's value of `field`.
 fn targets<'a>(field: Field, page: &'a Page, want: &str, tz: Tz) -> Vec<ElementRef<'a>> {
     let text = |e: &ElementRef| normalize(&e.text().collect::<String>());
+    // Only what the page shows: `<head>` holds the `<title>`, which is no selector's job.
     let elements = page
         .doc
         .root_element()
         .descendants()
-        .filter_map(ElementRef::wrap);
+        .filter_map(ElementRef::wrap)
+        .filter(|e| {
+            e.ancestors()
+                .filter_map(ElementRef::wrap)
+                .any(|a| a.value().name() == "body")
+        });
     match field {
         Field::Title | Field::Lead | Field::Section => {
             elements.filter(|e| text(e) == want).collect()
@@ -559,6 +565,32 @@ mod tests {
         assert_eq!(guess.published_format.as_deref(), Some("%d/%m/%Y - %H:%M"));
         assert_eq!(how(Field::Body), How::Selector("div.story-body".into()));
         assert_eq!(guess.remove, ["div.related"]);
+    }
+
+    #[test]
+    fn a_title_only_in_the_head_gets_no_selector() {
+        // Regression: `head`, whose text is the `<title>`, was suggested as the selector.
+        let samples: Vec<Sample> = (1..=2)
+            .map(|n| {
+                let mut sample = page(n);
+                sample.html = sample
+                    .html
+                    .replace("<head>", &format!("<head><title>Bài {n} về phố</title>"))
+                    .replace(r#"<h1 class="headline">"#, "<h2>");
+                sample.html = sample.html.replace(
+                    &format!(r#""headline":"Tin số {n} về trật tự đô thị""#),
+                    r#""x":1"#,
+                );
+                sample
+            })
+            .collect();
+        let guess = guess(&samples, chrono_tz::Asia::Ho_Chi_Minh).unwrap();
+        let title = guess
+            .fields
+            .iter()
+            .find(|g| g.field == Field::Title)
+            .unwrap();
+        assert_eq!(title.how, How::Generic, "{title:?}");
     }
 
     #[test]

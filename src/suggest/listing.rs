@@ -472,6 +472,24 @@ mod tests {
     }
 
     #[test]
+    fn list_in_a_box_named_widget_wins_over_the_aside() {
+        // Regression: cand.com.vn's list sits in `div.box-widget-loaded`, taken for a sidebar.
+        let item = |n: u32| {
+            format!(
+                r#"<article><h3><a href="/tin/bai-so-{n}-i{n}/">Bài viết số {n} về một chuyện dài</a></h3></article>"#
+            )
+        };
+        let list: String = (1..=4).map(item).collect();
+        let aside: String = (5..=12).map(|n| format!(r#"<li><a href="/tin/bai-so-{n}-i{n}/">Bài viết số {n} về một chuyện dài</a></li>"#)).collect();
+        let html = format!(
+            r#"<main><div class="box-widget-loaded">{list}</div></main><aside><ul>{aside}</ul></aside>"#
+        );
+        let page = Url::parse("http://news.test/tin/").unwrap();
+        let guess = find(&html, &page).unwrap();
+        assert_eq!(guess.articles.len(), 4, "{guess:?}");
+    }
+
+    #[test]
     fn a_page_of_menus_has_no_list() {
         let html = r#"<nav><a href="/a/">Thời sự</a><a href="/b/">Kinh tế</a><a href="/c/">Thể thao</a></nav><p>Trang không tồn tại.</p>"#;
         let page = Url::parse("http://news.test/404").unwrap();

@@ -167,7 +167,8 @@ fn read_samples(listing: &Path, urls: &[Url]) -> (Vec<Sample>, Vec<(Url, String)
     let dir = listing.parent().unwrap_or(Path::new("."));
     let (mut samples, mut failed) = (Vec::new(), Vec::new());
     for url in urls {
-        let file = saved_name(url).map(|name| dir.join(name));
+        let files = saved_names(url).into_iter().map(|name| dir.join(name));
+        let file = files.clone().find(|f| f.is_file()).or_else(|| files.last());
         match file.as_deref().map(read) {
             Some(Ok(html)) => samples.push(Sample {
                 url: url.clone(),
@@ -180,15 +181,22 @@ fn read_samples(listing: &Path, urls: &[Url]) -> (Vec<Sample>, Vec<(Url, String)
     (samples, failed)
 }
 
-/// The file a page is saved as: the last part of its address, with `.html` when it has
-/// no extension (`/tin/bai-1/` → `bai-1.html`).
-fn saved_name(url: &Url) -> Option<String> {
-    let last = url.path_segments()?.rfind(|s| !s.is_empty())?;
-    Some(if last.contains('.') {
-        last.to_owned()
+/// The files a page may be saved as, beside its section page: the last part of its
+/// address (with `.html` when it has no extension), or a folder of that name holding
+/// `index.html`, as a mirrored site has it (`/tin/bai-1/` → `bai-1.html`,
+/// `bai-1/index.html`).
+fn saved_names(url: &Url) -> Vec<String> {
+    let Some(last) = url
+        .path_segments()
+        .and_then(|mut s| s.rfind(|s| !s.is_empty()))
+    else {
+        return Vec::new();
+    };
+    if last.contains('.') {
+        vec![last.to_owned()]
     } else {
-        format!("{last}.html")
-    })
+        vec![format!("{last}.html"), format!("{last}/index.html")]
+    }
 }
 
 fn read(path: &Path) -> Result<String, SuggestError> {
@@ -233,15 +241,12 @@ mod tests {
     }
 
     #[test]
-    fn saved_article_is_named_after_the_last_part_of_its_address() {
-        let name = |u: &str| saved_name(&Url::parse(u).unwrap());
+    fn saved_article_is_named_after_the_last_part_of_its_address_or_a_folder() {
+        let names = |u: &str| saved_names(&Url::parse(u).unwrap());
+        assert_eq!(names("http://x.test/tin/bai-1.html"), ["bai-1.html"]);
         assert_eq!(
-            name("http://x.test/tin/bai-1.html").as_deref(),
-            Some("bai-1.html")
-        );
-        assert_eq!(
-            name("http://x.test/tin/bai-1/").as_deref(),
-            Some("bai-1.html")
+            names("http://x.test/tin/bai-1/"),
+            ["bai-1.html", "bai-1/index.html"]
         );
     }
 }

@@ -73,18 +73,20 @@ pub fn own_forms(el: &ElementRef) -> Vec<String> {
 pub fn forms(el: &ElementRef) -> Vec<String> {
     let mut out = own_forms(el);
     let tag = el.value().name();
-    let own = el.value().classes().find(|c| is_usable_name(c));
-    let leaf = own.map_or_else(|| tag.to_owned(), |c| format!("{tag}.{c}"));
-    for ancestor in el
+    let leaf = classes(el)
+        .first()
+        .map_or_else(|| tag.to_owned(), |c| format!("{tag}.{c}"));
+    let ancestors = el
         .ancestors()
         .filter_map(ElementRef::wrap)
-        .take(MAX_CONTEXT_DEPTH)
-    {
-        for context in own_forms(&ancestor) {
-            if ancestor.value().name() != "html" && ancestor.value().name() != "body" {
-                out.push(format!("{context} {leaf}"));
-            }
-        }
+        .filter(|a| !matches!(a.value().name(), "html" | "body"))
+        .take(MAX_CONTEXT_DEPTH);
+    for ancestor in ancestors {
+        out.extend(
+            own_forms(&ancestor)
+                .into_iter()
+                .map(|c| format!("{c} {leaf}")),
+        );
     }
     dedup(out)
 }

@@ -167,9 +167,10 @@ fn read_samples(listing: &Path, urls: &[Url]) -> (Vec<Sample>, Vec<(Url, String)
     let dir = listing.parent().unwrap_or(Path::new("."));
     let (mut samples, mut failed) = (Vec::new(), Vec::new());
     for url in urls {
-        let files = saved_names(url).into_iter().map(|name| dir.join(name));
-        let file = files.clone().find(|f| f.is_file()).or_else(|| files.last());
-        match file.as_deref().map(read) {
+        let files: Vec<PathBuf> = saved_names(url).iter().map(|n| dir.join(n)).collect();
+        // When no file is there, the error names the first one looked for.
+        let file = files.iter().find(|f| f.is_file()).or(files.first());
+        match file.map(|f| read(f)) {
             Some(Ok(html)) => samples.push(Sample {
                 url: url.clone(),
                 html,

@@ -25,6 +25,9 @@ const MAX_LINE_CHARS: usize = 80;
 /// Characters of a body paragraph looked for in a container's text.
 const PARAGRAPH_PROBE_CHARS: usize = 40;
 
+/// Between the names of a list field (authors, tags) in its compared value.
+const LIST_SEPARATOR: &str = "; ";
+
 /// Date formats tried on a visible date line, most common on news sites first.
 const DATE_FORMATS: &[&str] = &[
     "%d/%m/%Y %H:%M",
@@ -106,11 +109,11 @@ impl Field {
             Field::Title => Some(a.title.clone()),
             Field::Published => date(a.published),
             Field::Updated => date(a.updated),
-            Field::Authors => Some(a.authors.join("; ")),
+            Field::Authors => Some(a.authors.join(LIST_SEPARATOR)),
             Field::Lead => a.lead.clone(),
             Field::Body => Some(a.body_text.clone()),
             Field::Image => a.image.as_ref().map(Url::to_string),
-            Field::Tags => Some(a.tags.join("; ")),
+            Field::Tags => Some(a.tags.join(LIST_SEPARATOR)),
             Field::Section => a.section.clone(),
         };
         text.filter(|t| !t.is_empty())
@@ -300,7 +303,11 @@ fn meta_key(field: Field, page: &Page, tz: Tz) -> String {
         return "json-ld".into();
     }
     let want = field.value(&page.generic).unwrap_or_default();
-    let first_item = want.split("; ").next().unwrap_or_default().to_owned();
+    let first_item = want
+        .split(LIST_SEPARATOR)
+        .next()
+        .unwrap_or_default()
+        .to_owned();
     page.doc
         .select(&META)
         .find_map(|m| {
@@ -372,7 +379,7 @@ fn targets<'a>(field: Field, page: &'a Page, want: &str, tz: Tz) -> Vec<ElementR
             elements.filter(|e| text(e) == want).collect()
         }
         Field::Tags | Field::Authors => {
-            let first = want.split("; ").next().unwrap_or_default();
+            let first = want.split(LIST_SEPARATOR).next().unwrap_or_default();
             elements
                 .filter(|e| {
                     let t = text(e);

@@ -4,7 +4,7 @@
 //! gives per-field selectors checked against the generic extraction (`fields`); `render`
 //! writes the commented `[[source]]` block. Nothing is stored.
 
-pub mod css;
+mod css;
 mod fields;
 mod listing;
 mod render;

@@ -341,12 +341,12 @@ async fn drive(
     let mut last_tick: Option<DateTime<Utc>> = None;
     // A backoff an earlier process set holds until the first run here.
     let first_id = plan.borrow().source.id.clone();
-    let mut backoff_end = restore_status(&shared, &first_id).await;
+    let mut backoff_end = follow_store(&shared, &first_id).await;
     let mut saved: Option<Due> = None;
     loop {
         let current = plan.borrow_and_update().clone();
         let id = current.source.id.clone();
-        follow_other_workers(&shared, &id).await;
+        follow_store(&shared, &id).await;
         let (failures, last_finished) = shared
             .status()
             .get(&id)
@@ -556,71 +556,62 @@ fn held_until(source: &Source, held: &[HeldBack]) -> Option<DateTime<Utc>> {
 
 /// The `Retry-After` hold-backs in the store (none without a store).
 async fn stored_hold_backs(shared: &Arc<Shared>) -> Vec<HeldBack> {
-    let Some(store) = shared.store.clone() else {
+    let Some(store) = &shared.store else {
         return Vec::new();
     };
-    match tokio::task::spawn_blocking(move || store.held_back()).await {
-        Ok(Ok(held)) => held,
-        Ok(Err(err)) => {
-            warn!(error = %err, "cannot read the stored Retry-After hold-backs");
+    in_store(store, |store| store.held_back())
+        .await
+        .unwrap_or_else(|error| {
+            warn!(%error, "cannot read the stored Retry-After hold-backs");
             Vec::new()
-        }
-        Err(_) => Vec::new(),
-    }
+        })
 }
 
-/// Starts a source's status from the store: failures in a row and the last run's end
-/// (so the backoff goes on where it was), and the stored next due time when the source
-/// was backing off.
-async fn restore_status(shared: &Arc<Shared>, id: &SourceId) -> Option<DateTime<Utc>> {
-    let store = shared.store.clone()?;
+/// Takes a source's failures in a row and its last run's end from the store when a
+/// run there finished later than any here (so the backoff goes on where it was): after
+/// a restart, or when another worker ran the source. Returns the stored next due time
+/// when the source was backing off.
+async fn follow_store(shared: &Arc<Shared>, id: &SourceId) -> Option<DateTime<Utc>> {
+    let store = shared.store.as_ref()?;
     let source = id.clone();
-    let stored = tokio::task::spawn_blocking(move || store.source_schedule(&source)).await;
-    let stored: SourceSchedule = match stored {
-        Ok(Ok(stored)) => stored,
-        Ok(Err(err)) => {
-            warn!(source = %id, error = %err, "cannot read the stored schedule; starting afresh");
-            return None;
-        }
-        Err(_) => return None,
-    };
-    shared.update(id, |s| {
-        s.failures = stored.failures;
-        s.last_finished = s.last_finished.or(stored.last_finished);
-    });
-    stored.next_due.filter(|_| stored.backoff.is_some())
-}
-
-/// Takes the failures and the last run's end from the store when a run there finished
-/// later than any here: another worker ran the source, and its backoff counts.
-async fn follow_other_workers(shared: &Arc<Shared>, id: &SourceId) {
-    let Some(store) = shared.store.clone() else {
-        return;
-    };
-    let source = id.clone();
-    let Ok(Ok(stored)) = tokio::task::spawn_blocking(move || store.source_schedule(&source)).await
-    else {
-        return;
-    };
+    let stored: SourceSchedule = in_store(store, move |store| store.source_schedule(&source))
+        .await
+        .map_err(|error| warn!(source = %id, %error, "cannot read the stored schedule"))
+        .ok()?;
     shared.update(id, |s| {
         if stored.last_finished > s.last_finished {
             s.failures = stored.failures;
             s.last_finished = stored.last_finished;
         }
     });
+    stored.next_due.filter(|_| stored.backoff.is_some())
 }
 
 /// Stores when a source is due next, so that a restart keeps to it.
 async fn save_due(shared: &Arc<Shared>, id: &SourceId, due: Due) {
-    let Some(store) = shared.store.clone() else {
+    let Some(store) = &shared.store else {
         return;
     };
     let source = id.clone();
-    let saved =
-        tokio::task::spawn_blocking(move || store.save_next_due(&source, due.at, due.backoff))
-            .await;
-    if let Ok(Err(err)) = saved {
-        warn!(source = %id, error = %err, "cannot store the next due time");
+    let saved = in_store(store, move |store| {
+        store.save_next_due(&source, due.at, due.backoff)
+    })
+    .await;
+    if let Err(error) = saved {
+        warn!(source = %id, %error, "cannot store the next due time");
+    }
+}
+
+/// Runs a store call on a blocking thread; an error comes back as its message.
+async fn in_store<T: Send + 'static>(
+    store: &Arc<dyn Store>,
+    call: impl FnOnce(&dyn Store) -> Result<T, crate::store::StoreError> + Send + 'static,
+) -> Result<T, String> {
+    let store = store.clone();
+    match tokio::task::spawn_blocking(move || call(store.as_ref())).await {
+        Ok(Ok(out)) => Ok(out),
+        Ok(Err(err)) => Err(crate::error_chain(&err)),
+        Err(err) => Err(format!("store call panicked: {err}")),
     }
 }
 

@@ -18,7 +18,9 @@ use crate::config::Source;
 use crate::fetch::Fetcher;
 use crate::fetch::politeness::host_key;
 use crate::model::{Claim, ClaimRequest, HostTurn, SourceId};
-use crate::store::{Store, StoreError};
+use crate::store::Store;
+
+use super::in_store;
 
 /// Longest wait between two claims of a source another worker holds.
 const MAX_CLAIM_POLL: Duration = Duration::from_secs(5);
@@ -99,19 +101,6 @@ pub(super) enum Acquired {
     Done,
     /// The source was stopped while waiting.
     Stopped,
-}
-
-/// Runs a store call on a blocking thread; an error comes back as its message.
-async fn in_store<T: Send + 'static>(
-    store: &Arc<dyn Store>,
-    call: impl FnOnce(&dyn Store) -> Result<T, StoreError> + Send + 'static,
-) -> Result<T, String> {
-    let store = store.clone();
-    match tokio::task::spawn_blocking(move || call(store.as_ref())).await {
-        Ok(Ok(out)) => Ok(out),
-        Ok(Err(err)) => Err(crate::error_chain(&err)),
-        Err(err) => Err(format!("store call panicked: {err}")),
-    }
 }
 
 impl Claims {

@@ -21,6 +21,7 @@ use url::Url;
 
 use crate::model::{CategoryId, SourceId};
 pub use diag::{Diagnostic, Diagnostics};
+pub use values::is_slug;
 
 /// Everything bantin runs on, validated.
 #[derive(Debug, Clone)]
@@ -65,6 +66,14 @@ pub struct Settings {
     pub shutdown_timeout: Duration,
     pub fetch: FetchSettings,
     pub server: ServerSettings,
+    pub workers: WorkerSettings,
+}
+
+/// `[workers]`, built.
+#[derive(Debug, Clone)]
+pub struct WorkerSettings {
+    /// How long a claim on a source holds without a renewal.
+    pub lease: Duration,
 }
 
 /// `[server]`, built.

@@ -270,10 +270,10 @@ fn continuing_siblings(
 }
 
 /// After the best block, a heading followed by prose starts another section of the same
-/// text (a story told under subheadings, each section its own box): the heading and its
-/// prose are kept, however short the section, when the text is itself prose. The sections must follow the text without
-/// a gap: a box of other text between (comments, a teaser) ends the article. A heading
-/// over a link list or a box that points elsewhere ("Related", "Read more") starts nothing.
+/// text (a story told under subheadings, each section its own box): when the text is
+/// itself prose, the heading and its prose are kept, however short the section. The
+/// sections must follow the text without a gap: a box of other text between (comments,
+/// a teaser) ends the article, and so does a box that points elsewhere ("Related").
 fn keep_later_sections(html: &Html, scan: &Scan, top: NodeId, blocks: &mut Vec<NodeId>) {
     let Some(node) = html.tree.get(top).filter(|n| is_prose_box(*n, scan)) else {
         return;
@@ -320,7 +320,7 @@ fn is_heading(node: NodeRef<'_, Node>) -> bool {
         .is_some_and(|e| matches!(e.name(), "h2" | "h3" | "h4" | "h5" | "h6"))
 }
 
-/// Whether the first element with text inside `node` (or `node` itself) is a heading.
+/// Whether the first text inside `node` is in a heading.
 fn starts_with_heading(node: NodeRef<'_, Node>) -> bool {
     node.descendants()
         .find(|n| n.value().as_text().is_some_and(|t| !t.trim().is_empty()))

@@ -5,6 +5,7 @@
 
 pub mod caching;
 mod connections;
+mod counting;
 pub mod index;
 pub mod pages;
 mod routes;
@@ -12,7 +13,6 @@ mod routes;
 use std::sync::Arc;
 
 use arc_swap::ArcSwap;
-use axum::Router;
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
@@ -121,10 +121,7 @@ impl From<Arc<Config>> for Derived {
     }
 }
 
-/// Every route of the server, with compression and request counting.
-pub fn router(state: AppState) -> Router {
-    routes::router(state)
-}
+use routes::App;
 
 use connections::connection_cap;
 
@@ -140,7 +137,7 @@ pub async fn serve(
     if let Ok(addr) = listener.local_addr() {
         tracing::info!(%addr, max_connections = cap, "serving feeds");
     }
-    connections::serve(listener, router(state), &settings, cap, shutdown).await;
+    connections::serve(listener, App::new(state), &settings, cap, shutdown).await;
     Ok(())
 }
 

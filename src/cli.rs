@@ -300,11 +300,15 @@ fn article_from_file(
                 Some(s) => (s.extract.clone(), s.timezone),
                 None => (Default::default(), config.settings.timezone),
             };
-            Ok(
-                crate::extract::article(&html, &url, &rules, tz).with_context(|| {
-                    format!("extracting {name}; `bantin preview {name}` shows what was found")
-                })?,
-            )
+            let input = crate::extract::Input {
+                url: &url,
+                rules: &rules,
+                zone: tz,
+                fetched_at: chrono::Utc::now(),
+            };
+            Ok(crate::extract::article(&html, &input).with_context(|| {
+                format!("extracting {name}; `bantin preview {name}` shows what was found")
+            })?)
         }
         _ => Err(UsageError(format!(
             "{name}: classify reads saved HTML pages (*.html, *.htm) and JSON articles (*.json)"
@@ -675,39 +679,52 @@ async fn preview(config_path: &Path, args: &PreviewArgs) -> anyhow::Result<ExitC
     let mut out = std::io::stdout().lock();
     let mut failed = 0;
     for input in &args.inputs {
-        let page: anyhow::Result<(String, url::Url)> = match url::Url::parse(input) {
-            Ok(address) if matches!(address.scheme(), "http" | "https") => {
-                let settings = match &config {
-                    Ok(config) => &config.settings,
-                    Err(_) => {
-                        return Err(UsageError(format!(
+        let page: anyhow::Result<(String, url::Url, chrono::DateTime<chrono::Utc>)> =
+            match url::Url::parse(input) {
+                Ok(address) if matches!(address.scheme(), "http" | "https") => {
+                    let settings = match &config {
+                        Ok(config) => &config.settings,
+                        Err(_) => {
+                            return Err(UsageError(format!(
                             "previewing {input} needs a valid configuration for its fetch limits; run `bantin check`"
                         ))
                         .into());
+                        }
+                    };
+                    if fetcher.is_none() {
+                        fetcher = Some(Fetcher::new(settings)?);
                     }
-                };
-                if fetcher.is_none() {
-                    fetcher = Some(Fetcher::new(settings)?);
+                    let fetcher = fetcher.as_ref().expect("set just above");
+                    match fetcher
+                        .fetch(FetchKind::Article, &address, None, source.as_ref())
+                        .await
+                    {
+                        Ok(Fetched::Page { page, .. }) => {
+                            Ok((page.html, page.final_url, page.fetched_at))
+                        }
+                        Ok(Fetched::NotModified) => unreachable!("no validators were sent"),
+                        Err(err) => Err(err.into()),
+                    }
                 }
-                let fetcher = fetcher.as_ref().expect("set just above");
-                match fetcher
-                    .fetch(FetchKind::Article, &address, None, source.as_ref())
-                    .await
-                {
-                    Ok(Fetched::Page { page, .. }) => Ok((page.html, page.final_url)),
-                    Ok(Fetched::NotModified) => unreachable!("no validators were sent"),
-                    Err(err) => Err(err.into()),
+                _ => {
+                    let path = Path::new(input);
+                    pipeline::read_saved_page(path)
+                        .map(|html| {
+                            let url = pipeline::saved_page_url(path, args.url.as_ref());
+                            (html, url, chrono::Utc::now())
+                        })
+                        .map_err(Into::into)
                 }
-            }
-            _ => {
-                let path = Path::new(input);
-                pipeline::read_saved_page(path)
-                    .map(|html| (html, pipeline::saved_page_url(path, args.url.as_ref())))
-                    .map_err(Into::into)
-            }
-        };
-        let previewed =
-            page.and_then(|(html, url)| Ok(preview_one(&html, &url, &rules, tz, &mut out)?));
+            };
+        let previewed = page.and_then(|(html, url, fetched_at)| {
+            let input = crate::extract::Input {
+                url: &url,
+                rules: &rules,
+                zone: tz,
+                fetched_at,
+            };
+            Ok(preview_one(&html, &input, &mut out)?)
+        });
         if let Err(err) = previewed {
             failed += 1;
             eprintln!("error: {input}: {err:#}");
@@ -785,12 +802,13 @@ async fn check_online(path: &Path) -> anyhow::Result<ExitCode> {
                 .await
             {
                 Ok(Fetched::Page { page, .. }) => {
-                    match crate::extract::article(
-                        &page.html,
-                        &page.final_url,
-                        &source.extract,
-                        source.timezone,
-                    ) {
+                    let input = crate::extract::Input {
+                        url: &page.final_url,
+                        rules: &source.extract,
+                        zone: source.timezone,
+                        fetched_at: page.fetched_at,
+                    };
+                    match crate::extract::article(&page.html, &input) {
                         Ok(article) => test_url_mismatches(test, &article),
                         Err(err) => vec![err.to_string()],
                     }
@@ -818,13 +836,14 @@ fn test_url_mismatches(
     article: &crate::model::Article,
 ) -> Vec<String> {
     let mut problems = Vec::new();
-    let mut differs = |field: &str, got: String, want: String| {
+    use crate::model::Field;
+    let mut differs = |field: Field, got: String, want: String| {
         problems.push(format!("`{field}` is {got:?}, expected {want:?}"));
     };
     if let Some(want) = &test.title
         && article.title != *want
     {
-        differs("title", article.title.clone(), want.clone());
+        differs(Field::Title, article.title.clone(), want.clone());
     }
     if let Some(want) = test.published
         && article.published != Some(want)
@@ -833,24 +852,28 @@ fn test_url_mismatches(
             .published
             .map(|d| d.to_rfc3339())
             .unwrap_or_default();
-        differs("published", got, want.to_rfc3339());
+        differs(Field::Published, got, want.to_rfc3339());
     }
     if let Some(want) = &test.authors
         && article.authors != *want
     {
-        differs("authors", article.authors.join(", "), want.join(", "));
+        differs(Field::Authors, article.authors.join(", "), want.join(", "));
     }
     let lead = article.lead.clone().unwrap_or_default();
     if let Some(want) = &test.lead_starts_with
         && !lead.starts_with(want.as_str())
     {
-        differs("lead", lead.chars().take(60).collect(), format!("{want}…"));
+        differs(
+            Field::Lead,
+            lead.chars().take(60).collect(),
+            format!("{want}…"),
+        );
     }
     if let Some(want) = &test.body_starts_with
         && !article.body_text.starts_with(want.as_str())
     {
         differs(
-            "body",
+            Field::Body,
             article.body_text.chars().take(60).collect(),
             format!("{want}…"),
         );

@@ -19,7 +19,7 @@ use regex::Regex;
 use scraper::Selector;
 use url::Url;
 
-use crate::model::{CategoryId, SourceId};
+use crate::model::{CategoryId, Field, SourceId};
 pub use diag::{Diagnostic, Diagnostics};
 
 /// Everything bantin runs on, validated.
@@ -118,18 +118,14 @@ pub struct Rule {
     pub any: Vec<String>,
     pub all: Vec<String>,
     pub none: Vec<String>,
-    pub fields: Vec<TextField>,
+    /// Where the terms are looked for: some of [`RULE_FIELDS`].
+    pub fields: Vec<Field>,
     pub fold_diacritics: bool,
     pub min_hits: usize,
 }
 
-/// A part of an article a rule can look at.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum TextField {
-    Title,
-    Lead,
-    Body,
-}
+/// The parts of an article a keyword rule can look at.
+pub const RULE_FIELDS: [Field; 3] = [Field::Title, Field::Lead, Field::Body];
 
 /// One source of article URLs, built.
 #[derive(Debug, Clone)]
@@ -229,6 +225,26 @@ pub struct ArticleRules {
     pub tags: Option<Css>,
     pub section: Option<Css>,
     pub remove: Vec<Css>,
+}
+
+impl ArticleRules {
+    /// The selector configured for `field`, if any (`author` for [`Field::Authors`],
+    /// `body` for the body).
+    pub fn selector(&self, field: Field) -> Option<&Css> {
+        let css = match field {
+            Field::Title => &self.title,
+            Field::Published => &self.published,
+            Field::Updated => &self.updated,
+            Field::Authors => &self.author,
+            Field::Lead => &self.lead,
+            Field::Body | Field::BodyHtml | Field::BodyText => &self.body,
+            Field::Image => &self.image,
+            Field::Tags => &self.tags,
+            Field::Section => &self.section,
+            Field::CanonicalUrl | Field::Language => &None,
+        };
+        css.as_ref()
+    }
 }
 
 /// A page with known values, checked by `bantin check --online`.

@@ -146,9 +146,13 @@ pub struct PreviewArgs {
     /// The address the saved files were downloaded from; relative links resolve against it.
     #[arg(long)]
     pub url: Option<url::Url>,
-    /// Apply this source's selectors and time zone from the configuration.
-    #[arg(long, value_name = "ID")]
+    /// Apply this source's selectors and time zone from the configuration. Without it,
+    /// the source whose addresses or allowed domains match the page's address is applied.
+    #[arg(long, value_name = "ID", conflicts_with = "no_source")]
     pub source: Option<String>,
+    /// Apply no source: the generic extraction, in the configured default time zone.
+    #[arg(long)]
+    pub no_source: bool,
 }
 
 /// A command line that is well-formed for clap but asks for something impossible.
@@ -658,72 +662,62 @@ fn parse_since(text: &str) -> anyhow::Result<chrono::DateTime<chrono::Utc>> {
         .map_err(|_| UsageError(format!("--since {text:?}: write YYYY-MM-DD or RFC 3339")).into())
 }
 async fn preview(config_path: &Path, args: &PreviewArgs) -> anyhow::Result<ExitCode> {
-    use crate::extract::preview::preview_one;
-    use crate::fetch::{FetchKind, Fetched, Fetcher};
     let config = Config::load(config_path);
-    let source = match (&args.source, config) {
-        (Some(id), Ok(config)) => {
-            let source = chosen_sources(&config, std::slice::from_ref(id))?.remove(0);
-            (Some(source), Ok(config))
-        }
-        (Some(_), Err(err)) => return Err(err.into()),
-        (None, config) => (None, config),
-    };
-    let (source, config) = source;
-    let (rules, tz) = match (&source, &config) {
-        (Some(s), _) => (s.extract.clone(), s.timezone),
-        (None, Ok(config)) => (Default::default(), config.settings.timezone),
-        (None, Err(_)) => (Default::default(), chrono_tz::Asia::Ho_Chi_Minh),
+    let named = match (&args.source, &config) {
+        (Some(id), Ok(config)) => Some(chosen_sources(config, std::slice::from_ref(id))?.remove(0)),
+        (Some(_), Err(_)) => return Err(config.err().expect("matched as an error").into()),
+        (None, _) => None,
     };
     let mut fetcher = None;
     let mut out = std::io::stdout().lock();
     let mut failed = 0;
     for input in &args.inputs {
-        let page: anyhow::Result<(String, url::Url, chrono::DateTime<chrono::Utc>)> =
-            match url::Url::parse(input) {
-                Ok(address) if matches!(address.scheme(), "http" | "https") => {
-                    let settings = match &config {
-                        Ok(config) => &config.settings,
-                        Err(_) => {
-                            return Err(UsageError(format!(
+        let address = match url::Url::parse(input) {
+            Ok(address) if matches!(address.scheme(), "http" | "https") => Some(address),
+            _ => None,
+        };
+        let source = match (&named, &config) {
+            (Some(source), _) => Some(source.clone()),
+            (None, Ok(config)) if !args.no_source => {
+                matching_source(config, input, address.as_ref().or(args.url.as_ref()))
+            }
+            _ => None,
+        };
+        let page = match address {
+            Some(address) => {
+                let settings = match &config {
+                    Ok(config) => &config.settings,
+                    Err(_) => {
+                        return Err(UsageError(format!(
                             "previewing {input} needs a valid configuration for its fetch limits; run `bantin check`"
                         ))
                         .into());
-                        }
-                    };
-                    if fetcher.is_none() {
-                        fetcher = Some(Fetcher::new(settings)?);
                     }
-                    let fetcher = fetcher.as_ref().expect("set just above");
-                    match fetcher
-                        .fetch(FetchKind::Article, &address, None, source.as_ref())
-                        .await
-                    {
-                        Ok(Fetched::Page { page, .. }) => {
-                            Ok((page.html, page.final_url, page.fetched_at))
-                        }
-                        Ok(Fetched::NotModified) => unreachable!("no validators were sent"),
-                        Err(err) => Err(err.into()),
-                    }
+                };
+                if fetcher.is_none() {
+                    fetcher = Some(crate::fetch::Fetcher::new(settings)?);
                 }
-                _ => {
-                    let path = Path::new(input);
-                    pipeline::read_saved_page(path)
-                        .map(|html| {
-                            let url = pipeline::saved_page_url(path, args.url.as_ref());
-                            (html, url, chrono::Utc::now())
-                        })
-                        .map_err(Into::into)
-                }
-            };
+                let fetcher = fetcher.as_ref().expect("set just above");
+                fetch_preview_page(fetcher, &address, source.as_ref()).await
+            }
+            None => saved_preview_page(input, args.url.as_ref()),
+        };
+        let zone = match (&source, &config) {
+            (Some(s), _) => s.timezone,
+            (None, Ok(config)) => config.settings.timezone,
+            (None, Err(_)) => chrono_tz::Asia::Ho_Chi_Minh,
+        };
+        let rules = source.map(|s| s.extract).unwrap_or_default();
         let previewed = page.and_then(|(html, url, fetched_at)| {
             let input = crate::extract::Input {
                 url: &url,
                 rules: &rules,
-                zone: tz,
+                zone,
                 fetched_at,
             };
-            Ok(preview_one(&html, &input, &mut out)?)
+            Ok(crate::extract::preview::preview_one(
+                &html, &input, &mut out,
+            )?)
         });
         if let Err(err) = previewed {
             failed += 1;
@@ -735,6 +729,55 @@ async fn preview(config_path: &Path, args: &PreviewArgs) -> anyhow::Result<ExitC
     } else {
         ExitCode::FAILURE
     })
+}
+
+/// A page to preview, with the address it stands for and when it was fetched.
+type PreviewPage = (String, url::Url, chrono::DateTime<chrono::Utc>);
+
+/// The source a previewed page at `address` is read with, said on stderr so that the
+/// JSON on stdout stays clean.
+fn matching_source(config: &Config, input: &str, address: Option<&url::Url>) -> Option<Source> {
+    let Some(address) = address else {
+        eprintln!("note: {input}: generic extraction (no address to match a source; give --url)");
+        return None;
+    };
+    match config.source_for(address) {
+        Some(source) => {
+            eprintln!(
+                "note: {input}: extracted with source {} from {} (--no-source for the generic result)",
+                source.id,
+                source.file.display()
+            );
+            Some(source.clone())
+        }
+        None => {
+            eprintln!("note: {input}: generic extraction (no source matches {address})");
+            None
+        }
+    }
+}
+
+async fn fetch_preview_page(
+    fetcher: &crate::fetch::Fetcher,
+    address: &url::Url,
+    source: Option<&Source>,
+) -> anyhow::Result<PreviewPage> {
+    use crate::fetch::{FetchKind, Fetched};
+    match fetcher
+        .fetch(FetchKind::Article, address, None, source)
+        .await?
+    {
+        Fetched::Page { page, .. } => Ok((page.html, page.final_url, page.fetched_at)),
+        Fetched::NotModified => unreachable!("no validators were sent"),
+    }
+}
+
+/// A saved page; it counts as fetched now.
+fn saved_preview_page(input: &str, url: Option<&url::Url>) -> anyhow::Result<PreviewPage> {
+    let path = Path::new(input);
+    let html = pipeline::read_saved_page(path)?;
+    let url = pipeline::saved_page_url(path, url);
+    Ok((html, url, chrono::Utc::now()))
 }
 
 async fn publish(path: &Path) -> anyhow::Result<ExitCode> {

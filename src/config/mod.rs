@@ -282,6 +282,19 @@ impl Config {
         self.sources.iter().find(|s| s.id.as_str() == id)
     }
 
+    /// The source a page at `url` belongs to: the first whose own addresses are on the
+    /// page's host and lead to it (the same path or a parent), else the first whose
+    /// allowed domains hold the host.
+    pub fn source_for(&self, url: &Url) -> Option<&Source> {
+        let host = url.host_str()?;
+        let leads_to =
+            |start: &Url| start.host_str() == Some(host) && url.path().starts_with(start.path());
+        self.sources
+            .iter()
+            .find(|s| s.urls.iter().any(leads_to))
+            .or_else(|| self.sources.iter().find(|s| s.allows_host(host)))
+    }
+
     /// The database, as shown to people (a PostgreSQL password hidden).
     pub fn database_name(&self) -> String {
         match &self.settings.database {

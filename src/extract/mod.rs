@@ -89,7 +89,10 @@ const IMAGE_KEYS: &[&str] = &[
     "image",
     "thumbnailurl",
 ];
-const TAG_KEYS: &[&str] = &["article:tag", "news_keywords", "keywords"];
+/// One tag per tag, exactly as written.
+const EXACT_TAG_KEYS: &[&str] = &["article:tag"];
+/// Tags joined with commas in one value.
+const JOINED_TAG_KEYS: &[&str] = &["news_keywords", "keywords"];
 const SECTION_KEYS: &[&str] = &["article:section", "section", "parsely-section"];
 const LANGUAGE_KEYS: &[&str] = &["content-language", "og:locale", "language", "dc.language"];
 
@@ -384,17 +387,25 @@ impl<'a> PageContext<'a> {
             .record(Field::Image, &mut found.provenance)
     }
 
+    /// Tags written one by one come before tags split from a joined string, in which a
+    /// tag with a comma comes apart.
     fn tags(&self, found: &mut Findings) -> Vec<String> {
         let non_empty = |tags: Vec<String>| (!tags.is_empty()).then_some(tags);
+        let ld_keywords = |split: bool| {
+            let ld = self.ld.as_ref().filter(|l| l.keywords_split == split);
+            ld.and_then(|l| non_empty(l.keywords.clone()))
+        };
         let tags = Lookup::new()
             .or(Origin::Selector, || {
                 non_empty(selectors::texts(&self.doc, self.rules().tags.as_ref()))
             })
-            .or(Origin::JsonLd, || {
-                self.ld.as_ref().and_then(|l| non_empty(l.keywords.clone()))
-            })
+            .or(Origin::JsonLd, || ld_keywords(false))
             .or(Origin::Meta, || {
-                let joined = self.meta.all(TAG_KEYS).iter();
+                non_empty(self.meta.all(EXACT_TAG_KEYS).to_vec())
+            })
+            .or(Origin::JsonLd, || ld_keywords(true))
+            .or(Origin::Meta, || {
+                let joined = self.meta.all(JOINED_TAG_KEYS).iter();
                 non_empty(
                     joined
                         .flat_map(|t| t.split(','))

@@ -660,3 +660,70 @@ fn module_with_a_little_over_half_of_the_text_is_not_the_whole_text() {
     let a = extract_html(&html);
     assert_all_paragraphs(&a.body_text, 20);
 }
+
+const SHARED_IMAGE_URL: &str = "https://cand.com.vn/Xay-dung-Dang/hoi-nghi-chuyen-de-i700002/";
+
+/// The extraction rules of the shipped cand.com.vn config.
+fn shipped_cand_rules() -> ArticleRules {
+    let config = bantin::config::Config::load(Path::new("config/bantin.toml"))
+        .expect("the shipped config is valid");
+    let source = config
+        .source("cand-xay-dung-dang")
+        .expect("the shipped config has the cand sources");
+    source.extract.clone()
+}
+
+#[test]
+fn shipped_cand_config_takes_the_picture_the_site_shares_over_the_lead_image() {
+    let rules = shipped_cand_rules();
+    let a = extract("cand-shared-image.html", SHARED_IMAGE_URL, &rules);
+    assert_eq!(
+        a.image.as_ref().map(Url::as_str),
+        Some(
+            "https://img.cand.com.vn/resize/800x800/NewFiles/Images/2024/05/12/hoi-nghi-toan-canh.jpg"
+        )
+    );
+    assert_eq!(a.provenance[&Field::Image], Origin::Selector);
+
+    let without_og = fixture("cand-shared-image.html").replace("og:image", "og:unused");
+    let a = extract_page(&without_og, SHARED_IMAGE_URL, &rules).expect("an article");
+    assert_eq!(
+        a.image.as_ref().map(Url::as_str),
+        Some(
+            "https://img.cand.com.vn/resize/300x200/NewFiles/Images/2024/05/12/dai-bieu-phat-bieu.jpg"
+        ),
+        "without og:image, the lead image"
+    );
+}
+
+#[test]
+fn shipped_cand_config_takes_the_deepest_breadcrumb_as_section() {
+    let a = extract(
+        "cand-shared-image.html",
+        SHARED_IMAGE_URL,
+        &shipped_cand_rules(),
+    );
+    assert_eq!(a.section.as_deref(), Some("Xây dựng Đảng"));
+    assert_eq!(a.provenance[&Field::Section], Origin::Selector);
+}
+
+#[test]
+fn exact_article_tags_are_preferred_over_a_joined_keywords_string() {
+    let a = extract(
+        "cand-shared-image.html",
+        SHARED_IMAGE_URL,
+        &ArticleRules::default(),
+    );
+    assert_eq!(a.tags, ["xây dựng, chỉnh đốn Đảng", "hội nghị chuyên đề"]);
+    assert_eq!(a.provenance[&Field::Tags], Origin::Meta);
+
+    let without_metas = fixture("cand-shared-image.html").replace("article:tag", "article:unused");
+    let a = extract_page(&without_metas, SHARED_IMAGE_URL, &ArticleRules::default())
+        .expect("an article");
+    assert_eq!(
+        a.tags,
+        ["xây dựng", "chỉnh đốn Đảng", "hội nghị chuyên đề"],
+        "without metas, the joined string is all there is"
+    );
+    assert_eq!(a.provenance[&Field::Tags], Origin::JsonLd);
+}

@@ -662,11 +662,13 @@ fn parse_since(text: &str) -> anyhow::Result<chrono::DateTime<chrono::Utc>> {
         .map_err(|_| UsageError(format!("--since {text:?}: write YYYY-MM-DD or RFC 3339")).into())
 }
 async fn preview(config_path: &Path, args: &PreviewArgs) -> anyhow::Result<ExitCode> {
-    let config = Config::load(config_path);
-    let named = match (&args.source, &config) {
-        (Some(id), Ok(config)) => Some(chosen_sources(config, std::slice::from_ref(id))?.remove(0)),
-        (Some(_), Err(_)) => return Err(config.err().expect("matched as an error").into()),
-        (None, _) => None,
+    let (named, config) = match (&args.source, Config::load(config_path)) {
+        (Some(_), Err(err)) => return Err(err.into()),
+        (Some(id), Ok(config)) => {
+            let source = chosen_sources(&config, std::slice::from_ref(id))?.remove(0);
+            (Some(source), Ok(config))
+        }
+        (None, config) => (None, config),
     };
     let mut fetcher = None;
     let mut out = std::io::stdout().lock();

@@ -283,8 +283,10 @@ impl<'a> PageContext<'a> {
                 PUBLISHED_KEYS,
             )
         };
-        let zone = self.input.zone;
-        let parse = |text: &str, format: Option<&str>| parse_date(text, format, zone);
+        let (zone, fetched_at) = (self.input.zone, self.input.fetched_at);
+        let parse = |text: &str, format: Option<&str>| {
+            parse_date(text, format, zone).or_else(|| dates::parse_relative(text, zone, fetched_at))
+        };
         Lookup::new()
             .or(Origin::Selector, || {
                 selectors::date_text(&self.doc, css.as_ref())

@@ -552,9 +552,10 @@ pub fn breakage(source: &Source, run: &SourceRun, recent: &[&SourceRun]) -> Vec<
                 .selector(field)
                 .map_or("(none: fallbacks only)", |c| c.text.as_str());
             format!(
-                "only {:.0}% of articles had `{field}` (usually {:.0}%); check extract.{field} {selector:?}",
+                "only {:.0}% of articles had `{field}` (usually {:.0}%); check extract.{} {selector:?}",
                 now * 100.0,
-                usual * 100.0
+                usual * 100.0,
+                ArticleRules::selector_key(field)
             )
         })
     }));
@@ -1001,5 +1002,30 @@ mod tests {
 
         // One earlier run is too little history to call anything broken.
         assert!(breakage(source, &broken, &recent[..1]).is_empty());
+    }
+
+    #[test]
+    fn breakage_names_the_author_selector_by_its_config_key() {
+        // Regression: the alarm said `check extract.authors`, a key no config has.
+        let config = fixture_config();
+        let source = Source {
+            extract: ArticleRules {
+                author: Some(crate::config::Css {
+                    text: "div.byline".into(),
+                    selector: scraper::Selector::parse("div.byline").expect("valid CSS"),
+                }),
+                ..ArticleRules::default()
+            },
+            ..config.sources[0].clone()
+        };
+        let usual = run_with(20, &[(Field::Authors, 1.0)]);
+        let before = [usual.clone(), usual];
+        let recent: Vec<&SourceRun> = before.iter().collect();
+        let problems = breakage(&source, &run_with(20, &[(Field::Authors, 0.0)]), &recent);
+        assert_eq!(problems.len(), 1, "{problems:?}");
+        assert!(
+            problems[0].ends_with("check extract.author \"div.byline\""),
+            "{problems:?}"
+        );
     }
 }

@@ -228,8 +228,17 @@ pub struct ArticleRules {
 }
 
 impl ArticleRules {
-    /// The selector configured for `field`, if any (`author` for [`Field::Authors`],
-    /// `body` for the body).
+    /// The `[extract]` key of `field`'s selector: `author` for [`Field::Authors`], `body`
+    /// for the body's HTML and text.
+    pub fn selector_key(field: Field) -> &'static str {
+        match field {
+            Field::Authors => "author",
+            Field::BodyHtml | Field::BodyText => "body",
+            other => other.name(),
+        }
+    }
+
+    /// The selector configured for `field`, if any.
     pub fn selector(&self, field: Field) -> Option<&Css> {
         let css = match field {
             Field::Title => &self.title,

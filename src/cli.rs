@@ -880,8 +880,8 @@ fn test_url_mismatches(
     test: &crate::config::TestUrl,
     article: &crate::model::Article,
 ) -> Vec<String> {
-    let mut problems = Vec::new();
     use crate::model::Field;
+    let mut problems = Vec::new();
     let mut differs = |field: Field, got: String, want: String| {
         problems.push(format!("`{field}` is {got:?}, expected {want:?}"));
     };

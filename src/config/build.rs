@@ -406,7 +406,7 @@ fn build_rule(
     let none = terms(raw.none, diags);
     let mut fields = Vec::new();
     for name in raw.fields.get_ref() {
-        match RULE_FIELDS.into_iter().find(|f| f.name() == name) {
+        match Field::named(name).filter(|f| RULE_FIELDS.contains(f)) {
             Some(field) => fields.push(field),
             None => {
                 let other = name.as_str();

@@ -57,12 +57,19 @@ static GMT: LazyLock<Regex> = LazyLock::new(|| {
     Regex::new(r"(?i)\b(?:GMT|UTC)\s*([+-])\s*(\d{1,2})(?::?(\d{2}))?")
         .expect("literal regex compiles")
 });
+/// The units of a relative date, Vietnamese and English.
+const UNITS: &str = r"(giây|phút|giờ|tiếng|ngày|tuần|tháng|năm|seconds?|secs?|minutes?|mins?|hours?|hrs?|h|days?|weeks?|months?|years?)";
 /// An amount of a unit before now: "5 phút trước", "một giờ trước", "an hour ago".
 static AGO: LazyLock<Regex> = LazyLock::new(|| {
-    Regex::new(
-        r"(?i)\b(\d{1,4}|một|an?)\s*(giây|phút|giờ|tiếng|ngày|tuần|tháng|năm|seconds?|secs?|minutes?|mins?|hours?|hrs?|h|days?|weeks?|months?|years?)\s+(?:trước|ago)\b",
-    )
+    Regex::new(&format!(
+        r"(?i)\b(\d{{1,4}}|một|an?)\s*{UNITS}\s+(?:trước|ago)\b"
+    ))
     .expect("literal regex compiles")
+});
+/// The same said the other way round: "cách đây 15 phút".
+static SINCE: LazyLock<Regex> = LazyLock::new(|| {
+    Regex::new(&format!(r"(?i)\bcách đây\s+(\d{{1,4}}|một)\s*{UNITS}\b"))
+        .expect("literal regex compiles")
 });
 /// A day named relative to today, with or without a time: "hôm qua 14:30", "Today".
 static DAY_WORD: LazyLock<Regex> = LazyLock::new(|| {
@@ -88,13 +95,13 @@ pub fn parse_date(text: &str, format: Option<&str>, tz: Tz) -> Option<DateTime<F
     plausible(parsed)
 }
 
-/// Reads a date printed relative to `now` ("5 phút trước", "2 giờ trước", "3 ngày
+/// Reads a date printed relative to `now` ("5 phút trước", "cách đây 2 giờ", "3 ngày
 /// trước", "hôm qua 14:30", "hôm nay 08:15", "vừa xong", "5 minutes ago", "yesterday") in
 /// `tz`, to the minute: the page counted from when it was served, which is `now`.
 pub fn parse_relative(text: &str, tz: Tz, now: DateTime<Utc>) -> Option<DateTime<FixedOffset>> {
     let text = crate::text::normalize(text);
     let now = now.with_timezone(&tz);
-    let date = if let Some(c) = AGO.captures(&text) {
+    let date = if let Some(c) = AGO.captures(&text).or_else(|| SINCE.captures(&text)) {
         let amount: u32 = match c[1].to_lowercase().as_str() {
             "một" | "a" | "an" => 1,
             digits => digits.parse().ok()?,
@@ -431,6 +438,7 @@ mod tests {
             ("1 tuần trước", "2024-02-27T09:00:00+07:00"),
             ("2 tháng trước", "2024-01-05T09:00:00+07:00"),
             ("Cập nhật 10 giây trước", "2024-03-05T09:00:00+07:00"),
+            ("Cách đây 15 phút", "2024-03-05T08:45:00+07:00"),
             ("vừa xong", "2024-03-05T09:00:00+07:00"),
             ("hôm qua 14:30", "2024-03-04T14:30:00+07:00"),
             ("Hôm qua lúc 14h30", "2024-03-04T14:30:00+07:00"),

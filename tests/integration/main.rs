@@ -20,4 +20,5 @@ mod serve;
 mod serve_cache;
 mod sources;
 mod store;
+mod suggest;
 mod support;

@@ -318,3 +318,41 @@ selector = "div.list article.story"
         "{yesterday} is not 14:30 the day before the crawl in Ho Chi Minh City"
     );
 }
+
+#[tokio::test]
+async fn reextract_reads_relative_dates_against_the_stored_fetch_time() {
+    let config = TestConfig::new().load();
+    let service = Service::open(&config).expect("store opens");
+    let files = bantin::model::SourceId::from(bantin::pipeline::FILES_SOURCE);
+    let page = "tests/fixtures/sites/relative/tin/vua-dang-i20001/index.html";
+    let html = std::fs::read_to_string(page).expect("fixture exists");
+    // What an older extractor made of the page: no date, another title.
+    let mut article = crate::support::synthetic::article(1, 60);
+    article.url = url::Url::parse("https://news.example/tin/vua-dang-i20001/").unwrap();
+    article.published = None;
+    let fetched_at = "2024-03-05T02:00:37Z".parse().expect("valid RFC 3339");
+    let raw = bantin::model::RawPage {
+        url: article.url.clone(),
+        source: files.clone(),
+        fetched_at,
+        html,
+    };
+    service
+        .store()
+        .record(&article, &files, &[], Some(&raw))
+        .expect("stored");
+
+    bantin::pipeline::reextract(&service.pipeline, &config, None, None)
+        .await
+        .expect("re-extracts");
+    let items = service
+        .store()
+        .latest_items(&CategoryId::from("all"), 10)
+        .expect("items readable");
+    let published = items[0].article.published.map(|d| d.to_rfc3339());
+    assert_eq!(
+        published.as_deref(),
+        Some("2024-03-05T08:55:00+07:00"),
+        "\"5 phút trước\" counted from when the page was fetched"
+    );
+}

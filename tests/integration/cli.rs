@@ -318,3 +318,27 @@ async fn preview_with_no_source_gives_the_generic_result() {
     assert_eq!(json["section"], serde_json::Value::Null);
     assert!(!stderr.contains("source news"), "{stderr}");
 }
+
+#[test]
+fn the_source_of_an_address_is_the_one_whose_section_holds_it_else_its_site() {
+    let config = bantin::config::Config::load(std::path::Path::new("config/bantin.toml"))
+        .expect("the shipped config is valid");
+    let source_of = |address: &str| {
+        let url = url::Url::parse(address).expect("valid address");
+        config.source_for(&url).map(|s| s.id.to_string())
+    };
+    assert_eq!(
+        source_of("https://cand.com.vn/Thoi-su/hoi-nghi-i700003/").as_deref(),
+        Some("cand-thoi-su")
+    );
+    assert_eq!(
+        source_of("https://cand.com.vn/Ban-tin-113/bat-giu-i700004/").as_deref(),
+        Some("cand-ban-tin-113")
+    );
+    assert_eq!(
+        source_of("https://cand.com.vn/The-thao/tran-dau-i700005/").as_deref(),
+        Some(config.sources[0].id.as_str()),
+        "another section of the site: the site's first source"
+    );
+    assert_eq!(source_of("https://news.example/tin-i1/"), None);
+}

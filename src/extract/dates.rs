@@ -57,19 +57,25 @@ static GMT: LazyLock<Regex> = LazyLock::new(|| {
     Regex::new(r"(?i)\b(?:GMT|UTC)\s*([+-])\s*(\d{1,2})(?::?(\d{2}))?")
         .expect("literal regex compiles")
 });
-/// The units of a relative date, Vietnamese and English.
-const UNITS: &str = r"(giây|phút|giờ|tiếng|ngày|tuần|tháng|năm|seconds?|secs?|minutes?|mins?|hours?|hrs?|h|days?|weeks?|months?|years?)";
-/// An amount of a unit before now: "5 phút trước", "một giờ trước", "an hour ago".
+/// The units of a relative date, Vietnamese and English ("hôm" before "h").
+const UNITS: &str = r"giây|phút|giờ|tiếng|ngày|hôm|tuần|tháng|năm|seconds?|secs?|minutes?|mins?|hours?|hrs?|h|days?|weeks?|months?|years?";
+/// One amount of one unit: "5 phút", "một giờ", "an hour".
+static AMOUNT: LazyLock<Regex> = LazyLock::new(|| {
+    Regex::new(&format!(r"(?i)(\d{{1,4}}|một|an?)\s*({UNITS})")).expect("literal regex compiles")
+});
+/// Amounts before now: "5 phút trước", "1 giờ 30 phút trước", "an hour ago".
 static AGO: LazyLock<Regex> = LazyLock::new(|| {
     Regex::new(&format!(
-        r"(?i)\b(\d{{1,4}}|một|an?)\s*{UNITS}\s+(?:trước|ago)\b"
+        r"(?i)\b((?:(?:\d{{1,4}}|một|an?)\s*(?:{UNITS})[\s,]*(?:(?:và|and)\s+)?)+)(?:trước|ago)\b"
     ))
     .expect("literal regex compiles")
 });
 /// The same said the other way round: "cách đây 15 phút".
 static SINCE: LazyLock<Regex> = LazyLock::new(|| {
-    Regex::new(&format!(r"(?i)\bcách đây\s+(\d{{1,4}}|một)\s*{UNITS}\b"))
-        .expect("literal regex compiles")
+    Regex::new(&format!(
+        r"(?i)\bcách đây\s+((?:(?:\d{{1,4}}|một)\s*(?:{UNITS})\b[\s,]*)+)"
+    ))
+    .expect("literal regex compiles")
 });
 /// A day named relative to today, with or without a time: "hôm qua 14:30", "Today".
 static DAY_WORD: LazyLock<Regex> = LazyLock::new(|| {
@@ -102,17 +108,7 @@ pub fn parse_relative(text: &str, tz: Tz, now: DateTime<Utc>) -> Option<DateTime
     let text = crate::text::normalize(text);
     let now = now.with_timezone(&tz);
     let date = if let Some(c) = AGO.captures(&text).or_else(|| SINCE.captures(&text)) {
-        let amount: u32 = match c[1].to_lowercase().as_str() {
-            "một" | "a" | "an" => 1,
-            digits => digits.parse().ok()?,
-        };
-        let unit = c[2].to_lowercase();
-        match unit.as_str() {
-            "tháng" | "month" | "months" => now.checked_sub_months(Months::new(amount))?,
-            "năm" | "year" | "years" => now.checked_sub_months(Months::new(amount * 12))?,
-            _ => now.checked_sub_signed(unit_length(&unit)? * i32::try_from(amount).ok()?)?,
-        }
-        .fixed_offset()
+        count_back(now, &c[1])?.fixed_offset()
     } else if JUST_NOW.is_match(&text) {
         now.fixed_offset()
     } else if let Some(c) = DAY_WORD.captures(&text) {
@@ -132,13 +128,29 @@ pub fn parse_relative(text: &str, tz: Tz, now: DateTime<Utc>) -> Option<DateTime
     plausible(date.with_second(0)?.with_nanosecond(0)?)
 }
 
+/// `now` less every amount in `amounts` ("1 giờ 30 phút").
+fn count_back(now: DateTime<Tz>, amounts: &str) -> Option<DateTime<Tz>> {
+    AMOUNT.captures_iter(amounts).try_fold(now, |then, c| {
+        let amount: u32 = match c[1].to_lowercase().as_str() {
+            "một" | "a" | "an" => 1,
+            digits => digits.parse().ok()?,
+        };
+        let unit = c[2].to_lowercase();
+        match unit.as_str() {
+            "tháng" | "month" | "months" => then.checked_sub_months(Months::new(amount)),
+            "năm" | "year" | "years" => then.checked_sub_months(Months::new(amount * 12)),
+            _ => then.checked_sub_signed(unit_length(&unit)? * i32::try_from(amount).ok()?),
+        }
+    })
+}
+
 /// How long one of a relative date's units (below a month) is.
 fn unit_length(unit: &str) -> Option<Duration> {
     Some(match unit {
         "giây" | "second" | "seconds" | "sec" | "secs" => Duration::seconds(1),
         "phút" | "minute" | "minutes" | "min" | "mins" => Duration::minutes(1),
         "giờ" | "tiếng" | "hour" | "hours" | "hr" | "hrs" | "h" => Duration::hours(1),
-        "ngày" | "day" | "days" => Duration::days(1),
+        "ngày" | "hôm" | "day" | "days" => Duration::days(1),
         "tuần" | "week" | "weeks" => Duration::weeks(1),
         _ => return None,
     })
@@ -439,6 +451,10 @@ mod tests {
             ("2 tháng trước", "2024-01-05T09:00:00+07:00"),
             ("Cập nhật 10 giây trước", "2024-03-05T09:00:00+07:00"),
             ("Cách đây 15 phút", "2024-03-05T08:45:00+07:00"),
+            ("1 giờ 30 phút trước", "2024-03-05T07:30:00+07:00"),
+            ("cách đây 2 giờ, 5 phút", "2024-03-05T06:55:00+07:00"),
+            ("2 hôm trước", "2024-03-03T09:00:00+07:00"),
+            ("2 hours and 10 minutes ago", "2024-03-05T06:50:00+07:00"),
             ("vừa xong", "2024-03-05T09:00:00+07:00"),
             ("hôm qua 14:30", "2024-03-04T14:30:00+07:00"),
             ("Hôm qua lúc 14h30", "2024-03-04T14:30:00+07:00"),

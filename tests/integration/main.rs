@@ -22,3 +22,4 @@ mod sources;
 mod store;
 mod suggest;
 mod support;
+mod workers;

@@ -128,6 +128,11 @@ pub enum Command {
     /// Extract pages (saved files or addresses) and print each as one line of JSON,
     /// without storing anything.
     Preview(PreviewArgs),
+    /// Propose a listing source for a new site: the section page's list of article
+    /// links, next-page link and per-field selectors checked on a sample of its
+    /// articles, printed as a commented `[[source]]` block. Exit 1 when the page has no
+    /// recognisable list of articles.
+    Suggest(SuggestArgs),
     /// Print a shell completion script, e.g.
     /// `bantin completions bash > /usr/share/bash-completion/completions/bantin`.
     Completions {
@@ -146,9 +151,35 @@ pub struct PreviewArgs {
     /// The address the saved files were downloaded from; relative links resolve against it.
     #[arg(long)]
     pub url: Option<url::Url>,
-    /// Apply this source's selectors and time zone from the configuration.
-    #[arg(long, value_name = "ID")]
+    /// Apply this source's selectors and time zone from the configuration. Without it,
+    /// the source whose addresses or allowed domains match the page's address is applied.
+    #[arg(long, value_name = "ID", conflicts_with = "no_source")]
     pub source: Option<String>,
+    /// Apply no source: the generic extraction, in the configured default time zone.
+    #[arg(long)]
+    pub no_source: bool,
+}
+
+#[derive(Debug, clap::Args)]
+pub struct SuggestArgs {
+    /// A section page's address, or a saved section page with its article pages saved
+    /// beside it (each named after the last part of its address).
+    #[arg(value_name = "URL|FILE")]
+    pub input: String,
+    /// How many of the list's articles are read to choose the selectors.
+    #[arg(long, value_name = "N", default_value_t = crate::suggest::DEFAULT_SAMPLE_ARTICLES,
+          value_parser = clap::builder::RangedU64ValueParser::<usize>::new().range(1..=50))]
+    pub articles: usize,
+    /// The source id (a slug); default: the site's host and section.
+    #[arg(long, value_name = "ID")]
+    pub id: Option<String>,
+    /// Also save the block as a site file (e.g. config/sources/new-site.toml); an
+    /// existing file is not replaced.
+    #[arg(long, value_name = "PATH")]
+    pub write: Option<PathBuf>,
+    /// The address a saved section page was downloaded from (default: its canonical link).
+    #[arg(long)]
+    pub url: Option<url::Url>,
 }
 
 /// A command line that is well-formed for clap but asks for something impossible.
@@ -213,6 +244,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             classify_explain(&cli.config, &target, source.as_deref())
         }
         Command::Preview(args) => preview(&cli.config, &args).await,
+        Command::Suggest(args) => suggest(&cli.config, &args).await,
         Command::Publish => publish(&cli.config).await,
         Command::Serve => serve(&cli.config).await,
         Command::Completions { shell } => {
@@ -300,11 +332,15 @@ fn article_from_file(
                 Some(s) => (s.extract.clone(), s.timezone),
                 None => (Default::default(), config.settings.timezone),
             };
-            Ok(
-                crate::extract::article(&html, &url, &rules, tz).with_context(|| {
-                    format!("extracting {name}; `bantin preview {name}` shows what was found")
-                })?,
-            )
+            let input = crate::extract::Input {
+                url: &url,
+                rules: &rules,
+                zone: tz,
+                fetched_at: chrono::Utc::now(),
+            };
+            Ok(crate::extract::article(&html, &input).with_context(|| {
+                format!("extracting {name}; `bantin preview {name}` shows what was found")
+            })?)
         }
         _ => Err(UsageError(format!(
             "{name}: classify reads saved HTML pages (*.html, *.htm) and JSON articles (*.json)"
@@ -654,29 +690,31 @@ fn parse_since(text: &str) -> anyhow::Result<chrono::DateTime<chrono::Utc>> {
         .map_err(|_| UsageError(format!("--since {text:?}: write YYYY-MM-DD or RFC 3339")).into())
 }
 async fn preview(config_path: &Path, args: &PreviewArgs) -> anyhow::Result<ExitCode> {
-    use crate::extract::preview::preview_one;
-    use crate::fetch::{FetchKind, Fetched, Fetcher};
-    let config = Config::load(config_path);
-    let source = match (&args.source, config) {
+    let (named, config) = match (&args.source, Config::load(config_path)) {
+        (Some(_), Err(err)) => return Err(err.into()),
         (Some(id), Ok(config)) => {
             let source = chosen_sources(&config, std::slice::from_ref(id))?.remove(0);
             (Some(source), Ok(config))
         }
-        (Some(_), Err(err)) => return Err(err.into()),
         (None, config) => (None, config),
-    };
-    let (source, config) = source;
-    let (rules, tz) = match (&source, &config) {
-        (Some(s), _) => (s.extract.clone(), s.timezone),
-        (None, Ok(config)) => (Default::default(), config.settings.timezone),
-        (None, Err(_)) => (Default::default(), chrono_tz::Asia::Ho_Chi_Minh),
     };
     let mut fetcher = None;
     let mut out = std::io::stdout().lock();
     let mut failed = 0;
     for input in &args.inputs {
-        let page: anyhow::Result<(String, url::Url)> = match url::Url::parse(input) {
-            Ok(address) if matches!(address.scheme(), "http" | "https") => {
+        let address = match url::Url::parse(input) {
+            Ok(address) if matches!(address.scheme(), "http" | "https") => Some(address),
+            _ => None,
+        };
+        let source = match (&named, &config) {
+            (Some(source), _) => Some(source.clone()),
+            (None, Ok(config)) if !args.no_source => {
+                matching_source(config, input, address.as_ref().or(args.url.as_ref()))
+            }
+            _ => None,
+        };
+        let page = match address {
+            Some(address) => {
                 let settings = match &config {
                     Ok(config) => &config.settings,
                     Err(_) => {
@@ -687,27 +725,30 @@ async fn preview(config_path: &Path, args: &PreviewArgs) -> anyhow::Result<ExitC
                     }
                 };
                 if fetcher.is_none() {
-                    fetcher = Some(Fetcher::new(settings)?);
+                    fetcher = Some(crate::fetch::Fetcher::new(settings)?);
                 }
                 let fetcher = fetcher.as_ref().expect("set just above");
-                match fetcher
-                    .fetch(FetchKind::Article, &address, None, source.as_ref())
-                    .await
-                {
-                    Ok(Fetched::Page { page, .. }) => Ok((page.html, page.final_url)),
-                    Ok(Fetched::NotModified) => unreachable!("no validators were sent"),
-                    Err(err) => Err(err.into()),
-                }
+                fetch_preview_page(fetcher, &address, source.as_ref()).await
             }
-            _ => {
-                let path = Path::new(input);
-                pipeline::read_saved_page(path)
-                    .map(|html| (html, pipeline::saved_page_url(path, args.url.as_ref())))
-                    .map_err(Into::into)
-            }
+            None => saved_preview_page(input, args.url.as_ref()),
         };
-        let previewed =
-            page.and_then(|(html, url)| Ok(preview_one(&html, &url, &rules, tz, &mut out)?));
+        let zone = match (&source, &config) {
+            (Some(s), _) => s.timezone,
+            (None, Ok(config)) => config.settings.timezone,
+            (None, Err(_)) => chrono_tz::Asia::Ho_Chi_Minh,
+        };
+        let rules = source.map(|s| s.extract).unwrap_or_default();
+        let previewed = page.and_then(|(html, url, fetched_at)| {
+            let input = crate::extract::Input {
+                url: &url,
+                rules: &rules,
+                zone,
+                fetched_at,
+            };
+            Ok(crate::extract::preview::preview_one(
+                &html, &input, &mut out,
+            )?)
+        });
         if let Err(err) = previewed {
             failed += 1;
             eprintln!("error: {input}: {err:#}");
@@ -718,6 +759,115 @@ async fn preview(config_path: &Path, args: &PreviewArgs) -> anyhow::Result<ExitC
     } else {
         ExitCode::FAILURE
     })
+}
+
+/// A page to preview, with the address it stands for and when it was fetched.
+type PreviewPage = (String, url::Url, chrono::DateTime<chrono::Utc>);
+
+/// The source a previewed page at `address` is read with, said on stderr so that the
+/// JSON on stdout stays clean.
+fn matching_source(config: &Config, input: &str, address: Option<&url::Url>) -> Option<Source> {
+    let Some(address) = address else {
+        eprintln!("note: {input}: generic extraction (no address to match a source; give --url)");
+        return None;
+    };
+    match config.source_for(address) {
+        Some(source) => {
+            eprintln!(
+                "note: {input}: extracted with source {} from {} (--no-source for the generic result)",
+                source.id,
+                source.file.display()
+            );
+            Some(source.clone())
+        }
+        None => {
+            eprintln!("note: {input}: generic extraction (no source matches {address})");
+            None
+        }
+    }
+}
+
+async fn fetch_preview_page(
+    fetcher: &crate::fetch::Fetcher,
+    address: &url::Url,
+    source: Option<&Source>,
+) -> anyhow::Result<PreviewPage> {
+    use crate::fetch::{FetchKind, Fetched};
+    match fetcher
+        .fetch(FetchKind::Article, address, None, source)
+        .await?
+    {
+        Fetched::Page { page, .. } => Ok((page.html, page.final_url, page.fetched_at)),
+        Fetched::NotModified => unreachable!("no validators were sent"),
+    }
+}
+
+/// A saved page; it counts as fetched now.
+fn saved_preview_page(input: &str, url: Option<&url::Url>) -> anyhow::Result<PreviewPage> {
+    let path = Path::new(input);
+    let html = pipeline::read_saved_page(path)?;
+    let url = pipeline::saved_page_url(path, url);
+    Ok((html, url, chrono::Utc::now()))
+}
+
+async fn suggest(config_path: &Path, args: &SuggestArgs) -> anyhow::Result<ExitCode> {
+    use crate::suggest::Input;
+    if let Some(id) = args.id.as_deref().filter(|id| !crate::config::is_slug(id)) {
+        return Err(UsageError(format!(
+            "--id {id:?} is not a slug: use lower-case letters, digits and dashes"
+        ))
+        .into());
+    }
+    if let Some(path) = args.write.as_ref().filter(|p| p.exists()) {
+        return Err(UsageError(format!(
+            "--write {}: the file exists; choose another path or remove it first",
+            path.display()
+        ))
+        .into());
+    }
+    let config = Config::load(config_path);
+    let tz = config
+        .as_ref()
+        .map_or(chrono_tz::Asia::Ho_Chi_Minh, |c| c.settings.timezone);
+    let fetcher;
+    let input = match url::Url::parse(&args.input) {
+        Ok(url) if matches!(url.scheme(), "http" | "https") => {
+            if args.url.is_some() {
+                return Err(UsageError("--url is for a saved page, not an address".into()).into());
+            }
+            let Ok(config) = &config else {
+                return Err(UsageError(format!(
+                    "suggesting from {url} needs a valid configuration for its fetch limits; run `bantin check`"
+                ))
+                .into());
+            };
+            fetcher = crate::fetch::Fetcher::new(&config.settings)?;
+            Input::Address {
+                url,
+                fetcher: &fetcher,
+            }
+        }
+        _ => Input::File {
+            path: PathBuf::from(&args.input),
+            url: args.url.clone(),
+        },
+    };
+    let suggestion = crate::suggest::suggest(&input, args.articles, args.id.clone(), tz).await?;
+    let block = crate::suggest::source_block(&suggestion);
+    print!("{block}");
+    if let Some(path) = &args.write {
+        std::fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .open(path)
+            .and_then(|mut f| std::io::Write::write_all(&mut f, block.as_bytes()))
+            .with_context(|| format!("saving the suggestion to {}", path.display()))?;
+        eprintln!(
+            "saved to {}: choose its categories, then run `bantin check`",
+            path.display()
+        );
+    }
+    Ok(ExitCode::SUCCESS)
 }
 
 async fn publish(path: &Path) -> anyhow::Result<ExitCode> {
@@ -785,12 +935,13 @@ async fn check_online(path: &Path) -> anyhow::Result<ExitCode> {
                 .await
             {
                 Ok(Fetched::Page { page, .. }) => {
-                    match crate::extract::article(
-                        &page.html,
-                        &page.final_url,
-                        &source.extract,
-                        source.timezone,
-                    ) {
+                    let input = crate::extract::Input {
+                        url: &page.final_url,
+                        rules: &source.extract,
+                        zone: source.timezone,
+                        fetched_at: page.fetched_at,
+                    };
+                    match crate::extract::article(&page.html, &input) {
                         Ok(article) => test_url_mismatches(test, &article),
                         Err(err) => vec![err.to_string()],
                     }
@@ -817,14 +968,15 @@ fn test_url_mismatches(
     test: &crate::config::TestUrl,
     article: &crate::model::Article,
 ) -> Vec<String> {
+    use crate::model::Field;
     let mut problems = Vec::new();
-    let mut differs = |field: &str, got: String, want: String| {
+    let mut differs = |field: Field, got: String, want: String| {
         problems.push(format!("`{field}` is {got:?}, expected {want:?}"));
     };
     if let Some(want) = &test.title
         && article.title != *want
     {
-        differs("title", article.title.clone(), want.clone());
+        differs(Field::Title, article.title.clone(), want.clone());
     }
     if let Some(want) = test.published
         && article.published != Some(want)
@@ -833,24 +985,28 @@ fn test_url_mismatches(
             .published
             .map(|d| d.to_rfc3339())
             .unwrap_or_default();
-        differs("published", got, want.to_rfc3339());
+        differs(Field::Published, got, want.to_rfc3339());
     }
     if let Some(want) = &test.authors
         && article.authors != *want
     {
-        differs("authors", article.authors.join(", "), want.join(", "));
+        differs(Field::Authors, article.authors.join(", "), want.join(", "));
     }
     let lead = article.lead.clone().unwrap_or_default();
     if let Some(want) = &test.lead_starts_with
         && !lead.starts_with(want.as_str())
     {
-        differs("lead", lead.chars().take(60).collect(), format!("{want}…"));
+        differs(
+            Field::Lead,
+            lead.chars().take(60).collect(),
+            format!("{want}…"),
+        );
     }
     if let Some(want) = &test.body_starts_with
         && !article.body_text.starts_with(want.as_str())
     {
         differs(
-            "body",
+            Field::Body,
             article.body_text.chars().take(60).collect(),
             format!("{want}…"),
         );

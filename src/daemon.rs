@@ -23,7 +23,7 @@ use crate::model::{HeldBack, SourceId, SourceRun};
 use crate::pipeline::{Pipeline, RunProgress};
 use crate::publish::{self, PublishError, PublishReport};
 use crate::reload::{self, ReloadError};
-use crate::schedule::{ScheduleOptions, Scheduler};
+use crate::schedule::{ScheduleOptions, Scheduler, Worker};
 use crate::serve::caching::FileCache;
 use crate::serve::{self, AppState};
 use crate::store::{Store, StoreError};
@@ -346,6 +346,10 @@ pub async fn run_with(
             ..ScheduleOptions::default()
         },
         service.store(),
+        Worker::new(
+            config.settings.workers.lease,
+            service.pipeline.fetcher.clone(),
+        ),
     );
     tokio::spawn(stop_fetching_on(
         shutdown.clone(),
@@ -360,7 +364,8 @@ pub async fn run_with(
     .with_file_cache(service.files.clone())
     .with_schedule(scheduler.clone());
     let server = tokio::spawn(serve::serve(listener, state, shutdown.clone()));
-    info!(addr = %addr, base_url = %config.settings.base_url, "bantin is running");
+    info!(addr = %addr, base_url = %config.settings.base_url,
+        worker = scheduler.worker_id().unwrap_or_default(), "bantin is running");
 
     // The publisher outlives the scheduler: runs still in flight at shutdown may ask
     // for a publish, and that publish is the last thing done.

@@ -13,11 +13,12 @@ use url::Url;
 
 use super::encoding::sql;
 use super::items::DedupSettings;
-use super::{Store, StoreError, article_state, fetch_state, items, schedule_state};
+use super::{Store, StoreError, article_state, fetch_state, items, lease_state, schedule_state};
 use crate::dedup::{Bands, canonicalize};
 use crate::model::{
-    Article, ArticlePlan, Candidate, CategoryId, DeadLink, HeldBack, Item, ItemId, Outcome,
-    PageFetch, RawPage, SourceId, SourceRun, SourceSchedule, SourceState, Validators,
+    Article, ArticlePlan, Candidate, CategoryId, Claim, ClaimRequest, DeadLink, HeldBack, HostTurn,
+    Item, ItemId, Lease, Outcome, PageFetch, RawPage, SourceId, SourceRun, SourceSchedule,
+    SourceState, Validators,
 };
 
 /// Schema migrations in order; migration N brings `user_version` to N.
@@ -27,6 +28,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("migrations/0003_item_search.sql"),
     include_str!("migrations/0004_article_state.sql"),
     include_str!("migrations/0005_schedule_state.sql"),
+    include_str!("migrations/0006_leases.sql"),
 ];
 /// The form of the text in the search index (of both backends). Bump it when `text::search_terms` or the
 /// indexed fields change: the next open then indexes every item again.
@@ -399,5 +401,32 @@ impl Store for SqliteStore {
         self.lock()
             .query_row("SELECT 1", [], |_| Ok(()))
             .map_err(sql("ping"))
+    }
+
+    fn claim_source(&self, claim: &ClaimRequest) -> Result<Claim, StoreError> {
+        self.write(|tx| lease_state::claim(tx, claim))
+    }
+
+    fn renew_leases(
+        &self,
+        worker: &str,
+        hosts: &[HostTurn],
+        until: DateTime<Utc>,
+    ) -> Result<Vec<SourceId>, StoreError> {
+        self.write(|tx| lease_state::renew(tx, worker, hosts, until))
+    }
+
+    fn release_source(
+        &self,
+        source: &SourceId,
+        worker: &str,
+        finished: Option<DateTime<Utc>>,
+        free: &[HostTurn],
+    ) -> Result<(), StoreError> {
+        self.write(|tx| lease_state::release(tx, source, worker, finished, free))
+    }
+
+    fn leases(&self, now: DateTime<Utc>) -> Result<Vec<Lease>, StoreError> {
+        self.read(|tx| lease_state::held(tx, now))
     }
 }

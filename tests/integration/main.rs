@@ -20,4 +20,6 @@ mod serve;
 mod serve_cache;
 mod sources;
 mod store;
+mod suggest;
 mod support;
+mod workers;

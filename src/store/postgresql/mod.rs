@@ -12,6 +12,7 @@
 mod article_state;
 mod fetch_state;
 mod items;
+mod lease_state;
 mod schedule_state;
 
 use std::time::Duration;
@@ -26,12 +27,17 @@ use super::sqlite::SEARCH_INDEX_VERSION;
 use super::{RawPageCursor, Store, StoreError};
 use crate::dedup::{Bands, canonicalize};
 use crate::model::{
-    Article, ArticlePlan, Candidate, CategoryId, DeadLink, HeldBack, Item, ItemId, Outcome,
-    PageFetch, RawPage, SourceId, SourceRun, SourceSchedule, SourceState, Validators,
+    Article, ArticlePlan, Candidate, CategoryId, Claim, ClaimRequest, DeadLink, HeldBack, HostTurn,
+    Item, ItemId, Lease, Outcome, PageFetch, RawPage, SourceId, SourceRun, SourceSchedule,
+    SourceState, Validators,
 };
 
-/// Schema migrations in order; migration N brings `schema_version` to N.
-const MIGRATIONS: &[&str] = &[include_str!("migrations/0001_initial.sql")];
+/// Schema migrations in order; the Nth brings `schema_version` to N. Files are numbered
+/// after the SQLite migration they match, so their numbers skip.
+const MIGRATIONS: &[&str] = &[
+    include_str!("migrations/0001_initial.sql"),
+    include_str!("migrations/0006_leases.sql"),
+];
 /// The advisory lock key held while migrating or rebuilding an index, so workers that
 /// start together apply each migration once ("bantin" in ASCII).
 const SCHEMA_LOCK: i64 = 0x6261_6e74_696e;
@@ -439,5 +445,32 @@ impl Store for PostgresStore {
             tx.execute("SELECT 1", &[]).map_err(pg("ping"))?;
             Ok(())
         })
+    }
+
+    fn claim_source(&self, claim: &ClaimRequest) -> Result<Claim, StoreError> {
+        self.write(|tx| lease_state::claim(tx, claim))
+    }
+
+    fn renew_leases(
+        &self,
+        worker: &str,
+        hosts: &[HostTurn],
+        until: DateTime<Utc>,
+    ) -> Result<Vec<SourceId>, StoreError> {
+        self.write(|tx| lease_state::renew(tx, worker, hosts, until))
+    }
+
+    fn release_source(
+        &self,
+        source: &SourceId,
+        worker: &str,
+        finished: Option<DateTime<Utc>>,
+        free: &[HostTurn],
+    ) -> Result<(), StoreError> {
+        self.write(|tx| lease_state::release(tx, source, worker, finished, free))
+    }
+
+    fn leases(&self, now: DateTime<Utc>) -> Result<Vec<Lease>, StoreError> {
+        self.read(|tx| lease_state::held(tx, now))
     }
 }

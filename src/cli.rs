@@ -58,6 +58,11 @@ pub enum Command {
         /// Run every source once, publish, then only serve (no schedule).
         #[arg(long)]
         once: bool,
+        /// Only serve, for a serving tier behind a load balancer: no crawling and no
+        /// publishing. The feeds are those the crawling workers of the same
+        /// `database_url` publish; a publish is answered here within a second.
+        #[arg(long, conflicts_with = "once")]
+        no_crawl: bool,
     },
     /// A complete offline tour: serve a bundled sample news site on 127.0.0.1, crawl it,
     /// publish the feeds and serve them. Needs no network.
@@ -189,7 +194,10 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     match cli.command {
         Command::Check { online: false } => check(&cli.config),
         Command::Check { online: true } => check_online(&cli.config).await,
-        Command::Run { once } => run_daemon(&cli.config, once).await,
+        Command::Run { once, no_crawl } => {
+            let options = daemon::RunOptions { once, no_crawl };
+            run_daemon(&cli.config, options).await
+        }
         Command::Demo {
             listen,
             site_listen,
@@ -228,14 +236,13 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     }
 }
 
-async fn run_daemon(path: &Path, once: bool) -> anyhow::Result<ExitCode> {
+async fn run_daemon(path: &Path, options: daemon::RunOptions) -> anyhow::Result<ExitCode> {
     let config = Arc::new(load_config(path)?);
     let service = Service::open(&config).context("opening the store")?;
     let listener = daemon::bind(config.settings.listen).await?;
     print_listening(&listener, &config);
     let token = CancellationToken::new();
     daemon::cancel_on_signals(token.clone());
-    let options = daemon::RunOptions { once };
     daemon::run_with(service, listener, path, config, options, token).await?;
     Ok(ExitCode::SUCCESS)
 }
@@ -750,18 +757,14 @@ async fn serve(path: &Path) -> anyhow::Result<ExitCode> {
             config.settings.feeds_dir.display()
         )
     })?;
-    // Another process (`bantin crawl` from cron, `bantin publish`) replaces the files
-    // this server answers from memory; the watcher tells the cache.
-    let _watcher = service
-        .files
-        .watch(&config.settings.feeds_dir)
-        .with_context(|| format!("watching {}", config.settings.feeds_dir.display()))?;
+    // Another process (`bantin crawl` from cron, `bantin publish`) publishes into the
+    // store; the server follows the store's publish generation.
     let state = crate::serve::AppState::new(
         Arc::new(arc_swap::ArcSwap::from(config.clone())),
         service.store(),
         service.pipeline.metrics.clone(),
     )
-    .with_file_cache(service.files.clone());
+    .with_published(service.published.clone());
     let token = CancellationToken::new();
     daemon::cancel_on_signals(token.clone());
     crate::serve::serve(listener, state, token)

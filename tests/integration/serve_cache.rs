@@ -38,7 +38,7 @@ async fn cached_feed_is_answered_anew_after_the_publisher_replaces_it() {
         service.store(),
         service.pipeline.metrics.clone(),
     )
-    .with_file_cache(service.files.clone());
+    .with_published(service.published.clone());
     let shutdown = CancellationToken::new();
     tokio::spawn(serve::serve(listener, state, shutdown.clone()));
     assert_eq!(get_titles(&url).await, ["Bài đầu tiên"], "first answer");

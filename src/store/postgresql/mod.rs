@@ -12,8 +12,12 @@
 mod article_state;
 mod fetch_state;
 mod items;
+mod published;
 mod schedule_state;
 
+pub use published::PublishSession;
+
+use std::collections::{BTreeMap, BTreeSet};
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
@@ -23,15 +27,30 @@ use url::Url;
 
 use super::items::DedupSettings;
 use super::sqlite::SEARCH_INDEX_VERSION;
-use super::{RawPageCursor, Store, StoreError};
+use super::schema::{self, Migration};
+use super::{
+    DocumentVersion, HeldLock, PublishLock, Published, PublishedDocument, RawPageCursor, Store,
+    StoreError,
+};
 use crate::dedup::{Bands, canonicalize};
 use crate::model::{
     Article, ArticlePlan, Candidate, CategoryId, DeadLink, HeldBack, Item, ItemId, Outcome,
     PageFetch, RawPage, SourceId, SourceRun, SourceSchedule, SourceState, Validators,
 };
 
-/// Schema migrations in order; migration N brings `schema_version` to N.
-const MIGRATIONS: &[&str] = &[include_str!("migrations/0001_initial.sql")];
+/// Schema migrations by number (see `schema` for gaps). `schema_version` holds the
+/// highest applied, the `schema_migrations` table each one applied. Migration 1 is the
+/// whole schema of SQLite's first five.
+const MIGRATIONS: &[Migration] = &[
+    Migration {
+        number: 1,
+        sql: include_str!("migrations/0001_initial.sql"),
+    },
+    Migration {
+        number: 7,
+        sql: include_str!("migrations/0007_published_documents.sql"),
+    },
+];
 /// The advisory lock key held while migrating or rebuilding an index, so workers that
 /// start together apply each migration once ("bantin" in ASCII).
 const SCHEMA_LOCK: i64 = 0x6261_6e74_696e;
@@ -45,7 +64,7 @@ pub(crate) fn pg(what: &'static str) -> impl FnOnce(postgres::Error) -> StoreErr
     move |source| StoreError::Postgres { what, source }
 }
 
-type Pool = r2d2::Pool<PostgresConnectionManager<NoTls>>;
+pub(crate) type Pool = r2d2::Pool<PostgresConnectionManager<NoTls>>;
 
 /// The PostgreSQL store: a pool of connections to one database.
 pub struct PostgresStore {
@@ -59,7 +78,7 @@ pub struct PostgresStore {
 /// each connection with a runtime of its own, which cannot start on a thread that is
 /// driving async tasks; bantin's async code mostly calls the store from
 /// `spawn_blocking`, but not everywhere (opening the store, a few quick reads).
-fn off_async<T: Send>(work: impl FnOnce() -> T + Send) -> T {
+pub(crate) fn off_async<T: Send>(work: impl FnOnce() -> T + Send) -> T {
     use tokio::runtime::{Handle, RuntimeFlavor};
     match Handle::try_current().map(|h| h.runtime_flavor()) {
         Err(_) => work(),
@@ -194,24 +213,35 @@ pub fn redact_password(url: &str) -> String {
 fn migrate(tx: &mut Transaction<'_>) -> Result<(), StoreError> {
     tx.execute("SELECT pg_advisory_xact_lock($1)", &[&SCHEMA_LOCK])
         .map_err(pg("take the schema lock"))?;
-    tx.batch_execute("CREATE TABLE IF NOT EXISTS schema_version (version INTEGER NOT NULL)")
-        .map_err(pg("create schema version table"))?;
+    tx.batch_execute(
+        "CREATE TABLE IF NOT EXISTS schema_version (version INTEGER NOT NULL);
+         CREATE TABLE IF NOT EXISTS schema_migrations (number INTEGER PRIMARY KEY);",
+    )
+    .map_err(pg("create schema version table"))?;
     let version: Option<i32> = tx
         .query_opt("SELECT version FROM schema_version", &[])
         .map_err(pg("read schema version"))?
         .map(|r| r.get(0));
-    let version = usize::try_from(version.unwrap_or(0)).unwrap_or(usize::MAX);
-    if version > MIGRATIONS.len() {
-        return Err(StoreError::Corrupt(format!(
-            "schema version {version} is newer than this bantin understands ({})",
-            MIGRATIONS.len()
-        )));
+    let version = u32::try_from(version.unwrap_or(0)).unwrap_or(u32::MAX);
+    let recorded: BTreeSet<u32> = tx
+        .query("SELECT number FROM schema_migrations", &[])
+        .map_err(pg("read migration record"))?
+        .iter()
+        .map(|r| r.get::<_, i32>(0).max(0) as u32)
+        .collect();
+    let pending = schema::pending(MIGRATIONS, version, &recorded)?;
+    if recorded.is_empty() {
+        // A database from before the record: everything up to its version is applied.
+        for m in MIGRATIONS.iter().filter(|m| m.number <= version) {
+            record_migration(tx, m.number)?;
+        }
     }
-    for (i, migration) in MIGRATIONS.iter().enumerate().skip(version) {
-        tx.batch_execute(migration).map_err(pg("apply migration"))?;
-        tracing::info!(version = i + 1, "database schema migrated");
+    for m in &pending {
+        tx.batch_execute(m.sql).map_err(pg("apply migration"))?;
+        record_migration(tx, m.number)?;
+        tracing::info!(version = m.number, "database schema migrated");
     }
-    let latest = MIGRATIONS.len() as i32;
+    let latest = MIGRATIONS.last().map_or(0, |m| m.number as i32);
     tx.execute("DELETE FROM schema_version", &[])
         .map_err(pg("write schema version"))?;
     tx.execute(
@@ -220,6 +250,15 @@ fn migrate(tx: &mut Transaction<'_>) -> Result<(), StoreError> {
     )
     .map_err(pg("write schema version"))?;
     Ok(())
+}
+
+fn record_migration(tx: &mut Transaction<'_>, number: u32) -> Result<(), StoreError> {
+    tx.execute(
+        "INSERT INTO schema_migrations (number) VALUES ($1) ON CONFLICT DO NOTHING",
+        &[&(number as i32)],
+    )
+    .map(drop)
+    .map_err(pg("record migration"))
 }
 
 /// Rebuilds a derived index when `meta` holds another `version` for it under `key`, or
@@ -439,5 +478,32 @@ impl Store for PostgresStore {
             tx.execute("SELECT 1", &[]).map_err(pg("ping"))?;
             Ok(())
         })
+    }
+
+    fn lock_publishing(&self) -> Result<PublishLock, StoreError> {
+        Ok(PublishLock {
+            _held: HeldLock::Postgres(PublishSession::lock(self.pool())?),
+        })
+    }
+
+    fn published_versions(&self) -> Result<BTreeMap<String, DocumentVersion>, StoreError> {
+        self.read(published::versions)
+    }
+
+    fn save_published(
+        &self,
+        _lock: &PublishLock,
+        changed: &[PublishedDocument],
+        removed: &[String],
+    ) -> Result<u64, StoreError> {
+        self.write(|tx| published::save(tx, changed, removed))
+    }
+
+    fn publish_generation(&self) -> Result<u64, StoreError> {
+        self.read(published::generation)
+    }
+
+    fn published(&self) -> Result<Published, StoreError> {
+        self.read(published::documents)
     }
 }

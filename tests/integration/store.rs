@@ -715,9 +715,10 @@ fn sigkill_during_ingest_loses_and_doubles_nothing(backend: Backend) {
 fn workers_opening_a_new_postgres_database_at_once_migrate_it_once() {
     let test = TestStore::new(Backend::Postgres);
     test.execute(
-        "DROP TABLE schema_version; DROP TABLE items CASCADE; DROP TABLE item_links,
-        item_categories, simhash_bands, raw_pages, validators, source_state, source_runs,
-        meta, article_state, held_back",
+        "DROP TABLE schema_version, schema_migrations; DROP TABLE items CASCADE;
+        DROP TABLE item_links, item_categories, simhash_bands, raw_pages, validators,
+        source_state, source_runs, meta, article_state, held_back, published_documents,
+        publish_generation",
     );
     let opened: Vec<_> = std::thread::scope(|s| {
         let workers: Vec<_> = (0..6)
@@ -729,8 +730,11 @@ fn workers_opening_a_new_postgres_database_at_once_migrate_it_once() {
         assert!(result.is_ok(), "{result:?}");
     }
     assert_eq!(test.count("SELECT count(*)::bigint FROM schema_version"), 1);
+    let migrations = test.count("SELECT count(*) FROM schema_migrations");
     assert_eq!(
         test.count("SELECT max(version)::bigint FROM schema_version"),
-        1
+        test.count("SELECT max(number)::bigint FROM schema_migrations"),
     );
+    assert!(migrations >= 2, "each migration recorded once: {migrations}");
+    assert_eq!(test.count("SELECT count(*) FROM publish_generation"), 1);
 }

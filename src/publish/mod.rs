@@ -293,8 +293,12 @@ pub fn publish_all(config: &Config, store: &dyn Store) -> Result<PublishReport, 
     for Rendered { feed, doc } in &rendered {
         let path = dir.join(&doc.name);
         let modified = doc.last_modified.map(SystemTime::from);
-        atomic_write::write_if_changed(&path, &doc.body, modified)
-            .map_err(|source| PublishError::Write { path: path.clone(), source })?;
+        atomic_write::write_if_changed(&path, &doc.body, modified).map_err(|source| {
+            PublishError::Write {
+                path: path.clone(),
+                source,
+            }
+        })?;
         if stored.get(&doc.name).is_some_and(|v| v.etag == doc.etag) {
             report.unchanged_files += 1;
             continue;
@@ -388,10 +392,7 @@ fn render_documents(
             });
         }
     }
-    out.push(fixed(
-        OPML_FILE,
-        render_opml(&config.settings.title, feeds),
-    ));
+    out.push(fixed(OPML_FILE, render_opml(&config.settings.title, feeds)));
     Ok(out)
 }
 

@@ -38,7 +38,12 @@ pub(crate) fn save(
              VALUES (?1, ?2, ?3, ?4)
              ON CONFLICT (name) DO UPDATE SET body = excluded.body, etag = excluded.etag,
                  last_modified = excluded.last_modified",
-            params![doc.name, doc.body, doc.etag, doc.last_modified.map(to_millis)],
+            params![
+                doc.name,
+                doc.body,
+                doc.etag,
+                doc.last_modified.map(to_millis)
+            ],
         )
         .map_err(sql("save a published document"))?;
     }

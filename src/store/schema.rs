@@ -38,10 +38,12 @@ pub(crate) fn pending(
             "schema version {unknown} is newer than this bantin understands ({newest_known})"
         )));
     }
-    let applied = |n: u32| {
-        n <= version && (recorded.is_empty() || recorded.contains(&n))
-    };
-    Ok(known.iter().filter(|m| !applied(m.number)).copied().collect())
+    let applied = |n: u32| n <= version && (recorded.is_empty() || recorded.contains(&n));
+    Ok(known
+        .iter()
+        .filter(|m| !applied(m.number))
+        .copied()
+        .collect())
 }
 
 #[cfg(test)]
@@ -66,9 +68,21 @@ mod tests {
     #[test]
     fn pending_migrations_fill_gaps_and_follow_the_version() {
         assert_eq!(numbers(0, &[]), [1, 2, 5, 7], "a new database");
-        assert_eq!(numbers(5, &[]), [7], "a database from before numbers were recorded");
-        assert_eq!(numbers(7, &[1, 2, 7]), [5], "a migration that landed after a later one");
-        assert_eq!(numbers(1, &[1, 2, 5, 7]), [2, 5, 7], "taken back to version 1");
+        assert_eq!(
+            numbers(5, &[]),
+            [7],
+            "a database from before numbers were recorded"
+        );
+        assert_eq!(
+            numbers(7, &[1, 2, 7]),
+            [5],
+            "a migration that landed after a later one"
+        );
+        assert_eq!(
+            numbers(1, &[1, 2, 5, 7]),
+            [2, 5, 7],
+            "taken back to version 1"
+        );
         assert!(numbers(7, &[1, 2, 5, 7]).is_empty(), "current");
     }
 

@@ -18,6 +18,7 @@ mod runs;
 mod schedule;
 mod serve;
 mod serve_cache;
+mod serve_tier;
 mod sources;
 mod store;
 mod support;

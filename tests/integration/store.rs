@@ -10,7 +10,7 @@ use bantin::model::{
     CategoryId, HeldBack, Outcome, RawPage, ReadFailure, SourceId, SourceRun, SourceSchedule,
     Validators,
 };
-use bantin::store::{SqliteStore, Store};
+use bantin::store::{Published, PublishedDocument, SqliteStore, Store};
 use chrono::Utc;
 use tempfile::TempDir;
 use url::Url;
@@ -63,6 +63,14 @@ on_both_backends!(
     search_is_per_feed_and_newest_first,
     sigkill_during_ingest_loses_and_doubles_nothing
 );
+mod published {
+    use super::*;
+    on_both_backends!(
+        published_documents_change_the_generation_only_when_they_change,
+        publish_lock_is_held_by_one_store_at_a_time,
+    );
+}
+
 on_both_backends!(async reextract_over_several_batches_reextracts_every_page_once);
 
 fn src(id: &str) -> SourceId {
@@ -735,6 +743,86 @@ fn workers_opening_a_new_postgres_database_at_once_migrate_it_once() {
         test.count("SELECT max(version)::bigint FROM schema_version"),
         test.count("SELECT max(number)::bigint FROM schema_migrations"),
     );
-    assert!(migrations >= 2, "each migration recorded once: {migrations}");
+    assert!(
+        migrations >= 2,
+        "each migration recorded once: {migrations}"
+    );
     assert_eq!(test.count("SELECT count(*) FROM publish_generation"), 1);
+}
+
+fn document(name: &str, body: &str) -> PublishedDocument {
+    PublishedDocument {
+        name: name.to_owned(),
+        body: body.as_bytes().to_vec(),
+        etag: bantin::publish::strong_etag(body.as_bytes()),
+        last_modified: Some(chrono::DateTime::from_timestamp_millis(1_714_000_000_000).unwrap()),
+    }
+}
+
+fn published_documents_change_the_generation_only_when_they_change(backend: Backend) {
+    let test = TestStore::new(backend);
+    assert_eq!(
+        test.published().unwrap(),
+        Published::default(),
+        "nothing yet"
+    );
+    let lock = test.lock_publishing().unwrap();
+    let (rss, opml) = (
+        document("all.rss", "<rss/>"),
+        document("feeds.opml", "<opml/>"),
+    );
+    let first = test
+        .save_published(&lock, &[rss.clone(), opml.clone()], &[])
+        .unwrap();
+    assert_eq!(
+        test.save_published(&lock, &[], &[]).unwrap(),
+        first,
+        "no change, same generation"
+    );
+    let newer = document("all.rss", "<rss>new</rss>");
+    let second = test
+        .save_published(
+            &lock,
+            std::slice::from_ref(&newer),
+            &["feeds.opml".to_owned()],
+        )
+        .unwrap();
+    drop(lock);
+    assert!(second > first, "{first} then {second}");
+    // Another process sees the same documents and generation.
+    let other = test.reopen(3);
+    assert_eq!(other.publish_generation().unwrap(), second);
+    assert_eq!(
+        other.published().unwrap(),
+        Published {
+            generation: second,
+            documents: vec![newer.clone()],
+        }
+    );
+    let versions = other.published_versions().unwrap();
+    assert_eq!(versions.len(), 1);
+    assert_eq!(versions["all.rss"].etag, newer.etag);
+    assert_eq!(versions["all.rss"].last_modified, newer.last_modified);
+}
+
+fn publish_lock_is_held_by_one_store_at_a_time(backend: Backend) {
+    let test = TestStore::new(backend);
+    let other = test.reopen(3);
+    let events = std::sync::Mutex::new(Vec::new());
+    let held = test.lock_publishing().unwrap();
+    std::thread::scope(|s| {
+        let waiter = s.spawn(|| {
+            let _lock = other.lock_publishing().unwrap();
+            events.lock().unwrap().push("second publisher in");
+        });
+        // Time for the second publisher to get in, were the lock not held.
+        std::thread::sleep(Duration::from_millis(500));
+        events.lock().unwrap().push("first publisher out");
+        drop(held);
+        waiter.join().unwrap();
+    });
+    assert_eq!(
+        events.into_inner().unwrap(),
+        ["first publisher out", "second publisher in"]
+    );
 }

@@ -26,8 +26,8 @@ use r2d2_postgres::PostgresConnectionManager;
 use url::Url;
 
 use super::items::DedupSettings;
-use super::sqlite::SEARCH_INDEX_VERSION;
 use super::schema::{self, Migration};
+use super::sqlite::SEARCH_INDEX_VERSION;
 use super::{
     DocumentVersion, HeldLock, PublishLock, Published, PublishedDocument, RawPageCursor, Store,
     StoreError,

@@ -130,6 +130,18 @@ pub enum Command {
     Publish,
     /// Serve the feeds, the index page, /healthz and /metrics until stopped.
     Serve,
+    /// Copy the SQLite store into an empty PostgreSQL database and print how many rows
+    /// moved per table. Items keep their ids and the feeds stay the same; then point
+    /// `database_url` at the database. Stop the daemon first: what it stores meanwhile
+    /// is not copied.
+    Migrate {
+        /// The PostgreSQL database, e.g. postgres://bantin:secret@db.internal/bantin.
+        #[arg(long, value_name = "URL")]
+        to: String,
+        /// Replace the bantin data the target database holds (refused without it).
+        #[arg(long)]
+        replace: bool,
+    },
     /// Extract pages (saved files or addresses) and print each as one line of JSON,
     /// without storing anything.
     Preview(PreviewArgs),
@@ -223,6 +235,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Preview(args) => preview(&cli.config, &args).await,
         Command::Publish => publish(&cli.config).await,
         Command::Serve => serve(&cli.config).await,
+        Command::Migrate { to, replace } => migrate(&cli.config, &to, replace),
         Command::Completions { shell } => {
             clap_complete::generate(shell, &mut Cli::command(), "bantin", &mut std::io::stdout());
             Ok(ExitCode::SUCCESS)
@@ -770,6 +783,54 @@ async fn serve(path: &Path) -> anyhow::Result<ExitCode> {
     crate::serve::serve(listener, state, token)
         .await
         .context("serving feeds")?;
+    Ok(ExitCode::SUCCESS)
+}
+
+/// `bantin migrate`: the configured SQLite store copied into the PostgreSQL `to`.
+fn migrate(path: &Path, to: &str, replace: bool) -> anyhow::Result<ExitCode> {
+    use crate::config::Database;
+    use crate::store::{MigrateError, PostgresStore, SqliteStore, redact_password};
+    let config = load_config(path)?;
+    let Database::Sqlite(file) = &config.settings.database else {
+        return Err(UsageError(format!(
+            "`database_url` names PostgreSQL ({}) already; migrate copies a SQLite store",
+            config.database_name()
+        ))
+        .into());
+    };
+    if !to.starts_with("postgres://") && !to.starts_with("postgresql://") {
+        return Err(UsageError(format!(
+            "--to {to:?} is not a PostgreSQL URL; write postgres://user:password@host/db"
+        ))
+        .into());
+    }
+    if !file.is_file() {
+        return Err(UsageError(format!("no store at {}: nothing to copy", file.display())).into());
+    }
+    let shown = redact_password(to);
+    let distance = config.settings.near_duplicate_distance;
+    let from =
+        SqliteStore::open(file, distance).with_context(|| format!("opening {}", file.display()))?;
+    let target = PostgresStore::open(to, distance).with_context(|| format!("opening {shown}"))?;
+    let counts = match target.copy_from_sqlite(&from, replace) {
+        Err(MigrateError::NotEmpty) => {
+            return Err(UsageError(format!(
+                "{shown} holds bantin data already: nothing was copied; \
+                 copy into an empty database, or add --replace to replace its data"
+            ))
+            .into());
+        }
+        copied => copied.with_context(|| format!("copying {} into {shown}", file.display()))?,
+    };
+    for (table, rows) in &counts {
+        println!("{table:<20} {rows:>10} rows");
+    }
+    println!(
+        "copied {} into {shown}; now set database_url = {:?} in {}",
+        file.display(),
+        shown,
+        path.display()
+    );
     Ok(ExitCode::SUCCESS)
 }
 

@@ -14,7 +14,7 @@ mod sqlite;
 
 pub use article_state::{DEAD_LINK_FIRST_BACKOFF, DEAD_LINK_MAX_BACKOFF, dead_link_backoff};
 pub use items::item_id;
-pub use postgresql::{PostgresStore, redact_password};
+pub use postgresql::{CopyCounts, MigrateError, PostgresStore, redact_password};
 pub use sqlite::SqliteStore;
 
 use std::time::Duration;

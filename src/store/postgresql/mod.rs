@@ -10,11 +10,13 @@
 //! sqlx or tokio-postgres would push async into a seam that is sync on purpose.
 
 mod article_state;
+mod copy;
 mod fetch_state;
 mod items;
 mod published;
 mod schedule_state;
 
+pub use copy::CopyCounts;
 pub use published::PublishSession;
 
 use std::collections::{BTreeMap, BTreeSet};
@@ -185,6 +187,23 @@ impl PostgresStore {
         })
     }
 
+    /// Copies the SQLite store `from` into this database, which must hold no store
+    /// data unless `replace` (then its data is replaced), in one transaction. Returns
+    /// the rows copied per table; [`MigrateError::NotEmpty`] when the target holds data.
+    pub fn copy_from_sqlite(
+        &self,
+        from: &super::SqliteStore,
+        replace: bool,
+    ) -> Result<CopyCounts, MigrateError> {
+        self.write(|tx| {
+            if !replace && copy::holds_data(tx)? {
+                return Ok(Err(MigrateError::NotEmpty));
+            }
+            // One read transaction: a consistent copy even if a crawl is writing.
+            from.read(|source| copy::copy_all(source, tx)).map(Ok)
+        })?
+    }
+
     /// Number of stored items.
     pub fn item_count(&self) -> Result<u64, StoreError> {
         self.read(|tx| {
@@ -195,6 +214,15 @@ impl PostgresStore {
             Ok(n as u64)
         })
     }
+}
+
+/// Why a copy into PostgreSQL did not happen.
+#[derive(Debug, thiserror::Error)]
+pub enum MigrateError {
+    #[error("the target database holds bantin data already")]
+    NotEmpty,
+    #[error(transparent)]
+    Store(#[from] StoreError),
 }
 
 /// `url` with its password replaced, for messages and logs.

@@ -132,7 +132,7 @@ enum HeldLock {
     /// An exclusive lock on a file beside the SQLite database, released when closed.
     File(std::fs::File),
     /// A PostgreSQL session holding an advisory lock.
-    Postgres(postgresql::PublishSession),
+    Postgres(Box<postgresql::PublishSession>),
 }
 
 /// Everything the pipeline, publishing and serving need from storage. Every method is

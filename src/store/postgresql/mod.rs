@@ -510,7 +510,7 @@ impl Store for PostgresStore {
 
     fn lock_publishing(&self) -> Result<PublishLock, StoreError> {
         Ok(PublishLock {
-            _held: HeldLock::Postgres(PublishSession::lock(self.pool())?),
+            _held: HeldLock::Postgres(Box::new(PublishSession::lock(self.pool())?)),
         })
     }
 

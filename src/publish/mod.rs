@@ -240,6 +240,20 @@ impl PublishReport {
             .flat_map(|c| c.urls.iter().cloned())
             .collect()
     }
+
+    /// Counts a changed document of feed `id`, published at `url` and written to `path`.
+    fn add_change(&mut self, id: CategoryId, url: Url, path: PathBuf) {
+        if self.changed.last().is_none_or(|c| c.id != id) {
+            self.changed.push(ChangedFeed {
+                id,
+                urls: Vec::new(),
+                files: Vec::new(),
+            });
+        }
+        let feed = self.changed.last_mut().expect("pushed just above");
+        feed.urls.push(url);
+        feed.files.push(path);
+    }
 }
 
 /// Why publishing stopped.
@@ -269,8 +283,8 @@ struct Rendered {
 }
 
 /// Renders every feed from the store under the store's publish lock, so that two
-/// processes never publish at once; stores the documents that changed (with a new
-/// publish generation, which every server follows), then writes the feeds folder.
+/// processes never publish at once; writes the feeds folder, then stores the documents
+/// that changed with a new publish generation, which every server follows.
 pub fn publish_all(config: &Config, store: &dyn Store) -> Result<PublishReport, PublishError> {
     let dir = &config.settings.feeds_dir;
     std::fs::create_dir_all(dir).map_err(|source| PublishError::Write {
@@ -288,9 +302,14 @@ pub fn publish_all(config: &Config, store: &dyn Store) -> Result<PublishReport, 
     let stored = store.published_versions().map_err(PublishError::Store)?;
     let feeds = feeds_for(config);
     let rendered = render_documents(config, store, &feeds, &stored)?;
+    let removed: Vec<String> = stored
+        .keys()
+        .filter(|name| !rendered.iter().any(|r| &r.doc.name == *name))
+        .cloned()
+        .collect();
     let mut report = PublishReport::default();
     let mut changed_docs = Vec::new();
-    for Rendered { feed, doc } in &rendered {
+    for Rendered { feed, doc } in rendered {
         let path = dir.join(&doc.name);
         let modified = doc.last_modified.map(SystemTime::from);
         atomic_write::write_if_changed(&path, &doc.body, modified).map_err(|source| {
@@ -303,17 +322,12 @@ pub fn publish_all(config: &Config, store: &dyn Store) -> Result<PublishReport, 
             report.unchanged_files += 1;
             continue;
         }
-        changed_docs.push(doc.clone());
         match feed {
             Some((id, url)) => report.add_change(id, url, path),
             None => report.opml_changed |= doc.name == OPML_FILE,
         }
+        changed_docs.push(doc);
     }
-    let removed: Vec<String> = stored
-        .keys()
-        .filter(|name| !rendered.iter().any(|r| &r.doc.name == *name))
-        .cloned()
-        .collect();
     report.generation = store
         .save_published(&lock, &changed_docs, &removed)
         .map_err(PublishError::Store)?;
@@ -323,21 +337,6 @@ pub fn publish_all(config: &Config, store: &dyn Store) -> Result<PublishReport, 
     }
     report.removed = remove_dropped_feeds(dir, &feeds)?;
     Ok(report)
-}
-
-impl PublishReport {
-    fn add_change(&mut self, id: &CategoryId, url: &Url, path: PathBuf) {
-        if self.changed.last().is_none_or(|c| &c.id != id) {
-            self.changed.push(ChangedFeed {
-                id: id.clone(),
-                urls: Vec::new(),
-                files: Vec::new(),
-            });
-        }
-        let feed = self.changed.last_mut().expect("pushed just above");
-        feed.urls.push(url.clone());
-        feed.files.push(path);
-    }
 }
 
 /// Every document of a publish: the stylesheet (when on), each feed in each format,

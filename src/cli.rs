@@ -826,9 +826,8 @@ fn migrate(path: &Path, to: &str, replace: bool) -> anyhow::Result<ExitCode> {
         println!("{table:<20} {rows:>10} rows");
     }
     println!(
-        "copied {} into {shown}; now set database_url = {:?} in {}",
+        "copied {} into {shown}; now point `database_url` in {} at it",
         file.display(),
-        shown,
         path.display()
     );
     Ok(ExitCode::SUCCESS)

@@ -15,18 +15,25 @@ pub(crate) struct Migration {
     pub sql: &'static str,
 }
 
-/// The migrations of `known` (in number order) a database still needs. `version` is
-/// the highest number the database says it has; `recorded` the numbers it lists as
-/// applied. Only recorded numbers up to `version` count, so a database taken back to
-/// an older version (by setting it) migrates forward again; a database that never
-/// recorded numbers (from before they were kept) has everything up to `version`. A
-/// recorded number this bantin does not know means a newer bantin migrated it.
-pub(crate) fn pending(
+/// What a database's migration does: numbers to record as applied already (a database
+/// from before numbers were recorded), then the migrations to apply, in order.
+#[derive(Debug)]
+pub(crate) struct Plan {
+    pub record: Vec<u32>,
+    pub pending: Vec<Migration>,
+}
+
+/// The plan for a database whose highest number is `version` and which lists
+/// `recorded` as applied. Only recorded numbers up to `version` count, so a database
+/// taken back to an older version (by setting it) migrates forward again; a database
+/// that never recorded numbers has everything up to `version`. A number this bantin
+/// does not know means a newer bantin migrated the database: refused.
+pub(crate) fn plan(
     known: &[Migration],
     version: u32,
     recorded: &BTreeSet<u32>,
-) -> Result<Vec<Migration>, StoreError> {
-    let newest_known = known.iter().map(|m| m.number).max().unwrap_or(0);
+) -> Result<Plan, StoreError> {
+    let newest_known = latest(known);
     let unknown = recorded
         .iter()
         .copied()
@@ -39,11 +46,28 @@ pub(crate) fn pending(
         )));
     }
     let applied = |n: u32| n <= version && (recorded.is_empty() || recorded.contains(&n));
-    Ok(known
-        .iter()
-        .filter(|m| !applied(m.number))
-        .copied()
-        .collect())
+    let record = if recorded.is_empty() {
+        known
+            .iter()
+            .map(|m| m.number)
+            .filter(|n| *n <= version)
+            .collect()
+    } else {
+        Vec::new()
+    };
+    Ok(Plan {
+        record,
+        pending: known
+            .iter()
+            .filter(|m| !applied(m.number))
+            .copied()
+            .collect(),
+    })
+}
+
+/// The highest migration number of `known`: what a migrated database's version says.
+pub(crate) fn latest(known: &[Migration]) -> u32 {
+    known.iter().map(|m| m.number).max().unwrap_or(0)
 }
 
 #[cfg(test)]
@@ -58,8 +82,9 @@ mod tests {
     ];
 
     fn numbers(version: u32, recorded: &[u32]) -> Vec<u32> {
-        pending(KNOWN, version, &recorded.iter().copied().collect())
+        plan(KNOWN, version, &recorded.iter().copied().collect())
             .unwrap()
+            .pending
             .iter()
             .map(|m| m.number)
             .collect()
@@ -87,8 +112,15 @@ mod tests {
     }
 
     #[test]
+    fn a_database_from_before_the_record_records_what_its_version_covers() {
+        let legacy = plan(KNOWN, 5, &BTreeSet::new()).unwrap();
+        assert_eq!(legacy.record, [1, 2, 5]);
+        assert!(plan(KNOWN, 5, &[1].into()).unwrap().record.is_empty());
+    }
+
+    #[test]
     fn a_database_migrated_by_a_newer_bantin_is_refused() {
-        assert!(pending(KNOWN, 8, &BTreeSet::new()).is_err());
-        assert!(pending(KNOWN, 7, &[1, 2, 5, 7, 8].into()).is_err());
+        assert!(plan(KNOWN, 8, &BTreeSet::new()).is_err());
+        assert!(plan(KNOWN, 7, &[1, 2, 5, 7, 8].into()).is_err());
     }
 }

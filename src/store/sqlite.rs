@@ -181,20 +181,16 @@ fn migrate(conn: &mut Connection) -> Result<(), StoreError> {
         .and_then(|mut stmt| stmt.query_map([], |r| r.get(0))?.collect())
         .map_err(sql("read migration record"))?;
     let version = u32::try_from(version).unwrap_or(u32::MAX);
-    let pending = schema::pending(MIGRATIONS, version, &recorded)?;
-    if recorded.is_empty() {
-        // A store from before the record: everything up to its version is applied.
-        for m in MIGRATIONS.iter().filter(|m| m.number <= version) {
-            record_migration(&tx, m.number)?;
-        }
+    let plan = schema::plan(MIGRATIONS, version, &recorded)?;
+    for number in plan.record {
+        record_migration(&tx, number)?;
     }
-    for m in &pending {
+    for m in &plan.pending {
         tx.execute_batch(m.sql).map_err(sql("apply migration"))?;
         record_migration(&tx, m.number)?;
         tracing::info!(version = m.number, "database schema migrated");
     }
-    let latest = MIGRATIONS.last().map_or(0, |m| m.number);
-    tx.pragma_update(None, "user_version", i64::from(latest))
+    tx.pragma_update(None, "user_version", i64::from(schema::latest(MIGRATIONS)))
         .map_err(sql("write schema version"))?;
     tx.commit().map_err(sql("commit migration"))
 }

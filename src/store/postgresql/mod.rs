@@ -257,19 +257,16 @@ fn migrate(tx: &mut Transaction<'_>) -> Result<(), StoreError> {
         .iter()
         .map(|r| r.get::<_, i32>(0).max(0) as u32)
         .collect();
-    let pending = schema::pending(MIGRATIONS, version, &recorded)?;
-    if recorded.is_empty() {
-        // A database from before the record: everything up to its version is applied.
-        for m in MIGRATIONS.iter().filter(|m| m.number <= version) {
-            record_migration(tx, m.number)?;
-        }
+    let plan = schema::plan(MIGRATIONS, version, &recorded)?;
+    for number in plan.record {
+        record_migration(tx, number)?;
     }
-    for m in &pending {
+    for m in &plan.pending {
         tx.batch_execute(m.sql).map_err(pg("apply migration"))?;
         record_migration(tx, m.number)?;
         tracing::info!(version = m.number, "database schema migrated");
     }
-    let latest = MIGRATIONS.last().map_or(0, |m| m.number as i32);
+    let latest = schema::latest(MIGRATIONS) as i32;
     tx.execute("DELETE FROM schema_version", &[])
         .map_err(pg("write schema version"))?;
     tx.execute(

@@ -1,7 +1,8 @@
-//! The SQLite backend: opening the file (WAL, foreign keys, migrations by
-//! `PRAGMA user_version`, indexes rebuilt on open), the connection lock, and the
-//! [`Store`] impl that delegates to `items`, `article_state` and `fetch_state`. Every
-//! trait method runs in one transaction.
+//! The SQLite backend: opening the file (WAL, foreign keys, numbered migrations, indexes
+//! rebuilt on open), the connection lock, the publish lock (a file beside the
+//! database), and the [`Store`] impl that delegates to `items`, `article_state`,
+//! `fetch_state`, `schedule_state` and `published`. Every trait method runs in one
+//! transaction.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};

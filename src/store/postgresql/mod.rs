@@ -1,8 +1,9 @@
 //! The PostgreSQL backend, for several bantin processes sharing one database: the
 //! connection pool, versioned migrations run on open under an advisory lock, and the
-//! [`Store`] impl delegating to `items`, `article_state`, `fetch_state` and
-//! `schedule_state` (the same split, and the same rules, as the SQLite backend). Every
-//! trait method runs in one transaction.
+//! [`Store`] impl delegating to `items`, `article_state`, `fetch_state`,
+//! `schedule_state` and `published` (the same split, and the same rules, as the SQLite
+//! backend). Every trait method runs in one transaction. `copy` fills an empty
+//! database from a SQLite store (`bantin migrate`).
 //!
 //! Client: the blocking `postgres` crate with an `r2d2` pool. The `Store` trait is
 //! blocking (called from `spawn_blocking`), so a blocking client fits it without a
@@ -66,7 +67,7 @@ pub(crate) fn pg(what: &'static str) -> impl FnOnce(postgres::Error) -> StoreErr
     move |source| StoreError::Postgres { what, source }
 }
 
-pub(crate) type Pool = r2d2::Pool<PostgresConnectionManager<NoTls>>;
+type Pool = r2d2::Pool<PostgresConnectionManager<NoTls>>;
 
 /// The PostgreSQL store: a pool of connections to one database.
 pub struct PostgresStore {
@@ -80,7 +81,7 @@ pub struct PostgresStore {
 /// each connection with a runtime of its own, which cannot start on a thread that is
 /// driving async tasks; bantin's async code mostly calls the store from
 /// `spawn_blocking`, but not everywhere (opening the store, a few quick reads).
-pub(crate) fn off_async<T: Send>(work: impl FnOnce() -> T + Send) -> T {
+fn off_async<T: Send>(work: impl FnOnce() -> T + Send) -> T {
     use tokio::runtime::{Handle, RuntimeFlavor};
     match Handle::try_current().map(|h| h.runtime_flavor()) {
         Err(_) => work(),

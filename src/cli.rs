@@ -145,6 +145,11 @@ pub enum Command {
     /// Extract pages (saved files or addresses) and print each as one line of JSON,
     /// without storing anything.
     Preview(PreviewArgs),
+    /// Propose a listing source for a new site: the section page's list of article
+    /// links, next-page link and per-field selectors checked on a sample of its
+    /// articles, printed as a commented `[[source]]` block. Exit 1 when the page has no
+    /// recognisable list of articles.
+    Suggest(SuggestArgs),
     /// Print a shell completion script, e.g.
     /// `bantin completions bash > /usr/share/bash-completion/completions/bantin`.
     Completions {
@@ -166,6 +171,28 @@ pub struct PreviewArgs {
     /// Apply this source's selectors and time zone from the configuration.
     #[arg(long, value_name = "ID")]
     pub source: Option<String>,
+}
+
+#[derive(Debug, clap::Args)]
+pub struct SuggestArgs {
+    /// A section page's address, or a saved section page with its article pages saved
+    /// beside it (each named after the last part of its address).
+    #[arg(value_name = "URL|FILE")]
+    pub input: String,
+    /// How many of the list's articles are read to choose the selectors.
+    #[arg(long, value_name = "N", default_value_t = crate::suggest::DEFAULT_SAMPLE_ARTICLES,
+          value_parser = clap::builder::RangedU64ValueParser::<usize>::new().range(1..=50))]
+    pub articles: usize,
+    /// The source id (a slug); default: the site's host and section.
+    #[arg(long, value_name = "ID")]
+    pub id: Option<String>,
+    /// Also save the block as a site file (e.g. config/sources/new-site.toml); an
+    /// existing file is not replaced.
+    #[arg(long, value_name = "PATH")]
+    pub write: Option<PathBuf>,
+    /// The address a saved section page was downloaded from (default: its canonical link).
+    #[arg(long)]
+    pub url: Option<url::Url>,
 }
 
 /// A command line that is well-formed for clap but asks for something impossible.
@@ -233,6 +260,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             classify_explain(&cli.config, &target, source.as_deref())
         }
         Command::Preview(args) => preview(&cli.config, &args).await,
+        Command::Suggest(args) => suggest(&cli.config, &args).await,
         Command::Publish => publish(&cli.config).await,
         Command::Serve => serve(&cli.config).await,
         Command::Migrate { to, replace } => migrate(&cli.config, &to, replace),
@@ -738,6 +766,66 @@ async fn preview(config_path: &Path, args: &PreviewArgs) -> anyhow::Result<ExitC
     } else {
         ExitCode::FAILURE
     })
+}
+
+async fn suggest(config_path: &Path, args: &SuggestArgs) -> anyhow::Result<ExitCode> {
+    use crate::suggest::Input;
+    if let Some(id) = args.id.as_deref().filter(|id| !crate::config::is_slug(id)) {
+        return Err(UsageError(format!(
+            "--id {id:?} is not a slug: use lower-case letters, digits and dashes"
+        ))
+        .into());
+    }
+    if let Some(path) = args.write.as_ref().filter(|p| p.exists()) {
+        return Err(UsageError(format!(
+            "--write {}: the file exists; choose another path or remove it first",
+            path.display()
+        ))
+        .into());
+    }
+    let config = Config::load(config_path);
+    let tz = config
+        .as_ref()
+        .map_or(chrono_tz::Asia::Ho_Chi_Minh, |c| c.settings.timezone);
+    let fetcher;
+    let input = match url::Url::parse(&args.input) {
+        Ok(url) if matches!(url.scheme(), "http" | "https") => {
+            if args.url.is_some() {
+                return Err(UsageError("--url is for a saved page, not an address".into()).into());
+            }
+            let Ok(config) = &config else {
+                return Err(UsageError(format!(
+                    "suggesting from {url} needs a valid configuration for its fetch limits; run `bantin check`"
+                ))
+                .into());
+            };
+            fetcher = crate::fetch::Fetcher::new(&config.settings)?;
+            Input::Address {
+                url,
+                fetcher: &fetcher,
+            }
+        }
+        _ => Input::File {
+            path: PathBuf::from(&args.input),
+            url: args.url.clone(),
+        },
+    };
+    let suggestion = crate::suggest::suggest(&input, args.articles, args.id.clone(), tz).await?;
+    let block = crate::suggest::source_block(&suggestion);
+    print!("{block}");
+    if let Some(path) = &args.write {
+        std::fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .open(path)
+            .and_then(|mut f| std::io::Write::write_all(&mut f, block.as_bytes()))
+            .with_context(|| format!("saving the suggestion to {}", path.display()))?;
+        eprintln!(
+            "saved to {}: choose its categories, then run `bantin check`",
+            path.display()
+        );
+    }
+    Ok(ExitCode::SUCCESS)
 }
 
 async fn publish(path: &Path) -> anyhow::Result<ExitCode> {

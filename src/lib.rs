@@ -20,6 +20,7 @@ pub mod schedule;
 pub mod serve;
 pub mod sources;
 pub mod store;
+pub mod suggest;
 pub mod text;
 
 /// An error and its causes on one line, `outer: inner: ...`, for places that keep

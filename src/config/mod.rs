@@ -21,6 +21,7 @@ use url::Url;
 
 use crate::model::{CategoryId, SourceId};
 pub use diag::{Diagnostic, Diagnostics};
+pub use values::is_slug;
 
 /// Everything bantin runs on, validated.
 #[derive(Debug, Clone)]

@@ -294,6 +294,16 @@ pub(super) fn in_range(
     }
 }
 
+/// Whether `id` is a slug: lower-case letters, digits and dashes, at most 64.
+pub fn is_slug(id: &str) -> bool {
+    !id.is_empty()
+        && id.len() <= 64
+        && id.starts_with(|c: char| c.is_ascii_lowercase() || c.is_ascii_digit())
+        && id
+            .chars()
+            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-')
+}
+
 pub(super) fn slug(
     raw: &Spanned<String>,
     what: &str,
@@ -301,12 +311,7 @@ pub(super) fn slug(
     diags: &mut Diagnostics,
 ) -> bool {
     let id = raw.get_ref();
-    let ok = !id.is_empty()
-        && id.len() <= 64
-        && id.starts_with(|c: char| c.is_ascii_lowercase() || c.is_ascii_digit())
-        && id
-            .chars()
-            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-');
+    let ok = is_slug(id);
     if !ok {
         let suggestion: String = crate::text::fold_diacritics(id)
             .to_lowercase()

@@ -22,4 +22,5 @@ mod serve_cache;
 mod serve_tier;
 mod sources;
 mod store;
+mod suggest;
 mod support;

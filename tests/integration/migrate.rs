@@ -107,7 +107,7 @@ async fn migrated_store_publishes_the_same_feeds_from_postgres() {
     ]
     .into_iter()
     .chain(["validators", "source_state", "source_runs", "article_state"])
-    .chain(["published_documents", "meta"])
+    .chain(["held_back", "published_documents", "meta"])
     {
         let rows: i64 = file
             .query_row(&format!("SELECT count(*) FROM {table}"), [], |r| r.get(0))

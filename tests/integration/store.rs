@@ -68,6 +68,7 @@ mod published {
     on_both_backends!(
         published_documents_change_the_generation_only_when_they_change,
         publish_lock_is_held_by_one_store_at_a_time,
+        concurrent_publishers_report_each_change_once,
     );
 }
 
@@ -825,4 +826,25 @@ fn publish_lock_is_held_by_one_store_at_a_time(backend: Backend) {
         events.into_inner().unwrap(),
         ["first publisher out", "second publisher in"]
     );
+}
+
+fn concurrent_publishers_report_each_change_once(backend: Backend) {
+    let test = TestStore::new(backend);
+    let env = crate::support::feeds::FeedEnv::new();
+    let mut config = env.config.clone();
+    config.settings.database = test.database.clone();
+    test.record(&party_work(), &src("a"), &[], None).unwrap();
+    let reports: Vec<_> = std::thread::scope(|s| {
+        let publishers: Vec<_> = (0..4)
+            .map(|_| {
+                let (store, config) = (test.reopen(3), &config);
+                s.spawn(move || bantin::publish::publish_all(config, store.as_ref()).unwrap())
+            })
+            .collect();
+        publishers.into_iter().map(|p| p.join().unwrap()).collect()
+    });
+    // Under the lock each publisher sees what the one before it stored.
+    let changed = reports.iter().filter(|r| !r.changed.is_empty()).count();
+    assert_eq!(changed, 1, "{reports:#?}");
+    assert!(reports.iter().all(|r| r.generation == 1), "{reports:#?}");
 }

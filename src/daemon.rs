@@ -23,7 +23,7 @@ use crate::model::{HeldBack, SourceId, SourceRun};
 use crate::pipeline::{Pipeline, RunProgress};
 use crate::publish::{self, PublishError, PublishReport};
 use crate::reload::{self, ReloadError};
-use crate::schedule::{ScheduleOptions, Scheduler};
+use crate::schedule::{ScheduleOptions, Scheduler, Worker};
 use crate::serve::caching::PublishedCache;
 use crate::serve::{self, AppState};
 use crate::store::{Store, StoreError};
@@ -341,6 +341,10 @@ pub async fn run_with(
             ..ScheduleOptions::default()
         },
         service.store(),
+        Worker::new(
+            config.settings.workers.lease,
+            service.pipeline.fetcher.clone(),
+        ),
     );
     tokio::spawn(stop_fetching_on(
         shutdown.clone(),
@@ -355,7 +359,8 @@ pub async fn run_with(
     .with_published(service.published.clone())
     .with_schedule(scheduler.clone());
     let server = tokio::spawn(serve::serve(listener, state, shutdown.clone()));
-    info!(addr = %addr, base_url = %config.settings.base_url, "bantin is running");
+    info!(addr = %addr, base_url = %config.settings.base_url,
+        worker = scheduler.worker_id().unwrap_or_default(), "bantin is running");
     if options.no_crawl {
         // A serving tier does not publish: publishing is the crawling workers' (they
         // know when the items changed), and the server follows their publishes.

@@ -307,6 +307,27 @@ impl RequestCounts {
     }
 }
 
+/// This worker's leases: how many it holds, and how many it lost to another worker
+/// (renewed too late). Appended to [`Metrics::render`] by the `/metrics` route.
+pub fn render_leases((held, lost): (usize, u64)) -> String {
+    let mut out = String::new();
+    header(
+        &mut out,
+        "bantin_worker_leases_held",
+        "gauge",
+        "Sources this worker holds a lease on (runs in flight).",
+    );
+    let _ = writeln!(out, "bantin_worker_leases_held {held}");
+    header(
+        &mut out,
+        "bantin_worker_leases_lost_total",
+        "counter",
+        "Leases another worker took over before this one renewed them; their runs stopped.",
+    );
+    let _ = writeln!(out, "bantin_worker_leases_lost_total {lost}");
+    out
+}
+
 /// Per-source gauges from the stored run history and the scheduler: last run, next
 /// run, links found, health. Appended to [`Metrics::render`] by the `/metrics` route.
 pub fn render_sources(

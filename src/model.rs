@@ -373,3 +373,54 @@ pub struct SourceSchedule {
     /// When the last run finished.
     pub last_finished: Option<DateTime<Utc>>,
 }
+
+/// A worker's claim on one run of a source: the source's due tick, and the hosts of its
+/// start URLs, which the worker holds for as long as it runs any source of theirs.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ClaimRequest {
+    pub source: SourceId,
+    /// Hosts (`host:port`) of the source's start URLs, sorted, without repeats.
+    pub hosts: Vec<String>,
+    /// The claiming worker's id.
+    pub worker: String,
+    /// The scheduled tick the run is for: a tick some worker finished is not run again.
+    pub tick: DateTime<Utc>,
+    /// How long the claim holds without a renewal.
+    pub lease: std::time::Duration,
+    pub now: DateTime<Utc>,
+}
+
+/// What a claim got.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Claim {
+    /// The worker runs the source now; it holds the source and every host of it.
+    Granted { hosts: Vec<HostTurn> },
+    /// Another worker holds the source or one of its hosts until `until` (unless it
+    /// renews).
+    Busy {
+        worker: String,
+        until: DateTime<Utc>,
+    },
+    /// A run for this tick (or a later one) already finished.
+    Done,
+}
+
+/// A host handed from one worker to the next: no request to it before `not_before`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HostTurn {
+    /// `host:port`.
+    pub host: String,
+    /// When the previous holder's politeness lets the host be asked again.
+    pub not_before: Option<DateTime<Utc>>,
+    /// The previous holder let its lease run out (it died) rather than releasing it:
+    /// when it last asked the host is not known.
+    pub abandoned: bool,
+}
+
+/// A source a worker holds, as `/healthz` shows it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Lease {
+    pub source: SourceId,
+    pub worker: String,
+    pub expires_at: DateTime<Utc>,
+}

@@ -192,10 +192,7 @@ impl Pipeline {
         run.not_modified += discovery.not_modified;
         run.errors += discovery.errors.len() as u64;
         run.last_error = discovery.errors.last().cloned().or(run.last_error.take());
-        let store = self.store.clone();
-        let (id, fresh_validators) = (source.id.clone(), discovery.validators);
-        blocking(move || store.save_source_validators(&id, &fresh_validators)).await?;
-
+        let fresh_validators = discovery.validators;
         let visits = self.plan_visits(source, discovery.candidates, run).await?;
         debug!(visits = visits.len(), "article links to visit");
         let listings = run.listings_read + discovery.not_modified;
@@ -206,6 +203,13 @@ impl Pipeline {
         progress(run, so_far);
         self.visit_all(config, source, visits, run, (progress, so_far))
             .await;
+        // Only a run that visited every link keeps the listings' validators: after a
+        // kill or a shutdown mid-run, the next run must read the listings again rather
+        // than hear 304 and never visit the links left over.
+        if !run.interrupted {
+            let (store, id) = (self.store.clone(), source.id.clone());
+            blocking(move || store.save_source_validators(&id, &fresh_validators)).await?;
+        }
         Ok(())
     }
 

@@ -10,7 +10,9 @@
 //! page and `/metrics`. With a store ([`Scheduler::with_store`]) it starts each source
 //! from the stored failures, last run and next due time, stores every next due time it
 //! sets, so a restart keeps a failing source backing off, and puts a source off while
-//! a site's stored `Retry-After` holds back all of its start URLs.
+//! a site's stored `Retry-After` holds back all of its start URLs. With a store it is
+//! also one worker among the processes sharing that store: a due tick runs only under a
+//! lease claimed in the store (`claims`), and a tick another worker ran is skipped.
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::future::Future;
@@ -29,6 +31,11 @@ use crate::config::{Config, Source};
 use crate::fetch::politeness::host_key;
 use crate::model::{HeldBack, SourceId, SourceSchedule};
 use crate::store::Store;
+
+mod claims;
+
+use claims::Claims;
+pub use claims::Worker;
 
 /// Largest random delay added to a tick (it is also never more than a tenth of the
 /// source's interval).
@@ -94,6 +101,8 @@ pub struct Scheduler {
 struct Shared {
     /// Where the schedule state outlives the process; none in tests of timing alone.
     store: Option<Arc<dyn Store>>,
+    /// This worker's leases in the store (with a store).
+    claims: Option<Arc<Claims>>,
     status: Mutex<BTreeMap<SourceId, SourceStatus>>,
     /// Sources with a run in flight. Kept apart from `status` so a source removed and
     /// added again while its old run is still going cannot start a second run.
@@ -154,15 +163,32 @@ impl Scheduler {
     }
 
     /// A scheduler that keeps each source's next due time and backoff in `store` and
-    /// starts from what is stored there. Call before [`Scheduler::run`].
-    pub fn with_store(options: ScheduleOptions, store: Arc<dyn Store>) -> Self {
+    /// starts from what is stored there, and runs a source only while `worker` holds a
+    /// lease on it in the store, so that several workers on one database share the
+    /// sources.
+    pub fn with_store(options: ScheduleOptions, store: Arc<dyn Store>, worker: Worker) -> Self {
         Self {
             options,
             shared: Arc::new(Shared {
+                claims: Some(Arc::new(Claims::new(worker, store.clone()))),
                 store: Some(store),
                 ..Shared::default()
             }),
         }
+    }
+
+    /// This worker's id, with a store.
+    pub fn worker_id(&self) -> Option<&str> {
+        self.shared.claims.as_deref().map(Claims::worker_id)
+    }
+
+    /// Leases this worker holds now, and leases it lost to other workers since it
+    /// started.
+    pub fn lease_counts(&self) -> (usize, u64) {
+        self.shared
+            .claims
+            .as_deref()
+            .map_or((0, 0), |c| (c.held_count(), c.lost_count()))
     }
 
     /// Every configured source's status, by id.
@@ -190,6 +216,10 @@ impl Scheduler {
     {
         let run_source: Arc<RunFn> = Arc::new(move |source| Box::pin(run_source(source)));
         let runs = TaskTracker::new();
+        let stop_renewing = CancellationToken::new();
+        if let Some(claims) = &self.shared.claims {
+            tokio::spawn(claims.clone().renew_until(stop_renewing.clone()));
+        }
         let mut drivers: HashMap<SourceId, Driver> = HashMap::new();
         loop {
             let current = config.borrow_and_update().clone();
@@ -227,6 +257,8 @@ impl Scheduler {
                 "runs still in flight at the shutdown deadline; not waiting longer"
             );
         }
+        // Leases of runs still in flight run out by themselves.
+        stop_renewing.cancel();
     }
 
     /// Brings the drivers in line with a configuration: stops removed sources, starts
@@ -309,11 +341,12 @@ async fn drive(
     let mut last_tick: Option<DateTime<Utc>> = None;
     // A backoff an earlier process set holds until the first run here.
     let first_id = plan.borrow().source.id.clone();
-    let mut backoff_end = restore_status(&shared, &first_id).await;
+    let mut backoff_end = follow_store(&shared, &first_id).await;
     let mut saved: Option<Due> = None;
     loop {
         let current = plan.borrow_and_update().clone();
         let id = current.source.id.clone();
+        follow_store(&shared, &id).await;
         let (failures, last_finished) = shared
             .status()
             .get(&id)
@@ -353,7 +386,8 @@ async fn drive(
             _ = finished.notified() => continue,
             _ = sleep => {}
         }
-        last_tick = due.map(|d| d.at);
+        let Some(due) = due else { continue };
+        last_tick = Some(due.at);
 
         if !shared.in_flight().insert(id.clone()) {
             warn!(source = %id, schedule = %current.source.schedule_text,
@@ -362,52 +396,110 @@ async fn drive(
             continue;
         }
         backoff_end = None;
+        let turn = Turn {
+            shared: shared.clone(),
+            source: current.source.clone(),
+            tick: due.tick,
+            finished: finished.clone(),
+        };
+        runs.spawn(turn.take(run_source.clone(), stop.clone()));
+    }
+}
+
+/// One due tick of one source: claimed, run, recorded, released.
+struct Turn {
+    shared: Arc<Shared>,
+    source: Source,
+    tick: DateTime<Utc>,
+    /// Told when the turn is over, so the source's loop plans the next one.
+    finished: Arc<Notify>,
+}
+
+impl Turn {
+    /// Claims the tick (with a store), runs the source unless another worker ran the
+    /// tick, and gives the claim back.
+    async fn take(self, run_source: Arc<RunFn>, stop: CancellationToken) {
+        let lease = match &self.shared.claims {
+            None => None,
+            Some(claims) => match claims.acquire(&self.source, self.tick, &stop).await {
+                claims::Acquired::Run(lease) => Some(lease),
+                claims::Acquired::Done | claims::Acquired::Stopped => {
+                    self.end();
+                    return;
+                }
+            },
+        };
+        let lost = lease.as_ref().map(|l| l.lost.clone()).unwrap_or_default();
+        let finished = self.run(run_source, lost).await;
+        if let (Some(claims), Some(lease)) = (&self.shared.claims, lease) {
+            claims.release(lease, finished).await;
+        }
+        self.end();
+    }
+
+    fn end(&self) {
+        self.shared.in_flight().remove(&self.source.id);
+        self.finished.notify_one();
+    }
+
+    /// Runs the source and records the result in its status; false when the run was
+    /// stopped because another worker took its lease.
+    async fn run(&self, run_source: Arc<RunFn>, lost: CancellationToken) -> bool {
+        let (shared, id) = (&self.shared, &self.source.id);
         let started = Utc::now();
-        shared.update(&id, |s| {
+        shared.update(id, |s| {
             s.running = true;
             s.last_started = Some(started);
         });
         debug!(source = %id, "run starting");
-        let run = run_source(current.source.clone());
-        let shared = shared.clone();
-        let finished = finished.clone();
-        runs.spawn(async move {
-            // A run that panics must not leave the source marked as running forever.
-            let result = match tokio::spawn(run).await {
-                Ok(result) => result,
-                Err(err) => Err(format!("run panicked: {err}")),
-            };
-            let now = Utc::now();
-            let elapsed_ms = (now - started).num_milliseconds();
-            shared.update(&id, |s| {
-                s.running = false;
-                s.last_finished = Some(now);
-                s.runs += 1;
-                match &result {
-                    Ok(changed) => {
-                        if s.failures > 0 {
-                            info!(source = %id, failures = s.failures, "source recovered");
-                        }
-                        s.failures = 0;
-                        s.last_error = None;
-                        s.last_success = Some(now);
-                        s.last_changed = *changed;
-                    }
-                    Err(error) => {
-                        s.failures += 1;
-                        s.runs_failed += 1;
-                        s.last_error = Some(error.clone());
-                        warn!(source = %id, failures = s.failures, elapsed_ms, %error,
-                            "source run failed; backing off");
-                    }
-                }
-            });
-            if let Ok(changed) = result {
-                debug!(source = %id, changed, elapsed_ms, "run finished");
+        let mut run = tokio::spawn(run_source(self.source.clone()));
+        // A run that panics must not leave the source marked as running forever.
+        let result = tokio::select! {
+            joined = &mut run => joined.unwrap_or_else(|err| Err(format!("run panicked: {err}"))),
+            _ = lost.cancelled() => {
+                run.abort();
+                shared.update(id, |s| s.running = false);
+                return false;
             }
-            shared.in_flight().remove(&id);
-            finished.notify_one();
-        });
+        };
+        let now = Utc::now();
+        let elapsed_ms = (now - started).num_milliseconds();
+        shared.update(id, |s| record_run(s, id, &result, now, elapsed_ms));
+        if let Ok(changed) = result {
+            debug!(source = %id, changed, elapsed_ms, "run finished");
+        }
+        true
+    }
+}
+
+/// A finished run's result in its source's status.
+fn record_run(
+    s: &mut SourceStatus,
+    id: &SourceId,
+    result: &Result<bool, String>,
+    now: DateTime<Utc>,
+    elapsed_ms: i64,
+) {
+    s.running = false;
+    s.last_finished = Some(now);
+    s.runs += 1;
+    match result {
+        Ok(changed) => {
+            if s.failures > 0 {
+                info!(source = %id, failures = s.failures, "source recovered");
+            }
+            s.failures = 0;
+            s.last_error = None;
+            s.last_success = Some(now);
+            s.last_changed = *changed;
+        }
+        Err(error) => {
+            s.failures += 1;
+            s.runs_failed += 1;
+            s.last_error = Some(error.clone());
+            warn!(source = %id, failures = s.failures, elapsed_ms, %error,
+                "source run failed; backing off");
+        }
     }
 }
 
@@ -415,6 +507,9 @@ async fn drive(
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 struct Due {
     at: DateTime<Utc>,
+    /// The schedule's tick `at` is for (before jitter): every worker computes the same
+    /// one, so a tick one of them ran is not run again by another.
+    tick: DateTime<Utc>,
     /// The backoff that pushed the run back, if the source is failing.
     backoff: Option<Duration>,
 }
@@ -433,7 +528,11 @@ impl Due {
             .after(&from.with_timezone(&source.timezone))
             .next()
             .map_or(until, |t| t.with_timezone(&Utc));
-        Due { at, ..self }
+        Due {
+            at,
+            tick: at,
+            ..self
+        }
     }
 }
 
@@ -457,52 +556,62 @@ fn held_until(source: &Source, held: &[HeldBack]) -> Option<DateTime<Utc>> {
 
 /// The `Retry-After` hold-backs in the store (none without a store).
 async fn stored_hold_backs(shared: &Arc<Shared>) -> Vec<HeldBack> {
-    let Some(store) = shared.store.clone() else {
+    let Some(store) = &shared.store else {
         return Vec::new();
     };
-    match tokio::task::spawn_blocking(move || store.held_back()).await {
-        Ok(Ok(held)) => held,
-        Ok(Err(err)) => {
-            warn!(error = %err, "cannot read the stored Retry-After hold-backs");
+    in_store(store, |store| store.held_back())
+        .await
+        .unwrap_or_else(|error| {
+            warn!(%error, "cannot read the stored Retry-After hold-backs");
             Vec::new()
-        }
-        Err(_) => Vec::new(),
-    }
+        })
 }
 
-/// Starts a source's status from the store: failures in a row and the last run's end
-/// (so the backoff goes on where it was), and the stored next due time when the source
-/// was backing off.
-async fn restore_status(shared: &Arc<Shared>, id: &SourceId) -> Option<DateTime<Utc>> {
-    let store = shared.store.clone()?;
+/// Takes a source's failures in a row and its last run's end from the store when a
+/// run there finished later than any here (so the backoff goes on where it was): after
+/// a restart, or when another worker ran the source. Returns the stored next due time
+/// when the source was backing off.
+async fn follow_store(shared: &Arc<Shared>, id: &SourceId) -> Option<DateTime<Utc>> {
+    let store = shared.store.as_ref()?;
     let source = id.clone();
-    let stored = tokio::task::spawn_blocking(move || store.source_schedule(&source)).await;
-    let stored: SourceSchedule = match stored {
-        Ok(Ok(stored)) => stored,
-        Ok(Err(err)) => {
-            warn!(source = %id, error = %err, "cannot read the stored schedule; starting afresh");
-            return None;
-        }
-        Err(_) => return None,
-    };
+    let stored: SourceSchedule = in_store(store, move |store| store.source_schedule(&source))
+        .await
+        .map_err(|error| warn!(source = %id, %error, "cannot read the stored schedule"))
+        .ok()?;
     shared.update(id, |s| {
-        s.failures = stored.failures;
-        s.last_finished = s.last_finished.or(stored.last_finished);
+        if stored.last_finished > s.last_finished {
+            s.failures = stored.failures;
+            s.last_finished = stored.last_finished;
+        }
     });
     stored.next_due.filter(|_| stored.backoff.is_some())
 }
 
 /// Stores when a source is due next, so that a restart keeps to it.
 async fn save_due(shared: &Arc<Shared>, id: &SourceId, due: Due) {
-    let Some(store) = shared.store.clone() else {
+    let Some(store) = &shared.store else {
         return;
     };
     let source = id.clone();
-    let saved =
-        tokio::task::spawn_blocking(move || store.save_next_due(&source, due.at, due.backoff))
-            .await;
-    if let Ok(Err(err)) = saved {
-        warn!(source = %id, error = %err, "cannot store the next due time");
+    let saved = in_store(store, move |store| {
+        store.save_next_due(&source, due.at, due.backoff)
+    })
+    .await;
+    if let Err(error) = saved {
+        warn!(source = %id, %error, "cannot store the next due time");
+    }
+}
+
+/// Runs a store call on a blocking thread; an error comes back as its message.
+async fn in_store<T: Send + 'static>(
+    store: &Arc<dyn Store>,
+    call: impl FnOnce(&dyn Store) -> Result<T, crate::store::StoreError> + Send + 'static,
+) -> Result<T, String> {
+    let store = store.clone();
+    match tokio::task::spawn_blocking(move || call(store.as_ref())).await {
+        Ok(Ok(out)) => Ok(out),
+        Ok(Err(err)) => Err(crate::error_chain(&err)),
+        Err(err) => Err(format!("store call panicked: {err}")),
     }
 }
 
@@ -538,6 +647,7 @@ fn next_due(
     let jitter = random_jitter(max_jitter.min(interval / 10));
     Some(Due {
         at: tick + chrono::Duration::from_std(jitter).unwrap_or_default(),
+        tick,
         backoff,
     })
 }
@@ -638,6 +748,7 @@ mod tests {
         let at = |text: &str| DateTime::parse_from_rfc3339(text).unwrap().to_utc();
         let due = Due {
             at: at("2024-05-01T10:20:00Z"),
+            tick: at("2024-05-01T10:20:00Z"),
             backoff: Some(3600 * SEC),
         };
         let hold = Some(at("2024-05-01T11:05:00Z"));
@@ -645,6 +756,7 @@ mod tests {
             due.not_before(hold, &plan),
             Due {
                 at: at("2024-05-01T11:20:00Z"),
+                tick: at("2024-05-01T11:20:00Z"),
                 backoff: Some(3600 * SEC),
             }
         );

@@ -213,6 +213,7 @@ fn build_settings(
     let shutdown_timeout = duration(&raw.shutdown_timeout, "shutdown_timeout", true, src, diags);
     let fetch = build_fetch(&raw.fetch, src, diags);
     let server = build_server(&raw.server, src, diags);
+    let lease = worker_lease(&raw.workers.lease, src, diags);
     let data_dir = root.join(raw.data_dir.get_ref());
     let database =
         super::database::build_database(raw.database_url.as_ref(), &data_dir, root, src, diags);
@@ -238,7 +239,30 @@ fn build_settings(
         shutdown_timeout: shutdown_timeout?,
         fetch: fetch?,
         server: server?,
+        workers: WorkerSettings { lease: lease? },
     })
+}
+
+/// Shortest `[workers] lease`: a worker renews its claims every third of it, and a
+/// store call may take a while on a busy database.
+const MIN_LEASE: Duration = Duration::from_secs(1);
+
+fn worker_lease(
+    raw: &Spanned<String>,
+    src: &SourceText,
+    diags: &mut Diagnostics,
+) -> Option<Duration> {
+    let lease = duration(raw, "lease", false, src, diags)?;
+    if lease < MIN_LEASE {
+        diags.error(
+            src,
+            raw.span(),
+            format!("`lease` = {:?} is shorter than 1s", raw.get_ref()),
+            Some("workers renew their claims every third of the lease: write e.g. \"30s\"".into()),
+        );
+        return None;
+    }
+    Some(lease)
 }
 
 /// Most connections `max_connections` may name; each needs an open file.

@@ -74,6 +74,25 @@ pub struct SettingsFile {
     pub fetch: FetchFile,
     #[serde(default)]
     pub server: ServerFile,
+    #[serde(default)]
+    pub workers: WorkersFile,
+}
+
+/// `[workers]`: how several `bantin run` processes on one database share the sources.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct WorkersFile {
+    /// How long a worker's claim on a source (and on its hosts) holds without being
+    /// renewed, e.g. "30s". A worker renews its claims every third of it while it runs;
+    /// when a worker dies, another takes its sources over once this has passed.
+    #[serde(default = "default_lease")]
+    pub lease: Spanned<String>,
+}
+
+impl Default for WorkersFile {
+    fn default() -> Self {
+        toml::from_str("").expect("every [workers] key has a default")
+    }
 }
 
 /// `[server]`: how long and how many clients the HTTP server waits for. Read at start.
@@ -401,6 +420,9 @@ fn default_raw_page_days() -> Spanned<i64> {
 }
 fn default_near_duplicate_distance() -> Spanned<i64> {
     spanned(3)
+}
+fn default_lease() -> Spanned<String> {
+    spanned("30s".into())
 }
 fn default_shutdown_timeout() -> Spanned<String> {
     spanned("10s".into())

@@ -66,6 +66,14 @@ pub struct Settings {
     pub shutdown_timeout: Duration,
     pub fetch: FetchSettings,
     pub server: ServerSettings,
+    pub workers: WorkerSettings,
+}
+
+/// `[workers]`, built.
+#[derive(Debug, Clone)]
+pub struct WorkerSettings {
+    /// How long a claim on a source holds without a renewal.
+    pub lease: Duration,
 }
 
 /// `[server]`, built.

@@ -20,7 +20,7 @@ use super::politeness::{Politeness, backoff, parse_retry_after};
 use super::robots::{MAX_ROBOTS_BYTES, RobotRules, RobotsCache, agent_token};
 use super::{FetchCounts, FetchError, FetchKind, Fetched};
 use crate::config::{FetchSettings, Settings, Source};
-use crate::model::{HeldBack, Page, Validators};
+use crate::model::{HeldBack, HostTurn, Page, Validators};
 
 /// Redirects followed when reading robots.txt.
 const MAX_ROBOTS_REDIRECTS: usize = 5;
@@ -135,6 +135,28 @@ impl Fetcher {
     ) {
         self.inner.politeness.restore(kept);
         let _ = self.inner.keeper.set(HoldBackKeeper(Box::new(keep)));
+    }
+
+    /// Honours hold-backs another worker stored since this one started.
+    pub fn honour_held_back(&self, held: Vec<HeldBack>) {
+        self.inner.politeness.restore(held);
+    }
+
+    /// Takes a host over from the worker that held it before (see
+    /// [`Politeness::take_over`]).
+    pub fn take_over_host(&self, turn: &HostTurn) {
+        self.inner
+            .politeness
+            .take_over(&turn.host, turn.not_before, turn.abandoned);
+    }
+
+    /// What the worker that takes `host` next must respect of this one's requests.
+    pub fn host_turn(&self, host: &str) -> HostTurn {
+        HostTurn {
+            host: host.to_owned(),
+            not_before: self.inner.politeness.next_start_at(host),
+            abandoned: false,
+        }
     }
 
     /// Shutdown: from now on no request starts (each answers

@@ -31,8 +31,29 @@ pub struct Politeness {
 #[derive(Debug)]
 struct HostGate {
     slots: Arc<Semaphore>,
+    /// Taken by the request waiting for its start, so the host's requests start one
+    /// after the other.
+    turn: tokio::sync::Mutex<()>,
     /// Earliest start of the next request to this host.
-    next_start: tokio::sync::Mutex<Instant>,
+    next_start: Mutex<Instant>,
+}
+
+impl HostGate {
+    fn next_start(&self) -> Instant {
+        *self
+            .next_start
+            .lock()
+            .expect("host gate lock is not poisoned")
+    }
+
+    /// Puts the next start at `at` or later.
+    fn defer(&self, at: Instant) {
+        let mut next = self
+            .next_start
+            .lock()
+            .expect("host gate lock is not poisoned");
+        *next = (*next).max(at);
+    }
 }
 
 /// Leave to send one request; hold it until the response body is read.
@@ -74,10 +95,16 @@ impl Politeness {
             .expect("host semaphores are never closed");
         let delay = crawl_delay.map_or(self.per_host_delay, |d| d.max(self.per_host_delay));
         {
-            // Holding the lock while sleeping queues the host's requests one delay apart.
-            let mut next = gate.next_start.lock().await;
-            tokio::time::sleep_until(*next).await;
-            *next = Instant::now() + delay;
+            // Holding the turn while sleeping queues the host's requests one delay apart.
+            let _turn = gate.turn.lock().await;
+            // The start can move later while we sleep: another worker handed the host over.
+            while gate.next_start() > Instant::now() {
+                tokio::time::sleep_until(gate.next_start()).await;
+            }
+            *gate
+                .next_start
+                .lock()
+                .expect("host gate lock is not poisoned") = Instant::now() + delay;
         }
         let global = Arc::clone(&self.global)
             .acquire_owned()
@@ -94,9 +121,37 @@ impl Politeness {
         Arc::clone(hosts.entry(key.to_owned()).or_insert_with(|| {
             Arc::new(HostGate {
                 slots: Arc::new(Semaphore::new(self.per_host_concurrency)),
-                next_start: tokio::sync::Mutex::new(Instant::now()),
+                turn: tokio::sync::Mutex::new(()),
+                next_start: Mutex::new(Instant::now()),
             })
         }))
+    }
+
+    /// When the next request to `host` (a [`host_key`]) may start, as wall time, for the
+    /// worker that asks the host after this one; `None` if it may start now.
+    pub fn next_start_at(&self, host: &str) -> Option<DateTime<Utc>> {
+        let gate = self
+            .hosts
+            .lock()
+            .expect("host table lock is not poisoned")
+            .get(host)
+            .cloned()?;
+        let wait = gate.next_start().checked_duration_since(Instant::now())?;
+        Some(Utc::now() + chrono::Duration::from_std(wait).ok()?)
+    }
+
+    /// Takes `host` over from another worker: no request to it before `at` (when the
+    /// other's last request and delay allow one), and, when the other died holding it
+    /// (`abandoned`: its last request is unknown), not before one delay from now.
+    pub fn take_over(&self, host: &str, at: Option<DateTime<Utc>>, abandoned: bool) {
+        let now = Instant::now();
+        let mut start = at
+            .and_then(|at| (at - Utc::now()).to_std().ok())
+            .map_or(now, |wait| now + wait);
+        if abandoned {
+            start = start.max(now + self.per_host_delay);
+        }
+        self.gate(host).defer(start);
     }
 
     /// The time a `Retry-After` holds `url` back until, if it is still in the future.
@@ -207,6 +262,49 @@ mod tests {
             parse_retry_after("Mon, 01 Jan 2024 00:00:00 GMT", now),
             Some(now)
         );
+    }
+
+    fn settings(delay: Duration) -> FetchSettings {
+        let config = crate::config::Config::load(std::path::Path::new(
+            "tests/fixtures/config/valid/bantin.toml",
+        ))
+        .expect("the fixture config is valid");
+        FetchSettings {
+            per_host_delay: delay,
+            ..config.settings.fetch
+        }
+    }
+
+    #[tokio::test]
+    async fn a_host_taken_over_waits_out_the_previous_workers_delay() {
+        // Lower bounds only: a loaded machine may wait longer, never shorter.
+        let url = Url::parse("http://127.0.0.1:8080/list/").unwrap();
+        let host = host_key(&url);
+        let delay = Duration::from_millis(300);
+        let gates = Politeness::new(&settings(delay));
+        let start = Instant::now();
+        gates.take_over(
+            &host,
+            Some(Utc::now() + chrono::Duration::milliseconds(400)),
+            false,
+        );
+        drop(gates.acquire(&url, None).await);
+        assert!(
+            start.elapsed() >= Duration::from_millis(390),
+            "{:?}",
+            start.elapsed()
+        );
+        assert!(
+            gates.next_start_at(&host).is_some(),
+            "its own delay is handed on"
+        );
+
+        // A holder that died leaves no time: one delay from the take-over.
+        let gates = Politeness::new(&settings(delay));
+        let start = Instant::now();
+        gates.take_over(&host, None, true);
+        drop(gates.acquire(&url, None).await);
+        assert!(start.elapsed() >= delay, "{:?}", start.elapsed());
     }
 
     #[test]

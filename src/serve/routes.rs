@@ -381,9 +381,18 @@ async fn index(State(state): State<AppState>) -> Response {
 struct Health {
     /// `ok`, `degraded` (some source failing) or `unavailable` (store down).
     status: &'static str,
+    /// This worker's id, when it runs the scheduler.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    worker: Option<String>,
     store: StoreHealth,
     sources: Vec<SourceHealth>,
     unhealthy_sources: Vec<String>,
+}
+
+#[derive(Serialize)]
+struct LeaseHealth {
+    worker: String,
+    expires: String,
 }
 
 #[derive(Serialize)]
@@ -404,6 +413,8 @@ struct SourceHealth {
     last_error: Option<String>,
     /// Why the last run could not read the source (connection refused, timeout, 404…).
     failure: Option<String>,
+    /// The worker running the source now, and until when its lease holds.
+    lease: Option<LeaseHealth>,
     /// What the breakage alarm found on the last run.
     breakage: Vec<String>,
     links_found: Option<u64>,
@@ -417,32 +428,32 @@ async fn healthz(State(state): State<AppState>) -> Response {
     let config = state.config.load_full();
     let next_runs = state.next_runs();
     let store = state.store.clone();
-    let checked = tokio::task::spawn_blocking(move || -> Result<Vec<SourceState>, StoreError> {
+    let checked = tokio::task::spawn_blocking(move || -> Result<_, StoreError> {
         store.ping()?;
-        store.source_states()
+        Ok((store.source_states()?, store.leases(chrono::Utc::now())?))
     })
     .await;
-    let (store_health, states) = match checked {
-        Ok(Ok(states)) => (
+    let (store_health, (states, leases)) = match checked {
+        Ok(Ok(found)) => (
             StoreHealth {
                 reachable: true,
                 error: None,
             },
-            states,
+            found,
         ),
         Ok(Err(e)) => (
             StoreHealth {
                 reachable: false,
                 error: Some(error_chain(&e)),
             },
-            Vec::new(),
+            Default::default(),
         ),
         Err(e) => (
             StoreHealth {
                 reachable: false,
                 error: Some(e.to_string()),
             },
-            Vec::new(),
+            Default::default(),
         ),
     };
     let sources: Vec<SourceHealth> = config
@@ -463,6 +474,13 @@ async fn healthz(State(state): State<AppState>) -> Response {
                 last_error: last_run.and_then(|r| r.last_error.clone()),
                 failure: last_run.and_then(|r| r.failure.as_ref().map(ToString::to_string)),
                 breakage: last_run.map(|r| r.breakage.clone()).unwrap_or_default(),
+                lease: leases
+                    .iter()
+                    .find(|l| l.source == source.id)
+                    .map(|l| LeaseHealth {
+                        worker: l.worker.clone(),
+                        expires: l.expires_at.to_rfc3339(),
+                    }),
                 links_found: last_run.map(|r| r.links_found),
                 dead_links: last_run.map(|r| r.dead_links),
                 failures,
@@ -484,6 +502,10 @@ async fn healthz(State(state): State<AppState>) -> Response {
     };
     let health = Health {
         status,
+        worker: state
+            .schedule
+            .as_ref()
+            .and_then(|s| s.worker_id().map(str::to_owned)),
         store: store_health,
         sources,
         unhealthy_sources,
@@ -500,6 +522,9 @@ async fn metrics(State(state): State<AppState>) -> Response {
         .unwrap_or_default();
     let mut body = state.metrics.render();
     body.push_str(&crate::metrics::render_sources(&states, &state.next_runs()));
+    if let Some(schedule) = &state.schedule {
+        body.push_str(&crate::metrics::render_leases(schedule.lease_counts()));
+    }
     (
         [(
             header::CONTENT_TYPE,

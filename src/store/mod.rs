@@ -6,6 +6,8 @@ mod article_state;
 mod encoding;
 mod fetch_state;
 mod items;
+mod lease_state;
+mod leases;
 mod postgresql;
 mod published;
 mod schedule_state;
@@ -14,6 +16,7 @@ mod sqlite;
 
 pub use article_state::{DEAD_LINK_FIRST_BACKOFF, DEAD_LINK_MAX_BACKOFF, dead_link_backoff};
 pub use items::item_id;
+pub use leases::expiry as lease_expiry;
 pub use postgresql::{CopyCounts, MigrateError, PostgresStore, redact_password};
 pub use sqlite::SqliteStore;
 
@@ -25,8 +28,9 @@ use url::Url;
 use crate::config::Database;
 
 use crate::model::{
-    Article, ArticlePlan, Candidate, CategoryId, DeadLink, HeldBack, Item, ItemId, Outcome,
-    PageFetch, RawPage, SourceId, SourceRun, SourceSchedule, SourceState, Validators,
+    Article, ArticlePlan, Candidate, CategoryId, Claim, ClaimRequest, DeadLink, HeldBack, HostTurn,
+    Item, ItemId, Lease, Outcome, PageFetch, RawPage, SourceId, SourceRun, SourceSchedule,
+    SourceState, Validators,
 };
 
 /// Why a storage operation failed.
@@ -326,6 +330,37 @@ pub trait Store: Send + Sync {
     fn publish_generation(&self) -> Result<u64, StoreError>;
     /// Every published document and their generation, read in one snapshot.
     fn published(&self) -> Result<Published, StoreError>;
+
+    // Leases: which worker runs which source, and holds which host meanwhile, so that
+    // several workers on one database never run a source twice at once and never ask
+    // one host at once. Every worker calls these the same way on both backends.
+
+    /// Claims a run of `claim.source` for `claim.worker`: granted when no other worker
+    /// holds the source or one of its hosts (a lease past its expiry is held by nobody)
+    /// and no run for `claim.tick` or a later tick finished. A granted claim holds the
+    /// source and its hosts until `claim.now + claim.lease`.
+    fn claim_source(&self, claim: &ClaimRequest) -> Result<Claim, StoreError>;
+    /// Extends every lease `worker` holds to `until`, and records when each of `hosts`
+    /// (held by it) may be asked next. Returns the sources it still holds: one missing
+    /// was taken over by another worker after its lease ran out.
+    fn renew_leases(
+        &self,
+        worker: &str,
+        hosts: &[HostTurn],
+        until: DateTime<Utc>,
+    ) -> Result<Vec<SourceId>, StoreError>;
+    /// Ends `worker`'s run of `source`: `finished` is the tick it finished (`None`: it
+    /// stopped short, and the tick may be run again). `free` are the hosts it no longer
+    /// holds, each with when it may be asked next.
+    fn release_source(
+        &self,
+        source: &SourceId,
+        worker: &str,
+        finished: Option<DateTime<Utc>>,
+        free: &[HostTurn],
+    ) -> Result<(), StoreError>;
+    /// The sources held by a worker at `now`, by source id.
+    fn leases(&self, now: DateTime<Utc>) -> Result<Vec<Lease>, StoreError>;
 }
 
 /// Opens the store `database` names: the SQLite file, or the PostgreSQL database (its

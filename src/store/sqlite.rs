@@ -18,12 +18,13 @@ use super::items::DedupSettings;
 use super::schema::{self, Migration};
 use super::{
     DocumentVersion, HeldLock, PublishLock, Published, PublishedDocument, Store, StoreError,
-    article_state, fetch_state, items, published, schedule_state,
+    article_state, fetch_state, items, lease_state, published, schedule_state,
 };
 use crate::dedup::{Bands, canonicalize};
 use crate::model::{
-    Article, ArticlePlan, Candidate, CategoryId, DeadLink, HeldBack, Item, ItemId, Outcome,
-    PageFetch, RawPage, SourceId, SourceRun, SourceSchedule, SourceState, Validators,
+    Article, ArticlePlan, Candidate, CategoryId, Claim, ClaimRequest, DeadLink, HeldBack, HostTurn,
+    Item, ItemId, Lease, Outcome, PageFetch, RawPage, SourceId, SourceRun, SourceSchedule,
+    SourceState, Validators,
 };
 
 /// Schema migrations by number (see `schema` for gaps). `user_version` holds the
@@ -34,6 +35,7 @@ const MIGRATIONS: &[Migration] = &[
     migration(3, include_str!("migrations/0003_item_search.sql")),
     migration(4, include_str!("migrations/0004_article_state.sql")),
     migration(5, include_str!("migrations/0005_schedule_state.sql")),
+    migration(6, include_str!("migrations/0006_leases.sql")),
     migration(7, include_str!("migrations/0007_published_documents.sql")),
 ];
 
@@ -468,5 +470,32 @@ impl Store for SqliteStore {
 
     fn published(&self) -> Result<Published, StoreError> {
         self.read(published::documents)
+    }
+
+    fn claim_source(&self, claim: &ClaimRequest) -> Result<Claim, StoreError> {
+        self.write(|tx| lease_state::claim(tx, claim))
+    }
+
+    fn renew_leases(
+        &self,
+        worker: &str,
+        hosts: &[HostTurn],
+        until: DateTime<Utc>,
+    ) -> Result<Vec<SourceId>, StoreError> {
+        self.write(|tx| lease_state::renew(tx, worker, hosts, until))
+    }
+
+    fn release_source(
+        &self,
+        source: &SourceId,
+        worker: &str,
+        finished: Option<DateTime<Utc>>,
+        free: &[HostTurn],
+    ) -> Result<(), StoreError> {
+        self.write(|tx| lease_state::release(tx, source, worker, finished, free))
+    }
+
+    fn leases(&self, now: DateTime<Utc>) -> Result<Vec<Lease>, StoreError> {
+        self.read(|tx| lease_state::held(tx, now))
     }
 }

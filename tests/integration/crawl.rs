@@ -244,3 +244,42 @@ published = "2024-05-03T09:15:00+07:00"
         "{stdout}"
     );
 }
+
+#[tokio::test]
+async fn a_run_stopped_mid_way_reads_its_listing_again_next_time() {
+    // Regression: the listing's validators were kept before its links were visited, so
+    // the run after a kill or a stop heard 304 and never visited the links left over.
+    let site = TestSite::serve(SITE).await;
+    let stuck = "/tin-tuc/bai-1-i10001/";
+    site.set(stuck, Override::never());
+    let test = listing(&site);
+    let config = Arc::new(test.load());
+    let service = Service::open(&config).expect("store opens");
+    let run = tokio::spawn({
+        let (config, service) = (config.clone(), service.clone());
+        async move { crawl_once(&config, &service).await }
+    });
+    while site.requests_to(stuck).is_empty() {
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    service
+        .pipeline
+        .fetcher
+        .shut_down(std::time::Duration::ZERO);
+    assert!(run.await.unwrap().interrupted, "the stop cut the run short");
+    drop(service);
+
+    site.set(stuck, Override::default());
+    let service = Service::open(&config).expect("store opens again");
+    crawl_once(&config, &service).await;
+    let listings = site.requests_to("/list/");
+    assert!(
+        !listings.last().unwrap().is_conditional(),
+        "the listing is read again, not asked for a 304"
+    );
+    let url = site.url(stuck);
+    assert!(
+        service.store().knows_url(&url).unwrap(),
+        "the stuck link is stored"
+    );
+}

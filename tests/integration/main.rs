@@ -24,3 +24,4 @@ mod sources;
 mod store;
 mod suggest;
 mod support;
+mod workers;

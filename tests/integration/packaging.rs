@@ -8,7 +8,7 @@ use std::collections::BTreeSet;
 use assert_cmd::Command;
 use bantin::config::file::{
     CategoryFile, ExtractFile, FetchFile, LinksFile, RefreshFile, RuleFile, ServerFile,
-    SettingsFile, SiteFile, SourceFile, TestUrlFile,
+    SettingsFile, SiteFile, SourceFile, TestUrlFile, WorkersFile,
 };
 use serde::de::{self, Deserialize, Visitor};
 
@@ -226,6 +226,7 @@ fn configuration_reference_documents_every_key_of_every_file() {
     check_table::<SettingsFile>(&reference, "`bantin.toml`");
     check_table::<FetchFile>(&reference, "`[fetch]`");
     check_table::<ServerFile>(&reference, "`[server]`");
+    check_table::<WorkersFile>(&reference, "`[workers]`");
     check_table::<CategoryFile>(&reference, "`categories.toml`: `[[category]]`");
     check_table::<RuleFile>(&reference, "`[[category.rule]]`");
     check_table::<SiteFile>(&reference, "`sources/<site>.toml`");

@@ -7,8 +7,8 @@ use std::process::Command;
 use std::time::Duration;
 
 use bantin::model::{
-    CategoryId, HeldBack, Outcome, RawPage, ReadFailure, SourceId, SourceRun, SourceSchedule,
-    Validators,
+    CategoryId, Claim, ClaimRequest, HeldBack, HostTurn, Outcome, RawPage, ReadFailure, SourceId,
+    SourceRun, SourceSchedule, Validators,
 };
 use bantin::store::{Published, PublishedDocument, SqliteStore, Store};
 use chrono::Utc;
@@ -61,7 +61,11 @@ on_both_backends!(
     updated_item_is_found_by_its_new_words_not_its_old_ones,
     pruned_item_is_no_longer_found,
     search_is_per_feed_and_newest_first,
-    sigkill_during_ingest_loses_and_doubles_nothing
+    sigkill_during_ingest_loses_and_doubles_nothing,
+    a_source_is_held_by_one_worker_until_its_lease_runs_out,
+    a_finished_tick_is_done_and_its_host_keeps_the_next_request_time,
+    renewal_keeps_a_lease_and_tells_of_one_taken_over,
+    claims_at_once_grant_a_source_to_one_worker
 );
 mod published {
     use super::*;
@@ -726,8 +730,8 @@ fn workers_opening_a_new_postgres_database_at_once_migrate_it_once() {
     test.execute(
         "DROP TABLE schema_version, schema_migrations; DROP TABLE items CASCADE;
         DROP TABLE item_links, item_categories, simhash_bands, raw_pages, validators,
-        source_state, source_runs, meta, article_state, held_back, published_documents,
-        publish_generation",
+        source_state, source_runs, meta, article_state, held_back, source_leases, host_leases,
+        published_documents, publish_generation",
     );
     let opened: Vec<_> = std::thread::scope(|s| {
         let workers: Vec<_> = (0..6)
@@ -738,14 +742,20 @@ fn workers_opening_a_new_postgres_database_at_once_migrate_it_once() {
     for result in &opened {
         assert!(result.is_ok(), "{result:?}");
     }
+    let version = "SELECT max(version)::bigint FROM schema_version";
     assert_eq!(test.count("SELECT count(*)::bigint FROM schema_version"), 1);
     let migrations = test.count("SELECT count(*) FROM schema_migrations");
     assert_eq!(
-        test.count("SELECT max(version)::bigint FROM schema_version"),
+        test.count(version),
         test.count("SELECT max(number)::bigint FROM schema_migrations"),
     );
+    assert_eq!(
+        test.count(version),
+        TestStore::new(Backend::Postgres).count(version),
+        "at the version a store opened alone reaches"
+    );
     assert!(
-        migrations >= 2,
+        migrations >= 3,
         "each migration recorded once: {migrations}"
     );
     assert_eq!(test.count("SELECT count(*) FROM publish_generation"), 1);
@@ -847,4 +857,172 @@ fn concurrent_publishers_report_each_change_once(backend: Backend) {
     let changed = reports.iter().filter(|r| !r.changed.is_empty()).count();
     assert_eq!(changed, 1, "{reports:#?}");
     assert!(reports.iter().all(|r| r.generation == 1), "{reports:#?}");
+}
+
+const LEASE: Duration = Duration::from_secs(30);
+
+/// A claim by `worker` on source `source` (host `news:80`) for `tick`, made at `now`.
+fn claim(
+    source: &str,
+    worker: &str,
+    tick: chrono::DateTime<Utc>,
+    now: chrono::DateTime<Utc>,
+) -> ClaimRequest {
+    ClaimRequest {
+        source: src(source),
+        hosts: vec!["news:80".into()],
+        worker: worker.into(),
+        tick,
+        lease: LEASE,
+        now,
+    }
+}
+
+fn granted(answer: Claim) -> Vec<HostTurn> {
+    match answer {
+        Claim::Granted { hosts } => hosts,
+        other => panic!("not granted: {other:?}"),
+    }
+}
+
+fn a_source_is_held_by_one_worker_until_its_lease_runs_out(backend: Backend) {
+    let store = TestStore::new(backend);
+    let now = Utc::now();
+    let expired = now + chrono::Duration::seconds(31);
+    granted(store.claim_source(&claim("a", "w1", now, now)).unwrap());
+    for other in ["a", "b"] {
+        let answer = store.claim_source(&claim(other, "w2", now, now)).unwrap();
+        assert!(
+            matches!(&answer, Claim::Busy { worker, .. } if worker == "w1"),
+            "source {other} of w1's host: {answer:?}"
+        );
+    }
+    let leases = store.leases(now).unwrap();
+    assert_eq!(leases.len(), 1);
+    assert_eq!(
+        (leases[0].source.as_str(), leases[0].worker.as_str()),
+        ("a", "w1")
+    );
+
+    assert!(
+        store.leases(expired).unwrap().is_empty(),
+        "w1 died: nobody holds a"
+    );
+    let turns = granted(store.claim_source(&claim("a", "w2", now, expired)).unwrap());
+    assert_eq!(turns.len(), 1);
+    assert!(turns[0].abandoned, "w1 left without releasing: {turns:?}");
+    assert_eq!(store.leases(expired).unwrap()[0].worker, "w2");
+}
+
+fn a_finished_tick_is_done_and_its_host_keeps_the_next_request_time(backend: Backend) {
+    let store = TestStore::new(backend);
+    let now = Utc::now();
+    let next_tick = now + chrono::Duration::minutes(1);
+    let free_at = now + chrono::Duration::seconds(3);
+    granted(store.claim_source(&claim("a", "w1", now, now)).unwrap());
+    let turn = HostTurn {
+        host: "news:80".into(),
+        not_before: Some(free_at),
+        abandoned: false,
+    };
+    store
+        .release_source(&src("a"), "w1", Some(now), &[turn])
+        .unwrap();
+    assert_eq!(
+        store.claim_source(&claim("a", "w2", now, now)).unwrap(),
+        Claim::Done,
+        "w1 ran this tick"
+    );
+    let turns = granted(
+        store
+            .claim_source(&claim("a", "w2", next_tick, now))
+            .unwrap(),
+    );
+    assert!(!turns[0].abandoned);
+    assert_eq!(
+        turns[0].not_before.map(|t| t.timestamp_millis()),
+        Some(free_at.timestamp_millis()),
+        "w2 waits out w1's delay"
+    );
+
+    // A run stopped short leaves its tick to be run again.
+    let host = HostTurn {
+        not_before: None,
+        ..turns[0].clone()
+    };
+    store
+        .release_source(&src("a"), "w2", None, &[host])
+        .unwrap();
+    granted(
+        store
+            .claim_source(&claim("a", "w1", next_tick, now))
+            .unwrap(),
+    );
+}
+
+fn renewal_keeps_a_lease_and_tells_of_one_taken_over(backend: Backend) {
+    let store = TestStore::new(backend);
+    let now = Utc::now();
+    let secs = chrono::Duration::seconds;
+    granted(store.claim_source(&claim("a", "w1", now, now)).unwrap());
+    let kept = store.renew_leases("w1", &[], now + secs(60)).unwrap();
+    assert_eq!(kept, vec![src("a")]);
+    let answer = store
+        .claim_source(&claim("a", "w2", now, now + secs(40)))
+        .unwrap();
+    assert!(matches!(answer, Claim::Busy { .. }), "renewed: {answer:?}");
+
+    granted(
+        store
+            .claim_source(&claim("a", "w2", now, now + secs(61)))
+            .unwrap(),
+    );
+    let kept = store.renew_leases("w1", &[], now + secs(120)).unwrap();
+    assert!(kept.is_empty(), "w2 took a over: {kept:?}");
+    assert_eq!(store.leases(now + secs(62)).unwrap()[0].worker, "w2");
+}
+
+fn claims_at_once_grant_a_source_to_one_worker(backend: Backend) {
+    let store = TestStore::new(backend);
+    let now = Utc::now();
+    let host = HostTurn {
+        host: "news:80".into(),
+        not_before: None,
+        abandoned: false,
+    };
+    // A race is won by chance: many rounds, each on free rows, as after any run.
+    for round in 0..10 {
+        let tick = now + chrono::Duration::minutes(round);
+        let start = std::sync::Barrier::new(8);
+        let answers: Vec<(String, Claim)> = std::thread::scope(|s| {
+            let workers: Vec<_> = (0..8)
+                .map(|n| {
+                    let (store, start) = (store.store.clone(), &start);
+                    let (source, worker) = (["a", "b"][n % 2], format!("w{n}"));
+                    s.spawn(move || {
+                        // A connection each, then all claim at the same moment.
+                        store.ping().unwrap();
+                        start.wait();
+                        let answer = store.claim_source(&claim(source, &worker, tick, now));
+                        (source.to_owned(), answer.unwrap())
+                    })
+                })
+                .collect();
+            workers.into_iter().map(|w| w.join().unwrap()).collect()
+        });
+        let winners: Vec<_> = answers
+            .iter()
+            .filter(|(_, a)| matches!(a, Claim::Granted { .. }))
+            .collect();
+        assert_eq!(winners.len(), 1, "one worker holds the host: {answers:?}");
+        let holder = &store.leases(now).unwrap()[0];
+        store
+            .release_source(
+                &holder.source,
+                &holder.worker,
+                None,
+                std::slice::from_ref(&host),
+            )
+            .unwrap();
+    }
 }

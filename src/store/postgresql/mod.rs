@@ -14,6 +14,7 @@ mod article_state;
 mod copy;
 mod fetch_state;
 mod items;
+mod lease_state;
 mod published;
 mod schedule_state;
 
@@ -37,17 +38,23 @@ use super::{
 };
 use crate::dedup::{Bands, canonicalize};
 use crate::model::{
-    Article, ArticlePlan, Candidate, CategoryId, DeadLink, HeldBack, Item, ItemId, Outcome,
-    PageFetch, RawPage, SourceId, SourceRun, SourceSchedule, SourceState, Validators,
+    Article, ArticlePlan, Candidate, CategoryId, Claim, ClaimRequest, DeadLink, HeldBack, HostTurn,
+    Item, ItemId, Lease, Outcome, PageFetch, RawPage, SourceId, SourceRun, SourceSchedule,
+    SourceState, Validators,
 };
 
 /// Schema migrations by number (see `schema` for gaps). `schema_version` holds the
-/// highest applied, the `schema_migrations` table each one applied. Migration 1 is the
-/// whole schema of SQLite's first five.
+/// highest applied, the `schema_migrations` table each one applied. Files are numbered
+/// after the SQLite migration they match: migration 1 is the whole schema of SQLite's
+/// first five.
 const MIGRATIONS: &[Migration] = &[
     Migration {
         number: 1,
         sql: include_str!("migrations/0001_initial.sql"),
+    },
+    Migration {
+        number: 6,
+        sql: include_str!("migrations/0006_leases.sql"),
     },
     Migration {
         number: 7,
@@ -531,5 +538,32 @@ impl Store for PostgresStore {
 
     fn published(&self) -> Result<Published, StoreError> {
         self.read(published::documents)
+    }
+
+    fn claim_source(&self, claim: &ClaimRequest) -> Result<Claim, StoreError> {
+        self.write(|tx| lease_state::claim(tx, claim))
+    }
+
+    fn renew_leases(
+        &self,
+        worker: &str,
+        hosts: &[HostTurn],
+        until: DateTime<Utc>,
+    ) -> Result<Vec<SourceId>, StoreError> {
+        self.write(|tx| lease_state::renew(tx, worker, hosts, until))
+    }
+
+    fn release_source(
+        &self,
+        source: &SourceId,
+        worker: &str,
+        finished: Option<DateTime<Utc>>,
+        free: &[HostTurn],
+    ) -> Result<(), StoreError> {
+        self.write(|tx| lease_state::release(tx, source, worker, finished, free))
+    }
+
+    fn leases(&self, now: DateTime<Utc>) -> Result<Vec<Lease>, StoreError> {
+        self.read(|tx| lease_state::held(tx, now))
     }
 }

@@ -36,6 +36,7 @@ pub struct TestConfig {
     dir: TempDir,
     fetch: Vec<(String, String)>,
     settings: String,
+    user_agent: String,
     sites: Vec<(String, String)>,
     categories: String,
 }
@@ -55,6 +56,7 @@ impl TestConfig {
                 .map(|(k, v)| (k.to_string(), v.to_string()))
                 .collect(),
             settings: String::new(),
+            user_agent: "bantin-test/0.1".into(),
             sites: Vec::new(),
             categories: String::new(),
         }
@@ -77,6 +79,12 @@ impl TestConfig {
     pub fn settings(mut self, lines: &str) -> Self {
         self.settings.push_str(lines);
         self.settings.push('\n');
+        self
+    }
+
+    /// Sets `user_agent` (a site's request log then tells processes apart).
+    pub fn user_agent(mut self, agent: &str) -> Self {
+        self.user_agent = agent.to_owned();
         self
     }
 
@@ -113,8 +121,9 @@ impl TestConfig {
         let root = self.dir.path();
         let sources = root.join("sources");
         std::fs::create_dir_all(&sources).expect("create sources dir");
-        let mut settings = String::from(
-            "data_dir = \"data\"\nfeeds_dir = \"feeds\"\nsources = \"sources/*.toml\"\ncategories = \"categories.toml\"\nuser_agent = \"bantin-test/0.1\"\n",
+        let mut settings = format!(
+            "data_dir = \"data\"\nfeeds_dir = \"feeds\"\nsources = \"sources/*.toml\"\ncategories = \"categories.toml\"\nuser_agent = {:?}\n",
+            self.user_agent
         );
         settings.push_str(&self.settings);
         settings.push_str("\n[fetch]\n");

@@ -8,6 +8,7 @@ pub mod backend;
 mod config;
 pub mod daemon;
 pub mod feeds;
+pub mod news_pages;
 pub mod pages;
 pub mod server;
 mod site;
@@ -23,11 +24,13 @@ use std::path::Path;
 use bantin::model::Article;
 use url::Url;
 
-/// Takes back what the scheduling-state migration (0005) added, for tests that take a
-/// store back to an older schema.
+/// Takes back what the scheduling-state and lease migrations (0005, 0006) added, for
+/// tests that take a store back to an older schema.
 pub const UNDO_SCHEDULE_STATE: &str = "ALTER TABLE source_state DROP COLUMN next_due;
      ALTER TABLE source_state DROP COLUMN backoff_ms;
-     DROP TABLE held_back;";
+     DROP TABLE held_back;
+     DROP TABLE source_leases;
+     DROP TABLE host_leases;";
 
 /// An article JSON file under `tests/fixtures/` (`url`, `title`, `lead`, `body_text`).
 pub fn fixture_article(path: &str) -> Article {

@@ -55,6 +55,11 @@ impl Request {
         self.headers.get(header::IF_NONE_MATCH)?.to_str().ok()
     }
 
+    /// The `User-Agent` the request carried (tells bantin processes apart).
+    pub fn user_agent(&self) -> Option<&str> {
+        self.headers.get(header::USER_AGENT)?.to_str().ok()
+    }
+
     /// Whether the request was conditional (`If-None-Match` or `If-Modified-Since`).
     pub fn is_conditional(&self) -> bool {
         self.headers.contains_key(header::IF_NONE_MATCH)

@@ -1,0 +1,306 @@
+//! This process as one worker among those sharing a store: its id, the leases it holds
+//! on sources (and on their hosts) while it runs them, their renewal, and the hand-over
+//! of hosts between the fetcher's politeness and the store. The store decides who gets
+//! a claim ([`Store::claim_source`]); this module asks, keeps what it got, renews it
+//! every third of the lease, and gives it back when the run ends.
+
+use std::collections::{HashMap, HashSet};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+use tokio::time::Instant;
+use tokio_util::sync::CancellationToken;
+use tracing::{debug, warn};
+
+use crate::config::Source;
+use crate::fetch::Fetcher;
+use crate::fetch::politeness::host_key;
+use crate::model::{Claim, ClaimRequest, HostTurn, SourceId};
+use crate::store::Store;
+
+use super::in_store;
+
+/// Longest wait between two claims of a source another worker holds.
+const MAX_CLAIM_POLL: Duration = Duration::from_secs(5);
+
+/// This process as a worker: who it is, how long its claims hold, and the fetcher whose
+/// politeness takes hosts over from other workers.
+#[derive(Clone, Debug)]
+pub struct Worker {
+    /// Shown in logs and `/healthz`: host name, process id and a random suffix.
+    pub id: String,
+    /// How long a claim holds without a renewal (`[workers] lease`).
+    pub lease: Duration,
+    pub fetcher: Fetcher,
+}
+
+impl Worker {
+    /// This process, with a fresh id.
+    pub fn new(lease: Duration, fetcher: Fetcher) -> Worker {
+        Worker {
+            id: worker_id(),
+            lease,
+            fetcher,
+        }
+    }
+}
+
+/// `host-pid-suffix`: the suffix tells apart two processes that got one pid, in two
+/// containers of one host name, say.
+fn worker_id() -> String {
+    let host = std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .ok()
+        .or_else(|| std::env::var("HOSTNAME").ok())
+        .map(|h| h.trim().to_owned())
+        .filter(|h| !h.is_empty())
+        .unwrap_or_else(|| "localhost".into());
+    let suffix: u16 = rand::random();
+    format!("{host}-{}-{suffix:04x}", std::process::id())
+}
+
+/// The hosts a claim on `source` holds: those of its start URLs, sorted, once each.
+fn hosts_of(source: &Source) -> Vec<String> {
+    let mut hosts: Vec<String> = source.urls.iter().map(host_key).collect();
+    hosts.sort();
+    hosts.dedup();
+    hosts
+}
+
+/// The claims of this worker.
+pub(super) struct Claims {
+    worker: Worker,
+    store: Arc<dyn Store>,
+    /// Runs holding a lease, by source: the hosts each needs, and how to stop it when
+    /// its lease is lost.
+    held: Mutex<HashMap<SourceId, Held>>,
+    /// Claims, releases and renewals go one at a time, so that the store never frees a
+    /// host a run of this worker has just claimed again.
+    order: tokio::sync::Mutex<()>,
+    lost: AtomicU64,
+}
+
+struct Held {
+    hosts: Vec<String>,
+    lost: CancellationToken,
+}
+
+/// A run's claim, given back with [`Claims::release`].
+pub(super) struct RunLease {
+    source: SourceId,
+    tick: DateTime<Utc>,
+    /// Cancelled when another worker took the source over: the run must stop.
+    pub lost: CancellationToken,
+}
+
+/// What [`Claims::acquire`] got.
+pub(super) enum Acquired {
+    Run(RunLease),
+    /// Another worker finished a run for this tick.
+    Done,
+    /// The source was stopped while waiting.
+    Stopped,
+}
+
+impl Claims {
+    pub(super) fn new(worker: Worker, store: Arc<dyn Store>) -> Claims {
+        Claims {
+            worker,
+            store,
+            held: Mutex::default(),
+            order: tokio::sync::Mutex::new(()),
+            lost: AtomicU64::new(0),
+        }
+    }
+
+    fn held(&self) -> MutexGuard<'_, HashMap<SourceId, Held>> {
+        self.held.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    pub(super) fn worker_id(&self) -> &str {
+        &self.worker.id
+    }
+
+    /// Leases this worker holds now.
+    pub(super) fn held_count(&self) -> usize {
+        self.held().len()
+    }
+
+    /// Leases lost to another worker since the start (renewed too late).
+    pub(super) fn lost_count(&self) -> u64 {
+        self.lost.load(Ordering::Relaxed)
+    }
+
+    /// Claims the run of `source` for `tick`, asking again while another worker holds
+    /// the source or one of its hosts, until granted, done elsewhere, or `stop`.
+    pub(super) async fn acquire(
+        &self,
+        source: &Source,
+        tick: DateTime<Utc>,
+        stop: &CancellationToken,
+    ) -> Acquired {
+        let hosts = hosts_of(source);
+        let poll = (self.worker.lease / 3).clamp(Duration::from_millis(100), MAX_CLAIM_POLL);
+        loop {
+            match self.claim(&source.id, &hosts, tick).await {
+                Ok(Claim::Granted { hosts: turns }) => {
+                    self.take_over(&turns).await;
+                    let lost = self.held().get(&source.id).map(|h| h.lost.clone());
+                    return Acquired::Run(RunLease {
+                        source: source.id.clone(),
+                        tick,
+                        lost: lost.unwrap_or_default(),
+                    });
+                }
+                Ok(Claim::Done) => {
+                    debug!(source = %source.id, "another worker ran this tick");
+                    return Acquired::Done;
+                }
+                Ok(Claim::Busy { worker, until }) => {
+                    debug!(source = %source.id, holder = %worker, until = %until,
+                        "held by another worker; asking again");
+                }
+                Err(error) => {
+                    warn!(source = %source.id, %error, "cannot claim the source; asking again");
+                }
+            }
+            tokio::select! {
+                _ = stop.cancelled() => return Acquired::Stopped,
+                _ = tokio::time::sleep(poll) => {}
+            }
+        }
+    }
+
+    async fn claim(
+        &self,
+        source: &SourceId,
+        hosts: &[String],
+        tick: DateTime<Utc>,
+    ) -> Result<Claim, String> {
+        let _order = self.order.lock().await;
+        let claim = ClaimRequest {
+            source: source.clone(),
+            hosts: hosts.to_vec(),
+            worker: self.worker.id.clone(),
+            tick,
+            lease: self.worker.lease,
+            now: Utc::now(),
+        };
+        let answer = in_store(&self.store, move |store| store.claim_source(&claim)).await?;
+        if let Claim::Granted { .. } = answer {
+            let held = Held {
+                hosts: hosts.to_vec(),
+                lost: CancellationToken::new(),
+            };
+            self.held().insert(source.clone(), held);
+        }
+        Ok(answer)
+    }
+
+    /// Before the first request to hosts just claimed: the previous holder's delay, and
+    /// every `Retry-After` any worker stored.
+    async fn take_over(&self, turns: &[HostTurn]) {
+        let fetcher = &self.worker.fetcher;
+        for turn in turns {
+            fetcher.take_over_host(turn);
+        }
+        match in_store(&self.store, |store| store.held_back()).await {
+            Ok(held) => fetcher.honour_held_back(held),
+            Err(error) => warn!(%error, "cannot read the stored Retry-After hold-backs"),
+        }
+    }
+
+    /// Gives a run's claim back; `finished` when the run ended (the tick is done), not
+    /// when it stopped short. Hosts no other run of this worker needs are freed, with
+    /// when each may be asked next.
+    pub(super) async fn release(&self, lease: RunLease, finished: bool) {
+        let _order = self.order.lock().await;
+        let free: Vec<HostTurn> = {
+            let mut held = self.held();
+            let Some(run) = held.remove(&lease.source) else {
+                return;
+            };
+            let still: HashSet<&String> = held.values().flat_map(|h| &h.hosts).collect();
+            run.hosts
+                .iter()
+                .filter(|h| !still.contains(h))
+                .map(|h| self.worker.fetcher.host_turn(h))
+                .collect()
+        };
+        let worker = self.worker.id.clone();
+        let RunLease { source, tick, .. } = lease;
+        let done = finished.then_some(tick);
+        let released = {
+            let source = source.clone();
+            in_store(&self.store, move |store| {
+                store.release_source(&source, &worker, done, &free)
+            })
+            .await
+        };
+        if let Err(error) = released {
+            warn!(source = %source, %error, "cannot release the source; it is free when its lease runs out");
+        }
+    }
+
+    /// Renews this worker's leases every third of the lease until `stop`. A run whose
+    /// lease another worker took (this one renewed too late) is stopped; so is every run
+    /// once renewals have failed for a whole lease.
+    pub(super) async fn renew_until(self: Arc<Self>, stop: CancellationToken) {
+        let every = self.worker.lease / 3;
+        let mut last_renewed = Instant::now();
+        loop {
+            tokio::select! {
+                _ = stop.cancelled() => return,
+                _ = tokio::time::sleep(every) => {}
+            }
+            let started = Instant::now();
+            match self.renew().await {
+                Ok(()) => last_renewed = started,
+                Err(error) if started - last_renewed > self.worker.lease => {
+                    warn!(%error, "leases not renewed for a whole lease; stopping their runs");
+                    self.drop_all();
+                }
+                Err(error) => warn!(%error, "cannot renew leases; trying again"),
+            }
+        }
+    }
+
+    async fn renew(&self) -> Result<(), String> {
+        let _order = self.order.lock().await;
+        let hosts: Vec<HostTurn> = {
+            let held = self.held();
+            let hosts: HashSet<&String> = held.values().flat_map(|h| &h.hosts).collect();
+            hosts
+                .into_iter()
+                .map(|h| self.worker.fetcher.host_turn(h))
+                .collect()
+        };
+        let worker = self.worker.id.clone();
+        let until = crate::store::lease_expiry(Utc::now(), self.worker.lease);
+        let kept: HashSet<SourceId> = in_store(&self.store, move |store| {
+            store.renew_leases(&worker, &hosts, until)
+        })
+        .await?
+        .into_iter()
+        .collect();
+        for (source, run) in self.held().iter() {
+            if !kept.contains(source) && !run.lost.is_cancelled() {
+                warn!(source = %source, worker = %self.worker.id,
+                    "lease lost to another worker; stopping the run");
+                self.lost.fetch_add(1, Ordering::Relaxed);
+                run.lost.cancel();
+            }
+        }
+        Ok(())
+    }
+
+    fn drop_all(&self) {
+        for run in self.held().values() {
+            if !run.lost.is_cancelled() {
+                self.lost.fetch_add(1, Ordering::Relaxed);
+                run.lost.cancel();
+            }
+        }
+    }
+}

@@ -1,0 +1,164 @@
+//! Leases in SQLite: the rows of `source_leases` and `host_leases`, read and written
+//! for the decision in `leases`. One process uses a SQLite file, so a claim is only
+//! ever contended by that process's own runs; the rows are kept all the same, so the
+//! scheduler has one way of running on both backends.
+
+use chrono::{DateTime, Utc};
+use rusqlite::{OptionalExtension, Transaction, params};
+
+use super::StoreError;
+use super::encoding::{from_millis, sql, to_millis};
+use super::leases::{self, Holder, HostRow, SourceRow};
+use crate::model::{Claim, ClaimRequest, HostTurn, Lease, SourceId};
+
+fn holder(worker: Option<String>, expires_at: Option<i64>) -> Holder {
+    Holder {
+        worker,
+        expires_at: expires_at.map(from_millis),
+    }
+}
+
+/// Claims in an immediate transaction: no other writer runs between read and write.
+pub(crate) fn claim(tx: &Transaction<'_>, claim: &ClaimRequest) -> Result<Claim, StoreError> {
+    let source = tx
+        .query_row(
+            "SELECT worker, expires_at, done_tick FROM source_leases WHERE source = ?1",
+            [claim.source.as_str()],
+            |r| {
+                Ok(SourceRow {
+                    holder: holder(r.get(0)?, r.get(1)?),
+                    done_tick: r.get::<_, Option<i64>>(2)?.map(from_millis),
+                })
+            },
+        )
+        .optional()
+        .map_err(sql("read source lease"))?
+        .unwrap_or_default();
+    let mut hosts = Vec::with_capacity(claim.hosts.len());
+    for host in &claim.hosts {
+        let row = tx
+            .query_row(
+                "SELECT worker, expires_at, next_request_at FROM host_leases WHERE host = ?1",
+                [host],
+                |r| {
+                    Ok(HostRow {
+                        host: host.clone(),
+                        holder: holder(r.get(0)?, r.get(1)?),
+                        next_request_at: r.get::<_, Option<i64>>(2)?.map(from_millis),
+                    })
+                },
+            )
+            .optional()
+            .map_err(sql("read host lease"))?;
+        hosts.push(row.unwrap_or_else(|| HostRow {
+            host: host.clone(),
+            holder: Holder::default(),
+            next_request_at: None,
+        }));
+    }
+    let decision = leases::decide(claim, &source, &hosts);
+    if let Claim::Granted { .. } = decision {
+        hold(tx, claim)?;
+    }
+    Ok(decision)
+}
+
+fn hold(tx: &Transaction<'_>, claim: &ClaimRequest) -> Result<(), StoreError> {
+    let until = to_millis(leases::expiry(claim.now, claim.lease));
+    tx.execute(
+        "INSERT INTO source_leases (source, worker, tick, expires_at) VALUES (?1, ?2, ?3, ?4)
+         ON CONFLICT (source) DO UPDATE SET worker = excluded.worker, tick = excluded.tick,
+             expires_at = excluded.expires_at",
+        params![
+            claim.source.as_str(),
+            claim.worker,
+            to_millis(claim.tick),
+            until
+        ],
+    )
+    .map_err(sql("hold source lease"))?;
+    for host in &claim.hosts {
+        tx.execute(
+            "INSERT INTO host_leases (host, worker, expires_at) VALUES (?1, ?2, ?3)
+             ON CONFLICT (host) DO UPDATE SET worker = excluded.worker,
+                 expires_at = excluded.expires_at",
+            params![host, claim.worker, until],
+        )
+        .map_err(sql("hold host lease"))?;
+    }
+    Ok(())
+}
+
+pub(crate) fn renew(
+    tx: &Transaction<'_>,
+    worker: &str,
+    hosts: &[HostTurn],
+    until: DateTime<Utc>,
+) -> Result<Vec<SourceId>, StoreError> {
+    let until = to_millis(until);
+    tx.execute(
+        "UPDATE host_leases SET expires_at = ?2 WHERE worker = ?1",
+        params![worker, until],
+    )
+    .map_err(sql("renew host leases"))?;
+    for turn in hosts {
+        tx.execute(
+            "UPDATE host_leases SET next_request_at = coalesce(?3, next_request_at)
+             WHERE host = ?1 AND worker = ?2",
+            params![turn.host, worker, turn.not_before.map(to_millis)],
+        )
+        .map_err(sql("renew host leases"))?;
+    }
+    let mut stmt = tx
+        .prepare("UPDATE source_leases SET expires_at = ?2 WHERE worker = ?1 RETURNING source")
+        .map_err(sql("renew source leases"))?;
+    stmt.query_map(params![worker, until], |r| Ok(SourceId(r.get(0)?)))
+        .map_err(sql("renew source leases"))?
+        .collect::<Result<_, _>>()
+        .map_err(sql("renew source leases"))
+}
+
+pub(crate) fn release(
+    tx: &Transaction<'_>,
+    source: &SourceId,
+    worker: &str,
+    finished: Option<DateTime<Utc>>,
+    free: &[HostTurn],
+) -> Result<(), StoreError> {
+    tx.execute(
+        "UPDATE source_leases SET worker = NULL, expires_at = NULL,
+             done_tick = coalesce(?3, done_tick)
+         WHERE source = ?1 AND worker = ?2",
+        params![source.as_str(), worker, finished.map(to_millis)],
+    )
+    .map_err(sql("release source lease"))?;
+    for turn in free {
+        tx.execute(
+            "UPDATE host_leases SET worker = NULL, expires_at = NULL,
+                 next_request_at = coalesce(?3, next_request_at)
+             WHERE host = ?1 AND worker = ?2",
+            params![turn.host, worker, turn.not_before.map(to_millis)],
+        )
+        .map_err(sql("release host lease"))?;
+    }
+    Ok(())
+}
+
+pub(crate) fn held(tx: &Transaction<'_>, now: DateTime<Utc>) -> Result<Vec<Lease>, StoreError> {
+    let mut stmt = tx
+        .prepare(
+            "SELECT source, worker, expires_at FROM source_leases
+             WHERE worker IS NOT NULL AND expires_at > ?1 ORDER BY source",
+        )
+        .map_err(sql("read leases"))?;
+    stmt.query_map([to_millis(now)], |r| {
+        Ok(Lease {
+            source: SourceId(r.get(0)?),
+            worker: r.get(1)?,
+            expires_at: from_millis(r.get(2)?),
+        })
+    })
+    .map_err(sql("read leases"))?
+    .collect::<Result<_, _>>()
+    .map_err(sql("read leases"))
+}

@@ -1,0 +1,162 @@
+//! Leases in PostgreSQL: the rows of `source_leases` and `host_leases`, read and
+//! written for the decision in `store::leases`. A claim locks the source's row and its
+//! hosts' rows (`FOR UPDATE`, hosts in sorted order so two claims never wait on each
+//! other in a circle) for its short transaction, so two workers claiming sources of
+//! one host at once are decided one after the other.
+
+use chrono::{DateTime, Utc};
+use postgres::Transaction;
+
+use super::pg;
+use crate::model::{Claim, ClaimRequest, HostTurn, Lease, SourceId};
+use crate::store::StoreError;
+use crate::store::encoding::{from_millis, to_millis};
+use crate::store::leases::{self, Holder, HostRow, SourceRow};
+
+fn holder(row: &postgres::Row) -> Holder {
+    Holder {
+        worker: row.get("worker"),
+        expires_at: row.get::<_, Option<i64>>("expires_at").map(from_millis),
+    }
+}
+
+pub(super) fn claim(tx: &mut Transaction<'_>, claim: &ClaimRequest) -> Result<Claim, StoreError> {
+    // Rows exist before they are locked: a first claim has something to wait on.
+    tx.execute(
+        "INSERT INTO source_leases (source) VALUES ($1) ON CONFLICT DO NOTHING",
+        &[&claim.source.as_str()],
+    )
+    .map_err(pg("add source lease"))?;
+    tx.execute(
+        "INSERT INTO host_leases (host) SELECT unnest($1::text[]) ORDER BY 1
+         ON CONFLICT DO NOTHING",
+        &[&claim.hosts],
+    )
+    .map_err(pg("add host leases"))?;
+    let row = tx
+        .query_one(
+            "SELECT worker, expires_at, done_tick FROM source_leases WHERE source = $1
+             FOR UPDATE",
+            &[&claim.source.as_str()],
+        )
+        .map_err(pg("lock source lease"))?;
+    let source = SourceRow {
+        holder: holder(&row),
+        done_tick: row.get::<_, Option<i64>>("done_tick").map(from_millis),
+    };
+    let hosts: Vec<HostRow> = tx
+        .query(
+            "SELECT host, worker, expires_at, next_request_at FROM host_leases
+             WHERE host = ANY($1) ORDER BY host FOR UPDATE",
+            &[&claim.hosts],
+        )
+        .map_err(pg("lock host leases"))?
+        .iter()
+        .map(|row| HostRow {
+            host: row.get("host"),
+            holder: holder(row),
+            next_request_at: row
+                .get::<_, Option<i64>>("next_request_at")
+                .map(from_millis),
+        })
+        .collect();
+    let decision = leases::decide(claim, &source, &hosts);
+    if let Claim::Granted { .. } = decision {
+        hold(tx, claim)?;
+    }
+    Ok(decision)
+}
+
+fn hold(tx: &mut Transaction<'_>, claim: &ClaimRequest) -> Result<(), StoreError> {
+    let until = to_millis(leases::expiry(claim.now, claim.lease));
+    tx.execute(
+        "UPDATE source_leases SET worker = $2, tick = $3, expires_at = $4 WHERE source = $1",
+        &[
+            &claim.source.as_str(),
+            &claim.worker,
+            &to_millis(claim.tick),
+            &until,
+        ],
+    )
+    .map_err(pg("hold source lease"))?;
+    tx.execute(
+        "UPDATE host_leases SET worker = $2, expires_at = $3 WHERE host = ANY($1)",
+        &[&claim.hosts, &claim.worker, &until],
+    )
+    .map_err(pg("hold host leases"))?;
+    Ok(())
+}
+
+pub(super) fn renew(
+    tx: &mut Transaction<'_>,
+    worker: &str,
+    hosts: &[HostTurn],
+    until: DateTime<Utc>,
+) -> Result<Vec<SourceId>, StoreError> {
+    let until = to_millis(until);
+    tx.execute(
+        "UPDATE host_leases SET expires_at = $2 WHERE worker = $1",
+        &[&worker, &until],
+    )
+    .map_err(pg("renew host leases"))?;
+    for turn in hosts {
+        tx.execute(
+            "UPDATE host_leases SET next_request_at = coalesce($3, next_request_at)
+             WHERE host = $1 AND worker = $2",
+            &[&turn.host, &worker, &turn.not_before.map(to_millis)],
+        )
+        .map_err(pg("renew host leases"))?;
+    }
+    Ok(tx
+        .query(
+            "UPDATE source_leases SET expires_at = $2 WHERE worker = $1 RETURNING source",
+            &[&worker, &until],
+        )
+        .map_err(pg("renew source leases"))?
+        .iter()
+        .map(|r| SourceId(r.get(0)))
+        .collect())
+}
+
+pub(super) fn release(
+    tx: &mut Transaction<'_>,
+    source: &SourceId,
+    worker: &str,
+    finished: Option<DateTime<Utc>>,
+    free: &[HostTurn],
+) -> Result<(), StoreError> {
+    tx.execute(
+        "UPDATE source_leases SET worker = NULL, expires_at = NULL,
+             done_tick = coalesce($3, done_tick)
+         WHERE source = $1 AND worker = $2",
+        &[&source.as_str(), &worker, &finished.map(to_millis)],
+    )
+    .map_err(pg("release source lease"))?;
+    for turn in free {
+        tx.execute(
+            "UPDATE host_leases SET worker = NULL, expires_at = NULL,
+                 next_request_at = coalesce($3, next_request_at)
+             WHERE host = $1 AND worker = $2",
+            &[&turn.host, &worker, &turn.not_before.map(to_millis)],
+        )
+        .map_err(pg("release host lease"))?;
+    }
+    Ok(())
+}
+
+pub(super) fn held(tx: &mut Transaction<'_>, now: DateTime<Utc>) -> Result<Vec<Lease>, StoreError> {
+    Ok(tx
+        .query(
+            "SELECT source, worker, expires_at FROM source_leases
+             WHERE worker IS NOT NULL AND expires_at > $1 ORDER BY source",
+            &[&to_millis(now)],
+        )
+        .map_err(pg("read leases"))?
+        .iter()
+        .map(|r| Lease {
+            source: SourceId(r.get(0)),
+            worker: r.get(1),
+            expires_at: from_millis(r.get(2)),
+        })
+        .collect())
+}

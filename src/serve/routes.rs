@@ -64,8 +64,6 @@ pub(super) fn router(state: AppState) -> Router {
 enum ServeError {
     #[error("store unavailable")]
     Store(#[from] StoreError),
-    #[error("cannot read a published file")]
-    Io(#[from] std::io::Error),
     #[error("background task failed")]
     Task(#[from] tokio::task::JoinError),
     /// The request was gone before its work was done; nobody reads this answer.
@@ -76,7 +74,7 @@ enum ServeError {
 fn error_response(error: ServeError) -> Response {
     let status = match error {
         ServeError::Store(_) => StatusCode::SERVICE_UNAVAILABLE,
-        ServeError::Io(_) | ServeError::Task(_) => StatusCode::INTERNAL_SERVER_ERROR,
+        ServeError::Task(_) => StatusCode::INTERNAL_SERVER_ERROR,
         ServeError::Abandoned => return StatusCode::SERVICE_UNAVAILABLE.into_response(),
     };
     tracing::error!(error = %error, source = ?std::error::Error::source(&error), "request failed");
@@ -193,16 +191,14 @@ async fn feed(
         FeedFile::Feed(meta, format) if filtered => {
             render_filtered(&state, &config, meta.clone(), format, query).await
         }
-        _ => {
-            // The name was matched against fixed names and configured ids above.
-            match state.files.get(&config.settings.feeds_dir, &name).await {
-                Ok(Some(rep)) => Ok(rep),
-                Ok(None) => {
-                    return (StatusCode::NOT_FOUND, "feed not published yet\n").into_response();
-                }
-                Err(e) => Err(e.into()),
+        // The name was matched against fixed names and configured ids above.
+        _ => match state.published.get(&state.store, &name).await {
+            Ok(Some(rep)) => Ok(rep),
+            Ok(None) => {
+                return (StatusCode::NOT_FOUND, "feed not published yet\n").into_response();
             }
-        }
+            Err(e) => Err(e.into()),
+        },
     };
     match rep {
         Ok(rep) => respond(&rep, content_type, cache_control, vary, &headers),

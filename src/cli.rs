@@ -58,6 +58,11 @@ pub enum Command {
         /// Run every source once, publish, then only serve (no schedule).
         #[arg(long)]
         once: bool,
+        /// Only serve, for a serving tier behind a load balancer: no crawling and no
+        /// publishing. The feeds are those the crawling workers of the same
+        /// `database_url` publish; a publish is answered here within a second.
+        #[arg(long, conflicts_with = "once")]
+        no_crawl: bool,
     },
     /// A complete offline tour: serve a bundled sample news site on 127.0.0.1, crawl it,
     /// publish the feeds and serve them. Needs no network.
@@ -125,6 +130,18 @@ pub enum Command {
     Publish,
     /// Serve the feeds, the index page, /healthz and /metrics until stopped.
     Serve,
+    /// Copy the SQLite store into an empty PostgreSQL database and print how many rows
+    /// moved per table. Items keep their ids and the feeds stay the same; then point
+    /// `database_url` at the database. Stop the daemon first: what it stores meanwhile
+    /// is not copied.
+    Migrate {
+        /// The PostgreSQL database, e.g. postgres://bantin:secret@db.internal/bantin.
+        #[arg(long, value_name = "URL")]
+        to: String,
+        /// Replace the bantin data the target database holds (refused without it).
+        #[arg(long)]
+        replace: bool,
+    },
     /// Extract pages (saved files or addresses) and print each as one line of JSON,
     /// without storing anything.
     Preview(PreviewArgs),
@@ -220,7 +237,10 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     match cli.command {
         Command::Check { online: false } => check(&cli.config),
         Command::Check { online: true } => check_online(&cli.config).await,
-        Command::Run { once } => run_daemon(&cli.config, once).await,
+        Command::Run { once, no_crawl } => {
+            let options = daemon::RunOptions { once, no_crawl };
+            run_daemon(&cli.config, options).await
+        }
         Command::Demo {
             listen,
             site_listen,
@@ -247,6 +267,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Suggest(args) => suggest(&cli.config, &args).await,
         Command::Publish => publish(&cli.config).await,
         Command::Serve => serve(&cli.config).await,
+        Command::Migrate { to, replace } => migrate(&cli.config, &to, replace),
         Command::Completions { shell } => {
             clap_complete::generate(shell, &mut Cli::command(), "bantin", &mut std::io::stdout());
             Ok(ExitCode::SUCCESS)
@@ -260,14 +281,13 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     }
 }
 
-async fn run_daemon(path: &Path, once: bool) -> anyhow::Result<ExitCode> {
+async fn run_daemon(path: &Path, options: daemon::RunOptions) -> anyhow::Result<ExitCode> {
     let config = Arc::new(load_config(path)?);
     let service = Service::open(&config).context("opening the store")?;
     let listener = daemon::bind(config.settings.listen).await?;
     print_listening(&listener, &config);
     let token = CancellationToken::new();
     daemon::cancel_on_signals(token.clone());
-    let options = daemon::RunOptions { once };
     daemon::run_with(service, listener, path, config, options, token).await?;
     Ok(ExitCode::SUCCESS)
 }
@@ -900,23 +920,66 @@ async fn serve(path: &Path) -> anyhow::Result<ExitCode> {
             config.settings.feeds_dir.display()
         )
     })?;
-    // Another process (`bantin crawl` from cron, `bantin publish`) replaces the files
-    // this server answers from memory; the watcher tells the cache.
-    let _watcher = service
-        .files
-        .watch(&config.settings.feeds_dir)
-        .with_context(|| format!("watching {}", config.settings.feeds_dir.display()))?;
+    // Another process (`bantin crawl` from cron, `bantin publish`) publishes into the
+    // store; the server follows the store's publish generation.
     let state = crate::serve::AppState::new(
         Arc::new(arc_swap::ArcSwap::from(config.clone())),
         service.store(),
         service.pipeline.metrics.clone(),
     )
-    .with_file_cache(service.files.clone());
+    .with_published(service.published.clone());
     let token = CancellationToken::new();
     daemon::cancel_on_signals(token.clone());
     crate::serve::serve(listener, state, token)
         .await
         .context("serving feeds")?;
+    Ok(ExitCode::SUCCESS)
+}
+
+/// `bantin migrate`: the configured SQLite store copied into the PostgreSQL `to`.
+fn migrate(path: &Path, to: &str, replace: bool) -> anyhow::Result<ExitCode> {
+    use crate::config::Database;
+    use crate::store::{MigrateError, PostgresStore, SqliteStore, redact_password};
+    let config = load_config(path)?;
+    let Database::Sqlite(file) = &config.settings.database else {
+        return Err(UsageError(format!(
+            "`database_url` names PostgreSQL ({}) already; migrate copies a SQLite store",
+            config.database_name()
+        ))
+        .into());
+    };
+    if !to.starts_with("postgres://") && !to.starts_with("postgresql://") {
+        return Err(UsageError(format!(
+            "--to {to:?} is not a PostgreSQL URL; write postgres://user:password@host/db"
+        ))
+        .into());
+    }
+    if !file.is_file() {
+        return Err(UsageError(format!("no store at {}: nothing to copy", file.display())).into());
+    }
+    let shown = redact_password(to);
+    let distance = config.settings.near_duplicate_distance;
+    let from =
+        SqliteStore::open(file, distance).with_context(|| format!("opening {}", file.display()))?;
+    let target = PostgresStore::open(to, distance).with_context(|| format!("opening {shown}"))?;
+    let counts = match target.copy_from_sqlite(&from, replace) {
+        Err(MigrateError::NotEmpty) => {
+            return Err(UsageError(format!(
+                "{shown} holds bantin data already: nothing was copied; \
+                 copy into an empty database, or add --replace to replace its data"
+            ))
+            .into());
+        }
+        copied => copied.with_context(|| format!("copying {} into {shown}", file.display()))?,
+    };
+    for (table, rows) in &counts {
+        println!("{table:<20} {rows:>10} rows");
+    }
+    println!(
+        "copied {} into {shown}; now point `database_url` in {} at it",
+        file.display(),
+        path.display()
+    );
     Ok(ExitCode::SUCCESS)
 }
 

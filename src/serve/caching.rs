@@ -1,18 +1,20 @@
-//! HTTP caching for feeds: strong ETags from the content, Last-Modified from the newest
-//! item, `304 Not Modified` for If-None-Match / If-Modified-Since, and an in-memory copy
-//! of each published file, dropped when the file is replaced.
+//! HTTP caching for feeds: the validators of each published document (its strong ETag,
+//! Last-Modified from the newest item), `304 Not Modified` for If-None-Match /
+//! If-Modified-Since, and the in-memory copy of the published documents, refreshed
+//! when the store's publish generation moves.
 
 use std::collections::HashMap;
-use std::io;
-use std::path::{Path, PathBuf};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::SystemTime;
 
 use arc_swap::ArcSwap;
 use axum::http::{HeaderMap, HeaderValue, header};
 use bytes::Bytes;
 use chrono::{DateTime, Utc};
-use notify::{Event, EventKind, RecommendedWatcher, RecursiveMode, Watcher};
+use tokio_util::sync::CancellationToken;
+
+use crate::publish::strong_etag;
+use crate::store::{Store, StoreError};
 
 /// A content coding a feed is sent in, compressed once per version (see
 /// [`Representation::encoded`]).
@@ -106,8 +108,18 @@ pub struct Representation {
 }
 
 impl Representation {
+    /// A body rendered for one request, its ETag computed from it.
     pub fn new(body: Bytes, last_modified: Option<SystemTime>) -> Representation {
         let etag = strong_etag(&body);
+        Representation::with_etag(body, etag, last_modified)
+    }
+
+    /// A body whose strong ETag is known already (a published document's).
+    pub fn with_etag(
+        body: Bytes,
+        etag: String,
+        last_modified: Option<SystemTime>,
+    ) -> Representation {
         let header = |text: &str| HeaderValue::from_str(text).expect("validators are ASCII");
         Representation {
             etag_header: header(&etag),
@@ -158,16 +170,6 @@ impl Representation {
         self.last_modified
             .is_some_and(|lm| DateTime::<Utc>::from(lm).timestamp() <= ims.timestamp())
     }
-}
-
-/// `"<length>-<FNV-1a 64>"` of the body: equal bodies, equal tags, across restarts.
-pub fn strong_etag(body: &[u8]) -> String {
-    let mut hash: u64 = 0xcbf2_9ce4_8422_2325;
-    for byte in body {
-        hash ^= u64::from(*byte);
-        hash = hash.wrapping_mul(0x0100_0000_01b3);
-    }
-    format!("\"{:x}-{hash:016x}\"", body.len())
 }
 
 /// Compressed responses carry the tag with `-gzip` / `-br` added (a different
@@ -232,118 +234,111 @@ pub fn parse_http_date(text: &str) -> Option<DateTime<Utc>> {
         .map(|t| t.with_timezone(&Utc))
 }
 
-/// Published files kept in memory, by folder and name. A request for a cached file
-/// touches neither the file system nor a lock: whoever replaces a file says so with
-/// [`FileCache::forget`] — the daemon's publisher after each publish, the feeds-folder
-/// watcher ([`FileCache::watch`]) under `bantin serve`. Only a miss reads the disk.
+/// The published documents as this server answers them: a copy in memory of what the
+/// last publish stored, by name, replaced whole when the store's publish generation
+/// moves. A request touches neither the store nor a lock; following the generation is
+/// [`PublishedCache::follow`]'s job (one small read per interval), and a publisher in
+/// this process calls [`PublishedCache::refresh`] after its publish.
+///
+/// Both backends serve this way, SQLite too: the documents are in the store either
+/// way, so one code path answers the same bytes and ETags whichever process published
+/// (a `bantin crawl` from cron, a daemon, another worker); the feeds folder is a copy
+/// for static hosting, not what the server reads.
 #[derive(Debug, Default)]
-pub struct FileCache {
-    /// Read on every request; replaced whole (copy on write) by the rare writer.
-    files: ArcSwap<HashMap<Box<str>, CachedFile>>,
-    /// Bumped by every [`FileCache::forget`]; a file read from disk is kept only if no
-    /// forget came while it was read, so a publish never leaves an old copy behind.
-    generation: Mutex<u64>,
+pub struct PublishedCache {
+    /// Read on every request; replaced whole by the rare refresh.
+    current: ArcSwap<Snapshot>,
+    /// One refresh at a time, so an older snapshot never replaces a newer one.
+    refreshing: tokio::sync::Mutex<()>,
 }
 
-#[derive(Debug, Clone)]
-struct CachedFile {
-    dir: PathBuf,
-    rep: Arc<Representation>,
+#[derive(Debug, Default)]
+struct Snapshot {
+    /// `None` until the first load.
+    generation: Option<u64>,
+    documents: HashMap<Box<str>, Arc<Representation>>,
 }
 
-impl FileCache {
-    /// The current content of `name` in `dir`, or `None` when there is no such file.
-    pub async fn get(&self, dir: &Path, name: &str) -> io::Result<Option<Arc<Representation>>> {
-        if let Some(file) = self.files.load().get(name)
-            && file.dir == dir
-        {
-            return Ok(Some(file.rep.clone()));
+impl PublishedCache {
+    /// The published document `name`, if the last publish made one. The first call
+    /// loads the documents from `store`; later ones answer from memory.
+    pub async fn get(
+        &self,
+        store: &Arc<dyn Store>,
+        name: &str,
+    ) -> Result<Option<Arc<Representation>>, StoreError> {
+        if self.current.load().generation.is_none() {
+            self.refresh(store).await?;
         }
-        let seen = *self.lock();
-        let path = dir.join(name);
-        let (body, modified) = match read_file(&path).await {
-            Ok(read) => read,
-            Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
-            Err(e) => return Err(e),
-        };
-        let rep = Arc::new(Representation::new(Bytes::from(body), modified));
-        let generation = self.lock();
-        if *generation == seen {
-            let mut files = HashMap::clone(&self.files.load());
-            let file = CachedFile {
-                dir: dir.to_owned(),
-                rep: rep.clone(),
-            };
-            files.insert(name.into(), file);
-            self.files.store(Arc::new(files));
-        }
-        Ok(Some(rep))
+        Ok(self.current.load().documents.get(name).cloned())
     }
 
-    /// Drops the copy of the file at `path` (it was replaced or removed); the next
-    /// request reads it again.
-    pub fn forget(&self, path: &Path) {
-        let mut generation = self.lock();
-        *generation += 1;
-        let Some(name) = path.file_name().and_then(|n| n.to_str()) else {
-            return;
-        };
-        if self.files.load().contains_key(name) {
-            let mut files = HashMap::clone(&self.files.load());
-            files.remove(name);
-            self.files.store(Arc::new(files));
+    /// Reads the store's publish generation and, when it is not the one in memory,
+    /// every published document. Returns whether the copy changed.
+    pub async fn refresh(&self, store: &Arc<dyn Store>) -> Result<bool, StoreError> {
+        let _one_at_a_time = self.refreshing.lock().await;
+        let held = self.current.load().generation;
+        let generation = blocking(store, |s| s.publish_generation()).await?;
+        if held == Some(generation) {
+            return Ok(false);
         }
+        let published = blocking(store, |s| s.published()).await?;
+        let documents = published
+            .documents
+            .into_iter()
+            .map(|doc| {
+                let modified = doc.last_modified.map(SystemTime::from);
+                let rep = Representation::with_etag(Bytes::from(doc.body), doc.etag, modified);
+                (doc.name.into_boxed_str(), Arc::new(rep))
+            })
+            .collect();
+        self.current.store(Arc::new(Snapshot {
+            generation: Some(published.generation),
+            documents,
+        }));
+        Ok(true)
     }
 
-    /// Drops every copy, when the watcher may have missed a change.
-    pub fn forget_all(&self) {
-        let mut generation = self.lock();
-        *generation += 1;
-        self.files.store(Arc::default());
-    }
-
-    /// Watches `dir` and forgets each file that changes there, for a server whose
-    /// feeds another process publishes. Watching stops when the watcher is dropped.
-    pub fn watch(self: &Arc<Self>, dir: &Path) -> notify::Result<RecommendedWatcher> {
-        let cache = Arc::downgrade(self);
-        let mut watcher = notify::recommended_watcher(move |event: notify::Result<Event>| {
-            let Some(cache) = cache.upgrade() else { return };
-            match event {
-                // Reading a file (a cache miss does) is no change; forgetting on it
-                // would empty the cache on every read.
-                Ok(event) if matches!(event.kind, EventKind::Access(_)) => {}
-                Ok(event) if event.need_rescan() => cache.forget_all(),
-                Ok(event) => event.paths.iter().for_each(|path| cache.forget(path)),
-                Err(err) => {
-                    tracing::warn!(error = %err, "feeds folder watch failed; cache cleared");
-                    cache.forget_all();
-                }
+    /// Refreshes every `every` until `stop` is cancelled, so that a publish by another
+    /// process is answered within one interval. A failed read is logged and tried again
+    /// at the next tick; the copy in memory is answered meanwhile.
+    pub async fn follow(
+        self: Arc<Self>,
+        store: Arc<dyn Store>,
+        every: std::time::Duration,
+        stop: CancellationToken,
+    ) {
+        let mut failing = false;
+        loop {
+            tokio::select! {
+                _ = stop.cancelled() => return,
+                _ = tokio::time::sleep(every) => {}
             }
-        })?;
-        watcher.watch(dir, RecursiveMode::NonRecursive)?;
-        Ok(watcher)
-    }
-
-    fn lock(&self) -> std::sync::MutexGuard<'_, u64> {
-        self.generation.lock().unwrap_or_else(|p| p.into_inner())
+            match self.refresh(&store).await {
+                Ok(_) if failing => {
+                    failing = false;
+                    tracing::info!("published feeds read again");
+                }
+                Ok(_) => {}
+                Err(err) if !failing => {
+                    failing = true;
+                    tracing::warn!(error = %crate::error_chain(&err), "cannot read the published feeds; answering the last copy");
+                }
+                Err(_) => {}
+            }
+        }
     }
 }
 
-/// A file's content and modification time, read off the async threads.
-async fn read_file(path: &Path) -> io::Result<(Vec<u8>, Option<SystemTime>)> {
-    let path = path.to_owned();
-    tokio::task::spawn_blocking(move || {
-        let mut file = std::fs::File::open(&path)?;
-        let meta = file.metadata()?;
-        if !meta.is_file() {
-            return Err(io::ErrorKind::NotFound.into());
-        }
-        let mut body = Vec::with_capacity(usize::try_from(meta.len()).unwrap_or(0));
-        std::io::Read::read_to_end(&mut file, &mut body)?;
-        Ok((body, meta.modified().ok()))
-    })
-    .await
-    .map_err(io::Error::other)?
+/// Runs a store call on a blocking thread.
+async fn blocking<T: Send + 'static>(
+    store: &Arc<dyn Store>,
+    call: impl FnOnce(&dyn Store) -> Result<T, StoreError> + Send + 'static,
+) -> Result<T, StoreError> {
+    let store = store.clone();
+    tokio::task::spawn_blocking(move || call(store.as_ref()))
+        .await
+        .unwrap_or_else(|panic| std::panic::resume_unwind(panic.into_panic()))
 }
 
 #[cfg(test)]

@@ -147,8 +147,6 @@ async fn within_deadline(
 enum ServeError {
     #[error("store unavailable")]
     Store(#[from] StoreError),
-    #[error("cannot read a published file")]
-    Io(#[from] std::io::Error),
     #[error("background task failed")]
     Task(#[from] tokio::task::JoinError),
     /// The request was gone before its work was done; nobody reads this answer.
@@ -159,7 +157,7 @@ enum ServeError {
 fn error_response(error: ServeError) -> Response {
     let status = match error {
         ServeError::Store(_) => StatusCode::SERVICE_UNAVAILABLE,
-        ServeError::Io(_) | ServeError::Task(_) => StatusCode::INTERNAL_SERVER_ERROR,
+        ServeError::Task(_) => StatusCode::INTERNAL_SERVER_ERROR,
         ServeError::Abandoned => return StatusCode::SERVICE_UNAVAILABLE.into_response(),
     };
     tracing::error!(error = %error, source = ?std::error::Error::source(&error), "request failed");
@@ -278,7 +276,7 @@ async fn feed(State(state): State<Shared>, request: Request) -> Response {
             Box::pin(within_deadline(&state, work)).await
         }
         // The name was matched against fixed names and configured ids above.
-        _ => match state.files.get(&config.settings.feeds_dir, name).await {
+        _ => match state.published.get(&state.store, name).await {
             Ok(Some(rep)) => answer.respond(&rep, headers),
             Ok(None) => (StatusCode::NOT_FOUND, "feed not published yet\n").into_response(),
             Err(e) => error_response(e.into()),

@@ -345,6 +345,56 @@ async fn blocking<T: Send + 'static>(
 mod tests {
     use super::*;
 
+    fn accepting(value: &str) -> HeaderMap {
+        let mut headers = HeaderMap::new();
+        headers.insert(
+            header::ACCEPT_ENCODING,
+            HeaderValue::from_str(value).unwrap(),
+        );
+        headers
+    }
+
+    #[test]
+    fn brotli_is_preferred_then_gzip_and_a_refused_coding_is_never_sent() {
+        assert_eq!(
+            preferred_coding(&accepting("gzip, deflate, br")),
+            Some(Coding::Brotli)
+        );
+        assert_eq!(
+            preferred_coding(&accepting("br;q=0, gzip")),
+            Some(Coding::Gzip)
+        );
+        assert_eq!(preferred_coding(&accepting("GZIP")), Some(Coding::Gzip));
+        assert_eq!(preferred_coding(&accepting("gzip; q=0, deflate")), None);
+        assert_eq!(preferred_coding(&HeaderMap::new()), None);
+    }
+
+    #[test]
+    fn each_coding_decodes_to_the_body_and_has_its_own_tag() {
+        use std::io::Read;
+        let body = Bytes::from("<rss>Lực lượng Công an</rss>".repeat(200));
+        let rep = Representation::new(body.clone(), None);
+        let mut gunzipped = Vec::new();
+        flate2::read::GzDecoder::new(&rep.encoded(Coding::Gzip)[..])
+            .read_to_end(&mut gunzipped)
+            .unwrap();
+        let mut unbrotlied = Vec::new();
+        brotli::Decompressor::new(&rep.encoded(Coding::Brotli)[..], 4096)
+            .read_to_end(&mut unbrotlied)
+            .unwrap();
+        assert_eq!(gunzipped, body);
+        assert_eq!(unbrotlied, body);
+        let tags: Vec<_> = [None, Some(Coding::Gzip), Some(Coding::Brotli)]
+            .map(|c| rep.etag_header(c).clone())
+            .into();
+        assert_ne!(tags[0], tags[1]);
+        assert_ne!(tags[1], tags[2]);
+        assert_eq!(
+            tags[2],
+            format!("\"{}-br\"", rep.etag.trim_matches('"')).as_str()
+        );
+    }
+
     #[test]
     fn etag_matching_accepts_lists_weak_and_encoded_variants() {
         let tag = strong_etag(b"feed");

@@ -42,6 +42,7 @@ fn main() {
     let bytes: usize = pages.iter().map(|(h, _)| h.len()).sum();
     let rules = ArticleRules::default();
     let tz = chrono_tz::Asia::Ho_Chi_Minh;
+    let fetched_at = chrono::Utc::now();
     let best = |f: &dyn Fn()| -> Duration {
         (0..ROUNDS)
             .map(|_| {
@@ -59,7 +60,13 @@ fn main() {
     });
     let extract = best(&|| {
         for (html, url) in &pages {
-            let _ = std::hint::black_box(bantin::extract::article(html, url, &rules, tz));
+            let input = bantin::extract::Input {
+                url,
+                rules: &rules,
+                zone: tz,
+                fetched_at,
+            };
+            let _ = std::hint::black_box(bantin::extract::article(html, &input));
         }
     });
     let report = |name: &str, d: Duration| {

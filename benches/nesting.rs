@@ -67,8 +67,13 @@ fn meta() -> FeedMeta {
 /// Extracts `html` and renders it in the three feed formats.
 fn extract_and_publish(html: &str, url: &Url, meta: &FeedMeta, ctx: &RenderContext) {
     let tz = chrono_tz::Asia::Ho_Chi_Minh;
-    let article = bantin::extract::article(html, url, &ArticleRules::default(), tz)
-        .expect("the bench page is an article");
+    let input = bantin::extract::Input {
+        url,
+        rules: &ArticleRules::default(),
+        zone: tz,
+        fetched_at: Utc::now(),
+    };
+    let article = bantin::extract::article(html, &input).expect("the bench page is an article");
     let item = Item {
         id: ItemId::from("bench-1"),
         article,

@@ -1,9 +1,11 @@
 #!/usr/bin/env bash
 # Side by side: `bantin serve` (release build) and nginx (`sendfile on`, `gzip on`)
-# serving the same 50-item RSS file of about 300 KB, measured with wrk at 64
-# connections in the same run, three ways: plain GET, conditional GET answered 304,
-# and GET with `Accept-Encoding: gzip`. Prints requests per second and bantin's ratio
-# to nginx for each. Installs nginx and wrk from the Debian packages when missing.
+# serving the same 50-item RSS feed of about 300 KB (the one bantin published),
+# measured with wrk at 64 connections in the same run, three ways: plain GET,
+# conditional GET answered 304, and GET with `Accept-Encoding: gzip`. Prints requests
+# per second and bantin's ratio to nginx for each, and the server's CPU time per
+# request (user + system, all of its processes), which a busy machine disturbs less
+# than the rate. Installs nginx and wrk from the Debian packages when missing.
 #
 # Run from the repository: benches/serve_vs_nginx.sh [seconds-per-run]
 set -euo pipefail
@@ -22,8 +24,9 @@ if ! command -v nginx >/dev/null || ! command -v wrk >/dev/null; then
 fi
 NGINX="$(command -v nginx || echo /usr/sbin/nginx)"
 
-cargo build --release --quiet --bin bantin
-BANTIN="$PWD/target/release/bantin"
+# BANTIN_BIN=path measures another build (say, the one before a change) the same way.
+[ -n "${BANTIN_BIN:-}" ] || cargo build --release --quiet --bin bantin
+BANTIN="${BANTIN_BIN:-$PWD/target/release/bantin}"
 
 work="$(mktemp -d)"
 pids=()
@@ -40,30 +43,40 @@ free_port() {
 BANTIN_PORT="$(free_port)"
 NGINX_PORT="$(free_port)"
 
-# The feed: 50 items with a few kilobytes of text each, like a real news feed.
-feed="$work/all.rss"
-{
-    printf '<?xml version="1.0" encoding="UTF-8"?>\n<rss version="2.0"><channel>'
-    printf '<title>bantin bench</title><link>http://127.0.0.1/</link><description>bench</description>'
-    paragraph="Lực lượng Công an đã triển khai đồng bộ nhiều biện pháp bảo đảm an ninh trật tự, \
-phòng ngừa, đấu tranh với các loại tội phạm và vi phạm pháp luật trên địa bàn. "
-    for n in $(seq 1 "$ITEMS"); do
-        printf '<item><title>Bài viết số %d</title><link>http://127.0.0.1/bai-%d</link>' "$n" "$n"
-        printf '<guid isPermaLink="false">bench-%d</guid><description><![CDATA[' "$n"
-        for _ in $(seq 1 24); do printf '<p>%s</p>' "$paragraph"; done
-        printf ']]></description></item>'
-    done
-    printf '</channel></rss>\n'
-} >"$feed"
+# The articles: 50 saved pages with a few kilobytes of text each, like a real news
+# feed; bantin stores and publishes them, and nginx serves the feed bantin published.
+mkdir -p "$work/pages"
+# Words drawn at random per page, so that dedup keeps every page as its own story.
+python3 - "$work/pages" "$ITEMS" <<'PY'
+import random, sys
+folder, items = sys.argv[1], int(sys.argv[2])
+words = ("lực lượng công an triển khai đồng bộ biện pháp bảo đảm an ninh trật tự phòng "
+         "ngừa đấu tranh tội phạm vi phạm pháp luật địa bàn tuần tra kiểm soát giao thông "
+         "điều tra xử lý chi bộ đảng viên nghị quyết cháy nổ cứu nạn biên giới hàng hóa").split()
+rng = random.Random(1)
+for n in range(1, items + 1):
+    body = "".join(
+        "<p>" + " ".join(rng.choice(words) for _ in range(40)) + ".</p>" for _ in range(24)
+    )
+    with open(f"{folder}/bai-{n}.html", "w", encoding="utf-8") as page:
+        page.write(
+            f'<!DOCTYPE html><html lang="vi"><head><meta charset="utf-8"><title>Bài viết số {n}'
+            f'</title></head><body><article><h1>Bài viết số {n}</h1><div class="body">{body}'
+            "</div></article></body></html>\n"
+        )
+PY
 
 # bantin: the test configuration, its state and feeds in the work folder.
 mkdir -p "$work/bantin"
 cp -r tests/fixtures/publish/config "$work/bantin/config"
 sed -i "s/127.0.0.1:0/127.0.0.1:$BANTIN_PORT/" "$work/bantin/config/bantin.toml"
 printf 'data_dir = "../data"\nfeeds_dir = "../feeds"\n' >>"$work/bantin/config/bantin.toml"
+RUST_LOG=warn "$BANTIN" --config "$work/bantin/config/bantin.toml" ingest "$work/pages" >/dev/null
+feed="$work/bantin/feeds/all.rss"
 RUST_LOG=warn "$BANTIN" --config "$work/bantin/config/bantin.toml" serve \
     >"$work/bantin.log" 2>&1 &
 pids+=($!)
+BANTIN_PID=$!
 
 # nginx: the same file, its own prefix, no access log.
 mkdir -p "$work/nginx/html"
@@ -88,6 +101,7 @@ http {
 EOF
 "$NGINX" -p "$work/nginx" -c "$work/nginx/nginx.conf" -g 'daemon off;' &
 pids+=($!)
+NGINX_PID=$!
 
 wait_for() {
     for _ in $(seq 1 300); do
@@ -98,10 +112,6 @@ wait_for() {
     exit 1
 }
 wait_for "http://127.0.0.1:$BANTIN_PORT/feeds/all.rss"
-# bantin published its own (empty) feed at start; the bench file replaces it the way
-# another process would, and the server's folder watcher picks it up.
-cp "$feed" "$work/bantin/feeds/.all.rss.bench"
-mv "$work/bantin/feeds/.all.rss.bench" "$work/bantin/feeds/all.rss"
 cp "$feed" "$work/nginx/html/all.rss"
 BANTIN_URL="http://127.0.0.1:$BANTIN_PORT/feeds/all.rss"
 NGINX_URL="http://127.0.0.1:$NGINX_PORT/all.rss"
@@ -117,12 +127,28 @@ done
 
 etag() { curl -sI "$1" | tr -d '\r' | sed -n 's/^[Ee][Tt][Aa][Gg]: //p'; }
 
-# Requests per second of one wrk run against URL with optional header.
+# CPU clock ticks (user + system) used so far by the process PID and its children.
+ticks() {
+    local total=0 pid
+    for pid in "$1" $(pgrep -P "$1" || true); do
+        total=$((total + $(awk '{ print $14 + $15 }' "/proc/$pid/stat")))
+    done
+    echo "$total"
+}
+TICK_US=$((1000000 / $(getconf CLK_TCK)))
+
+# "RATE CPU_US": requests per second of one wrk run against URL (optional header), and
+# the CPU microseconds the server process PID spent per request.
 rate() {
-    local url="$1" header="${2:-}"
+    local url="$1" header="${2:-}" pid="$3"
     local args=(-t"$THREADS" -c"$CONNECTIONS" -d"${SECONDS_PER_RUN}s")
     [ -n "$header" ] && args+=(-H "$header")
-    wrk "${args[@]}" "$url" | awk '/^Requests\/sec:/ { print $2 }'
+    local before out after
+    before="$(ticks "$pid")"
+    out="$(wrk "${args[@]}" "$url")"
+    after="$(ticks "$pid")"
+    echo "$out" | awk -v t=$(((after - before) * TICK_US)) \
+        '/^Requests\/sec:/ { r = $2 } /requests in/ { n = $1 } END { printf "%s %.1f", r, t / n }'
 }
 
 # The gzip responses must be compressed, or the comparison means nothing.
@@ -138,7 +164,7 @@ done
 
 printf 'file: %s bytes, %d items; wrk %d connections, %ss per run\n' \
     "$size" "$ITEMS" "$CONNECTIONS" "$SECONDS_PER_RUN"
-printf '%-6s %14s %14s %8s\n' mode bantin nginx ratio
+printf '%-6s %12s %12s %7s %12s %12s %7s\n' mode bantin/s nginx/s ratio 'bantin µs' 'nginx µs' ratio
 for mode in plain 304 gzip; do
     case "$mode" in
         plain) b_header="" n_header="" ;;
@@ -146,7 +172,9 @@ for mode in plain 304 gzip; do
              n_header="If-None-Match: $(etag "$NGINX_URL")" ;;
         gzip) b_header="Accept-Encoding: gzip" n_header="Accept-Encoding: gzip" ;;
     esac
-    b="$(rate "$BANTIN_URL" "$b_header")"
-    n="$(rate "$NGINX_URL" "$n_header")"
-    printf '%-6s %14s %14s %7.2fx\n' "$mode" "$b" "$n" "$(echo "$b $n" | awk '{ print $1 / $2 }')"
+    read -r b b_cpu <<<"$(rate "$BANTIN_URL" "$b_header" "$BANTIN_PID")"
+    read -r n n_cpu <<<"$(rate "$NGINX_URL" "$n_header" "$NGINX_PID")"
+    printf '%-6s %12s %12s %6.2fx %12s %12s %6.2fx\n' "$mode" "$b" "$n" \
+        "$(echo "$b $n" | awk '{ print $1 / $2 }')" "$b_cpu" "$n_cpu" \
+        "$(echo "$n_cpu $b_cpu" | awk '{ print $1 / $2 }')"
 done

@@ -101,7 +101,13 @@ fn extract_file(path: &Path, url: &str) -> (Option<bantin::model::Article>, Dura
         Url::parse(url).unwrap_or_else(|_| Url::parse("https://example.invalid/").expect("valid"));
     let start = Instant::now();
     let (html, _) = decode_html(&bytes, None);
-    let article = extract::article(&html, &url, &ArticleRules::default(), HCM).ok();
+    let input = extract::Input {
+        url: &url,
+        rules: &ArticleRules::default(),
+        zone: HCM,
+        fetched_at: chrono::Utc::now(),
+    };
+    let article = extract::article(&html, &input).ok();
     (article, start.elapsed(), bytes.len())
 }
 

@@ -58,6 +58,11 @@ pub enum Command {
         /// Run every source once, publish, then only serve (no schedule).
         #[arg(long)]
         once: bool,
+        /// Only serve, for a serving tier behind a load balancer: no crawling and no
+        /// publishing. The feeds are those the crawling workers of the same
+        /// `database_url` publish; a publish is answered here within a second.
+        #[arg(long, conflicts_with = "once")]
+        no_crawl: bool,
     },
     /// A complete offline tour: serve a bundled sample news site on 127.0.0.1, crawl it,
     /// publish the feeds and serve them. Needs no network.
@@ -125,6 +130,18 @@ pub enum Command {
     Publish,
     /// Serve the feeds, the index page, /healthz and /metrics until stopped.
     Serve,
+    /// Copy the SQLite store into an empty PostgreSQL database and print how many rows
+    /// moved per table. Items keep their ids and the feeds stay the same; then point
+    /// `database_url` at the database. Stop the daemon first: what it stores meanwhile
+    /// is not copied.
+    Migrate {
+        /// The PostgreSQL database, e.g. postgres://bantin:secret@db.internal/bantin.
+        #[arg(long, value_name = "URL")]
+        to: String,
+        /// Replace the bantin data the target database holds (refused without it).
+        #[arg(long)]
+        replace: bool,
+    },
     /// Extract pages (saved files or addresses) and print each as one line of JSON,
     /// without storing anything.
     Preview(PreviewArgs),
@@ -151,9 +168,13 @@ pub struct PreviewArgs {
     /// The address the saved files were downloaded from; relative links resolve against it.
     #[arg(long)]
     pub url: Option<url::Url>,
-    /// Apply this source's selectors and time zone from the configuration.
-    #[arg(long, value_name = "ID")]
+    /// Apply this source's selectors and time zone from the configuration. Without it,
+    /// the source whose addresses or allowed domains match the page's address is applied.
+    #[arg(long, value_name = "ID", conflicts_with = "no_source")]
     pub source: Option<String>,
+    /// Apply no source: the generic extraction, in the configured default time zone.
+    #[arg(long)]
+    pub no_source: bool,
 }
 
 #[derive(Debug, clap::Args)]
@@ -216,7 +237,10 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     match cli.command {
         Command::Check { online: false } => check(&cli.config),
         Command::Check { online: true } => check_online(&cli.config).await,
-        Command::Run { once } => run_daemon(&cli.config, once).await,
+        Command::Run { once, no_crawl } => {
+            let options = daemon::RunOptions { once, no_crawl };
+            run_daemon(&cli.config, options).await
+        }
         Command::Demo {
             listen,
             site_listen,
@@ -243,6 +267,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Suggest(args) => suggest(&cli.config, &args).await,
         Command::Publish => publish(&cli.config).await,
         Command::Serve => serve(&cli.config).await,
+        Command::Migrate { to, replace } => migrate(&cli.config, &to, replace),
         Command::Completions { shell } => {
             clap_complete::generate(shell, &mut Cli::command(), "bantin", &mut std::io::stdout());
             Ok(ExitCode::SUCCESS)
@@ -256,14 +281,13 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     }
 }
 
-async fn run_daemon(path: &Path, once: bool) -> anyhow::Result<ExitCode> {
+async fn run_daemon(path: &Path, options: daemon::RunOptions) -> anyhow::Result<ExitCode> {
     let config = Arc::new(load_config(path)?);
     let service = Service::open(&config).context("opening the store")?;
     let listener = daemon::bind(config.settings.listen).await?;
     print_listening(&listener, &config);
     let token = CancellationToken::new();
     daemon::cancel_on_signals(token.clone());
-    let options = daemon::RunOptions { once };
     daemon::run_with(service, listener, path, config, options, token).await?;
     Ok(ExitCode::SUCCESS)
 }
@@ -328,11 +352,15 @@ fn article_from_file(
                 Some(s) => (s.extract.clone(), s.timezone),
                 None => (Default::default(), config.settings.timezone),
             };
-            Ok(
-                crate::extract::article(&html, &url, &rules, tz).with_context(|| {
-                    format!("extracting {name}; `bantin preview {name}` shows what was found")
-                })?,
-            )
+            let input = crate::extract::Input {
+                url: &url,
+                rules: &rules,
+                zone: tz,
+                fetched_at: chrono::Utc::now(),
+            };
+            Ok(crate::extract::article(&html, &input).with_context(|| {
+                format!("extracting {name}; `bantin preview {name}` shows what was found")
+            })?)
         }
         _ => Err(UsageError(format!(
             "{name}: classify reads saved HTML pages (*.html, *.htm) and JSON articles (*.json)"
@@ -682,29 +710,31 @@ fn parse_since(text: &str) -> anyhow::Result<chrono::DateTime<chrono::Utc>> {
         .map_err(|_| UsageError(format!("--since {text:?}: write YYYY-MM-DD or RFC 3339")).into())
 }
 async fn preview(config_path: &Path, args: &PreviewArgs) -> anyhow::Result<ExitCode> {
-    use crate::extract::preview::preview_one;
-    use crate::fetch::{FetchKind, Fetched, Fetcher};
-    let config = Config::load(config_path);
-    let source = match (&args.source, config) {
+    let (named, config) = match (&args.source, Config::load(config_path)) {
+        (Some(_), Err(err)) => return Err(err.into()),
         (Some(id), Ok(config)) => {
             let source = chosen_sources(&config, std::slice::from_ref(id))?.remove(0);
             (Some(source), Ok(config))
         }
-        (Some(_), Err(err)) => return Err(err.into()),
         (None, config) => (None, config),
-    };
-    let (source, config) = source;
-    let (rules, tz) = match (&source, &config) {
-        (Some(s), _) => (s.extract.clone(), s.timezone),
-        (None, Ok(config)) => (Default::default(), config.settings.timezone),
-        (None, Err(_)) => (Default::default(), chrono_tz::Asia::Ho_Chi_Minh),
     };
     let mut fetcher = None;
     let mut out = std::io::stdout().lock();
     let mut failed = 0;
     for input in &args.inputs {
-        let page: anyhow::Result<(String, url::Url)> = match url::Url::parse(input) {
-            Ok(address) if matches!(address.scheme(), "http" | "https") => {
+        let address = match url::Url::parse(input) {
+            Ok(address) if matches!(address.scheme(), "http" | "https") => Some(address),
+            _ => None,
+        };
+        let source = match (&named, &config) {
+            (Some(source), _) => Some(source.clone()),
+            (None, Ok(config)) if !args.no_source => {
+                matching_source(config, input, address.as_ref().or(args.url.as_ref()))
+            }
+            _ => None,
+        };
+        let page = match address {
+            Some(address) => {
                 let settings = match &config {
                     Ok(config) => &config.settings,
                     Err(_) => {
@@ -715,27 +745,30 @@ async fn preview(config_path: &Path, args: &PreviewArgs) -> anyhow::Result<ExitC
                     }
                 };
                 if fetcher.is_none() {
-                    fetcher = Some(Fetcher::new(settings)?);
+                    fetcher = Some(crate::fetch::Fetcher::new(settings)?);
                 }
                 let fetcher = fetcher.as_ref().expect("set just above");
-                match fetcher
-                    .fetch(FetchKind::Article, &address, None, source.as_ref())
-                    .await
-                {
-                    Ok(Fetched::Page { page, .. }) => Ok((page.html, page.final_url)),
-                    Ok(Fetched::NotModified) => unreachable!("no validators were sent"),
-                    Err(err) => Err(err.into()),
-                }
+                fetch_preview_page(fetcher, &address, source.as_ref()).await
             }
-            _ => {
-                let path = Path::new(input);
-                pipeline::read_saved_page(path)
-                    .map(|html| (html, pipeline::saved_page_url(path, args.url.as_ref())))
-                    .map_err(Into::into)
-            }
+            None => saved_preview_page(input, args.url.as_ref()),
         };
-        let previewed =
-            page.and_then(|(html, url)| Ok(preview_one(&html, &url, &rules, tz, &mut out)?));
+        let zone = match (&source, &config) {
+            (Some(s), _) => s.timezone,
+            (None, Ok(config)) => config.settings.timezone,
+            (None, Err(_)) => chrono_tz::Asia::Ho_Chi_Minh,
+        };
+        let rules = source.map(|s| s.extract).unwrap_or_default();
+        let previewed = page.and_then(|(html, url, fetched_at)| {
+            let input = crate::extract::Input {
+                url: &url,
+                rules: &rules,
+                zone,
+                fetched_at,
+            };
+            Ok(crate::extract::preview::preview_one(
+                &html, &input, &mut out,
+            )?)
+        });
         if let Err(err) = previewed {
             failed += 1;
             eprintln!("error: {input}: {err:#}");
@@ -746,6 +779,55 @@ async fn preview(config_path: &Path, args: &PreviewArgs) -> anyhow::Result<ExitC
     } else {
         ExitCode::FAILURE
     })
+}
+
+/// A page to preview, with the address it stands for and when it was fetched.
+type PreviewPage = (String, url::Url, chrono::DateTime<chrono::Utc>);
+
+/// The source a previewed page at `address` is read with, said on stderr so that the
+/// JSON on stdout stays clean.
+fn matching_source(config: &Config, input: &str, address: Option<&url::Url>) -> Option<Source> {
+    let Some(address) = address else {
+        eprintln!("note: {input}: generic extraction (no address to match a source; give --url)");
+        return None;
+    };
+    match config.source_for(address) {
+        Some(source) => {
+            eprintln!(
+                "note: {input}: extracted with source {} from {} (--no-source for the generic result)",
+                source.id,
+                source.file.display()
+            );
+            Some(source.clone())
+        }
+        None => {
+            eprintln!("note: {input}: generic extraction (no source matches {address})");
+            None
+        }
+    }
+}
+
+async fn fetch_preview_page(
+    fetcher: &crate::fetch::Fetcher,
+    address: &url::Url,
+    source: Option<&Source>,
+) -> anyhow::Result<PreviewPage> {
+    use crate::fetch::{FetchKind, Fetched};
+    match fetcher
+        .fetch(FetchKind::Article, address, None, source)
+        .await?
+    {
+        Fetched::Page { page, .. } => Ok((page.html, page.final_url, page.fetched_at)),
+        Fetched::NotModified => unreachable!("no validators were sent"),
+    }
+}
+
+/// A saved page; it counts as fetched now.
+fn saved_preview_page(input: &str, url: Option<&url::Url>) -> anyhow::Result<PreviewPage> {
+    let path = Path::new(input);
+    let html = pipeline::read_saved_page(path)?;
+    let url = pipeline::saved_page_url(path, url);
+    Ok((html, url, chrono::Utc::now()))
 }
 
 async fn suggest(config_path: &Path, args: &SuggestArgs) -> anyhow::Result<ExitCode> {
@@ -838,23 +920,66 @@ async fn serve(path: &Path) -> anyhow::Result<ExitCode> {
             config.settings.feeds_dir.display()
         )
     })?;
-    // Another process (`bantin crawl` from cron, `bantin publish`) replaces the files
-    // this server answers from memory; the watcher tells the cache.
-    let _watcher = service
-        .files
-        .watch(&config.settings.feeds_dir)
-        .with_context(|| format!("watching {}", config.settings.feeds_dir.display()))?;
+    // Another process (`bantin crawl` from cron, `bantin publish`) publishes into the
+    // store; the server follows the store's publish generation.
     let state = crate::serve::AppState::new(
         Arc::new(arc_swap::ArcSwap::from(config.clone())),
         service.store(),
         service.pipeline.metrics.clone(),
     )
-    .with_file_cache(service.files.clone());
+    .with_published(service.published.clone());
     let token = CancellationToken::new();
     daemon::cancel_on_signals(token.clone());
     crate::serve::serve(listener, state, token)
         .await
         .context("serving feeds")?;
+    Ok(ExitCode::SUCCESS)
+}
+
+/// `bantin migrate`: the configured SQLite store copied into the PostgreSQL `to`.
+fn migrate(path: &Path, to: &str, replace: bool) -> anyhow::Result<ExitCode> {
+    use crate::config::Database;
+    use crate::store::{MigrateError, PostgresStore, SqliteStore, redact_password};
+    let config = load_config(path)?;
+    let Database::Sqlite(file) = &config.settings.database else {
+        return Err(UsageError(format!(
+            "`database_url` names PostgreSQL ({}) already; migrate copies a SQLite store",
+            config.database_name()
+        ))
+        .into());
+    };
+    if !to.starts_with("postgres://") && !to.starts_with("postgresql://") {
+        return Err(UsageError(format!(
+            "--to {to:?} is not a PostgreSQL URL; write postgres://user:password@host/db"
+        ))
+        .into());
+    }
+    if !file.is_file() {
+        return Err(UsageError(format!("no store at {}: nothing to copy", file.display())).into());
+    }
+    let shown = redact_password(to);
+    let distance = config.settings.near_duplicate_distance;
+    let from =
+        SqliteStore::open(file, distance).with_context(|| format!("opening {}", file.display()))?;
+    let target = PostgresStore::open(to, distance).with_context(|| format!("opening {shown}"))?;
+    let counts = match target.copy_from_sqlite(&from, replace) {
+        Err(MigrateError::NotEmpty) => {
+            return Err(UsageError(format!(
+                "{shown} holds bantin data already: nothing was copied; \
+                 copy into an empty database, or add --replace to replace its data"
+            ))
+            .into());
+        }
+        copied => copied.with_context(|| format!("copying {} into {shown}", file.display()))?,
+    };
+    for (table, rows) in &counts {
+        println!("{table:<20} {rows:>10} rows");
+    }
+    println!(
+        "copied {} into {shown}; now point `database_url` in {} at it",
+        file.display(),
+        path.display()
+    );
     Ok(ExitCode::SUCCESS)
 }
 
@@ -873,12 +998,13 @@ async fn check_online(path: &Path) -> anyhow::Result<ExitCode> {
                 .await
             {
                 Ok(Fetched::Page { page, .. }) => {
-                    match crate::extract::article(
-                        &page.html,
-                        &page.final_url,
-                        &source.extract,
-                        source.timezone,
-                    ) {
+                    let input = crate::extract::Input {
+                        url: &page.final_url,
+                        rules: &source.extract,
+                        zone: source.timezone,
+                        fetched_at: page.fetched_at,
+                    };
+                    match crate::extract::article(&page.html, &input) {
                         Ok(article) => test_url_mismatches(test, &article),
                         Err(err) => vec![err.to_string()],
                     }
@@ -905,14 +1031,15 @@ fn test_url_mismatches(
     test: &crate::config::TestUrl,
     article: &crate::model::Article,
 ) -> Vec<String> {
+    use crate::model::Field;
     let mut problems = Vec::new();
-    let mut differs = |field: &str, got: String, want: String| {
+    let mut differs = |field: Field, got: String, want: String| {
         problems.push(format!("`{field}` is {got:?}, expected {want:?}"));
     };
     if let Some(want) = &test.title
         && article.title != *want
     {
-        differs("title", article.title.clone(), want.clone());
+        differs(Field::Title, article.title.clone(), want.clone());
     }
     if let Some(want) = test.published
         && article.published != Some(want)
@@ -921,24 +1048,28 @@ fn test_url_mismatches(
             .published
             .map(|d| d.to_rfc3339())
             .unwrap_or_default();
-        differs("published", got, want.to_rfc3339());
+        differs(Field::Published, got, want.to_rfc3339());
     }
     if let Some(want) = &test.authors
         && article.authors != *want
     {
-        differs("authors", article.authors.join(", "), want.join(", "));
+        differs(Field::Authors, article.authors.join(", "), want.join(", "));
     }
     let lead = article.lead.clone().unwrap_or_default();
     if let Some(want) = &test.lead_starts_with
         && !lead.starts_with(want.as_str())
     {
-        differs("lead", lead.chars().take(60).collect(), format!("{want}…"));
+        differs(
+            Field::Lead,
+            lead.chars().take(60).collect(),
+            format!("{want}…"),
+        );
     }
     if let Some(want) = &test.body_starts_with
         && !article.body_text.starts_with(want.as_str())
     {
         differs(
-            "body",
+            Field::Body,
             article.body_text.chars().take(60).collect(),
             format!("{want}…"),
         );

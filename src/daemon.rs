@@ -24,7 +24,7 @@ use crate::pipeline::{Pipeline, RunProgress};
 use crate::publish::{self, PublishError, PublishReport};
 use crate::reload::{self, ReloadError};
 use crate::schedule::{ScheduleOptions, Scheduler, Worker};
-use crate::serve::caching::FileCache;
+use crate::serve::caching::PublishedCache;
 use crate::serve::{self, AppState};
 use crate::store::{Store, StoreError};
 
@@ -74,9 +74,9 @@ pub enum DaemonError {
 #[derive(Clone)]
 pub struct Service {
     pub pipeline: Pipeline,
-    /// The published files as the server answers them from memory; every publish
-    /// through this service tells it which files it replaced.
-    pub files: Arc<FileCache>,
+    /// The published documents as the server answers them from memory; every publish
+    /// through this service refreshes it.
+    pub published: Arc<PublishedCache>,
 }
 
 impl Service {
@@ -98,7 +98,7 @@ impl Service {
                 fetcher,
                 store,
             },
-            files: Arc::default(),
+            published: Arc::default(),
         })
     }
 
@@ -132,24 +132,16 @@ impl Service {
         })
         .await
         .map_err(|_| DaemonError::TaskPanicked)??;
-        self.forget_replaced(config, &report);
+        // The server in this process answers the new documents at once, not at its
+        // next poll.
+        if let Err(err) = self.published.refresh(&self.store()).await {
+            warn!(error = %err, "cannot read the published feeds back; the server catches up at its next poll");
+        }
         let fetcher = &self.pipeline.fetcher;
         if let Err(err) = publish::websub::notify_changes(fetcher, config, &report).await {
             warn!(error = %format!("{err:#}"), "WebSub hub not notified");
         }
         Ok(report)
-    }
-
-    /// Tells the server's cache which files the publish replaced, so the next request
-    /// reads them again: the cache never looks at the disk by itself.
-    fn forget_replaced(&self, config: &Config, report: &PublishReport) {
-        for path in report.changed.iter().flat_map(|feed| &feed.files) {
-            self.files.forget(path);
-        }
-        if report.opml_changed {
-            self.files
-                .forget(&config.settings.feeds_dir.join(publish::OPML_FILE));
-        }
     }
 
     /// Runs the given sources once, a few at a time (politeness per host is the
@@ -302,6 +294,9 @@ async fn publish_loop(
 pub struct RunOptions {
     /// Run every source once, publish, then only serve.
     pub once: bool,
+    /// Only serve (a serving tier): no crawling and no publishing; the feeds are those
+    /// the crawling workers publish into the store.
+    pub no_crawl: bool,
 }
 
 /// Connections the kernel holds for the server before it accepts them. A burst of
@@ -361,11 +356,18 @@ pub async fn run_with(
         service.store(),
         service.pipeline.metrics.clone(),
     )
-    .with_file_cache(service.files.clone())
+    .with_published(service.published.clone())
     .with_schedule(scheduler.clone());
     let server = tokio::spawn(serve::serve(listener, state, shutdown.clone()));
     info!(addr = %addr, base_url = %config.settings.base_url,
         worker = scheduler.worker_id().unwrap_or_default(), "bantin is running");
+    if options.no_crawl {
+        // A serving tier does not publish: publishing is the crawling workers' (they
+        // know when the items changed), and the server follows their publishes.
+        tokio::spawn(follow_config(None, config_rx, live, shutdown.clone()));
+        shutdown.cancelled().await;
+        return stop_serving(server, reload_task).await;
+    }
 
     // The publisher outlives the scheduler: runs still in flight at shutdown may ask
     // for a publish, and that publish is the last thing done.
@@ -374,7 +376,7 @@ pub async fn run_with(
         Publisher::start(service.clone(), config_rx.clone(), stop_publishing.clone());
     publisher.request();
     tokio::spawn(follow_config(
-        publisher.clone(),
+        Some(publisher.clone()),
         config_rx.clone(),
         live,
         shutdown.clone(),
@@ -424,6 +426,15 @@ pub async fn run_with(
         Ok(Err(_)) => error!("the publishing task stopped unexpectedly"),
         Err(_) => warn!("the last publish did not finish in time; feeds may be behind"),
     }
+    stop_serving(server, reload_task).await
+}
+
+/// Waits (with a deadline) for the server to finish its open requests, and for the
+/// config watcher, once shutdown has begun.
+async fn stop_serving(
+    server: JoinHandle<std::io::Result<()>>,
+    reload_task: JoinHandle<()>,
+) -> Result<(), DaemonError> {
     match tokio::time::timeout(SERVER_SHUTDOWN_DEADLINE, server).await {
         Ok(Ok(Ok(()))) => {}
         Ok(Ok(Err(err))) => error!(error = %err, "server stopped with an error"),
@@ -446,10 +457,11 @@ pub async fn stop_fetching_on(shutdown: CancellationToken, fetcher: Fetcher, tim
     );
 }
 
-/// Keeps the server's view of the configuration current and asks for a publish when a
-/// new configuration arrives (a category added or renamed shows at once).
+/// Keeps the server's view of the configuration current and asks `publisher` (when
+/// this process publishes) for a publish when a new configuration arrives (a category
+/// added or renamed shows at once).
 async fn follow_config(
-    publisher: Publisher,
+    publisher: Option<Publisher>,
     mut config_rx: tokio::sync::watch::Receiver<Arc<Config>>,
     live: Arc<ArcSwap<Config>>,
     shutdown: CancellationToken,
@@ -463,7 +475,9 @@ async fn follow_config(
                 }
                 let config = config_rx.borrow_and_update().clone();
                 live.store(config);
-                publisher.request();
+                if let Some(publisher) = &publisher {
+                    publisher.request();
+                }
             }
         }
     }

@@ -94,6 +94,82 @@ pub enum Origin {
     Feed,
 }
 
+/// A field of an article, by the name that config keys, provenance, field coverage and
+/// messages use (`title`, `body_text`, ...).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Field {
+    // Declared in the alphabetical order of their names: maps keyed by field list them
+    // in that order, as they did when they were keyed by name.
+    Authors,
+    /// The body as a whole, HTML and text: what rules match, feeds give and the
+    /// breakage alarm tracks.
+    Body,
+    BodyHtml,
+    BodyText,
+    CanonicalUrl,
+    Image,
+    Language,
+    Lead,
+    Published,
+    Section,
+    Tags,
+    Title,
+    Updated,
+}
+
+impl Field {
+    /// Every field, in name order.
+    pub const ALL: [Field; 13] = [
+        Field::Authors,
+        Field::Body,
+        Field::BodyHtml,
+        Field::BodyText,
+        Field::CanonicalUrl,
+        Field::Image,
+        Field::Language,
+        Field::Lead,
+        Field::Published,
+        Field::Section,
+        Field::Tags,
+        Field::Title,
+        Field::Updated,
+    ];
+
+    /// The field's name, e.g. `body_text`.
+    pub fn name(self) -> &'static str {
+        match self {
+            Field::Authors => "authors",
+            Field::Body => "body",
+            Field::BodyHtml => "body_html",
+            Field::BodyText => "body_text",
+            Field::CanonicalUrl => "canonical_url",
+            Field::Image => "image",
+            Field::Language => "language",
+            Field::Lead => "lead",
+            Field::Published => "published",
+            Field::Section => "section",
+            Field::Tags => "tags",
+            Field::Title => "title",
+            Field::Updated => "updated",
+        }
+    }
+
+    /// The field named `name`, if there is one.
+    pub fn named(name: &str) -> Option<Field> {
+        Field::ALL.into_iter().find(|f| f.name() == name)
+    }
+}
+
+impl fmt::Display for Field {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+/// Which extraction step gave each field of an article.
+pub type Provenance = BTreeMap<Field, Origin>;
+
 /// One article's fields, as extracted from a page or a feed entry.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Article {
@@ -116,8 +192,28 @@ pub struct Article {
     pub section: Option<String>,
     /// BCP 47 language tag, e.g. `vi`.
     pub language: Option<String>,
-    /// Field name -> where its value came from.
-    pub provenance: BTreeMap<String, Origin>,
+    /// Where each field's value came from.
+    pub provenance: Provenance,
+}
+
+impl Article {
+    /// Whether the article has a value for `field`.
+    pub fn has(&self, field: Field) -> bool {
+        match field {
+            Field::Authors => !self.authors.is_empty(),
+            Field::Body | Field::BodyText => !self.body_text.is_empty(),
+            Field::BodyHtml => !self.body_html.is_empty(),
+            Field::CanonicalUrl => self.canonical_url.is_some(),
+            Field::Image => self.image.is_some(),
+            Field::Language => self.language.is_some(),
+            Field::Lead => self.lead.is_some(),
+            Field::Published => self.published.is_some(),
+            Field::Section => self.section.is_some(),
+            Field::Tags => !self.tags.is_empty(),
+            Field::Title => !self.title.is_empty(),
+            Field::Updated => self.updated.is_some(),
+        }
+    }
 }
 
 /// What the store did with an article.
@@ -312,7 +408,7 @@ pub struct SourceRun {
     pub breakage: Vec<String>,
     /// Share (0..=1) of the run's extracted articles that had each field, e.g.
     /// "published" -> 0.98; tells a site redesign from a quiet day.
-    pub field_coverage: BTreeMap<String, f64>,
+    pub field_coverage: BTreeMap<Field, f64>,
 }
 
 impl SourceRun {
@@ -423,4 +519,25 @@ pub struct Lease {
     pub source: SourceId,
     pub worker: String,
     pub expires_at: DateTime<Utc>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn field_names_are_their_serde_names_in_name_order() {
+        for field in Field::ALL {
+            let json = serde_json::to_string(&field).expect("a field serializes");
+            assert_eq!(json, format!("\"{field}\""));
+            assert_eq!(Field::named(field.name()), Some(field));
+        }
+        let names: Vec<&str> = Field::ALL.iter().map(|f| f.name()).collect();
+        let mut sorted = names.clone();
+        sorted.sort_unstable();
+        assert_eq!(names, sorted, "maps keyed by field list them by name");
+        let mut ordered = Field::ALL;
+        ordered.sort();
+        assert_eq!(ordered, Field::ALL);
+    }
 }

@@ -16,14 +16,21 @@ use crate::config::{ArticleRules, Config, Source, SourceKind};
 use crate::fetch::{FetchError, FetchKind, Fetched, Fetcher, charset};
 use crate::metrics::Metrics;
 use crate::model::{
-    Article, ArticleVisit, Candidate, CategoryId, ItemId, Outcome, Page, PageFetch, RawPage,
+    Article, ArticleVisit, Candidate, CategoryId, Field, ItemId, Outcome, Page, PageFetch, RawPage,
     ReadFailure, SourceId, SourceRun, Validators, VisitReason,
 };
 use crate::store::{RawPageCursor, Store, StoreError};
 use crate::{classify, extract, sources};
 
 /// Fields whose presence is tracked per run for the breakage alarm.
-const TRACKED_FIELDS: &[&str] = &["title", "published", "authors", "lead", "body", "image"];
+const TRACKED_FIELDS: [Field; 6] = [
+    Field::Title,
+    Field::Published,
+    Field::Authors,
+    Field::Lead,
+    Field::Body,
+    Field::Image,
+];
 /// A run whose field coverage falls below this share of the recent normal raises the alarm.
 const BREAKAGE_RATIO: f64 = 0.5;
 /// How many past runs make up a source's recent normal.
@@ -53,7 +60,7 @@ enum Visited {
     /// The article was recorded; `fetched` when its page was fetched.
     Stored {
         /// The tracked fields the article had.
-        present: Vec<&'static str>,
+        present: Vec<Field>,
         outcome: Outcome,
         fetched: bool,
     },
@@ -251,7 +258,7 @@ impl Pipeline {
         run: &mut SourceRun,
         (progress, mut so_far): (Progress<'_>, RunProgress),
     ) {
-        let mut coverage: BTreeMap<String, u64> = BTreeMap::new();
+        let mut coverage: BTreeMap<Field, u64> = BTreeMap::new();
         let mut extracted = 0u64;
         let concurrency = config.settings.fetch.global_concurrency.max(1);
         let mut results = futures_util::stream::iter(visits)
@@ -268,7 +275,7 @@ impl Pipeline {
                     run.pages_fetched += u64::from(fetched);
                     extracted += 1;
                     for field in present {
-                        *coverage.entry(field.to_owned()).or_default() += 1;
+                        *coverage.entry(field).or_default() += 1;
                     }
                     outcome
                 }
@@ -303,10 +310,10 @@ impl Pipeline {
         }
         if extracted > 0 {
             run.field_coverage = TRACKED_FIELDS
-                .iter()
+                .into_iter()
                 .map(|f| {
-                    let n = coverage.get(*f).copied().unwrap_or(0);
-                    ((*f).to_owned(), n as f64 / extracted as f64)
+                    let n = coverage.get(&f).copied().unwrap_or(0);
+                    (f, n as f64 / extracted as f64)
                 })
                 .collect();
         }
@@ -536,19 +543,23 @@ pub fn breakage(source: &Source, run: &SourceRun, recent: &[&SourceRun]) -> Vec<
     if run.field_coverage.is_empty() || measured.len() < 2 {
         return problems;
     }
-    problems.extend(TRACKED_FIELDS.iter().filter_map(|field| {
+    problems.extend(TRACKED_FIELDS.into_iter().filter_map(|field| {
         let usual = measured
             .iter()
-            .map(|r| r.field_coverage.get(*field).copied().unwrap_or(0.0))
+            .map(|r| r.field_coverage.get(&field).copied().unwrap_or(0.0))
             .sum::<f64>()
             / measured.len() as f64;
-        let now = run.field_coverage.get(*field).copied().unwrap_or(0.0);
+        let now = run.field_coverage.get(&field).copied().unwrap_or(0.0);
         (usual >= 0.6 && now < usual * BREAKAGE_RATIO).then(|| {
-            let selector = field_selector(source, field).unwrap_or("(none: fallbacks only)");
+            let selector = source
+                .extract
+                .selector(field)
+                .map_or("(none: fallbacks only)", |c| c.text.as_str());
             format!(
-                "only {:.0}% of articles had `{field}` (usually {:.0}%); check extract.{field} {selector:?}",
+                "only {:.0}% of articles had `{field}` (usually {:.0}%); check extract.{} {selector:?}",
                 now * 100.0,
-                usual * 100.0
+                usual * 100.0,
+                ArticleRules::selector_key(field)
             )
         })
     }));
@@ -573,30 +584,8 @@ fn links_hint(source: &Source) -> String {
     }
 }
 
-fn field_selector<'a>(source: &'a Source, field: &str) -> Option<&'a str> {
-    let rules = &source.extract;
-    let css = match field {
-        "title" => &rules.title,
-        "published" => &rules.published,
-        "authors" => &rules.author,
-        "lead" => &rules.lead,
-        "body" => &rules.body,
-        "image" => &rules.image,
-        _ => &None,
-    };
-    css.as_ref().map(|c| c.text.as_str())
-}
-
-fn present_fields(article: &Article) -> impl Iterator<Item = &'static str> + '_ {
-    TRACKED_FIELDS.iter().copied().filter(|f| match *f {
-        "title" => !article.title.is_empty(),
-        "published" => article.published.is_some(),
-        "authors" => !article.authors.is_empty(),
-        "lead" => article.lead.is_some(),
-        "body" => !article.body_text.is_empty(),
-        "image" => article.image.is_some(),
-        _ => false,
-    })
+fn present_fields(article: &Article) -> impl Iterator<Item = Field> + '_ {
+    TRACKED_FIELDS.into_iter().filter(|f| article.has(*f))
 }
 
 /// Fills fields the page lacked from what the feed or sitemap said about it.
@@ -615,13 +604,12 @@ fn merge_feed_hints(mut article: Article, candidate: &Candidate) -> Article {
 /// Extraction runs on the blocking pool: parsing is CPU work and the parsed document
 /// is not `Send`.
 async fn extract_page(page: &Page, source: &Source) -> Result<Article, PipelineError> {
-    extract_blocking(
-        page.html.as_str().into(),
-        page.final_url.clone(),
-        source.extract.clone(),
-        source.timezone,
-    )
-    .await
+    let reading = Reading {
+        rules: source.extract.clone(),
+        zone: source.timezone,
+        fetched_at: page.fetched_at,
+    };
+    extract_blocking(page.html.as_str().into(), page.final_url.clone(), reading).await
 }
 
 /// Reads a saved page from disk and decodes it.
@@ -646,13 +634,22 @@ pub fn saved_page_url(path: &Path, given: Option<&Url>) -> Url {
 /// The source id of pages ingested without `--source`.
 pub const FILES_SOURCE: &str = "files";
 
-/// The extraction rules, time zone, categories and id a page of `source` is read with;
-/// without a source, generic rules in the configured default zone.
+/// How a page is extracted, owned so that it can move to the blocking pool.
+#[derive(Clone)]
+struct Reading {
+    rules: ArticleRules,
+    zone: chrono_tz::Tz,
+    fetched_at: DateTime<Utc>,
+}
+
+/// How a page of `source` fetched at `fetched_at` is read, and the categories and id
+/// its item gets; without a source, generic rules in the configured default zone.
 fn reading_of(
     config: &Config,
     source: Option<&Source>,
-) -> (ArticleRules, chrono_tz::Tz, Vec<CategoryId>, SourceId) {
-    match source {
+    fetched_at: DateTime<Utc>,
+) -> (Reading, Vec<CategoryId>, SourceId) {
+    let (rules, zone, categories, id) = match source {
         Some(s) => (
             s.extract.clone(),
             s.timezone,
@@ -665,19 +662,32 @@ fn reading_of(
             Vec::new(),
             SourceId::from(FILES_SOURCE),
         ),
-    }
+    };
+    let reading = Reading {
+        rules,
+        zone,
+        fetched_at,
+    };
+    (reading, categories, id)
 }
 
 async fn extract_blocking(
     html: Arc<str>,
     url: Url,
-    rules: ArticleRules,
-    tz: chrono_tz::Tz,
+    reading: Reading,
 ) -> Result<Article, PipelineError> {
-    tokio::task::spawn_blocking(move || extract::article(&html, &url, &rules, tz))
-        .await
-        .map_err(|_| PipelineError::TaskPanicked)?
-        .map_err(PipelineError::from)
+    tokio::task::spawn_blocking(move || {
+        let input = extract::Input {
+            url: &url,
+            rules: &reading.rules,
+            zone: reading.zone,
+            fetched_at: reading.fetched_at,
+        };
+        extract::article(&html, &input)
+    })
+    .await
+    .map_err(|_| PipelineError::TaskPanicked)?
+    .map_err(PipelineError::from)
 }
 
 /// `bantin ingest` of one saved page: extract, classify and store it like a crawled one.
@@ -689,22 +699,23 @@ pub async fn ingest_file(
     source: Option<&Source>,
 ) -> Result<Outcome, PipelineError> {
     let html: Arc<str> = read_saved_page(file)?.into();
-    let (rules, tz, source_categories, source_id) = reading_of(config, source);
+    let fetched_at = Utc::now();
+    let (reading, source_categories, source_id) = reading_of(config, source, fetched_at);
     let base = saved_page_url(file, url);
-    let mut article = extract_blocking(html.clone(), base, rules.clone(), tz).await?;
+    let mut article = extract_blocking(html.clone(), base, reading.clone()).await?;
     // Without --url, the page's own canonical link is its address; links and images
     // inside it must resolve against that, not against the file.
     if url.is_none()
         && let Some(canonical) = article.canonical_url.clone()
         && matches!(canonical.scheme(), "http" | "https")
     {
-        article = extract_blocking(html.clone(), canonical, rules, tz).await?;
+        article = extract_blocking(html.clone(), canonical, reading).await?;
     }
     let categories = classify::categorize(&article, &source_categories, &config.categories);
     let raw = RawPage {
         url: article.url.clone(),
         source: source_id.clone(),
-        fetched_at: Utc::now(),
+        fetched_at,
         html: html.to_string(),
     };
     pipeline
@@ -774,9 +785,9 @@ async fn reextract_page(
     counts: &mut ReextractCounts,
 ) -> Result<(), PipelineError> {
     counts.pages += 1;
-    let (rules, tz, source_categories, source_id) =
-        reading_of(config, config.source(page.source.as_str()));
-    let article = match extract_blocking(page.html.into(), page.url.clone(), rules, tz).await {
+    let source = config.source(page.source.as_str());
+    let (reading, source_categories, source_id) = reading_of(config, source, page.fetched_at);
+    let article = match extract_blocking(page.html.into(), page.url.clone(), reading).await {
         Ok(article) => article,
         Err(err) => {
             counts.failed += 1;
@@ -833,14 +844,11 @@ mod tests {
 
     /// A run that read its listing (200), found `links` and extracted articles with
     /// this field coverage.
-    fn run_with(links: u64, coverage: &[(&str, f64)]) -> SourceRun {
+    fn run_with(links: u64, coverage: &[(Field, f64)]) -> SourceRun {
         SourceRun {
             links_found: links,
             listings_read: 1,
-            field_coverage: coverage
-                .iter()
-                .map(|(f, c)| ((*f).to_owned(), *c))
-                .collect(),
+            field_coverage: coverage.iter().copied().collect(),
             ..SourceRun::default()
         }
     }
@@ -856,7 +864,7 @@ mod tests {
     fn run_with_dead_links() -> SourceRun {
         SourceRun {
             errors: 27,
-            ..run_with(30, &[("title", 1.0), ("body", 1.0)])
+            ..run_with(30, &[(Field::Title, 1.0), (Field::Body, 1.0)])
         }
     }
 
@@ -953,7 +961,11 @@ mod tests {
     fn breakage_names_a_field_most_articles_suddenly_lack_and_its_selector() {
         let config = fixture_config();
         let source = &config.sources[0];
-        let usual = [("title", 1.0), ("body", 0.95), ("image", 0.3)];
+        let usual = [
+            (Field::Title, 1.0),
+            (Field::Body, 0.95),
+            (Field::Image, 0.3),
+        ];
         // Most of the usual runs' linked articles failed: the extracted ones still set
         // the usual coverage.
         let with_errors = |links| SourceRun {
@@ -968,13 +980,19 @@ mod tests {
         };
         let recent: Vec<&SourceRun> = before.iter().chain([&not_modified]).collect();
 
-        let healthy = run_with(19, &[("title", 1.0), ("body", 0.9), ("image", 0.0)]);
+        let healthy = run_with(
+            19,
+            &[(Field::Title, 1.0), (Field::Body, 0.9), (Field::Image, 0.0)],
+        );
         assert!(
             breakage(source, &healthy, &recent).is_empty(),
             "a field that is usually rare may vanish"
         );
 
-        let broken = run_with(19, &[("title", 1.0), ("body", 0.1), ("image", 0.3)]);
+        let broken = run_with(
+            19,
+            &[(Field::Title, 1.0), (Field::Body, 0.1), (Field::Image, 0.3)],
+        );
         let problems = breakage(source, &broken, &recent);
         assert_eq!(problems.len(), 1, "{problems:?}");
         assert!(
@@ -988,5 +1006,30 @@ mod tests {
 
         // One earlier run is too little history to call anything broken.
         assert!(breakage(source, &broken, &recent[..1]).is_empty());
+    }
+
+    #[test]
+    fn breakage_names_the_author_selector_by_its_config_key() {
+        // Regression: the alarm said `check extract.authors`, a key no config has.
+        let config = fixture_config();
+        let source = Source {
+            extract: ArticleRules {
+                author: Some(crate::config::Css {
+                    text: "div.byline".into(),
+                    selector: scraper::Selector::parse("div.byline").expect("valid CSS"),
+                }),
+                ..ArticleRules::default()
+            },
+            ..config.sources[0].clone()
+        };
+        let usual = run_with(20, &[(Field::Authors, 1.0)]);
+        let before = [usual.clone(), usual];
+        let recent: Vec<&SourceRun> = before.iter().collect();
+        let problems = breakage(&source, &run_with(20, &[(Field::Authors, 0.0)]), &recent);
+        assert_eq!(problems.len(), 1, "{problems:?}");
+        assert!(
+            problems[0].ends_with("check extract.author \"div.byline\""),
+            "{problems:?}"
+        );
     }
 }

@@ -114,15 +114,7 @@ pub fn render_explanation(article: &Article, categories: &[Category]) -> String 
     );
     let rules = categories.iter().flat_map(|c| c.rules.iter());
     for (m, rule) in explain(article, categories).iter().zip(rules) {
-        let fields: Vec<&str> = rule
-            .fields
-            .iter()
-            .map(|f| match f {
-                crate::config::TextField::Title => "title",
-                crate::config::TextField::Lead => "lead",
-                crate::config::TextField::Body => "body",
-            })
-            .collect();
+        let fields: Vec<&str> = rule.fields.iter().map(|f| f.name()).collect();
         let _ = writeln!(
             out,
             "\n{} rule {} [{}{}]: {} — {}",

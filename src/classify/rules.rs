@@ -1,15 +1,15 @@
 //! Keyword rules: whole-word, case-insensitive matching of NFC terms against an
 //! article's title, lead and body, optionally without diacritics.
 
-use crate::config::{Rule, TextField};
-use crate::model::{Article, CategoryId};
+use crate::config::Rule;
+use crate::model::{Article, CategoryId, Field};
 use crate::text::{fold_diacritics, normalize};
 
 /// How often one term occurred in one field.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct TermHit {
     pub term: String,
-    pub field: TextField,
+    pub field: Field,
     pub count: usize,
 }
 
@@ -34,7 +34,7 @@ pub struct RuleMatch {
 
 /// The text of one field, prepared for matching once per rule setting.
 pub(crate) struct FieldText {
-    field: TextField,
+    field: Field,
     exact: String,
     folded: String,
 }
@@ -42,9 +42,9 @@ pub(crate) struct FieldText {
 /// Lower-cased NFC text of each field of the article.
 pub(crate) fn field_texts(article: &Article) -> Vec<FieldText> {
     [
-        (TextField::Title, article.title.as_str()),
-        (TextField::Lead, article.lead.as_deref().unwrap_or("")),
-        (TextField::Body, article.body_text.as_str()),
+        (Field::Title, article.title.as_str()),
+        (Field::Lead, article.lead.as_deref().unwrap_or("")),
+        (Field::Body, article.body_text.as_str()),
     ]
     .into_iter()
     .map(|(field, text)| {
@@ -183,12 +183,7 @@ fn quoted(terms: &[String]) -> String {
 
 /// `"term" in title ×2`.
 pub fn describe(hit: &TermHit) -> String {
-    let field = match hit.field {
-        TextField::Title => "title",
-        TextField::Lead => "lead",
-        TextField::Body => "body",
-    };
-    format!("\"{}\" in {field} ×{}", hit.term, hit.count)
+    format!("\"{}\" in {} ×{}", hit.term, hit.field, hit.count)
 }
 
 #[cfg(test)]

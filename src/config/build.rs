@@ -430,12 +430,11 @@ fn build_rule(
     let none = terms(raw.none, diags);
     let mut fields = Vec::new();
     for name in raw.fields.get_ref() {
-        match name.as_str() {
-            "title" => fields.push(TextField::Title),
-            "lead" => fields.push(TextField::Lead),
-            "body" => fields.push(TextField::Body),
-            other => {
-                let help = did_you_mean(other, ["title", "lead", "body"])
+        match Field::named(name).filter(|f| RULE_FIELDS.contains(f)) {
+            Some(field) => fields.push(field),
+            None => {
+                let other = name.as_str();
+                let help = did_you_mean(other, RULE_FIELDS.map(Field::name))
                     .map(|r| format!("did you mean \"{r}\"?"))
                     .unwrap_or_else(|| "use \"title\", \"lead\" or \"body\"".into());
                 diags.error(

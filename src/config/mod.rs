@@ -19,7 +19,7 @@ use regex::Regex;
 use scraper::Selector;
 use url::Url;
 
-use crate::model::{CategoryId, SourceId};
+use crate::model::{CategoryId, Field, SourceId};
 pub use diag::{Diagnostic, Diagnostics};
 pub use values::is_slug;
 
@@ -127,18 +127,14 @@ pub struct Rule {
     pub any: Vec<String>,
     pub all: Vec<String>,
     pub none: Vec<String>,
-    pub fields: Vec<TextField>,
+    /// Where the terms are looked for: some of [`RULE_FIELDS`].
+    pub fields: Vec<Field>,
     pub fold_diacritics: bool,
     pub min_hits: usize,
 }
 
-/// A part of an article a rule can look at.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum TextField {
-    Title,
-    Lead,
-    Body,
-}
+/// The parts of an article a keyword rule can look at.
+pub const RULE_FIELDS: [Field; 3] = [Field::Title, Field::Lead, Field::Body];
 
 /// One source of article URLs, built.
 #[derive(Debug, Clone)]
@@ -240,6 +236,35 @@ pub struct ArticleRules {
     pub remove: Vec<Css>,
 }
 
+impl ArticleRules {
+    /// The `[extract]` key of `field`'s selector: `author` for [`Field::Authors`], `body`
+    /// for the body's HTML and text.
+    pub fn selector_key(field: Field) -> &'static str {
+        match field {
+            Field::Authors => "author",
+            Field::BodyHtml | Field::BodyText => "body",
+            other => other.name(),
+        }
+    }
+
+    /// The selector configured for `field`, if any.
+    pub fn selector(&self, field: Field) -> Option<&Css> {
+        let css = match field {
+            Field::Title => &self.title,
+            Field::Published => &self.published,
+            Field::Updated => &self.updated,
+            Field::Authors => &self.author,
+            Field::Lead => &self.lead,
+            Field::Body | Field::BodyHtml | Field::BodyText => &self.body,
+            Field::Image => &self.image,
+            Field::Tags => &self.tags,
+            Field::Section => &self.section,
+            Field::CanonicalUrl | Field::Language => &None,
+        };
+        css.as_ref()
+    }
+}
+
 /// A page with known values, checked by `bantin check --online`.
 #[derive(Debug, Clone)]
 pub struct TestUrl {
@@ -273,6 +298,19 @@ impl Config {
     /// The source with this id.
     pub fn source(&self, id: &str) -> Option<&Source> {
         self.sources.iter().find(|s| s.id.as_str() == id)
+    }
+
+    /// The source a page at `url` belongs to: the first whose own addresses are on the
+    /// page's host and lead to it (the same path or a parent), else the first whose
+    /// allowed domains hold the host.
+    pub fn source_for(&self, url: &Url) -> Option<&Source> {
+        let host = url.host_str()?;
+        let leads_to =
+            |start: &Url| start.host_str() == Some(host) && url.path().starts_with(start.path());
+        self.sources
+            .iter()
+            .find(|s| s.urls.iter().any(leads_to))
+            .or_else(|| self.sources.iter().find(|s| s.allows_host(host)))
     }
 
     /// The database, as shown to people (a PostgreSQL password hidden).

@@ -434,8 +434,7 @@ fn largest_in_srcset(srcset: &str) -> Option<String> {
 
 #[cfg(test)]
 mod tests {
-    use crate::config::ArticleRules;
-    use url::Url;
+    use crate::extract::main_text::tests::body_text;
 
     #[test]
     fn ad_slot_showing_only_its_label_is_dropped() {
@@ -446,14 +445,8 @@ mod tests {
              <center class=\"x7Kq\"><span>Anzeige</span></center>{paragraph}\
              </div></article></body></html>"
         );
-        let url = Url::parse("https://news.example/story").expect("valid");
-        let a = crate::extract::article(&html, &url, &ArticleRules::default(), chrono_tz::UTC)
-            .expect("an article");
-        assert!(!a.body_text.contains("Anzeige"), "{}", a.body_text);
-        assert!(
-            a.body_text.ends_with("about its colour."),
-            "{}",
-            a.body_text
-        );
+        let text = body_text(&html).expect("an article");
+        assert!(!text.contains("Anzeige"), "{text}");
+        assert!(text.ends_with("about its colour."), "{text}");
     }
 }

@@ -2,14 +2,16 @@
 //! RFC 2822, Unix epochs, the numeric forms Vietnamese news sites print
 //! (`Thứ Sáu, 17/07/2020 21:54`, `21:54 17/07/2020 (GMT+7)`, `Ngày 17 tháng 7 năm 2020`)
 //! and English month names (`July 17, 2020 9:54 PM`, `17 Jul 2020`).
-//! A time without a zone is read in the source's zone. Not here: finding the date on a
-//! page (see `meta`, `jsonld`, `heuristics`).
+//! A time without a zone is read in the source's zone. Dates printed relative to now
+//! ("5 phút trước", "hôm qua 14:30", "2 hours ago") count back from the fetch time, in the
+//! source's zone. Not here: finding the date on a page (see `meta`, `jsonld`,
+//! `heuristics`).
 
 use std::sync::LazyLock;
 
 use chrono::{
-    DateTime, Datelike, Duration, FixedOffset, NaiveDate, NaiveDateTime, NaiveTime, TimeZone,
-    Timelike, Utc,
+    DateTime, Datelike, Days, Duration, FixedOffset, Months, NaiveDate, NaiveDateTime, NaiveTime,
+    TimeZone, Timelike, Utc,
 };
 use chrono_tz::Tz;
 use regex::Regex;
@@ -55,6 +57,33 @@ static GMT: LazyLock<Regex> = LazyLock::new(|| {
     Regex::new(r"(?i)\b(?:GMT|UTC)\s*([+-])\s*(\d{1,2})(?::?(\d{2}))?")
         .expect("literal regex compiles")
 });
+/// The units of a relative date, Vietnamese and English ("hôm" before "h").
+const UNITS: &str = r"giây|phút|giờ|tiếng|ngày|hôm|tuần|tháng|năm|seconds?|secs?|minutes?|mins?|hours?|hrs?|h|days?|weeks?|months?|years?";
+/// One amount of one unit: "5 phút", "một giờ", "an hour".
+static AMOUNT: LazyLock<Regex> = LazyLock::new(|| {
+    Regex::new(&format!(r"(?i)(\d{{1,4}}|một|an?)\s*({UNITS})")).expect("literal regex compiles")
+});
+/// Amounts before now: "5 phút trước", "1 giờ 30 phút trước", "an hour ago".
+static AGO: LazyLock<Regex> = LazyLock::new(|| {
+    Regex::new(&format!(
+        r"(?i)\b((?:(?:\d{{1,4}}|một|an?)\s*(?:{UNITS})[\s,]*(?:(?:và|and)\s+)?)+)(?:trước|ago)\b"
+    ))
+    .expect("literal regex compiles")
+});
+/// The same said the other way round: "cách đây 15 phút".
+static SINCE: LazyLock<Regex> = LazyLock::new(|| {
+    Regex::new(&format!(
+        r"(?i)\bcách đây\s+((?:(?:\d{{1,4}}|một)\s*(?:{UNITS})\b[\s,]*)+)"
+    ))
+    .expect("literal regex compiles")
+});
+/// A day named relative to today, with or without a time: "hôm qua 14:30", "Today".
+static DAY_WORD: LazyLock<Regex> = LazyLock::new(|| {
+    Regex::new(r"(?i)\b(hôm qua|hôm nay|yesterday|today)\b").expect("literal regex compiles")
+});
+static JUST_NOW: LazyLock<Regex> = LazyLock::new(|| {
+    Regex::new(r"(?i)\b(?:vừa xong|vừa mới đăng|just now)\b").expect("literal regex compiles")
+});
 static EPOCH: LazyLock<Regex> =
     LazyLock::new(|| Regex::new(r"^\d{9,10}$").expect("literal regex compiles"));
 
@@ -70,6 +99,61 @@ pub fn parse_date(text: &str, format: Option<&str>, tz: Tz) -> Option<DateTime<F
         .and_then(|f| parse_with_format(&text, f, tz))
         .or_else(|| parse_any(&text, tz))?;
     plausible(parsed)
+}
+
+/// Reads a date printed relative to `now` ("5 phút trước", "cách đây 2 giờ", "3 ngày
+/// trước", "hôm qua 14:30", "hôm nay 08:15", "vừa xong", "5 minutes ago", "yesterday") in
+/// `tz`, to the minute: the page counted from when it was served, which is `now`.
+pub fn parse_relative(text: &str, tz: Tz, now: DateTime<Utc>) -> Option<DateTime<FixedOffset>> {
+    let text = crate::text::normalize(text);
+    let now = now.with_timezone(&tz);
+    let date = if let Some(c) = AGO.captures(&text).or_else(|| SINCE.captures(&text)) {
+        count_back(now, &c[1])?.fixed_offset()
+    } else if JUST_NOW.is_match(&text) {
+        now.fixed_offset()
+    } else if let Some(c) = DAY_WORD.captures(&text) {
+        let word = c[1].to_lowercase();
+        let days_back = u64::from(matches!(word.as_str(), "hôm qua" | "yesterday"));
+        let day = now.date_naive().checked_sub_days(Days::new(days_back))?;
+        let rest = format!(
+            "{} | {}",
+            &text[..c.get(0)?.start()],
+            &text[c.get(0)?.end()..]
+        );
+        let time = time_of_day(&rest).unwrap_or(NaiveTime::MIN);
+        return plausible(local(day.and_time(time), tz)?);
+    } else {
+        return None;
+    };
+    plausible(date.with_second(0)?.with_nanosecond(0)?)
+}
+
+/// `now` less every amount in `amounts` ("1 giờ 30 phút").
+fn count_back(now: DateTime<Tz>, amounts: &str) -> Option<DateTime<Tz>> {
+    AMOUNT.captures_iter(amounts).try_fold(now, |then, c| {
+        let amount: u32 = match c[1].to_lowercase().as_str() {
+            "một" | "a" | "an" => 1,
+            digits => digits.parse().ok()?,
+        };
+        let unit = c[2].to_lowercase();
+        match unit.as_str() {
+            "tháng" | "month" | "months" => then.checked_sub_months(Months::new(amount)),
+            "năm" | "year" | "years" => then.checked_sub_months(Months::new(amount * 12)),
+            _ => then.checked_sub_signed(unit_length(&unit)? * i32::try_from(amount).ok()?),
+        }
+    })
+}
+
+/// How long one of a relative date's units (below a month) is.
+fn unit_length(unit: &str) -> Option<Duration> {
+    Some(match unit {
+        "giây" | "second" | "seconds" | "sec" | "secs" => Duration::seconds(1),
+        "phút" | "minute" | "minutes" | "min" | "mins" => Duration::minutes(1),
+        "giờ" | "tiếng" | "hour" | "hours" | "hr" | "hrs" | "h" => Duration::hours(1),
+        "ngày" | "hôm" | "day" | "days" => Duration::days(1),
+        "tuần" | "week" | "weeks" => Duration::weeks(1),
+        _ => return None,
+    })
 }
 
 /// `date` unless it is before 1990 or more than a day in the future, which no real
@@ -139,19 +223,7 @@ fn parse_any(text: &str, tz: Tz) -> Option<DateTime<FixedOffset>> {
     // The time may come before or after the date; search outside the date itself so
     // "17.07.2020" is not read as a time.
     let rest = format!("{} | {}", &text[..span.start], &text[span.end..]);
-    let time = TIME
-        .captures(&rest)
-        .and_then(|c| {
-            let mut t = hms(&c[1], &c[2], c.get(3).map(|s| s.as_str()))?;
-            let meridiem = c.get(4).map(|m| m.as_str().to_lowercase());
-            match meridiem.as_deref() {
-                Some("pm" | "ch") if t.hour() < 12 => t += Duration::hours(12),
-                Some("am" | "sa") if t.hour() == 12 => t -= Duration::hours(12),
-                _ => {}
-            }
-            Some(t)
-        })
-        .unwrap_or(NaiveTime::MIN);
+    let time = time_of_day(&rest).unwrap_or(NaiveTime::MIN);
     let naive = date.and_time(time);
     match GMT.captures(&rest) {
         Some(c) => {
@@ -162,6 +234,19 @@ fn parse_any(text: &str, tz: Tz) -> Option<DateTime<FixedOffset>> {
         }
         None => local(naive, tz),
     }
+}
+
+/// The first time of day in `text`: "21:54", "21h54", "9:54 pm", "10:05 SA".
+fn time_of_day(text: &str) -> Option<NaiveTime> {
+    let c = TIME.captures(text)?;
+    let mut t = hms(&c[1], &c[2], c.get(3).map(|s| s.as_str()))?;
+    let meridiem = c.get(4).map(|m| m.as_str().to_lowercase());
+    match meridiem.as_deref() {
+        Some("pm" | "ch") if t.hour() < 12 => t += Duration::hours(12),
+        Some("am" | "sa") if t.hour() == 12 => t -= Duration::hours(12),
+        _ => {}
+    }
+    Some(t)
 }
 
 /// "jul" (any case) as "7".
@@ -351,6 +436,66 @@ mod tests {
         assert_eq!(parse_date("17/07/1989 21:54", None, HCM), None);
         assert_eq!(parse_date("17/07/2999 21:54", None, HCM), None);
         assert_eq!(parse_date("2999-01-01T00:00:00Z", None, HCM), None);
+    }
+
+    #[test]
+    fn relative_dates_count_back_from_the_fetch_time_in_the_source_zone() {
+        // 09:00:37 in Ho Chi Minh City.
+        let now = "2024-03-05T02:00:37Z".parse().expect("valid RFC 3339");
+        let rows: &[(&str, &str)] = &[
+            ("5 phút trước", "2024-03-05T08:55:00+07:00"),
+            ("2 giờ trước", "2024-03-05T07:00:00+07:00"),
+            ("Khoảng 1 tiếng trước", "2024-03-05T08:00:00+07:00"),
+            ("3 ngày trước", "2024-03-02T09:00:00+07:00"),
+            ("1 tuần trước", "2024-02-27T09:00:00+07:00"),
+            ("2 tháng trước", "2024-01-05T09:00:00+07:00"),
+            ("Cập nhật 10 giây trước", "2024-03-05T09:00:00+07:00"),
+            ("Cách đây 15 phút", "2024-03-05T08:45:00+07:00"),
+            ("1 giờ 30 phút trước", "2024-03-05T07:30:00+07:00"),
+            ("cách đây 2 giờ, 5 phút", "2024-03-05T06:55:00+07:00"),
+            ("2 hôm trước", "2024-03-03T09:00:00+07:00"),
+            ("2 hours and 10 minutes ago", "2024-03-05T06:50:00+07:00"),
+            ("vừa xong", "2024-03-05T09:00:00+07:00"),
+            ("hôm qua 14:30", "2024-03-04T14:30:00+07:00"),
+            ("Hôm qua lúc 14h30", "2024-03-04T14:30:00+07:00"),
+            ("Hôm nay, 08:15", "2024-03-05T08:15:00+07:00"),
+            ("08:15 hôm nay", "2024-03-05T08:15:00+07:00"),
+            ("5 minutes ago", "2024-03-05T08:55:00+07:00"),
+            ("an hour ago", "2024-03-05T08:00:00+07:00"),
+            ("3 days ago", "2024-03-02T09:00:00+07:00"),
+            ("yesterday", "2024-03-04T00:00:00+07:00"),
+            ("Yesterday at 2:30 pm", "2024-03-04T14:30:00+07:00"),
+            ("Today 8:15 AM", "2024-03-05T08:15:00+07:00"),
+        ];
+        for (text, expected) in rows {
+            let got = parse_relative(text, HCM, now).map(|d| d.to_rfc3339());
+            assert_eq!(got.as_deref(), Some(*expected), "{text}");
+        }
+    }
+
+    #[test]
+    fn yesterday_is_the_day_before_in_the_source_zone_not_in_utc() {
+        // 01:30 on 5 March in Ho Chi Minh City, still 4 March in UTC.
+        let now = "2024-03-04T18:30:00Z".parse().expect("valid RFC 3339");
+        let got = parse_relative("hôm qua 23:10", HCM, now).map(|d| d.to_rfc3339());
+        assert_eq!(got.as_deref(), Some("2024-03-04T23:10:00+07:00"));
+        let got = parse_relative("20 phút trước", HCM, now).map(|d| d.to_rfc3339());
+        assert_eq!(got.as_deref(), Some("2024-03-05T01:10:00+07:00"));
+    }
+
+    #[test]
+    fn text_without_a_relative_date_is_none() {
+        let now = Utc::now();
+        for text in [
+            "trước đó",
+            "5 phút",
+            "Thứ Hai",
+            "17/07/2020 21:54",
+            "Chia sẻ",
+            "",
+        ] {
+            assert_eq!(parse_relative(text, HCM, now), None, "{text}");
+        }
     }
 
     #[test]

@@ -35,6 +35,9 @@ pub struct LdArticle {
     pub description: Option<String>,
     pub section: Option<String>,
     pub keywords: Vec<String>,
+    /// The keywords were one string, split at its commas: a tag with a comma in it
+    /// came apart.
+    pub keywords_split: bool,
     pub language: Option<String>,
     pub url: Option<String>,
 }
@@ -107,6 +110,7 @@ fn to_article(obj: &Value) -> LdArticle {
         description: string(obj.get("description")),
         section: list(obj.get("articleSection")).into_iter().next(),
         keywords: keywords(obj.get("keywords")),
+        keywords_split: matches!(obj.get("keywords"), Some(Value::String(_))),
         language: string(obj.get("inLanguage")),
         url: string(obj.get("url")).or_else(|| match obj.get("mainEntityOfPage") {
             Some(Value::Object(m)) => string(m.get("@id")).or_else(|| string(m.get("url"))),

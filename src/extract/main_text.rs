@@ -404,15 +404,21 @@ fn class_weight(kinds: u16) -> f32 {
 }
 
 #[cfg(test)]
-mod tests {
+pub(super) mod tests {
     use crate::config::ArticleRules;
+    use crate::extract::{ExtractError, Input, article};
     use url::Url;
 
-    /// The body text bantin extracts from `html`, or why there is none.
-    fn body_text(html: &str) -> Result<String, crate::extract::ExtractError> {
+    /// The body text generic extraction gives for `html`, or why there is none.
+    pub(in crate::extract) fn body_text(html: &str) -> Result<String, ExtractError> {
         let url = Url::parse("https://news.example/story").expect("valid");
-        crate::extract::article(html, &url, &ArticleRules::default(), chrono_tz::UTC)
-            .map(|a| a.body_text)
+        let input = Input {
+            url: &url,
+            rules: &ArticleRules::default(),
+            zone: chrono_tz::UTC,
+            fetched_at: chrono::Utc::now(),
+        };
+        article(html, &input).map(|a| a.body_text)
     }
 
     const PARAGRAPH: &str = "<p>The council opened the new river bridge on Monday morning, after \

@@ -15,17 +15,18 @@ pub mod sanitize;
 pub mod scan;
 pub mod selectors;
 
-use std::collections::{BTreeMap, HashSet};
+use std::collections::HashSet;
 
-use chrono::{DateTime, FixedOffset};
+use chrono::{DateTime, FixedOffset, Utc};
 use chrono_tz::Tz;
 use scraper::Html;
 use url::Url;
 
 use crate::config::ArticleRules;
-use crate::model::{Article, Origin};
+use crate::model::{Article, Field, Origin, Provenance};
 use crate::text::normalize;
 pub use dates::parse_date;
+use jsonld::LdArticle;
 use meta::PageMeta;
 use scan::Scan;
 
@@ -90,304 +91,402 @@ const IMAGE_KEYS: &[&str] = &[
     "image",
     "thumbnailurl",
 ];
-const TAG_KEYS: &[&str] = &["article:tag", "news_keywords", "keywords"];
+/// One tag per tag, exactly as written.
+const EXACT_TAG_KEYS: &[&str] = &["article:tag"];
+/// Tags joined with commas in one value.
+const JOINED_TAG_KEYS: &[&str] = &["news_keywords", "keywords"];
 const SECTION_KEYS: &[&str] = &["article:section", "section", "parsely-section"];
 const LANGUAGE_KEYS: &[&str] = &["content-language", "og:locale", "language", "dc.language"];
 
-/// Extracts the article of one page. `url` is the address the page came from; `tz` is the
-/// zone of dates the page prints without one.
-pub fn article(
-    html: &str,
-    url: &Url,
-    rules: &ArticleRules,
-    tz: Tz,
-) -> Result<Article, ExtractError> {
-    let mut doc = nesting::parse_document(html);
-    selectors::remove(&mut doc, &rules.remove);
-    let doc = doc;
-    let meta = PageMeta::read(&doc);
-    let ld = jsonld::read(&doc);
-    let base = meta
-        .base
-        .as_deref()
-        .and_then(|b| url.join(b).ok())
-        .unwrap_or_else(|| url.clone());
-    let scan = Scan::new(&doc);
-    let mut provenance = BTreeMap::new();
-    let mut skip = scan::IdSet::default();
+/// What extraction is told about a page besides its HTML.
+#[derive(Debug, Clone, Copy)]
+pub struct Input<'a> {
+    /// The address the page came from (after redirects); links resolve against it.
+    pub url: &'a Url,
+    /// The source's selectors; `ArticleRules::default()` for generic extraction.
+    pub rules: &'a ArticleRules,
+    /// The zone of dates the page prints without one.
+    pub zone: Tz,
+    /// When the page was fetched: dates the page prints relative to "now" count from here.
+    pub fetched_at: DateTime<Utc>,
+}
 
-    // Title.
-    let h1 = heuristics::title(&doc, meta.title.as_deref());
-    if let Some((_, id)) = &h1 {
-        skip.insert(*id);
-    }
-    let title = if let Some(t) = selectors::text(&doc, rules.title.as_ref()) {
-        pick(&mut provenance, "title", Origin::Selector);
-        t
-    } else if let Some(t) = ld
-        .as_ref()
-        .and_then(|l| l.headline.as_deref())
-        .map(normalize)
-    {
-        pick(&mut provenance, "title", Origin::JsonLd);
-        t
-    } else if let Some(t) = meta.first(TITLE_KEYS).map(normalize) {
-        pick(&mut provenance, "title", Origin::Meta);
-        match &h1 {
-            Some((h, _)) if t.contains(h.as_str()) => h.clone(),
-            _ => t,
-        }
-    } else if let Some((t, _)) = &h1 {
-        pick(&mut provenance, "title", Origin::Heuristic);
-        t.clone()
-    } else if let Some(t) = meta.title.as_deref().map(heuristics::strip_site_suffix) {
-        pick(&mut provenance, "title", Origin::Heuristic);
-        t
-    } else {
-        String::new()
-    };
+/// One parsed page and what is read from it once, shared by the field functions.
+struct PageContext<'a> {
+    doc: Html,
+    meta: PageMeta,
+    ld: Option<LdArticle>,
+    scan: Scan,
+    /// The address relative links resolve against: `<base href>`, else the page's.
+    base: Url,
+    input: &'a Input<'a>,
+}
 
-    // Dates.
-    let published = date_field(
-        (&doc, &scan),
-        rules.published.as_ref(),
-        rules.published_format.as_deref(),
-        ld.as_ref().and_then(|l| l.published.as_deref()),
-        meta.first(PUBLISHED_KEYS),
-        false,
-        tz,
-    );
-    if let Some((_, o)) = published {
-        pick(&mut provenance, "published", o);
-    }
-    let updated = date_field(
-        (&doc, &scan),
-        rules.updated.as_ref(),
-        rules.updated_format.as_deref(),
-        ld.as_ref().and_then(|l| l.modified.as_deref()),
-        meta.first(UPDATED_KEYS),
-        true,
-        tz,
-    );
-    if let Some((_, o)) = updated {
-        pick(&mut provenance, "updated", o);
+/// What the field functions find on the way: which step gave each field, and the
+/// elements (title, lead, byline) the body must leave out.
+#[derive(Default)]
+struct Findings {
+    provenance: Provenance,
+    skip: scan::IdSet,
+}
+
+/// A field's value from the first step that gives one, and which step that was. Steps
+/// are tried in the order written, and only until one gives a value.
+struct Lookup<T>(Option<(T, Origin)>);
+
+impl<T> Lookup<T> {
+    fn new() -> Self {
+        Lookup(None)
     }
 
-    // Lead.
-    let description = ld
-        .as_ref()
-        .and_then(|l| l.description.as_deref())
-        .or_else(|| meta.first(LEAD_KEYS));
-    let lead = if let Some((t, el)) = selectors::text_element(&doc, rules.lead.as_ref()) {
-        pick(&mut provenance, "lead", Origin::Selector);
-        skip.insert(el.id());
-        Some(t)
-    } else if let Some((t, id)) = heuristics::lead(&doc, &scan, description) {
-        // The visible standfirst is complete where descriptions are often cut short.
-        pick(&mut provenance, "lead", Origin::Heuristic);
-        skip.insert(id);
-        Some(t)
-    } else if let Some(t) = ld.as_ref().and_then(|l| l.description.as_deref()) {
-        pick(&mut provenance, "lead", Origin::JsonLd);
-        Some(normalize(t))
-    } else if let Some(t) = meta.first(LEAD_KEYS) {
-        pick(&mut provenance, "lead", Origin::Meta);
-        Some(normalize(t))
-    } else {
-        None
-    };
-
-    // Body blocks.
-    let configured_body: Vec<_> = rules
-        .body
-        .as_ref()
-        .map(|css| doc.select(&css.selector).map(|e| e.id()).collect())
-        .unwrap_or_default();
-    let (blocks, body_origin) = if configured_body.is_empty() {
-        (main_text::main_blocks(&doc, &scan), Origin::Heuristic)
-    } else {
-        (configured_body, Origin::Selector)
-    };
-
-    // Authors.
-    let mut authors = selectors::texts(&doc, rules.author.as_ref());
-    if !authors.is_empty() {
-        pick(&mut provenance, "authors", Origin::Selector);
-    } else if let Some(l) = ld.as_ref().filter(|l| !l.authors.is_empty()) {
-        authors = l.authors.clone();
-        pick(&mut provenance, "authors", Origin::JsonLd);
-    } else if !meta.all(AUTHOR_KEYS).is_empty() {
-        authors = meta
-            .all(AUTHOR_KEYS)
-            .iter()
-            .filter(|a| Url::parse(a).is_err())
-            .cloned()
-            .collect();
-        pick(&mut provenance, "authors", Origin::Meta);
-    }
-    let byline = heuristics::authors(&doc, &scan, &blocks);
-    if let Some((text, id)) = byline {
-        skip.insert(id);
-        if authors.is_empty() {
-            authors = vec![text];
-            pick(&mut provenance, "authors", Origin::Heuristic);
+    /// Tries `step` unless an earlier step gave a value.
+    fn or(self, origin: Origin, step: impl FnOnce() -> Option<T>) -> Self {
+        match self.0 {
+            Some(_) => self,
+            None => Lookup(step().map(|value| (value, origin))),
         }
     }
-    let authors = split_authors(&authors);
-    if authors.is_empty() {
-        provenance.remove("authors");
+
+    /// The value found, kept only if `keep` says so; no later step is tried.
+    fn filter(self, keep: impl FnOnce(&T) -> bool) -> Self {
+        Lookup(self.0.filter(|(value, _)| keep(value)))
     }
 
-    // Body.
-    let body = clean::body(&doc, &scan, &blocks, &skip, &base);
+    fn map<U>(self, f: impl FnOnce(T) -> U) -> Lookup<U> {
+        Lookup(self.0.map(|(value, origin)| (f(value), origin)))
+    }
+
+    /// The value found, its origin recorded as the provenance of `field`.
+    fn record(self, field: Field, provenance: &mut Provenance) -> Option<T> {
+        let (value, origin) = self.0?;
+        provenance.insert(field, origin);
+        Some(value)
+    }
+}
+
+/// Extracts the article of one page.
+pub fn article(html: &str, input: &Input<'_>) -> Result<Article, ExtractError> {
+    let page = PageContext::parse(html, input);
+    let mut found = Findings::default();
+    let h1 = heuristics::title(&page.doc, page.meta.title.as_deref());
+    found.skip.extend(h1.as_ref().map(|(_, id)| *id));
+    let title = page.title(h1.as_ref().map(|(t, _)| t.as_str()), &mut found);
+    let published = page.date(Field::Published, &mut found);
+    let updated = page.date(Field::Updated, &mut found);
+    let lead = page.lead(&mut found);
+    let (blocks, body_origin) = page.body_blocks();
+    let authors = page.authors(&blocks, &mut found);
+    let body = clean::body(&page.doc, &page.scan, &blocks, &found.skip, &page.base);
     // A short text is still an article when something else says so: article data,
     // the operator's body selector, or a publication date on the page.
-    let vouched = ld.is_some() || body_origin == Origin::Selector || published.is_some();
+    let vouched = page.ld.is_some() || body_origin == Origin::Selector || published.is_some();
     if body.text.is_empty() || (!vouched && body.text.chars().count() < MIN_BODY_CHARS) {
-        return Err(ExtractError::NoArticle { url: url.clone() });
-    }
-    provenance.insert("body_html".into(), body_origin);
-    provenance.insert("body_text".into(), body_origin);
-
-    // Image.
-    let image = if let Some(el) = selectors::first(&doc, rules.image.as_ref()) {
-        let img = if el.value().name() == "img" {
-            Some(el)
-        } else {
-            el.descendants()
-                .filter_map(scraper::ElementRef::wrap)
-                .find(|e| e.value().name() == "img")
-        };
-        img.and_then(|i| clean::image_src(i.value(), &base))
-            .or_else(|| {
-                ["content", "href", "src"]
-                    .iter()
-                    .find_map(|a| el.value().attr(a))
-                    .and_then(|v| clean::web_url(&base, v))
-            })
-            .map(|u| (u, Origin::Selector))
-    } else {
-        None
-    }
-    .or_else(|| {
-        ld.as_ref()
-            .and_then(|l| l.image.as_deref())
-            .and_then(|i| clean::web_url(&base, i))
-            .map(|u| (u, Origin::JsonLd))
-    })
-    .or_else(|| {
-        meta.first(IMAGE_KEYS)
-            .and_then(|i| clean::web_url(&base, i))
-            .map(|u| (u, Origin::Meta))
-    })
-    .or_else(|| {
-        first_image(&doc, &scan, h1.as_ref().map(|h| h.1), &base).map(|u| (u, Origin::Heuristic))
-    });
-    let image = image.map(|(u, o)| {
-        pick(&mut provenance, "image", o);
-        u
-    });
-
-    // Tags.
-    let mut tags = selectors::texts(&doc, rules.tags.as_ref());
-    if !tags.is_empty() {
-        pick(&mut provenance, "tags", Origin::Selector);
-    } else if let Some(l) = ld.as_ref().filter(|l| !l.keywords.is_empty()) {
-        tags = l.keywords.clone();
-        pick(&mut provenance, "tags", Origin::JsonLd);
-    } else if !meta.all(TAG_KEYS).is_empty() {
-        tags = meta
-            .all(TAG_KEYS)
-            .iter()
-            .flat_map(|t| t.split(','))
-            .map(str::to_owned)
-            .collect();
-        pick(&mut provenance, "tags", Origin::Meta);
-    } else {
-        tags = heuristics::tags(&doc, &scan);
-        if !tags.is_empty() {
-            pick(&mut provenance, "tags", Origin::Heuristic);
-        }
-    }
-    let tags = dedup(tags.iter().map(|t| normalize(t)));
-
-    // Section.
-    let section = if let Some(s) = selectors::text(&doc, rules.section.as_ref()) {
-        pick(&mut provenance, "section", Origin::Selector);
-        Some(s)
-    } else if let Some(s) = ld.as_ref().and_then(|l| l.section.as_deref()) {
-        pick(&mut provenance, "section", Origin::JsonLd);
-        Some(normalize(s))
-    } else if let Some(s) = meta.first(SECTION_KEYS) {
-        pick(&mut provenance, "section", Origin::Meta);
-        Some(normalize(s))
-    } else if let Some(s) = heuristics::section(&doc, &scan) {
-        pick(&mut provenance, "section", Origin::Heuristic);
-        Some(s)
-    } else {
-        None
-    };
-
-    // Language.
-    let language = if let Some(l) = meta.lang.as_deref().filter(|l| !l.trim().is_empty()) {
-        pick(&mut provenance, "language", Origin::Heuristic);
-        Some(l)
-    } else if let Some(l) = ld.as_ref().and_then(|l| l.language.as_deref()) {
-        pick(&mut provenance, "language", Origin::JsonLd);
-        Some(l)
-    } else if let Some(l) = meta.first(LANGUAGE_KEYS) {
-        pick(&mut provenance, "language", Origin::Meta);
-        Some(l)
-    } else {
-        None
-    }
-    .map(|l| l.trim().replace('_', "-"));
-
-    // Canonical URL.
-    let canonical_url = meta
-        .canonical
-        .as_deref()
-        .and_then(|c| clean::web_url(&base, c))
-        .map(|u| (u, Origin::Heuristic))
-        .or_else(|| {
-            meta.first(&["og:url"])
-                .and_then(|c| clean::web_url(&base, c))
-                .map(|u| (u, Origin::Meta))
-        })
-        .or_else(|| {
-            ld.as_ref()
-                .and_then(|l| l.url.as_deref())
-                .and_then(|c| clean::web_url(&base, c))
-                .map(|u| (u, Origin::JsonLd))
-        })
-        .filter(|(u, _)| on_own_site(u, url))
-        .map(|(u, o)| {
-            pick(&mut provenance, "canonical_url", o);
-            u
+        return Err(ExtractError::NoArticle {
+            url: input.url.clone(),
         });
-
-    if title.is_empty() {
-        provenance.remove("title");
     }
-    if lead.is_none() {
-        provenance.remove("lead");
-    }
+    found.provenance.insert(Field::BodyHtml, body_origin);
+    found.provenance.insert(Field::BodyText, body_origin);
     Ok(Article {
-        url: url.clone(),
-        canonical_url,
+        url: input.url.clone(),
+        canonical_url: page.canonical_url(&mut found),
         title,
-        published: published.map(|(d, _)| d),
-        updated: updated.map(|(d, _)| d),
+        published,
+        updated,
         authors,
         lead,
         body_html: body.html,
         body_text: body.text,
-        image,
-        tags,
-        section,
-        language,
-        provenance,
+        image: page.image(h1.map(|(_, id)| id), &mut found),
+        tags: page.tags(&mut found),
+        section: page.section(&mut found),
+        language: page.language(&mut found),
+        provenance: found.provenance,
     })
+}
+
+impl<'a> PageContext<'a> {
+    /// Parses the page, drops what the source's `remove` list names, and reads its
+    /// metadata and JSON-LD.
+    fn parse(html: &str, input: &'a Input<'a>) -> Self {
+        let mut doc = nesting::parse_document(html);
+        selectors::remove(&mut doc, &input.rules.remove);
+        let meta = PageMeta::read(&doc);
+        let ld = jsonld::read(&doc);
+        let base = meta
+            .base
+            .as_deref()
+            .and_then(|b| input.url.join(b).ok())
+            .unwrap_or_else(|| input.url.clone());
+        let scan = Scan::new(&doc);
+        PageContext {
+            doc,
+            meta,
+            ld,
+            scan,
+            base,
+            input,
+        }
+    }
+
+    fn rules(&self) -> &ArticleRules {
+        self.input.rules
+    }
+
+    /// The JSON-LD article's value `get` picks, if the page has one.
+    fn ld_value<T: ?Sized>(&self, get: impl FnOnce(&LdArticle) -> Option<&T>) -> Option<&T> {
+        self.ld.as_ref().and_then(get)
+    }
+
+    /// `h1` is the heading the generic rules take for the title.
+    fn title(&self, h1: Option<&str>, found: &mut Findings) -> String {
+        Lookup::new()
+            .or(Origin::Selector, || {
+                selectors::text(&self.doc, self.rules().title.as_ref())
+            })
+            .or(Origin::JsonLd, || {
+                self.ld_value(|l| l.headline.as_deref()).map(normalize)
+            })
+            .or(Origin::Meta, || {
+                // The heading, when the shared title is the heading plus decoration.
+                self.meta
+                    .first(TITLE_KEYS)
+                    .map(normalize)
+                    .map(|t| match h1 {
+                        Some(h) if t.contains(h) => h.to_owned(),
+                        _ => t,
+                    })
+            })
+            .or(Origin::Heuristic, || h1.map(str::to_owned))
+            .or(Origin::Heuristic, || {
+                self.meta
+                    .title
+                    .as_deref()
+                    .map(heuristics::strip_site_suffix)
+            })
+            .filter(|t| !t.is_empty())
+            .record(Field::Title, &mut found.provenance)
+            .unwrap_or_default()
+    }
+
+    /// `field` is [`Field::Published`] or [`Field::Updated`].
+    fn date(&self, field: Field, found: &mut Findings) -> Option<DateTime<FixedOffset>> {
+        let rules = self.rules();
+        let updated = field == Field::Updated;
+        let (css, format, ld, keys) = if updated {
+            let ld = self.ld_value(|l| l.modified.as_deref());
+            (&rules.updated, &rules.updated_format, ld, UPDATED_KEYS)
+        } else {
+            let ld = self.ld_value(|l| l.published.as_deref());
+            (
+                &rules.published,
+                &rules.published_format,
+                ld,
+                PUBLISHED_KEYS,
+            )
+        };
+        let (zone, fetched_at) = (self.input.zone, self.input.fetched_at);
+        let parse = |text: &str, format: Option<&str>| {
+            parse_date(text, format, zone).or_else(|| dates::parse_relative(text, zone, fetched_at))
+        };
+        Lookup::new()
+            .or(Origin::Selector, || {
+                selectors::date_text(&self.doc, css.as_ref())
+                    .and_then(|t| parse(&t, format.as_deref()))
+            })
+            .or(Origin::JsonLd, || ld.and_then(|t| parse(t, None)))
+            .or(Origin::Meta, || {
+                self.meta.first(keys).and_then(|t| parse(t, None))
+            })
+            .or(Origin::Heuristic, || {
+                heuristics::date_text(&self.doc, &self.scan, updated).and_then(|t| parse(&t, None))
+            })
+            // The same instant, shown in the source's zone, as readers of the page see it.
+            .map(|d| d.with_timezone(&zone).fixed_offset())
+            .record(field, &mut found.provenance)
+    }
+
+    fn lead(&self, found: &mut Findings) -> Option<String> {
+        let ld = self.ld_value(|l| l.description.as_deref());
+        let description = ld.or_else(|| self.meta.first(LEAD_KEYS));
+        let (lead, element) = Lookup::new()
+            .or(Origin::Selector, || {
+                selectors::text_element(&self.doc, self.rules().lead.as_ref())
+                    .map(|(t, el)| (t, Some(el.id())))
+            })
+            .or(Origin::Heuristic, || {
+                // The visible standfirst is complete where descriptions are often cut short.
+                heuristics::lead(&self.doc, &self.scan, description).map(|(t, id)| (t, Some(id)))
+            })
+            .or(Origin::JsonLd, || ld.map(|t| (normalize(t), None)))
+            .or(Origin::Meta, || {
+                self.meta.first(LEAD_KEYS).map(|t| (normalize(t), None))
+            })
+            .record(Field::Lead, &mut found.provenance)?;
+        found.skip.extend(element);
+        Some(lead)
+    }
+
+    /// The elements the body is made of, and whether the source's selector found them.
+    fn body_blocks(&self) -> (Vec<ego_tree::NodeId>, Origin) {
+        let configured: Vec<_> = self
+            .rules()
+            .body
+            .as_ref()
+            .map(|css| self.doc.select(&css.selector).map(|e| e.id()).collect())
+            .unwrap_or_default();
+        if configured.is_empty() {
+            let blocks = main_text::main_blocks(&self.doc, &self.scan);
+            (blocks, Origin::Heuristic)
+        } else {
+            (configured, Origin::Selector)
+        }
+    }
+
+    /// `blocks` are the body's elements, near which a byline is looked for.
+    fn authors(&self, blocks: &[ego_tree::NodeId], found: &mut Findings) -> Vec<String> {
+        let byline = heuristics::authors(&self.doc, &self.scan, blocks);
+        // The byline stays out of the body even when another step names the authors.
+        found.skip.extend(byline.as_ref().map(|(_, id)| *id));
+        let non_empty = |names: Vec<String>| (!names.is_empty()).then_some(names);
+        Lookup::new()
+            .or(Origin::Selector, || {
+                non_empty(selectors::texts(&self.doc, self.rules().author.as_ref()))
+            })
+            .or(Origin::JsonLd, || {
+                self.ld.as_ref().and_then(|l| non_empty(l.authors.clone()))
+            })
+            .or(Origin::Meta, || {
+                let names = self.meta.all(AUTHOR_KEYS).iter();
+                // A profile address is not a name.
+                non_empty(names.filter(|a| Url::parse(a).is_err()).cloned().collect())
+            })
+            .or(Origin::Heuristic, || byline.map(|(text, _)| vec![text]))
+            .map(|names| split_authors(&names))
+            .filter(|names| !names.is_empty())
+            .record(Field::Authors, &mut found.provenance)
+            .unwrap_or_default()
+    }
+
+    /// `after` is the title's element: the generic image is the first one below it.
+    fn image(&self, after: Option<ego_tree::NodeId>, found: &mut Findings) -> Option<Url> {
+        let base = &self.base;
+        Lookup::new()
+            .or(Origin::Selector, || {
+                selectors::first(&self.doc, self.rules().image.as_ref())
+                    .and_then(|el| selected_image(el, base))
+            })
+            .or(Origin::JsonLd, || {
+                self.ld_value(|l| l.image.as_deref())
+                    .and_then(|i| clean::web_url(base, i))
+            })
+            .or(Origin::Meta, || {
+                self.meta
+                    .first(IMAGE_KEYS)
+                    .and_then(|i| clean::web_url(base, i))
+            })
+            .or(Origin::Heuristic, || {
+                first_image(&self.doc, &self.scan, after, base)
+            })
+            .record(Field::Image, &mut found.provenance)
+    }
+
+    /// Tags written one by one come before tags split from a joined string, in which a
+    /// tag with a comma comes apart.
+    fn tags(&self, found: &mut Findings) -> Vec<String> {
+        let non_empty = |tags: Vec<String>| (!tags.is_empty()).then_some(tags);
+        let ld_keywords = |split: bool| {
+            let ld = self.ld.as_ref().filter(|l| l.keywords_split == split);
+            ld.and_then(|l| non_empty(l.keywords.clone()))
+        };
+        let tags = Lookup::new()
+            .or(Origin::Selector, || {
+                non_empty(selectors::texts(&self.doc, self.rules().tags.as_ref()))
+            })
+            .or(Origin::JsonLd, || ld_keywords(false))
+            .or(Origin::Meta, || {
+                non_empty(self.meta.all(EXACT_TAG_KEYS).to_vec())
+            })
+            .or(Origin::JsonLd, || ld_keywords(true))
+            .or(Origin::Meta, || {
+                let joined = self.meta.all(JOINED_TAG_KEYS).iter();
+                non_empty(
+                    joined
+                        .flat_map(|t| t.split(','))
+                        .map(str::to_owned)
+                        .collect(),
+                )
+            })
+            .or(Origin::Heuristic, || {
+                non_empty(heuristics::tags(&self.doc, &self.scan))
+            })
+            .record(Field::Tags, &mut found.provenance)
+            .unwrap_or_default();
+        dedup(tags.iter().map(|t| normalize(t)))
+    }
+
+    fn section(&self, found: &mut Findings) -> Option<String> {
+        Lookup::new()
+            .or(Origin::Selector, || {
+                selectors::text(&self.doc, self.rules().section.as_ref())
+            })
+            .or(Origin::JsonLd, || {
+                self.ld_value(|l| l.section.as_deref()).map(normalize)
+            })
+            .or(Origin::Meta, || {
+                self.meta.first(SECTION_KEYS).map(normalize)
+            })
+            .or(Origin::Heuristic, || {
+                heuristics::section(&self.doc, &self.scan)
+            })
+            .record(Field::Section, &mut found.provenance)
+    }
+
+    fn language(&self, found: &mut Findings) -> Option<String> {
+        Lookup::new()
+            .or(Origin::Heuristic, || {
+                self.meta.lang.as_deref().filter(|l| !l.trim().is_empty())
+            })
+            .or(Origin::JsonLd, || self.ld_value(|l| l.language.as_deref()))
+            .or(Origin::Meta, || self.meta.first(LANGUAGE_KEYS))
+            .map(|l| l.trim().replace('_', "-"))
+            .record(Field::Language, &mut found.provenance)
+    }
+
+    /// The page's own address for itself, if it is on the page's site.
+    fn canonical_url(&self, found: &mut Findings) -> Option<Url> {
+        let base = &self.base;
+        let web_url = |raw: Option<&str>| raw.and_then(|c| clean::web_url(base, c));
+        Lookup::new()
+            .or(Origin::Heuristic, || {
+                web_url(self.meta.canonical.as_deref())
+            })
+            .or(Origin::Meta, || web_url(self.meta.first(&["og:url"])))
+            .or(Origin::JsonLd, || {
+                web_url(self.ld_value(|l| l.url.as_deref()))
+            })
+            .filter(|u| on_own_site(u, self.input.url))
+            .record(Field::CanonicalUrl, &mut found.provenance)
+    }
+}
+
+/// The image a selector points at: an `<img>` (or the first one inside the element),
+/// else the element's `content`, `href` or `src` (a `<meta>`, `<link>` or `<source>`).
+fn selected_image(el: scraper::ElementRef<'_>, base: &Url) -> Option<Url> {
+    let img = if el.value().name() == "img" {
+        Some(el)
+    } else {
+        el.descendants()
+            .filter_map(scraper::ElementRef::wrap)
+            .find(|e| e.value().name() == "img")
+    };
+    img.and_then(|i| clean::image_src(i.value(), base))
+        .or_else(|| {
+            ["content", "href", "src"]
+                .iter()
+                .find_map(|a| el.value().attr(a))
+                .and_then(|v| clean::web_url(base, v))
+        })
 }
 
 /// Whether a page's declared canonical address is on the site the page came from: the
@@ -409,40 +508,6 @@ fn on_own_site(declared: &Url, page: &Url) -> bool {
         }
         _ => false,
     }
-}
-
-fn pick(provenance: &mut BTreeMap<String, Origin>, field: &str, origin: Origin) {
-    provenance.insert(field.to_owned(), origin);
-}
-
-/// `page` is the parsed page and its scan.
-fn date_field(
-    (doc, scan): (&Html, &Scan),
-    css: Option<&crate::config::Css>,
-    format: Option<&str>,
-    ld: Option<&str>,
-    meta: Option<&str>,
-    updated: bool,
-    tz: Tz,
-) -> Option<(DateTime<FixedOffset>, Origin)> {
-    selectors::date_text(doc, css)
-        .and_then(|t| parse_date(&t, format, tz))
-        .map(|d| (d, Origin::Selector))
-        .or_else(|| {
-            ld.and_then(|t| parse_date(t, None, tz))
-                .map(|d| (d, Origin::JsonLd))
-        })
-        .or_else(|| {
-            meta.and_then(|t| parse_date(t, None, tz))
-                .map(|d| (d, Origin::Meta))
-        })
-        .or_else(|| {
-            heuristics::date_text(doc, scan, updated)
-                .and_then(|t| parse_date(&t, None, tz))
-                .map(|d| (d, Origin::Heuristic))
-        })
-        // The same instant, shown in the source's zone, as readers of the page see it.
-        .map(|(d, o)| (d.with_timezone(&tz).fixed_offset(), o))
 }
 
 /// The first sizeable image after the title.

@@ -2,11 +2,7 @@
 
 use std::io::Write;
 
-use chrono_tz::Tz;
-use url::Url;
-
-use super::{ExtractError, article};
-use crate::config::ArticleRules;
+use super::{ExtractError, Input, article};
 
 /// Why one preview input gave no output.
 #[derive(Debug, thiserror::Error)]
@@ -17,16 +13,13 @@ pub enum PreviewError {
     Write(#[source] std::io::Error),
 }
 
-/// Extracts one decoded page (links resolve against `url`) and writes it as one line
-/// of JSON.
+/// Extracts one decoded page and writes it as one line of JSON.
 pub fn preview_one(
     html: &str,
-    url: &Url,
-    rules: &ArticleRules,
-    tz: Tz,
+    input: &Input<'_>,
     out: &mut impl Write,
 ) -> Result<(), PreviewError> {
-    let article = article(html, url, rules, tz)?;
+    let article = article(html, input)?;
     let line = serde_json::to_string(&article).expect("an Article always serializes to JSON");
     writeln!(out, "{line}").map_err(PreviewError::Write)
 }

@@ -1,6 +1,7 @@
 //! Publishing: turns stored items into feed files. Rendering (`rss`, `atom`,
 //! `json_feed`, `opml`) is pure — items in, text out, no I/O; [`publish_all`] reads the
-//! store, renders every feed and writes the files that changed (`atomic_write`).
+//! store, renders every feed, stores the documents that changed (what every server
+//! answers) and writes the feeds folder (`atomic_write`).
 //! Telling a WebSub hub about changed feeds is `websub`'s job, called after publishing.
 //! Serving the files over HTTP belongs to `serve`.
 
@@ -21,7 +22,7 @@ use url::Url;
 
 use crate::config::Config;
 use crate::model::{ALL_CATEGORY, CategoryId, Item};
-use crate::store::{Store, StoreError};
+use crate::store::{DocumentVersion, PublishedDocument, Store, StoreError};
 
 use atom::render_atom;
 use json_feed::render_json_feed;
@@ -204,35 +205,54 @@ pub fn ttl_minutes(config: &Config) -> Option<u32> {
         .map(|m| m.clamp(1, i64::from(MAX_TTL_MINUTES)) as u32)
 }
 
-/// What [`publish_all`] wrote.
+/// What [`publish_all`] changed. "Changed" is measured against the documents stored by
+/// the last publish, whichever process made it, so a change is reported (and told to a
+/// WebSub hub) once, by the worker that published it.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct PublishReport {
-    /// Feeds with at least one file rewritten.
+    /// Feeds with at least one document changed.
     pub changed: Vec<ChangedFeed>,
-    /// Files whose content was already current.
+    /// Documents whose content was already current.
     pub unchanged_files: usize,
-    /// Whether the OPML list was rewritten.
+    /// Whether the OPML list changed.
     pub opml_changed: bool,
     /// Feed files of categories no longer configured, removed from the feeds folder.
     pub removed: Vec<PathBuf>,
+    /// The publish generation now current in the store.
+    pub generation: u64,
 }
 
-/// One feed whose files changed.
+/// One feed whose documents changed.
 #[derive(Debug, Clone, PartialEq)]
 pub struct ChangedFeed {
     pub id: CategoryId,
-    /// Public addresses of the rewritten files (the WebSub topics).
+    /// Public addresses of the changed documents (the WebSub topics).
     pub urls: Vec<Url>,
+    /// Their files in the feeds folder.
     pub files: Vec<PathBuf>,
 }
 
 impl PublishReport {
-    /// Every rewritten feed address, for WebSub.
+    /// Every changed feed address, for WebSub.
     pub fn changed_urls(&self) -> Vec<Url> {
         self.changed
             .iter()
             .flat_map(|c| c.urls.iter().cloned())
             .collect()
+    }
+
+    /// Counts a changed document of feed `id`, published at `url` and written to `path`.
+    fn add_change(&mut self, id: CategoryId, url: Url, path: PathBuf) {
+        if self.changed.last().is_none_or(|c| c.id != id) {
+            self.changed.push(ChangedFeed {
+                id,
+                urls: Vec::new(),
+                files: Vec::new(),
+            });
+        }
+        let feed = self.changed.last_mut().expect("pushed just above");
+        feed.urls.push(url);
+        feed.files.push(path);
     }
 }
 
@@ -245,6 +265,8 @@ pub enum PublishError {
         #[source]
         source: StoreError,
     },
+    #[error("cannot store the published documents")]
+    Store(#[source] StoreError),
     #[error("cannot write {path}")]
     Write {
         path: PathBuf,
@@ -253,7 +275,16 @@ pub enum PublishError {
     },
 }
 
-/// Renders every feed from the store and writes the files whose content changed.
+/// One rendered document and the feed it belongs to (none for the OPML list and the
+/// stylesheet).
+struct Rendered {
+    feed: Option<(CategoryId, Url)>,
+    doc: PublishedDocument,
+}
+
+/// Renders every feed from the store under the store's publish lock, so that two
+/// processes never publish at once; writes the feeds folder, then stores the documents
+/// that changed with a new publish generation, which every server follows.
 pub fn publish_all(config: &Config, store: &dyn Store) -> Result<PublishReport, PublishError> {
     let dir = &config.settings.feeds_dir;
     std::fs::create_dir_all(dir).map_err(|source| PublishError::Write {
@@ -267,57 +298,112 @@ pub fn publish_all(config: &Config, store: &dyn Store) -> Result<PublishReport, 
             tracing::warn!(error = %err, "cannot clear old temp files from the feeds folder")
         }
     }
-    let ctx = RenderContext::new(config);
+    let lock = store.lock_publishing().map_err(PublishError::Store)?;
+    let stored = store.published_versions().map_err(PublishError::Store)?;
     let feeds = feeds_for(config);
+    let rendered = render_documents(config, store, &feeds, &stored)?;
+    let removed: Vec<String> = stored
+        .keys()
+        .filter(|name| !rendered.iter().any(|r| &r.doc.name == *name))
+        .cloned()
+        .collect();
     let mut report = PublishReport::default();
-    let write = |name: &str, text: &str, modified: Option<SystemTime>| {
-        let path = dir.join(name);
-        atomic_write::write_if_changed(&path, text.as_bytes(), modified)
-            .map(|changed| (changed, path.clone()))
-            .map_err(|source| PublishError::Write { path, source })
-    };
-    if config.settings.stylesheet {
-        let (changed, _) = write(STYLESHEET_FILE, STYLESHEET_XSL, None)?;
-        report.unchanged_files += usize::from(!changed);
+    let mut changed_docs = Vec::new();
+    for Rendered { feed, doc } in rendered {
+        let path = dir.join(&doc.name);
+        let modified = doc.last_modified.map(SystemTime::from);
+        atomic_write::write_if_changed(&path, &doc.body, modified).map_err(|source| {
+            PublishError::Write {
+                path: path.clone(),
+                source,
+            }
+        })?;
+        if stored.get(&doc.name).is_some_and(|v| v.etag == doc.etag) {
+            report.unchanged_files += 1;
+            continue;
+        }
+        match feed {
+            Some((id, url)) => report.add_change(id, url, path),
+            None => report.opml_changed |= doc.name == OPML_FILE,
+        }
+        changed_docs.push(doc);
     }
-    for meta in &feeds {
+    report.generation = store
+        .save_published(&lock, &changed_docs, &removed)
+        .map_err(PublishError::Store)?;
+    drop(lock);
+    for feed in &report.changed {
+        tracing::info!(category = %feed.id, files = feed.files.len(), "feed published");
+    }
+    report.removed = remove_dropped_feeds(dir, &feeds)?;
+    Ok(report)
+}
+
+/// Every document of a publish: the stylesheet (when on), each feed in each format,
+/// the OPML list. A feed's time is its newest item's; a document without items of its
+/// own keeps the time it last changed at.
+fn render_documents(
+    config: &Config,
+    store: &dyn Store,
+    feeds: &[FeedMeta],
+    stored: &BTreeMap<String, DocumentVersion>,
+) -> Result<Vec<Rendered>, PublishError> {
+    let now = Utc::now();
+    let fixed = |name: &str, body: String| {
+        let etag = strong_etag(body.as_bytes());
+        let last_modified = match stored.get(name) {
+            Some(v) if v.etag == etag => v.last_modified,
+            _ => Some(now),
+        };
+        Rendered {
+            feed: None,
+            doc: PublishedDocument {
+                name: name.to_owned(),
+                etag,
+                body: body.into_bytes(),
+                last_modified,
+            },
+        }
+    };
+    let ctx = RenderContext::new(config);
+    let mut out = Vec::new();
+    if config.settings.stylesheet {
+        out.push(fixed(STYLESHEET_FILE, STYLESHEET_XSL.to_owned()));
+    }
+    for meta in feeds {
         let items = store
             .latest_items(&meta.id, meta.items_per_feed)
             .map_err(|source| PublishError::ReadItems {
                 feed: meta.id.clone(),
                 source,
             })?;
-        let modified = newest_change(&items).map(SystemTime::from);
-        let mut changed = ChangedFeed {
-            id: meta.id.clone(),
-            urls: Vec::new(),
-            files: Vec::new(),
-        };
         let entries = entries(&items, meta, &ctx);
         for format in FeedFormat::ALL {
-            let text = render_entries(format, meta, &items, &entries, &ctx);
-            let (was_changed, path) = write(&meta.file_name(format), &text, modified)?;
-            if was_changed {
-                changed.urls.push(meta.url(format));
-                changed.files.push(path);
-            } else {
-                report.unchanged_files += 1;
-            }
-        }
-        if !changed.files.is_empty() {
-            tracing::info!(category = %meta.id, files = changed.files.len(), "feed published");
-            report.changed.push(changed);
+            let body = render_entries(format, meta, &items, &entries, &ctx).into_bytes();
+            out.push(Rendered {
+                feed: Some((meta.id.clone(), meta.url(format))),
+                doc: PublishedDocument {
+                    name: meta.file_name(format),
+                    etag: strong_etag(&body),
+                    body,
+                    last_modified: newest_change(&items),
+                },
+            });
         }
     }
-    let (opml_changed, _) = write(
-        OPML_FILE,
-        &render_opml(&config.settings.title, &feeds),
-        None,
-    )?;
-    report.opml_changed = opml_changed;
-    report.unchanged_files += usize::from(!opml_changed);
-    report.removed = remove_dropped_feeds(dir, &feeds)?;
-    Ok(report)
+    out.push(fixed(OPML_FILE, render_opml(&config.settings.title, feeds)));
+    Ok(out)
+}
+
+/// `"<length>-<FNV-1a 64>"` of a document: equal bodies, equal tags, in every process
+/// and across restarts.
+pub fn strong_etag(body: &[u8]) -> String {
+    let mut hash: u64 = 0xcbf2_9ce4_8422_2325;
+    for byte in body {
+        hash ^= u64::from(*byte);
+        hash = hash.wrapping_mul(0x0100_0000_01b3);
+    }
+    format!("\"{:x}-{hash:016x}\"", body.len())
 }
 
 /// Removes the feed files (`<category>.rss|atom|json`) of categories that are no longer

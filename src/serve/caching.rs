@@ -1,18 +1,95 @@
-//! HTTP caching for feeds: strong ETags from the content, Last-Modified from the newest
-//! item, `304 Not Modified` for If-None-Match / If-Modified-Since, and an in-memory copy
-//! of each published file, dropped when the file is replaced.
+//! HTTP caching for feeds: the validators of each published document (its strong ETag,
+//! Last-Modified from the newest item), `304 Not Modified` for If-None-Match /
+//! If-Modified-Since, and the in-memory copy of the published documents, refreshed
+//! when the store's publish generation moves.
 
 use std::collections::HashMap;
-use std::io;
-use std::path::{Path, PathBuf};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::SystemTime;
 
 use arc_swap::ArcSwap;
 use axum::http::{HeaderMap, HeaderValue, header};
 use bytes::Bytes;
 use chrono::{DateTime, Utc};
-use notify::{Event, EventKind, RecommendedWatcher, RecursiveMode, Watcher};
+use tokio_util::sync::CancellationToken;
+
+use crate::publish::strong_etag;
+use crate::store::{Store, StoreError};
+
+/// A content coding a feed is sent in, compressed once per version (see
+/// [`Representation::encoded`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Coding {
+    Gzip,
+    Brotli,
+}
+
+impl Coding {
+    const ALL: [Coding; 2] = [Coding::Gzip, Coding::Brotli];
+
+    /// The name in `Accept-Encoding` and `Content-Encoding`.
+    pub fn name(self) -> &'static str {
+        match self {
+            Coding::Gzip => "gzip",
+            Coding::Brotli => "br",
+        }
+    }
+
+    fn index(self) -> usize {
+        self as usize
+    }
+
+    fn compress(self, body: &[u8]) -> Bytes {
+        use std::io::Write;
+        let mut out = Vec::with_capacity(body.len() / 4);
+        match self {
+            Coding::Gzip => {
+                let mut encoder =
+                    flate2::write::GzEncoder::new(&mut out, flate2::Compression::default());
+                encoder
+                    .write_all(body)
+                    .expect("writing into memory cannot fail");
+                encoder.finish().expect("finishing into memory cannot fail");
+            }
+            Coding::Brotli => {
+                let mut encoder =
+                    brotli::CompressorWriter::new(&mut out, 4096, BROTLI_QUALITY, BROTLI_WINDOW);
+                encoder
+                    .write_all(body)
+                    .expect("writing into memory cannot fail");
+            }
+        }
+        Bytes::from(out)
+    }
+}
+
+/// Brotli's middle quality: within a few percent of its best on feeds, at a small
+/// part of the time (the best, 11, takes about a second for a large feed).
+const BROTLI_QUALITY: u32 = 5;
+/// Brotli's window, 4 MiB (log2), larger than any feed.
+const BROTLI_WINDOW: u32 = 22;
+
+/// The coding to send a body in for a request's `Accept-Encoding`: Brotli (smaller)
+/// when the client takes it, else gzip, else none. A coding with `q=0` is refused.
+pub fn preferred_coding(request: &HeaderMap) -> Option<Coding> {
+    let accepted = |coding: Coding| {
+        request
+            .get_all(header::ACCEPT_ENCODING)
+            .iter()
+            .filter_map(|v| v.to_str().ok())
+            .flat_map(|v| v.split(','))
+            .any(|offer| {
+                let mut parts = offer.split(';').map(str::trim);
+                parts
+                    .next()
+                    .is_some_and(|c| c.eq_ignore_ascii_case(coding.name()))
+                    && parts.all(|p| p.replace(' ', "") != "q=0")
+            })
+    };
+    [Coding::Brotli, Coding::Gzip]
+        .into_iter()
+        .find(|c| accepted(*c))
+}
 
 /// A body with its validators.
 #[derive(Debug, Clone)]
@@ -21,36 +98,45 @@ pub struct Representation {
     /// Strong ETag, quoted.
     pub etag: String,
     pub last_modified: Option<SystemTime>,
-    /// The body gzip-compressed, made on first demand and kept with this version, so a
+    /// The body in each [`Coding`], made on first demand and kept with this version, so a
     /// poll by a feed reader does not compress the feed again.
-    gzip: std::sync::OnceLock<Bytes>,
+    encoded: [std::sync::OnceLock<Bytes>; 2],
     /// The validators as header values, made once per version rather than per request.
     etag_header: HeaderValue,
-    gzip_etag_header: HeaderValue,
+    encoded_etag_headers: [HeaderValue; 2],
     last_modified_header: Option<HeaderValue>,
 }
 
 impl Representation {
+    /// A body rendered for one request, its ETag computed from it.
     pub fn new(body: Bytes, last_modified: Option<SystemTime>) -> Representation {
         let etag = strong_etag(&body);
+        Representation::with_etag(body, etag, last_modified)
+    }
+
+    /// A body whose strong ETag is known already (a published document's).
+    pub fn with_etag(
+        body: Bytes,
+        etag: String,
+        last_modified: Option<SystemTime>,
+    ) -> Representation {
         let header = |text: &str| HeaderValue::from_str(text).expect("validators are ASCII");
         Representation {
             etag_header: header(&etag),
-            gzip_etag_header: header(&encoded_etag(&etag, "gzip")),
+            encoded_etag_headers: Coding::ALL.map(|c| header(&encoded_etag(&etag, c.name()))),
             last_modified_header: last_modified.map(|lm| header(&http_date(lm))),
             body,
             etag,
             last_modified,
-            gzip: std::sync::OnceLock::new(),
+            encoded: Default::default(),
         }
     }
 
-    /// The `ETag` header of this version, plain or of its gzip body.
-    pub fn etag_header(&self, gzip: bool) -> &HeaderValue {
-        if gzip {
-            &self.gzip_etag_header
-        } else {
-            &self.etag_header
+    /// The `ETag` header of this version, plain or of its body in `coding`.
+    pub fn etag_header(&self, coding: Option<Coding>) -> &HeaderValue {
+        match coding {
+            Some(coding) => &self.encoded_etag_headers[coding.index()],
+            None => &self.etag_header,
         }
     }
 
@@ -59,18 +145,10 @@ impl Representation {
         self.last_modified_header.as_ref()
     }
 
-    /// The gzip-compressed body (compressed once per version).
-    pub fn gzip(&self) -> Bytes {
-        self.gzip
-            .get_or_init(|| {
-                use std::io::Write;
-                let mut encoder =
-                    flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
-                encoder
-                    .write_all(&self.body)
-                    .expect("writing into memory cannot fail");
-                Bytes::from(encoder.finish().expect("finishing into memory cannot fail"))
-            })
+    /// The body compressed in `coding` (compressed once per version).
+    pub fn encoded(&self, coding: Coding) -> Bytes {
+        self.encoded[coding.index()]
+            .get_or_init(|| coding.compress(&self.body))
             .clone()
     }
 
@@ -92,16 +170,6 @@ impl Representation {
         self.last_modified
             .is_some_and(|lm| DateTime::<Utc>::from(lm).timestamp() <= ims.timestamp())
     }
-}
-
-/// `"<length>-<FNV-1a 64>"` of the body: equal bodies, equal tags, across restarts.
-pub fn strong_etag(body: &[u8]) -> String {
-    let mut hash: u64 = 0xcbf2_9ce4_8422_2325;
-    for byte in body {
-        hash ^= u64::from(*byte);
-        hash = hash.wrapping_mul(0x0100_0000_01b3);
-    }
-    format!("\"{:x}-{hash:016x}\"", body.len())
 }
 
 /// Compressed responses carry the tag with `-gzip` / `-br` added (a different
@@ -166,123 +234,166 @@ pub fn parse_http_date(text: &str) -> Option<DateTime<Utc>> {
         .map(|t| t.with_timezone(&Utc))
 }
 
-/// Published files kept in memory, by folder and name. A request for a cached file
-/// touches neither the file system nor a lock: whoever replaces a file says so with
-/// [`FileCache::forget`] — the daemon's publisher after each publish, the feeds-folder
-/// watcher ([`FileCache::watch`]) under `bantin serve`. Only a miss reads the disk.
+/// The published documents as this server answers them: a copy in memory of what the
+/// last publish stored, by name, replaced whole when the store's publish generation
+/// moves. A request touches neither the store nor a lock; following the generation is
+/// [`PublishedCache::follow`]'s job (one small read per interval), and a publisher in
+/// this process calls [`PublishedCache::refresh`] after its publish.
+///
+/// Both backends serve this way, SQLite too: the documents are in the store either
+/// way, so one code path answers the same bytes and ETags whichever process published
+/// (a `bantin crawl` from cron, a daemon, another worker); the feeds folder is a copy
+/// for static hosting, not what the server reads.
 #[derive(Debug, Default)]
-pub struct FileCache {
-    /// Read on every request; replaced whole (copy on write) by the rare writer.
-    files: ArcSwap<HashMap<Box<str>, CachedFile>>,
-    /// Bumped by every [`FileCache::forget`]; a file read from disk is kept only if no
-    /// forget came while it was read, so a publish never leaves an old copy behind.
-    generation: Mutex<u64>,
+pub struct PublishedCache {
+    /// Read on every request; replaced whole by the rare refresh.
+    current: ArcSwap<Snapshot>,
+    /// One refresh at a time, so an older snapshot never replaces a newer one.
+    refreshing: tokio::sync::Mutex<()>,
 }
 
-#[derive(Debug, Clone)]
-struct CachedFile {
-    dir: PathBuf,
-    rep: Arc<Representation>,
+#[derive(Debug, Default)]
+struct Snapshot {
+    /// `None` until the first load.
+    generation: Option<u64>,
+    documents: HashMap<Box<str>, Arc<Representation>>,
 }
 
-impl FileCache {
-    /// The current content of `name` in `dir`, or `None` when there is no such file.
-    pub async fn get(&self, dir: &Path, name: &str) -> io::Result<Option<Arc<Representation>>> {
-        if let Some(file) = self.files.load().get(name)
-            && file.dir == dir
-        {
-            return Ok(Some(file.rep.clone()));
+impl PublishedCache {
+    /// The published document `name`, if the last publish made one. The first call
+    /// loads the documents from `store`; later ones answer from memory.
+    pub async fn get(
+        &self,
+        store: &Arc<dyn Store>,
+        name: &str,
+    ) -> Result<Option<Arc<Representation>>, StoreError> {
+        if self.current.load().generation.is_none() {
+            self.refresh(store).await?;
         }
-        let seen = *self.lock();
-        let path = dir.join(name);
-        let (body, modified) = match read_file(&path).await {
-            Ok(read) => read,
-            Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
-            Err(e) => return Err(e),
-        };
-        let rep = Arc::new(Representation::new(Bytes::from(body), modified));
-        let generation = self.lock();
-        if *generation == seen {
-            let mut files = HashMap::clone(&self.files.load());
-            let file = CachedFile {
-                dir: dir.to_owned(),
-                rep: rep.clone(),
-            };
-            files.insert(name.into(), file);
-            self.files.store(Arc::new(files));
-        }
-        Ok(Some(rep))
+        Ok(self.current.load().documents.get(name).cloned())
     }
 
-    /// Drops the copy of the file at `path` (it was replaced or removed); the next
-    /// request reads it again.
-    pub fn forget(&self, path: &Path) {
-        let mut generation = self.lock();
-        *generation += 1;
-        let Some(name) = path.file_name().and_then(|n| n.to_str()) else {
-            return;
-        };
-        if self.files.load().contains_key(name) {
-            let mut files = HashMap::clone(&self.files.load());
-            files.remove(name);
-            self.files.store(Arc::new(files));
+    /// Reads the store's publish generation and, when it is not the one in memory,
+    /// every published document. Returns whether the copy changed.
+    pub async fn refresh(&self, store: &Arc<dyn Store>) -> Result<bool, StoreError> {
+        let _one_at_a_time = self.refreshing.lock().await;
+        let held = self.current.load().generation;
+        let generation = blocking(store, |s| s.publish_generation()).await?;
+        if held == Some(generation) {
+            return Ok(false);
         }
+        let published = blocking(store, |s| s.published()).await?;
+        let documents = published
+            .documents
+            .into_iter()
+            .map(|doc| {
+                let modified = doc.last_modified.map(SystemTime::from);
+                let rep = Representation::with_etag(Bytes::from(doc.body), doc.etag, modified);
+                (doc.name.into_boxed_str(), Arc::new(rep))
+            })
+            .collect();
+        self.current.store(Arc::new(Snapshot {
+            generation: Some(published.generation),
+            documents,
+        }));
+        Ok(true)
     }
 
-    /// Drops every copy, when the watcher may have missed a change.
-    pub fn forget_all(&self) {
-        let mut generation = self.lock();
-        *generation += 1;
-        self.files.store(Arc::default());
-    }
-
-    /// Watches `dir` and forgets each file that changes there, for a server whose
-    /// feeds another process publishes. Watching stops when the watcher is dropped.
-    pub fn watch(self: &Arc<Self>, dir: &Path) -> notify::Result<RecommendedWatcher> {
-        let cache = Arc::downgrade(self);
-        let mut watcher = notify::recommended_watcher(move |event: notify::Result<Event>| {
-            let Some(cache) = cache.upgrade() else { return };
-            match event {
-                // Reading a file (a cache miss does) is no change; forgetting on it
-                // would empty the cache on every read.
-                Ok(event) if matches!(event.kind, EventKind::Access(_)) => {}
-                Ok(event) if event.need_rescan() => cache.forget_all(),
-                Ok(event) => event.paths.iter().for_each(|path| cache.forget(path)),
-                Err(err) => {
-                    tracing::warn!(error = %err, "feeds folder watch failed; cache cleared");
-                    cache.forget_all();
-                }
+    /// Refreshes every `every` until `stop` is cancelled, so that a publish by another
+    /// process is answered within one interval. A failed read is logged and tried again
+    /// at the next tick; the copy in memory is answered meanwhile.
+    pub async fn follow(
+        self: Arc<Self>,
+        store: Arc<dyn Store>,
+        every: std::time::Duration,
+        stop: CancellationToken,
+    ) {
+        let mut failing = false;
+        loop {
+            tokio::select! {
+                _ = stop.cancelled() => return,
+                _ = tokio::time::sleep(every) => {}
             }
-        })?;
-        watcher.watch(dir, RecursiveMode::NonRecursive)?;
-        Ok(watcher)
-    }
-
-    fn lock(&self) -> std::sync::MutexGuard<'_, u64> {
-        self.generation.lock().unwrap_or_else(|p| p.into_inner())
+            match self.refresh(&store).await {
+                Ok(_) if failing => {
+                    failing = false;
+                    tracing::info!("published feeds read again");
+                }
+                Ok(_) => {}
+                Err(err) if !failing => {
+                    failing = true;
+                    tracing::warn!(error = %crate::error_chain(&err), "cannot read the published feeds; answering the last copy");
+                }
+                Err(_) => {}
+            }
+        }
     }
 }
 
-/// A file's content and modification time, read off the async threads.
-async fn read_file(path: &Path) -> io::Result<(Vec<u8>, Option<SystemTime>)> {
-    let path = path.to_owned();
-    tokio::task::spawn_blocking(move || {
-        let mut file = std::fs::File::open(&path)?;
-        let meta = file.metadata()?;
-        if !meta.is_file() {
-            return Err(io::ErrorKind::NotFound.into());
-        }
-        let mut body = Vec::with_capacity(usize::try_from(meta.len()).unwrap_or(0));
-        std::io::Read::read_to_end(&mut file, &mut body)?;
-        Ok((body, meta.modified().ok()))
-    })
-    .await
-    .map_err(io::Error::other)?
+/// Runs a store call on a blocking thread.
+async fn blocking<T: Send + 'static>(
+    store: &Arc<dyn Store>,
+    call: impl FnOnce(&dyn Store) -> Result<T, StoreError> + Send + 'static,
+) -> Result<T, StoreError> {
+    let store = store.clone();
+    tokio::task::spawn_blocking(move || call(store.as_ref()))
+        .await
+        .unwrap_or_else(|panic| std::panic::resume_unwind(panic.into_panic()))
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn accepting(value: &str) -> HeaderMap {
+        let mut headers = HeaderMap::new();
+        headers.insert(
+            header::ACCEPT_ENCODING,
+            HeaderValue::from_str(value).unwrap(),
+        );
+        headers
+    }
+
+    #[test]
+    fn brotli_is_preferred_then_gzip_and_a_refused_coding_is_never_sent() {
+        assert_eq!(
+            preferred_coding(&accepting("gzip, deflate, br")),
+            Some(Coding::Brotli)
+        );
+        assert_eq!(
+            preferred_coding(&accepting("br;q=0, gzip")),
+            Some(Coding::Gzip)
+        );
+        assert_eq!(preferred_coding(&accepting("GZIP")), Some(Coding::Gzip));
+        assert_eq!(preferred_coding(&accepting("gzip; q=0, deflate")), None);
+        assert_eq!(preferred_coding(&HeaderMap::new()), None);
+    }
+
+    #[test]
+    fn each_coding_decodes_to_the_body_and_has_its_own_tag() {
+        use std::io::Read;
+        let body = Bytes::from("<rss>Lực lượng Công an</rss>".repeat(200));
+        let rep = Representation::new(body.clone(), None);
+        let mut gunzipped = Vec::new();
+        flate2::read::GzDecoder::new(&rep.encoded(Coding::Gzip)[..])
+            .read_to_end(&mut gunzipped)
+            .unwrap();
+        let mut unbrotlied = Vec::new();
+        brotli::Decompressor::new(&rep.encoded(Coding::Brotli)[..], 4096)
+            .read_to_end(&mut unbrotlied)
+            .unwrap();
+        assert_eq!(gunzipped, body);
+        assert_eq!(unbrotlied, body);
+        let tags: Vec<_> = [None, Some(Coding::Gzip), Some(Coding::Brotli)]
+            .map(|c| rep.etag_header(c).clone())
+            .into();
+        assert_ne!(tags[0], tags[1]);
+        assert_ne!(tags[1], tags[2]);
+        assert_eq!(
+            tags[2],
+            format!("\"{}-br\"", rep.etag.trim_matches('"')).as_str()
+        );
+    }
 
     #[test]
     fn etag_matching_accepts_lists_weak_and_encoded_variants() {

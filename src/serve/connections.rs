@@ -9,19 +9,19 @@ use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use axum::Router;
 use axum::extract::Request;
 use hyper::body::Incoming;
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use hyper_util::server::conn::auto;
 use tokio::net::{TcpListener, TcpStream};
-use tokio::sync::{Notify, OwnedSemaphorePermit, Semaphore};
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 use tower::ServiceExt;
 use tracing::{debug, info, warn};
 
+use super::App;
 use crate::config::ServerSettings;
 
 /// Open files kept free of connections for everything else the process does (the
@@ -42,7 +42,7 @@ const ACCEPT_ERROR_PAUSE: Duration = Duration::from_millis(50);
 /// cancelled, then stops accepting, lets requests in flight finish and returns.
 pub async fn serve(
     listener: TcpListener,
-    app: Router,
+    app: App,
     settings: &ServerSettings,
     cap: usize,
     shutdown: CancellationToken,
@@ -130,7 +130,7 @@ fn http_builder(settings: &ServerSettings) -> auto::Builder<TokioExecutor> {
 /// after `shutdown`.
 async fn serve_connection(
     stream: TcpStream,
-    app: Router,
+    app: App,
     place: Place,
     http: Arc<auto::Builder<TokioExecutor>>,
     settings: ServerSettings,
@@ -147,32 +147,37 @@ async fn serve_connection(
         }
     });
     let connection = http.serve_connection_with_upgrades(TokioIo::new(stream), service);
-    tokio::pin!(connection);
     let activity = &place.activity;
+    // Made once per connection, not once per request: a request wakes none of these,
+    // the idle check looks at the request times only when its timer fires.
+    let closed_for_room = activity.close.cancelled();
+    let stopping = shutdown.cancelled();
+    let idle_check = tokio::time::sleep_until(activity.next_idle_check(&settings));
+    tokio::pin!(connection, closed_for_room, stopping, idle_check);
     let mut draining = false;
     loop {
         tokio::select! {
+            biased;
             ended = connection.as_mut() => {
                 if let Err(err) = ended {
                     debug!(error = %err, "connection ended with an error");
                 }
                 return;
             }
-            _ = activity.close.cancelled() => {
+            _ = &mut closed_for_room => {
                 debug!("closed an idle connection to make room for a new one");
                 return;
             }
-            _ = tokio::time::sleep_until(activity.next_idle_check(&settings)) => {
+            _ = idle_check.as_mut() => {
                 if activity.idle_too_long(&settings) {
                     debug!("closed a connection idle for too long");
                     return;
                 }
+                idle_check.as_mut().reset(activity.next_idle_check(&settings));
             }
-            // A request ended: its idle time starts now.
-            _ = activity.request_ended.notified() => {}
             // A connection without a request in flight has nothing to finish: a slow
             // client must not hold shutdown up until its header-read timeout.
-            _ = shutdown.cancelled(), if !draining => {
+            _ = &mut stopping, if !draining => {
                 if activity.in_flight.load(Ordering::SeqCst) == 0 {
                     return;
                 }
@@ -210,7 +215,6 @@ struct Activity {
     served: AtomicBool,
     /// When it last had no request in flight: its accept, or its last answer.
     idle_since: Mutex<Instant>,
-    request_ended: Notify,
     close: CancellationToken,
 }
 
@@ -264,7 +268,6 @@ impl Connections {
             in_flight: AtomicUsize::new(0),
             served: AtomicBool::new(false),
             idle_since: Mutex::new(Instant::now()),
-            request_ended: Notify::new(),
             close: CancellationToken::new(),
         });
         let id = self.next_id.fetch_add(1, Ordering::Relaxed);
@@ -328,14 +331,17 @@ impl Activity {
         }
     }
 
-    /// When to look again whether the connection has been idle too long.
+    /// When to look again whether the connection has been idle too long. Requests do
+    /// not wake the connection, so it looks at least once per the shorter of the two
+    /// limits: a request that came and went between two looks is then timed by the
+    /// idle timeout, not by the longer header-read timeout armed before it.
     fn next_idle_check(&self, settings: &ServerSettings) -> Instant {
-        let allowed = self.allowed_idle(settings);
+        let look = settings.idle_timeout.min(settings.header_read_timeout);
+        let now = Instant::now();
         if self.in_flight.load(Ordering::SeqCst) > 0 {
-            Instant::now() + allowed
-        } else {
-            self.idle_since() + allowed
+            return now + look;
         }
+        (self.idle_since() + self.allowed_idle(settings)).min(now + look)
     }
 
     fn idle_too_long(&self, settings: &ServerSettings) -> bool {
@@ -353,6 +359,5 @@ impl Drop for RequestGuard {
             .lock()
             .expect("idle time lock is not poisoned") = Instant::now();
         self.0.in_flight.fetch_sub(1, Ordering::SeqCst);
-        self.0.request_ended.notify_one();
     }
 }

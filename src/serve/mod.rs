@@ -1,10 +1,12 @@
 //! The HTTP server (axum): published feeds with caching headers, filtered feeds
 //! rendered from the store, the human index page, `/healthz` and `/metrics`. It reads
-//! the feeds folder and the store; it never crawls or writes. Connections, their
+//! the store (published documents through `caching`'s copy); it never crawls or
+//! writes. Connections, their
 //! timeouts and their cap are `connections`' job.
 
 pub mod caching;
 mod connections;
+mod counting;
 pub mod index;
 pub mod pages;
 mod routes;
@@ -12,7 +14,6 @@ mod routes;
 use std::sync::Arc;
 
 use arc_swap::ArcSwap;
-use axum::Router;
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
@@ -25,7 +26,7 @@ use crate::metrics::Metrics;
 use crate::model::SourceId;
 use crate::schedule::Scheduler;
 use crate::store::Store;
-use caching::FileCache;
+use caching::PublishedCache;
 
 /// What every request handler shares.
 #[derive(Clone)]
@@ -36,7 +37,7 @@ pub struct AppState {
     pub metrics: Arc<Metrics>,
     /// The daemon's scheduler, for next-run times; absent under `bantin serve`.
     pub schedule: Option<Scheduler>,
-    files: Arc<FileCache>,
+    published: Arc<PublishedCache>,
     /// Feed list and headers worked out from the current config, redone after a swap.
     derived: Arc<ArcSwap<Derived>>,
 }
@@ -59,16 +60,16 @@ impl AppState {
             store,
             metrics,
             schedule: None,
-            files: Arc::new(FileCache::default()),
+            published: Arc::default(),
             derived: Arc::new(ArcSwap::from_pointee(Derived::from(config.load_full()))),
             config,
         }
     }
 
-    /// Serves published files from `files`, the cache a publisher in this process
-    /// tells of every file it replaces (or one watching the feeds folder).
-    pub fn with_file_cache(mut self, files: Arc<FileCache>) -> AppState {
-        self.files = files;
+    /// Answers published documents from `published`, the copy a publisher in this
+    /// process refreshes after each publish.
+    pub fn with_published(mut self, published: Arc<PublishedCache>) -> AppState {
+        self.published = published;
         self
     }
 
@@ -121,12 +122,13 @@ impl From<Arc<Config>> for Derived {
     }
 }
 
-/// Every route of the server, with compression and request counting.
-pub fn router(state: AppState) -> Router {
-    routes::router(state)
-}
+use routes::App;
 
 use connections::connection_cap;
+
+/// How often a server asks the store whether a newer publish happened: how long a
+/// publish by another process may take to be answered here.
+pub const PUBLISH_POLL_INTERVAL: std::time::Duration = std::time::Duration::from_secs(1);
 
 /// Serves until `shutdown` is cancelled, then stops accepting and lets requests in
 /// flight finish. The `[server]` settings are read once, here.
@@ -135,12 +137,17 @@ pub async fn serve(
     state: AppState,
     shutdown: CancellationToken,
 ) -> std::io::Result<()> {
+    tokio::spawn(state.published.clone().follow(
+        state.store.clone(),
+        PUBLISH_POLL_INTERVAL,
+        shutdown.clone(),
+    ));
     let settings = state.config.load().settings.server.clone();
     let cap = connection_cap(settings.max_connections);
     if let Ok(addr) = listener.local_addr() {
         tracing::info!(%addr, max_connections = cap, "serving feeds");
     }
-    connections::serve(listener, router(state), &settings, cap, shutdown).await;
+    connections::serve(listener, App::new(state), &settings, cap, shutdown).await;
     Ok(())
 }
 

@@ -1,22 +1,28 @@
 //! Routes and handlers. Feed file names are checked against the configured feed ids
 //! before any path is built, so `..` or encoded separators never reach the file system.
 
+use std::convert::Infallible;
 use std::sync::Arc;
+use std::task::Poll;
 
 use axum::Router;
-use axum::extract::{MatchedPath, Path, Query, Request, State};
+use axum::body::Body;
+use axum::extract::{Query, Request, State};
 use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, header};
-use axum::middleware::{self, Next};
+use axum::middleware;
 use axum::response::{Html, IntoResponse, Response};
 use axum::routing::get;
 use bytes::Bytes;
+use futures_util::future::{BoxFuture, Either};
 use serde::{Deserialize, Serialize};
 use tokio_util::sync::CancellationToken;
+use tower::Service;
 use tower_http::compression::CompressionLayer;
 use tower_http::timeout::TimeoutLayer;
 
 use super::AppState;
-use super::caching::{Representation, tag_encoding};
+use super::caching::{Representation, preferred_coding, tag_encoding};
+use super::counting::{CountRequestsLayer, Counted, Route};
 use super::index::render_index;
 use super::pages::{FeedPage, ItemView, prefers_html};
 use crate::config::Config;
@@ -31,13 +37,73 @@ const MAX_LIMIT: usize = 1000;
 /// Latest items listed on the index page.
 const INDEX_ITEMS: usize = 30;
 
-pub(super) fn router(state: AppState) -> Router {
+/// The state handlers get: one shared copy, so a request clones one pointer rather
+/// than every part of [`AppState`].
+type Shared = Arc<AppState>;
+
+/// The route of the feeds, as `/metrics` counts it.
+const FEED_ROUTE: &str = "/feeds/{file}";
+
+/// The whole server: a GET or HEAD of a feed goes straight to [`feed`], every other
+/// request through the router. Feeds answered from memory are nearly all the traffic,
+/// and the router's matching, request extensions and boxed layers would be a fifth of
+/// what such an answer costs.
+#[derive(Clone)]
+pub(super) struct App {
+    state: Shared,
+    router: Router,
+}
+
+impl App {
+    pub(super) fn new(state: AppState) -> App {
+        let state: Shared = Arc::new(state);
+        App {
+            router: router(state.clone()),
+            state,
+        }
+    }
+}
+
+impl Service<Request> for App {
+    type Response = Response;
+    type Error = Infallible;
+    type Future = Either<
+        Counted<BoxFuture<'static, Result<Response, Infallible>>>,
+        <Router as Service<Request>>::Future,
+    >;
+
+    fn poll_ready(&mut self, _: &mut std::task::Context<'_>) -> Poll<Result<(), Infallible>> {
+        // Neither the feed handler nor the router ever waits to take a request.
+        Poll::Ready(Ok(()))
+    }
+
+    fn call(&mut self, request: Request) -> Self::Future {
+        if !reads_a_feed(&request) {
+            return Either::Right(self.router.call(request));
+        }
+        let state = self.state.clone();
+        let metrics = state.metrics.clone();
+        let answer = Box::pin(async move { Ok(feed(State(state), request).await) });
+        Either::Left(Counted::new(Route::Named(FEED_ROUTE), metrics, answer))
+    }
+}
+
+/// A GET or HEAD of one name under `/feeds/`, as the router's feed route matches it.
+fn reads_a_feed(request: &Request) -> bool {
+    (request.method() == Method::GET || request.method() == Method::HEAD)
+        && request
+            .uri()
+            .path()
+            .strip_prefix("/feeds/")
+            .is_some_and(|name| !name.is_empty() && !name.contains('/'))
+}
+
+fn router(state: Shared) -> Router {
     let deadline = state.config.load().settings.server.request_timeout;
     Router::new()
         .route("/", get(index))
         .route("/healthz", get(healthz))
         .route("/metrics", get(metrics))
-        .route("/feeds/{file}", get(feed))
         .fallback(fallback)
         .layer(CompressionLayer::new())
         .layer(middleware::map_response(
@@ -46,17 +112,34 @@ pub(super) fn router(state: AppState) -> Router {
                 response
             },
         ))
-        // Past the deadline the handler is dropped, and with it any work it started
-        // (see `render_filtered`); counted like any other answer.
+        // Past the deadline the handler is dropped, and with it any work it started;
+        // counted like any other answer.
         .layer(TimeoutLayer::with_status_code(
             StatusCode::SERVICE_UNAVAILABLE,
             deadline,
         ))
-        .layer(middleware::from_fn_with_state(
-            state.clone(),
-            count_requests,
-        ))
+        // Feeds sit outside the layers above, which would cost a cached answer (above
+        // all a 304) a third of its time: a feed is compressed once per version and
+        // only its work from the store has a deadline (`within_deadline`).
+        .route(FEED_ROUTE, get(feed))
+        .layer(CountRequestsLayer {
+            metrics: state.metrics.clone(),
+        })
         .with_state(state)
+}
+
+/// Runs `work` within the server's request deadline; past it the work is dropped (and
+/// with it what it started, see `render_filtered`) and the answer is 503, as the
+/// timeout layer answers for the other routes.
+async fn within_deadline(
+    state: &AppState,
+    work: impl std::future::Future<Output = Response>,
+) -> Response {
+    let deadline = state.config.load().settings.server.request_timeout;
+    match tokio::time::timeout(deadline, work).await {
+        Ok(response) => response,
+        Err(_) => StatusCode::SERVICE_UNAVAILABLE.into_response(),
+    }
 }
 
 /// Why a request could not be answered; mapped to a status in [`error_response`].
@@ -64,8 +147,6 @@ pub(super) fn router(state: AppState) -> Router {
 enum ServeError {
     #[error("store unavailable")]
     Store(#[from] StoreError),
-    #[error("cannot read a published file")]
-    Io(#[from] std::io::Error),
     #[error("background task failed")]
     Task(#[from] tokio::task::JoinError),
     /// The request was gone before its work was done; nobody reads this answer.
@@ -76,22 +157,11 @@ enum ServeError {
 fn error_response(error: ServeError) -> Response {
     let status = match error {
         ServeError::Store(_) => StatusCode::SERVICE_UNAVAILABLE,
-        ServeError::Io(_) | ServeError::Task(_) => StatusCode::INTERNAL_SERVER_ERROR,
+        ServeError::Task(_) => StatusCode::INTERNAL_SERVER_ERROR,
         ServeError::Abandoned => return StatusCode::SERVICE_UNAVAILABLE.into_response(),
     };
     tracing::error!(error = %error, source = ?std::error::Error::source(&error), "request failed");
     (status, format!("{error}\n")).into_response()
-}
-
-async fn count_requests(State(state): State<AppState>, request: Request, next: Next) -> Response {
-    // A cheap clone of a shared name, so counting allocates nothing.
-    let route = request.extensions().get::<MatchedPath>().cloned();
-    let response = next.run(request).await;
-    let route = route.as_ref().map_or("unmatched", MatchedPath::as_str);
-    state
-        .metrics
-        .record_request(route, response.status().as_u16());
-    response
 }
 
 async fn fallback(method: Method) -> Response {
@@ -108,7 +178,7 @@ async fn fallback(method: Method) -> Response {
 }
 
 /// `?limit=N&q=words` on a feed.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Default, Deserialize)]
 struct FeedQuery {
     limit: Option<usize>,
     q: Option<String>,
@@ -162,51 +232,55 @@ fn resolve<'a>(config: &Config, feeds: &'a [FeedMeta], name: &str) -> Option<Fee
         .map(|meta| FeedFile::Feed(meta, format))
 }
 
-async fn feed(
-    State(state): State<AppState>,
-    Path(name): Path<String>,
-    Query(query): Query<FeedQuery>,
-    headers: HeaderMap,
-) -> Response {
+async fn feed(State(state): State<Shared>, request: Request) -> Response {
+    // Read from the request itself rather than by the `Path` and `Query` extractors,
+    // which allocate even when there is no query: this path answers most requests.
+    let name = request.uri().path().trim_start_matches("/feeds/");
+    let query = match request.uri().query() {
+        None => FeedQuery::default(),
+        Some(_) => match Query::<FeedQuery>::try_from_uri(request.uri()) {
+            Ok(Query(query)) => query,
+            Err(rejection) => return rejection.into_response(),
+        },
+    };
+    let headers = request.headers();
     let (config, derived) = state.current();
-    let Some(file) = resolve(&config, &derived.feeds, &name) else {
+    let Some(file) = resolve(&config, &derived.feeds, name) else {
         return (StatusCode::NOT_FOUND, "no such feed\n").into_response();
     };
+    let answer = Answer {
+        content_type: file.content_type(),
+        cache_control: derived.cache_control.clone(),
+        // A feed answers by `Accept` too (a page for browsers), so caches key on it.
+        vary: match &file {
+            FeedFile::Feed(..) => "accept, accept-encoding",
+            FeedFile::Opml | FeedFile::Stylesheet => "accept-encoding",
+        },
+    };
     let accept = headers.get(header::ACCEPT).and_then(|v| v.to_str().ok());
-    if let FeedFile::Feed(meta, _) = &file
-        && prefers_html(accept)
-    {
-        return match feed_page(&state, &config, FeedMeta::clone(meta), query).await {
-            Ok(page) => page,
-            Err(e) => error_response(e),
-        };
-    }
-    // A feed answers by `Accept` too (a page for browsers), so caches must key on it.
-    let vary = match &file {
-        FeedFile::Feed(..) => "accept, accept-encoding",
-        FeedFile::Opml | FeedFile::Stylesheet => "accept-encoding",
-    };
-    let cache_control = &derived.cache_control;
-    let content_type = file.content_type();
     let filtered = query.limit.is_some() || query.words().is_some();
-    let rep = match file {
+    // The paths that work in the store are boxed, so the future of the cached answer
+    // stays small.
+    match file {
+        FeedFile::Feed(meta, _) if prefers_html(accept) => {
+            let page = feed_page(&state, &config, meta.clone(), query, headers);
+            Box::pin(within_deadline(&state, page)).await
+        }
         FeedFile::Feed(meta, format) if filtered => {
-            render_filtered(&state, &config, meta.clone(), format, query).await
-        }
-        _ => {
-            // The name was matched against fixed names and configured ids above.
-            match state.files.get(&config.settings.feeds_dir, &name).await {
-                Ok(Some(rep)) => Ok(rep),
-                Ok(None) => {
-                    return (StatusCode::NOT_FOUND, "feed not published yet\n").into_response();
+            let work = async {
+                match render_filtered(&state, &config, meta.clone(), format, query).await {
+                    Ok(rep) => answer.respond(&rep, headers),
+                    Err(e) => error_response(e),
                 }
-                Err(e) => Err(e.into()),
-            }
+            };
+            Box::pin(within_deadline(&state, work)).await
         }
-    };
-    match rep {
-        Ok(rep) => respond(&rep, content_type, cache_control, vary, &headers),
-        Err(e) => error_response(e),
+        // The name was matched against fixed names and configured ids above.
+        _ => match state.published.get(&state.store, name).await {
+            Ok(Some(rep)) => answer.respond(&rep, headers),
+            Ok(None) => (StatusCode::NOT_FOUND, "feed not published yet\n").into_response(),
+            Err(e) => error_response(e.into()),
+        },
     }
 }
 
@@ -241,7 +315,8 @@ async fn feed_page(
     config: &Arc<Config>,
     meta: FeedMeta,
     query: FeedQuery,
-) -> Result<Response, ServeError> {
+    request: &HeaderMap,
+) -> Response {
     let limit = query.limit(&meta);
     let words = query.words().map(str::to_owned);
     let store = state.store.clone();
@@ -263,16 +338,20 @@ async fn feed_page(
         };
         Ok(page.render(&items))
     })
-    .await??;
-    Ok((
-        [
-            (header::VARY, "accept"),
-            // Rendered from the store on each request: nothing to revalidate against.
-            (header::CACHE_CONTROL, "no-cache"),
-        ],
-        Html(page),
-    )
-        .into_response())
+    .await
+    .map_err(ServeError::from)
+    .and_then(|page| page.map_err(ServeError::from));
+    let answer = Answer {
+        content_type: "text/html; charset=utf-8",
+        // Rendered from the store on each request: revalidated every time (its tag
+        // still saves sending the same page again).
+        cache_control: HeaderValue::from_static("no-cache"),
+        vary: "accept, accept-encoding",
+    };
+    match page {
+        Ok(page) => answer.respond(&Representation::new(Bytes::from(page), None), request),
+        Err(e) => error_response(e),
+    }
 }
 
 /// A feed filtered by `?limit=` and `?q=`, rendered from the store.
@@ -310,54 +389,60 @@ fn still_wanted(abandoned: &CancellationToken) -> Result<(), ServeError> {
     }
 }
 
-fn respond(
-    rep: &Representation,
+/// The headers of an answer from a [`Representation`] that do not come from it.
+struct Answer {
     content_type: &'static str,
-    cache_control: &HeaderValue,
+    cache_control: HeaderValue,
     vary: &'static str,
-    request: &HeaderMap,
-) -> Response {
-    let gzip = rep.body.len() >= MIN_COMPRESS_BYTES && accepts_gzip(request);
-    let mut headers = HeaderMap::new();
-    let not_modified = rep.not_modified(request);
-    // A 304 carries the tag of the plain body, as the client's copy may be either.
-    headers.insert(header::ETAG, rep.etag_header(gzip && !not_modified).clone());
-    if let Some(lm) = rep.last_modified_header() {
-        headers.insert(header::LAST_MODIFIED, lm.clone());
+}
+
+impl Answer {
+    /// 304 when the client's copy is current, else the body, compressed (once per
+    /// version) when the client takes gzip or Brotli.
+    fn respond(self, rep: &Representation, request: &HeaderMap) -> Response {
+        let coding = preferred_coding(request).filter(|_| rep.body.len() >= MIN_COMPRESS_BYTES);
+        let not_modified = rep.not_modified(request);
+        // Built in place, headers reserved at once: a 304 from memory is little more
+        // than this.
+        let mut response = match (not_modified, coding) {
+            (true, _) => Response::new(Body::empty()),
+            (false, None) => Response::new(Body::from(rep.body.clone())),
+            (false, Some(coding)) => Response::new(Body::from(rep.encoded(coding))),
+        };
+        let headers = response.headers_mut();
+        headers.reserve(6);
+        // A 304 carries the tag of the plain body, as the client's copy may be either.
+        headers.insert(
+            header::ETAG,
+            rep.etag_header(coding.filter(|_| !not_modified)).clone(),
+        );
+        if let Some(lm) = rep.last_modified_header() {
+            headers.insert(header::LAST_MODIFIED, lm.clone());
+        }
+        headers.insert(header::CACHE_CONTROL, self.cache_control);
+        headers.insert(header::VARY, HeaderValue::from_static(self.vary));
+        if not_modified {
+            *response.status_mut() = StatusCode::NOT_MODIFIED;
+            return response;
+        }
+        headers.insert(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static(self.content_type),
+        );
+        if let Some(coding) = coding {
+            headers.insert(
+                header::CONTENT_ENCODING,
+                HeaderValue::from_static(coding.name()),
+            );
+        }
+        response
     }
-    headers.insert(header::CACHE_CONTROL, cache_control.clone());
-    headers.insert(header::VARY, HeaderValue::from_static(vary));
-    if not_modified {
-        return (StatusCode::NOT_MODIFIED, headers).into_response();
-    }
-    headers.insert(header::CONTENT_TYPE, HeaderValue::from_static(content_type));
-    if gzip {
-        // Served from the per-version copy, its tag set already; the compression layer
-        // leaves encoded responses alone.
-        headers.insert(header::CONTENT_ENCODING, HeaderValue::from_static("gzip"));
-        return (StatusCode::OK, headers, rep.gzip()).into_response();
-    }
-    (StatusCode::OK, headers, rep.body.clone()).into_response()
 }
 
 /// Bodies shorter than this are sent as they are.
 const MIN_COMPRESS_BYTES: usize = 1024;
 
-/// Whether the client takes gzip (`Accept-Encoding: gzip`, not `gzip;q=0`).
-fn accepts_gzip(request: &HeaderMap) -> bool {
-    request
-        .get_all(header::ACCEPT_ENCODING)
-        .iter()
-        .filter_map(|v| v.to_str().ok())
-        .flat_map(|v| v.split(','))
-        .any(|coding| {
-            let mut parts = coding.split(';').map(str::trim);
-            parts.next().is_some_and(|c| c.eq_ignore_ascii_case("gzip"))
-                && parts.all(|p| p.replace(' ', "") != "q=0")
-        })
-}
-
-async fn index(State(state): State<AppState>) -> Response {
+async fn index(State(state): State<Shared>) -> Response {
     let (config, derived) = state.current();
     let store = state.store.clone();
     let loaded = tokio::task::spawn_blocking(move || -> Result<_, StoreError> {
@@ -428,7 +513,7 @@ struct SourceHealth {
     healthy: bool,
 }
 
-async fn healthz(State(state): State<AppState>) -> Response {
+async fn healthz(State(state): State<Shared>) -> Response {
     let config = state.config.load_full();
     let next_runs = state.next_runs();
     let store = state.store.clone();
@@ -517,7 +602,7 @@ async fn healthz(State(state): State<AppState>) -> Response {
     (code, axum::Json(health)).into_response()
 }
 
-async fn metrics(State(state): State<AppState>) -> Response {
+async fn metrics(State(state): State<Shared>) -> Response {
     let store = state.store.clone();
     let states = tokio::task::spawn_blocking(move || store.source_states())
         .await

@@ -16,7 +16,7 @@ use super::{Pass, absolute};
 use crate::config::Source;
 use crate::extract::dates::plausible;
 use crate::extract::{nesting, sanitize};
-use crate::model::{Article, Candidate, Origin};
+use crate::model::{Article, Candidate, Field, Origin};
 use crate::text::normalize;
 
 static PARAGRAPH: LazyLock<Selector> = LazyLock::new(|| {
@@ -130,17 +130,17 @@ fn article(entry: &Entry, feed: &Feed, feed_url: &Url, source: &Source) -> Optio
 
     let mut provenance = BTreeMap::new();
     let present = [
-        ("title", !title.is_empty()),
-        ("published", published.is_some()),
-        ("updated", updated.is_some()),
-        ("authors", !authors.is_empty()),
-        ("lead", lead.is_some()),
-        ("body", !body_html.is_empty()),
-        ("image", image.is_some()),
-        ("tags", !tags.is_empty()),
+        (Field::Title, !title.is_empty()),
+        (Field::Published, published.is_some()),
+        (Field::Updated, updated.is_some()),
+        (Field::Authors, !authors.is_empty()),
+        (Field::Lead, lead.is_some()),
+        (Field::Body, !body_html.is_empty()),
+        (Field::Image, image.is_some()),
+        (Field::Tags, !tags.is_empty()),
     ];
     for (field, _) in present.iter().filter(|(_, here)| *here) {
-        provenance.insert(field.to_string(), Origin::Feed);
+        provenance.insert(*field, Origin::Feed);
     }
     Some(Article {
         url,

@@ -9,13 +9,15 @@ mod items;
 mod lease_state;
 mod leases;
 mod postgresql;
+mod published;
 mod schedule_state;
+mod schema;
 mod sqlite;
 
 pub use article_state::{DEAD_LINK_FIRST_BACKOFF, DEAD_LINK_MAX_BACKOFF, dead_link_backoff};
 pub use items::item_id;
 pub use leases::expiry as lease_expiry;
-pub use postgresql::{PostgresStore, redact_password};
+pub use postgresql::{CopyCounts, MigrateError, PostgresStore, redact_password};
 pub use sqlite::SqliteStore;
 
 use std::time::Duration;
@@ -66,6 +68,12 @@ pub enum StoreError {
         #[source]
         source: postgres::Error,
     },
+    #[error("cannot take the publish lock {path}")]
+    Lock {
+        path: std::path::PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
     #[error("stored data is corrupt: {0}")]
     Corrupt(String),
 }
@@ -86,6 +94,49 @@ impl RawPageCursor {
             url: page.url.clone(),
         }
     }
+}
+
+/// A document as published under `/feeds/` (a feed, the OPML list, the stylesheet):
+/// the bytes every server answers, with their validators.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PublishedDocument {
+    /// Its name under `/feeds/`, e.g. `all.rss`.
+    pub name: String,
+    pub body: Vec<u8>,
+    /// Strong ETag, quoted.
+    pub etag: String,
+    /// `Last-Modified`, when the document has a time.
+    pub last_modified: Option<DateTime<Utc>>,
+}
+
+/// The validators of a stored published document, to tell whether a publish changes it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DocumentVersion {
+    pub etag: String,
+    pub last_modified: Option<DateTime<Utc>>,
+}
+
+/// Every published document, as of one publish generation.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Published {
+    pub generation: u64,
+    pub documents: Vec<PublishedDocument>,
+}
+
+/// Held by the one publisher of a database, from [`Store::lock_publishing`]; others
+/// wait until it is dropped (or its process dies).
+pub struct PublishLock {
+    /// Kept for what dropping it does: closing the file or the session frees the lock.
+    _held: HeldLock,
+}
+
+// Never read: held for their drop.
+#[allow(dead_code)]
+enum HeldLock {
+    /// An exclusive lock on a file beside the SQLite database, released when closed.
+    File(std::fs::File),
+    /// A PostgreSQL session holding an advisory lock.
+    Postgres(Box<postgresql::PublishSession>),
 }
 
 /// Everything the pipeline, publishing and serving need from storage. Every method is
@@ -253,6 +304,32 @@ pub trait Store: Send + Sync {
 
     /// Cheap check that the database answers (for `/healthz`).
     fn ping(&self) -> Result<(), StoreError>;
+
+    // Published documents: what every server answers at `/feeds/`, whichever process
+    // published it.
+
+    /// Waits until no other publisher (in this process or another) holds the publish
+    /// lock, and holds it until the returned value is dropped: publishes of one
+    /// database never interleave.
+    fn lock_publishing(&self) -> Result<PublishLock, StoreError>;
+    /// The validators of each published document, by name.
+    fn published_versions(
+        &self,
+    ) -> Result<std::collections::BTreeMap<String, DocumentVersion>, StoreError>;
+    /// Stores the documents a publish changed and forgets those it `removed`, with a
+    /// new publish generation when either is not empty, all in one transaction.
+    /// Returns the generation now current.
+    fn save_published(
+        &self,
+        lock: &PublishLock,
+        changed: &[PublishedDocument],
+        removed: &[String],
+    ) -> Result<u64, StoreError>;
+    /// The current publish generation: one small read, for servers polling for a
+    /// newer publish.
+    fn publish_generation(&self) -> Result<u64, StoreError>;
+    /// Every published document and their generation, read in one snapshot.
+    fn published(&self) -> Result<Published, StoreError>;
 
     // Leases: which worker runs which source, and holds which host meanwhile, so that
     // several workers on one database never run a source twice at once and never ask

@@ -1,8 +1,10 @@
-//! The SQLite backend: opening the file (WAL, foreign keys, migrations by
-//! `PRAGMA user_version`, indexes rebuilt on open), the connection lock, and the
-//! [`Store`] impl that delegates to `items`, `article_state` and `fetch_state`. Every
-//! trait method runs in one transaction.
+//! The SQLite backend: opening the file (WAL, foreign keys, numbered migrations, indexes
+//! rebuilt on open), the connection lock, the publish lock (a file beside the
+//! database), and the [`Store`] impl that delegates to `items`, `article_state`,
+//! `fetch_state`, `schedule_state` and `published`. Every trait method runs in one
+//! transaction.
 
+use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 use std::sync::{Mutex, MutexGuard};
 use std::time::Duration;
@@ -13,7 +15,11 @@ use url::Url;
 
 use super::encoding::sql;
 use super::items::DedupSettings;
-use super::{Store, StoreError, article_state, fetch_state, items, lease_state, schedule_state};
+use super::schema::{self, Migration};
+use super::{
+    DocumentVersion, HeldLock, PublishLock, Published, PublishedDocument, Store, StoreError,
+    article_state, fetch_state, items, lease_state, published, schedule_state,
+};
 use crate::dedup::{Bands, canonicalize};
 use crate::model::{
     Article, ArticlePlan, Candidate, CategoryId, Claim, ClaimRequest, DeadLink, HeldBack, HostTurn,
@@ -21,15 +27,21 @@ use crate::model::{
     SourceState, Validators,
 };
 
-/// Schema migrations in order; migration N brings `user_version` to N.
-const MIGRATIONS: &[&str] = &[
-    include_str!("migrations/0001_initial.sql"),
-    include_str!("migrations/0002_band_simhash.sql"),
-    include_str!("migrations/0003_item_search.sql"),
-    include_str!("migrations/0004_article_state.sql"),
-    include_str!("migrations/0005_schedule_state.sql"),
-    include_str!("migrations/0006_leases.sql"),
+/// Schema migrations by number (see `schema` for gaps). `user_version` holds the
+/// highest applied, the `schema_migrations` table each one applied.
+const MIGRATIONS: &[Migration] = &[
+    migration(1, include_str!("migrations/0001_initial.sql")),
+    migration(2, include_str!("migrations/0002_band_simhash.sql")),
+    migration(3, include_str!("migrations/0003_item_search.sql")),
+    migration(4, include_str!("migrations/0004_article_state.sql")),
+    migration(5, include_str!("migrations/0005_schedule_state.sql")),
+    migration(6, include_str!("migrations/0006_leases.sql")),
+    migration(7, include_str!("migrations/0007_published_documents.sql")),
 ];
+
+const fn migration(number: u32, sql: &'static str) -> Migration {
+    Migration { number, sql }
+}
 /// The form of the text in the search index (of both backends). Bump it when `text::search_terms` or the
 /// indexed fields change: the next open then indexes every item again.
 pub(super) const SEARCH_INDEX_VERSION: &str = "1";
@@ -159,26 +171,40 @@ impl SqliteStore {
 }
 
 fn migrate(conn: &mut Connection) -> Result<(), StoreError> {
-    let version: i64 = conn
+    let tx = conn
+        .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)
+        .map_err(sql("begin migration"))?;
+    let version: i64 = tx
         .pragma_query_value(None, "user_version", |r| r.get(0))
         .map_err(sql("read schema version"))?;
-    let version = usize::try_from(version).unwrap_or(usize::MAX);
-    if version > MIGRATIONS.len() {
-        return Err(StoreError::Corrupt(format!(
-            "schema version {version} is newer than this bantin understands ({})",
-            MIGRATIONS.len()
-        )));
+    tx.execute_batch("CREATE TABLE IF NOT EXISTS schema_migrations (number INTEGER PRIMARY KEY)")
+        .map_err(sql("create migration record"))?;
+    let recorded: BTreeSet<u32> = tx
+        .prepare("SELECT number FROM schema_migrations")
+        .and_then(|mut stmt| stmt.query_map([], |r| r.get(0))?.collect())
+        .map_err(sql("read migration record"))?;
+    let version = u32::try_from(version).unwrap_or(u32::MAX);
+    let plan = schema::plan(MIGRATIONS, version, &recorded)?;
+    for number in plan.record {
+        record_migration(&tx, number)?;
     }
-    for (i, migration) in MIGRATIONS.iter().enumerate().skip(version) {
-        let tx = conn.transaction().map_err(sql("begin migration"))?;
-        tx.execute_batch(migration)
-            .map_err(sql("apply migration"))?;
-        tx.pragma_update(None, "user_version", (i + 1) as i64)
-            .map_err(sql("write schema version"))?;
-        tx.commit().map_err(sql("commit migration"))?;
-        tracing::info!(version = i + 1, "database schema migrated");
+    for m in &plan.pending {
+        tx.execute_batch(m.sql).map_err(sql("apply migration"))?;
+        record_migration(&tx, m.number)?;
+        tracing::info!(version = m.number, "database schema migrated");
     }
-    Ok(())
+    tx.pragma_update(None, "user_version", i64::from(schema::latest(MIGRATIONS)))
+        .map_err(sql("write schema version"))?;
+    tx.commit().map_err(sql("commit migration"))
+}
+
+fn record_migration(tx: &Transaction<'_>, number: u32) -> Result<(), StoreError> {
+    tx.execute(
+        "INSERT OR IGNORE INTO schema_migrations (number) VALUES (?1)",
+        [number],
+    )
+    .map(drop)
+    .map_err(sql("record migration"))
 }
 
 /// Rebuilds a derived index in one transaction when `meta` holds another `version` for
@@ -401,6 +427,49 @@ impl Store for SqliteStore {
         self.lock()
             .query_row("SELECT 1", [], |_| Ok(()))
             .map_err(sql("ping"))
+    }
+
+    fn lock_publishing(&self) -> Result<PublishLock, StoreError> {
+        // A file lock, not a lock in memory: `bantin crawl` from cron and a running
+        // daemon are two processes publishing from one file.
+        let mut name = self.path.clone().into_os_string();
+        name.push(".publish-lock");
+        let path = PathBuf::from(name);
+        let io = |source| StoreError::Lock {
+            path: path.clone(),
+            source,
+        };
+        let file = std::fs::OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(&path)
+            .map_err(io)?;
+        file.lock().map_err(io)?;
+        Ok(PublishLock {
+            _held: HeldLock::File(file),
+        })
+    }
+
+    fn published_versions(&self) -> Result<BTreeMap<String, DocumentVersion>, StoreError> {
+        self.read(published::versions)
+    }
+
+    fn save_published(
+        &self,
+        _lock: &PublishLock,
+        changed: &[PublishedDocument],
+        removed: &[String],
+    ) -> Result<u64, StoreError> {
+        self.write(|tx| published::save(tx, changed, removed))
+    }
+
+    fn publish_generation(&self) -> Result<u64, StoreError> {
+        self.read(published::generation)
+    }
+
+    fn published(&self) -> Result<Published, StoreError> {
+        self.read(published::documents)
     }
 
     fn claim_source(&self, claim: &ClaimRequest) -> Result<Claim, StoreError> {

@@ -8,7 +8,7 @@
 
 use std::collections::HashSet;
 
-use chrono::{DateTime, FixedOffset, NaiveDateTime};
+use chrono::{DateTime, FixedOffset, NaiveDateTime, Utc};
 use chrono_tz::Tz;
 use ego_tree::NodeId;
 use scraper::{ElementRef, Html, Selector};
@@ -17,7 +17,7 @@ use url::Url;
 use super::css;
 use crate::config::{ArticleRules, Css};
 use crate::extract::{self, parse_date};
-use crate::model::{Article, Origin};
+use crate::model::{self, Article, Origin};
 use crate::text::normalize;
 
 /// Longest text of an element taken for a date line or a byline.
@@ -48,6 +48,21 @@ const DATE_FORMATS: &[&str] = &[
 pub struct Sample {
     pub url: Url,
     pub html: String,
+    /// When the page was fetched (read, for a saved one): relative dates count from here.
+    pub fetched_at: DateTime<Utc>,
+}
+
+impl Sample {
+    /// The page extracted with `rules`, its dates read in `tz`.
+    fn extract(&self, rules: &ArticleRules, tz: Tz) -> Result<Article, extract::ExtractError> {
+        let input = extract::Input {
+            url: &self.url,
+            rules,
+            zone: tz,
+            fetched_at: self.fetched_at,
+        };
+        extract::article(&self.html, &input)
+    }
 }
 
 /// A field of an article that a source's `[extract]` can name.
@@ -93,12 +108,18 @@ impl Field {
         }
     }
 
-    /// The field's name in `Article::provenance`.
-    fn provenance_key(self) -> &'static str {
+    /// The field's key in `Article::provenance`.
+    fn provenance_key(self) -> model::Field {
         match self {
-            Field::Authors => "authors",
-            Field::Body => "body_text",
-            other => other.key(),
+            Field::Title => model::Field::Title,
+            Field::Published => model::Field::Published,
+            Field::Updated => model::Field::Updated,
+            Field::Authors => model::Field::Authors,
+            Field::Lead => model::Field::Lead,
+            Field::Body => model::Field::BodyText,
+            Field::Image => model::Field::Image,
+            Field::Tags => model::Field::Tags,
+            Field::Section => model::Field::Section,
         }
     }
 
@@ -188,7 +209,7 @@ pub fn guess(samples: &[Sample], tz: Tz) -> Result<ArticleGuess, NoArticles> {
     let mut skipped = Vec::new();
     let mut pages = Vec::new();
     for sample in samples {
-        match extract::article(&sample.html, &sample.url, &ArticleRules::default(), tz) {
+        match sample.extract(&ArticleRules::default(), tz) {
             Ok(generic) => pages.push(Page {
                 sample,
                 doc: extract::nesting::parse_document(&sample.html),
@@ -228,7 +249,7 @@ pub fn guess(samples: &[Sample], tz: Tz) -> Result<ArticleGuess, NoArticles> {
 fn agreement(rules: &ArticleRules, pages: &[Page], tz: Tz) -> Vec<usize> {
     let articles: Vec<Option<Article>> = pages
         .iter()
-        .map(|p| extract::article(&p.sample.html, &p.sample.url, rules, tz).ok())
+        .map(|p| p.sample.extract(rules, tz).ok())
         .collect();
     Field::ALL
         .iter()
@@ -255,7 +276,7 @@ fn choose(field: Field, pages: &[Page], tz: Tz) -> (Option<Css>, How) {
     };
     let origins: Vec<Option<&Origin>> = with_value
         .iter()
-        .map(|p| p.generic.provenance.get(field.provenance_key()))
+        .map(|p| p.generic.provenance.get(&field.provenance_key()))
         .collect();
     if origins.iter().all(|o| o == &Some(&Origin::JsonLd)) {
         return (None, How::Page("json-ld".into()));
@@ -298,7 +319,7 @@ fn meta_key(field: Field, page: &Page, tz: Tz) -> String {
     static META: std::sync::LazyLock<Selector> = std::sync::LazyLock::new(|| {
         Selector::parse("meta[content]").expect("literal selector parses")
     });
-    let origin = page.generic.provenance.get(field.provenance_key());
+    let origin = page.generic.provenance.get(&field.provenance_key());
     if origin == Some(&Origin::JsonLd) {
         return "json-ld".into();
     }
@@ -554,6 +575,7 @@ mod tests {
         Sample {
             url: Url::parse(&format!("http://news.test/tin/{n}.html")).unwrap(),
             html,
+            fetched_at: Utc::now(),
         }
     }
 
@@ -605,6 +627,7 @@ mod tests {
         let empty = Sample {
             url: Url::parse("http://news.test/").unwrap(),
             html: "<html><body><p>Trang chủ</p></body></html>".into(),
+            fetched_at: Utc::now(),
         };
         let err = guess(&[empty], chrono_tz::Asia::Ho_Chi_Minh).unwrap_err();
         assert_eq!(err.skipped.len(), 1);

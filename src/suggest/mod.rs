@@ -19,6 +19,7 @@ pub use listing::ListGuess;
 pub use render::source_block;
 
 use crate::fetch::{FetchError, FetchKind, Fetched, Fetcher};
+use crate::model::Page;
 
 /// Article pages sampled when the command line does not say.
 pub const DEFAULT_SAMPLE_ARTICLES: usize = 5;
@@ -86,6 +87,7 @@ pub async fn suggest(
     let (html, listing_url) = match input {
         Input::Address { url, fetcher } => fetch(fetcher, FetchKind::Listing, url)
             .await
+            .map(|page| (page.html, page.final_url))
             .map_err(SuggestError::Fetch)?,
         Input::File { path, url } => read_listing(path, url.as_ref())?,
     };
@@ -122,9 +124,9 @@ pub async fn suggest(
     })
 }
 
-async fn fetch(fetcher: &Fetcher, kind: FetchKind, url: &Url) -> Result<(String, Url), FetchError> {
+async fn fetch(fetcher: &Fetcher, kind: FetchKind, url: &Url) -> Result<Page, FetchError> {
     match fetcher.fetch(kind, url, None, None).await? {
-        Fetched::Page { page, .. } => Ok((page.html, page.final_url)),
+        Fetched::Page { page, .. } => Ok(page),
         Fetched::NotModified => unreachable!("no validators were sent"),
     }
 }
@@ -135,7 +137,11 @@ async fn fetch_samples(fetcher: &Fetcher, urls: &[Url]) -> (Vec<Sample>, Vec<(Ur
     let (mut samples, mut failed) = (Vec::new(), Vec::new());
     for url in urls {
         match fetch(fetcher, FetchKind::Article, url).await {
-            Ok((html, url)) => samples.push(Sample { url, html }),
+            Ok(page) => samples.push(Sample {
+                url: page.final_url,
+                html: page.html,
+                fetched_at: page.fetched_at,
+            }),
             Err(err) => failed.push((url.clone(), crate::error_chain(&err))),
         }
     }
@@ -174,6 +180,7 @@ fn read_samples(listing: &Path, urls: &[Url]) -> (Vec<Sample>, Vec<(Url, String)
             Some(Ok(html)) => samples.push(Sample {
                 url: url.clone(),
                 html,
+                fetched_at: chrono::Utc::now(),
             }),
             Some(Err(err)) => failed.push((url.clone(), crate::error_chain(&err))),
             None => failed.push((url.clone(), "no file name in the address".into())),

@@ -3,7 +3,7 @@
 use std::path::Path;
 
 use bantin::classify::{categorize, explain};
-use bantin::config::{Category, Config, Rule, TextField};
+use bantin::config::{Category, Config, RULE_FIELDS, Rule};
 use bantin::model::CategoryId;
 
 use crate::support::fixture_article;
@@ -81,7 +81,7 @@ fn rule(any: &[&str], fold: bool) -> Rule {
         any: any.iter().map(|s| s.to_string()).collect(),
         all: vec![],
         none: vec![],
-        fields: vec![TextField::Title, TextField::Lead, TextField::Body],
+        fields: RULE_FIELDS.to_vec(),
         fold_diacritics: fold,
         min_hits: 1,
     }

@@ -265,3 +265,80 @@ async fn crawl_without_a_terminal_prints_plain_progress_lines_per_source() {
         "{stdout}"
     );
 }
+
+/// `bantin preview` of one address of the `news` fixture site, with `flags`, against a
+/// config where a source on another host comes first and the `news` source reads the
+/// byline as the section: (the JSON line, stderr).
+async fn preview_news_page(flags: &[&str]) -> (serde_json::Value, String) {
+    let site = crate::support::TestSite::serve("tests/fixtures/sites/news").await;
+    let source = |id: &str, url: &str| {
+        format!(
+            "[[source]]\nid = \"{id}\"\nkind = \"feed\"\nurls = [\"{url}\"]\nschedule = \"0 * * * *\"\n\n[source.extract]\nsection = \"div.author\"\n"
+        )
+    };
+    let config = TestConfig::new()
+        .site(
+            "a-elsewhere",
+            &source("elsewhere", "http://elsewhere.example/list/"),
+        )
+        .site("news", &source("news", site.url("/list/").as_str()));
+    config.load();
+    let root = config.dir().join("bantin.toml");
+    let page = site.url("/tin-tuc/bai-1-i10001/");
+    let flags: Vec<String> = flags.iter().map(|f| f.to_string()).collect();
+    let output = tokio::task::spawn_blocking(move || {
+        bantin(&root)
+            .arg("preview")
+            .args(flags)
+            .arg(page.as_str())
+            .output()
+            .expect("bantin runs")
+    })
+    .await
+    .expect("the preview task ends");
+    let stderr = text(&output.stderr);
+    assert!(output.status.success(), "{stderr}");
+    let json = serde_json::from_slice(&output.stdout).expect("one JSON line");
+    (json, stderr)
+}
+
+#[tokio::test]
+async fn preview_of_an_address_applies_the_source_it_belongs_to_and_says_which() {
+    let (json, stderr) = preview_news_page(&[]).await;
+    assert_eq!(
+        json["section"], "Phóng viên 1",
+        "the news source's selector"
+    );
+    assert!(stderr.contains("with source news from"), "{stderr}");
+}
+
+#[tokio::test]
+async fn preview_with_no_source_gives_the_generic_result() {
+    let (json, stderr) = preview_news_page(&["--no-source"]).await;
+    assert_eq!(json["section"], serde_json::Value::Null);
+    assert!(!stderr.contains("source news"), "{stderr}");
+}
+
+#[test]
+fn the_source_of_an_address_is_the_one_whose_section_holds_it_else_its_site() {
+    let config = bantin::config::Config::load(std::path::Path::new("config/bantin.toml"))
+        .expect("the shipped config is valid");
+    let source_of = |address: &str| {
+        let url = url::Url::parse(address).expect("valid address");
+        config.source_for(&url).map(|s| s.id.to_string())
+    };
+    assert_eq!(
+        source_of("https://cand.com.vn/Thoi-su/hoi-nghi-i700003/").as_deref(),
+        Some("cand-thoi-su")
+    );
+    assert_eq!(
+        source_of("https://cand.com.vn/Ban-tin-113/bat-giu-i700004/").as_deref(),
+        Some("cand-ban-tin-113")
+    );
+    assert_eq!(
+        source_of("https://cand.com.vn/The-thao/tran-dau-i700005/").as_deref(),
+        Some(config.sources[0].id.as_str()),
+        "another section of the site: the site's first source"
+    );
+    assert_eq!(source_of("https://news.example/tin-i1/"), None);
+}

@@ -246,6 +246,118 @@ published = "2024-05-03T09:15:00+07:00"
 }
 
 #[tokio::test]
+async fn relative_dates_on_article_pages_count_back_from_the_fetch_in_the_source_zone() {
+    let site = TestSite::serve("tests/fixtures/sites/relative").await;
+    let test = TestConfig::new().site(
+        "relative",
+        &format!(
+            r#"
+timezone = "Asia/Ho_Chi_Minh"
+
+[extract]
+published = "span.time"
+
+[[source]]
+id = "relative"
+kind = "listing"
+urls = ["{}"]
+schedule = "0 * * * *"
+
+[source.links]
+selector = "div.list article.story"
+"#,
+            site.url("/list/")
+        ),
+    );
+    let config = Arc::new(test.load());
+    let service = Service::open(&config).expect("store opens");
+    let before = chrono::Utc::now();
+    let run = crawl_once(&config, &service).await;
+    let after = chrono::Utc::now();
+    assert_eq!(run.new, 3, "{run:?}");
+    let items = service
+        .store()
+        .latest_items(&CategoryId::from("all"), 10)
+        .expect("items readable");
+    let published = |path: &str| {
+        let item = items
+            .iter()
+            .find(|i| i.article.url.path() == path)
+            .unwrap_or_else(|| panic!("{path} stored"));
+        let date = item.article.published.expect("a date");
+        assert_eq!(date.offset().local_minus_utc(), 7 * 3600, "{path}: {date}");
+        date
+    };
+    // Counted back from the fetch, which lies between `before` and `after`, to the minute.
+    let minutes_ago = |path: &str, minutes: i64| {
+        let date = published(path).to_utc();
+        let back = chrono::Duration::minutes(minutes);
+        let earliest = before - back - chrono::Duration::minutes(1);
+        assert!(
+            earliest < date && date <= after - back,
+            "{path}: {date} not {minutes} minutes before the crawl ({before}..{after})"
+        );
+    };
+    minutes_ago("/tin/vua-dang-i20001/", 5);
+    minutes_ago("/tin/hai-gio-i20002/", 120);
+    let hcm = chrono_tz::Asia::Ho_Chi_Minh;
+    let yesterday = published("/tin/hom-qua-i20003/");
+    let days: Vec<String> = [before, after]
+        .iter()
+        .map(|t| {
+            let day = t
+                .with_timezone(&hcm)
+                .date_naive()
+                .pred_opt()
+                .expect("a day before");
+            format!("{day}T14:30:00+07:00")
+        })
+        .collect();
+    assert!(
+        days.contains(&yesterday.to_rfc3339()),
+        "{yesterday} is not 14:30 the day before the crawl in Ho Chi Minh City"
+    );
+}
+
+#[tokio::test]
+async fn reextract_reads_relative_dates_against_the_stored_fetch_time() {
+    let config = TestConfig::new().load();
+    let service = Service::open(&config).expect("store opens");
+    let files = bantin::model::SourceId::from(bantin::pipeline::FILES_SOURCE);
+    let page = "tests/fixtures/sites/relative/tin/vua-dang-i20001/index.html";
+    let html = std::fs::read_to_string(page).expect("fixture exists");
+    // What an older extractor made of the page: no date, another title.
+    let mut article = crate::support::synthetic::article(1, 60);
+    article.url = url::Url::parse("https://news.example/tin/vua-dang-i20001/").unwrap();
+    article.published = None;
+    let fetched_at = "2024-03-05T02:00:37Z".parse().expect("valid RFC 3339");
+    let raw = bantin::model::RawPage {
+        url: article.url.clone(),
+        source: files.clone(),
+        fetched_at,
+        html,
+    };
+    service
+        .store()
+        .record(&article, &files, &[], Some(&raw))
+        .expect("stored");
+
+    bantin::pipeline::reextract(&service.pipeline, &config, None, None)
+        .await
+        .expect("re-extracts");
+    let items = service
+        .store()
+        .latest_items(&CategoryId::from("all"), 10)
+        .expect("items readable");
+    let published = items[0].article.published.map(|d| d.to_rfc3339());
+    assert_eq!(
+        published.as_deref(),
+        Some("2024-03-05T08:55:00+07:00"),
+        "\"5 phút trước\" counted from when the page was fetched"
+    );
+}
+
+#[tokio::test]
 async fn a_run_stopped_mid_way_reads_its_listing_again_next_time() {
     // Regression: the listing's validators were kept before its links were visited, so
     // the run after a kill or a stop heard 304 and never visited the links left over.

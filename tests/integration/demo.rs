@@ -229,8 +229,14 @@ async fn sample_articles_extract_and_land_in_their_categories() {
                 .text()
                 .await
                 .unwrap();
-            let article = bantin::extract::article(&html, &url, &source.extract, source.timezone)
-                .unwrap_or_else(|e| panic!("{url}: {e}"));
+            let input = bantin::extract::Input {
+                url: &url,
+                rules: &source.extract,
+                zone: source.timezone,
+                fetched_at: chrono::Utc::now(),
+            };
+            let article =
+                bantin::extract::article(&html, &input).unwrap_or_else(|e| panic!("{url}: {e}"));
             assert!(!article.title.is_empty(), "{url}");
             assert!(article.published.is_some(), "{url}: no date");
             assert_eq!(

@@ -7,10 +7,12 @@ use assert_cmd::Command;
 use bantin::config::{ArticleRules, Css};
 use bantin::extract::{self, ExtractError};
 use bantin::fetch::charset::decode_html;
-use bantin::model::{Article, Origin};
+use bantin::model::{Article, Field, Origin};
 use url::Url;
 
 const HCM: chrono_tz::Tz = chrono_tz::Asia::Ho_Chi_Minh;
+/// When the fixture pages count as fetched.
+const FETCHED_AT: &str = "2024-03-05T02:00:00Z";
 
 fn fixture(name: &str) -> String {
     let bytes =
@@ -25,9 +27,21 @@ fn css(text: &str) -> Option<Css> {
     })
 }
 
+/// `html` extracted as the page at `url` with `rules`, fetched at [`FETCHED_AT`].
+fn extract_page(html: &str, url: &str, rules: &ArticleRules) -> Result<Article, ExtractError> {
+    let url = Url::parse(url).expect("valid");
+    let fetched_at = FETCHED_AT.parse().expect("valid RFC 3339");
+    let input = extract::Input {
+        url: &url,
+        rules,
+        zone: HCM,
+        fetched_at,
+    };
+    extract::article(html, &input)
+}
+
 fn extract(name: &str, url: &str, rules: &ArticleRules) -> Article {
-    extract::article(&fixture(name), &Url::parse(url).expect("valid"), rules, HCM)
-        .expect("fixture has an article")
+    extract_page(&fixture(name), url, rules).expect("fixture has an article")
 }
 
 /// The fields every fixture is checked on.
@@ -108,8 +122,8 @@ fn cand_current_template_without_selectors() {
     assert_eq!(a.tags, ["tuần tra", "đua xe"]);
     assert_eq!(a.section.as_deref(), Some("Hoạt động của lực lượng CAND"));
     assert_eq!(a.language.as_deref(), Some("vi"));
-    assert_eq!(a.provenance["title"], Origin::JsonLd);
-    assert_eq!(a.provenance["body_text"], Origin::Heuristic);
+    assert_eq!(a.provenance[&Field::Title], Origin::JsonLd);
+    assert_eq!(a.provenance[&Field::BodyText], Origin::Heuristic);
 }
 
 #[test]
@@ -128,14 +142,14 @@ fn cand_current_template_with_selectors() {
     let a = extract("cand-current.html", CAND_URL, &rules);
     check(&a, &CAND);
     for field in [
-        "title",
-        "published",
-        "authors",
-        "lead",
-        "body_html",
-        "image",
+        Field::Title,
+        Field::Published,
+        Field::Authors,
+        Field::Lead,
+        Field::BodyHtml,
+        Field::Image,
     ] {
-        assert_eq!(a.provenance[field], Origin::Selector, "{field}");
+        assert_eq!(a.provenance[&field], Origin::Selector, "{field}");
     }
 }
 
@@ -333,12 +347,10 @@ fn english_page_with_selectors() {
 
 #[test]
 fn page_without_article_is_no_article_error() {
-    let url = Url::parse("https://example.vn/").expect("valid");
-    let err = extract::article(
+    let err = extract_page(
         &fixture("no-article.html"),
-        &url,
+        "https://example.vn/",
         &ArticleRules::default(),
-        HCM,
     )
     .expect_err("a section front has no article");
     assert!(matches!(err, ExtractError::NoArticle { .. }));
@@ -391,12 +403,7 @@ fn ten_thousand_deep_nesting_does_not_overflow() {
 
 /// `html` extracted as the page at https://example.vn/a with `rules`.
 fn extract_with(html: &str, rules: &ArticleRules) -> Result<Article, ExtractError> {
-    extract::article(
-        html,
-        &Url::parse("https://example.vn/a").expect("valid"),
-        rules,
-        HCM,
-    )
+    extract_page(html, "https://example.vn/a", rules)
 }
 
 fn extract_html(html: &str) -> Article {
@@ -652,4 +659,71 @@ fn module_with_a_little_over_half_of_the_text_is_not_the_whole_text() {
     );
     let a = extract_html(&html);
     assert_all_paragraphs(&a.body_text, 20);
+}
+
+const SHARED_IMAGE_URL: &str = "https://cand.com.vn/Xay-dung-Dang/hoi-nghi-chuyen-de-i700002/";
+
+/// The extraction rules of the shipped cand.com.vn config.
+fn shipped_cand_rules() -> ArticleRules {
+    let config = bantin::config::Config::load(Path::new("config/bantin.toml"))
+        .expect("the shipped config is valid");
+    let source = config
+        .source("cand-xay-dung-dang")
+        .expect("the shipped config has the cand sources");
+    source.extract.clone()
+}
+
+#[test]
+fn shipped_cand_config_takes_the_picture_the_site_shares_over_the_lead_image() {
+    let rules = shipped_cand_rules();
+    let a = extract("cand-shared-image.html", SHARED_IMAGE_URL, &rules);
+    assert_eq!(
+        a.image.as_ref().map(Url::as_str),
+        Some(
+            "https://img.cand.com.vn/resize/800x800/NewFiles/Images/2024/05/12/hoi-nghi-toan-canh.jpg"
+        )
+    );
+    assert_eq!(a.provenance[&Field::Image], Origin::Selector);
+
+    let without_og = fixture("cand-shared-image.html").replace("og:image", "og:unused");
+    let a = extract_page(&without_og, SHARED_IMAGE_URL, &rules).expect("an article");
+    assert_eq!(
+        a.image.as_ref().map(Url::as_str),
+        Some(
+            "https://img.cand.com.vn/resize/300x200/NewFiles/Images/2024/05/12/dai-bieu-phat-bieu.jpg"
+        ),
+        "without og:image, the lead image"
+    );
+}
+
+#[test]
+fn shipped_cand_config_takes_the_deepest_breadcrumb_as_section() {
+    let a = extract(
+        "cand-shared-image.html",
+        SHARED_IMAGE_URL,
+        &shipped_cand_rules(),
+    );
+    assert_eq!(a.section.as_deref(), Some("Xây dựng Đảng"));
+    assert_eq!(a.provenance[&Field::Section], Origin::Selector);
+}
+
+#[test]
+fn exact_article_tags_are_preferred_over_a_joined_keywords_string() {
+    let a = extract(
+        "cand-shared-image.html",
+        SHARED_IMAGE_URL,
+        &ArticleRules::default(),
+    );
+    assert_eq!(a.tags, ["xây dựng, chỉnh đốn Đảng", "hội nghị chuyên đề"]);
+    assert_eq!(a.provenance[&Field::Tags], Origin::Meta);
+
+    let without_metas = fixture("cand-shared-image.html").replace("article:tag", "article:unused");
+    let a = extract_page(&without_metas, SHARED_IMAGE_URL, &ArticleRules::default())
+        .expect("an article");
+    assert_eq!(
+        a.tags,
+        ["xây dựng", "chỉnh đốn Đảng", "hội nghị chuyên đề"],
+        "without metas, the joined string is all there is"
+    );
+    assert_eq!(a.provenance[&Field::Tags], Origin::JsonLd);
 }

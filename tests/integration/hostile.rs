@@ -466,7 +466,13 @@ mod properties {
         let url = Url::parse("https://news.test/bai-viet").expect("literal URL parses");
         let tz = chrono_tz::Asia::Ho_Chi_Minh;
         let mut items = Vec::new();
-        if let Ok(article) = bantin::extract::article(html, &url, &ArticleRules::default(), tz) {
+        let input = bantin::extract::Input {
+            url: &url,
+            rules: &ArticleRules::default(),
+            zone: tz,
+            fetched_at: chrono::Utc::now(),
+        };
+        if let Ok(article) = bantin::extract::article(html, &input) {
             items.push(item(0, article));
         }
         let feed_entry = Article {

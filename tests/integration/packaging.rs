@@ -236,3 +236,92 @@ fn configuration_reference_documents_every_key_of_every_file() {
     check_table::<RefreshFile>(&reference, "`[refresh]` and `[source.refresh]`");
     check_table::<TestUrlFile>(&reference, "`[[source.test_urls]]`");
 }
+
+/// A service of `deploy/compose.yaml`, as far as the tests look.
+#[derive(Debug, serde::Deserialize)]
+struct ComposeService {
+    build: Option<ComposeBuild>,
+    #[serde(default)]
+    environment: std::collections::BTreeMap<String, String>,
+    #[serde(default)]
+    volumes: Vec<String>,
+    #[serde(default)]
+    ports: Vec<String>,
+}
+
+#[derive(Debug, serde::Deserialize)]
+struct ComposeBuild {
+    context: String,
+    dockerfile: String,
+}
+
+#[derive(Debug, serde::Deserialize)]
+struct Compose {
+    services: std::collections::BTreeMap<String, ComposeService>,
+}
+
+#[test]
+fn compose_runs_two_workers_from_the_dockerfile_on_its_postgres() {
+    let compose: Compose =
+        serde_norway::from_str(&read("deploy/compose.yaml")).expect("compose.yaml is YAML");
+    let postgres = &compose.services["postgres"].environment;
+    let workers: Vec<(&String, &ComposeService)> = compose
+        .services
+        .iter()
+        .filter(|(_, s)| s.build.is_some())
+        .collect();
+    assert!(workers.len() >= 2, "two workers at least: {workers:?}");
+
+    // The settings every worker mounts, loaded beside the shipped sources and
+    // categories as in the image.
+    let etc = tempfile::tempdir().unwrap();
+    crate::support::daemon::copy_dir(std::path::Path::new("config"), etc.path());
+    std::fs::copy("deploy/workers.toml", etc.path().join("workers.toml")).unwrap();
+    let config = bantin::config::Config::load(&etc.path().join("workers.toml"))
+        .expect("deploy/workers.toml is a valid configuration");
+    let bantin::config::Database::Postgres(url) = &config.settings.database else {
+        panic!(
+            "the workers share PostgreSQL: {:?}",
+            config.settings.database
+        );
+    };
+    let url = url::Url::parse(url).unwrap();
+    assert_eq!(
+        url.host_str(),
+        Some("postgres"),
+        "the compose service's name"
+    );
+    assert_eq!(url.username(), postgres["POSTGRES_USER"]);
+    assert_eq!(url.password(), Some(postgres["POSTGRES_PASSWORD"].as_str()));
+    assert_eq!(url.path(), format!("/{}", postgres["POSTGRES_DB"]));
+
+    let listen_port = config.settings.listen.port();
+    let mut host_ports = BTreeSet::new();
+    for (name, worker) in workers {
+        let build = worker.build.as_ref().unwrap();
+        let dockerfile = std::path::Path::new("deploy")
+            .join(&build.context)
+            .join(&build.dockerfile);
+        assert_eq!(
+            std::fs::canonicalize(&dockerfile).unwrap(),
+            std::fs::canonicalize("Dockerfile").unwrap(),
+            "{name} is built from the repository's Dockerfile"
+        );
+        let settings = &worker.environment["BANTIN_CONFIG"];
+        assert!(
+            worker
+                .volumes
+                .contains(&format!("./workers.toml:{settings}:ro")),
+            "{name} reads the shared settings: {worker:?}"
+        );
+        let [port] = worker.ports.as_slice() else {
+            panic!("{name} publishes one port: {worker:?}");
+        };
+        let (host, container) = port.split_once(':').expect("HOST:CONTAINER");
+        assert_eq!(container.parse::<u16>().unwrap(), listen_port, "{name}");
+        assert!(
+            host_ports.insert(host.to_owned()),
+            "{name} has a port of its own"
+        );
+    }
+}

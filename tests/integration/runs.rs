@@ -448,7 +448,7 @@ async fn a_field_the_new_articles_lose_raises_the_alarm_naming_its_selector() {
     assert!(runs[1].breakage.is_empty(), "{:?}", runs[1]);
     assert_eq!(
         runs[2].breakage,
-        ["only 0% of articles had `authors` (usually 100%); check extract.authors \"span.author\""],
+        ["only 0% of articles had `authors` (usually 100%); check extract.author \"span.author\""],
         "{:?}",
         runs[2]
     );

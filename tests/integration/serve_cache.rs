@@ -1,6 +1,7 @@
-//! The server answers cached feeds from memory; these tests show it still answers the
-//! new version once a file is replaced: by the publisher in the same process (which
-//! tells the cache), or on disk by another process under `bantin serve` (watched).
+//! The server answers published feeds from memory; these tests show it answers the new
+//! version once a publish replaced them: by the publisher in the same process (which
+//! refreshes the copy), or by another process on the same store (followed through the
+//! store's publish generation).
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -38,7 +39,7 @@ async fn cached_feed_is_answered_anew_after_the_publisher_replaces_it() {
         service.store(),
         service.pipeline.metrics.clone(),
     )
-    .with_file_cache(service.files.clone());
+    .with_published(service.published.clone());
     let shutdown = CancellationToken::new();
     tokio::spawn(serve::serve(listener, state, shutdown.clone()));
     assert_eq!(get_titles(&url).await, ["Bài đầu tiên"], "first answer");
@@ -55,7 +56,7 @@ async fn cached_feed_is_answered_anew_after_the_publisher_replaces_it() {
 }
 
 #[tokio::test]
-async fn serve_alone_answers_a_feed_replaced_on_disk_by_another_process() {
+async fn serve_alone_answers_a_feed_another_process_published() {
     let dir = tempfile::tempdir().unwrap();
     let config_dir = dir.path().join("config");
     copy_dir(
@@ -78,34 +79,27 @@ async fn serve_alone_answers_a_feed_replaced_on_disk_by_another_process() {
         .await;
     assert!(titles(&first).is_empty(), "the store is empty: {first}");
 
-    // What `bantin publish` in another process does: a new file renamed over the old.
-    let feed = dir.path().join("feeds/all.rss");
-    let temp = dir.path().join("feeds/.all.rss.new");
-    std::fs::write(&temp, rss_with_title("Đăng từ tiến trình khác")).unwrap();
-    std::fs::rename(&temp, &feed).unwrap();
+    // What a `bantin crawl` from cron does: another process stores and publishes.
+    let page = "tests/fixtures/sites/news/tin-tuc/bai-1-i10001/index.html";
+    let ingest = std::process::Command::new(assert_cmd::cargo::cargo_bin!("bantin"))
+        .args(["--config", settings.to_str().unwrap(), "ingest", page])
+        .output()
+        .unwrap();
+    assert!(ingest.status.success(), "{ingest:?}");
 
     let start = Instant::now();
     loop {
         let body = server
             .wait_for("/feeds/all.rss", "the feed", |_| true)
             .await;
-        if titles(&body) == ["Đăng từ tiến trình khác"] {
+        if titles(&body) == ["Bắt giữ đối tượng trộm cắp số 1"] {
             break;
         }
         assert!(
             start.elapsed() < PATIENCE,
-            "the replaced file was never served; still:\n{body}\nlog:\n{}",
+            "the other process's publish was never served; still:\n{body}\nlog:\n{}",
             server.log()
         );
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
-}
-
-fn rss_with_title(title: &str) -> String {
-    format!(
-        "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<rss version=\"2.0\"><channel>\
-         <title>t</title><link>http://127.0.0.1/</link><description>d</description>\
-         <item><title>{title}</title><guid isPermaLink=\"false\">x</guid></item>\
-         </channel></rss>\n"
-    )
 }

@@ -10,7 +10,7 @@ use bantin::model::{
     CategoryId, Claim, ClaimRequest, HeldBack, HostTurn, Outcome, RawPage, ReadFailure, SourceId,
     SourceRun, SourceSchedule, Validators,
 };
-use bantin::store::{SqliteStore, Store};
+use bantin::store::{Published, PublishedDocument, SqliteStore, Store};
 use chrono::Utc;
 use tempfile::TempDir;
 use url::Url;
@@ -67,6 +67,15 @@ on_both_backends!(
     renewal_keeps_a_lease_and_tells_of_one_taken_over,
     claims_at_once_grant_a_source_to_one_worker
 );
+mod published {
+    use super::*;
+    on_both_backends!(
+        published_documents_change_the_generation_only_when_they_change,
+        publish_lock_is_held_by_one_store_at_a_time,
+        concurrent_publishers_report_each_change_once,
+    );
+}
+
 on_both_backends!(async reextract_over_several_batches_reextracts_every_page_once);
 
 fn src(id: &str) -> SourceId {
@@ -719,9 +728,10 @@ fn sigkill_during_ingest_loses_and_doubles_nothing(backend: Backend) {
 fn workers_opening_a_new_postgres_database_at_once_migrate_it_once() {
     let test = TestStore::new(Backend::Postgres);
     test.execute(
-        "DROP TABLE schema_version; DROP TABLE items CASCADE; DROP TABLE item_links,
-        item_categories, simhash_bands, raw_pages, validators, source_state, source_runs,
-        meta, article_state, held_back, source_leases, host_leases",
+        "DROP TABLE schema_version, schema_migrations; DROP TABLE items CASCADE;
+        DROP TABLE item_links, item_categories, simhash_bands, raw_pages, validators,
+        source_state, source_runs, meta, article_state, held_back, source_leases, host_leases,
+        published_documents, publish_generation",
     );
     let opened: Vec<_> = std::thread::scope(|s| {
         let workers: Vec<_> = (0..6)
@@ -734,11 +744,119 @@ fn workers_opening_a_new_postgres_database_at_once_migrate_it_once() {
     }
     let version = "SELECT max(version)::bigint FROM schema_version";
     assert_eq!(test.count("SELECT count(*)::bigint FROM schema_version"), 1);
+    let migrations = test.count("SELECT count(*) FROM schema_migrations");
+    assert_eq!(
+        test.count(version),
+        test.count("SELECT max(number)::bigint FROM schema_migrations"),
+    );
     assert_eq!(
         test.count(version),
         TestStore::new(Backend::Postgres).count(version),
         "at the version a store opened alone reaches"
     );
+    assert!(
+        migrations >= 3,
+        "each migration recorded once: {migrations}"
+    );
+    assert_eq!(test.count("SELECT count(*) FROM publish_generation"), 1);
+}
+
+fn document(name: &str, body: &str) -> PublishedDocument {
+    PublishedDocument {
+        name: name.to_owned(),
+        body: body.as_bytes().to_vec(),
+        etag: bantin::publish::strong_etag(body.as_bytes()),
+        last_modified: Some(chrono::DateTime::from_timestamp_millis(1_714_000_000_000).unwrap()),
+    }
+}
+
+fn published_documents_change_the_generation_only_when_they_change(backend: Backend) {
+    let test = TestStore::new(backend);
+    assert_eq!(
+        test.published().unwrap(),
+        Published::default(),
+        "nothing yet"
+    );
+    let lock = test.lock_publishing().unwrap();
+    let (rss, opml) = (
+        document("all.rss", "<rss/>"),
+        document("feeds.opml", "<opml/>"),
+    );
+    let first = test
+        .save_published(&lock, &[rss.clone(), opml.clone()], &[])
+        .unwrap();
+    assert_eq!(
+        test.save_published(&lock, &[], &[]).unwrap(),
+        first,
+        "no change, same generation"
+    );
+    let newer = document("all.rss", "<rss>new</rss>");
+    let second = test
+        .save_published(
+            &lock,
+            std::slice::from_ref(&newer),
+            &["feeds.opml".to_owned()],
+        )
+        .unwrap();
+    drop(lock);
+    assert!(second > first, "{first} then {second}");
+    // Another process sees the same documents and generation.
+    let other = test.reopen(3);
+    assert_eq!(other.publish_generation().unwrap(), second);
+    assert_eq!(
+        other.published().unwrap(),
+        Published {
+            generation: second,
+            documents: vec![newer.clone()],
+        }
+    );
+    let versions = other.published_versions().unwrap();
+    assert_eq!(versions.len(), 1);
+    assert_eq!(versions["all.rss"].etag, newer.etag);
+    assert_eq!(versions["all.rss"].last_modified, newer.last_modified);
+}
+
+fn publish_lock_is_held_by_one_store_at_a_time(backend: Backend) {
+    let test = TestStore::new(backend);
+    let other = test.reopen(3);
+    let events = std::sync::Mutex::new(Vec::new());
+    let held = test.lock_publishing().unwrap();
+    std::thread::scope(|s| {
+        let waiter = s.spawn(|| {
+            let _lock = other.lock_publishing().unwrap();
+            events.lock().unwrap().push("second publisher in");
+        });
+        // Time for the second publisher to get in, were the lock not held.
+        std::thread::sleep(Duration::from_millis(500));
+        events.lock().unwrap().push("first publisher out");
+        drop(held);
+        waiter.join().unwrap();
+    });
+    assert_eq!(
+        events.into_inner().unwrap(),
+        ["first publisher out", "second publisher in"]
+    );
+}
+
+fn concurrent_publishers_report_each_change_once(backend: Backend) {
+    let test = TestStore::new(backend);
+    let env = crate::support::feeds::FeedEnv::new();
+    let mut config = env.config.clone();
+    config.settings.database = test.database.clone();
+    test.record(&party_work(), &src("a"), &[], None).unwrap();
+    let reports: Vec<_> = std::thread::scope(|s| {
+        let publishers: Vec<_> = (0..4)
+            .map(|_| {
+                let (store, config) = (test.reopen(3), &config);
+                s.spawn(move || bantin::publish::publish_all(config, store.as_ref()).unwrap())
+            })
+            .collect();
+        publishers.into_iter().map(|p| p.join().unwrap()).collect()
+    });
+    // Under the lock each publisher sees what the one before it stored.
+    let changed = reports.iter().filter(|r| !r.changed.is_empty()).count();
+    assert_eq!(changed, 1, "{reports:#?}");
+    assert!(reports.iter().all(|r| r.generation == 1), "{reports:#?}");
 }
 
 const LEASE: Duration = Duration::from_secs(30);

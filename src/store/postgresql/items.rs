@@ -358,7 +358,7 @@ fn record_duplicate(
 
 /// The distinct search words of an article's title, lead, body text, authors and tags,
 /// as [`search_terms`] gives them: the same words the SQLite index holds.
-fn terms_of(article: &Article) -> Vec<String> {
+pub(super) fn terms_of(article: &Article) -> Vec<String> {
     let a = article;
     let text = search_terms(&format!(
         "{}\n{}\n{}\n{}\n{}",

@@ -1,8 +1,9 @@
 //! The PostgreSQL backend, for several bantin processes sharing one database: the
 //! connection pool, versioned migrations run on open under an advisory lock, and the
-//! [`Store`] impl delegating to `items`, `article_state`, `fetch_state` and
-//! `schedule_state` (the same split, and the same rules, as the SQLite backend). Every
-//! trait method runs in one transaction.
+//! [`Store`] impl delegating to `items`, `article_state`, `fetch_state`,
+//! `schedule_state` and `published` (the same split, and the same rules, as the SQLite
+//! backend). Every trait method runs in one transaction. `copy` fills an empty
+//! database from a SQLite store (`bantin migrate`).
 //!
 //! Client: the blocking `postgres` crate with an `r2d2` pool. The `Store` trait is
 //! blocking (called from `spawn_blocking`), so a blocking client fits it without a
@@ -10,11 +11,17 @@
 //! sqlx or tokio-postgres would push async into a seam that is sync on purpose.
 
 mod article_state;
+mod copy;
 mod fetch_state;
 mod items;
 mod lease_state;
+mod published;
 mod schedule_state;
 
+pub use copy::CopyCounts;
+pub use published::PublishSession;
+
+use std::collections::{BTreeMap, BTreeSet};
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
@@ -23,8 +30,12 @@ use r2d2_postgres::PostgresConnectionManager;
 use url::Url;
 
 use super::items::DedupSettings;
+use super::schema::{self, Migration};
 use super::sqlite::SEARCH_INDEX_VERSION;
-use super::{RawPageCursor, Store, StoreError};
+use super::{
+    DocumentVersion, HeldLock, PublishLock, Published, PublishedDocument, RawPageCursor, Store,
+    StoreError,
+};
 use crate::dedup::{Bands, canonicalize};
 use crate::model::{
     Article, ArticlePlan, Candidate, CategoryId, Claim, ClaimRequest, DeadLink, HeldBack, HostTurn,
@@ -32,11 +43,23 @@ use crate::model::{
     SourceState, Validators,
 };
 
-/// Schema migrations in order; the Nth brings `schema_version` to N. Files are numbered
-/// after the SQLite migration they match, so their numbers skip.
-const MIGRATIONS: &[&str] = &[
-    include_str!("migrations/0001_initial.sql"),
-    include_str!("migrations/0006_leases.sql"),
+/// Schema migrations by number (see `schema` for gaps). `schema_version` holds the
+/// highest applied, the `schema_migrations` table each one applied. Files are numbered
+/// after the SQLite migration they match: migration 1 is the whole schema of SQLite's
+/// first five.
+const MIGRATIONS: &[Migration] = &[
+    Migration {
+        number: 1,
+        sql: include_str!("migrations/0001_initial.sql"),
+    },
+    Migration {
+        number: 6,
+        sql: include_str!("migrations/0006_leases.sql"),
+    },
+    Migration {
+        number: 7,
+        sql: include_str!("migrations/0007_published_documents.sql"),
+    },
 ];
 /// The advisory lock key held while migrating or rebuilding an index, so workers that
 /// start together apply each migration once ("bantin" in ASCII).
@@ -172,6 +195,23 @@ impl PostgresStore {
         })
     }
 
+    /// Copies the SQLite store `from` into this database, which must hold no store
+    /// data unless `replace` (then its data is replaced), in one transaction. Returns
+    /// the rows copied per table; [`MigrateError::NotEmpty`] when the target holds data.
+    pub fn copy_from_sqlite(
+        &self,
+        from: &super::SqliteStore,
+        replace: bool,
+    ) -> Result<CopyCounts, MigrateError> {
+        self.write(|tx| {
+            if !replace && copy::holds_data(tx)? {
+                return Ok(Err(MigrateError::NotEmpty));
+            }
+            // One read transaction: a consistent copy even if a crawl is writing.
+            from.read(|source| copy::copy_all(source, tx)).map(Ok)
+        })?
+    }
+
     /// Number of stored items.
     pub fn item_count(&self) -> Result<u64, StoreError> {
         self.read(|tx| {
@@ -182,6 +222,15 @@ impl PostgresStore {
             Ok(n as u64)
         })
     }
+}
+
+/// Why a copy into PostgreSQL did not happen.
+#[derive(Debug, thiserror::Error)]
+pub enum MigrateError {
+    #[error("the target database holds bantin data already")]
+    NotEmpty,
+    #[error(transparent)]
+    Store(#[from] StoreError),
 }
 
 /// `url` with its password replaced, for messages and logs.
@@ -200,24 +249,32 @@ pub fn redact_password(url: &str) -> String {
 fn migrate(tx: &mut Transaction<'_>) -> Result<(), StoreError> {
     tx.execute("SELECT pg_advisory_xact_lock($1)", &[&SCHEMA_LOCK])
         .map_err(pg("take the schema lock"))?;
-    tx.batch_execute("CREATE TABLE IF NOT EXISTS schema_version (version INTEGER NOT NULL)")
-        .map_err(pg("create schema version table"))?;
+    tx.batch_execute(
+        "CREATE TABLE IF NOT EXISTS schema_version (version INTEGER NOT NULL);
+         CREATE TABLE IF NOT EXISTS schema_migrations (number INTEGER PRIMARY KEY);",
+    )
+    .map_err(pg("create schema version table"))?;
     let version: Option<i32> = tx
         .query_opt("SELECT version FROM schema_version", &[])
         .map_err(pg("read schema version"))?
         .map(|r| r.get(0));
-    let version = usize::try_from(version.unwrap_or(0)).unwrap_or(usize::MAX);
-    if version > MIGRATIONS.len() {
-        return Err(StoreError::Corrupt(format!(
-            "schema version {version} is newer than this bantin understands ({})",
-            MIGRATIONS.len()
-        )));
+    let version = u32::try_from(version.unwrap_or(0)).unwrap_or(u32::MAX);
+    let recorded: BTreeSet<u32> = tx
+        .query("SELECT number FROM schema_migrations", &[])
+        .map_err(pg("read migration record"))?
+        .iter()
+        .map(|r| r.get::<_, i32>(0).max(0) as u32)
+        .collect();
+    let plan = schema::plan(MIGRATIONS, version, &recorded)?;
+    for number in plan.record {
+        record_migration(tx, number)?;
     }
-    for (i, migration) in MIGRATIONS.iter().enumerate().skip(version) {
-        tx.batch_execute(migration).map_err(pg("apply migration"))?;
-        tracing::info!(version = i + 1, "database schema migrated");
+    for m in &plan.pending {
+        tx.batch_execute(m.sql).map_err(pg("apply migration"))?;
+        record_migration(tx, m.number)?;
+        tracing::info!(version = m.number, "database schema migrated");
     }
-    let latest = MIGRATIONS.len() as i32;
+    let latest = schema::latest(MIGRATIONS) as i32;
     tx.execute("DELETE FROM schema_version", &[])
         .map_err(pg("write schema version"))?;
     tx.execute(
@@ -226,6 +283,15 @@ fn migrate(tx: &mut Transaction<'_>) -> Result<(), StoreError> {
     )
     .map_err(pg("write schema version"))?;
     Ok(())
+}
+
+fn record_migration(tx: &mut Transaction<'_>, number: u32) -> Result<(), StoreError> {
+    tx.execute(
+        "INSERT INTO schema_migrations (number) VALUES ($1) ON CONFLICT DO NOTHING",
+        &[&(number as i32)],
+    )
+    .map(drop)
+    .map_err(pg("record migration"))
 }
 
 /// Rebuilds a derived index when `meta` holds another `version` for it under `key`, or
@@ -445,6 +511,33 @@ impl Store for PostgresStore {
             tx.execute("SELECT 1", &[]).map_err(pg("ping"))?;
             Ok(())
         })
+    }
+
+    fn lock_publishing(&self) -> Result<PublishLock, StoreError> {
+        Ok(PublishLock {
+            _held: HeldLock::Postgres(Box::new(PublishSession::lock(self.pool())?)),
+        })
+    }
+
+    fn published_versions(&self) -> Result<BTreeMap<String, DocumentVersion>, StoreError> {
+        self.read(published::versions)
+    }
+
+    fn save_published(
+        &self,
+        _lock: &PublishLock,
+        changed: &[PublishedDocument],
+        removed: &[String],
+    ) -> Result<u64, StoreError> {
+        self.write(|tx| published::save(tx, changed, removed))
+    }
+
+    fn publish_generation(&self) -> Result<u64, StoreError> {
+        self.read(published::generation)
+    }
+
+    fn published(&self) -> Result<Published, StoreError> {
+        self.read(published::documents)
     }
 
     fn claim_source(&self, claim: &ClaimRequest) -> Result<Claim, StoreError> {

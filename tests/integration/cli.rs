@@ -266,6 +266,49 @@ async fn crawl_without_a_terminal_prints_plain_progress_lines_per_source() {
     );
 }
 
+#[tokio::test]
+async fn crawl_on_a_terminal_draws_a_bar_per_source_with_its_counts() {
+    let site = crate::support::TestSite::serve("tests/fixtures/sites/news").await;
+    let config = TestConfig::new().site(
+        "news",
+        &format!(
+            "[[source]]\nid = \"news\"\nkind = \"listing\"\nurls = [\"{}\"]\nschedule = \"0 * * * *\"\n\n\
+             [source.links]\nselector = \"div.list article.story\"\npattern = \"-i\\\\d{{5}}/?$\"\n",
+            site.url("/list/")
+        ),
+    );
+    let root = config.write().join("bantin.toml");
+    let bantin = assert_cmd::cargo::cargo_bin!("bantin");
+    // `script` (util-linux, on every Debian system) runs the crawl on a pseudo-terminal
+    // and copies what it drew to our pipe.
+    let command = format!("{} --config {} crawl", bantin.display(), root.display());
+    let out = tokio::task::spawn_blocking(move || {
+        std::process::Command::new("script")
+            .args(["-qefc", &command, "/dev/null"])
+            .env("COLUMNS", "120")
+            .output()
+            .expect("`script` runs")
+    })
+    .await
+    .unwrap();
+    let drawn = text(&out.stdout);
+    assert!(out.status.success(), "{drawn}");
+    assert!(
+        !drawn.contains("page(s) to read"),
+        "a terminal gets bars, not lines: {drawn}"
+    );
+    // The last frame of the bar: every page read, with the counts of the run.
+    let bar = regex::Regex::new(r"news +\S* +(\d+)/(\d+) +pages +(\d+) new, 0 updated, 0 errors")
+        .unwrap();
+    let frames: Vec<_> = bar.captures_iter(&drawn).collect();
+    let last = frames.last().expect(&drawn);
+    assert_eq!(last[1], last[2], "{drawn}");
+    let total: u64 = last[2].parse().unwrap();
+    assert!(total > 1, "the listing and its articles: {drawn}");
+    assert_eq!(last[3].parse::<u64>().unwrap(), total - 1, "{drawn}");
+    assert!(drawn.contains("source "), "the summary follows: {drawn}");
+}
+
 /// `bantin preview` of one address of the `news` fixture site, with `flags`, against a
 /// config where a source on another host comes first and the `news` source reads the
 /// byline as the section: (the JSON line, stderr).

@@ -247,6 +247,35 @@ impl ArticleRules {
         }
     }
 
+    /// The fields `[extract]` names a selector for, in the order a site file lists them.
+    pub const SELECTOR_FIELDS: [Field; 9] = [
+        Field::Title,
+        Field::Published,
+        Field::Updated,
+        Field::Authors,
+        Field::Lead,
+        Field::Body,
+        Field::Image,
+        Field::Tags,
+        Field::Section,
+    ];
+
+    /// Where the selector for `field` is kept; `None` for a field no selector gives.
+    pub fn selector_mut(&mut self, field: Field) -> Option<&mut Option<Css>> {
+        Some(match field {
+            Field::Title => &mut self.title,
+            Field::Published => &mut self.published,
+            Field::Updated => &mut self.updated,
+            Field::Authors => &mut self.author,
+            Field::Lead => &mut self.lead,
+            Field::Body | Field::BodyHtml | Field::BodyText => &mut self.body,
+            Field::Image => &mut self.image,
+            Field::Tags => &mut self.tags,
+            Field::Section => &mut self.section,
+            Field::CanonicalUrl | Field::Language => return None,
+        })
+    }
+
     /// The selector configured for `field`, if any.
     pub fn selector(&self, field: Field) -> Option<&Css> {
         let css = match field {

@@ -17,7 +17,7 @@ use url::Url;
 use super::css;
 use crate::config::{ArticleRules, Css};
 use crate::extract::{self, parse_date};
-use crate::model::{self, Article, Origin};
+use crate::model::{Article, Field, Origin};
 use crate::text::normalize;
 
 /// Longest text of an element taken for a date line or a byline.
@@ -65,93 +65,36 @@ impl Sample {
     }
 }
 
-/// A field of an article that a source's `[extract]` can name.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Field {
-    Title,
-    Published,
-    Updated,
-    Authors,
-    Lead,
-    Body,
-    Image,
-    Tags,
-    Section,
+/// The field's key in `Article::provenance`: page extraction records the body under
+/// its text.
+fn provenance_key(field: Field) -> Field {
+    if field == Field::Body {
+        Field::BodyText
+    } else {
+        field
+    }
 }
 
-impl Field {
-    /// Every field, in the order a site file lists them.
-    pub const ALL: [Field; 9] = [
-        Field::Title,
-        Field::Published,
-        Field::Updated,
-        Field::Authors,
-        Field::Lead,
-        Field::Body,
-        Field::Image,
-        Field::Tags,
-        Field::Section,
-    ];
+/// The field's value in an article, as text compared between extractions.
+pub fn value(field: Field, a: &Article) -> Option<String> {
+    let date = |d: Option<DateTime<FixedOffset>>| d.map(|d| d.to_rfc3339());
+    let text = match field {
+        Field::Title => Some(a.title.clone()),
+        Field::Published => date(a.published),
+        Field::Updated => date(a.updated),
+        Field::Authors => Some(a.authors.join(LIST_SEPARATOR)),
+        Field::Lead => a.lead.clone(),
+        Field::Body | Field::BodyText => Some(a.body_text.clone()),
+        Field::Image => a.image.as_ref().map(Url::to_string),
+        Field::Tags => Some(a.tags.join(LIST_SEPARATOR)),
+        Field::Section => a.section.clone(),
+        Field::BodyHtml | Field::CanonicalUrl | Field::Language => None,
+    };
+    text.filter(|t| !t.is_empty())
+}
 
-    /// The key in `[source.extract]`.
-    pub fn key(self) -> &'static str {
-        match self {
-            Field::Title => "title",
-            Field::Published => "published",
-            Field::Updated => "updated",
-            Field::Authors => "author",
-            Field::Lead => "lead",
-            Field::Body => "body",
-            Field::Image => "image",
-            Field::Tags => "tags",
-            Field::Section => "section",
-        }
-    }
-
-    /// The field's key in `Article::provenance`.
-    fn provenance_key(self) -> model::Field {
-        match self {
-            Field::Title => model::Field::Title,
-            Field::Published => model::Field::Published,
-            Field::Updated => model::Field::Updated,
-            Field::Authors => model::Field::Authors,
-            Field::Lead => model::Field::Lead,
-            Field::Body => model::Field::BodyText,
-            Field::Image => model::Field::Image,
-            Field::Tags => model::Field::Tags,
-            Field::Section => model::Field::Section,
-        }
-    }
-
-    /// The field's value in an article, as text compared between extractions.
-    pub fn value(self, a: &Article) -> Option<String> {
-        let date = |d: Option<DateTime<FixedOffset>>| d.map(|d| d.to_rfc3339());
-        let text = match self {
-            Field::Title => Some(a.title.clone()),
-            Field::Published => date(a.published),
-            Field::Updated => date(a.updated),
-            Field::Authors => Some(a.authors.join(LIST_SEPARATOR)),
-            Field::Lead => a.lead.clone(),
-            Field::Body => Some(a.body_text.clone()),
-            Field::Image => a.image.as_ref().map(Url::to_string),
-            Field::Tags => Some(a.tags.join(LIST_SEPARATOR)),
-            Field::Section => a.section.clone(),
-        };
-        text.filter(|t| !t.is_empty())
-    }
-
-    fn set(self, rules: &mut ArticleRules, css: Option<Css>) {
-        let slot = match self {
-            Field::Title => &mut rules.title,
-            Field::Published => &mut rules.published,
-            Field::Updated => &mut rules.updated,
-            Field::Authors => &mut rules.author,
-            Field::Lead => &mut rules.lead,
-            Field::Body => &mut rules.body,
-            Field::Image => &mut rules.image,
-            Field::Tags => &mut rules.tags,
-            Field::Section => &mut rules.section,
-        };
+fn set(field: Field, rules: &mut ArticleRules, css: Option<Css>) {
+    if let Some(slot) = rules.selector_mut(field) {
         *slot = css;
     }
 }
@@ -223,9 +166,9 @@ pub fn guess(samples: &[Sample], tz: Tz) -> Result<ArticleGuess, NoArticles> {
     }
     let mut rules = ArticleRules::default();
     let mut hows = Vec::new();
-    for field in Field::ALL {
+    for field in ArticleRules::SELECTOR_FIELDS {
         let (css, how) = choose(field, &pages, tz);
-        field.set(&mut rules, css);
+        set(field, &mut rules, css);
         hows.push((field, how));
     }
     rules.published_format = published_format(&rules, &pages, tz);
@@ -251,14 +194,14 @@ fn agreement(rules: &ArticleRules, pages: &[Page], tz: Tz) -> Vec<usize> {
         .iter()
         .map(|p| p.sample.extract(rules, tz).ok())
         .collect();
-    Field::ALL
+    ArticleRules::SELECTOR_FIELDS
         .iter()
-        .map(|field| {
+        .map(|&field| {
             pages
                 .iter()
                 .zip(&articles)
                 .filter(|(p, a)| {
-                    a.as_ref().map(|a| field.value(a)) == Some(field.value(&p.generic))
+                    a.as_ref().map(|a| value(field, a)) == Some(value(field, &p.generic))
                 })
                 .count()
         })
@@ -269,14 +212,14 @@ fn agreement(rules: &ArticleRules, pages: &[Page], tz: Tz) -> Vec<usize> {
 fn choose(field: Field, pages: &[Page], tz: Tz) -> (Option<Css>, How) {
     let with_value: Vec<&Page> = pages
         .iter()
-        .filter(|p| field.value(&p.generic).is_some())
+        .filter(|p| value(field, &p.generic).is_some())
         .collect();
     let Some(first) = with_value.first() else {
         return (None, How::Missing);
     };
     let origins: Vec<Option<&Origin>> = with_value
         .iter()
-        .map(|p| p.generic.provenance.get(&field.provenance_key()))
+        .map(|p| p.generic.provenance.get(&provenance_key(field)))
         .collect();
     if origins.iter().all(|o| o == &Some(&Origin::JsonLd)) {
         return (None, How::Page("json-ld".into()));
@@ -292,7 +235,7 @@ fn choose(field: Field, pages: &[Page], tz: Tz) -> (Option<Css>, How) {
             continue;
         };
         let mut rules = ArticleRules::default();
-        field.set(&mut rules, Some(css.clone()));
+        set(field, &mut rules, Some(css.clone()));
         if agreement_of(field, &rules, pages, tz) == pages.len() {
             return (Some(css), How::Selector(text));
         }
@@ -302,10 +245,10 @@ fn choose(field: Field, pages: &[Page], tz: Tz) -> (Option<Css>, How) {
 
 /// Pages where `rules` give the generic value of `field`.
 fn agreement_of(field: Field, rules: &ArticleRules, pages: &[Page], tz: Tz) -> usize {
-    let index = Field::ALL
+    let index = ArticleRules::SELECTOR_FIELDS
         .iter()
         .position(|f| *f == field)
-        .expect("every field is in Field::ALL");
+        .expect("only fields with a selector are suggested");
     agreement(rules, pages, tz)[index]
 }
 
@@ -319,11 +262,11 @@ fn meta_key(field: Field, page: &Page, tz: Tz) -> String {
     static META: std::sync::LazyLock<Selector> = std::sync::LazyLock::new(|| {
         Selector::parse("meta[content]").expect("literal selector parses")
     });
-    let origin = page.generic.provenance.get(&field.provenance_key());
+    let origin = page.generic.provenance.get(&provenance_key(field));
     if origin == Some(&Origin::JsonLd) {
         return "json-ld".into();
     }
-    let want = field.value(&page.generic).unwrap_or_default();
+    let want = value(field, &page.generic).unwrap_or_default();
     let first_item = want
         .split(LIST_SEPARATOR)
         .next()
@@ -356,7 +299,7 @@ fn meta_key(field: Field, page: &Page, tz: Tz) -> String {
 
 /// Selectors for the elements holding the page's value of `field`, most stable first.
 fn candidates(field: Field, page: &Page, tz: Tz) -> Vec<String> {
-    let want = field.value(&page.generic).unwrap_or_default();
+    let want = value(field, &page.generic).unwrap_or_default();
     let found = targets(field, page, &want, tz);
     // A text is best named by its outermost box (`div.sapo`, not the `b` inside);
     // a date, an image, tags or a body by the smallest element that holds it.
@@ -431,7 +374,8 @@ fn targets<'a>(field: Field, page: &'a Page, want: &str, tz: Tz) -> Vec<ElementR
                     })
             })
             .collect(),
-        Field::Body => {
+        // The body (no other field is asked for).
+        _ => {
             let paragraphs: Vec<&str> = want.split("\n\n").collect();
             let probe = |p: &str| p.chars().take(PARAGRAPH_PROBE_CHARS).collect::<String>();
             let (head, tail) = (
@@ -475,7 +419,7 @@ fn published_format(rules: &ArticleRules, pages: &[Page], tz: Tz) -> Option<Stri
             }
             Some((
                 normalize(&el.text().collect::<String>()),
-                Field::Published.value(&p.generic),
+                value(Field::Published, &p.generic),
             ))
         })
         .collect::<Option<_>>()?;

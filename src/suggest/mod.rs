@@ -14,7 +14,7 @@ use std::path::{Path, PathBuf};
 use chrono_tz::Tz;
 use url::Url;
 
-pub use fields::{ArticleGuess, Field, FieldGuess, How, Sample};
+pub use fields::{ArticleGuess, FieldGuess, How, Sample};
 pub use listing::ListGuess;
 pub use render::source_block;
 

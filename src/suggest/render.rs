@@ -5,6 +5,7 @@
 use std::fmt::Write;
 
 use super::{FieldGuess, How, Suggestion};
+use crate::config::ArticleRules;
 
 /// Listing pages a suggested source reads per run: the list's first page and the next.
 const SUGGESTED_MAX_PAGES: usize = 2;
@@ -69,8 +70,13 @@ fn extract(out: &mut String, s: &Suggestion) {
     for guess in &a.fields {
         let _ = writeln!(out, "# {}", agreement_line(guess, a.pages));
         if let How::Selector(css) = &guess.how {
-            let _ = writeln!(out, "{} = {}", guess.field.key(), quoted(css));
-            if guess.field == super::Field::Published
+            let _ = writeln!(
+                out,
+                "{} = {}",
+                ArticleRules::selector_key(guess.field),
+                quoted(css)
+            );
+            if guess.field == crate::model::Field::Published
                 && let Some(format) = &a.published_format
             {
                 let _ = writeln!(out, "published_format = {}", quoted(format));
@@ -94,7 +100,7 @@ fn extract(out: &mut String, s: &Suggestion) {
 
 /// `title 5/5 selector h1.title`, `image 5/5 og:image`.
 fn agreement_line(guess: &FieldGuess, pages: usize) -> String {
-    let field = guess.field.key();
+    let field = ArticleRules::selector_key(guess.field);
     let agree = guess.agree;
     match &guess.how {
         How::Selector(css) => format!("{field} {agree}/{pages} selector {css}"),

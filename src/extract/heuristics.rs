@@ -249,5 +249,90 @@ pub fn section(html: &Html, scan: &Scan) -> Option<String> {
             return last;
         }
     }
-    None
+    trail_by_shape(html)
+}
+
+/// Most links a breadcrumb trail holds; a menu holds more.
+const MAX_CRUMBS: usize = 5;
+/// Longest text of a breadcrumb trail, separators included.
+const MAX_TRAIL_CHARS: usize = 150;
+/// What trails put between their links ("Trang chủ » Thời sự", "Home › News").
+const CRUMB_SEPARATORS: &[char] = &['»', '›', '>', '→', '/'];
+
+/// A trail known by its shape when its class does not say "breadcrumb": a short box
+/// of 2 to [`MAX_CRUMBS`] links, the first to the site's home page, separated by
+/// arrows or slashes. Its last link is the section.
+fn trail_by_shape(html: &Html) -> Option<String> {
+    html.tree.root().descendants().find_map(|node| {
+        let el = node.value().as_element()?;
+        if !matches!(el.name(), "div" | "nav" | "p" | "span" | "ol" | "ul") {
+            return None;
+        }
+        let links: Vec<_> = node
+            .children()
+            .flat_map(|c| std::iter::once(c).chain(c.children()))
+            .filter(|n| n.value().as_element().is_some_and(|e| e.name() == "a"))
+            .collect();
+        let first_is_home = links.first().is_some_and(|a| {
+            a.value()
+                .as_element()
+                .and_then(|e| e.attr("href"))
+                .is_some_and(|h| {
+                    h.trim() == "/" || h.trim().trim_end_matches('/').matches('/').count() == 2
+                })
+        });
+        let text = text_of(node, |_| false);
+        let separated = node.children().any(|c| {
+            c.value()
+                .as_text()
+                .is_some_and(|t| t.trim().chars().any(|ch| CRUMB_SEPARATORS.contains(&ch)))
+        });
+        if !(2..=MAX_CRUMBS).contains(&links.len())
+            || !first_is_home
+            || !separated
+            || text.chars().count() > MAX_TRAIL_CHARS
+        {
+            return None;
+        }
+        let last = text_of(*links.last()?, |_| false);
+        Some(normalize(&last)).filter(|t| !t.is_empty())
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn section_of(body: &str) -> Option<String> {
+        let html = Html::parse_document(&format!("<html><body>{body}</body></html>"));
+        section(&html, &Scan::new(&html))
+    }
+
+    #[test]
+    fn a_trail_without_a_breadcrumb_class_is_known_by_its_shape() {
+        let page = r#"<div class="duong-dan"><a href="/">Trang chủ</a> » <a href="/an-ninh/">An ninh</a></div>
+            <h1>Tiêu đề</h1>"#;
+        assert_eq!(section_of(page).as_deref(), Some("An ninh"));
+        let absolute = r#"<p><a href="https://bao.example/">Home</a> › <a href="/news/">News</a> › <a href="/news/world/">World</a></p>"#;
+        assert_eq!(section_of(absolute).as_deref(), Some("World"));
+    }
+
+    #[test]
+    fn a_menu_or_a_link_list_is_not_a_trail() {
+        let menu = r#"<div><a href="/">Trang chủ</a> / <a href="/a/">A</a> / <a href="/b/">B</a> /
+            <a href="/c/">C</a> / <a href="/d/">D</a> / <a href="/e/">E</a></div>"#;
+        assert_eq!(section_of(menu), None, "too many links for a trail");
+        let unseparated = r#"<div><a href="/">Trang chủ</a> <a href="/an-ninh/">An ninh</a></div>"#;
+        assert_eq!(
+            section_of(unseparated),
+            None,
+            "no separator between the links"
+        );
+        let not_from_home = r#"<div><a href="/a/">A</a> » <a href="/b/">B</a></div>"#;
+        assert_eq!(
+            section_of(not_from_home),
+            None,
+            "a trail starts at the home page"
+        );
+    }
 }

@@ -33,11 +33,6 @@ const FIELDS: &[&str] = &[
     "section",
 ];
 
-/// (site, field) where the hand-written config reads more than the generic extraction
-/// finds, so a suggestion (which reproduces the generic value) cannot match: canhgiac's
-/// breadcrumb has a Vietnamese class name the generic rules do not know.
-const KNOWN_GAPS: &[(&str, &str)] = &[("canhgiac", "section")];
-
 fn fixture(site: &str) -> String {
     format!("tests/fixtures/suggest/{site}")
 }
@@ -192,14 +187,7 @@ async fn suggested_sources_pass_check_and_crawl_like_hand_written_ones() {
     let table = table.join("\n");
     println!("field agreement, suggested vs hand-written config:\n{table}");
     for ((name, f), (agree, of)) in &cells {
-        if KNOWN_GAPS.contains(&(name, f)) {
-            assert!(
-                agree < of,
-                "{name} {f} now agrees; drop it from KNOWN_GAPS\n{table}"
-            );
-        } else {
-            assert_eq!(agree, of, "{name} {f}\n{table}");
-        }
+        assert_eq!(agree, of, "{name} {f}\n{table}");
     }
 }
 

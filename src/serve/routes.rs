@@ -118,9 +118,10 @@ fn router(state: Shared) -> Router {
             StatusCode::SERVICE_UNAVAILABLE,
             deadline,
         ))
-        // Feeds sit outside the layers above, which would cost a cached answer (above
-        // all a 304) a third of its time: a feed is compressed once per version and
-        // only its work from the store has a deadline (`within_deadline`).
+        // GET and HEAD of a feed never get here (see [`App`]): this route answers the
+        // other methods with the router's 405 and `Allow`. Feeds sit outside the layers
+        // above: a feed is compressed once per version, and only its work in the store
+        // has a deadline (`within_deadline`).
         .route(FEED_ROUTE, get(feed))
         .layer(CountRequestsLayer {
             metrics: state.metrics.clone(),

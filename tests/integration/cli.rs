@@ -223,9 +223,9 @@ fn feeds_of_a_removed_category_are_removed() {
     }
 }
 
-#[tokio::test]
-async fn crawl_without_a_terminal_prints_plain_progress_lines_per_source() {
-    let site = crate::support::TestSite::serve("tests/fixtures/sites/news").await;
+/// A config with one listing source over the `news` fixture site served by `site`:
+/// (the config, kept alive for its files, and the path of its `bantin.toml`).
+fn news_listing_config(site: &crate::support::TestSite) -> (TestConfig, std::path::PathBuf) {
     let config = TestConfig::new().site(
         "news",
         &format!(
@@ -235,6 +235,13 @@ async fn crawl_without_a_terminal_prints_plain_progress_lines_per_source() {
         ),
     );
     let root = config.write().join("bantin.toml");
+    (config, root)
+}
+
+#[tokio::test]
+async fn crawl_without_a_terminal_prints_plain_progress_lines_per_source() {
+    let site = crate::support::TestSite::serve("tests/fixtures/sites/news").await;
+    let (_config, root) = news_listing_config(&site);
     let out = tokio::task::spawn_blocking(move || {
         bantin(&root)
             .arg("crawl")
@@ -269,15 +276,7 @@ async fn crawl_without_a_terminal_prints_plain_progress_lines_per_source() {
 #[tokio::test]
 async fn crawl_on_a_terminal_draws_a_bar_per_source_with_its_counts() {
     let site = crate::support::TestSite::serve("tests/fixtures/sites/news").await;
-    let config = TestConfig::new().site(
-        "news",
-        &format!(
-            "[[source]]\nid = \"news\"\nkind = \"listing\"\nurls = [\"{}\"]\nschedule = \"0 * * * *\"\n\n\
-             [source.links]\nselector = \"div.list article.story\"\npattern = \"-i\\\\d{{5}}/?$\"\n",
-            site.url("/list/")
-        ),
-    );
-    let root = config.write().join("bantin.toml");
+    let (_config, root) = news_listing_config(&site);
     let bantin = assert_cmd::cargo::cargo_bin!("bantin");
     // `script` (util-linux, on every Debian system) runs the crawl on a pseudo-terminal
     // and copies what it drew to our pipe.

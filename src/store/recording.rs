@@ -411,3 +411,70 @@ fn record_alias(
     tracing::info!(item_id = %of, url = %r.article.url, source = %r.source, reason = %reason, "duplicate: alias of a stored item");
     Ok(Outcome::Duplicate { of, reason })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const HASH: &str = "stored-hash";
+    const SIMHASH: u64 = 0b1011_0110;
+
+    fn stored() -> StoredItem {
+        StoredItem {
+            rowid: 7,
+            id: ItemId("cand-7".into()),
+            content_hash: HASH.into(),
+            simhash: Some(SIMHASH),
+        }
+    }
+
+    #[test]
+    fn the_item_at_its_own_key_is_unchanged_or_updated_by_content_hash() {
+        let near = Some(SIMHASH);
+        assert_eq!(
+            judge_item_at_key(&stored(), true, HASH, near, 3),
+            AtKey::Same
+        );
+        assert_eq!(
+            judge_item_at_key(&stored(), true, "edited", near, 3),
+            AtKey::Changed
+        );
+    }
+
+    #[test]
+    fn another_article_named_canonical_is_merged_only_when_the_texts_match() {
+        let far = Some(SIMHASH ^ 0b1111);
+        let close = Some(SIMHASH ^ 0b111);
+        let rows = [
+            ("same content hash", HASH, far, AtKey::Alias),
+            ("SimHash within the distance", "other", close, AtKey::Alias),
+            ("SimHash past the distance", "other", far, AtKey::Other),
+            ("no SimHash to compare", "other", None, AtKey::Other),
+        ];
+        for (case, hash, simhash, expected) in rows {
+            assert_eq!(
+                judge_item_at_key(&stored(), false, hash, simhash, 3),
+                expected,
+                "{case}"
+            );
+        }
+    }
+
+    #[test]
+    fn a_known_link_is_unchanged_until_its_copy_changes() {
+        let key = Url::parse("https://baomoi.com/tin-7").unwrap();
+        let linked = || LinkedItem {
+            rowid: 7,
+            id: ItemId("cand-7".into()),
+            link_hash: HASH.into(),
+        };
+        assert!(matches!(
+            judge_known_link(linked(), key.clone(), HASH),
+            Decision::Unchanged { rowid: 7, .. }
+        ));
+        assert!(matches!(
+            judge_known_link(linked(), key.clone(), "edited"),
+            Decision::Duplicate { rowid: 7, new_link: false, key: k, .. } if k == key
+        ));
+    }
+}

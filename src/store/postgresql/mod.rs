@@ -4,8 +4,7 @@
 //! `store::recording` and `store::article_plan` over this backend's SQL (`items`,
 //! `article_state`) and the reads and writes of `items`, `fetch_state`,
 //! `schedule_state`, `published` and `lease_state` (the same split as the SQLite
-//! backend's). `copy` fills an empty
-//! database from a SQLite store (`bantin migrate`).
+//! backend's). `copy` fills an empty database from a SQLite store (`bantin migrate`).
 //!
 //! Client: the blocking `postgres` crate with an `r2d2` pool. The `Store` trait is
 //! blocking (called from `spawn_blocking`), so a blocking client fits it without a

@@ -105,6 +105,9 @@ pub(super) trait ArticleStateSql {
         young_since: i64,
         now_ms: i64,
     ) -> Result<usize, StoreError>;
+    /// Forgets dead links whose backoff ended before `cutoff` (ms): were one listed
+    /// again, it would simply be asked again. Returns how many.
+    fn forget_dead_links(&mut self, cutoff: i64) -> Result<usize, StoreError>;
 }
 
 /// The time a plan is made at, and the age limit of the articles it re-checks (ms).

@@ -3,7 +3,6 @@
 //! fetches and when a page is asked again is decided in `article_plan`, over the
 //! [`ArticleStateSql`] impl here.
 
-use chrono::{DateTime, Utc};
 use rusqlite::{OptionalExtension, Transaction, params};
 use url::Url;
 
@@ -196,17 +195,12 @@ impl ArticleStateSql for Transaction<'_> {
         )
         .map_err(sql("make re-checks due"))
     }
-}
 
-/// Forgets dead links not asked for since before `cutoff` (no listing has shown them
-/// since): were one listed again, it would simply be asked again. Returns how many.
-pub(crate) fn forget_dead_links(
-    tx: &Transaction<'_>,
-    cutoff: DateTime<Utc>,
-) -> Result<usize, StoreError> {
-    tx.execute(
-        "DELETE FROM article_state WHERE item IS NULL AND retry_at < ?1",
-        [to_millis(cutoff)],
-    )
-    .map_err(sql("forget old dead links"))
+    fn forget_dead_links(&mut self, cutoff: i64) -> Result<usize, StoreError> {
+        self.execute(
+            "DELETE FROM article_state WHERE item IS NULL AND retry_at < ?1",
+            [cutoff],
+        )
+        .map_err(sql("forget old dead links"))
+    }
 }

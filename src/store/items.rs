@@ -2,18 +2,16 @@
 //! their links, SimHash bands and categories), the full-text index, reading items for
 //! feeds and searches, raw pages and retention.
 
-use std::collections::HashSet;
-
-use chrono::{DateTime, Duration, Utc};
+use chrono::{DateTime, Utc};
 use rusqlite::{OptionalExtension, Transaction, params};
 use url::Url;
 
 use super::StoreError;
-use super::article_state;
 use super::encoding::{
     compress, decode_article, decompress, encode_article, from_millis, sort_time, sql, to_millis,
 };
 use super::recording::{DedupSettings, ItemSql, LinkedItem, Recording, StoredItem};
+use super::retention::RetentionSql;
 use crate::dedup::{self, Bands};
 use crate::model::{ALL_CATEGORY, Article, CategoryId, Item, ItemId, RawPage, SourceId};
 use crate::text::search_terms;
@@ -546,18 +544,8 @@ pub(crate) fn raw_pages(
     Ok(out)
 }
 
-pub(crate) fn prune(
-    tx: &Transaction<'_>,
-    retention_days: u32,
-    raw_page_days: u32,
-    keep_per_feed: usize,
-    feeds: &[CategoryId],
-) -> Result<usize, StoreError> {
-    let now = Utc::now();
-    let cutoff = to_millis(now - Duration::days(i64::from(retention_days)));
-    let mut protected: HashSet<i64> = HashSet::new();
-    let all = CategoryId(ALL_CATEGORY.into());
-    for feed in feeds.iter().chain(std::iter::once(&all)) {
+impl RetentionSql for Transaction<'_> {
+    fn newest_in_feed(&mut self, feed: &CategoryId, limit: usize) -> Result<Vec<i64>, StoreError> {
         let query = if feed.as_str() == ALL_CATEGORY {
             "SELECT i.rowid FROM items i WHERE ?1 = ?1
              ORDER BY i.sort_time DESC, i.rowid DESC LIMIT ?2"
@@ -566,41 +554,34 @@ pub(crate) fn prune(
              JOIN item_categories c ON c.item = i.rowid AND c.category = ?1
              ORDER BY i.sort_time DESC, i.rowid DESC LIMIT ?2"
         };
-        let mut stmt = tx.prepare_cached(query).map_err(sql("read feed items"))?;
-        let rows = stmt
-            .query_map(params![feed.as_str(), keep_per_feed as i64], |r| r.get(0))
-            .map_err(sql("read feed items"))?;
-        for row in rows {
-            protected.insert(row.map_err(sql("read feed items"))?);
-        }
+        let mut stmt = self.prepare_cached(query).map_err(sql("read feed items"))?;
+        stmt.query_map(params![feed.as_str(), limit as i64], |r| r.get(0))
+            .and_then(|rows| rows.collect())
+            .map_err(sql("read feed items"))
     }
-    // An old article stored only today is kept for the full period too; otherwise the
-    // next crawl would fetch and store it again.
-    let expired: Vec<i64> = {
-        let mut stmt = tx
+
+    fn items_older_than(&mut self, cutoff: i64) -> Result<Vec<i64>, StoreError> {
+        let mut stmt = self
             .prepare("SELECT rowid FROM items WHERE sort_time < ?1 AND first_seen < ?1")
             .map_err(sql("find expired items"))?;
         stmt.query_map([cutoff], |r| r.get(0))
-            .map_err(sql("find expired items"))?
-            .collect::<Result<_, _>>()
-            .map_err(sql("find expired items"))?
-    };
-    let mut deleted = 0;
-    for rowid in expired.into_iter().filter(|r| !protected.contains(r)) {
-        deleted += tx
-            .execute("DELETE FROM items WHERE rowid = ?1", [rowid])
-            .map_err(sql("delete expired item"))?;
+            .and_then(|rows| rows.collect())
+            .map_err(sql("find expired items"))
     }
-    let raw_cutoff = to_millis(now - Duration::days(i64::from(raw_page_days)));
-    let raw_deleted = tx
-        .execute("DELETE FROM raw_pages WHERE fetched_at < ?1", [raw_cutoff])
-        .map_err(sql("delete old raw pages"))?;
-    let dead_links = article_state::forget_dead_links(tx, from_millis(cutoff))?;
-    tracing::info!(
-        items = deleted,
-        raw_pages = raw_deleted,
-        dead_links,
-        "store pruned"
-    );
-    Ok(deleted)
+
+    fn delete_items(&mut self, rowids: &[i64]) -> Result<usize, StoreError> {
+        let mut stmt = self
+            .prepare_cached("DELETE FROM items WHERE rowid = ?1")
+            .map_err(sql("delete expired item"))?;
+        let mut deleted = 0;
+        for rowid in rowids {
+            deleted += stmt.execute([rowid]).map_err(sql("delete expired item"))?;
+        }
+        Ok(deleted)
+    }
+
+    fn delete_raw_pages(&mut self, cutoff: i64) -> Result<usize, StoreError> {
+        self.execute("DELETE FROM raw_pages WHERE fetched_at < ?1", [cutoff])
+            .map_err(sql("delete old raw pages"))
+    }
 }

@@ -12,6 +12,7 @@ mod leases;
 mod postgresql;
 mod published;
 mod recording;
+mod retention;
 mod schedule_state;
 mod schema;
 mod sqlite;

@@ -19,7 +19,7 @@ use super::recording::DedupSettings;
 use super::schema::{self, Migration};
 use super::{
     DocumentVersion, HeldLock, PublishLock, Published, PublishedDocument, Store, StoreError,
-    article_plan, fetch_state, items, lease_state, published, recording, schedule_state,
+    article_plan, fetch_state, items, lease_state, published, recording, retention, schedule_state,
 };
 use crate::dedup::Bands;
 use crate::model::{
@@ -421,7 +421,7 @@ impl Store for SqliteStore {
         keep_per_feed: usize,
         feeds: &[CategoryId],
     ) -> Result<usize, StoreError> {
-        self.write(|tx| items::prune(tx, retention_days, raw_page_days, keep_per_feed, feeds))
+        self.write(|tx| retention::prune(tx, retention_days, raw_page_days, keep_per_feed, feeds))
     }
 
     fn ping(&self) -> Result<(), StoreError> {

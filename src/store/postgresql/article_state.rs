@@ -1,7 +1,6 @@
 //! Per-article fetch state in PostgreSQL's SQL: the [`ArticleStateSql`] impl that the
 //! shared rules of `store::article_plan` run over.
 
-use chrono::{DateTime, Utc};
 use postgres::Transaction;
 use url::Url;
 
@@ -195,16 +194,14 @@ impl ArticleStateSql for Transaction<'_> {
             .map_err(pg("make re-checks due"))?;
         Ok(n as usize)
     }
-}
 
-/// Forgets dead links not asked for since before `cutoff`. Returns how many.
-pub(super) fn forget_dead_links(
-    tx: &mut Transaction<'_>,
-    cutoff: DateTime<Utc>,
-) -> Result<u64, StoreError> {
-    tx.execute(
-        "DELETE FROM article_state WHERE item IS NULL AND retry_at < $1",
-        &[&to_millis(cutoff)],
-    )
-    .map_err(pg("forget old dead links"))
+    fn forget_dead_links(&mut self, cutoff: i64) -> Result<usize, StoreError> {
+        let n = self
+            .execute(
+                "DELETE FROM article_state WHERE item IS NULL AND retry_at < $1",
+                &[&cutoff],
+            )
+            .map_err(pg("forget old dead links"))?;
+        Ok(n as usize)
+    }
 }

@@ -2,19 +2,18 @@
 //! (items, their links, SimHash bands and categories), the search words, reading items
 //! for feeds and searches, raw pages and retention.
 
-use std::collections::HashSet;
-
-use chrono::{DateTime, Duration, Utc};
+use chrono::{DateTime, Utc};
 use postgres::{Row, Transaction};
 use url::Url;
 
-use super::{article_state, pg};
+use super::pg;
 use crate::dedup::{self, Bands};
 use crate::model::{ALL_CATEGORY, Article, CategoryId, Item, ItemId, RawPage, SourceId};
 use crate::store::encoding::{
     compress, decode_article, decompress, encode_article, from_millis, sort_time, to_millis,
 };
 use crate::store::recording::{DedupSettings, ItemSql, LinkedItem, Recording, StoredItem};
+use crate::store::retention::RetentionSql;
 use crate::store::{RawPageCursor, StoreError};
 use crate::text::search_terms;
 
@@ -484,56 +483,39 @@ pub(super) fn raw_pages(
         .collect()
 }
 
-/// Retention, as in SQLite: old items not among any feed's newest `keep_per_feed`, old
-/// raw pages and long-dead links.
-pub(super) fn prune(
-    tx: &mut Transaction<'_>,
-    retention_days: u32,
-    raw_page_days: u32,
-    keep_per_feed: usize,
-    feeds: &[CategoryId],
-) -> Result<usize, StoreError> {
-    let now = Utc::now();
-    let cutoff = to_millis(now - Duration::days(i64::from(retention_days)));
-    let mut protected: HashSet<i64> = HashSet::new();
-    let all = CategoryId(ALL_CATEGORY.into());
-    for feed in feeds.iter().chain(std::iter::once(&all)) {
+impl RetentionSql for Transaction<'_> {
+    fn newest_in_feed(&mut self, feed: &CategoryId, limit: usize) -> Result<Vec<i64>, StoreError> {
         let query = format!(
             "SELECT i.rowid FROM {} ORDER BY i.sort_time DESC, i.rowid DESC LIMIT $2",
             feed_items(feed)
         );
-        let rows = tx
-            .query(&query, &[&feed.as_str(), &(keep_per_feed as i64)])
+        let rows = self
+            .query(&query, &[&feed.as_str(), &(limit as i64)])
             .map_err(pg("read feed items"))?;
-        protected.extend(rows.iter().map(|r| r.get::<_, i64>(0)));
+        Ok(rows.iter().map(|r| r.get(0)).collect())
     }
-    // An old article stored only today is kept for the full period too.
-    let expired: Vec<i64> = tx
-        .query(
-            "SELECT rowid FROM items WHERE sort_time < $1 AND first_seen < $1",
-            &[&cutoff],
-        )
-        .map_err(pg("find expired items"))?
-        .iter()
-        .map(|r| r.get(0))
-        .filter(|r| !protected.contains(r))
-        .collect();
-    let deleted = tx
-        .execute("DELETE FROM items WHERE rowid = ANY($1)", &[&expired])
-        .map_err(pg("delete expired items"))? as usize;
-    let raw_cutoff = to_millis(now - Duration::days(i64::from(raw_page_days)));
-    let raw_deleted = tx
-        .execute(
-            "DELETE FROM raw_pages WHERE fetched_at < $1",
-            &[&raw_cutoff],
-        )
-        .map_err(pg("delete old raw pages"))?;
-    let dead_links = article_state::forget_dead_links(tx, from_millis(cutoff))?;
-    tracing::info!(
-        items = deleted,
-        raw_pages = raw_deleted,
-        dead_links,
-        "store pruned"
-    );
-    Ok(deleted)
+
+    fn items_older_than(&mut self, cutoff: i64) -> Result<Vec<i64>, StoreError> {
+        let rows = self
+            .query(
+                "SELECT rowid FROM items WHERE sort_time < $1 AND first_seen < $1",
+                &[&cutoff],
+            )
+            .map_err(pg("find expired items"))?;
+        Ok(rows.iter().map(|r| r.get(0)).collect())
+    }
+
+    fn delete_items(&mut self, rowids: &[i64]) -> Result<usize, StoreError> {
+        let n = self
+            .execute("DELETE FROM items WHERE rowid = ANY($1)", &[&rowids])
+            .map_err(pg("delete expired items"))?;
+        Ok(n as usize)
+    }
+
+    fn delete_raw_pages(&mut self, cutoff: i64) -> Result<usize, StoreError> {
+        let n = self
+            .execute("DELETE FROM raw_pages WHERE fetched_at < $1", &[&cutoff])
+            .map_err(pg("delete old raw pages"))?;
+        Ok(n as usize)
+    }
 }

@@ -37,7 +37,7 @@ use super::{
     DocumentVersion, HeldLock, PublishLock, Published, PublishedDocument, RawPageCursor, Store,
     StoreError,
 };
-use super::{article_plan, recording};
+use super::{article_plan, recording, retention};
 use crate::dedup::Bands;
 use crate::model::{
     Article, ArticlePlan, Candidate, CategoryId, Claim, ClaimRequest, DeadLink, HeldBack, HostTurn,
@@ -505,7 +505,7 @@ impl Store for PostgresStore {
         keep_per_feed: usize,
         feeds: &[CategoryId],
     ) -> Result<usize, StoreError> {
-        self.write(|tx| items::prune(tx, retention_days, raw_page_days, keep_per_feed, feeds))
+        self.write(|tx| retention::prune(tx, retention_days, raw_page_days, keep_per_feed, feeds))
     }
 
     fn ping(&self) -> Result<(), StoreError> {

@@ -1,6 +1,6 @@
-//! Items in SQLite's SQL: the [`ItemSql`] impl that `recording` decides over (items,
-//! their links, SimHash bands and categories), the full-text index, reading items for
-//! feeds and searches, raw pages and retention.
+//! Items in SQLite's SQL: the [`ItemSql`] and [`RetentionSql`] impls that `recording`
+//! and `retention` decide over (items, their links, SimHash bands and categories, raw
+//! pages), the full-text index, and reading items and raw pages.
 
 use chrono::{DateTime, Utc};
 use rusqlite::{OptionalExtension, Transaction, params};
@@ -215,14 +215,10 @@ impl ItemSql for Transaction<'_> {
         .map_err(sql("look up item"))
     }
 
-    fn replace_categories(
-        &mut self,
-        rowid: i64,
-        categories: &[CategoryId],
-    ) -> Result<(), StoreError> {
+    fn clear_categories(&mut self, rowid: i64) -> Result<(), StoreError> {
         self.execute("DELETE FROM item_categories WHERE item = ?1", [rowid])
             .map_err(sql("clear item categories"))?;
-        self.add_categories(rowid, categories)
+        Ok(())
     }
 }
 

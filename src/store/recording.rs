@@ -99,11 +99,15 @@ pub(super) trait ItemSql: ArticleStateSql {
     fn update_link_hash(&mut self, key: &Url, hash: &str) -> Result<(), StoreError>;
     fn add_categories(&mut self, rowid: i64, categories: &[CategoryId]) -> Result<(), StoreError>;
     fn item_rowid(&mut self, id: &ItemId) -> Result<Option<i64>, StoreError>;
+    fn clear_categories(&mut self, rowid: i64) -> Result<(), StoreError>;
     fn replace_categories(
         &mut self,
         rowid: i64,
         categories: &[CategoryId],
-    ) -> Result<(), StoreError>;
+    ) -> Result<(), StoreError> {
+        self.clear_categories(rowid)?;
+        self.add_categories(rowid, categories)
+    }
 }
 
 /// What recording an article does, decided before anything is written.

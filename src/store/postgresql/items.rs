@@ -1,6 +1,6 @@
-//! Items in PostgreSQL's SQL: the [`ItemSql`] impl that `store::recording` decides over
-//! (items, their links, SimHash bands and categories), the search words, reading items
-//! for feeds and searches, raw pages and retention.
+//! Items in PostgreSQL's SQL: the [`ItemSql`] and [`RetentionSql`] impls that
+//! `store::recording` and `store::retention` decide over (items, their links, SimHash
+//! bands and categories, raw pages), the search words, and reading items and raw pages.
 
 use chrono::{DateTime, Utc};
 use postgres::{Row, Transaction};
@@ -214,14 +214,10 @@ impl ItemSql for Transaction<'_> {
         Ok(row.map(|r| r.get(0)))
     }
 
-    fn replace_categories(
-        &mut self,
-        rowid: i64,
-        categories: &[CategoryId],
-    ) -> Result<(), StoreError> {
+    fn clear_categories(&mut self, rowid: i64) -> Result<(), StoreError> {
         self.execute("DELETE FROM item_categories WHERE item = $1", &[&rowid])
             .map_err(pg("clear item categories"))?;
-        self.add_categories(rowid, categories)
+        Ok(())
     }
 }
 

@@ -17,8 +17,9 @@ use crate::model::{ALL_CATEGORY, Article, CategoryId, Item, ItemId, RawPage, Sou
 use crate::text::search_terms;
 
 impl ItemSql for Transaction<'_> {
-    fn lock_key(&mut self, _key: &Url) -> Result<(), StoreError> {
-        // Every write runs in an immediate transaction: SQLite serializes the writers.
+    fn begin_recording(&mut self, _key: &Url) -> Result<(), StoreError> {
+        // Every write runs in an immediate transaction: SQLite serializes the writers,
+        // and the connection's WAL settings already say how a commit waits for the disk.
         Ok(())
     }
 

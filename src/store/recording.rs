@@ -63,9 +63,11 @@ pub(super) struct LinkedItem {
 /// The reads and writes of recording, in one backend's SQL, within the transaction the
 /// decisions run in. Items are named by rowid; addresses are canonical keys.
 pub(super) trait ItemSql: ArticleStateSql {
-    /// Makes another writer recording the same story (`key`) wait until this
-    /// transaction ends, where the backend does not serialize writers already.
-    fn lock_key(&mut self, key: &Url) -> Result<(), StoreError>;
+    /// Readies the transaction for recording the story at `key`: another writer
+    /// recording it waits until this transaction ends (where the backend does not
+    /// serialize writers already), and the commit waits for the disk no more than
+    /// SQLite's WAL commit does.
+    fn begin_recording(&mut self, key: &Url) -> Result<(), StoreError>;
     /// Keeps a fetched page for re-extraction.
     fn save_raw_page(&mut self, raw: &RawPage) -> Result<(), StoreError>;
     fn item_at_key(&mut self, key: &Url) -> Result<Option<StoredItem>, StoreError>;
@@ -179,7 +181,7 @@ pub(super) fn record(
         now: to_millis(Utc::now()),
     };
     let key = dedup::dedup_key(article);
-    tx.lock_key(&key)?;
+    tx.begin_recording(&key)?;
     let (outcome, rowid, alias) = match decide(tx, dedup, &r, key, fetch)? {
         Decision::New { key } => {
             let (outcome, rowid) = record_new(tx, dedup, &r, &key)?;

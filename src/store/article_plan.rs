@@ -131,7 +131,7 @@ impl PlanTime {
 /// What a run does with one listed link whose address the store knows.
 #[derive(Debug, PartialEq, Eq)]
 enum Listed {
-    /// Not asked: an alias, or a stored page not due.
+    /// Not asked: an alias, a stored page not due, or an item stored from a file.
     Skip,
     /// A dead link still in its backoff: not asked, counted.
     DeadWaiting,

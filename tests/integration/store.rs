@@ -872,9 +872,10 @@ fn claim(
         source: src(source),
         hosts: vec!["news:80".into()],
         worker: worker.into(),
-        tick,
+        tick: Some(tick),
         lease: LEASE,
         now,
+        process: None,
     }
 }
 

@@ -445,7 +445,7 @@ async fn crawl(path: &Path, ids: &[String], refresh: bool) -> anyhow::Result<Exi
     let stop = CancellationToken::new();
     daemon::cancel_on_signals(stop.clone());
     tokio::spawn(daemon::stop_fetching_on(
-        stop,
+        stop.clone(),
         service.pipeline.fetcher.clone(),
         config.settings.shutdown_timeout,
     ));
@@ -456,6 +456,7 @@ async fn crawl(path: &Path, ids: &[String], refresh: bool) -> anyhow::Result<Exi
             sources,
             &|id, run, at| display.update(id, run, at),
             |id, run| display.finish(id, run),
+            &stop,
         )
         .await;
     display.clear();

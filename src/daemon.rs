@@ -174,31 +174,30 @@ impl Service {
         sources: Vec<Source>,
         done: impl Fn(&SourceId, &SourceRun),
     ) -> Vec<(SourceId, SourceRun)> {
-        self.crawl_reporting(config, sources, &|_, _, _| {}, done)
+        let stop = CancellationToken::new();
+        self.crawl_reporting(config, sources, &|_, _, _| {}, done, &stop)
             .await
             .runs
     }
 
     /// [`Service::crawl`], telling `progress` how far each source's run has got. Each
     /// run holds the source's lease as a scheduled run does; a source another worker
-    /// holds is waited for (at most a lease), then left to that worker and listed in
-    /// [`CrawlPass::held`].
+    /// holds is waited for (at most a lease, or until `stop`), then left to that
+    /// worker and listed in [`CrawlPass::held`].
     pub async fn crawl_reporting(
         &self,
         config: &Arc<Config>,
         sources: Vec<Source>,
         progress: &(dyn Fn(&SourceId, &SourceRun, RunProgress) + Sync),
         done: impl Fn(&SourceId, &SourceRun),
+        stop: &CancellationToken,
     ) -> CrawlPass {
         use futures_util::StreamExt;
         let parallel = config.settings.fetch.global_concurrency.clamp(1, 8);
-        // The pass ends on its own; a signal stops its requests through the fetcher.
-        let stop = CancellationToken::new();
         let mut runs = futures_util::stream::iter(sources)
             .map(|source| {
                 let pipeline = self.pipeline.clone();
                 let config = config.clone();
-                let stop = &stop;
                 async move {
                     let report = |run: &SourceRun, at| progress(&source.id, run, at);
                     let run = pipeline.run_source_reporting(&config, &source, &report);
@@ -411,12 +410,14 @@ pub async fn run_with(
     ));
 
     if options.once {
+        let changed = |_: &SourceId, run: &SourceRun| {
+            if run.new + run.updated > 0 {
+                publisher.request();
+            }
+        };
+        let sources = config.sources.clone();
         service
-            .crawl(&config, config.sources.clone(), |_, run| {
-                if run.new + run.updated > 0 {
-                    publisher.request();
-                }
-            })
+            .crawl_reporting(&config, sources, &|_, _, _| {}, changed, &shutdown)
             .await;
         shutdown.cancelled().await;
     } else {

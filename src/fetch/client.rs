@@ -407,10 +407,9 @@ impl Fetcher {
         let shutting_down = || FetchError::ShuttingDown { url: url.clone() };
         let _permit = tokio::select! {
             permit = inner.politeness.acquire(url, crawl_delay) => {
-                permit.map_err(|HostHeld { worker, waited }| FetchError::HostHeld {
+                permit.map_err(|HostHeld { worker }| FetchError::HostHeld {
                     url: url.clone(),
                     worker,
-                    waited,
                 })?
             }
             _ = inner.halted.cancelled() => return Err(shutting_down()),

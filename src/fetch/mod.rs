@@ -132,12 +132,11 @@ pub enum FetchError {
     RetryLater { url: Url, until: DateTime<Utc> },
     #[error("GET {url} not finished: bantin is shutting down")]
     ShuttingDown { url: Url },
-    #[error("GET {url} not sent: worker {worker} kept its host for longer than {}", humantime::format_duration(*.waited))]
-    HostHeld {
-        url: Url,
-        worker: String,
-        waited: Duration,
-    },
+    #[error(
+        "GET {url} not sent: worker {worker} kept its host for longer than {}",
+        humantime::format_duration(politeness::MAX_HOST_WAIT)
+    )]
+    HostHeld { url: Url, worker: String },
 }
 
 impl FetchError {

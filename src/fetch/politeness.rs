@@ -47,7 +47,6 @@ pub trait SharedHosts: Send + Sync {
 #[derive(Debug)]
 pub struct HostHeld {
     pub worker: String,
-    pub waited: Duration,
 }
 
 /// Shared request gates of one fetcher.
@@ -275,9 +274,8 @@ async fn wait_for_slot(
                 return Ok(());
             }
             Ok(HostSlot::Held { worker, until }) => {
-                let waited = asked.elapsed();
-                if waited >= MAX_HOST_WAIT {
-                    return Err(HostHeld { worker, waited });
+                if asked.elapsed() >= MAX_HOST_WAIT {
+                    return Err(HostHeld { worker });
                 }
                 let left = (until - Utc::now()).to_std().unwrap_or_default();
                 tokio::time::sleep(left.clamp(Duration::from_millis(50), HOST_POLL)).await;

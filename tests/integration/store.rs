@@ -61,6 +61,7 @@ on_both_backends!(
     updated_item_is_found_by_its_new_words_not_its_old_ones,
     pruned_item_is_no_longer_found,
     search_is_per_feed_and_newest_first,
+    search_finds_old_matches_past_the_newest_items_and_stops_at_the_limit,
     sigkill_during_ingest_loses_and_doubles_nothing,
     a_source_is_held_by_one_worker_until_its_lease_runs_out,
     a_finished_tick_is_done_and_its_host_keeps_the_next_request_time,
@@ -532,6 +533,60 @@ fn search_is_per_feed_and_newest_first(backend: Backend) {
     assert_eq!(search(&*store, "all", "tin 3"), ["Công an tỉnh, tin 3"]);
     assert_eq!(search(&*store, "all", "tinh 3 \" OR * NEAR(").len(), 0);
     assert_eq!(search(&*store, "all", "\" * ( -").len(), 4);
+}
+
+/// Titles of the newest `limit` items of `feed` holding every word of `words`.
+fn search_up_to(store: &dyn Store, feed: &str, words: &str, limit: usize) -> Vec<String> {
+    let found = store.search_items(&CategoryId::from(feed), words, limit);
+    found
+        .unwrap()
+        .into_iter()
+        .map(|i| i.article.title)
+        .collect()
+}
+
+// More items than a search reads in time order for one result (PostgreSQL reads the
+// newest first and turns to its index when they hold too few matches).
+fn search_finds_old_matches_past_the_newest_items_and_stops_at_the_limit(backend: Backend) {
+    let store = TestStore::new(backend);
+    let party = CategoryId::from("party-work");
+    let day = chrono::DateTime::parse_from_rfc3339("2020-07-17T08:00:00+07:00").unwrap();
+    for n in 0..60u64 {
+        let mut article = synthetic::article(n, 20);
+        let rare = if n < 2 { " hiếm có" } else { "" };
+        article.title = format!("Tin chung số {n}{rare}");
+        article.published = Some(day + chrono::Duration::hours(n as i64));
+        let cats = if n % 2 == 0 {
+            vec![party.clone()]
+        } else {
+            vec![]
+        };
+        store.record(&article, &src("a"), &cats, None).unwrap();
+    }
+    assert_eq!(
+        search_up_to(&*store, "all", "hiem co", 1),
+        ["Tin chung số 1 hiếm có"]
+    );
+    assert_eq!(
+        search_up_to(&*store, "all", "hiem co", 5),
+        ["Tin chung số 1 hiếm có", "Tin chung số 0 hiếm có"]
+    );
+    assert_eq!(
+        search_up_to(&*store, "party-work", "hiem", 1),
+        ["Tin chung số 0 hiếm có"]
+    );
+    assert_eq!(
+        search_up_to(&*store, "all", "tin chung", 3),
+        ["Tin chung số 59", "Tin chung số 58", "Tin chung số 57"]
+    );
+    assert_eq!(
+        search_up_to(&*store, "party-work", "tin chung", 2),
+        ["Tin chung số 58", "Tin chung số 56"]
+    );
+    assert_eq!(
+        search_up_to(&*store, "all", "khong ai co", 3),
+        Vec::<String>::new()
+    );
 }
 
 #[test]

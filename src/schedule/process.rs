@@ -41,19 +41,18 @@ mod imp {
     }
 
     pub(super) fn is_dead(process: &str) -> bool {
-        let Some((place_of, rest)) = process.rsplit_once('/').and_then(|(head, started)| {
-            let (place_of, pid) = head.rsplit_once('/')?;
-            Some((
-                place_of,
-                (pid.parse::<i32>().ok()?, started.parse::<u64>().ok()?),
-            ))
-        }) else {
+        // `place/pid/start`, read from the right: the place holds a slash itself.
+        let mut parts = process.rsplitn(3, '/');
+        let (Some(started), Some(pid), Some(place_of)) = (parts.next(), parts.next(), parts.next())
+        else {
+            return false;
+        };
+        let (Ok(started), Ok(pid)) = (started.parse::<u64>(), pid.parse::<i32>()) else {
             return false;
         };
         if place().as_deref() != Some(place_of) {
             return false;
         }
-        let (pid, started) = rest;
         match Process::new(pid).and_then(|p| p.stat()) {
             Ok(stat) => stat.starttime != started || matches!(stat.state, 'Z' | 'X'),
             // No such process (a stat that fails for another reason proves nothing).

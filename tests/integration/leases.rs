@@ -115,14 +115,16 @@ async fn crawl_beside_a_running_daemon_never_overlaps_a_source_run(backend: Back
         "127.0.0.1",
     );
     let logs = tempfile::tempdir().unwrap();
-    let daemon_config = config("bantin-daemon", &store, "6s", &sources);
+    // A lease long enough that the crawl's wait (a lease and a third) outlasts the
+    // daemon's run after the gate opens, even on a loaded machine.
+    let daemon_config = config("bantin-daemon", &store, "15s", &sources);
     let _daemon = start(&daemon_config, logs.path(), "daemon", &["run"]);
     wait_until("the daemon's run to start", 2 * PATIENCE, || {
         !by(&site.requests_to(&article_path(0, 0)), "bantin-daemon").is_empty()
     })
     .await;
 
-    let crawl_config = config("bantin-crawl", &store, "6s", &sources);
+    let crawl_config = config("bantin-crawl", &store, "15s", &sources);
     let mut crawl = start(&crawl_config, logs.path(), "crawl", &["crawl"]);
     // Until the crawl waits for the daemon's run (or, were it not to, has started its own).
     wait_until("the crawl to wait or to start", PATIENCE, || {
@@ -178,7 +180,7 @@ async fn crawl_leaves_a_source_held_past_the_lease_to_its_holder_and_names_it(ba
         "127.0.0.1",
     );
     let logs = tempfile::tempdir().unwrap();
-    let daemon_config = config("bantin-daemon", &store, "3s", &sources);
+    let daemon_config = config("bantin-daemon", &store, "6s", &sources);
     let mut daemon = start(&daemon_config, logs.path(), "daemon", &["run"]);
     let worker = {
         let health = daemon
@@ -190,7 +192,7 @@ async fn crawl_leaves_a_source_held_past_the_lease_to_its_holder_and_names_it(ba
         health["worker"].as_str().unwrap().to_owned()
     };
 
-    let crawl_config = config("bantin-crawl", &store, "3s", &sources);
+    let crawl_config = config("bantin-crawl", &store, "6s", &sources);
     let mut crawl = start(&crawl_config, logs.path(), "crawl", &["crawl"]);
     assert!(crawl.wait_exit().await.success(), "{}", crawl.log());
     let summary = crawl.stdout.until("not run here");

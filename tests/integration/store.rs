@@ -7,8 +7,8 @@ use std::process::Command;
 use std::time::Duration;
 
 use bantin::model::{
-    CategoryId, Claim, ClaimRequest, HeldBack, HostTurn, Outcome, RawPage, ReadFailure, SourceId,
-    SourceRun, SourceSchedule, Validators,
+    CategoryId, Claim, ClaimRequest, HeldBack, HostSlot, HostTurn, Outcome, RawPage, ReadFailure,
+    SourceId, SourceRun, SourceSchedule, Validators,
 };
 use bantin::store::{Published, PublishedDocument, SqliteStore, Store};
 use chrono::Utc;
@@ -66,7 +66,8 @@ on_both_backends!(
     a_source_is_held_by_one_worker_until_its_lease_runs_out,
     a_finished_tick_is_done_and_its_host_keeps_the_next_request_time,
     renewal_keeps_a_lease_and_tells_of_one_taken_over,
-    claims_at_once_grant_a_source_to_one_worker
+    claims_at_once_grant_a_source_to_one_worker,
+    host_slots_taken_at_once_are_one_delay_apart_and_wait_for_a_holder
 );
 mod published {
     use super::*;
@@ -927,9 +928,10 @@ fn claim(
         source: src(source),
         hosts: vec!["news:80".into()],
         worker: worker.into(),
-        tick,
+        tick: Some(tick),
         lease: LEASE,
         now,
+        process: None,
     }
 }
 
@@ -1080,4 +1082,45 @@ fn claims_at_once_grant_a_source_to_one_worker(backend: Backend) {
             )
             .unwrap();
     }
+}
+
+fn host_slots_taken_at_once_are_one_delay_apart_and_wait_for_a_holder(backend: Backend) {
+    let store = TestStore::new(backend);
+    // Times are stored in milliseconds.
+    let now = chrono::DateTime::from_timestamp_millis(Utc::now().timestamp_millis()).unwrap();
+    let delay = Duration::from_secs(1);
+    let start = std::sync::Barrier::new(8);
+    let mut slots: Vec<i64> = std::thread::scope(|s| {
+        let workers: Vec<_> = (0..8)
+            .map(|n| {
+                let (store, start) = (store.store.clone(), &start);
+                s.spawn(move || {
+                    store.ping().unwrap();
+                    start.wait();
+                    store.take_host_slot("cdn:80", &format!("w{n}"), delay, now)
+                })
+            })
+            .collect();
+        workers
+            .into_iter()
+            .map(|w| match w.join().unwrap().unwrap() {
+                HostSlot::At(at) => (at - now).num_milliseconds(),
+                held => panic!("nobody holds the host: {held:?}"),
+            })
+            .collect()
+    });
+    slots.sort();
+    assert_eq!(slots, (0..8).map(|n| n * 1000).collect::<Vec<_>>());
+
+    // While a worker runs a source of the host, the host is its alone.
+    let claim = ClaimRequest {
+        hosts: vec!["cdn:80".into()],
+        ..claim("a", "w1", now, now)
+    };
+    granted(store.claim_source(&claim).unwrap());
+    let answer = store.take_host_slot("cdn:80", "w2", delay, now).unwrap();
+    assert!(
+        matches!(&answer, HostSlot::Held { worker, .. } if worker == "w1"),
+        "{answer:?}"
+    );
 }

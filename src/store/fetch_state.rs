@@ -80,7 +80,12 @@ impl FetchStateSql for Transaction<'_> {
         .map_err(sql("read validators"))
     }
 
-    fn insert_run(&mut self, source: &SourceId, finished: i64, run: &str) -> Result<(), StoreError> {
+    fn insert_run(
+        &mut self,
+        source: &SourceId,
+        finished: i64,
+        run: &str,
+    ) -> Result<(), StoreError> {
         self.execute(
             "INSERT INTO source_runs (source, finished_at, run) VALUES (?1, ?2, ?3)",
             params![source.as_str(), finished, run],

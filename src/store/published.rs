@@ -60,8 +60,10 @@ impl PublishedSql for Transaction<'_> {
     }
 
     fn stored_generation(&mut self) -> Result<i64, StoreError> {
-        self.query_row("SELECT generation FROM publish_generation", [], |r| r.get(0))
-            .map_err(sql("read the publish generation"))
+        self.query_row("SELECT generation FROM publish_generation", [], |r| {
+            r.get(0)
+        })
+        .map_err(sql("read the publish generation"))
     }
 
     fn documents(&mut self) -> Result<Vec<PublishedDocument>, StoreError> {

@@ -198,9 +198,15 @@ mod tests {
             finished_at: Some(at(8)),
             ..SourceRun::default()
         };
-        assert_eq!(RunRecord::of(&finished, at(12)).unwrap().finished, to_millis(at(8)));
+        assert_eq!(
+            RunRecord::of(&finished, at(12)).unwrap().finished,
+            to_millis(at(8))
+        );
         let unfinished = SourceRun::default();
-        assert_eq!(RunRecord::of(&unfinished, at(12)).unwrap().finished, to_millis(at(12)));
+        assert_eq!(
+            RunRecord::of(&unfinished, at(12)).unwrap().finished,
+            to_millis(at(12))
+        );
     }
 
     #[test]

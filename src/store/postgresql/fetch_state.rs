@@ -75,7 +75,12 @@ impl FetchStateSql for Transaction<'_> {
             .collect())
     }
 
-    fn insert_run(&mut self, source: &SourceId, finished: i64, run: &str) -> Result<(), StoreError> {
+    fn insert_run(
+        &mut self,
+        source: &SourceId,
+        finished: i64,
+        run: &str,
+    ) -> Result<(), StoreError> {
         self.execute(
             "INSERT INTO source_runs (source, finished_at, run) VALUES ($1, $2, $3)",
             &[&source.as_str(), &finished, &run],

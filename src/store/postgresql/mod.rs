@@ -4,7 +4,8 @@
 //! `store::recording`, `store::article_plan`, `store::source_runs` and
 //! `store::publishing` over this backend's SQL (`items`, `article_state`,
 //! `fetch_state`, `published`) and the reads and writes of `items`, `schedule_state`
-//! and `lease_state` (the same split as the SQLite backend's). `copy` fills an empty database from a SQLite store (`bantin migrate`).
+//! and `lease_state` (the same split as the SQLite backend's). `copy` fills an empty
+//! database from a SQLite store (`bantin migrate`).
 //!
 //! Client: the blocking `postgres` crate with an `r2d2` pool. The `Store` trait is
 //! blocking (called from `spawn_blocking`), so a blocking client fits it without a

@@ -8,7 +8,7 @@ use ego_tree::iter::Edge;
 use ego_tree::{NodeId, NodeRef};
 use scraper::{ElementRef, Html, Node};
 
-use super::scan::{AttrExt, IdMap, MIN_PARAGRAPH_CHARS, Scan, Stats, is_related_box, kind};
+use super::scan::{AttrExt, IdMap, MIN_PARAGRAPH_CHARS, Scan, is_media_box, is_related_box, kind};
 
 /// A block with less text than this is scored down in proportion (a positive class on a
 /// one-line box must not outweigh the paragraphs of the article).
@@ -45,8 +45,6 @@ const MIN_CONTAINER_CHARS: u32 = 200;
 /// The container is taken over the scored blocks when it holds more than this many times
 /// their text outside links: the scoring then found only a piece of the text.
 const SECOND_OPINION_FACTOR: u32 = 2;
-/// Longest caption a picture box may carry and still be only a picture.
-const MAX_CAPTION_CHARS: u32 = 300;
 
 /// The blocks that hold the article text, in document order: the best-scoring block and
 /// those of its siblings that look like more of the same text.
@@ -361,17 +359,6 @@ fn wrapper_of_prose(html: &Html, scan: &Scan, top: NodeId, blocks: &[NodeId]) ->
         .find(|a| share(scan.get(a.id()).prose, WRAPPER_PROSE_SHARE))
         .filter(|a| scan.get(a.id()).link_density() < MAX_WRAPPER_LINK_DENSITY)
         .map(|a| a.id())
-}
-
-/// A box that shows a picture (or video) with at most a one-paragraph caption.
-fn is_media_box(node: NodeRef<'_, Node>, s: Stats) -> bool {
-    s.text <= MAX_CAPTION_CHARS
-        && s.paragraphs <= 1
-        && node.descendants().any(|n| {
-            n.value()
-                .as_element()
-                .is_some_and(|e| matches!(e.name(), "img" | "picture" | "video" | "iframe"))
-        })
 }
 
 fn ends_sentence(node: NodeRef<'_, Node>) -> bool {

@@ -57,6 +57,8 @@ const TAG_CLASS_PATTERN: &str =
     r"(?i)(?-u:\b)tags?(?-u:\b)|tag-?list|tags?[-_]|keywords?(?-u:\b)|tu-?khoa";
 const ARTICLE_BODY_PATTERN: &str = r"(?i)article-body";
 const BREADCRUMB_CLASS_PATTERN: &str = r"(?i)breadcrumb";
+/// Class or id words of boxes that show pictures one after another.
+const GALLERY_CLASS_PATTERN: &str = r"(?i)gallery|slideshow|carousel|slider|lightbox";
 /// Every class pattern, in [`kind`] bit order.
 static CLASS_REGEXES: LazyLock<[Regex; kind::COUNT]> = LazyLock::new(|| {
     [
@@ -70,6 +72,7 @@ static CLASS_REGEXES: LazyLock<[Regex; kind::COUNT]> = LazyLock::new(|| {
         TAG_CLASS_PATTERN,
         ARTICLE_BODY_PATTERN,
         BREADCRUMB_CLASS_PATTERN,
+        GALLERY_CLASS_PATTERN,
     ]
     .map(|p| Regex::new(p).expect("literal regex compiles"))
 });
@@ -85,7 +88,8 @@ pub mod kind {
     pub const TAG: u16 = 1 << 7;
     pub const ARTICLE_BODY: u16 = 1 << 8;
     pub const BREADCRUMB: u16 = 1 << 9;
-    pub(super) const COUNT: usize = 10;
+    pub const GALLERY: u16 = 1 << 10;
+    pub(super) const COUNT: usize = 11;
 }
 static RIGHT_ALIGNED: LazyLock<Regex> =
     LazyLock::new(|| Regex::new(r"(?i)text-align\s*:\s*right").expect("literal regex compiles"));
@@ -93,6 +97,8 @@ static DISPLAY_NONE: LazyLock<Regex> = LazyLock::new(|| {
     Regex::new(r"(?i)display\s*:\s*none|visibility\s*:\s*hidden").expect("literal regex compiles")
 });
 
+/// Longest caption one picture of a box that only shows pictures may carry.
+const MAX_CAPTION_CHARS: u32 = 300;
 /// A byline is a short line; longer text is a paragraph that mentions a name.
 pub const MAX_BYLINE_CHARS: usize = 80;
 /// A paragraph shorter than this adds nothing to a block's score and is not prose.
@@ -422,6 +428,36 @@ pub fn is_related_box(node: NodeRef<'_, Node>, scan: &Scan) -> bool {
         }
     }
     false
+}
+
+/// A box that shows pictures (or a video), each with at most a short caption: a photo
+/// with its caption, or a gallery whose text is only its captions and buttons.
+pub fn is_media_box(node: NodeRef<'_, Node>, s: Stats) -> bool {
+    let pictures = pictures(node);
+    pictures > 0 && s.paragraphs <= pictures && s.text <= MAX_CAPTION_CHARS * pictures
+}
+
+/// Pictures, videos and frames inside `node`.
+fn pictures(node: NodeRef<'_, Node>) -> u32 {
+    node.descendants()
+        .filter(|n| {
+            n.value()
+                .as_element()
+                .is_some_and(|e| matches!(e.name(), "img" | "video" | "iframe"))
+        })
+        .count() as u32
+}
+
+/// A box classed as a gallery that shows pictures and no prose: its text is captions,
+/// counters and buttons, however many pictures it loads later.
+pub fn is_gallery(node: NodeRef<'_, Node>, scan: &Scan) -> bool {
+    let s = scan.get(node.id());
+    s.prose == 0
+        && node
+            .value()
+            .as_element()
+            .is_some_and(|el| scan.is(node.id(), el, kind::GALLERY))
+        && pictures(node) > 0
 }
 
 /// A box whose whole text is an ad slot's label ("Advertisement", "Anzeige").

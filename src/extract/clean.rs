@@ -179,6 +179,11 @@ fn drops(el: &Element, node: ego_tree::NodeRef<'_, Node>, scan: &Scan, article_t
     if matches!(name, "p" | "div") && scan::is_right_aligned_line(el, s) {
         return true;
     }
+    if matches!(name, "p" | "div" | "span" | "small" | "figcaption" | "cite")
+        && scan::is_credit(node, scan)
+    {
+        return true;
+    }
     let container = matches!(
         name,
         "div" | "section" | "ul" | "ol" | "table" | "dl" | "p" | "span" | "center"
@@ -484,6 +489,26 @@ mod tests {
         let text = body_text(&html).expect("an article");
         assert!(text.starts_with("The council opened"), "{text}");
         assert!(text.contains("The old ferry, now retired."), "{text}");
+    }
+
+    #[test]
+    fn credit_lines_are_dropped_and_captions_kept() {
+        let html = format!(
+            "<html><body><article><div class=\"story\">{PARAGRAPH}\
+             <figure><img src=\"/c.jpg\"><figcaption><span>Tolls start in May.</span>\
+             <span class=\"media__credit\">A. Lens / Agency</span></figcaption></figure>\
+             <p>Foto: B. Blende</p>{PARAGRAPH}\
+             <figure><img src=\"/d.jpg\"><figcaption>The old ferry. Ảnh: C. Ống</figcaption></figure>\
+             </div></article></body></html>"
+        );
+        let text = body_text(&html).expect("an article");
+        assert!(text.contains("Tolls start in May."), "{text}");
+        assert!(!text.contains("A. Lens"), "a credit by its class: {text}");
+        assert!(!text.contains("B. Blende"), "a credit by its words: {text}");
+        assert!(
+            text.ends_with("The old ferry. Ảnh: C. Ống"),
+            "a caption with its credit: {text}"
+        );
     }
 
     #[test]

@@ -48,6 +48,16 @@ static AD_LABEL: LazyLock<Regex> = LazyLock::new(|| {
     )
     .expect("literal regex compiles")
 });
+/// The whole text of a picture's credit line ("Photo: A. Lens", "Foto: dpa", "Image
+/// copyright Agency"), in the languages bantin meets.
+static CREDIT_LINE: LazyLock<Regex> = LazyLock::new(|| {
+    Regex::new(
+        r"(?i)^\W*((photos?|fotos?|images?|pictures?|bild|bilder|credits?|crédits?( photos?)?|crédito|ảnh)\s*:|(photo|image|picture|bild) (copyright|credit)|©|copyright\b)",
+    )
+    .expect("literal regex compiles")
+});
+/// A credit line is short; a longer line is a caption that names its photographer.
+const MAX_CREDIT_CHARS: u32 = 80;
 /// An ad label is a word or two; longer text is not only a label.
 const MAX_AD_LABEL_CHARS: u32 = 16;
 const LEAD_CLASS_PATTERN: &str = r"(?i)sapo|(?-u:\b)lead(?-u:\b)|standfirst|description|(?-u:\b)des([^ki]|$)|summary|excerpt|(?-u:\b)intro|subtitle|subhead|teaser|chapeau|abstract|dek(?-u:\b)";
@@ -57,6 +67,8 @@ const TAG_CLASS_PATTERN: &str =
     r"(?i)(?-u:\b)tags?(?-u:\b)|tag-?list|tags?[-_]|keywords?(?-u:\b)|tu-?khoa";
 const ARTICLE_BODY_PATTERN: &str = r"(?i)article-body";
 const BREADCRUMB_CLASS_PATTERN: &str = r"(?i)breadcrumb";
+/// Class or id words of a picture's credit line.
+const CREDIT_CLASS_PATTERN: &str = r"(?i)credit|copyright";
 /// Class or id words of boxes that show pictures one after another.
 const GALLERY_CLASS_PATTERN: &str = r"(?i)gallery|slideshow|carousel|slider|lightbox";
 /// Every class pattern, in [`kind`] bit order.
@@ -73,6 +85,7 @@ static CLASS_REGEXES: LazyLock<[Regex; kind::COUNT]> = LazyLock::new(|| {
         ARTICLE_BODY_PATTERN,
         BREADCRUMB_CLASS_PATTERN,
         GALLERY_CLASS_PATTERN,
+        CREDIT_CLASS_PATTERN,
     ]
     .map(|p| Regex::new(p).expect("literal regex compiles"))
 });
@@ -89,7 +102,8 @@ pub mod kind {
     pub const ARTICLE_BODY: u16 = 1 << 8;
     pub const BREADCRUMB: u16 = 1 << 9;
     pub const GALLERY: u16 = 1 << 10;
-    pub(super) const COUNT: usize = 11;
+    pub const CREDIT: u16 = 1 << 11;
+    pub(super) const COUNT: usize = 12;
 }
 static RIGHT_ALIGNED: LazyLock<Regex> =
     LazyLock::new(|| Regex::new(r"(?i)text-align\s*:\s*right").expect("literal regex compiles"));
@@ -465,6 +479,19 @@ pub fn is_ad_label(node: NodeRef<'_, Node>, stats: Stats) -> bool {
     stats.text > 0
         && stats.text <= MAX_AD_LABEL_CHARS
         && AD_LABEL.is_match(&text_of(node, |_| false))
+}
+
+/// A picture's credit line: a short box classed as a credit, or whose whole text reads
+/// as one. A caption that ends with its credit is a caption, and is not one.
+pub fn is_credit(node: NodeRef<'_, Node>, scan: &Scan) -> bool {
+    let s = scan.get(node.id());
+    if s.text == 0 || s.text > MAX_CREDIT_CHARS || pictures(node) > 0 {
+        return false;
+    }
+    let Some(el) = node.value().as_element() else {
+        return false;
+    };
+    scan.is(node.id(), el, kind::CREDIT) || CREDIT_LINE.is_match(&text_of(node, |_| false))
 }
 
 /// A short right-aligned line: a byline printed at the end of the text.

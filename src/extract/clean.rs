@@ -512,6 +512,19 @@ mod tests {
     }
 
     #[test]
+    fn box_headed_already_read_is_dropped() {
+        let html = format!(
+            "<html><body><article><div class=\"story\">{PARAGRAPH}\
+             <div class=\"box\"><h3>Schon gelesen?</h3><p><a href=\"/x\">Die Brücke</a>: \
+             was Pendler ab Mai wissen müssen, wenn sie täglich über den Fluss fahren.</p></div>{PARAGRAPH}\
+             </div></article></body></html>"
+        );
+        let text = body_text(&html).expect("an article");
+        assert!(!text.contains("Schon gelesen"), "{text}");
+        assert!(!text.contains("Pendler"), "{text}");
+    }
+
+    #[test]
     fn ad_slot_showing_only_its_label_is_dropped() {
         let html = format!(
             "<html><body><article><div class=\"story\">{PARAGRAPH}\

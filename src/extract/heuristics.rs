@@ -303,6 +303,28 @@ fn trail_by_shape(html: &Html) -> Option<String> {
 mod tests {
     use super::*;
 
+    #[test]
+    fn a_preface_classed_box_that_agrees_with_the_description_is_the_lead() {
+        let html = Html::parse_document(
+            "<html><head><meta name=\"description\" content=\"A quiet season for the \
+             river ferry comes to its end.\"></head><body><h1>Ferry season ends</h1>\
+             <div class=\"t-preface\">A quiet season for the river ferry comes to its end, \
+             after the new bridge opened.</div><p>Body text.</p></body></html>",
+        );
+        let scan = Scan::new(&html);
+        let found = lead(
+            &html,
+            &scan,
+            Some("A quiet season for the river ferry comes to its end."),
+        );
+        assert_eq!(
+            found.map(|(text, _)| text).as_deref(),
+            Some(
+                "A quiet season for the river ferry comes to its end, after the new bridge opened."
+            )
+        );
+    }
+
     fn section_of(body: &str) -> Option<String> {
         let html = Html::parse_document(&format!("<html><body>{body}</body></html>"));
         section(&html, &Scan::new(&html))

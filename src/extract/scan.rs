@@ -37,7 +37,7 @@ const NEGATIVE_PATTERN: &str = r"(?i)-ad-|hidden|^hid$|(?-u:\b)hid(?-u:\b)|combx
 /// bantin meets.
 static RELATED_LABEL: LazyLock<Regex> = LazyLock::new(|| {
     Regex::new(
-        r"(?i)^\W*(tin liên quan|bài liên quan|tin cùng chuyên mục|tin cùng chủ đề|tin khác|xem thêm|đọc thêm|có thể bạn quan tâm|tin mới|tin nổi bật|đọc nhiều|related|read more|read also|also read|see also|more from|more stories|you may also like|you might also like|recommended|popular|most read|trending|advertisement|quảng cáo|mehr zum thema|weitere artikel|lesen sie auch|das könnte sie auch interessieren)\b",
+        r"(?i)^\W*(tin liên quan|bài liên quan|tin cùng chuyên mục|tin cùng chủ đề|tin khác|xem thêm|đọc thêm|có thể bạn quan tâm|tin mới|tin nổi bật|đọc nhiều|related|read more|read also|also read|see also|more from|more stories|you may also like|you might also like|recommended|popular|most read|trending|advertisement|quảng cáo|mehr zum thema|weitere artikel|lesen sie auch|schon gelesen|das könnte sie auch interessieren)\b",
     )
     .expect("literal regex compiles")
 });
@@ -60,7 +60,7 @@ static CREDIT_LINE: LazyLock<Regex> = LazyLock::new(|| {
 const MAX_CREDIT_CHARS: u32 = 80;
 /// An ad label is a word or two; longer text is not only a label.
 const MAX_AD_LABEL_CHARS: u32 = 16;
-const LEAD_CLASS_PATTERN: &str = r"(?i)sapo|(?-u:\b)lead(?-u:\b)|standfirst|description|(?-u:\b)des([^ki]|$)|summary|excerpt|(?-u:\b)intro|subtitle|subhead|teaser|chapeau|abstract|dek(?-u:\b)";
+const LEAD_CLASS_PATTERN: &str = r"(?i)sapo|(?-u:\b)lead(?-u:\b)|standfirst|description|(?-u:\b)des([^ki]|$)|summary|excerpt|(?-u:\b)intro|subtitle|subhead|teaser|chapeau|abstract|preface|(?-u:\b)ingress|dek(?-u:\b)";
 const AUTHOR_CLASS_PATTERN: &str = r"(?i)author|byline|writer|tac-?gia|(?-u:\b)by(?-u:\b)";
 const DATE_CLASS_PATTERN: &str = r"(?i)date|time|publish|posted|(?-u:\b)ngay(?-u:\b)";
 const TAG_CLASS_PATTERN: &str =

@@ -445,17 +445,18 @@ async fn crawl(path: &Path, ids: &[String], refresh: bool) -> anyhow::Result<Exi
     let stop = CancellationToken::new();
     daemon::cancel_on_signals(stop.clone());
     tokio::spawn(daemon::stop_fetching_on(
-        stop,
+        stop.clone(),
         service.pipeline.fetcher.clone(),
         config.settings.shutdown_timeout,
     ));
     let display = CrawlDisplay::new(&sources);
-    let runs = service
+    let pass = service
         .crawl_reporting(
             &config,
             sources,
             &|id, run, at| display.update(id, run, at),
             |id, run| display.finish(id, run),
+            &stop,
         )
         .await;
     display.clear();
@@ -463,8 +464,9 @@ async fn crawl(path: &Path, ids: &[String], refresh: bool) -> anyhow::Result<Exi
         .publish(&config)
         .await
         .context("publishing the feeds")?;
-    print_summary(&runs);
-    let failed = runs.iter().filter(|(_, r)| r.failed()).count();
+    print_summary(&pass);
+    // A source another worker was running is not a failure: it is being read.
+    let failed = pass.runs.iter().filter(|(_, r)| r.failed()).count();
     Ok(if failed > 0 {
         ExitCode::FAILURE
     } else {
@@ -578,7 +580,8 @@ fn run_counts(run: &SourceRun) -> String {
     )
 }
 
-fn print_summary(runs: &[(SourceId, SourceRun)]) {
+fn print_summary(pass: &daemon::CrawlPass) {
+    let runs = &pass.runs;
     println!(
         "{:<30} {:>6} {:>7} {:>5} {:>5} {:>7} {:>5} {:>5} {:>6}",
         "source", "links", "fetched", "304", "new", "updated", "dups", "dead", "errors"
@@ -605,6 +608,9 @@ fn print_summary(runs: &[(SourceId, SourceRun)]) {
         if let Some(err) = r.last_error.as_ref().filter(|e| !r.breakage.contains(e)) {
             println!("  last error: {err}");
         }
+    }
+    for (id, not_run) in &pass.held {
+        println!("{:<30} not run here: {not_run}", id.as_str());
     }
 }
 

@@ -23,7 +23,7 @@ use crate::model::{HeldBack, SourceId, SourceRun};
 use crate::pipeline::{Pipeline, RunProgress};
 use crate::publish::{self, PublishError, PublishReport};
 use crate::reload::{self, ReloadError};
-use crate::schedule::{ScheduleOptions, Scheduler, Worker};
+use crate::schedule::{NotRun, ScheduleOptions, Scheduler, Worker};
 use crate::serve::caching::PublishedCache;
 use crate::serve::{self, AppState};
 use crate::store::{Store, StoreError};
@@ -77,6 +77,18 @@ pub struct Service {
     /// The published documents as the server answers them from memory; every publish
     /// through this service refreshes it.
     pub published: Arc<PublishedCache>,
+    /// This process as a worker of the store: every source run, scheduled or asked for
+    /// by hand, goes through its leases.
+    pub scheduler: Scheduler,
+}
+
+/// A one-pass crawl's sources: those run here, and those another worker held.
+#[derive(Debug, Default)]
+pub struct CrawlPass {
+    pub runs: Vec<(SourceId, SourceRun)>,
+    /// Sources not run here: another worker held each (it was running it) for the
+    /// whole wait.
+    pub held: Vec<(SourceId, NotRun)>,
 }
 
 impl Service {
@@ -92,6 +104,14 @@ impl Service {
             let store = store.clone();
             move |held| keep_held_back(&store, held)
         });
+        let scheduler = Scheduler::with_store(
+            ScheduleOptions {
+                shutdown_deadline: config.settings.shutdown_timeout + STORE_GRACE,
+                ..ScheduleOptions::default()
+            },
+            store.clone(),
+            Worker::new(config.settings.workers.lease, fetcher.clone()),
+        );
         Ok(Service {
             pipeline: Pipeline {
                 metrics: Arc::new(Metrics::with_fetch_counts(fetcher.counts())),
@@ -99,6 +119,7 @@ impl Service {
                 store,
             },
             published: Arc::default(),
+            scheduler,
         })
     }
 
@@ -145,25 +166,32 @@ impl Service {
     }
 
     /// Runs the given sources once, a few at a time (politeness per host is the
-    /// fetcher's), reporting each finished run to `done`.
+    /// fetcher's), reporting each finished run to `done`. A source another worker is
+    /// running is left to it (see [`Service::crawl_reporting`]).
     pub async fn crawl(
         &self,
         config: &Arc<Config>,
         sources: Vec<Source>,
         done: impl Fn(&SourceId, &SourceRun),
     ) -> Vec<(SourceId, SourceRun)> {
-        self.crawl_reporting(config, sources, &|_, _, _| {}, done)
+        let stop = CancellationToken::new();
+        self.crawl_reporting(config, sources, &|_, _, _| {}, done, &stop)
             .await
+            .runs
     }
 
-    /// [`Service::crawl`], telling `progress` how far each source's run has got.
+    /// [`Service::crawl`], telling `progress` how far each source's run has got. Each
+    /// run holds the source's lease as a scheduled run does; a source another worker
+    /// holds is waited for (at most a lease, or until `stop`), then left to that
+    /// worker and listed in [`CrawlPass::held`].
     pub async fn crawl_reporting(
         &self,
         config: &Arc<Config>,
         sources: Vec<Source>,
         progress: &(dyn Fn(&SourceId, &SourceRun, RunProgress) + Sync),
         done: impl Fn(&SourceId, &SourceRun),
-    ) -> Vec<(SourceId, SourceRun)> {
+        stop: &CancellationToken,
+    ) -> CrawlPass {
         use futures_util::StreamExt;
         let parallel = config.settings.fetch.global_concurrency.clamp(1, 8);
         let mut runs = futures_util::stream::iter(sources)
@@ -172,19 +200,28 @@ impl Service {
                 let config = config.clone();
                 async move {
                     let report = |run: &SourceRun, at| progress(&source.id, run, at);
-                    let run = pipeline
-                        .run_source_reporting(&config, &source, &report)
-                        .await;
-                    (source.id, run)
+                    let run = pipeline.run_source_reporting(&config, &source, &report);
+                    (
+                        source.id.clone(),
+                        self.scheduler.run_now(&source, run, stop).await,
+                    )
                 }
             })
             .buffer_unordered(parallel);
-        let mut out = Vec::new();
+        let mut pass = CrawlPass::default();
         while let Some((id, run)) = runs.next().await {
-            done(&id, &run);
-            out.push((id, run));
+            match run {
+                Ok(run) => {
+                    done(&id, &run);
+                    pass.runs.push((id, run));
+                }
+                Err(not_run) => {
+                    warn!(source = %id, reason = %not_run, "source not run here");
+                    pass.held.push((id, not_run));
+                }
+            }
         }
-        out
+        pass
     }
 }
 
@@ -335,17 +372,7 @@ pub async fn run_with(
         reload::watch_config(config_path, config.clone(), shutdown.clone())?;
     let live = Arc::new(ArcSwap::from(config.clone()));
     let shutdown_timeout = config.settings.shutdown_timeout;
-    let scheduler = Scheduler::with_store(
-        ScheduleOptions {
-            shutdown_deadline: shutdown_timeout + STORE_GRACE,
-            ..ScheduleOptions::default()
-        },
-        service.store(),
-        Worker::new(
-            config.settings.workers.lease,
-            service.pipeline.fetcher.clone(),
-        ),
-    );
+    let scheduler = service.scheduler.clone();
     tokio::spawn(stop_fetching_on(
         shutdown.clone(),
         service.pipeline.fetcher.clone(),
@@ -383,12 +410,14 @@ pub async fn run_with(
     ));
 
     if options.once {
+        let changed = |_: &SourceId, run: &SourceRun| {
+            if run.new + run.updated > 0 {
+                publisher.request();
+            }
+        };
+        let sources = config.sources.clone();
         service
-            .crawl(&config, config.sources.clone(), |_, run| {
-                if run.new + run.updated > 0 {
-                    publisher.request();
-                }
-            })
+            .crawl_reporting(&config, sources, &|_, _, _| {}, changed, &shutdown)
             .await;
         shutdown.cancelled().await;
     } else {

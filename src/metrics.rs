@@ -328,6 +328,22 @@ pub fn render_leases((held, lost): (usize, u64)) -> String {
     out
 }
 
+/// The publish generation this server answers, so servers behind one load balancer
+/// can be seen to agree. Absent before the server's first load.
+pub fn render_publish_generation(served: Option<u64>) -> String {
+    let mut out = String::new();
+    if let Some(generation) = served {
+        header(
+            &mut out,
+            "bantin_publish_generation_served",
+            "gauge",
+            "The publish generation whose feeds this server answers.",
+        );
+        let _ = writeln!(out, "bantin_publish_generation_served {generation}");
+    }
+    out
+}
+
 /// Per-source gauges from the stored run history and the scheduler: last run, next
 /// run, links found, health. Appended to [`Metrics::render`] by the `/metrics` route.
 pub fn render_sources(

@@ -480,10 +480,15 @@ pub struct ClaimRequest {
     /// The claiming worker's id.
     pub worker: String,
     /// The scheduled tick the run is for: a tick some worker finished is not run again.
-    pub tick: DateTime<Utc>,
+    /// `None` for a run asked for by hand (`bantin crawl`), which is for no tick.
+    pub tick: Option<DateTime<Utc>>,
     /// How long the claim holds without a renewal.
     pub lease: std::time::Duration,
     pub now: DateTime<Utc>,
+    /// The claiming process as [`crate::schedule`] names it on this machine (boot,
+    /// process namespace, pid, start time), stored with the lease so that a worker on
+    /// the same machine can tell that the holder died; `None` where it is not known.
+    pub process: Option<String>,
 }
 
 /// What a claim got.
@@ -519,6 +524,22 @@ pub struct Lease {
     pub source: SourceId,
     pub worker: String,
     pub expires_at: DateTime<Utc>,
+    /// The holding process (see [`ClaimRequest::process`]), if known.
+    pub process: Option<String>,
+}
+
+/// What a request to a host that no run of this worker holds got from the store.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum HostSlot {
+    /// The request may start at this time; the host's next request, by any worker, not
+    /// before one delay after it.
+    At(DateTime<Utc>),
+    /// Another worker holds the host (it runs a source of it) until `until`, unless it
+    /// renews.
+    Held {
+        worker: String,
+        until: DateTime<Utc>,
+    },
 }
 
 #[cfg(test)]

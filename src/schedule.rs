@@ -12,7 +12,8 @@
 //! sets, so a restart keeps a failing source backing off, and puts a source off while
 //! a site's stored `Retry-After` holds back all of its start URLs. With a store it is
 //! also one worker among the processes sharing that store: a due tick runs only under a
-//! lease claimed in the store (`claims`), and a tick another worker ran is skipped.
+//! lease claimed in the store (`claims`), and a tick another worker ran is skipped. A
+//! run asked for by hand ([`Scheduler::run_now`]) takes the same lease.
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::future::Future;
@@ -33,9 +34,10 @@ use crate::model::{HeldBack, SourceId, SourceSchedule};
 use crate::store::Store;
 
 mod claims;
+mod process;
 
-use claims::Claims;
 pub use claims::Worker;
+use claims::{Acquired, Claims};
 
 /// Largest random delay added to a tick (it is also never more than a tenth of the
 /// source's interval).
@@ -170,7 +172,7 @@ impl Scheduler {
         Self {
             options,
             shared: Arc::new(Shared {
-                claims: Some(Arc::new(Claims::new(worker, store.clone()))),
+                claims: Some(Claims::new(worker, store.clone())),
                 store: Some(store),
                 ..Shared::default()
             }),
@@ -216,9 +218,8 @@ impl Scheduler {
     {
         let run_source: Arc<RunFn> = Arc::new(move |source| Box::pin(run_source(source)));
         let runs = TaskTracker::new();
-        let stop_renewing = CancellationToken::new();
         if let Some(claims) = &self.shared.claims {
-            tokio::spawn(claims.clone().renew_until(stop_renewing.clone()));
+            claims.start().await;
         }
         let mut drivers: HashMap<SourceId, Driver> = HashMap::new();
         loop {
@@ -257,8 +258,42 @@ impl Scheduler {
                 "runs still in flight at the shutdown deadline; not waiting longer"
             );
         }
-        // Leases of runs still in flight run out by themselves.
-        stop_renewing.cancel();
+        if let Some(claims) = &self.shared.claims {
+            claims.close();
+        }
+    }
+
+    /// Runs `run` for `source` now, outside its schedule (`bantin crawl`, `bantin run
+    /// --once`), the way a due tick runs: with a store, under a lease on the source and
+    /// the hosts of its start URLs, renewed while it lasts and released after, so that
+    /// it never overlaps another worker's run. While another worker holds them it waits,
+    /// at most one lease (a holder that died is past its lease by then), and then gives
+    /// up: that worker is running the source.
+    pub async fn run_now<T>(
+        &self,
+        source: &Source,
+        run: impl Future<Output = T>,
+        stop: &CancellationToken,
+    ) -> Result<T, NotRun> {
+        let Some(claims) = &self.shared.claims else {
+            return Ok(run.await);
+        };
+        claims.start().await;
+        let patience = claims.lease() + claims.lease() / 3;
+        under_lease(
+            claims,
+            source,
+            None,
+            Some(patience),
+            stop,
+            |lost| async move {
+                tokio::select! {
+                    out = run => Some(out),
+                    _ = lost.cancelled() => None,
+                }
+            },
+        )
+        .await
     }
 
     /// Brings the drivers in line with a configuration: stops removed sources, starts
@@ -406,6 +441,59 @@ async fn drive(
     }
 }
 
+/// Why a run asked for by hand ([`Scheduler::run_now`]) did not happen, or not to its end.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum NotRun {
+    /// Another worker held the source, or a host of its start URLs, for the whole wait:
+    /// it runs that source (or another of the host) now.
+    Held {
+        worker: String,
+        until: DateTime<Utc>,
+    },
+    /// Another worker took the lease over (this one renewed too late): the run stopped.
+    Lost,
+    /// Stopped while waiting.
+    Stopped,
+}
+
+impl std::fmt::Display for NotRun {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            NotRun::Held { worker, until } => write!(
+                f,
+                "worker {worker} holds it (it runs it, or a source of the same host; lease until {})",
+                until.to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
+            ),
+            NotRun::Lost => f.write_str("another worker took its lease over; the run stopped"),
+            NotRun::Stopped => f.write_str("stopped before it could start"),
+        }
+    }
+}
+
+/// The one way a source runs with a store: claimed (for a due `tick`, or by hand), run
+/// while the lease holds (`run` is told when it is lost, and answers `None` when it
+/// stopped for that), then released; the tick is done only when the run finished.
+async fn under_lease<T, Fut>(
+    claims: &Claims,
+    source: &Source,
+    tick: Option<DateTime<Utc>>,
+    patience: Option<Duration>,
+    stop: &CancellationToken,
+    run: impl FnOnce(CancellationToken) -> Fut,
+) -> Result<T, NotRun>
+where
+    Fut: Future<Output = Option<T>>,
+{
+    let lease = match claims.acquire(source, tick, patience, stop).await {
+        Acquired::Run(lease) => lease,
+        Acquired::Busy { worker, until } => return Err(NotRun::Held { worker, until }),
+        Acquired::Done | Acquired::Stopped => return Err(NotRun::Stopped),
+    };
+    let out = run(lease.lost.clone()).await;
+    claims.release(lease, out.is_some()).await;
+    out.ok_or(NotRun::Lost)
+}
+
 /// One due tick of one source: claimed, run, recorded, released.
 struct Turn {
     shared: Arc<Shared>,
@@ -419,20 +507,18 @@ impl Turn {
     /// Claims the tick (with a store), runs the source unless another worker ran the
     /// tick, and gives the claim back.
     async fn take(self, run_source: Arc<RunFn>, stop: CancellationToken) {
-        let lease = match &self.shared.claims {
-            None => None,
-            Some(claims) => match claims.acquire(&self.source, self.tick, &stop).await {
-                claims::Acquired::Run(lease) => Some(lease),
-                claims::Acquired::Done | claims::Acquired::Stopped => {
-                    self.end();
-                    return;
-                }
-            },
-        };
-        let lost = lease.as_ref().map(|l| l.lost.clone()).unwrap_or_default();
-        let finished = self.run(run_source, lost).await;
-        if let (Some(claims), Some(lease)) = (&self.shared.claims, lease) {
-            claims.release(lease, finished).await;
+        match &self.shared.claims {
+            None => {
+                self.run(run_source, CancellationToken::new()).await;
+            }
+            Some(claims) => {
+                let tick = Some(self.tick);
+                // Done elsewhere, stopped or lost: nothing more to do for this tick.
+                let _ = under_lease(claims, &self.source, tick, None, &stop, |lost| async {
+                    self.run(run_source, lost).await.then_some(())
+                })
+                .await;
+            }
         }
         self.end();
     }

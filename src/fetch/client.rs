@@ -16,7 +16,7 @@ use url::{Host, Url};
 
 use super::charset::decode_html;
 use super::guard::{AddressPolicy, GuardedResolver, RefusedAddress};
-use super::politeness::{Politeness, backoff, parse_retry_after};
+use super::politeness::{HostHeld, Politeness, SharedHosts, backoff, parse_retry_after};
 use super::robots::{MAX_ROBOTS_BYTES, RobotRules, RobotsCache, agent_token};
 use super::{FetchCounts, FetchError, FetchKind, Fetched};
 use crate::config::{FetchSettings, Settings, Source};
@@ -140,6 +140,12 @@ impl Fetcher {
     /// Honours hold-backs another worker stored since this one started.
     pub fn honour_held_back(&self, held: Vec<HeldBack>) {
         self.inner.politeness.restore(held);
+    }
+
+    /// Shares hosts with the other workers of a store from now on (see
+    /// [`SharedHosts`]); set once.
+    pub fn share_hosts(&self, shared: Box<dyn SharedHosts>) {
+        self.inner.politeness.share_hosts(shared);
     }
 
     /// Takes a host over from the worker that held it before (see
@@ -400,7 +406,12 @@ impl Fetcher {
         let inner = &self.inner;
         let shutting_down = || FetchError::ShuttingDown { url: url.clone() };
         let _permit = tokio::select! {
-            permit = inner.politeness.acquire(url, crawl_delay) => permit,
+            permit = inner.politeness.acquire(url, crawl_delay) => {
+                permit.map_err(|HostHeld { worker }| FetchError::HostHeld {
+                    url: url.clone(),
+                    worker,
+                })?
+            }
             _ = inner.halted.cancelled() => return Err(shutting_down()),
         };
         // A request that was queued when shutdown began must not start after it.

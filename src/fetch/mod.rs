@@ -132,6 +132,11 @@ pub enum FetchError {
     RetryLater { url: Url, until: DateTime<Utc> },
     #[error("GET {url} not finished: bantin is shutting down")]
     ShuttingDown { url: Url },
+    #[error(
+        "GET {url} not sent: worker {worker} kept its host for longer than {}",
+        humantime::format_duration(politeness::MAX_HOST_WAIT)
+    )]
+    HostHeld { url: Url, worker: String },
 }
 
 impl FetchError {
@@ -164,7 +169,8 @@ impl FetchError {
             | FetchError::TooManyRedirects { url, .. }
             | FetchError::BadRedirect { url }
             | FetchError::RetryLater { url, .. }
-            | FetchError::ShuttingDown { url } => Some(url),
+            | FetchError::ShuttingDown { url }
+            | FetchError::HostHeld { url, .. } => Some(url),
         }
     }
 

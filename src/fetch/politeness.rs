@@ -3,8 +3,16 @@
 //! holds back (the fetcher hands each one to the store, and [`Politeness::restore`]
 //! takes them back after a restart). Callers never sleep or count themselves; every
 //! request goes through [`Politeness::acquire`]. robots.txt rules live in `robots.rs`.
+//!
+//! Across workers sharing a store ([`SharedHosts`]): a host a run of this worker holds
+//! (a host of the source's start URLs, claimed with the source) is this worker's alone,
+//! and its requests are spaced here, in memory. A request to any other host (an article
+//! link on another host, a CDN) also takes that host's next slot in the store, so that
+//! every worker asking it keeps its delay; while another worker holds the host it waits,
+//! at most [`MAX_HOST_WAIT`].
 
 use std::collections::HashMap;
+use std::future::Future;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -14,11 +22,37 @@ use tokio::time::Instant;
 use url::Url;
 
 use crate::config::{FetchSettings, RetryAfterScope};
-use crate::model::HeldBack;
+use crate::model::{HeldBack, HostSlot};
+
+/// Longest a request waits for a host another worker holds before it fails
+/// ([`HostHeld`]): the other worker's run may last long, and this run must end.
+pub const MAX_HOST_WAIT: Duration = Duration::from_secs(30);
+/// Longest pause between two asks for a host another worker holds.
+const HOST_POLL: Duration = Duration::from_secs(1);
+
+/// The hosts this worker shares with other workers through the store.
+pub trait SharedHosts: Send + Sync {
+    /// Whether a run of this worker holds `host` (a [`host_key`]) now.
+    fn holds(&self, host: &str) -> bool;
+    /// The store's next slot for one request to `host`, which no run of this worker
+    /// holds, the next request waiting `delay` after it; or who holds the host now.
+    fn take_slot(
+        &self,
+        host: &str,
+        delay: Duration,
+    ) -> std::pin::Pin<Box<dyn Future<Output = Result<HostSlot, String>> + Send + '_>>;
+}
+
+/// A request not sent: another worker held its host for all of [`MAX_HOST_WAIT`].
+#[derive(Debug)]
+pub struct HostHeld {
+    pub worker: String,
+}
 
 /// Shared request gates of one fetcher.
-#[derive(Debug)]
 pub struct Politeness {
+    /// Set once when this fetcher's process is a worker sharing a store.
+    shared: std::sync::OnceLock<Box<dyn SharedHosts>>,
     global: Arc<Semaphore>,
     per_host_concurrency: usize,
     per_host_delay: Duration,
@@ -26,6 +60,16 @@ pub struct Politeness {
     hosts: Mutex<HashMap<String, Arc<HostGate>>>,
     /// URL or host key -> time before which no request is sent.
     held_back: Mutex<HashMap<String, DateTime<Utc>>>,
+}
+
+impl std::fmt::Debug for Politeness {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Politeness")
+            .field("per_host_concurrency", &self.per_host_concurrency)
+            .field("per_host_delay", &self.per_host_delay)
+            .field("shared", &self.shared.get().is_some())
+            .finish_non_exhaustive()
+    }
 }
 
 #[derive(Debug)]
@@ -75,6 +119,7 @@ pub fn host_key(url: &Url) -> String {
 impl Politeness {
     pub fn new(settings: &FetchSettings) -> Self {
         Self {
+            shared: std::sync::OnceLock::new(),
             global: Arc::new(Semaphore::new(settings.global_concurrency.max(1))),
             per_host_concurrency: settings.per_host_concurrency.max(1),
             per_host_delay: settings.per_host_delay,
@@ -84,11 +129,21 @@ impl Politeness {
         }
     }
 
+    /// Shares hosts with the other workers of a store from now on (set once).
+    pub fn share_hosts(&self, shared: Box<dyn SharedHosts>) {
+        let _ = self.shared.set(shared);
+    }
+
     /// Waits until a request to `url` may start: a free slot for its host, the host's
     /// delay since the previous start (the larger of `per_host_delay` and `crawl_delay`),
-    /// then a global slot.
-    pub async fn acquire(&self, url: &Url, crawl_delay: Option<Duration>) -> Permit {
-        let gate = self.gate(&host_key(url));
+    /// its slot in the store when no run of this worker holds it, then a global slot.
+    pub async fn acquire(
+        &self,
+        url: &Url,
+        crawl_delay: Option<Duration>,
+    ) -> Result<Permit, HostHeld> {
+        let key = host_key(url);
+        let gate = self.gate(&key);
         let host = Arc::clone(&gate.slots)
             .acquire_owned()
             .await
@@ -101,6 +156,9 @@ impl Politeness {
             while gate.next_start() > Instant::now() {
                 tokio::time::sleep_until(gate.next_start()).await;
             }
+            if let Some(shared) = self.shared.get().filter(|s| !s.holds(&key)) {
+                wait_for_slot(shared.as_ref(), &key, delay).await?;
+            }
             *gate
                 .next_start
                 .lock()
@@ -110,10 +168,10 @@ impl Politeness {
             .acquire_owned()
             .await
             .expect("the global semaphore is never closed");
-        Permit {
+        Ok(Permit {
             _host: host,
             _global: global,
-        }
+        })
     }
 
     fn gate(&self, key: &str) -> Arc<HostGate> {
@@ -193,6 +251,39 @@ impl Politeness {
         for HeldBack { key, until } in kept {
             let entry = held.entry(key).or_insert(until);
             *entry = (*entry).max(until);
+        }
+    }
+}
+
+/// Waits for the store's next slot of `host`, asking again while another worker holds
+/// it, for at most [`MAX_HOST_WAIT`]. A store that cannot be asked leaves the request
+/// to this worker's own spacing: bantin does not stop crawling while its database is
+/// briefly away.
+async fn wait_for_slot(
+    shared: &dyn SharedHosts,
+    host: &str,
+    delay: Duration,
+) -> Result<(), HostHeld> {
+    let asked = Instant::now();
+    loop {
+        match shared.take_slot(host, delay).await {
+            Ok(HostSlot::At(at)) => {
+                if let Ok(wait) = (at - Utc::now()).to_std() {
+                    tokio::time::sleep(wait).await;
+                }
+                return Ok(());
+            }
+            Ok(HostSlot::Held { worker, until }) => {
+                if asked.elapsed() >= MAX_HOST_WAIT {
+                    return Err(HostHeld { worker });
+                }
+                let left = (until - Utc::now()).to_std().unwrap_or_default();
+                tokio::time::sleep(left.clamp(Duration::from_millis(50), HOST_POLL)).await;
+            }
+            Err(error) => {
+                tracing::warn!(host, %error, "cannot take the host's slot in the store; spacing requests here only");
+                return Ok(());
+            }
         }
     }
 }
@@ -288,7 +379,7 @@ mod tests {
             Some(Utc::now() + chrono::Duration::milliseconds(400)),
             false,
         );
-        drop(gates.acquire(&url, None).await);
+        drop(gates.acquire(&url, None).await.unwrap());
         assert!(
             start.elapsed() >= Duration::from_millis(390),
             "{:?}",
@@ -303,7 +394,7 @@ mod tests {
         let gates = Politeness::new(&settings(delay));
         let start = Instant::now();
         gates.take_over(&host, None, true);
-        drop(gates.acquire(&url, None).await);
+        drop(gates.acquire(&url, None).await.unwrap());
         assert!(start.elapsed() >= delay, "{:?}", start.elapsed());
     }
 

@@ -2,22 +2,28 @@
 //! on sources (and on their hosts) while it runs them, their renewal, and the hand-over
 //! of hosts between the fetcher's politeness and the store. The store decides who gets
 //! a claim ([`Store::claim_source`]); this module asks, keeps what it got, renews it
-//! every third of the lease, and gives it back when the run ends.
+//! every third of the lease, and gives it back when the run ends. It also tells the
+//! fetcher which hosts this worker holds, and takes store slots for the others
+//! ([`SharedHosts`]).
+//!
+//! When it starts, a worker ends the leases of workers of its own machine whose process
+//! is dead ([`super::process`]): a worker restarted after a kill runs its sources again
+//! at once, not a lease later.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::{BTreeSet, HashMap, HashSet};
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::{Arc, Mutex, MutexGuard, Weak};
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
-use tracing::{debug, warn};
+use tracing::{debug, info, warn};
 
 use crate::config::Source;
 use crate::fetch::Fetcher;
-use crate::fetch::politeness::host_key;
-use crate::model::{Claim, ClaimRequest, HostTurn, SourceId};
+use crate::fetch::politeness::{SharedHosts, host_key};
+use crate::model::{Claim, ClaimRequest, HostSlot, HostTurn, SourceId};
 use crate::store::Store;
 
 use super::in_store;
@@ -34,6 +40,8 @@ pub struct Worker {
     /// How long a claim holds without a renewal (`[workers] lease`).
     pub lease: Duration,
     pub fetcher: Fetcher,
+    /// This process as its machine names it, stored with its leases.
+    pub process: Option<String>,
 }
 
 impl Worker {
@@ -43,6 +51,7 @@ impl Worker {
             id: worker_id(),
             lease,
             fetcher,
+            process: super::process::this_process(),
         }
     }
 }
@@ -79,6 +88,10 @@ pub(super) struct Claims {
     /// host a run of this worker has just claimed again.
     order: tokio::sync::Mutex<()>,
     lost: AtomicU64,
+    /// Set up once, before the first claim: dead holders ended, renewals started.
+    started: tokio::sync::OnceCell<()>,
+    /// Cancelled when this worker stops renewing (the scheduler's shutdown).
+    closed: CancellationToken,
 }
 
 struct Held {
@@ -89,7 +102,7 @@ struct Held {
 /// A run's claim, given back with [`Claims::release`].
 pub(super) struct RunLease {
     source: SourceId,
-    tick: DateTime<Utc>,
+    tick: Option<DateTime<Utc>>,
     /// Cancelled when another worker took the source over: the run must stop.
     pub lost: CancellationToken,
 }
@@ -99,19 +112,32 @@ pub(super) enum Acquired {
     Run(RunLease),
     /// Another worker finished a run for this tick.
     Done,
+    /// Another worker held the source (or a host of it) for all the patience given.
+    Busy {
+        worker: String,
+        until: DateTime<Utc>,
+    },
     /// The source was stopped while waiting.
     Stopped,
 }
 
 impl Claims {
-    pub(super) fn new(worker: Worker, store: Arc<dyn Store>) -> Claims {
-        Claims {
+    /// This worker's claims; its fetcher asks them which hosts it holds from now on.
+    pub(super) fn new(worker: Worker, store: Arc<dyn Store>) -> Arc<Claims> {
+        let fetcher = worker.fetcher.clone();
+        let claims = Arc::new(Claims {
             worker,
             store,
             held: Mutex::default(),
             order: tokio::sync::Mutex::new(()),
             lost: AtomicU64::new(0),
-        }
+            started: tokio::sync::OnceCell::new(),
+            closed: CancellationToken::new(),
+        });
+        // Weak: the fetcher outlives nothing it is asked for, and must not keep the
+        // claims (and their renewals) alive.
+        fetcher.share_hosts(Box::new(HostsOf(Arc::downgrade(&claims))));
+        claims
     }
 
     fn held(&self) -> MutexGuard<'_, HashMap<SourceId, Held>> {
@@ -120,6 +146,11 @@ impl Claims {
 
     pub(super) fn worker_id(&self) -> &str {
         &self.worker.id
+    }
+
+    /// How long a claim holds without a renewal.
+    pub(super) fn lease(&self) -> Duration {
+        self.worker.lease
     }
 
     /// Leases this worker holds now.
@@ -132,16 +163,64 @@ impl Claims {
         self.lost.load(Ordering::Relaxed)
     }
 
-    /// Claims the run of `source` for `tick`, asking again while another worker holds
-    /// the source or one of its hosts, until granted, done elsewhere, or `stop`.
+    /// Before the first claim: ends the leases of this machine's dead workers, and
+    /// starts renewing (until [`Claims::close`] or the last handle is dropped).
+    pub(super) async fn start(self: &Arc<Self>) {
+        self.started
+            .get_or_init(|| async {
+                self.end_dead_holders().await;
+                tokio::spawn(renew_while_open(Arc::downgrade(self), self.closed.clone()));
+            })
+            .await;
+    }
+
+    /// Stops renewing: leases of runs still in flight run out by themselves.
+    pub(super) fn close(&self) {
+        self.closed.cancel();
+    }
+
+    /// Ends the leases of every holder that is a dead process of this machine (a
+    /// worker killed before this one started in its place, say).
+    async fn end_dead_holders(&self) {
+        let leases = match in_store(&self.store, |store| store.leases(Utc::now())).await {
+            Ok(leases) => leases,
+            Err(error) => return warn!(%error, "cannot read the leases held"),
+        };
+        let dead: BTreeSet<(String, String)> = leases
+            .into_iter()
+            .filter_map(|lease| Some((lease.worker, lease.process?)))
+            .filter(|(worker, process)| {
+                *worker != self.worker.id && super::process::is_dead(process)
+            })
+            .collect();
+        for (worker, process) in dead {
+            let ended = {
+                let worker = worker.clone();
+                in_store(&self.store, move |store| {
+                    store.expire_leases(&worker, &process)
+                })
+                .await
+            };
+            match ended {
+                Ok(()) => info!(holder = %worker, "leases of a dead worker of this machine ended"),
+                Err(error) => warn!(holder = %worker, %error, "cannot end a dead worker's leases"),
+            }
+        }
+    }
+
+    /// Claims the run of `source` for `tick` (`None`: a run by hand), asking again
+    /// while another worker holds the source or one of its hosts, until granted, done
+    /// elsewhere, `stop`, or `patience` (when given) has passed.
     pub(super) async fn acquire(
         &self,
         source: &Source,
-        tick: DateTime<Utc>,
+        tick: Option<DateTime<Utc>>,
+        patience: Option<Duration>,
         stop: &CancellationToken,
     ) -> Acquired {
         let hosts = hosts_of(source);
         let poll = (self.worker.lease / 3).clamp(Duration::from_millis(100), MAX_CLAIM_POLL);
+        let asked = Instant::now();
         loop {
             match self.claim(&source.id, &hosts, tick).await {
                 Ok(Claim::Granted { hosts: turns }) => {
@@ -157,10 +236,18 @@ impl Claims {
                     debug!(source = %source.id, "another worker ran this tick");
                     return Acquired::Done;
                 }
-                Ok(Claim::Busy { worker, until }) => {
-                    debug!(source = %source.id, holder = %worker, until = %until,
-                        "held by another worker; asking again");
-                }
+                Ok(Claim::Busy { worker, until }) => match patience {
+                    Some(patience) if asked.elapsed() >= patience => {
+                        return Acquired::Busy { worker, until };
+                    }
+                    Some(patience) if asked.elapsed() < poll => {
+                        info!(source = %source.id, holder = %worker, until = %until,
+                            wait_ms = patience.as_millis() as u64,
+                            "held by another worker; waiting for it");
+                    }
+                    _ => debug!(source = %source.id, holder = %worker, until = %until,
+                        "held by another worker; asking again"),
+                },
                 Err(error) => {
                     warn!(source = %source.id, %error, "cannot claim the source; asking again");
                 }
@@ -176,16 +263,25 @@ impl Claims {
         &self,
         source: &SourceId,
         hosts: &[String],
-        tick: DateTime<Utc>,
+        tick: Option<DateTime<Utc>>,
     ) -> Result<Claim, String> {
         let _order = self.order.lock().await;
+        let now = Utc::now();
+        if self.held().contains_key(source) {
+            // A run of this worker has it (a source named twice on the command line).
+            return Ok(Claim::Busy {
+                worker: self.worker.id.clone(),
+                until: crate::store::lease_expiry(now, self.worker.lease),
+            });
+        }
         let claim = ClaimRequest {
             source: source.clone(),
             hosts: hosts.to_vec(),
             worker: self.worker.id.clone(),
             tick,
             lease: self.worker.lease,
-            now: Utc::now(),
+            now,
+            process: self.worker.process.clone(),
         };
         let answer = in_store(&self.store, move |store| store.claim_source(&claim)).await?;
         if let Claim::Granted { .. } = answer {
@@ -211,7 +307,7 @@ impl Claims {
         }
     }
 
-    /// Gives a run's claim back; `finished` when the run ended (the tick is done), not
+    /// Gives a run's claim back; `finished` when the run ended (its tick is done), not
     /// when it stopped short. Hosts no other run of this worker needs are freed, with
     /// when each may be asked next.
     pub(super) async fn release(&self, lease: RunLease, finished: bool) {
@@ -230,7 +326,7 @@ impl Claims {
         };
         let worker = self.worker.id.clone();
         let RunLease { source, tick, .. } = lease;
-        let done = finished.then_some(tick);
+        let done = tick.filter(|_| finished);
         let released = {
             let source = source.clone();
             in_store(&self.store, move |store| {
@@ -243,33 +339,13 @@ impl Claims {
         }
     }
 
-    /// Renews this worker's leases every third of the lease until `stop`. A run whose
-    /// lease another worker took (this one renewed too late) is stopped; so is every run
-    /// once renewals have failed for a whole lease.
-    pub(super) async fn renew_until(self: Arc<Self>, stop: CancellationToken) {
-        let every = self.worker.lease / 3;
-        let mut last_renewed = Instant::now();
-        loop {
-            tokio::select! {
-                _ = stop.cancelled() => return,
-                _ = tokio::time::sleep(every) => {}
-            }
-            let started = Instant::now();
-            match self.renew().await {
-                Ok(()) => last_renewed = started,
-                Err(error) if started - last_renewed > self.worker.lease => {
-                    warn!(%error, "leases not renewed for a whole lease; stopping their runs");
-                    self.drop_all();
-                }
-                Err(error) => warn!(%error, "cannot renew leases; trying again"),
-            }
-        }
-    }
-
     async fn renew(&self) -> Result<(), String> {
         let _order = self.order.lock().await;
         let hosts: Vec<HostTurn> = {
             let held = self.held();
+            if held.is_empty() {
+                return Ok(());
+            }
             let hosts: HashSet<&String> = held.values().flat_map(|h| &h.hosts).collect();
             hosts
                 .into_iter()
@@ -302,5 +378,67 @@ impl Claims {
                 run.lost.cancel();
             }
         }
+    }
+}
+
+/// Renews the leases of `claims` every third of the lease until `closed` or until the
+/// claims are gone. A run whose lease another worker took (this one renewed too late)
+/// is stopped; so is every run once renewals have failed for a whole lease.
+async fn renew_while_open(claims: Weak<Claims>, closed: CancellationToken) {
+    let Some(lease) = claims.upgrade().map(|c| c.worker.lease) else {
+        return;
+    };
+    let mut last_renewed = Instant::now();
+    loop {
+        tokio::select! {
+            _ = closed.cancelled() => return,
+            _ = tokio::time::sleep(lease / 3) => {}
+        }
+        let Some(claims) = claims.upgrade() else {
+            return;
+        };
+        let started = Instant::now();
+        match claims.renew().await {
+            Ok(()) => last_renewed = started,
+            Err(error) if started - last_renewed > lease => {
+                warn!(%error, "leases not renewed for a whole lease; stopping their runs");
+                claims.drop_all();
+            }
+            Err(error) => warn!(%error, "cannot renew leases; trying again"),
+        }
+    }
+}
+
+/// The fetcher's view of this worker's hosts: the hosts its runs hold are asked with
+/// the fetcher's own spacing, any other takes a slot in the store.
+struct HostsOf(Weak<Claims>);
+
+impl SharedHosts for HostsOf {
+    fn holds(&self, host: &str) -> bool {
+        // Without claims (the worker is gone) there is nothing to share.
+        self.0.upgrade().is_none_or(|claims| {
+            claims
+                .held()
+                .values()
+                .any(|run| run.hosts.iter().any(|h| h == host))
+        })
+    }
+
+    fn take_slot(
+        &self,
+        host: &str,
+        delay: Duration,
+    ) -> std::pin::Pin<Box<dyn Future<Output = Result<HostSlot, String>> + Send + '_>> {
+        let host = host.to_owned();
+        Box::pin(async move {
+            let Some(claims) = self.0.upgrade() else {
+                return Ok(HostSlot::At(Utc::now()));
+            };
+            let worker = claims.worker.id.clone();
+            in_store(&claims.store, move |store| {
+                store.take_host_slot(&host, &worker, delay, Utc::now())
+            })
+            .await
+        })
     }
 }

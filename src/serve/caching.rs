@@ -273,6 +273,11 @@ impl PublishedCache {
         Ok(self.current.load().documents.get(name).cloned())
     }
 
+    /// The publish generation this server answers, `None` before the first load.
+    pub fn generation(&self) -> Option<u64> {
+        self.current.load().generation
+    }
+
     /// Reads the store's publish generation and, when it is not the one in memory,
     /// every published document. Returns whether the copy changed.
     pub async fn refresh(&self, store: &Arc<dyn Store>) -> Result<bool, StoreError> {

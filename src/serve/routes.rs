@@ -475,8 +475,17 @@ struct Health {
     #[serde(skip_serializing_if = "Option::is_none")]
     worker: Option<String>,
     store: StoreHealth,
+    published: PublishedHealth,
     sources: Vec<SourceHealth>,
     unhealthy_sources: Vec<String>,
+}
+
+/// Which publish this server answers, beside the newest the store holds: a server
+/// behind stays behind until it reads the store again (once a second).
+#[derive(Serialize)]
+struct PublishedHealth {
+    served_generation: Option<u64>,
+    stored_generation: Option<u64>,
 }
 
 #[derive(Serialize)]
@@ -520,16 +529,17 @@ async fn healthz(State(state): State<Shared>) -> Response {
     let store = state.store.clone();
     let checked = tokio::task::spawn_blocking(move || -> Result<_, StoreError> {
         store.ping()?;
-        Ok((store.source_states()?, store.leases(chrono::Utc::now())?))
+        let leases = store.leases(chrono::Utc::now())?;
+        Ok((store.source_states()?, leases, store.publish_generation()?))
     })
     .await;
-    let (store_health, (states, leases)) = match checked {
+    let (store_health, (states, leases, stored_generation)) = match checked {
         Ok(Ok(found)) => (
             StoreHealth {
                 reachable: true,
                 error: None,
             },
-            found,
+            (found.0, found.1, Some(found.2)),
         ),
         Ok(Err(e)) => (
             StoreHealth {
@@ -597,6 +607,10 @@ async fn healthz(State(state): State<Shared>) -> Response {
             .as_ref()
             .and_then(|s| s.worker_id().map(str::to_owned)),
         store: store_health,
+        published: PublishedHealth {
+            served_generation: state.published.generation(),
+            stored_generation,
+        },
         sources,
         unhealthy_sources,
     };
@@ -612,6 +626,9 @@ async fn metrics(State(state): State<Shared>) -> Response {
         .unwrap_or_default();
     let mut body = state.metrics.render();
     body.push_str(&crate::metrics::render_sources(&states, &state.next_runs()));
+    body.push_str(&crate::metrics::render_publish_generation(
+        state.published.generation(),
+    ));
     if let Some(schedule) = &state.schedule {
         body.push_str(&crate::metrics::render_leases(schedule.lease_counts()));
     }

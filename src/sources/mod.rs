@@ -182,6 +182,16 @@ impl Pass<'_> {
         }
     }
 
+    /// Keeps no validators for `url`, so the next pass asks for it whole: a page whose
+    /// links are known only from its body (a sitemap index), whose 304 would leave
+    /// them unread while the pages they lead to change.
+    fn read_whole_next_time(&mut self, url: &Url) {
+        self.discovery.validators.retain(|(known, _)| known != url);
+        self.discovery
+            .validators
+            .push((url.clone(), Validators::default()));
+    }
+
     fn unreadable(&mut self, url: &Url, what: &'static str, reason: String) {
         warn!(source = %self.source.id, url = %url, error = %reason, "source page unreadable");
         self.fail(SourceError::Unreadable {

@@ -63,6 +63,7 @@ pub(super) async fn discover(pass: &mut Pass<'_>) {
             .and_then(|xml| parse(&xml, &got.page.final_url, pass.source.timezone));
         match parsed {
             Ok(Sitemap::Index(mut children)) => {
+                pass.read_whole_next_time(&url);
                 children.sort_by_key(|c| std::cmp::Reverse(c.1));
                 queue.extend(
                     children

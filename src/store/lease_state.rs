@@ -3,13 +3,15 @@
 //! ever contended by that process's own runs; the rows are kept all the same, so the
 //! scheduler has one way of running on both backends.
 
+use std::time::Duration;
+
 use chrono::{DateTime, Utc};
 use rusqlite::{OptionalExtension, Transaction, params};
 
 use super::StoreError;
 use super::encoding::{from_millis, sql, to_millis};
 use super::leases::{self, Holder, HostRow, SourceRow};
-use crate::model::{Claim, ClaimRequest, HostTurn, Lease, SourceId};
+use crate::model::{Claim, ClaimRequest, HostSlot, HostTurn, Lease, SourceId};
 
 fn holder(worker: Option<String>, expires_at: Option<i64>) -> Holder {
     Holder {
@@ -34,28 +36,11 @@ pub(crate) fn claim(tx: &Transaction<'_>, claim: &ClaimRequest) -> Result<Claim,
         .optional()
         .map_err(sql("read source lease"))?
         .unwrap_or_default();
-    let mut hosts = Vec::with_capacity(claim.hosts.len());
-    for host in &claim.hosts {
-        let row = tx
-            .query_row(
-                "SELECT worker, expires_at, next_request_at FROM host_leases WHERE host = ?1",
-                [host],
-                |r| {
-                    Ok(HostRow {
-                        host: host.clone(),
-                        holder: holder(r.get(0)?, r.get(1)?),
-                        next_request_at: r.get::<_, Option<i64>>(2)?.map(from_millis),
-                    })
-                },
-            )
-            .optional()
-            .map_err(sql("read host lease"))?;
-        hosts.push(row.unwrap_or_else(|| HostRow {
-            host: host.clone(),
-            holder: Holder::default(),
-            next_request_at: None,
-        }));
-    }
+    let hosts = claim
+        .hosts
+        .iter()
+        .map(|host| host_row(tx, host))
+        .collect::<Result<Vec<_>, _>>()?;
     let decision = leases::decide(claim, &source, &hosts);
     if let Claim::Granted { .. } = decision {
         hold(tx, claim)?;
@@ -63,26 +48,86 @@ pub(crate) fn claim(tx: &Transaction<'_>, claim: &ClaimRequest) -> Result<Claim,
     Ok(decision)
 }
 
+/// A host's lease row, a free one when it has none.
+fn host_row(tx: &Transaction<'_>, host: &str) -> Result<HostRow, StoreError> {
+    let row = tx
+        .query_row(
+            "SELECT worker, expires_at, next_request_at FROM host_leases WHERE host = ?1",
+            [host],
+            |r| {
+                Ok(HostRow {
+                    host: host.to_owned(),
+                    holder: holder(r.get(0)?, r.get(1)?),
+                    next_request_at: r.get::<_, Option<i64>>(2)?.map(from_millis),
+                })
+            },
+        )
+        .optional()
+        .map_err(sql("read host lease"))?;
+    Ok(row.unwrap_or_else(|| HostRow {
+        host: host.to_owned(),
+        holder: Holder::default(),
+        next_request_at: None,
+    }))
+}
+
+/// Takes the next slot of `host` in an immediate transaction (see
+/// [`leases::host_slot`]).
+pub(crate) fn host_slot(
+    tx: &Transaction<'_>,
+    host: &str,
+    worker: &str,
+    delay: Duration,
+    now: DateTime<Utc>,
+) -> Result<HostSlot, StoreError> {
+    let row = host_row(tx, host)?;
+    let (slot, next) = leases::host_slot(&row, worker, now, delay);
+    if let Some(next) = next {
+        tx.execute(
+            "INSERT INTO host_leases (host, next_request_at) VALUES (?1, ?2)
+             ON CONFLICT (host) DO UPDATE SET next_request_at = excluded.next_request_at",
+            params![host, to_millis(next)],
+        )
+        .map_err(sql("take host slot"))?;
+    }
+    Ok(slot)
+}
+
+/// Ends every lease `worker` holds as `process`, as if it had run out: its process
+/// died, and whoever takes its hosts next waits one delay first.
+pub(crate) fn expire(tx: &Transaction<'_>, worker: &str, process: &str) -> Result<(), StoreError> {
+    for table in ["source_leases", "host_leases"] {
+        tx.execute(
+            &format!("UPDATE {table} SET expires_at = 0 WHERE worker = ?1 AND process = ?2"),
+            params![worker, process],
+        )
+        .map_err(sql("expire leases of a dead worker"))?;
+    }
+    Ok(())
+}
+
 fn hold(tx: &Transaction<'_>, claim: &ClaimRequest) -> Result<(), StoreError> {
     let until = to_millis(leases::expiry(claim.now, claim.lease));
     tx.execute(
-        "INSERT INTO source_leases (source, worker, tick, expires_at) VALUES (?1, ?2, ?3, ?4)
+        "INSERT INTO source_leases (source, worker, tick, expires_at, process)
+         VALUES (?1, ?2, ?3, ?4, ?5)
          ON CONFLICT (source) DO UPDATE SET worker = excluded.worker, tick = excluded.tick,
-             expires_at = excluded.expires_at",
+             expires_at = excluded.expires_at, process = excluded.process",
         params![
             claim.source.as_str(),
             claim.worker,
-            to_millis(claim.tick),
-            until
+            claim.tick.map(to_millis),
+            until,
+            claim.process
         ],
     )
     .map_err(sql("hold source lease"))?;
     for host in &claim.hosts {
         tx.execute(
-            "INSERT INTO host_leases (host, worker, expires_at) VALUES (?1, ?2, ?3)
+            "INSERT INTO host_leases (host, worker, expires_at, process) VALUES (?1, ?2, ?3, ?4)
              ON CONFLICT (host) DO UPDATE SET worker = excluded.worker,
-                 expires_at = excluded.expires_at",
-            params![host, claim.worker, until],
+                 expires_at = excluded.expires_at, process = excluded.process",
+            params![host, claim.worker, until, claim.process],
         )
         .map_err(sql("hold host lease"))?;
     }
@@ -147,7 +192,7 @@ pub(crate) fn release(
 pub(crate) fn held(tx: &Transaction<'_>, now: DateTime<Utc>) -> Result<Vec<Lease>, StoreError> {
     let mut stmt = tx
         .prepare(
-            "SELECT source, worker, expires_at FROM source_leases
+            "SELECT source, worker, expires_at, process FROM source_leases
              WHERE worker IS NOT NULL AND expires_at > ?1 ORDER BY source",
         )
         .map_err(sql("read leases"))?;
@@ -156,6 +201,7 @@ pub(crate) fn held(tx: &Transaction<'_>, now: DateTime<Utc>) -> Result<Vec<Lease
             source: SourceId(r.get(0)?),
             worker: r.get(1)?,
             expires_at: from_millis(r.get(2)?),
+            process: r.get(3)?,
         })
     })
     .map_err(sql("read leases"))?

@@ -1,7 +1,8 @@
 //! Leases, the decision both backends share: given the stored rows of a source and of
 //! its hosts, whether a worker's claim is granted, busy or already done, and what each
-//! host's previous holder left for the next one. The backends only read and write the
-//! rows (`lease_state` in each); no SQL here.
+//! host's previous holder left for the next one; and, for a request to a host no run of
+//! the worker holds (an article link elsewhere), which time slot it gets. The backends
+//! only read and write the rows (`lease_state` in each); no SQL here.
 //!
 //! A lease is a row with a holder and an expiry rather than a row lock (`FOR UPDATE
 //! SKIP LOCKED`) held for the run: a run lasts minutes and makes many store calls on
@@ -11,7 +12,7 @@
 
 use chrono::{DateTime, Utc};
 
-use crate::model::{Claim, ClaimRequest, HostTurn};
+use crate::model::{Claim, ClaimRequest, HostSlot, HostTurn};
 
 /// A holder as stored: who, and until when.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -55,11 +56,9 @@ pub(crate) struct HostRow {
 /// [`Claim::Granted`] the caller writes the claimer as holder of the source and of
 /// every host, until `claim.now + claim.lease`.
 pub(crate) fn decide(claim: &ClaimRequest, source: &SourceRow, hosts: &[HostRow]) -> Claim {
-    // Ticks are stored in milliseconds.
-    let tick = claim.tick.timestamp_millis();
-    if source
-        .done_tick
-        .is_some_and(|done| done.timestamp_millis() >= tick)
+    // Ticks are stored in milliseconds. A run by hand is for no tick: never done.
+    if let (Some(tick), Some(done)) = (claim.tick, source.done_tick)
+        && done.timestamp_millis() >= tick.timestamp_millis()
     {
         return Claim::Done;
     }
@@ -86,6 +85,25 @@ pub(crate) fn decide(claim: &ClaimRequest, source: &SourceRow, hosts: &[HostRow]
     }
 }
 
+/// Decides a request to `row`'s host by `me`, a worker that holds no lease on it, on
+/// the row read (and locked) in the request's transaction: while another worker holds
+/// the host it is that worker's alone; otherwise the request gets the host's next free
+/// time, and the caller stores the next free time returned with it (one `delay` later),
+/// so that each worker asking gets a slot of its own.
+pub(crate) fn host_slot(
+    row: &HostRow,
+    me: &str,
+    now: DateTime<Utc>,
+    delay: std::time::Duration,
+) -> (HostSlot, Option<DateTime<Utc>>) {
+    if let Some((worker, until)) = row.holder.held_by_other(me, now) {
+        let worker = worker.to_owned();
+        return (HostSlot::Held { worker, until }, None);
+    }
+    let at = row.next_request_at.map_or(now, |next| next.max(now));
+    (HostSlot::At(at), Some(expiry(at, delay)))
+}
+
 /// When a lease taken at `now` runs out.
 pub fn expiry(claim_now: DateTime<Utc>, lease: std::time::Duration) -> DateTime<Utc> {
     claim_now + chrono::Duration::from_std(lease).unwrap_or(chrono::TimeDelta::MAX)
@@ -105,9 +123,10 @@ mod tests {
             source: SourceId::from("news"),
             hosts: vec!["a:80".into()],
             worker: worker.into(),
-            tick: at(tick),
+            tick: Some(at(tick)),
             lease: std::time::Duration::from_secs(30),
             now: at(now),
+            process: None,
         }
     }
 
@@ -185,5 +204,39 @@ mod tests {
             decide(&claim("w1", 60, 70), &source, &hosts),
             Claim::Granted { .. }
         ));
+        let by_hand = ClaimRequest {
+            tick: None,
+            ..claim("w1", 0, 10)
+        };
+        assert!(
+            matches!(decide(&by_hand, &source, &hosts), Claim::Granted { .. }),
+            "a run by hand is for no tick"
+        );
+    }
+
+    #[test]
+    fn a_host_slot_follows_the_last_one_and_waits_for_a_holder() {
+        let delay = std::time::Duration::from_secs(2);
+        let row = host(Holder::default());
+        assert_eq!(
+            host_slot(&row, "w1", at(0), delay),
+            (HostSlot::At(at(5)), Some(at(7))),
+            "after the last request's delay"
+        );
+        assert_eq!(
+            host_slot(&row, "w1", at(9), delay),
+            (HostSlot::At(at(9)), Some(at(11))),
+            "now, when the host has been quiet"
+        );
+        let (busy, _) = host_slot(&host(held("w2", 40)), "w1", at(10), delay);
+        assert_eq!(
+            busy,
+            HostSlot::Held {
+                worker: "w2".into(),
+                until: at(40)
+            }
+        );
+        let (own, _) = host_slot(&host(held("w1", 40)), "w1", at(10), delay);
+        assert_eq!(own, HostSlot::At(at(10)));
     }
 }

@@ -28,9 +28,9 @@ use url::Url;
 use crate::config::Database;
 
 use crate::model::{
-    Article, ArticlePlan, Candidate, CategoryId, Claim, ClaimRequest, DeadLink, HeldBack, HostTurn,
-    Item, ItemId, Lease, Outcome, PageFetch, RawPage, SourceId, SourceRun, SourceSchedule,
-    SourceState, Validators,
+    Article, ArticlePlan, Candidate, CategoryId, Claim, ClaimRequest, DeadLink, HeldBack, HostSlot,
+    HostTurn, Item, ItemId, Lease, Outcome, PageFetch, RawPage, SourceId, SourceRun,
+    SourceSchedule, SourceState, Validators,
 };
 
 /// Why a storage operation failed.
@@ -361,6 +361,19 @@ pub trait Store: Send + Sync {
     ) -> Result<(), StoreError>;
     /// The sources held by a worker at `now`, by source id.
     fn leases(&self, now: DateTime<Utc>) -> Result<Vec<Lease>, StoreError>;
+    /// Ends every lease `worker` holds as `process` as if it had run out, for a worker
+    /// that found that process dead.
+    fn expire_leases(&self, worker: &str, process: &str) -> Result<(), StoreError>;
+    /// A slot for one request by `worker` to `host`, a host none of its runs holds: the
+    /// host's next free time (the next request to it, by any worker, waits `delay`
+    /// after it), or the worker that holds the host now.
+    fn take_host_slot(
+        &self,
+        host: &str,
+        worker: &str,
+        delay: std::time::Duration,
+        now: DateTime<Utc>,
+    ) -> Result<HostSlot, StoreError>;
 }
 
 /// Opens the store `database` names: the SQLite file, or the PostgreSQL database (its

@@ -22,9 +22,9 @@ use super::{
 };
 use crate::dedup::{Bands, canonicalize};
 use crate::model::{
-    Article, ArticlePlan, Candidate, CategoryId, Claim, ClaimRequest, DeadLink, HeldBack, HostTurn,
-    Item, ItemId, Lease, Outcome, PageFetch, RawPage, SourceId, SourceRun, SourceSchedule,
-    SourceState, Validators,
+    Article, ArticlePlan, Candidate, CategoryId, Claim, ClaimRequest, DeadLink, HeldBack, HostSlot,
+    HostTurn, Item, ItemId, Lease, Outcome, PageFetch, RawPage, SourceId, SourceRun,
+    SourceSchedule, SourceState, Validators,
 };
 
 /// Schema migrations by number (see `schema` for gaps). `user_version` holds the
@@ -37,6 +37,7 @@ const MIGRATIONS: &[Migration] = &[
     migration(5, include_str!("migrations/0005_schedule_state.sql")),
     migration(6, include_str!("migrations/0006_leases.sql")),
     migration(7, include_str!("migrations/0007_published_documents.sql")),
+    migration(9, include_str!("migrations/0009_lease_process.sql")),
 ];
 
 const fn migration(number: u32, sql: &'static str) -> Migration {
@@ -497,5 +498,19 @@ impl Store for SqliteStore {
 
     fn leases(&self, now: DateTime<Utc>) -> Result<Vec<Lease>, StoreError> {
         self.read(|tx| lease_state::held(tx, now))
+    }
+
+    fn expire_leases(&self, worker: &str, process: &str) -> Result<(), StoreError> {
+        self.write(|tx| lease_state::expire(tx, worker, process))
+    }
+
+    fn take_host_slot(
+        &self,
+        host: &str,
+        worker: &str,
+        delay: std::time::Duration,
+        now: DateTime<Utc>,
+    ) -> Result<HostSlot, StoreError> {
+        self.write(|tx| lease_state::host_slot(tx, host, worker, delay, now))
     }
 }

@@ -783,6 +783,35 @@ async fn sitemaps_named_by_an_index_are_asked_conditionally() {
     assert_eq!((run.new, run.not_modified), (1, 1), "{run:?}");
 }
 
+// An index answered 304 once its validators were kept, and its children went unread.
+#[tokio::test]
+async fn an_unchanged_sitemap_index_still_leads_to_its_changed_children() {
+    let site = TestSite::empty().await;
+    site.put("/sitemap.xml", sitemap_index(&["/sm/1.xml", "/sm/2.xml"]));
+    site.put("/sm/1.xml", sitemap(&["/a-i10001/"]));
+    site.put("/sm/2.xml", sitemap(&[]));
+    site.put("/a-i10001/", article_page("Tin A", 1, None));
+    site.put("/b-i10002/", article_page("Tin B", 2, None));
+    let crawler = Crawler::of(&format!(
+        "[extract]\ntitle = \"h1.title\"\nbody = \"div.body\"\n\n[[source]]\nid = \"news\"\nkind = \"sitemap\"\nurls = [\"{}\"]\nschedule = \"0 * * * *\"\n",
+        site.url("/sitemap.xml")
+    ));
+    assert_eq!(crawler.crawl().await.new, 1);
+
+    site.put("/sm/1.xml", sitemap(&["/b-i10002/", "/a-i10001/"]));
+    let run = crawler.crawl().await;
+
+    assert_eq!(run.new, 1, "the changed child's new link: {run:?}");
+    let index = site.requests_to("/sitemap.xml");
+    assert!(
+        index.iter().all(|r| r.if_none_match().is_none()),
+        "{index:?}"
+    );
+    let unchanged_child = site.requests_to("/sm/2.xml");
+    assert!(unchanged_child[1].if_none_match().is_some());
+    assert_eq!(run.not_modified, 1, "{run:?}");
+}
+
 #[test]
 fn prune_forgets_dead_links_not_seen_for_the_retention_period() {
     use bantin::store::{SqliteStore, Store};

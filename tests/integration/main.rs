@@ -10,6 +10,7 @@ mod fetch;
 mod freshness;
 mod hostile;
 mod hostile_server;
+mod leases;
 mod migrate;
 mod packaging;
 mod pages;

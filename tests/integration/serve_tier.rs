@@ -165,6 +165,23 @@ async fn two_servers_on_one_database_answer_the_same_feeds_and_etags() {
     })
     .await;
     assert_eq!(titles(&after).len(), titles(&crawled).len() + 1);
+
+    // Both tell which publish they answer, the newest the store holds.
+    let (health_a, health_b) = (health(&a).await, health(&b).await);
+    let served = &health_a["published"]["served_generation"];
+    assert!(served.as_u64().is_some_and(|g| g > 0), "{health_a}");
+    assert_eq!(served, &health_b["published"]["served_generation"]);
+    assert_eq!(served, &health_a["published"]["stored_generation"]);
+    let metrics = b.get("/metrics").await.expect("metrics answer").1;
+    assert!(
+        metrics.contains(&format!("bantin_publish_generation_served {served}")),
+        "{metrics}"
+    );
+}
+
+async fn health(daemon: &Daemon) -> serde_json::Value {
+    let (_, body) = daemon.get("/healthz").await.expect("healthz answers");
+    serde_json::from_str(&body).expect("healthz is JSON")
 }
 
 #[tokio::test]

@@ -7,8 +7,8 @@ use std::process::Command;
 use std::time::Duration;
 
 use bantin::model::{
-    CategoryId, Claim, ClaimRequest, HeldBack, HostTurn, Outcome, RawPage, ReadFailure, SourceId,
-    SourceRun, SourceSchedule, Validators,
+    CategoryId, Claim, ClaimRequest, HeldBack, HostSlot, HostTurn, Outcome, RawPage, ReadFailure,
+    SourceId, SourceRun, SourceSchedule, Validators,
 };
 use bantin::store::{Published, PublishedDocument, SqliteStore, Store};
 use chrono::Utc;
@@ -61,11 +61,13 @@ on_both_backends!(
     updated_item_is_found_by_its_new_words_not_its_old_ones,
     pruned_item_is_no_longer_found,
     search_is_per_feed_and_newest_first,
+    search_finds_old_matches_past_the_newest_items_and_stops_at_the_limit,
     sigkill_during_ingest_loses_and_doubles_nothing,
     a_source_is_held_by_one_worker_until_its_lease_runs_out,
     a_finished_tick_is_done_and_its_host_keeps_the_next_request_time,
     renewal_keeps_a_lease_and_tells_of_one_taken_over,
-    claims_at_once_grant_a_source_to_one_worker
+    claims_at_once_grant_a_source_to_one_worker,
+    host_slots_taken_at_once_are_one_delay_apart_and_wait_for_a_holder
 );
 mod published {
     use super::*;
@@ -533,6 +535,60 @@ fn search_is_per_feed_and_newest_first(backend: Backend) {
     assert_eq!(search(&*store, "all", "\" * ( -").len(), 4);
 }
 
+/// Titles of the newest `limit` items of `feed` holding every word of `words`.
+fn search_up_to(store: &dyn Store, feed: &str, words: &str, limit: usize) -> Vec<String> {
+    let found = store.search_items(&CategoryId::from(feed), words, limit);
+    found
+        .unwrap()
+        .into_iter()
+        .map(|i| i.article.title)
+        .collect()
+}
+
+// More items than a search reads in time order for one result (PostgreSQL reads the
+// newest first and turns to its index when they hold too few matches).
+fn search_finds_old_matches_past_the_newest_items_and_stops_at_the_limit(backend: Backend) {
+    let store = TestStore::new(backend);
+    let party = CategoryId::from("party-work");
+    let day = chrono::DateTime::parse_from_rfc3339("2020-07-17T08:00:00+07:00").unwrap();
+    for n in 0..60u64 {
+        let mut article = synthetic::article(n, 20);
+        let rare = if n < 2 { " hiếm có" } else { "" };
+        article.title = format!("Tin chung số {n}{rare}");
+        article.published = Some(day + chrono::Duration::hours(n as i64));
+        let cats = if n % 2 == 0 {
+            vec![party.clone()]
+        } else {
+            vec![]
+        };
+        store.record(&article, &src("a"), &cats, None).unwrap();
+    }
+    assert_eq!(
+        search_up_to(&*store, "all", "hiem co", 1),
+        ["Tin chung số 1 hiếm có"]
+    );
+    assert_eq!(
+        search_up_to(&*store, "all", "hiem co", 5),
+        ["Tin chung số 1 hiếm có", "Tin chung số 0 hiếm có"]
+    );
+    assert_eq!(
+        search_up_to(&*store, "party-work", "hiem", 1),
+        ["Tin chung số 0 hiếm có"]
+    );
+    assert_eq!(
+        search_up_to(&*store, "all", "tin chung", 3),
+        ["Tin chung số 59", "Tin chung số 58", "Tin chung số 57"]
+    );
+    assert_eq!(
+        search_up_to(&*store, "party-work", "tin chung", 2),
+        ["Tin chung số 58", "Tin chung số 56"]
+    );
+    assert_eq!(
+        search_up_to(&*store, "all", "khong ai co", 3),
+        Vec::<String>::new()
+    );
+}
+
 #[test]
 fn store_at_schema_2_migrates_and_indexes_existing_items() {
     let dir = TempDir::new().unwrap();
@@ -872,9 +928,10 @@ fn claim(
         source: src(source),
         hosts: vec!["news:80".into()],
         worker: worker.into(),
-        tick,
+        tick: Some(tick),
         lease: LEASE,
         now,
+        process: None,
     }
 }
 
@@ -1025,4 +1082,45 @@ fn claims_at_once_grant_a_source_to_one_worker(backend: Backend) {
             )
             .unwrap();
     }
+}
+
+fn host_slots_taken_at_once_are_one_delay_apart_and_wait_for_a_holder(backend: Backend) {
+    let store = TestStore::new(backend);
+    // Times are stored in milliseconds.
+    let now = chrono::DateTime::from_timestamp_millis(Utc::now().timestamp_millis()).unwrap();
+    let delay = Duration::from_secs(1);
+    let start = std::sync::Barrier::new(8);
+    let mut slots: Vec<i64> = std::thread::scope(|s| {
+        let workers: Vec<_> = (0..8)
+            .map(|n| {
+                let (store, start) = (store.store.clone(), &start);
+                s.spawn(move || {
+                    store.ping().unwrap();
+                    start.wait();
+                    store.take_host_slot("cdn:80", &format!("w{n}"), delay, now)
+                })
+            })
+            .collect();
+        workers
+            .into_iter()
+            .map(|w| match w.join().unwrap().unwrap() {
+                HostSlot::At(at) => (at - now).num_milliseconds(),
+                held => panic!("nobody holds the host: {held:?}"),
+            })
+            .collect()
+    });
+    slots.sort();
+    assert_eq!(slots, (0..8).map(|n| n * 1000).collect::<Vec<_>>());
+
+    // While a worker runs a source of the host, the host is its alone.
+    let claim = ClaimRequest {
+        hosts: vec!["cdn:80".into()],
+        ..claim("a", "w1", now, now)
+    };
+    granted(store.claim_source(&claim).unwrap());
+    let answer = store.take_host_slot("cdn:80", "w2", delay, now).unwrap();
+    assert!(
+        matches!(&answer, HostSlot::Held { worker, .. } if worker == "w1"),
+        "{answer:?}"
+    );
 }

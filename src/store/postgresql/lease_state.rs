@@ -4,11 +4,13 @@
 //! other in a circle) for its short transaction, so two workers claiming sources of
 //! one host at once are decided one after the other.
 
+use std::time::Duration;
+
 use chrono::{DateTime, Utc};
 use postgres::Transaction;
 
 use super::pg;
-use crate::model::{Claim, ClaimRequest, HostTurn, Lease, SourceId};
+use crate::model::{Claim, ClaimRequest, HostSlot, HostTurn, Lease, SourceId};
 use crate::store::StoreError;
 use crate::store::encoding::{from_millis, to_millis};
 use crate::store::leases::{self, Holder, HostRow, SourceRow};
@@ -67,21 +69,80 @@ pub(super) fn claim(tx: &mut Transaction<'_>, claim: &ClaimRequest) -> Result<Cl
     Ok(decision)
 }
 
+/// Takes the next slot of `host` (see [`leases::host_slot`]), its row locked while
+/// deciding so that two workers asking at once get one slot each.
+pub(super) fn host_slot(
+    tx: &mut Transaction<'_>,
+    host: &str,
+    worker: &str,
+    delay: Duration,
+    now: DateTime<Utc>,
+) -> Result<HostSlot, StoreError> {
+    tx.execute(
+        "INSERT INTO host_leases (host) VALUES ($1) ON CONFLICT DO NOTHING",
+        &[&host],
+    )
+    .map_err(pg("add host lease"))?;
+    let row = tx
+        .query_one(
+            "SELECT worker, expires_at, next_request_at FROM host_leases WHERE host = $1
+             FOR UPDATE",
+            &[&host],
+        )
+        .map_err(pg("lock host lease"))?;
+    let row = HostRow {
+        host: host.to_owned(),
+        holder: holder(&row),
+        next_request_at: row
+            .get::<_, Option<i64>>("next_request_at")
+            .map(from_millis),
+    };
+    let (slot, next) = leases::host_slot(&row, worker, now, delay);
+    if let Some(next) = next {
+        tx.execute(
+            "UPDATE host_leases SET next_request_at = $2 WHERE host = $1",
+            &[&host, &to_millis(next)],
+        )
+        .map_err(pg("take host slot"))?;
+    }
+    Ok(slot)
+}
+
+/// Ends every lease `worker` holds as `process`, as if it had run out: its process
+/// died, and whoever takes its hosts next waits one delay first.
+pub(super) fn expire(
+    tx: &mut Transaction<'_>,
+    worker: &str,
+    process: &str,
+) -> Result<(), StoreError> {
+    for table in ["source_leases", "host_leases"] {
+        tx.execute(
+            &format!("UPDATE {table} SET expires_at = 0 WHERE worker = $1 AND process = $2"),
+            &[&worker, &process],
+        )
+        .map_err(pg("expire leases of a dead worker"))?;
+    }
+    Ok(())
+}
+
 fn hold(tx: &mut Transaction<'_>, claim: &ClaimRequest) -> Result<(), StoreError> {
     let until = to_millis(leases::expiry(claim.now, claim.lease));
     tx.execute(
-        "UPDATE source_leases SET worker = $2, tick = $3, expires_at = $4 WHERE source = $1",
+        "UPDATE source_leases SET worker = $2, tick = $3, expires_at = $4, process = $5
+         WHERE source = $1",
         &[
             &claim.source.as_str(),
             &claim.worker,
-            &to_millis(claim.tick),
+            &claim.tick.map(to_millis),
             &until,
+            &claim.process,
         ],
     )
     .map_err(pg("hold source lease"))?;
     tx.execute(
-        "UPDATE host_leases SET worker = $2, expires_at = $3 WHERE host = ANY($1)",
-        &[&claim.hosts, &claim.worker, &until],
+        "UPDATE host_leases SET worker = $2, expires_at = $3, process = $4
+         WHERE host = ANY($1)",
+        &[&claim.hosts, &claim.worker, &until, &claim.process],
     )
     .map_err(pg("hold host leases"))?;
     Ok(())
@@ -147,7 +208,7 @@ pub(super) fn release(
 pub(super) fn held(tx: &mut Transaction<'_>, now: DateTime<Utc>) -> Result<Vec<Lease>, StoreError> {
     Ok(tx
         .query(
-            "SELECT source, worker, expires_at FROM source_leases
+            "SELECT source, worker, expires_at, process FROM source_leases
              WHERE worker IS NOT NULL AND expires_at > $1 ORDER BY source",
             &[&to_millis(now)],
         )
@@ -157,6 +218,7 @@ pub(super) fn held(tx: &mut Transaction<'_>, now: DateTime<Utc>) -> Result<Vec<L
             source: SourceId(r.get(0)),
             worker: r.get(1),
             expires_at: from_millis(r.get(2)),
+            process: r.get(3),
         })
         .collect())
 }

@@ -38,9 +38,9 @@ use super::{
 };
 use crate::dedup::{Bands, canonicalize};
 use crate::model::{
-    Article, ArticlePlan, Candidate, CategoryId, Claim, ClaimRequest, DeadLink, HeldBack, HostTurn,
-    Item, ItemId, Lease, Outcome, PageFetch, RawPage, SourceId, SourceRun, SourceSchedule,
-    SourceState, Validators,
+    Article, ArticlePlan, Candidate, CategoryId, Claim, ClaimRequest, DeadLink, HeldBack, HostSlot,
+    HostTurn, Item, ItemId, Lease, Outcome, PageFetch, RawPage, SourceId, SourceRun,
+    SourceSchedule, SourceState, Validators,
 };
 
 /// Schema migrations by number (see `schema` for gaps). `schema_version` holds the
@@ -59,6 +59,10 @@ const MIGRATIONS: &[Migration] = &[
     Migration {
         number: 7,
         sql: include_str!("migrations/0007_published_documents.sql"),
+    },
+    Migration {
+        number: 9,
+        sql: include_str!("migrations/0009_lease_process.sql"),
     },
 ];
 /// The advisory lock key held while migrating or rebuilding an index, so workers that
@@ -565,5 +569,19 @@ impl Store for PostgresStore {
 
     fn leases(&self, now: DateTime<Utc>) -> Result<Vec<Lease>, StoreError> {
         self.read(|tx| lease_state::held(tx, now))
+    }
+
+    fn expire_leases(&self, worker: &str, process: &str) -> Result<(), StoreError> {
+        self.write(|tx| lease_state::expire(tx, worker, process))
+    }
+
+    fn take_host_slot(
+        &self,
+        host: &str,
+        worker: &str,
+        delay: std::time::Duration,
+        now: DateTime<Utc>,
+    ) -> Result<HostSlot, StoreError> {
+        self.write(|tx| lease_state::host_slot(tx, host, worker, delay, now))
     }
 }

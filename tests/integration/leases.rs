@@ -1,0 +1,315 @@
+//! Leases beyond the scheduled runs of `workers.rs`, on both backends: `bantin crawl`
+//! beside a running daemon takes the same leases (it waits for a source the daemon is
+//! running, or leaves it to the daemon and says so), two workers keep the delay of a
+//! host that only their sources' article links are on, and a worker restarted after a
+//! kill runs the sources it held again at once. What happened is read from the test
+//! servers' own request logs.
+
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use crate::support::daemon::{Daemon, PATIENCE, free_port};
+use crate::support::news_pages::{article, article_path, listing, listing_path};
+use crate::support::{Backend, Gate, Override, Request, TestConfig, TestSite, TestStore};
+
+/// Runs each named async test once on SQLite and once on PostgreSQL.
+macro_rules! on_both_backends {
+    ($($name:ident),* $(,)?) => {
+        $(mod $name {
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn sqlite() {
+                super::$name(crate::support::Backend::Sqlite).await
+            }
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn postgres() {
+                super::$name(crate::support::Backend::Postgres).await
+            }
+        })*
+    };
+}
+
+on_both_backends!(
+    crawl_beside_a_running_daemon_never_overlaps_a_source_run,
+    crawl_leaves_a_source_held_past_the_lease_to_its_holder_and_names_it,
+    two_workers_keep_the_delay_of_a_host_no_start_url_is_on,
+    a_restarted_worker_runs_its_own_sources_again_at_once,
+);
+
+/// A listing source `id` reading `listing_url` on `schedule`, that may follow links to
+/// `also` (a host besides its own).
+fn source(id: &str, listing_url: &str, schedule: &str, also: &str) -> String {
+    format!(
+        "[[source]]\nid = \"{id}\"\nkind = \"listing\"\nurls = [\"{listing_url}\"]\n\
+         schedule = \"{schedule}\"\nallowed_domains = [\"{also}\"]\n\n\
+         [source.links]\nselector = \"div.list article.story\"\npattern = \"-i\\\\d{{5}}/?$\"\n\n"
+    )
+}
+
+/// A process's configuration: its user agent (the request logs tell processes apart
+/// by it), the shared database, a lease, the sources, and the port it serves on.
+/// Requests wait long for their answer: a gated page holds a run, it does not fail it.
+fn config(agent: &str, store: &TestStore, lease: &str, sources: &str) -> (TestConfig, u16) {
+    let port = free_port();
+    let config = TestConfig::new()
+        .user_agent(agent)
+        .fetch("per_host_concurrency = 1\nobey_robots = false\ntimeout = \"300s\"")
+        .settings(&format!(
+            "listen = \"127.0.0.1:{port}\"\n{}\nworkers = {{ lease = \"{lease}\" }}",
+            store.settings_line()
+        ))
+        .site("news", sources);
+    (config, port)
+}
+
+/// Starts `bantin <args>` on a written configuration, logging to `log`.
+fn start((config, port): &(TestConfig, u16), logs: &Path, name: &str, args: &[&str]) -> Daemon {
+    let path = config.write().join("bantin.toml");
+    let log: PathBuf = logs.join(format!("{name}.log"));
+    Daemon::command(&path, *port, log, args)
+}
+
+/// Waits until `ok` holds, polling every 50 ms, for at most `patience`.
+async fn wait_until(what: &str, patience: Duration, ok: impl Fn() -> bool) {
+    let start = Instant::now();
+    while !ok() {
+        assert!(start.elapsed() < patience, "timed out waiting for {what}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+fn by(requests: &[Request], agent: &str) -> Vec<Request> {
+    requests
+        .iter()
+        .filter(|r| r.user_agent() == Some(agent))
+        .cloned()
+        .collect()
+}
+
+/// A site with source 0's listing and `articles` articles, the first held behind
+/// `gate` (so that a run of the source lasts until the test opens it).
+async fn gated_site(articles: usize, gate: &Gate) -> TestSite {
+    let site = TestSite::empty().await;
+    site.put(&listing_path(0), listing(0, articles));
+    for k in 0..articles {
+        site.put(&article_path(0, k), article(0, k));
+    }
+    site.set(&article_path(0, 0), Override::default().behind(gate));
+    site
+}
+
+/// A schedule that fires a few seconds from now, then a minute later: one run of the
+/// daemon in a test's time.
+fn once_soon() -> String {
+    let second = (chrono::Utc::now() + chrono::Duration::seconds(4)).format("%S");
+    format!("{second} * * * * *")
+}
+
+async fn crawl_beside_a_running_daemon_never_overlaps_a_source_run(backend: Backend) {
+    let store = TestStore::new(backend);
+    let gate = Gate::default();
+    let site = gated_site(3, &gate).await;
+    let sources = source(
+        "news",
+        site.url(&listing_path(0)).as_str(),
+        &once_soon(),
+        "127.0.0.1",
+    );
+    let logs = tempfile::tempdir().unwrap();
+    // A lease long enough that the crawl's wait (a lease and a third) outlasts the
+    // daemon's run after the gate opens, even on a loaded machine.
+    let daemon_config = config("bantin-daemon", &store, "15s", &sources);
+    let _daemon = start(&daemon_config, logs.path(), "daemon", &["run"]);
+    wait_until("the daemon's run to start", 2 * PATIENCE, || {
+        !by(&site.requests_to(&article_path(0, 0)), "bantin-daemon").is_empty()
+    })
+    .await;
+
+    let crawl_config = config("bantin-crawl", &store, "15s", &sources);
+    let mut crawl = start(&crawl_config, logs.path(), "crawl", &["crawl"]);
+    // Until the crawl waits for the daemon's run (or, were it not to, has started its own).
+    wait_until("the crawl to wait or to start", PATIENCE, || {
+        crawl.log().contains("waiting for it") || !by(&site.requests(), "bantin-crawl").is_empty()
+    })
+    .await;
+    // New articles for the crawl's own run, once the daemon has read the listing.
+    site.put(&listing_path(0), listing(0, 6));
+    for k in 3..6 {
+        site.put(&article_path(0, k), article(0, k));
+    }
+    gate.open();
+    assert!(crawl.wait_exit().await.success(), "{}", crawl.log());
+    let summary = crawl.stdout.until("news");
+    assert!(
+        !summary.iter().any(|l| l.contains("not run here")),
+        "the crawl ran the source once the daemon's run ended: {summary:#?}"
+    );
+
+    // The crawl's requests form one block that no request of a daemon run interrupts.
+    let requests = site.requests();
+    let crawl_at: Vec<Instant> = by(&requests, "bantin-crawl").iter().map(|r| r.at).collect();
+    assert_eq!(
+        crawl_at.len(),
+        4,
+        "the listing and three articles: {requests:#?}"
+    );
+    let (first, last) = (crawl_at[0], crawl_at[3]);
+    let daemon = by(&requests, "bantin-daemon");
+    let inside: Vec<&Request> = daemon
+        .iter()
+        .filter(|r| r.at > first && r.at < last)
+        .collect();
+    assert!(
+        inside.is_empty(),
+        "the daemon asked during the crawl's run: {inside:#?}"
+    );
+    let last_of_daemon = daemon.last().expect("the daemon's run").at;
+    assert!(
+        last_of_daemon < first,
+        "the daemon's run (its last article after the gate) ended before the crawl's began"
+    );
+}
+
+async fn crawl_leaves_a_source_held_past_the_lease_to_its_holder_and_names_it(backend: Backend) {
+    let store = TestStore::new(backend);
+    let gate = Gate::default();
+    let site = gated_site(1, &gate).await;
+    let sources = source(
+        "news",
+        site.url(&listing_path(0)).as_str(),
+        "*/2 * * * * *",
+        "127.0.0.1",
+    );
+    let logs = tempfile::tempdir().unwrap();
+    let daemon_config = config("bantin-daemon", &store, "6s", &sources);
+    let mut daemon = start(&daemon_config, logs.path(), "daemon", &["run"]);
+    let worker = {
+        let health = daemon
+            .wait_for("/healthz", "the daemon to hold the source", |b| {
+                b.contains("\"lease\":{")
+            })
+            .await;
+        let health: serde_json::Value = serde_json::from_str(&health).unwrap();
+        health["worker"].as_str().unwrap().to_owned()
+    };
+
+    let crawl_config = config("bantin-crawl", &store, "6s", &sources);
+    let mut crawl = start(&crawl_config, logs.path(), "crawl", &["crawl"]);
+    assert!(crawl.wait_exit().await.success(), "{}", crawl.log());
+    let summary = crawl.stdout.until("not run here");
+    let line = summary.last().unwrap();
+    assert!(
+        line.starts_with("news") && line.contains(&format!("worker {worker} holds it")),
+        "{summary:#?}"
+    );
+    assert!(
+        crawl.log().contains("source not run here") && crawl.log().contains(&worker),
+        "said on stderr too: {}",
+        crawl.log()
+    );
+    assert!(
+        by(&site.requests(), "bantin-crawl").is_empty(),
+        "the crawl sent nothing for a source the daemon ran"
+    );
+    gate.open();
+    assert!(daemon.stop().await.success(), "{}", daemon.log());
+}
+
+async fn two_workers_keep_the_delay_of_a_host_no_start_url_is_on(backend: Backend) {
+    const DELAY: Duration = Duration::from_millis(400);
+    const ARTICLES: usize = 5;
+    let store = TestStore::new(backend);
+    // Article pages on 127.0.0.2; each source's listing on a host of its own.
+    let articles = TestSite::empty_on([127, 0, 0, 2].into()).await;
+    let mut listings = Vec::new();
+    for n in 0..4 {
+        let site = TestSite::empty().await;
+        let links = listing(n, ARTICLES).replace(
+            "href=\"/tin-tuc/",
+            &format!("href=\"{}tin-tuc/", articles.url("/")),
+        );
+        site.put(&listing_path(n), links);
+        for k in 0..ARTICLES {
+            articles.put(&article_path(n, k), article(n, k));
+        }
+        listings.push(site);
+    }
+    // Each worker runs two sources of its own, at the same ticks.
+    let sources = |of: [usize; 2]| -> String {
+        of.iter()
+            .map(|&n| {
+                let url = listings[n].url(&listing_path(n));
+                source(
+                    &format!("src-{n}"),
+                    url.as_str(),
+                    "*/10 * * * * *",
+                    "127.0.0.2",
+                )
+            })
+            .collect()
+    };
+    let logs = tempfile::tempdir().unwrap();
+    let delay = format!("per_host_delay = \"{}ms\"", DELAY.as_millis());
+    let with_delay = |(config, port): (TestConfig, u16)| (config.fetch(&delay), port);
+    let one = with_delay(config("bantin-one", &store, "10s", &sources([0, 1])));
+    let two = with_delay(config("bantin-two", &store, "10s", &sources([2, 3])));
+    let _one = start(&one, logs.path(), "one", &["run"]);
+    let _two = start(&two, logs.path(), "two", &["run"]);
+    wait_until("every article to be fetched", 2 * PATIENCE, || {
+        articles.requests().len() >= 4 * ARTICLES
+    })
+    .await;
+
+    let requests = articles.requests();
+    for agent in ["bantin-one", "bantin-two"] {
+        assert!(!by(&requests, agent).is_empty(), "{agent} asked the host");
+    }
+    // Half the delay of slack, as the server logs arrivals: a request can reach the
+    // server late on a loaded machine, but two workers at once arrive side by side.
+    for pair in requests.windows(2) {
+        let gap = pair[1].at - pair[0].at;
+        assert!(
+            gap >= DELAY / 2,
+            "{} by {:?} came {gap:?} after {} by {:?}",
+            pair[1].path,
+            pair[1].user_agent(),
+            pair[0].path,
+            pair[0].user_agent()
+        );
+    }
+}
+
+async fn a_restarted_worker_runs_its_own_sources_again_at_once(backend: Backend) {
+    let store = TestStore::new(backend);
+    let gate = Gate::default();
+    let site = gated_site(1, &gate).await;
+    let sources = source(
+        "news",
+        site.url(&listing_path(0)).as_str(),
+        "*/2 * * * * *",
+        "127.0.0.1",
+    );
+    let logs = tempfile::tempdir().unwrap();
+    // A long lease: waiting it out would show.
+    let worker = config("bantin-worker", &store, "60s", &sources);
+    let mut first = start(&worker, logs.path(), "first", &["run"]);
+    wait_until("the first run to start", PATIENCE, || {
+        !site.requests_to(&article_path(0, 0)).is_empty()
+    })
+    .await;
+    first.signal("KILL");
+    first.wait_exit().await;
+    let killed = Instant::now();
+    let listed = site.requests_to(&listing_path(0)).len();
+
+    let _second = start(&worker, logs.path(), "second", &["run"]);
+    // The killed worker renewed its lease a third of a lease ago at most: waiting for
+    // it would take 40 s or more. A generous margin below that, not a speed test.
+    wait_until(
+        "the restarted worker to read the source again",
+        Duration::from_secs(30),
+        || site.requests_to(&listing_path(0)).len() > listed,
+    )
+    .await;
+    assert!(site.requests_to(&listing_path(0))[listed].at > killed);
+    gate.open();
+}

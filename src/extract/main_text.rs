@@ -543,6 +543,29 @@ pub(super) mod tests {
     }
 
     #[test]
+    fn box_opened_by_a_related_heading_is_left_out() {
+        // The teasers under "Você pode gostar..." outscored the short post, whose box
+        // class they share, and the body was mostly other posts.
+        let teaser = |n: u32| {
+            format!(
+                "<article class=\"post\"><p>Teaser {n}: another long post about the river, \
+                 the bridge, the towns, the tolls, and the people who cross it every day.</p>\
+                 </article>"
+            )
+        };
+        let teasers: String = (1..=5).map(teaser).collect();
+        let html = format!(
+            "<html><body><div class=\"columns\"><article class=\"post\"><h1>Council opens \
+             the bridge</h1>{PARAGRAPH}</article><article class=\"post\">\
+             <h3 class=\"relatedpoststitle\">Você pode gostar...</h3>{teasers}</article>\
+             </div></body></html>"
+        );
+        let text = body_text(&html).expect("an article");
+        assert!(text.contains("The council opened"), "{text}");
+        assert!(!text.contains("Teaser"), "{text}");
+    }
+
+    #[test]
     fn short_news_article_in_plain_text_boxes_is_found() {
         // The story is plain text in spans, which the paragraph scoring does not see; a
         // teaser box of paragraphs outside the article would be taken without the

@@ -41,6 +41,13 @@ static RELATED_LABEL: LazyLock<Regex> = LazyLock::new(|| {
     )
     .expect("literal regex compiles")
 });
+/// Class or id words of a heading over links to other pages ("related-posts-title").
+static RELATED_HEADING_CLASS: LazyLock<Regex> = LazyLock::new(|| {
+    Regex::new(
+        r"(?i)related|recommend|more-?(news|stories|articles|posts)|most-?(read|viewed|popular)|trending|also-?(like|read)",
+    )
+    .expect("literal regex compiles")
+});
 /// The whole text of an ad slot that shows only its label, in the languages bantin meets.
 static AD_LABEL: LazyLock<Regex> = LazyLock::new(|| {
     Regex::new(
@@ -184,8 +191,15 @@ impl Scan {
             junk: IdSet::default(),
             kinds: RefCell::new(IdMap::default()),
         };
-        let boxes = scan.measure(html);
+        let (boxes, related_headings) = scan.measure(html);
         scan.judge_boxes(html, boxes);
+        // A box a "related" heading opens points elsewhere, however much text its
+        // teasers show and whatever its class says ("post"), unless it holds the title.
+        for heading in related_headings {
+            if let Some(b) = scan.box_opened_by(html, heading) {
+                scan.mark_junk(html, b);
+            }
+        }
         scan
     }
 
@@ -193,13 +207,16 @@ impl Scan {
     /// junk-classed boxes (with whether they also have a content class), to be judged
     /// once the page's size is known: a wrapper whose class happens to say "advert" may
     /// hold the whole article.
-    fn measure(&mut self, html: &Html) -> Vec<(NodeId, bool)> {
+    /// Also returns the headings classed as heading links elsewhere ("related-title"):
+    /// the box each opens is judged like a junk-classed box, whatever its own class.
+    fn measure(&mut self, html: &Html) -> (Vec<(NodeId, bool)>, Vec<NodeId>) {
         let kinds = self.kinds.get_mut();
         // (node, stats, is link) of the open elements; skipped subtrees push nothing.
         let mut stack: Vec<(NodeId, Stats, bool)> = Vec::new();
         let mut skip: Option<NodeId> = None;
         let mut links_open = 0u32;
         let mut boxes = Vec::new();
+        let mut related_headings = Vec::new();
         for edge in html.tree.root().traverse() {
             match edge {
                 Edge::Open(node) if skip.is_none() => match node.value() {
@@ -213,6 +230,9 @@ impl Scan {
                         kinds.insert(node.id(), (tried, k));
                         if is_junk_kinds(el, k) {
                             boxes.push((node.id(), class_kinds(el, kind::POSITIVE) != 0));
+                        }
+                        if is_related_heading(el) {
+                            related_headings.push(node.id());
                         }
                         let is_link = el.name() == "a";
                         links_open += u32::from(is_link);
@@ -251,7 +271,30 @@ impl Scan {
                 _ => {}
             }
         }
-        boxes
+        (boxes, related_headings)
+    }
+
+    /// The smallest box around `heading` holding more than it, when the heading is the
+    /// first text of that box and the box does not hold the page's title.
+    fn box_opened_by(&self, html: &Html, heading: NodeId) -> Option<NodeId> {
+        let node = html.tree.get(heading)?;
+        let own = self.get(heading).text;
+        if own == 0 {
+            return None;
+        }
+        let outer = node.ancestors().find(|a| self.get(a.id()).text > own)?;
+        let first_text = outer
+            .descendants()
+            .find(|n| n.value().as_text().is_some_and(|t| !t.trim().is_empty()))?;
+        let opens = first_text.ancestors().any(|a| a.id() == heading);
+        let below_body = outer
+            .value()
+            .as_element()
+            .is_some_and(|e| !matches!(e.name(), "html" | "body"));
+        let holds_title = outer
+            .descendants()
+            .any(|n| n.value().as_element().is_some_and(|e| e.name() == "h1"));
+        (opens && below_body && !holds_title).then(|| outer.id())
     }
 
     /// Marks as junk the junk-classed boxes that are small next to the page, and takes
@@ -274,23 +317,29 @@ impl Scan {
             if !self.stats.contains_key(&id) || s.text * 2 >= total || text_box {
                 continue;
             }
-            let ancestors: Vec<NodeId> = html
-                .tree
-                .get(id)
-                .into_iter()
-                .flat_map(|n| n.ancestors())
-                .map(|a| a.id())
-                .collect();
-            // Prose of a box inside a junk box was taken out with the outer box.
-            if !ancestors.iter().any(|a| self.junk.contains(a)) {
-                for a in &ancestors {
-                    if let Some(st) = self.stats.get_mut(a) {
-                        st.prose = st.prose.saturating_sub(s.prose);
-                    }
+            self.mark_junk(html, id);
+        }
+    }
+
+    /// Marks `id` as junk and takes its prose out of its ancestors' count.
+    fn mark_junk(&mut self, html: &Html, id: NodeId) {
+        let prose = self.get(id).prose;
+        let ancestors: Vec<NodeId> = html
+            .tree
+            .get(id)
+            .into_iter()
+            .flat_map(|n| n.ancestors())
+            .map(|a| a.id())
+            .collect();
+        // Prose of a box inside a junk box was taken out with the outer box.
+        if !ancestors.iter().any(|a| self.junk.contains(a)) {
+            for a in &ancestors {
+                if let Some(st) = self.stats.get_mut(a) {
+                    st.prose = st.prose.saturating_sub(prose);
                 }
             }
-            self.junk.insert(id);
         }
+        self.junk.insert(id);
     }
 
     /// Which of the `bits` patterns an element's class or id matches.
@@ -442,6 +491,11 @@ pub fn is_related_box(node: NodeRef<'_, Node>, scan: &Scan) -> bool {
         }
     }
     false
+}
+
+/// A heading whose class or id says it heads links to other pages.
+fn is_related_heading(el: &Element) -> bool {
+    matches!(el.name(), "h2" | "h3" | "h4" | "h5" | "h6") && class_is(el, &RELATED_HEADING_CLASS)
 }
 
 /// A box that shows pictures (or a video), each with at most a short caption: a photo

@@ -303,6 +303,10 @@ fn continuing_siblings(
         if scan.junk.contains(&sibling.id()) {
             continue;
         }
+        // A rule drawn after the text sets off its back matter ("About the company").
+        if !before_top && blocks.contains(&top) && opens_with_rule(sibling) {
+            break;
+        }
         let s = scan.get(sibling.id());
         let same_class = top_class.is_some() && el.attribute("class") == top_class;
         // A picture with its caption above the text is the page's lead image, shown in
@@ -365,6 +369,17 @@ fn keep_later_sections(html: &Html, scan: &Scan, top: NodeId, blocks: &mut Vec<N
     blocks.extend(kept);
     blocks.sort_by_key(|id| sibling_index(html, *id));
     blocks.dedup();
+}
+
+/// Whether the first thing shown in `node` is a horizontal rule.
+fn opens_with_rule(node: NodeRef<'_, Node>) -> bool {
+    node.descendants()
+        .find(|n| match n.value() {
+            Node::Text(t) => !t.trim().is_empty(),
+            Node::Element(e) => matches!(e.name(), "hr" | "img"),
+            _ => false,
+        })
+        .is_some_and(|n| n.value().as_element().is_some_and(|e| e.name() == "hr"))
 }
 
 /// Document order among siblings.
@@ -563,6 +578,21 @@ pub(super) mod tests {
         let text = body_text(&html).expect("an article");
         assert!(text.contains("The council opened"), "{text}");
         assert!(!text.contains("Teaser"), "{text}");
+    }
+
+    #[test]
+    fn back_matter_after_a_rule_is_left_out() {
+        // The press release's "about the company" box, set off by a rule, was kept as
+        // more of the text because it shares the text box's class.
+        let html = format!(
+            "<html><body><div class=\"text\"><h1>Council opens the bridge</h1>{PARAGRAPH}\
+             {PARAGRAPH}{PARAGRAPH}</div><div class=\"text\"><div><hr><p>Example Bridges is a \
+             global builder of bridges, tunnels and ferries, with offices in twelve countries \
+             and about one thousand people.</p></div></div></body></html>"
+        );
+        let text = body_text(&html).expect("an article");
+        assert!(text.contains("The council opened"), "{text}");
+        assert!(!text.contains("Example Bridges"), "{text}");
     }
 
     #[test]

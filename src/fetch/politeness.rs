@@ -8,8 +8,10 @@
 //! (a host of the source's start URLs, claimed with the source) is this worker's alone,
 //! and its requests are spaced here, in memory. A request to any other host (an article
 //! link on another host, a CDN) also takes that host's next slot in the store, so that
-//! every worker asking it keeps its delay; while another worker holds the host it waits,
-//! at most [`MAX_HOST_WAIT`].
+//! every worker asking it keeps its delay; while another worker holds the host, or a
+//! `Retry-After` another worker stored holds it back, it waits, at most
+//! [`MAX_HOST_WAIT`]. robots.txt (and its Crawl-delay) each worker reads itself before
+//! its first request to a host, so the delay it asks the store for includes it.
 
 use std::collections::HashMap;
 use std::future::Future;
@@ -25,7 +27,7 @@ use crate::config::{FetchSettings, RetryAfterScope};
 use crate::model::{HeldBack, HostSlot};
 
 /// Longest a request waits for a host another worker holds before it fails
-/// ([`HostHeld`]): the other worker's run may last long, and this run must end.
+/// ([`NotSent::HostHeld`]): the other worker's run may last long, and this run must end.
 pub const MAX_HOST_WAIT: Duration = Duration::from_secs(30);
 /// Longest pause between two asks for a host another worker holds.
 const HOST_POLL: Duration = Duration::from_secs(1);
@@ -34,19 +36,25 @@ const HOST_POLL: Duration = Duration::from_secs(1);
 pub trait SharedHosts: Send + Sync {
     /// Whether a run of this worker holds `host` (a [`host_key`]) now.
     fn holds(&self, host: &str) -> bool;
-    /// The store's next slot for one request to `host`, which no run of this worker
-    /// holds, the next request waiting `delay` after it; or who holds the host now.
+    /// The store's next slot for one request to `url` on `host`, which no run of this
+    /// worker holds, the next request waiting `delay` after it; or who holds the host
+    /// now, or the `Retry-After` that holds it back.
     fn take_slot(
         &self,
         host: &str,
+        url: &Url,
         delay: Duration,
     ) -> std::pin::Pin<Box<dyn Future<Output = Result<HostSlot, String>> + Send + '_>>;
 }
 
-/// A request not sent: another worker held its host for all of [`MAX_HOST_WAIT`].
+/// A request not sent for what other workers sharing the store did to its host.
 #[derive(Debug)]
-pub struct HostHeld {
-    pub worker: String,
+pub enum NotSent {
+    /// Another worker held the host for all of [`MAX_HOST_WAIT`].
+    HostHeld { worker: String },
+    /// A `Retry-After` another worker stored holds the host (or the address) back for
+    /// longer than [`MAX_HOST_WAIT`]; this worker holds it back too from now on.
+    HeldBack { until: DateTime<Utc> },
 }
 
 /// Shared request gates of one fetcher.
@@ -141,7 +149,7 @@ impl Politeness {
         &self,
         url: &Url,
         crawl_delay: Option<Duration>,
-    ) -> Result<Permit, HostHeld> {
+    ) -> Result<Permit, NotSent> {
         let key = host_key(url);
         let gate = self.gate(&key);
         let host = Arc::clone(&gate.slots)
@@ -157,7 +165,14 @@ impl Politeness {
                 tokio::time::sleep_until(gate.next_start()).await;
             }
             if let Some(shared) = self.shared.get().filter(|s| !s.holds(&key)) {
-                wait_for_slot(shared.as_ref(), &key, delay).await?;
+                let waited = wait_for_slot(shared.as_ref(), &key, url, delay).await;
+                if let Err(NotSent::HeldBack { until }) = &waited {
+                    self.restore(vec![HeldBack {
+                        key: key.clone(),
+                        until: *until,
+                    }]);
+                }
+                waited?;
             }
             *gate
                 .next_start
@@ -255,30 +270,40 @@ impl Politeness {
     }
 }
 
-/// Waits for the store's next slot of `host`, asking again while another worker holds
-/// it, for at most [`MAX_HOST_WAIT`]. A store that cannot be asked leaves the request
-/// to this worker's own spacing: bantin does not stop crawling while its database is
-/// briefly away.
+/// Waits for the store's next slot of `host` for `url`, asking again while another
+/// worker holds the host or a stored `Retry-After` holds it back, for at most
+/// [`MAX_HOST_WAIT`]. A store that cannot be asked leaves the request to this worker's
+/// own spacing: bantin does not stop crawling while its database is briefly away.
 async fn wait_for_slot(
     shared: &dyn SharedHosts,
     host: &str,
+    url: &Url,
     delay: Duration,
-) -> Result<(), HostHeld> {
+) -> Result<(), NotSent> {
     let asked = Instant::now();
     loop {
-        match shared.take_slot(host, delay).await {
+        match shared.take_slot(host, url, delay).await {
             Ok(HostSlot::At(at)) => {
                 if let Ok(wait) = (at - Utc::now()).to_std() {
                     tokio::time::sleep(wait).await;
                 }
                 return Ok(());
             }
-            Ok(HostSlot::Held { worker, until }) => {
+            Ok(HostSlot::Held { worker, until, .. }) => {
                 if asked.elapsed() >= MAX_HOST_WAIT {
-                    return Err(HostHeld { worker });
+                    return Err(NotSent::HostHeld { worker });
                 }
                 let left = (until - Utc::now()).to_std().unwrap_or_default();
                 tokio::time::sleep(left.clamp(Duration::from_millis(50), HOST_POLL)).await;
+            }
+            Ok(HostSlot::HeldBack { until }) => {
+                let left = (until - Utc::now()).to_std().unwrap_or_default();
+                if asked.elapsed() + left > MAX_HOST_WAIT {
+                    return Err(NotSent::HeldBack { until });
+                }
+                // Asked again then: its slot comes after the hold-back, among the
+                // other workers' slots.
+                tokio::time::sleep(left).await;
             }
             Err(error) => {
                 tracing::warn!(host, %error, "cannot take the host's slot in the store; spacing requests here only");

@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use bantin::model::{
     CategoryId, Claim, ClaimRequest, HeldBack, HostSlot, HostTurn, Outcome, RawPage, ReadFailure,
-    SourceId, SourceRun, SourceSchedule, Validators,
+    SlotRequest, SourceId, SourceRun, SourceSchedule, Validators,
 };
 use bantin::store::{Published, PublishedDocument, SqliteStore, Store};
 use chrono::Utc;
@@ -932,6 +932,19 @@ fn claim(
         lease: LEASE,
         now,
         process: None,
+        dead_processes: Vec::new(),
+    }
+}
+
+/// A slot request by `worker` for a page on host `cdn:80`, at `now`.
+fn slot(worker: &str, delay: Duration, now: chrono::DateTime<Utc>) -> SlotRequest {
+    SlotRequest {
+        host: "cdn:80".into(),
+        url: "http://cdn/page".into(),
+        worker: worker.into(),
+        delay,
+        now,
+        dead_processes: Vec::new(),
     }
 }
 
@@ -1097,7 +1110,7 @@ fn host_slots_taken_at_once_are_one_delay_apart_and_wait_for_a_holder(backend: B
                 s.spawn(move || {
                     store.ping().unwrap();
                     start.wait();
-                    store.take_host_slot("cdn:80", &format!("w{n}"), delay, now)
+                    store.take_host_slot(&slot(&format!("w{n}"), delay, now))
                 })
             })
             .collect();
@@ -1118,7 +1131,7 @@ fn host_slots_taken_at_once_are_one_delay_apart_and_wait_for_a_holder(backend: B
         ..claim("a", "w1", now, now)
     };
     granted(store.claim_source(&claim).unwrap());
-    let answer = store.take_host_slot("cdn:80", "w2", delay, now).unwrap();
+    let answer = store.take_host_slot(&slot("w2", delay, now)).unwrap();
     assert!(
         matches!(&answer, HostSlot::Held { worker, .. } if worker == "w1"),
         "{answer:?}"

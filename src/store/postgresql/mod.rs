@@ -39,7 +39,7 @@ use super::{
 use crate::dedup::{Bands, canonicalize};
 use crate::model::{
     Article, ArticlePlan, Candidate, CategoryId, Claim, ClaimRequest, DeadLink, HeldBack, HostSlot,
-    HostTurn, Item, ItemId, Lease, Outcome, PageFetch, RawPage, SourceId, SourceRun,
+    HostTurn, Item, ItemId, Lease, Outcome, PageFetch, RawPage, SlotRequest, SourceId, SourceRun,
     SourceSchedule, SourceState, Validators,
 };
 
@@ -575,13 +575,7 @@ impl Store for PostgresStore {
         self.write(|tx| lease_state::expire(tx, worker, process))
     }
 
-    fn take_host_slot(
-        &self,
-        host: &str,
-        worker: &str,
-        delay: std::time::Duration,
-        now: DateTime<Utc>,
-    ) -> Result<HostSlot, StoreError> {
-        self.write(|tx| lease_state::host_slot(tx, host, worker, delay, now))
+    fn take_host_slot(&self, request: &SlotRequest) -> Result<HostSlot, StoreError> {
+        self.write(|tx| lease_state::host_slot(tx, request))
     }
 }

@@ -543,6 +543,11 @@ pub struct SlotRequest {
     pub worker: String,
     /// How long the host's next request, by any worker, waits after this one.
     pub delay: std::time::Duration,
+    /// How many requests may be in flight on the host at once, across workers.
+    pub concurrency: usize,
+    /// How long after its slot's time a request counts as in flight at most, when its
+    /// worker does not say it ended (it died).
+    pub hold: std::time::Duration,
     pub now: DateTime<Utc>,
     /// Processes of this machine the asker found dead (see
     /// [`ClaimRequest::dead_processes`]).
@@ -553,8 +558,15 @@ pub struct SlotRequest {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum HostSlot {
     /// The request may start at this time; the host's next request, by any worker, not
-    /// before one delay after it.
-    At(DateTime<Utc>),
+    /// before one delay after it. It counts as in flight until its worker ends
+    /// `ticket` ([`crate::store::Store::end_host_request`]).
+    At { at: DateTime<Utc>, ticket: i64 },
+    /// As many requests as the host's concurrency allows are in flight (the earliest,
+    /// by `worker`, counts until `until` unless it ends sooner).
+    Full {
+        worker: String,
+        until: DateTime<Utc>,
+    },
     /// Another worker holds the host (it runs a source of it) until `until`, unless it
     /// renews, as `process` when that is known.
     Held {

@@ -24,7 +24,7 @@ use tracing::{debug, info, warn};
 
 use crate::config::Source;
 use crate::fetch::Fetcher;
-use crate::fetch::politeness::{SharedHosts, host_key};
+use crate::fetch::politeness::{SharedHosts, SlotAsk, host_key};
 use crate::model::{Claim, ClaimRequest, HostSlot, HostTurn, SlotRequest, SourceId};
 use crate::store::Store;
 
@@ -464,21 +464,18 @@ impl SharedHosts for HostsOf {
 
     fn take_slot(
         &self,
-        host: &str,
-        url: &url::Url,
-        delay: Duration,
+        ask: SlotAsk,
     ) -> std::pin::Pin<Box<dyn Future<Output = Result<HostSlot, String>> + Send + '_>> {
-        let (host, url) = (host.to_owned(), url.to_string());
         Box::pin(async move {
-            let Some(claims) = self.0.upgrade() else {
-                return Ok(HostSlot::At(Utc::now()));
-            };
+            let claims = self.0.upgrade().ok_or("the worker has stopped")?;
             loop {
                 let request = SlotRequest {
-                    host: host.clone(),
-                    url: url.clone(),
+                    host: ask.host.clone(),
+                    url: ask.url.to_string(),
                     worker: claims.worker.id.clone(),
-                    delay,
+                    delay: ask.delay,
+                    concurrency: ask.concurrency,
+                    hold: ask.hold,
                     now: Utc::now(),
                     dead_processes: claims.dead_processes(),
                 };
@@ -492,5 +489,21 @@ impl SharedHosts for HostsOf {
                 }
             }
         })
+    }
+
+    fn end_slot(&self, ticket: i64) {
+        let Some(claims) = self.0.upgrade() else {
+            return;
+        };
+        // Not awaited: the request is over, and whoever asks next reads the end.
+        let Ok(runtime) = tokio::runtime::Handle::try_current() else {
+            return;
+        };
+        runtime.spawn(async move {
+            let ended = in_store(&claims.store, move |store| store.end_host_request(ticket)).await;
+            if let Err(error) = ended {
+                warn!(%error, "cannot end a host request in the store; it counts until its hold runs out");
+            }
+        });
     }
 }

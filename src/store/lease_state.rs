@@ -8,7 +8,7 @@ use rusqlite::{OptionalExtension, Transaction, params};
 
 use super::StoreError;
 use super::encoding::{from_millis, sql, to_millis};
-use super::leases::{self, Holder, HostRow, SourceRow};
+use super::leases::{self, Holder, HostRow, InFlight, SlotDecision, SourceRow};
 use super::schedule_state;
 use crate::model::{Claim, ClaimRequest, HostSlot, HostTurn, Lease, SlotRequest, SourceId};
 
@@ -82,16 +82,63 @@ pub(crate) fn host_slot(
     let row = host_row(tx, &request.host)?;
     let keys = [request.host.as_str(), request.url.as_str()];
     let held_back = schedule_state::held_back_until(tx, &keys, request.now)?;
-    let (slot, next) = leases::host_slot(&row, held_back, request);
-    if let Some(next) = next {
-        tx.execute(
-            "INSERT INTO host_leases (host, next_request_at) VALUES (?1, ?2)
-             ON CONFLICT (host) DO UPDATE SET next_request_at = excluded.next_request_at",
-            params![request.host, to_millis(next)],
+    let in_flight = in_flight(tx, &request.host, request.now)?;
+    let (at, next_request_at, ends_at) =
+        match leases::host_slot(&row, held_back, &in_flight, request) {
+            SlotDecision::Refused(answer) => return Ok(answer),
+            SlotDecision::Taken {
+                at,
+                next_request_at,
+                ends_at,
+            } => (at, next_request_at, ends_at),
+        };
+    tx.execute(
+        "INSERT INTO host_leases (host, next_request_at) VALUES (?1, ?2)
+         ON CONFLICT (host) DO UPDATE SET next_request_at = excluded.next_request_at",
+        params![request.host, to_millis(next_request_at)],
+    )
+    .map_err(sql("take host slot"))?;
+    let ticket = tx
+        .query_row(
+            "INSERT INTO host_requests (host, worker, ends_at) VALUES (?1, ?2, ?3)
+             RETURNING id",
+            params![request.host, request.worker, to_millis(ends_at)],
+            |r| r.get(0),
         )
         .map_err(sql("take host slot"))?;
-    }
-    Ok(slot)
+    Ok(HostSlot::At { at, ticket })
+}
+
+/// The requests in flight on `host` at `now`, after forgetting those past their end.
+fn in_flight(
+    tx: &Transaction<'_>,
+    host: &str,
+    now: DateTime<Utc>,
+) -> Result<Vec<InFlight>, StoreError> {
+    tx.execute(
+        "DELETE FROM host_requests WHERE host = ?1 AND ends_at <= ?2",
+        params![host, to_millis(now)],
+    )
+    .map_err(sql("forget ended host requests"))?;
+    let mut stmt = tx
+        .prepare("SELECT worker, ends_at FROM host_requests WHERE host = ?1")
+        .map_err(sql("read host requests"))?;
+    stmt.query_map([host], |r| {
+        Ok(InFlight {
+            worker: r.get(0)?,
+            ends_at: from_millis(r.get(1)?),
+        })
+    })
+    .map_err(sql("read host requests"))?
+    .collect::<Result<_, _>>()
+    .map_err(sql("read host requests"))
+}
+
+/// The request of a slot's `ticket` ended.
+pub(crate) fn end_host_request(tx: &Transaction<'_>, ticket: i64) -> Result<(), StoreError> {
+    tx.execute("DELETE FROM host_requests WHERE id = ?1", [ticket])
+        .map_err(sql("end host request"))?;
+    Ok(())
 }
 
 /// Ends every lease `worker` holds as `process`, as if it had run out: its process

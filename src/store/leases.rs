@@ -110,18 +110,42 @@ pub(crate) fn decide(claim: &ClaimRequest, source: &SourceRow, hosts: &[HostRow]
     }
 }
 
+/// A request in flight on a host, taken through a slot.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct InFlight {
+    pub worker: String,
+    /// When it stops counting, ended or not.
+    pub ends_at: DateTime<Utc>,
+}
+
+/// What a slot request got, and what the caller writes for it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum SlotDecision {
+    /// No slot now: the answer as it is, nothing written.
+    Refused(HostSlot),
+    /// A slot at `at`: the caller stores `next_request_at` as the host's next free time
+    /// and a request in flight until `ends_at`, whose id is the slot's ticket.
+    Taken {
+        at: DateTime<Utc>,
+        next_request_at: DateTime<Utc>,
+        ends_at: DateTime<Utc>,
+    },
+}
+
 /// Decides a request to `row`'s host by a worker that holds no lease on it, on the row
-/// read (and locked) in the request's transaction and the latest `Retry-After` stored
-/// for the host or the address (`held_back`): while another worker holds the host it
-/// is that worker's alone, and while a `Retry-After` holds it back nobody gets a slot;
-/// otherwise the request gets the host's next free time, and the caller stores the
-/// next free time returned with it (one delay later), so that each worker asking gets
-/// a slot of its own.
+/// read (and locked) in the request's transaction, the latest `Retry-After` stored for
+/// the host or the address (`held_back`) and the requests in flight on the host: while
+/// another worker holds the host it is that worker's alone, while a `Retry-After` holds
+/// it back nobody gets a slot, and while as many requests as the concurrency allows are
+/// in flight the next waits for one to end. Otherwise the request gets the host's next
+/// free time, one delay before the next, so that each worker asking gets a slot of its
+/// own.
 pub(crate) fn host_slot(
     row: &HostRow,
     held_back: Option<DateTime<Utc>>,
+    in_flight: &[InFlight],
     request: &SlotRequest,
-) -> (HostSlot, Option<DateTime<Utc>>) {
+) -> SlotDecision {
     let asker = Asker {
         worker: &request.worker,
         now: request.now,
@@ -129,22 +153,35 @@ pub(crate) fn host_slot(
     };
     if let Some((worker, until)) = row.holder.held_by_other(&asker) {
         let (worker, process) = (worker.to_owned(), row.holder.process.clone());
-        return (
-            HostSlot::Held {
-                worker,
-                until,
-                process,
-            },
-            None,
-        );
+        return SlotDecision::Refused(HostSlot::Held {
+            worker,
+            until,
+            process,
+        });
     }
     if let Some(until) = held_back.filter(|until| *until > request.now) {
-        return (HostSlot::HeldBack { until }, None);
+        return SlotDecision::Refused(HostSlot::HeldBack { until });
+    }
+    let counting: Vec<&InFlight> = in_flight
+        .iter()
+        .filter(|r| r.ends_at > request.now)
+        .collect();
+    if counting.len() >= request.concurrency.max(1)
+        && let Some(first) = counting.iter().min_by_key(|r| r.ends_at)
+    {
+        return SlotDecision::Refused(HostSlot::Full {
+            worker: first.worker.clone(),
+            until: first.ends_at,
+        });
     }
     let at = row
         .next_request_at
         .map_or(request.now, |next| next.max(request.now));
-    (HostSlot::At(at), Some(expiry(at, request.delay)))
+    SlotDecision::Taken {
+        at,
+        next_request_at: expiry(at, request.delay),
+        ends_at: expiry(at, request.hold),
+    }
 }
 
 /// When a lease taken at `now` runs out.
@@ -297,6 +334,8 @@ mod tests {
             url: "http://a/x".into(),
             worker: worker.into(),
             delay: std::time::Duration::from_secs(2),
+            concurrency: 1,
+            hold: std::time::Duration::from_secs(10),
             now: at(now),
             dead_processes: Vec::new(),
         }
@@ -306,47 +345,98 @@ mod tests {
     fn a_host_slot_follows_the_last_one_and_waits_for_a_holder() {
         let row = host(Holder::default());
         assert_eq!(
-            host_slot(&row, None, &slot("w1", 0)),
-            (HostSlot::At(at(5)), Some(at(7))),
+            host_slot(&row, None, &[], &slot("w1", 0)),
+            taken(5),
             "after the last request's delay"
         );
         assert_eq!(
-            host_slot(&row, None, &slot("w1", 9)),
-            (HostSlot::At(at(9)), Some(at(11))),
+            host_slot(&row, None, &[], &slot("w1", 9)),
+            taken(9),
             "now, when the host has been quiet"
         );
-        let (busy, _) = host_slot(&host(held("w2", 40)), None, &slot("w1", 10));
+        let busy = host_slot(&host(held("w2", 40)), None, &[], &slot("w1", 10));
         assert_eq!(
             busy,
-            HostSlot::Held {
+            SlotDecision::Refused(HostSlot::Held {
                 worker: "w2".into(),
                 until: at(40),
                 process: Some("w2-process".into()),
-            }
+            })
         );
-        let (own, _) = host_slot(&host(held("w1", 40)), None, &slot("w1", 10));
-        assert_eq!(own, HostSlot::At(at(10)));
+        let own = host_slot(&host(held("w1", 40)), None, &[], &slot("w1", 10));
+        assert_eq!(own, taken(10));
         let knowing = SlotRequest {
             dead_processes: vec!["w2-process".into()],
             ..slot("w1", 10)
         };
-        let (taken, _) = host_slot(&host(held("w2", 40)), None, &knowing);
-        assert_eq!(taken, HostSlot::At(at(10)), "its holder died");
+        let after_death = host_slot(&host(held("w2", 40)), None, &[], &knowing);
+        assert_eq!(after_death, taken(10), "its holder died");
     }
 
     #[test]
     fn no_host_slot_is_given_before_a_stored_retry_after() {
         let row = host(Holder::default());
         assert_eq!(
-            host_slot(&row, Some(at(30)), &slot("w1", 10)),
-            (HostSlot::HeldBack { until: at(30) }, None)
+            host_slot(&row, Some(at(30)), &[], &slot("w1", 10)),
+            SlotDecision::Refused(HostSlot::HeldBack { until: at(30) })
         );
         assert_eq!(
-            host_slot(&row, Some(at(30)), &slot("w1", 31)),
-            (HostSlot::At(at(31)), Some(at(33))),
+            host_slot(&row, Some(at(30)), &[], &slot("w1", 31)),
+            taken(31),
             "once it has passed"
         );
-        let (busy, _) = host_slot(&host(held("w2", 40)), Some(at(30)), &slot("w1", 10));
-        assert!(matches!(busy, HostSlot::Held { .. }), "a holder first");
+        let busy = host_slot(&host(held("w2", 40)), Some(at(30)), &[], &slot("w1", 10));
+        assert!(
+            matches!(busy, SlotDecision::Refused(HostSlot::Held { .. })),
+            "a holder first"
+        );
+    }
+
+    #[test]
+    fn no_host_slot_is_given_while_the_concurrency_is_in_flight() {
+        let row = host(Holder::default());
+        let in_flight = |worker: &str, ends: i64| InFlight {
+            worker: worker.into(),
+            ends_at: at(ends),
+        };
+        let two = [in_flight("w3", 25), in_flight("w2", 20)];
+        assert_eq!(
+            host_slot(&row, None, &two[..1], &slot("w1", 10)),
+            SlotDecision::Refused(HostSlot::Full {
+                worker: "w3".into(),
+                until: at(25)
+            })
+        );
+        let two_at_once = SlotRequest {
+            concurrency: 2,
+            ..slot("w1", 10)
+        };
+        assert_eq!(
+            host_slot(&row, None, &two[..1], &two_at_once),
+            taken(10),
+            "room for one more"
+        );
+        assert_eq!(
+            host_slot(&row, None, &two, &two_at_once),
+            SlotDecision::Refused(HostSlot::Full {
+                worker: "w2".into(),
+                until: at(20)
+            }),
+            "the one that ends first"
+        );
+        assert_eq!(
+            host_slot(&row, None, &two, &slot("w1", 26)),
+            taken(26),
+            "requests past their end count no more (their workers died)"
+        );
+    }
+
+    /// A slot at `secs`, the next one delay (2 s) later, in flight for its hold (10 s).
+    fn taken(secs: i64) -> SlotDecision {
+        SlotDecision::Taken {
+            at: at(secs),
+            next_request_at: at(secs + 2),
+            ends_at: at(secs + 10),
+        }
     }
 }

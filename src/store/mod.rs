@@ -368,8 +368,12 @@ pub trait Store: Send + Sync {
     /// runs holds: the host's next free time (the next request to it, by any worker,
     /// waits `request.delay` after it); or the worker that holds the host now; or the
     /// end of a `Retry-After` stored for the host or the address, before which no
-    /// worker gets a slot.
+    /// worker gets a slot; or, when as many requests as `request.concurrency` are in
+    /// flight on the host, the earliest one's end. A slot's request counts as in flight
+    /// until [`Store::end_host_request`], or its time plus `request.hold`.
     fn take_host_slot(&self, request: &SlotRequest) -> Result<HostSlot, StoreError>;
+    /// The request a host slot was given for (its `ticket`) ended.
+    fn end_host_request(&self, ticket: i64) -> Result<(), StoreError>;
 }
 
 /// Opens the store `database` names: the SQLite file, or the PostgreSQL database (its

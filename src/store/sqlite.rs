@@ -38,6 +38,7 @@ const MIGRATIONS: &[Migration] = &[
     migration(6, include_str!("migrations/0006_leases.sql")),
     migration(7, include_str!("migrations/0007_published_documents.sql")),
     migration(9, include_str!("migrations/0009_lease_process.sql")),
+    migration(10, include_str!("migrations/0010_host_requests.sql")),
 ];
 
 const fn migration(number: u32, sql: &'static str) -> Migration {
@@ -506,5 +507,9 @@ impl Store for SqliteStore {
 
     fn take_host_slot(&self, request: &SlotRequest) -> Result<HostSlot, StoreError> {
         self.write(|tx| lease_state::host_slot(tx, request))
+    }
+
+    fn end_host_request(&self, ticket: i64) -> Result<(), StoreError> {
+        self.write(|tx| lease_state::end_host_request(tx, ticket))
     }
 }

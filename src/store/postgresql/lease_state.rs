@@ -11,7 +11,7 @@ use super::{pg, schedule_state};
 use crate::model::{Claim, ClaimRequest, HostSlot, HostTurn, Lease, SlotRequest, SourceId};
 use crate::store::StoreError;
 use crate::store::encoding::{from_millis, to_millis};
-use crate::store::leases::{self, Holder, HostRow, SourceRow};
+use crate::store::leases::{self, Holder, HostRow, InFlight, SlotDecision, SourceRow};
 
 fn holder(row: &postgres::Row) -> Holder {
     Holder {
@@ -96,15 +96,63 @@ pub(super) fn host_slot(
     };
     let keys = [host, request.url.as_str()];
     let held_back = schedule_state::held_back_until(tx, &keys, request.now)?;
-    let (slot, next) = leases::host_slot(&row, held_back, request);
-    if let Some(next) = next {
-        tx.execute(
-            "UPDATE host_leases SET next_request_at = $2 WHERE host = $1",
-            &[&host, &to_millis(next)],
+    let in_flight = in_flight(tx, host, request.now)?;
+    let (at, next_request_at, ends_at) =
+        match leases::host_slot(&row, held_back, &in_flight, request) {
+            SlotDecision::Refused(answer) => return Ok(answer),
+            SlotDecision::Taken {
+                at,
+                next_request_at,
+                ends_at,
+            } => (at, next_request_at, ends_at),
+        };
+    tx.execute(
+        "UPDATE host_leases SET next_request_at = $2 WHERE host = $1",
+        &[&host, &to_millis(next_request_at)],
+    )
+    .map_err(pg("take host slot"))?;
+    let ticket = tx
+        .query_one(
+            "INSERT INTO host_requests (host, worker, ends_at) VALUES ($1, $2, $3)
+             RETURNING id",
+            &[&host, &request.worker, &to_millis(ends_at)],
         )
-        .map_err(pg("take host slot"))?;
-    }
-    Ok(slot)
+        .map_err(pg("take host slot"))?
+        .get(0);
+    Ok(HostSlot::At { at, ticket })
+}
+
+/// The requests in flight on `host` at `now`, after forgetting those past their end;
+/// the caller holds the host's row locked.
+fn in_flight(
+    tx: &mut Transaction<'_>,
+    host: &str,
+    now: DateTime<Utc>,
+) -> Result<Vec<InFlight>, StoreError> {
+    tx.execute(
+        "DELETE FROM host_requests WHERE host = $1 AND ends_at <= $2",
+        &[&host, &to_millis(now)],
+    )
+    .map_err(pg("forget ended host requests"))?;
+    Ok(tx
+        .query(
+            "SELECT worker, ends_at FROM host_requests WHERE host = $1",
+            &[&host],
+        )
+        .map_err(pg("read host requests"))?
+        .iter()
+        .map(|r| InFlight {
+            worker: r.get(0),
+            ends_at: from_millis(r.get(1)),
+        })
+        .collect())
+}
+
+/// The request of a slot's `ticket` ended.
+pub(super) fn end_host_request(tx: &mut Transaction<'_>, ticket: i64) -> Result<(), StoreError> {
+    tx.execute("DELETE FROM host_requests WHERE id = $1", &[&ticket])
+        .map_err(pg("end host request"))?;
+    Ok(())
 }
 
 /// Ends every lease `worker` holds as `process`, as if it had run out: its process

@@ -64,6 +64,10 @@ const MIGRATIONS: &[Migration] = &[
         number: 9,
         sql: include_str!("migrations/0009_lease_process.sql"),
     },
+    Migration {
+        number: 10,
+        sql: include_str!("migrations/0010_host_requests.sql"),
+    },
 ];
 /// The advisory lock key held while migrating or rebuilding an index, so workers that
 /// start together apply each migration once ("bantin" in ASCII).
@@ -577,5 +581,9 @@ impl Store for PostgresStore {
 
     fn take_host_slot(&self, request: &SlotRequest) -> Result<HostSlot, StoreError> {
         self.write(|tx| lease_state::host_slot(tx, request))
+    }
+
+    fn end_host_request(&self, ticket: i64) -> Result<(), StoreError> {
+        self.write(|tx| lease_state::end_host_request(tx, ticket))
     }
 }

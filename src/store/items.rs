@@ -1,419 +1,226 @@
-//! Items in SQLite: recording an article through dedup (canonical key, content hash,
-//! SimHash bands), the full-text index, reading items for feeds and searches,
-//! categories, raw pages and retention.
+//! Items in SQLite's SQL: the [`ItemSql`] and [`RetentionSql`] impls that `recording`
+//! and `retention` decide over (items, their links, SimHash bands and categories, raw
+//! pages), the full-text index, and reading items and raw pages.
 
-use std::collections::HashSet;
-
-use chrono::{DateTime, Duration, Utc};
+use chrono::{DateTime, Utc};
 use rusqlite::{OptionalExtension, Transaction, params};
 use url::Url;
-use xxhash_rust::xxh3::xxh3_64;
 
 use super::StoreError;
-use super::article_state;
 use super::encoding::{
     compress, decode_article, decompress, encode_article, from_millis, sort_time, sql, to_millis,
 };
+use super::recording::{DedupSettings, ItemSql, LinkedItem, Recording, StoredItem};
+use super::retention::RetentionSql;
 use crate::dedup::{self, Bands};
-use crate::model::{
-    ALL_CATEGORY, Article, CategoryId, Item, ItemId, Outcome, PageFetch, RawPage, SourceId,
-};
+use crate::model::{ALL_CATEGORY, Article, CategoryId, Item, ItemId, RawPage, SourceId};
 use crate::text::search_terms;
 
-/// A stable item id: the source that first found the story and a hash of its canonical
-/// URL. It never changes when the article is updated.
-pub fn item_id(source: &SourceId, key: &Url) -> ItemId {
-    ItemId(format!(
-        "{source}-{:016x}",
-        xxh3_64(key.as_str().as_bytes())
-    ))
-}
-
-/// What dedup compares with: the band index layout and the largest SimHash distance
-/// between two texts of one story.
-#[derive(Debug, Clone, Copy)]
-pub(crate) struct DedupSettings {
-    /// The layout of the SimHash band index.
-    pub bands: Bands,
-    /// The most bits two SimHashes of one story differ in.
-    pub distance: u32,
-}
-
-/// One article being recorded, with what dedup computed about it.
-struct Recording<'a> {
-    article: &'a Article,
-    source: &'a SourceId,
-    categories: &'a [CategoryId],
-    hash: String,
-    simhash: Option<u64>,
-    now: i64,
-}
-
-/// What recording an article does, decided before anything is written.
-enum Decision {
-    /// No stored story: a new item under `key`.
-    New { key: Url },
-    /// The item at the article's own address, same content.
-    Unchanged {
-        rowid: i64,
-        id: ItemId,
-        reason: &'static str,
-    },
-    /// The item at the article's own address, changed content: updated in place.
-    Updated { rowid: i64, id: ItemId },
-    /// The same story as `of` at another address `key`: a known link whose copy changed,
-    /// or a near duplicate (`new_link`).
-    Duplicate {
-        rowid: i64,
-        of: ItemId,
-        key: Url,
-        new_link: bool,
-        reason: String,
-    },
-    /// A page at another address whose canonical link names `of` and whose text is
-    /// `of`'s: its address becomes another link of `of`, never fetched again.
-    Alias {
-        rowid: i64,
-        of: ItemId,
-        reason: String,
-    },
-}
-
-/// Records an article through dedup: new, unchanged, updated, duplicate or alias.
-/// With `fetch`, the article is a page fetched from `fetch.asked`: its fetch state is
-/// saved with it, and a canonical link naming another stored item merges only when the
-/// texts are near duplicates (a page must not overwrite another article).
-pub(crate) fn record(
-    tx: &Transaction<'_>,
-    dedup: DedupSettings,
-    article: &Article,
-    source: &SourceId,
-    categories: &[CategoryId],
-    raw: Option<&RawPage>,
-    fetch: Option<&PageFetch>,
-) -> Result<Outcome, StoreError> {
-    if let Some(raw) = raw {
-        save_raw_page(tx, raw)?;
+impl ItemSql for Transaction<'_> {
+    fn begin_recording(&mut self, _key: &Url) -> Result<(), StoreError> {
+        // Every write runs in an immediate transaction: SQLite serializes the writers,
+        // and the connection's WAL settings already say how a commit waits for the disk.
+        Ok(())
     }
-    let r = Recording {
-        article,
-        source,
-        categories,
-        hash: dedup::content_hash(article),
-        simhash: body_simhash(article),
-        now: to_millis(Utc::now()),
-    };
-    let key = dedup::dedup_key(article);
-    let (outcome, rowid, alias) = match decide(tx, dedup, &r, key, fetch)? {
-        Decision::New { key } => {
-            let (outcome, rowid) = record_new(tx, dedup, &r, &key)?;
-            (outcome, rowid, false)
-        }
-        Decision::Unchanged { rowid, id, reason } => {
-            (record_unchanged(tx, &r, rowid, id, reason)?, rowid, false)
-        }
-        Decision::Updated { rowid, id } => {
-            (record_updated(tx, dedup, &r, rowid, id)?, rowid, false)
-        }
-        Decision::Duplicate {
-            rowid,
-            of,
-            key,
-            new_link,
-            reason,
-        } => {
-            let outcome = record_duplicate(tx, &r, rowid, of, &key, new_link, reason)?;
-            (outcome, rowid, true)
-        }
-        Decision::Alias { rowid, of, reason } => {
-            (record_alias(tx, &r, rowid, of, reason)?, rowid, true)
-        }
-    };
-    if let Some(fetch) = fetch {
-        let published = article.published.map(|p| p.with_timezone(&Utc));
-        article_state::save_page(tx, fetch, source, rowid, alias, published)?;
-    }
-    Ok(outcome)
-}
 
-/// Finds what the article is to the store. The item at `key` (the article's canonical
-/// address) is its own when no fetch is given, or when the page was fetched from one of
-/// that item's own addresses; otherwise the canonical link names another article.
-fn decide(
-    tx: &Transaction<'_>,
-    dedup: DedupSettings,
-    r: &Recording<'_>,
-    key: Url,
-    fetch: Option<&PageFetch>,
-) -> Result<Decision, StoreError> {
-    if let Some(StoredItem {
-        rowid,
-        id,
-        content_hash: stored_hash,
-        simhash: stored_simhash,
-    }) = item_at_key(tx, &key)?
-    {
-        let own = match fetch {
-            None => true,
-            Some(f) => is_own_address(tx, &f.asked, &r.article.url, &key, rowid)?,
-        };
-        if own && stored_hash == r.hash {
-            let reason = "same canonical url, same content hash";
-            return Ok(Decision::Unchanged { rowid, id, reason });
-        }
-        if own {
-            return Ok(Decision::Updated { rowid, id });
-        }
-        let near = match (r.simhash, stored_simhash) {
-            (Some(a), Some(b)) => dedup::hamming(a, b) <= dedup.distance,
-            _ => false,
-        };
-        if stored_hash == r.hash || near {
-            let reason = format!("its canonical link names {id} and the texts match");
-            return Ok(Decision::Alias {
+    fn save_raw_page(&mut self, raw: &RawPage) -> Result<(), StoreError> {
+        self.execute(
+            "INSERT INTO raw_pages (url, source, fetched_at, html) VALUES (?1, ?2, ?3, ?4)
+             ON CONFLICT (url) DO UPDATE SET source = excluded.source,
+                 fetched_at = excluded.fetched_at, html = excluded.html",
+            params![
+                raw.url.as_str(),
+                raw.source.as_str(),
+                to_millis(raw.fetched_at),
+                compress(raw.html.as_bytes())
+            ],
+        )
+        .map_err(sql("save raw page"))?;
+        Ok(())
+    }
+
+    fn item_at_key(&mut self, key: &Url) -> Result<Option<StoredItem>, StoreError> {
+        self.query_row(
+            "SELECT rowid, id, content_hash, simhash FROM items WHERE key = ?1",
+            [key.as_str()],
+            |r| {
+                Ok(StoredItem {
+                    rowid: r.get(0)?,
+                    id: ItemId(r.get(1)?),
+                    content_hash: r.get(2)?,
+                    simhash: r.get::<_, Option<i64>>(3)?.map(|h| h as u64),
+                })
+            },
+        )
+        .optional()
+        .map_err(sql("look up item by key"))
+    }
+
+    fn item_linked_at(&mut self, key: &Url) -> Result<Option<LinkedItem>, StoreError> {
+        self.query_row(
+            "SELECT l.item, i.id, l.content_hash FROM item_links l
+             JOIN items i ON i.rowid = l.item WHERE l.key = ?1",
+            [key.as_str()],
+            |r| {
+                Ok(LinkedItem {
+                    rowid: r.get(0)?,
+                    id: ItemId(r.get(1)?),
+                    link_hash: r.get(2)?,
+                })
+            },
+        )
+        .optional()
+        .map_err(sql("look up item link"))
+    }
+
+    fn is_page_of(&mut self, key: &Url, rowid: i64) -> Result<bool, StoreError> {
+        self.query_row(
+            "SELECT EXISTS (SELECT 1 FROM article_state WHERE key = ?1 AND item = ?2 AND alias = 0)",
+            params![key.as_str(), rowid],
+            |r| r.get(0),
+        )
+        .map_err(sql("look up article state"))
+    }
+
+    fn near_duplicate(
+        &mut self,
+        dedup: DedupSettings,
+        hash: u64,
+    ) -> Result<Option<(i64, ItemId, u32)>, StoreError> {
+        near_duplicate(self, dedup.bands, dedup.distance, hash)
+    }
+
+    fn insert_item(
+        &mut self,
+        r: &Recording<'_>,
+        id: &ItemId,
+        key: &Url,
+    ) -> Result<i64, StoreError> {
+        let article = r.article;
+        self.execute(
+            "INSERT INTO items (id, key, source, url, title, sort_time, first_seen, updated_at,
+                 content_hash, simhash, article)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?7, ?8, ?9, ?10)",
+            params![
+                id.as_str(),
+                key.as_str(),
+                r.source.as_str(),
+                article.url.as_str(),
+                article.title,
+                sort_time(article, r.now),
+                r.now,
+                r.hash,
+                r.simhash.map(|h| h as i64),
+                encode_article(article)?,
+            ],
+        )
+        .map_err(sql("insert item"))?;
+        let rowid = self.last_insert_rowid();
+        index_for_search(self, rowid, article)?;
+        Ok(rowid)
+    }
+
+    fn update_item(&mut self, r: &Recording<'_>, rowid: i64) -> Result<(), StoreError> {
+        let article = r.article;
+        // An edited page without a date keeps its place in the feeds (its first-seen time)
+        // instead of moving to the top at every edit.
+        self.execute(
+            "UPDATE items SET url = ?2, title = ?3, sort_time = COALESCE(?4, sort_time),
+                 updated_at = ?5, content_hash = ?6, simhash = ?7, article = ?8
+             WHERE rowid = ?1",
+            params![
                 rowid,
-                of: id,
-                reason,
-            });
-        }
-        let own_key = dedup::canonicalize(&r.article.url);
-        // Warned once, when the separate item is made; its re-checks only update it.
-        if item_at_key(tx, &own_key)?.is_none() {
-            tracing::warn!(url = %r.article.url, item_id = %id, canonical = %key,
-                "page names another stored article as canonical but its text differs; stored as a separate item");
-        }
-        return decide(tx, dedup, r, own_key, None);
-    }
-    if let Some((rowid, of, link_hash)) = item_linked_at(tx, &key)? {
-        if link_hash == r.hash {
-            let reason = "known link of the item, same content hash";
-            return Ok(Decision::Unchanged {
-                rowid,
-                id: of,
-                reason,
-            });
-        }
-        let reason = "known link of the item, its copy changed".to_owned();
-        return Ok(Decision::Duplicate {
-            rowid,
-            of,
-            key,
-            new_link: false,
-            reason,
-        });
-    }
-    if let Some(h) = r.simhash
-        && let Some((rowid, of, distance)) = near_duplicate(tx, dedup.bands, dedup.distance, h)?
-    {
-        let reason = format!("near duplicate, SimHash distance {distance}");
-        return Ok(Decision::Duplicate {
-            rowid,
-            of,
-            key,
-            new_link: true,
-            reason,
-        });
-    }
-    Ok(Decision::New { key })
-}
-
-/// An item as dedup compares it.
-struct StoredItem {
-    rowid: i64,
-    id: ItemId,
-    content_hash: String,
-    simhash: Option<u64>,
-}
-
-/// The item stored under `key`.
-fn item_at_key(tx: &Transaction<'_>, key: &Url) -> Result<Option<StoredItem>, StoreError> {
-    tx.query_row(
-        "SELECT rowid, id, content_hash, simhash FROM items WHERE key = ?1",
-        [key.as_str()],
-        |r| {
-            Ok(StoredItem {
-                rowid: r.get(0)?,
-                id: ItemId(r.get(1)?),
-                content_hash: r.get(2)?,
-                simhash: r.get::<_, Option<i64>>(3)?.map(|h| h as u64),
-            })
-        },
-    )
-    .optional()
-    .map_err(sql("look up item by key"))
-}
-
-/// The item that has `key` as one of its links: `(rowid, id, the link's content hash)`.
-fn item_linked_at(
-    tx: &Transaction<'_>,
-    key: &Url,
-) -> Result<Option<(i64, ItemId, String)>, StoreError> {
-    tx.query_row(
-        "SELECT l.item, i.id, l.content_hash FROM item_links l
-         JOIN items i ON i.rowid = l.item WHERE l.key = ?1",
-        [key.as_str()],
-        |r| Ok((r.get(0)?, ItemId(r.get(1)?), r.get(2)?)),
-    )
-    .optional()
-    .map_err(sql("look up item link"))
-}
-
-/// Whether a page asked for at `asked` (answered from `fetched`) is the item at `key`
-/// (row `rowid`) itself: it was asked at or redirected to that address, or `asked` is
-/// already known as that item's page.
-fn is_own_address(
-    tx: &Transaction<'_>,
-    asked: &Url,
-    fetched: &Url,
-    key: &Url,
-    rowid: i64,
-) -> Result<bool, StoreError> {
-    let asked = dedup::canonicalize(asked);
-    if asked == *key || dedup::canonicalize(fetched) == *key {
-        return Ok(true);
-    }
-    tx.query_row(
-        "SELECT EXISTS (SELECT 1 FROM article_state WHERE key = ?1 AND item = ?2 AND alias = 0)",
-        params![asked.as_str(), rowid],
-        |r| r.get(0),
-    )
-    .map_err(sql("look up article state"))
-}
-
-fn record_new(
-    tx: &Transaction<'_>,
-    dedup: DedupSettings,
-    r: &Recording<'_>,
-    key: &Url,
-) -> Result<(Outcome, i64), StoreError> {
-    let (article, source) = (r.article, r.source);
-    let id = item_id(source, key);
-    tx.execute(
-        "INSERT INTO items (id, key, source, url, title, sort_time, first_seen, updated_at,
-             content_hash, simhash, article)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?7, ?8, ?9, ?10)",
-        params![
-            id.as_str(),
-            key.as_str(),
-            source.as_str(),
-            article.url.as_str(),
-            article.title,
-            sort_time(article, r.now),
-            r.now,
-            r.hash,
-            r.simhash.map(|h| h as i64),
-            encode_article(article)?,
-        ],
-    )
-    .map_err(sql("insert item"))?;
-    let rowid = tx.last_insert_rowid();
-    insert_link(tx, key, rowid, r)?;
-    if let Some(h) = r.simhash {
-        insert_bands(tx, dedup.bands, rowid, id.as_str(), h)?;
-    }
-    index_for_search(tx, rowid, article)?;
-    add_categories(tx, rowid, r.categories)?;
-    tracing::debug!(item_id = %id, url = %key, source = %source, reason = "no item at this canonical url and no near duplicate", "new");
-    Ok((Outcome::New(id), rowid))
-}
-
-fn record_unchanged(
-    tx: &Transaction<'_>,
-    r: &Recording<'_>,
-    rowid: i64,
-    id: ItemId,
-    reason: &'static str,
-) -> Result<Outcome, StoreError> {
-    add_categories(tx, rowid, r.categories)?;
-    tracing::debug!(item_id = %id, url = %r.article.url, reason, "unchanged");
-    Ok(Outcome::Unchanged(id))
-}
-
-fn record_updated(
-    tx: &Transaction<'_>,
-    dedup: DedupSettings,
-    r: &Recording<'_>,
-    rowid: i64,
-    id: ItemId,
-) -> Result<Outcome, StoreError> {
-    let article = r.article;
-    // An edited page without a date keeps its place in the feeds (its first-seen time)
-    // instead of moving to the top at every edit.
-    tx.execute(
-        "UPDATE items SET url = ?2, title = ?3, sort_time = COALESCE(?4, sort_time),
-             updated_at = ?5, content_hash = ?6, simhash = ?7, article = ?8
-         WHERE rowid = ?1",
-        params![
-            rowid,
-            article.url.as_str(),
-            article.title,
-            article.published.map(|p| p.timestamp_millis()),
-            r.now,
-            r.hash,
-            r.simhash.map(|h| h as i64),
-            encode_article(article)?,
-        ],
-    )
-    .map_err(sql("update item"))?;
-    tx.execute(
-        "UPDATE item_links SET content_hash = ?2
-         WHERE key = (SELECT key FROM items WHERE rowid = ?1)",
-        params![rowid, r.hash],
-    )
-    .map_err(sql("update item link"))?;
-    tx.execute("DELETE FROM simhash_bands WHERE item = ?1", [rowid])
-        .map_err(sql("clear item bands"))?;
-    if let Some(h) = r.simhash {
-        insert_bands(tx, dedup.bands, rowid, id.as_str(), h)?;
-    }
-    tx.execute("DELETE FROM item_search WHERE rowid = ?1", [rowid])
-        .map_err(sql("remove item from search"))?;
-    index_for_search(tx, rowid, article)?;
-    replace_categories(tx, rowid, r.categories)?;
-    tracing::debug!(item_id = %id, url = %article.url, reason = "same canonical url, content hash changed", "updated");
-    Ok(Outcome::Updated(id))
-}
-
-fn record_duplicate(
-    tx: &Transaction<'_>,
-    r: &Recording<'_>,
-    rowid: i64,
-    of: ItemId,
-    key: &Url,
-    new_link: bool,
-    reason: String,
-) -> Result<Outcome, StoreError> {
-    if new_link {
-        insert_link(tx, key, rowid, r)?;
-    } else {
-        tx.execute(
-            "UPDATE item_links SET content_hash = ?2 WHERE key = ?1",
-            params![key.as_str(), r.hash],
+                article.url.as_str(),
+                article.title,
+                article.published.map(|p| p.timestamp_millis()),
+                r.now,
+                r.hash,
+                r.simhash.map(|h| h as i64),
+                encode_article(article)?,
+            ],
+        )
+        .map_err(sql("update item"))?;
+        self.execute(
+            "UPDATE item_links SET content_hash = ?2
+             WHERE key = (SELECT key FROM items WHERE rowid = ?1)",
+            params![rowid, r.hash],
         )
         .map_err(sql("update item link"))?;
+        self.execute("DELETE FROM item_search WHERE rowid = ?1", [rowid])
+            .map_err(sql("remove item from search"))?;
+        index_for_search(self, rowid, article)
     }
-    add_categories(tx, rowid, r.categories)?;
-    tracing::debug!(item_id = %of, url = %key, source = %r.source, reason = %reason, "duplicate");
-    Ok(Outcome::Duplicate { of, reason })
-}
 
-fn record_alias(
-    tx: &Transaction<'_>,
-    r: &Recording<'_>,
-    rowid: i64,
-    of: ItemId,
-    reason: String,
-) -> Result<Outcome, StoreError> {
-    let key = dedup::canonicalize(&r.article.url);
-    insert_link(tx, &key, rowid, r)?;
-    add_categories(tx, rowid, r.categories)?;
-    tracing::info!(item_id = %of, url = %r.article.url, source = %r.source, reason = %reason, "duplicate: alias of a stored item");
-    Ok(Outcome::Duplicate { of, reason })
-}
+    fn clear_bands(&mut self, rowid: i64) -> Result<(), StoreError> {
+        self.execute("DELETE FROM simhash_bands WHERE item = ?1", [rowid])
+            .map_err(sql("clear item bands"))?;
+        Ok(())
+    }
 
-/// SimHash of the body when it is long enough to compare.
-fn body_simhash(article: &Article) -> Option<u64> {
-    dedup::body_simhash(&article.body_text)
+    fn insert_bands(
+        &mut self,
+        bands: Bands,
+        rowid: i64,
+        id: &ItemId,
+        hash: u64,
+    ) -> Result<(), StoreError> {
+        insert_bands(self, bands, rowid, id.as_str(), hash)
+    }
+
+    fn insert_link(&mut self, key: &Url, rowid: i64, r: &Recording<'_>) -> Result<(), StoreError> {
+        self.execute(
+            "INSERT OR IGNORE INTO item_links (key, item, url, source, first_seen, content_hash)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+            params![
+                key.as_str(),
+                rowid,
+                r.article.url.as_str(),
+                r.source.as_str(),
+                r.now,
+                r.hash
+            ],
+        )
+        .map_err(sql("insert item link"))?;
+        Ok(())
+    }
+
+    fn update_link_hash(&mut self, key: &Url, hash: &str) -> Result<(), StoreError> {
+        self.execute(
+            "UPDATE item_links SET content_hash = ?2 WHERE key = ?1",
+            params![key.as_str(), hash],
+        )
+        .map_err(sql("update item link"))?;
+        Ok(())
+    }
+
+    fn add_categories(&mut self, rowid: i64, categories: &[CategoryId]) -> Result<(), StoreError> {
+        let mut stmt = self
+            .prepare_cached(
+                "INSERT OR IGNORE INTO item_categories (item, category) VALUES (?1, ?2)",
+            )
+            .map_err(sql("add item category"))?;
+        for c in categories {
+            stmt.execute(params![rowid, c.as_str()])
+                .map_err(sql("add item category"))?;
+        }
+        Ok(())
+    }
+
+    fn item_rowid(&mut self, id: &ItemId) -> Result<Option<i64>, StoreError> {
+        self.query_row(
+            "SELECT rowid FROM items WHERE id = ?1",
+            [id.as_str()],
+            |r| r.get(0),
+        )
+        .optional()
+        .map_err(sql("look up item"))
+    }
+
+    fn clear_categories(&mut self, rowid: i64) -> Result<(), StoreError> {
+        self.execute("DELETE FROM item_categories WHERE item = ?1", [rowid])
+            .map_err(sql("clear item categories"))?;
+        Ok(())
+    }
 }
 
 /// Adds the item at `rowid` to the search index: its title, lead, body text, authors and
@@ -494,29 +301,6 @@ fn match_query(words: &str) -> Option<String> {
     )
 }
 
-/// Records `key` as an address of the item at `rowid` (kept when already recorded).
-fn insert_link(
-    tx: &Transaction<'_>,
-    key: &Url,
-    rowid: i64,
-    r: &Recording<'_>,
-) -> Result<(), StoreError> {
-    tx.execute(
-        "INSERT OR IGNORE INTO item_links (key, item, url, source, first_seen, content_hash)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
-        params![
-            key.as_str(),
-            rowid,
-            r.article.url.as_str(),
-            r.source.as_str(),
-            r.now,
-            r.hash
-        ],
-    )
-    .map_err(sql("insert item link"))?;
-    Ok(())
-}
-
 fn insert_bands(
     tx: &Transaction<'_>,
     bands: Bands,
@@ -566,50 +350,6 @@ pub(crate) fn near_duplicate(
         }
     }
     Ok(best)
-}
-
-fn add_categories(
-    tx: &Transaction<'_>,
-    rowid: i64,
-    categories: &[CategoryId],
-) -> Result<(), StoreError> {
-    let mut stmt = tx
-        .prepare_cached("INSERT OR IGNORE INTO item_categories (item, category) VALUES (?1, ?2)")
-        .map_err(sql("add item category"))?;
-    for c in categories {
-        stmt.execute(params![rowid, c.as_str()])
-            .map_err(sql("add item category"))?;
-    }
-    Ok(())
-}
-
-fn replace_categories(
-    tx: &Transaction<'_>,
-    rowid: i64,
-    categories: &[CategoryId],
-) -> Result<(), StoreError> {
-    tx.execute("DELETE FROM item_categories WHERE item = ?1", [rowid])
-        .map_err(sql("clear item categories"))?;
-    add_categories(tx, rowid, categories)
-}
-
-pub(crate) fn set_categories(
-    tx: &Transaction<'_>,
-    id: &ItemId,
-    categories: &[CategoryId],
-) -> Result<(), StoreError> {
-    let rowid: Option<i64> = tx
-        .query_row(
-            "SELECT rowid FROM items WHERE id = ?1",
-            [id.as_str()],
-            |r| r.get(0),
-        )
-        .optional()
-        .map_err(sql("look up item"))?;
-    match rowid {
-        Some(rowid) => replace_categories(tx, rowid, categories),
-        None => Ok(()),
-    }
 }
 
 const ITEM_COLUMNS: &str = "i.rowid, i.id, i.source, i.first_seen, i.updated_at, i.article";
@@ -737,22 +477,6 @@ pub(crate) fn search(
     Ok(out)
 }
 
-fn save_raw_page(tx: &Transaction<'_>, raw: &RawPage) -> Result<(), StoreError> {
-    tx.execute(
-        "INSERT INTO raw_pages (url, source, fetched_at, html) VALUES (?1, ?2, ?3, ?4)
-         ON CONFLICT (url) DO UPDATE SET source = excluded.source,
-             fetched_at = excluded.fetched_at, html = excluded.html",
-        params![
-            raw.url.as_str(),
-            raw.source.as_str(),
-            to_millis(raw.fetched_at),
-            compress(raw.html.as_bytes())
-        ],
-    )
-    .map_err(sql("save raw page"))?;
-    Ok(())
-}
-
 pub(crate) fn raw_pages(
     tx: &Transaction<'_>,
     source: Option<&SourceId>,
@@ -817,18 +541,8 @@ pub(crate) fn raw_pages(
     Ok(out)
 }
 
-pub(crate) fn prune(
-    tx: &Transaction<'_>,
-    retention_days: u32,
-    raw_page_days: u32,
-    keep_per_feed: usize,
-    feeds: &[CategoryId],
-) -> Result<usize, StoreError> {
-    let now = Utc::now();
-    let cutoff = to_millis(now - Duration::days(i64::from(retention_days)));
-    let mut protected: HashSet<i64> = HashSet::new();
-    let all = CategoryId(ALL_CATEGORY.into());
-    for feed in feeds.iter().chain(std::iter::once(&all)) {
+impl RetentionSql for Transaction<'_> {
+    fn newest_in_feed(&mut self, feed: &CategoryId, limit: usize) -> Result<Vec<i64>, StoreError> {
         let query = if feed.as_str() == ALL_CATEGORY {
             "SELECT i.rowid FROM items i WHERE ?1 = ?1
              ORDER BY i.sort_time DESC, i.rowid DESC LIMIT ?2"
@@ -837,41 +551,34 @@ pub(crate) fn prune(
              JOIN item_categories c ON c.item = i.rowid AND c.category = ?1
              ORDER BY i.sort_time DESC, i.rowid DESC LIMIT ?2"
         };
-        let mut stmt = tx.prepare_cached(query).map_err(sql("read feed items"))?;
-        let rows = stmt
-            .query_map(params![feed.as_str(), keep_per_feed as i64], |r| r.get(0))
-            .map_err(sql("read feed items"))?;
-        for row in rows {
-            protected.insert(row.map_err(sql("read feed items"))?);
-        }
+        let mut stmt = self.prepare_cached(query).map_err(sql("read feed items"))?;
+        stmt.query_map(params![feed.as_str(), limit as i64], |r| r.get(0))
+            .and_then(|rows| rows.collect())
+            .map_err(sql("read feed items"))
     }
-    // An old article stored only today is kept for the full period too; otherwise the
-    // next crawl would fetch and store it again.
-    let expired: Vec<i64> = {
-        let mut stmt = tx
+
+    fn items_older_than(&mut self, cutoff: i64) -> Result<Vec<i64>, StoreError> {
+        let mut stmt = self
             .prepare("SELECT rowid FROM items WHERE sort_time < ?1 AND first_seen < ?1")
             .map_err(sql("find expired items"))?;
         stmt.query_map([cutoff], |r| r.get(0))
-            .map_err(sql("find expired items"))?
-            .collect::<Result<_, _>>()
-            .map_err(sql("find expired items"))?
-    };
-    let mut deleted = 0;
-    for rowid in expired.into_iter().filter(|r| !protected.contains(r)) {
-        deleted += tx
-            .execute("DELETE FROM items WHERE rowid = ?1", [rowid])
-            .map_err(sql("delete expired item"))?;
+            .and_then(|rows| rows.collect())
+            .map_err(sql("find expired items"))
     }
-    let raw_cutoff = to_millis(now - Duration::days(i64::from(raw_page_days)));
-    let raw_deleted = tx
-        .execute("DELETE FROM raw_pages WHERE fetched_at < ?1", [raw_cutoff])
-        .map_err(sql("delete old raw pages"))?;
-    let dead_links = article_state::forget_dead_links(tx, from_millis(cutoff))?;
-    tracing::info!(
-        items = deleted,
-        raw_pages = raw_deleted,
-        dead_links,
-        "store pruned"
-    );
-    Ok(deleted)
+
+    fn delete_items(&mut self, rowids: &[i64]) -> Result<usize, StoreError> {
+        let mut stmt = self
+            .prepare_cached("DELETE FROM items WHERE rowid = ?1")
+            .map_err(sql("delete expired item"))?;
+        let mut deleted = 0;
+        for rowid in rowids {
+            deleted += stmt.execute([rowid]).map_err(sql("delete expired item"))?;
+        }
+        Ok(deleted)
+    }
+
+    fn delete_raw_pages(&mut self, cutoff: i64) -> Result<usize, StoreError> {
+        self.execute("DELETE FROM raw_pages WHERE fetched_at < ?1", [cutoff])
+            .map_err(sql("delete old raw pages"))
+    }
 }

@@ -2,6 +2,7 @@
 //! trait only; [`open`] picks the backend the configured database names: SQLite (the
 //! default, embedded) or PostgreSQL (one database shared by several processes).
 
+mod article_plan;
 mod article_state;
 mod encoding;
 mod fetch_state;
@@ -10,14 +11,16 @@ mod lease_state;
 mod leases;
 mod postgresql;
 mod published;
+mod recording;
+mod retention;
 mod schedule_state;
 mod schema;
 mod sqlite;
 
-pub use article_state::{DEAD_LINK_FIRST_BACKOFF, DEAD_LINK_MAX_BACKOFF, dead_link_backoff};
-pub use items::item_id;
+pub use article_plan::{DEAD_LINK_FIRST_BACKOFF, DEAD_LINK_MAX_BACKOFF, dead_link_backoff};
 pub use leases::expiry as lease_expiry;
 pub use postgresql::{CopyCounts, MigrateError, PostgresStore, redact_password};
+pub use recording::item_id;
 pub use sqlite::SqliteStore;
 
 use std::time::Duration;

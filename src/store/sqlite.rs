@@ -1,8 +1,9 @@
 //! The SQLite backend: opening the file (WAL, foreign keys, numbered migrations, indexes
 //! rebuilt on open), the connection lock, the publish lock (a file beside the
-//! database), and the [`Store`] impl that delegates to `items`, `article_state`,
-//! `fetch_state`, `schedule_state` and `published`. Every trait method runs in one
-//! transaction.
+//! database), and the [`Store`] impl that runs, each in one transaction, the shared
+//! decisions of `recording` and `article_plan` over this backend's SQL (`items`,
+//! `article_state`) and the reads and writes of `items`, `fetch_state`,
+//! `schedule_state`, `published` and `lease_state`.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
@@ -14,13 +15,13 @@ use rusqlite::{Connection, OptionalExtension, Transaction, params};
 use url::Url;
 
 use super::encoding::sql;
-use super::items::DedupSettings;
+use super::recording::DedupSettings;
 use super::schema::{self, Migration};
 use super::{
     DocumentVersion, HeldLock, PublishLock, Published, PublishedDocument, Store, StoreError,
-    article_state, fetch_state, items, lease_state, published, schedule_state,
+    article_plan, fetch_state, items, lease_state, published, recording, retention, schedule_state,
 };
-use crate::dedup::{Bands, canonicalize};
+use crate::dedup::Bands;
 use crate::model::{
     Article, ArticlePlan, Candidate, CategoryId, Claim, ClaimRequest, DeadLink, HeldBack, HostSlot,
     HostTurn, Item, ItemId, Lease, Outcome, PageFetch, RawPage, SlotRequest, SourceId, SourceRun,
@@ -118,13 +119,13 @@ impl SqliteStore {
     /// Runs `f` in one immediate transaction and commits it.
     pub(crate) fn write<T>(
         &self,
-        f: impl FnOnce(&Transaction<'_>) -> Result<T, StoreError>,
+        f: impl FnOnce(&mut Transaction<'_>) -> Result<T, StoreError>,
     ) -> Result<T, StoreError> {
         let mut conn = self.lock();
-        let tx = conn
+        let mut tx = conn
             .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)
             .map_err(sql("begin transaction"))?;
-        let out = f(&tx)?;
+        let out = f(&mut tx)?;
         tx.commit().map_err(sql("commit"))?;
         Ok(out)
     }
@@ -132,11 +133,11 @@ impl SqliteStore {
     /// Runs `f` in one read transaction.
     pub(crate) fn read<T>(
         &self,
-        f: impl FnOnce(&Transaction<'_>) -> Result<T, StoreError>,
+        f: impl FnOnce(&mut Transaction<'_>) -> Result<T, StoreError>,
     ) -> Result<T, StoreError> {
         let mut conn = self.lock();
-        let tx = conn.transaction().map_err(sql("begin transaction"))?;
-        f(&tx)
+        let mut tx = conn.transaction().map_err(sql("begin transaction"))?;
+        f(&mut tx)
     }
 
     /// The stored item nearest to `simhash` within the configured distance, earliest
@@ -257,7 +258,7 @@ impl Store for SqliteStore {
         categories: &[CategoryId],
         raw: Option<&RawPage>,
     ) -> Result<Outcome, StoreError> {
-        self.write(|tx| items::record(tx, self.dedup, article, source, categories, raw, None))
+        self.write(|tx| recording::record(tx, self.dedup, article, source, categories, raw, None))
     }
 
     fn record_fetched(
@@ -270,7 +271,7 @@ impl Store for SqliteStore {
     ) -> Result<Outcome, StoreError> {
         self.write(|tx| {
             let dedup = self.dedup;
-            items::record(tx, dedup, article, source, categories, raw, Some(fetch))
+            recording::record(tx, dedup, article, source, categories, raw, Some(fetch))
         })
     }
 
@@ -281,7 +282,7 @@ impl Store for SqliteStore {
         within: Duration,
         now: DateTime<Utc>,
     ) -> Result<ArticlePlan, StoreError> {
-        self.write(|tx| article_state::plan(tx, source, candidates, within, now))
+        self.write(|tx| article_plan::plan(tx, source, candidates, within, now))
     }
 
     fn reschedule_article(
@@ -290,7 +291,7 @@ impl Store for SqliteStore {
         every: Duration,
         now: DateTime<Utc>,
     ) -> Result<(), StoreError> {
-        self.write(|tx| article_state::reschedule(tx, url, every, now))
+        self.write(|tx| article_plan::reschedule(tx, url, every, now))
     }
 
     fn mark_dead_link(
@@ -300,15 +301,15 @@ impl Store for SqliteStore {
         status: u16,
         now: DateTime<Utc>,
     ) -> Result<DeadLink, StoreError> {
-        self.write(|tx| article_state::mark_dead(tx, url, source, status, now))
+        self.write(|tx| article_plan::mark_dead(tx, url, source, status, now))
     }
 
     fn dead_link(&self, url: &Url) -> Result<Option<DeadLink>, StoreError> {
-        self.read(|tx| article_state::dead_link(tx, url))
+        self.read(|tx| article_plan::dead_link(tx, url))
     }
 
     fn next_check(&self, url: &Url) -> Result<Option<DateTime<Utc>>, StoreError> {
-        self.read(|tx| article_state::next_check(tx, url))
+        self.read(|tx| article_plan::next_check(tx, url))
     }
 
     fn refresh_now(
@@ -317,11 +318,11 @@ impl Store for SqliteStore {
         within: Duration,
         now: DateTime<Utc>,
     ) -> Result<usize, StoreError> {
-        self.write(|tx| article_state::refresh_now(tx, source, within, now))
+        self.write(|tx| article_plan::refresh_now(tx, source, within, now))
     }
 
     fn knows_url(&self, url: &Url) -> Result<bool, StoreError> {
-        self.read(|tx| article_state::is_linked(tx, &canonicalize(url)))
+        self.read(|tx| article_plan::knows_url(tx, url))
     }
 
     fn item(&self, id: &ItemId) -> Result<Option<Item>, StoreError> {
@@ -342,7 +343,7 @@ impl Store for SqliteStore {
     }
 
     fn set_categories(&self, id: &ItemId, categories: &[CategoryId]) -> Result<(), StoreError> {
-        self.write(|tx| items::set_categories(tx, id, categories))
+        self.write(|tx| recording::set_categories(tx, id, categories))
     }
 
     fn validators(&self, url: &Url) -> Result<Option<Validators>, StoreError> {
@@ -374,7 +375,7 @@ impl Store for SqliteStore {
     }
 
     fn source_states(&self) -> Result<Vec<SourceState>, StoreError> {
-        self.read(fetch_state::states)
+        self.read(|tx| fetch_state::states(tx))
     }
 
     fn source_state(&self, source: &SourceId) -> Result<Option<SourceState>, StoreError> {
@@ -395,7 +396,7 @@ impl Store for SqliteStore {
     }
 
     fn held_back(&self) -> Result<Vec<HeldBack>, StoreError> {
-        self.read(schedule_state::held_back)
+        self.read(|tx| schedule_state::held_back(tx))
     }
 
     fn save_held_back(&self, held: &[HeldBack]) -> Result<(), StoreError> {
@@ -422,7 +423,7 @@ impl Store for SqliteStore {
         keep_per_feed: usize,
         feeds: &[CategoryId],
     ) -> Result<usize, StoreError> {
-        self.write(|tx| items::prune(tx, retention_days, raw_page_days, keep_per_feed, feeds))
+        self.write(|tx| retention::prune(tx, retention_days, raw_page_days, keep_per_feed, feeds))
     }
 
     fn ping(&self) -> Result<(), StoreError> {
@@ -454,7 +455,7 @@ impl Store for SqliteStore {
     }
 
     fn published_versions(&self) -> Result<BTreeMap<String, DocumentVersion>, StoreError> {
-        self.read(published::versions)
+        self.read(|tx| published::versions(tx))
     }
 
     fn save_published(
@@ -467,11 +468,11 @@ impl Store for SqliteStore {
     }
 
     fn publish_generation(&self) -> Result<u64, StoreError> {
-        self.read(published::generation)
+        self.read(|tx| published::generation(tx))
     }
 
     fn published(&self) -> Result<Published, StoreError> {
-        self.read(published::documents)
+        self.read(|tx| published::documents(tx))
     }
 
     fn claim_source(&self, claim: &ClaimRequest) -> Result<Claim, StoreError> {

@@ -756,6 +756,14 @@ fn sitemap(urls: &[&str]) -> String {
     )
 }
 
+/// A crawler of one sitemap source starting at `site`'s `/sitemap.xml`.
+fn sitemap_crawler(site: &TestSite) -> Crawler {
+    Crawler::of(&format!(
+        "[extract]\ntitle = \"h1.title\"\nbody = \"div.body\"\n\n[[source]]\nid = \"news\"\nkind = \"sitemap\"\nurls = [\"{}\"]\nschedule = \"0 * * * *\"\n",
+        site.url("/sitemap.xml")
+    ))
+}
+
 #[tokio::test]
 async fn sitemaps_named_by_an_index_are_asked_conditionally() {
     let site = TestSite::empty().await;
@@ -763,10 +771,7 @@ async fn sitemaps_named_by_an_index_are_asked_conditionally() {
     site.put("/sm/1.xml", sitemap(&["/a-i10001/"]));
     site.put("/a-i10001/", article_page("Tin A", 1, None));
     site.put("/b-i10002/", article_page("Tin B", 2, None));
-    let crawler = Crawler::of(&format!(
-        "[extract]\ntitle = \"h1.title\"\nbody = \"div.body\"\n\n[[source]]\nid = \"news\"\nkind = \"sitemap\"\nurls = [\"{}\"]\nschedule = \"0 * * * *\"\n",
-        site.url("/sitemap.xml")
-    ));
+    let crawler = sitemap_crawler(&site);
     assert_eq!(crawler.crawl().await.new, 1);
 
     site.put("/sitemap.xml", sitemap_index(&["/sm/2.xml", "/sm/1.xml"]));
@@ -792,10 +797,7 @@ async fn an_unchanged_sitemap_index_still_leads_to_its_changed_children() {
     site.put("/sm/2.xml", sitemap(&[]));
     site.put("/a-i10001/", article_page("Tin A", 1, None));
     site.put("/b-i10002/", article_page("Tin B", 2, None));
-    let crawler = Crawler::of(&format!(
-        "[extract]\ntitle = \"h1.title\"\nbody = \"div.body\"\n\n[[source]]\nid = \"news\"\nkind = \"sitemap\"\nurls = [\"{}\"]\nschedule = \"0 * * * *\"\n",
-        site.url("/sitemap.xml")
-    ));
+    let crawler = sitemap_crawler(&site);
     assert_eq!(crawler.crawl().await.new, 1);
 
     site.put("/sm/1.xml", sitemap(&["/b-i10002/", "/a-i10001/"]));

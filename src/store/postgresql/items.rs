@@ -1,285 +1,149 @@
-//! Items in PostgreSQL: recording an article through dedup (canonical key, content
-//! hash, SimHash bands), the search words, reading items for feeds and searches,
-//! categories, raw pages and retention. The decisions are the SQLite backend's, in
-//! PostgreSQL's SQL.
+//! Items in PostgreSQL's SQL: the [`ItemSql`] and [`RetentionSql`] impls that
+//! `store::recording` and `store::retention` decide over (items, their links, SimHash
+//! bands and categories, raw pages), the search words, and reading items and raw pages.
 
-use std::collections::HashSet;
-
-use chrono::{DateTime, Duration, Utc};
+use chrono::{DateTime, Utc};
 use postgres::{Row, Transaction};
 use url::Url;
 
-use super::{article_state, pg};
+use super::pg;
 use crate::dedup::{self, Bands};
-use crate::model::{
-    ALL_CATEGORY, Article, CategoryId, Item, ItemId, Outcome, PageFetch, RawPage, SourceId,
-};
+use crate::model::{ALL_CATEGORY, Article, CategoryId, Item, ItemId, RawPage, SourceId};
 use crate::store::encoding::{
     compress, decode_article, decompress, encode_article, from_millis, sort_time, to_millis,
 };
-use crate::store::items::{DedupSettings, item_id};
+use crate::store::recording::{DedupSettings, ItemSql, LinkedItem, Recording, StoredItem};
+use crate::store::retention::RetentionSql;
 use crate::store::{RawPageCursor, StoreError};
 use crate::text::search_terms;
 
-/// One article being recorded, with what dedup computed about it.
-struct Recording<'a> {
-    article: &'a Article,
-    source: &'a SourceId,
-    categories: &'a [CategoryId],
-    hash: String,
-    simhash: Option<u64>,
-    now: i64,
-}
-
-/// What recording an article does, decided before anything is written (as in SQLite).
-enum Decision {
-    New {
-        key: Url,
-    },
-    Unchanged {
-        rowid: i64,
-        id: ItemId,
-        reason: &'static str,
-    },
-    Updated {
-        rowid: i64,
-        id: ItemId,
-    },
-    Duplicate {
-        rowid: i64,
-        of: ItemId,
-        key: Url,
-        new_link: bool,
-        reason: String,
-    },
-    Alias {
-        rowid: i64,
-        of: ItemId,
-        reason: String,
-    },
-}
-
-/// Records an article through dedup: new, unchanged, updated, duplicate or alias; with
-/// `fetch`, its page's fetch state in the same transaction.
-pub(super) fn record(
-    tx: &mut Transaction<'_>,
-    dedup: DedupSettings,
-    article: &Article,
-    source: &SourceId,
-    categories: &[CategoryId],
-    raw: Option<&RawPage>,
-    fetch: Option<&PageFetch>,
-) -> Result<Outcome, StoreError> {
-    // Committed as SQLite's WAL store commits (`synchronous = NORMAL`): a server crash may
-    // lose the last moment of recorded items, never half of one, and the run that
-    // recorded them fetches them again, as its later state commits synchronously and a
-    // synchronous commit makes every earlier one durable. Waiting for the disk at each
-    // item held the store to the disk's flush rate (about 290 a second here).
-    tx.batch_execute("SET LOCAL synchronous_commit = off")
-        .map_err(pg("relax item commit"))?;
-    if let Some(raw) = raw {
-        save_raw_page(tx, raw)?;
-    }
-    let r = Recording {
-        article,
-        source,
-        categories,
-        hash: dedup::content_hash(article),
-        simhash: dedup::body_simhash(&article.body_text),
-        now: to_millis(Utc::now()),
-    };
-    // Two workers recording the same story at once would both find no item; the
-    // transaction-scoped lock on the key makes the second wait and see the first's.
-    let key = dedup::dedup_key(article);
-    tx.execute(
-        "SELECT pg_advisory_xact_lock(hashtextextended($1, 0))",
-        &[&key.as_str()],
-    )
-    .map_err(pg("lock item key"))?;
-    let (outcome, rowid, alias) = match decide(tx, dedup, &r, key, fetch)? {
-        Decision::New { key } => {
-            let (outcome, rowid) = record_new(tx, dedup, &r, &key)?;
-            (outcome, rowid, false)
-        }
-        Decision::Unchanged { rowid, id, reason } => {
-            add_categories(tx, rowid, r.categories)?;
-            tracing::debug!(item_id = %id, url = %r.article.url, reason, "unchanged");
-            (Outcome::Unchanged(id), rowid, false)
-        }
-        Decision::Updated { rowid, id } => {
-            (record_updated(tx, dedup, &r, rowid, id)?, rowid, false)
-        }
-        Decision::Duplicate {
-            rowid,
-            of,
-            key,
-            new_link,
-            reason,
-        } => {
-            let outcome = record_duplicate(tx, &r, rowid, of, &key, new_link, reason)?;
-            (outcome, rowid, true)
-        }
-        Decision::Alias { rowid, of, reason } => {
-            let key = dedup::canonicalize(&r.article.url);
-            insert_link(tx, &key, rowid, &r)?;
-            add_categories(tx, rowid, r.categories)?;
-            tracing::info!(item_id = %of, url = %r.article.url, source = %r.source, reason = %reason, "duplicate: alias of a stored item");
-            (Outcome::Duplicate { of, reason }, rowid, true)
-        }
-    };
-    if let Some(fetch) = fetch {
-        let published = article.published.map(|p| p.with_timezone(&Utc));
-        article_state::save_page(tx, fetch, source, rowid, alias, published)?;
-    }
-    Ok(outcome)
-}
-
-/// Finds what the article is to the store (see the SQLite backend's `decide`).
-fn decide(
-    tx: &mut Transaction<'_>,
-    dedup: DedupSettings,
-    r: &Recording<'_>,
-    key: Url,
-    fetch: Option<&PageFetch>,
-) -> Result<Decision, StoreError> {
-    if let Some((rowid, id, stored_hash, stored_simhash)) = item_at_key(tx, &key)? {
-        let own = match fetch {
-            None => true,
-            Some(f) => is_own_address(tx, &f.asked, &r.article.url, &key, rowid)?,
-        };
-        if own && stored_hash == r.hash {
-            let reason = "same canonical url, same content hash";
-            return Ok(Decision::Unchanged { rowid, id, reason });
-        }
-        if own {
-            return Ok(Decision::Updated { rowid, id });
-        }
-        let near = match (r.simhash, stored_simhash) {
-            (Some(a), Some(b)) => dedup::hamming(a, b) <= dedup.distance,
-            _ => false,
-        };
-        if stored_hash == r.hash || near {
-            let reason = format!("its canonical link names {id} and the texts match");
-            return Ok(Decision::Alias {
-                rowid,
-                of: id,
-                reason,
-            });
-        }
-        let own_key = dedup::canonicalize(&r.article.url);
-        if item_at_key(tx, &own_key)?.is_none() {
-            tracing::warn!(url = %r.article.url, item_id = %id, canonical = %key,
-                "page names another stored article as canonical but its text differs; stored as a separate item");
-        }
-        return decide(tx, dedup, r, own_key, None);
-    }
-    if let Some(row) = tx
-        .query_opt(
-            "SELECT l.item, i.id, l.content_hash FROM item_links l
-             JOIN items i ON i.rowid = l.item WHERE l.key = $1",
+impl ItemSql for Transaction<'_> {
+    fn begin_recording(&mut self, key: &Url) -> Result<(), StoreError> {
+        // Committed as SQLite's WAL store commits (`synchronous = NORMAL`): a server crash
+        // may lose the last moment of recorded items, never half of one, and the run that
+        // recorded them fetches them again, as its later state commits synchronously and
+        // a synchronous commit makes every earlier one durable. Waiting for the disk at
+        // each item held the store to the disk's flush rate (about 290 a second here).
+        self.batch_execute("SET LOCAL synchronous_commit = off")
+            .map_err(pg("relax item commit"))?;
+        // Two workers recording the same story at once would both find no item; the
+        // transaction-scoped lock on the key makes the second wait and see the first's.
+        self.execute(
+            "SELECT pg_advisory_xact_lock(hashtextextended($1, 0))",
             &[&key.as_str()],
         )
-        .map_err(pg("look up item link"))?
-    {
-        let (rowid, of, link_hash): (i64, String, String) = (row.get(0), row.get(1), row.get(2));
-        let of = ItemId(of);
-        if link_hash == r.hash {
-            let reason = "known link of the item, same content hash";
-            return Ok(Decision::Unchanged {
-                rowid,
-                id: of,
-                reason,
-            });
-        }
-        let reason = "known link of the item, its copy changed".to_owned();
-        return Ok(Decision::Duplicate {
-            rowid,
-            of,
-            key,
-            new_link: false,
-            reason,
-        });
+        .map_err(pg("lock item key"))?;
+        Ok(())
     }
-    if let Some(h) = r.simhash
-        && let Some((rowid, of, distance)) = near_duplicate(tx, dedup.bands, dedup.distance, h)?
-    {
-        let reason = format!("near duplicate, SimHash distance {distance}");
-        return Ok(Decision::Duplicate {
-            rowid,
-            of,
-            key,
-            new_link: true,
-            reason,
-        });
-    }
-    Ok(Decision::New { key })
-}
 
-/// An item's row as dedup reads it: `(rowid, id, content hash, simhash)`.
-type StoredItem = (i64, ItemId, String, Option<u64>);
-
-/// The item stored under `key`.
-fn item_at_key(tx: &mut Transaction<'_>, key: &Url) -> Result<Option<StoredItem>, StoreError> {
-    let row = tx
-        .query_opt(
-            "SELECT rowid, id, content_hash, simhash FROM items WHERE key = $1",
-            &[&key.as_str()],
-        )
-        .map_err(pg("look up item by key"))?;
-    Ok(row.map(|r| {
-        let simhash: Option<i64> = r.get(3);
-        (
-            r.get(0),
-            ItemId(r.get(1)),
-            r.get(2),
-            simhash.map(|h| h as u64),
-        )
-    }))
-}
-
-/// Whether a page asked for at `asked` (answered from `fetched`) is the item at `key`.
-fn is_own_address(
-    tx: &mut Transaction<'_>,
-    asked: &Url,
-    fetched: &Url,
-    key: &Url,
-    rowid: i64,
-) -> Result<bool, StoreError> {
-    let asked = dedup::canonicalize(asked);
-    if asked == *key || dedup::canonicalize(fetched) == *key {
-        return Ok(true);
-    }
-    let row = tx
-        .query_one(
-            "SELECT EXISTS (SELECT 1 FROM article_state
-                 WHERE key = $1 AND item = $2 AND NOT alias)",
-            &[&asked.as_str(), &rowid],
-        )
-        .map_err(pg("look up article state"))?;
-    Ok(row.get(0))
-}
-
-fn record_new(
-    tx: &mut Transaction<'_>,
-    dedup: DedupSettings,
-    r: &Recording<'_>,
-    key: &Url,
-) -> Result<(Outcome, i64), StoreError> {
-    let (article, source) = (r.article, r.source);
-    let id = item_id(source, key);
-    let row = tx
-        .query_one(
-            "INSERT INTO items (id, key, source, url, title, sort_time, first_seen, updated_at,
-                 content_hash, simhash, article, terms)
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $7, $8, $9, $10, $11)
-             RETURNING rowid",
+    fn save_raw_page(&mut self, raw: &RawPage) -> Result<(), StoreError> {
+        self.execute(
+            "INSERT INTO raw_pages (url, source, fetched_at, html) VALUES ($1, $2, $3, $4)
+             ON CONFLICT (url) DO UPDATE SET source = excluded.source,
+                 fetched_at = excluded.fetched_at, html = excluded.html",
             &[
-                &id.as_str(),
-                &key.as_str(),
-                &source.as_str(),
+                &raw.url.as_str(),
+                &raw.source.as_str(),
+                &to_millis(raw.fetched_at),
+                &compress(raw.html.as_bytes()),
+            ],
+        )
+        .map_err(pg("save raw page"))?;
+        Ok(())
+    }
+
+    fn item_at_key(&mut self, key: &Url) -> Result<Option<StoredItem>, StoreError> {
+        let row = self
+            .query_opt(
+                "SELECT rowid, id, content_hash, simhash FROM items WHERE key = $1",
+                &[&key.as_str()],
+            )
+            .map_err(pg("look up item by key"))?;
+        Ok(row.map(|r| StoredItem {
+            rowid: r.get(0),
+            id: ItemId(r.get(1)),
+            content_hash: r.get(2),
+            simhash: r.get::<_, Option<i64>>(3).map(|h| h as u64),
+        }))
+    }
+
+    fn item_linked_at(&mut self, key: &Url) -> Result<Option<LinkedItem>, StoreError> {
+        let row = self
+            .query_opt(
+                "SELECT l.item, i.id, l.content_hash FROM item_links l
+                 JOIN items i ON i.rowid = l.item WHERE l.key = $1",
+                &[&key.as_str()],
+            )
+            .map_err(pg("look up item link"))?;
+        Ok(row.map(|r| LinkedItem {
+            rowid: r.get(0),
+            id: ItemId(r.get(1)),
+            link_hash: r.get(2),
+        }))
+    }
+
+    fn is_page_of(&mut self, key: &Url, rowid: i64) -> Result<bool, StoreError> {
+        let row = self
+            .query_one(
+                "SELECT EXISTS (SELECT 1 FROM article_state
+                     WHERE key = $1 AND item = $2 AND NOT alias)",
+                &[&key.as_str(), &rowid],
+            )
+            .map_err(pg("look up article state"))?;
+        Ok(row.get(0))
+    }
+
+    fn near_duplicate(
+        &mut self,
+        dedup: DedupSettings,
+        hash: u64,
+    ) -> Result<Option<(i64, ItemId, u32)>, StoreError> {
+        near_duplicate(self, dedup.bands, dedup.distance, hash)
+    }
+
+    fn insert_item(
+        &mut self,
+        r: &Recording<'_>,
+        id: &ItemId,
+        key: &Url,
+    ) -> Result<i64, StoreError> {
+        let article = r.article;
+        let row = self
+            .query_one(
+                "INSERT INTO items (id, key, source, url, title, sort_time, first_seen,
+                     updated_at, content_hash, simhash, article, terms)
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $7, $8, $9, $10, $11)
+                 RETURNING rowid",
+                &[
+                    &id.as_str(),
+                    &key.as_str(),
+                    &r.source.as_str(),
+                    &article.url.as_str(),
+                    &article.title,
+                    &sort_time(article, r.now),
+                    &r.now,
+                    &r.hash,
+                    &r.simhash.map(|h| h as i64),
+                    &encode_article(article)?,
+                    &terms_of(article),
+                ],
+            )
+            .map_err(pg("insert item"))?;
+        Ok(row.get(0))
+    }
+
+    fn update_item(&mut self, r: &Recording<'_>, rowid: i64) -> Result<(), StoreError> {
+        let article = r.article;
+        // An edited page without a date keeps its place in the feeds (its first-seen time).
+        self.execute(
+            "UPDATE items SET url = $2, title = $3, sort_time = COALESCE($4, sort_time),
+                 updated_at = $5, content_hash = $6, simhash = $7, article = $8, terms = $9
+             WHERE rowid = $1",
+            &[
+                &rowid,
                 &article.url.as_str(),
                 &article.title,
-                &sort_time(article, r.now),
+                &article.published.map(|p| p.timestamp_millis()),
                 &r.now,
                 &r.hash,
                 &r.simhash.map(|h| h as i64),
@@ -287,80 +151,81 @@ fn record_new(
                 &terms_of(article),
             ],
         )
-        .map_err(pg("insert item"))?;
-    let rowid: i64 = row.get(0);
-    insert_link(tx, key, rowid, r)?;
-    if let Some(h) = r.simhash {
-        insert_bands(tx, dedup.bands, rowid, id.as_str(), h)?;
-    }
-    add_categories(tx, rowid, r.categories)?;
-    tracing::debug!(item_id = %id, url = %key, source = %source, reason = "no item at this canonical url and no near duplicate", "new");
-    Ok((Outcome::New(id), rowid))
-}
-
-fn record_updated(
-    tx: &mut Transaction<'_>,
-    dedup: DedupSettings,
-    r: &Recording<'_>,
-    rowid: i64,
-    id: ItemId,
-) -> Result<Outcome, StoreError> {
-    let article = r.article;
-    // An edited page without a date keeps its place in the feeds (its first-seen time).
-    tx.execute(
-        "UPDATE items SET url = $2, title = $3, sort_time = COALESCE($4, sort_time),
-             updated_at = $5, content_hash = $6, simhash = $7, article = $8, terms = $9
-         WHERE rowid = $1",
-        &[
-            &rowid,
-            &article.url.as_str(),
-            &article.title,
-            &article.published.map(|p| p.timestamp_millis()),
-            &r.now,
-            &r.hash,
-            &r.simhash.map(|h| h as i64),
-            &encode_article(article)?,
-            &terms_of(article),
-        ],
-    )
-    .map_err(pg("update item"))?;
-    tx.execute(
-        "UPDATE item_links SET content_hash = $2
-         WHERE key = (SELECT key FROM items WHERE rowid = $1)",
-        &[&rowid, &r.hash],
-    )
-    .map_err(pg("update item link"))?;
-    tx.execute("DELETE FROM simhash_bands WHERE item = $1", &[&rowid])
-        .map_err(pg("clear item bands"))?;
-    if let Some(h) = r.simhash {
-        insert_bands(tx, dedup.bands, rowid, id.as_str(), h)?;
-    }
-    replace_categories(tx, rowid, r.categories)?;
-    tracing::debug!(item_id = %id, url = %article.url, reason = "same canonical url, content hash changed", "updated");
-    Ok(Outcome::Updated(id))
-}
-
-fn record_duplicate(
-    tx: &mut Transaction<'_>,
-    r: &Recording<'_>,
-    rowid: i64,
-    of: ItemId,
-    key: &Url,
-    new_link: bool,
-    reason: String,
-) -> Result<Outcome, StoreError> {
-    if new_link {
-        insert_link(tx, key, rowid, r)?;
-    } else {
-        tx.execute(
-            "UPDATE item_links SET content_hash = $2 WHERE key = $1",
-            &[&key.as_str(), &r.hash],
+        .map_err(pg("update item"))?;
+        self.execute(
+            "UPDATE item_links SET content_hash = $2
+             WHERE key = (SELECT key FROM items WHERE rowid = $1)",
+            &[&rowid, &r.hash],
         )
         .map_err(pg("update item link"))?;
+        Ok(())
     }
-    add_categories(tx, rowid, r.categories)?;
-    tracing::debug!(item_id = %of, url = %key, source = %r.source, reason = %reason, "duplicate");
-    Ok(Outcome::Duplicate { of, reason })
+
+    fn clear_bands(&mut self, rowid: i64) -> Result<(), StoreError> {
+        self.execute("DELETE FROM simhash_bands WHERE item = $1", &[&rowid])
+            .map_err(pg("clear item bands"))?;
+        Ok(())
+    }
+
+    fn insert_bands(
+        &mut self,
+        bands: Bands,
+        rowid: i64,
+        id: &ItemId,
+        hash: u64,
+    ) -> Result<(), StoreError> {
+        insert_bands(self, bands, rowid, id.as_str(), hash)
+    }
+
+    fn insert_link(&mut self, key: &Url, rowid: i64, r: &Recording<'_>) -> Result<(), StoreError> {
+        self.execute(
+            "INSERT INTO item_links (key, item, url, source, first_seen, content_hash)
+             VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT DO NOTHING",
+            &[
+                &key.as_str(),
+                &rowid,
+                &r.article.url.as_str(),
+                &r.source.as_str(),
+                &r.now,
+                &r.hash,
+            ],
+        )
+        .map_err(pg("insert item link"))?;
+        Ok(())
+    }
+
+    fn update_link_hash(&mut self, key: &Url, hash: &str) -> Result<(), StoreError> {
+        self.execute(
+            "UPDATE item_links SET content_hash = $2 WHERE key = $1",
+            &[&key.as_str(), &hash],
+        )
+        .map_err(pg("update item link"))?;
+        Ok(())
+    }
+
+    fn add_categories(&mut self, rowid: i64, categories: &[CategoryId]) -> Result<(), StoreError> {
+        let names: Vec<&str> = categories.iter().map(CategoryId::as_str).collect();
+        self.execute(
+            "INSERT INTO item_categories (item, category)
+             SELECT $1, c FROM unnest($2::text[]) AS c ON CONFLICT DO NOTHING",
+            &[&rowid, &names],
+        )
+        .map_err(pg("add item category"))?;
+        Ok(())
+    }
+
+    fn item_rowid(&mut self, id: &ItemId) -> Result<Option<i64>, StoreError> {
+        let row = self
+            .query_opt("SELECT rowid FROM items WHERE id = $1", &[&id.as_str()])
+            .map_err(pg("look up item"))?;
+        Ok(row.map(|r| r.get(0)))
+    }
+
+    fn clear_categories(&mut self, rowid: i64) -> Result<(), StoreError> {
+        self.execute("DELETE FROM item_categories WHERE item = $1", &[&rowid])
+            .map_err(pg("clear item categories"))?;
+        Ok(())
+    }
 }
 
 /// The distinct search words of an article's title, lead, body text, authors and tags,
@@ -419,29 +284,6 @@ pub(super) fn reindex_all(tx: &mut Transaction<'_>) -> Result<usize, StoreError>
     Ok(rows.len())
 }
 
-/// Records `key` as an address of the item at `rowid` (kept when already recorded).
-fn insert_link(
-    tx: &mut Transaction<'_>,
-    key: &Url,
-    rowid: i64,
-    r: &Recording<'_>,
-) -> Result<(), StoreError> {
-    tx.execute(
-        "INSERT INTO item_links (key, item, url, source, first_seen, content_hash)
-         VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT DO NOTHING",
-        &[
-            &key.as_str(),
-            &rowid,
-            &r.article.url.as_str(),
-            &r.source.as_str(),
-            &r.now,
-            &r.hash,
-        ],
-    )
-    .map_err(pg("insert item link"))?;
-    Ok(())
-}
-
 fn insert_bands(
     tx: &mut Transaction<'_>,
     bands: Bands,
@@ -496,45 +338,6 @@ pub(super) fn near_duplicate(
         }
     }
     Ok(best)
-}
-
-fn add_categories(
-    tx: &mut Transaction<'_>,
-    rowid: i64,
-    categories: &[CategoryId],
-) -> Result<(), StoreError> {
-    let names: Vec<&str> = categories.iter().map(CategoryId::as_str).collect();
-    tx.execute(
-        "INSERT INTO item_categories (item, category)
-         SELECT $1, c FROM unnest($2::text[]) AS c ON CONFLICT DO NOTHING",
-        &[&rowid, &names],
-    )
-    .map_err(pg("add item category"))?;
-    Ok(())
-}
-
-fn replace_categories(
-    tx: &mut Transaction<'_>,
-    rowid: i64,
-    categories: &[CategoryId],
-) -> Result<(), StoreError> {
-    tx.execute("DELETE FROM item_categories WHERE item = $1", &[&rowid])
-        .map_err(pg("clear item categories"))?;
-    add_categories(tx, rowid, categories)
-}
-
-pub(super) fn set_categories(
-    tx: &mut Transaction<'_>,
-    id: &ItemId,
-    categories: &[CategoryId],
-) -> Result<(), StoreError> {
-    let row = tx
-        .query_opt("SELECT rowid FROM items WHERE id = $1", &[&id.as_str()])
-        .map_err(pg("look up item"))?;
-    match row {
-        Some(row) => replace_categories(tx, row.get(0), categories),
-        None => Ok(()),
-    }
 }
 
 const ITEM_COLUMNS: &str = "i.rowid, i.id, i.source, i.first_seen, i.updated_at, i.article";
@@ -672,22 +475,6 @@ pub(super) fn search(
     load_items(tx, rows)
 }
 
-fn save_raw_page(tx: &mut Transaction<'_>, raw: &RawPage) -> Result<(), StoreError> {
-    tx.execute(
-        "INSERT INTO raw_pages (url, source, fetched_at, html) VALUES ($1, $2, $3, $4)
-         ON CONFLICT (url) DO UPDATE SET source = excluded.source,
-             fetched_at = excluded.fetched_at, html = excluded.html",
-        &[
-            &raw.url.as_str(),
-            &raw.source.as_str(),
-            &to_millis(raw.fetched_at),
-            &compress(raw.html.as_bytes()),
-        ],
-    )
-    .map_err(pg("save raw page"))?;
-    Ok(())
-}
-
 /// A batch of raw pages after `after` (keyset paging on `(fetched_at, url)`).
 pub(super) fn raw_pages(
     tx: &mut Transaction<'_>,
@@ -735,56 +522,39 @@ pub(super) fn raw_pages(
         .collect()
 }
 
-/// Retention, as in SQLite: old items not among any feed's newest `keep_per_feed`, old
-/// raw pages and long-dead links.
-pub(super) fn prune(
-    tx: &mut Transaction<'_>,
-    retention_days: u32,
-    raw_page_days: u32,
-    keep_per_feed: usize,
-    feeds: &[CategoryId],
-) -> Result<usize, StoreError> {
-    let now = Utc::now();
-    let cutoff = to_millis(now - Duration::days(i64::from(retention_days)));
-    let mut protected: HashSet<i64> = HashSet::new();
-    let all = CategoryId(ALL_CATEGORY.into());
-    for feed in feeds.iter().chain(std::iter::once(&all)) {
+impl RetentionSql for Transaction<'_> {
+    fn newest_in_feed(&mut self, feed: &CategoryId, limit: usize) -> Result<Vec<i64>, StoreError> {
         let query = format!(
             "SELECT i.rowid FROM {} ORDER BY i.sort_time DESC, i.rowid DESC LIMIT $2",
             feed_items(feed)
         );
-        let rows = tx
-            .query(&query, &[&feed.as_str(), &(keep_per_feed as i64)])
+        let rows = self
+            .query(&query, &[&feed.as_str(), &(limit as i64)])
             .map_err(pg("read feed items"))?;
-        protected.extend(rows.iter().map(|r| r.get::<_, i64>(0)));
+        Ok(rows.iter().map(|r| r.get(0)).collect())
     }
-    // An old article stored only today is kept for the full period too.
-    let expired: Vec<i64> = tx
-        .query(
-            "SELECT rowid FROM items WHERE sort_time < $1 AND first_seen < $1",
-            &[&cutoff],
-        )
-        .map_err(pg("find expired items"))?
-        .iter()
-        .map(|r| r.get(0))
-        .filter(|r| !protected.contains(r))
-        .collect();
-    let deleted = tx
-        .execute("DELETE FROM items WHERE rowid = ANY($1)", &[&expired])
-        .map_err(pg("delete expired items"))? as usize;
-    let raw_cutoff = to_millis(now - Duration::days(i64::from(raw_page_days)));
-    let raw_deleted = tx
-        .execute(
-            "DELETE FROM raw_pages WHERE fetched_at < $1",
-            &[&raw_cutoff],
-        )
-        .map_err(pg("delete old raw pages"))?;
-    let dead_links = article_state::forget_dead_links(tx, from_millis(cutoff))?;
-    tracing::info!(
-        items = deleted,
-        raw_pages = raw_deleted,
-        dead_links,
-        "store pruned"
-    );
-    Ok(deleted)
+
+    fn items_older_than(&mut self, cutoff: i64) -> Result<Vec<i64>, StoreError> {
+        let rows = self
+            .query(
+                "SELECT rowid FROM items WHERE sort_time < $1 AND first_seen < $1",
+                &[&cutoff],
+            )
+            .map_err(pg("find expired items"))?;
+        Ok(rows.iter().map(|r| r.get(0)).collect())
+    }
+
+    fn delete_items(&mut self, rowids: &[i64]) -> Result<usize, StoreError> {
+        let n = self
+            .execute("DELETE FROM items WHERE rowid = ANY($1)", &[&rowids])
+            .map_err(pg("delete expired items"))?;
+        Ok(n as usize)
+    }
+
+    fn delete_raw_pages(&mut self, cutoff: i64) -> Result<usize, StoreError> {
+        let n = self
+            .execute("DELETE FROM raw_pages WHERE fetched_at < $1", &[&cutoff])
+            .map_err(pg("delete old raw pages"))?;
+        Ok(n as usize)
+    }
 }

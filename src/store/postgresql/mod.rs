@@ -1,9 +1,10 @@
 //! The PostgreSQL backend, for several bantin processes sharing one database: the
 //! connection pool, versioned migrations run on open under an advisory lock, and the
-//! [`Store`] impl delegating to `items`, `article_state`, `fetch_state`,
-//! `schedule_state` and `published` (the same split, and the same rules, as the SQLite
-//! backend). Every trait method runs in one transaction. `copy` fills an empty
-//! database from a SQLite store (`bantin migrate`).
+//! [`Store`] impl that runs, each in one transaction, the shared decisions of
+//! `store::recording` and `store::article_plan` over this backend's SQL (`items`,
+//! `article_state`) and the reads and writes of `items`, `fetch_state`,
+//! `schedule_state`, `published` and `lease_state` (the same split as the SQLite
+//! backend's). `copy` fills an empty database from a SQLite store (`bantin migrate`).
 //!
 //! Client: the blocking `postgres` crate with an `r2d2` pool. The `Store` trait is
 //! blocking (called from `spawn_blocking`), so a blocking client fits it without a
@@ -29,14 +30,15 @@ use postgres::{NoTls, Transaction};
 use r2d2_postgres::PostgresConnectionManager;
 use url::Url;
 
-use super::items::DedupSettings;
+use super::recording::DedupSettings;
 use super::schema::{self, Migration};
 use super::sqlite::SEARCH_INDEX_VERSION;
 use super::{
     DocumentVersion, HeldLock, PublishLock, Published, PublishedDocument, RawPageCursor, Store,
     StoreError,
 };
-use crate::dedup::{Bands, canonicalize};
+use super::{article_plan, recording, retention};
+use crate::dedup::Bands;
 use crate::model::{
     Article, ArticlePlan, Candidate, CategoryId, Claim, ClaimRequest, DeadLink, HeldBack, HostSlot,
     HostTurn, Item, ItemId, Lease, Outcome, PageFetch, RawPage, SlotRequest, SourceId, SourceRun,
@@ -341,7 +343,7 @@ impl Store for PostgresStore {
         categories: &[CategoryId],
         raw: Option<&RawPage>,
     ) -> Result<Outcome, StoreError> {
-        self.write(|tx| items::record(tx, self.dedup, article, source, categories, raw, None))
+        self.write(|tx| recording::record(tx, self.dedup, article, source, categories, raw, None))
     }
 
     fn record_fetched(
@@ -354,7 +356,7 @@ impl Store for PostgresStore {
     ) -> Result<Outcome, StoreError> {
         self.write(|tx| {
             let dedup = self.dedup;
-            items::record(tx, dedup, article, source, categories, raw, Some(fetch))
+            recording::record(tx, dedup, article, source, categories, raw, Some(fetch))
         })
     }
 
@@ -365,7 +367,7 @@ impl Store for PostgresStore {
         within: Duration,
         now: DateTime<Utc>,
     ) -> Result<ArticlePlan, StoreError> {
-        self.write(|tx| article_state::plan(tx, source, candidates, within, now))
+        self.write(|tx| article_plan::plan(tx, source, candidates, within, now))
     }
 
     fn reschedule_article(
@@ -374,7 +376,7 @@ impl Store for PostgresStore {
         every: Duration,
         now: DateTime<Utc>,
     ) -> Result<(), StoreError> {
-        self.write(|tx| article_state::reschedule(tx, url, every, now))
+        self.write(|tx| article_plan::reschedule(tx, url, every, now))
     }
 
     fn mark_dead_link(
@@ -384,15 +386,15 @@ impl Store for PostgresStore {
         status: u16,
         now: DateTime<Utc>,
     ) -> Result<DeadLink, StoreError> {
-        self.write(|tx| article_state::mark_dead(tx, url, source, status, now))
+        self.write(|tx| article_plan::mark_dead(tx, url, source, status, now))
     }
 
     fn dead_link(&self, url: &Url) -> Result<Option<DeadLink>, StoreError> {
-        self.read(|tx| article_state::dead_link(tx, url))
+        self.read(|tx| article_plan::dead_link(tx, url))
     }
 
     fn next_check(&self, url: &Url) -> Result<Option<DateTime<Utc>>, StoreError> {
-        self.read(|tx| article_state::next_check(tx, url))
+        self.read(|tx| article_plan::next_check(tx, url))
     }
 
     fn refresh_now(
@@ -401,11 +403,11 @@ impl Store for PostgresStore {
         within: Duration,
         now: DateTime<Utc>,
     ) -> Result<usize, StoreError> {
-        self.write(|tx| article_state::refresh_now(tx, source, within, now))
+        self.write(|tx| article_plan::refresh_now(tx, source, within, now))
     }
 
     fn knows_url(&self, url: &Url) -> Result<bool, StoreError> {
-        self.read(|tx| article_state::is_linked(tx, &canonicalize(url)))
+        self.read(|tx| article_plan::knows_url(tx, url))
     }
 
     fn item(&self, id: &ItemId) -> Result<Option<Item>, StoreError> {
@@ -426,7 +428,7 @@ impl Store for PostgresStore {
     }
 
     fn set_categories(&self, id: &ItemId, categories: &[CategoryId]) -> Result<(), StoreError> {
-        self.write(|tx| items::set_categories(tx, id, categories))
+        self.write(|tx| recording::set_categories(tx, id, categories))
     }
 
     fn validators(&self, url: &Url) -> Result<Option<Validators>, StoreError> {
@@ -511,7 +513,7 @@ impl Store for PostgresStore {
         keep_per_feed: usize,
         feeds: &[CategoryId],
     ) -> Result<usize, StoreError> {
-        self.write(|tx| items::prune(tx, retention_days, raw_page_days, keep_per_feed, feeds))
+        self.write(|tx| retention::prune(tx, retention_days, raw_page_days, keep_per_feed, feeds))
     }
 
     fn ping(&self) -> Result<(), StoreError> {

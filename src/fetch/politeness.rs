@@ -197,39 +197,20 @@ impl Politeness {
             .await
             .expect("host semaphores are never closed");
         let delay = crawl_delay.map_or(self.per_host_delay, |d| d.max(self.per_host_delay));
-        let mut slot = None;
-        {
+        let slot = {
             // Holding the turn while sleeping queues the host's requests one delay apart.
             let _turn = gate.turn.lock().await;
             // The start can move later while we sleep: another worker handed the host over.
             while gate.next_start() > Instant::now() {
                 tokio::time::sleep_until(gate.next_start()).await;
             }
-            if let Some(shared) = self.shared.get().filter(|s| !s.holds(&key)) {
-                let ask = SlotAsk {
-                    host: key.clone(),
-                    url: url.clone(),
-                    delay,
-                    concurrency: self.per_host_concurrency,
-                    hold: self.slot_hold,
-                };
-                let waited = wait_for_slot(shared.as_ref(), ask).await;
-                if let Err(NotSent::HeldBack { until }) = &waited {
-                    self.restore(vec![HeldBack {
-                        key: key.clone(),
-                        until: *until,
-                    }]);
-                }
-                slot = waited?.map(|ticket| SlotTicket {
-                    shared: Arc::clone(shared),
-                    ticket,
-                });
-            }
+            let slot = self.store_slot(&key, url, delay).await?;
             *gate
                 .next_start
                 .lock()
                 .expect("host gate lock is not poisoned") = Instant::now() + delay;
-        }
+            slot
+        };
         let global = Arc::clone(&self.global)
             .acquire_owned()
             .await
@@ -239,6 +220,38 @@ impl Politeness {
             _global: global,
             _slot: slot,
         })
+    }
+
+    /// The store's slot for a request to `url` on `host`, when this worker shares
+    /// hosts with others and no run of it holds this one. A `Retry-After` that keeps
+    /// the slot away too long is held back here too from now on.
+    async fn store_slot(
+        &self,
+        host: &str,
+        url: &Url,
+        delay: Duration,
+    ) -> Result<Option<SlotTicket>, NotSent> {
+        let Some(shared) = self.shared.get().filter(|s| !s.holds(host)) else {
+            return Ok(None);
+        };
+        let ask = SlotAsk {
+            host: host.to_owned(),
+            url: url.clone(),
+            delay,
+            concurrency: self.per_host_concurrency,
+            hold: self.slot_hold,
+        };
+        let waited = wait_for_slot(shared.as_ref(), ask).await;
+        if let Err(NotSent::HeldBack { until }) = &waited {
+            self.restore(vec![HeldBack {
+                key: host.to_owned(),
+                until: *until,
+            }]);
+        }
+        Ok(waited?.map(|ticket| SlotTicket {
+            shared: Arc::clone(shared),
+            ticket,
+        }))
     }
 
     fn gate(&self, key: &str) -> Arc<HostGate> {

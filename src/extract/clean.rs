@@ -117,7 +117,8 @@ pub fn body(html: &Html, scan: &Scan, blocks: &[NodeId], skip: &IdSet, base: &Ur
                         Node::Element(el) => {
                             let drop = node.id() != block
                                 && (skip.contains(&node.id())
-                                    || drops(el, node, scan, article_text));
+                                    || drops(el, node, scan, article_text)
+                                    || (w.is_empty() && is_lead_media(node, scan)));
                             if drop || scan.junk.contains(&node.id()) {
                                 skipping = Some(node.id());
                                 continue;
@@ -156,6 +157,13 @@ pub fn body(html: &Html, scan: &Scan, blocks: &[NodeId], skip: &IdSet, base: &Ur
     }
 }
 
+/// A captioned picture or a gallery before any text: the page's lead media, shown in a
+/// box of its own above the text; its captions are not the article's text.
+fn is_lead_media(node: ego_tree::NodeRef<'_, Node>, scan: &Scan) -> bool {
+    let s = scan.get(node.id());
+    s.text > 0 && s.prose == 0 && (scan::is_media_box(node, s) || scan::is_gallery(node, scan))
+}
+
 fn drops(el: &Element, node: ego_tree::NodeRef<'_, Node>, scan: &Scan, article_text: u32) -> bool {
     let name = el.name();
     if matches!(
@@ -169,6 +177,11 @@ fn drops(el: &Element, node: ego_tree::NodeRef<'_, Node>, scan: &Scan, article_t
         return true;
     }
     if matches!(name, "p" | "div") && scan::is_right_aligned_line(el, s) {
+        return true;
+    }
+    if matches!(name, "p" | "div" | "span" | "small" | "figcaption" | "cite")
+        && scan::is_credit(node, scan)
+    {
         return true;
     }
     let container = matches!(
@@ -217,6 +230,11 @@ struct Writer {
 }
 
 impl Writer {
+    /// Whether no text has been written yet.
+    fn is_empty(&self) -> bool {
+        self.lines.is_empty() && self.line.trim().is_empty()
+    }
+
     fn text(&mut self, t: &str) {
         if t.trim().is_empty() {
             if !self.html.ends_with(' ') && !self.html.ends_with('>') {
@@ -436,13 +454,81 @@ fn largest_in_srcset(srcset: &str) -> Option<String> {
 mod tests {
     use crate::extract::main_text::tests::body_text;
 
+    const PARAGRAPH: &str = "<p>The council opened the new river bridge on Monday morning, after \
+        three years of work, two floods and one long argument about its colour.</p>";
+
+    #[test]
+    fn gallery_above_the_text_is_not_body_text() {
+        // One picture loaded of nine, and more caption text than one picture carries: only
+        // the gallery class says that these are captions.
+        let caption = "<div class=\"cap\">The mayor cuts the ribbon on the new bridge on Monday, \
+            watched by the builders, the river towns and a brass band from the school.</div>";
+        let html = format!(
+            "<html><body><article><div class=\"story\">\
+             <div class=\"photo-gallery\"><ul><li><img src=\"/a.jpg\">{caption}</li></ul>\
+             <div class=\"controls\"><span>Photo: A. Lens</span><span>Image 1 of 9</span>\
+             <span>Caption</span><span>Close</span></div>{caption}{caption}</div>\
+             {PARAGRAPH}{PARAGRAPH}</div></article></body></html>"
+        );
+        let text = body_text(&html).expect("an article");
+        assert!(text.starts_with("The council opened"), "{text}");
+        assert!(!text.contains("ribbon"), "{text}");
+    }
+
+    #[test]
+    fn captioned_picture_above_the_text_is_left_out_but_one_between_paragraphs_stays() {
+        let figure = |caption: &str| {
+            format!("<figure><img src=\"/b.jpg\"><figcaption>{caption}</figcaption></figure>")
+        };
+        let html = format!(
+            "<html><body><article><div class=\"story\">{}{PARAGRAPH}{}{PARAGRAPH}\
+             </div></article></body></html>",
+            figure("Crowds on the bridge at the opening."),
+            figure("The old ferry, now retired.")
+        );
+        let text = body_text(&html).expect("an article");
+        assert!(text.starts_with("The council opened"), "{text}");
+        assert!(text.contains("The old ferry, now retired."), "{text}");
+    }
+
+    #[test]
+    fn credit_lines_are_dropped_and_captions_kept() {
+        let html = format!(
+            "<html><body><article><div class=\"story\">{PARAGRAPH}\
+             <figure><img src=\"/c.jpg\"><figcaption><span>Tolls start in May.</span>\
+             <span class=\"media__credit\">A. Lens / Agency</span></figcaption></figure>\
+             <p>Foto: B. Blende</p>{PARAGRAPH}\
+             <figure><img src=\"/d.jpg\"><figcaption>The old ferry. Ảnh: C. Ống</figcaption></figure>\
+             </div></article></body></html>"
+        );
+        let text = body_text(&html).expect("an article");
+        assert!(text.contains("Tolls start in May."), "{text}");
+        assert!(!text.contains("A. Lens"), "a credit by its class: {text}");
+        assert!(!text.contains("B. Blende"), "a credit by its words: {text}");
+        assert!(
+            text.ends_with("The old ferry. Ảnh: C. Ống"),
+            "a caption with its credit: {text}"
+        );
+    }
+
+    #[test]
+    fn box_headed_already_read_is_dropped() {
+        let html = format!(
+            "<html><body><article><div class=\"story\">{PARAGRAPH}\
+             <div class=\"box\"><h3>Schon gelesen?</h3><p><a href=\"/x\">Die Brücke</a>: \
+             was Pendler ab Mai wissen müssen, wenn sie täglich über den Fluss fahren.</p></div>{PARAGRAPH}\
+             </div></article></body></html>"
+        );
+        let text = body_text(&html).expect("an article");
+        assert!(!text.contains("Schon gelesen"), "{text}");
+        assert!(!text.contains("Pendler"), "{text}");
+    }
+
     #[test]
     fn ad_slot_showing_only_its_label_is_dropped() {
-        let paragraph = "<p>The council opened the new river bridge on Monday morning, after \
-            three years of work, two floods and one long argument about its colour.</p>";
         let html = format!(
-            "<html><body><article><div class=\"story\">{paragraph}\
-             <center class=\"x7Kq\"><span>Anzeige</span></center>{paragraph}\
+            "<html><body><article><div class=\"story\">{PARAGRAPH}\
+             <center class=\"x7Kq\"><span>Anzeige</span></center>{PARAGRAPH}\
              </div></article></body></html>"
         );
         let text = body_text(&html).expect("an article");

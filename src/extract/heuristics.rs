@@ -163,6 +163,35 @@ pub fn date_text(html: &Html, scan: &Scan, updated: bool) -> Option<String> {
     None
 }
 
+/// Elements after the page's first `<h1>` in which a date line is looked for by its shape.
+const DATE_LINE_REACH: usize = 40;
+
+/// A date line known by its shape where no class names it: among the first elements after
+/// the title, a short line whose whole text `parses` as a date. With `updated`, only a
+/// line labelled as an update counts; without, those are skipped.
+pub fn date_line_by_shape(
+    html: &Html,
+    scan: &Scan,
+    updated: bool,
+    parses: impl Fn(&str) -> bool,
+) -> Option<String> {
+    let mut nodes = html.tree.root().descendants();
+    let title = nodes.find(|n| n.value().as_element().is_some_and(|e| e.name() == "h1"))?;
+    nodes
+        .filter(|n| n.value().is_element() && !n.ancestors().any(|a| a.id() == title.id()))
+        .take(DATE_LINE_REACH)
+        .filter(|n| {
+            let s = scan.get(n.id());
+            s.text > 0
+                && (s.text as usize) <= MAX_DATE_LINE_CHARS
+                && !std::iter::once(*n)
+                    .chain(n.ancestors())
+                    .any(|a| scan.junk.contains(&a.id()))
+        })
+        .map(|n| text_of(n, |_| false))
+        .find(|t| UPDATED_LABEL.is_match(t) == updated && parses(t))
+}
+
 /// Bylines: author-classed elements, `rel=author` links, or a short right-aligned line at
 /// the end of the article blocks.
 pub fn authors(
@@ -302,6 +331,66 @@ fn trail_by_shape(html: &Html) -> Option<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The published date generic extraction reads from `body`, a page without metadata.
+    fn published_of(body: &str) -> Option<String> {
+        let url = url::Url::parse("https://bao.example/tin").expect("valid");
+        let input = crate::extract::Input {
+            url: &url,
+            rules: &crate::config::ArticleRules::default(),
+            zone: chrono_tz::Asia::Ho_Chi_Minh,
+            fetched_at: chrono::Utc::now(),
+        };
+        let page = format!("<html><body><div>{body}</div></body></html>");
+        let article = crate::extract::article(&page, &input).expect("an article");
+        article.published.map(|d| d.to_rfc3339())
+    }
+
+    const STORY: &str = "<p>Lực lượng chức năng đã kiểm tra, phát hiện và xử lý nhiều trường \
+        hợp vi phạm trên các tuyến đường trong đêm qua, theo báo cáo của Công an thành phố.</p>";
+
+    #[test]
+    fn a_date_line_without_a_date_class_is_known_by_its_shape() {
+        let page = format!(
+            "<h1>Xử lý vi phạm trong đêm</h1><div class=\"x9\"><span>Thứ Ba, 05/03/2024 08:15</span>\
+             </div>{STORY}{STORY}"
+        );
+        assert_eq!(
+            published_of(&page).as_deref(),
+            Some("2024-03-05T08:15:00+07:00")
+        );
+    }
+
+    #[test]
+    fn a_date_inside_the_text_is_not_a_date_line() {
+        let page = format!(
+            "<h1>Xử lý vi phạm trong đêm</h1>{STORY}<p>Từ ngày 05/03/2024 08:15, lực lượng \
+             chức năng đã ra quân trên toàn địa bàn thành phố và các huyện ngoại thành.</p>{STORY}"
+        );
+        assert_eq!(published_of(&page), None);
+    }
+
+    #[test]
+    fn a_preface_classed_box_that_agrees_with_the_description_is_the_lead() {
+        let html = Html::parse_document(
+            "<html><head><meta name=\"description\" content=\"A quiet season for the \
+             river ferry comes to its end.\"></head><body><h1>Ferry season ends</h1>\
+             <div class=\"t-preface\">A quiet season for the river ferry comes to its end, \
+             after the new bridge opened.</div><p>Body text.</p></body></html>",
+        );
+        let scan = Scan::new(&html);
+        let found = lead(
+            &html,
+            &scan,
+            Some("A quiet season for the river ferry comes to its end."),
+        );
+        assert_eq!(
+            found.map(|(text, _)| text).as_deref(),
+            Some(
+                "A quiet season for the river ferry comes to its end, after the new bridge opened."
+            )
+        );
+    }
 
     fn section_of(body: &str) -> Option<String> {
         let html = Html::parse_document(&format!("<html><body>{body}</body></html>"));

@@ -8,7 +8,7 @@ use ego_tree::iter::Edge;
 use ego_tree::{NodeId, NodeRef};
 use scraper::{ElementRef, Html, Node};
 
-use super::scan::{AttrExt, IdMap, MIN_PARAGRAPH_CHARS, Scan, Stats, is_related_box, kind};
+use super::scan::{AttrExt, IdMap, MIN_PARAGRAPH_CHARS, Scan, is_media_box, is_related_box, kind};
 
 /// A block with less text than this is scored down in proportion (a positive class on a
 /// one-line box must not outweigh the paragraphs of the article).
@@ -45,8 +45,6 @@ const MIN_CONTAINER_CHARS: u32 = 200;
 /// The container is taken over the scored blocks when it holds more than this many times
 /// their text outside links: the scoring then found only a piece of the text.
 const SECOND_OPINION_FACTOR: u32 = 2;
-/// Longest caption a picture box may carry and still be only a picture.
-const MAX_CAPTION_CHARS: u32 = 300;
 
 /// The blocks that hold the article text, in document order: the best-scoring block and
 /// those of its siblings that look like more of the same text.
@@ -60,15 +58,59 @@ pub fn main_blocks(html: &Html, scan: &Scan) -> Vec<NodeId> {
     }
 }
 
-/// The first opinion: the best-scoring block and its continuing siblings.
+/// The first opinion: the best-scoring block and its continuing siblings. When they hold
+/// too little of the page's prose, the same scoring blind to class names is asked too (a
+/// content-like class on a short box outweighs the paragraphs of the text), and the
+/// blocks holding more prose are taken.
 fn scored_blocks(html: &Html, scan: &Scan) -> Vec<NodeId> {
-    let scores = Scores::of(html, scan);
+    let blocks = best_blocks(html, scan, Classes::Weighed);
+    if holds_prose_share(html, scan, &blocks, MIN_PROSE_SHARE) {
+        return blocks;
+    }
+    let blind = best_blocks(html, scan, Classes::Ignored);
+    if prose_of(scan, &blind) > prose_of(scan, &blocks) {
+        blind
+    } else {
+        blocks
+    }
+}
+
+/// Whether class and id names weigh in a block's score.
+#[derive(Clone, Copy, PartialEq)]
+enum Classes {
+    Weighed,
+    Ignored,
+}
+
+/// The best-scoring block and its continuing siblings, or the wrapper of most of the
+/// page's prose when they are one section of it.
+fn best_blocks(html: &Html, scan: &Scan, classes: Classes) -> Vec<NodeId> {
+    let scores = Scores::of(html, scan, classes);
     let Some((top, top_score)) = scores.best(html) else {
         return Vec::new();
     };
     let top = scores.widen(html, top, top_score);
     let blocks = continuing_siblings(html, scan, &scores, top, top_score);
     wrapper_of_prose(html, scan, top, &blocks).map_or(blocks, |a| vec![a])
+}
+
+/// Characters of prose in `blocks`.
+fn prose_of(scan: &Scan, blocks: &[NodeId]) -> u32 {
+    blocks.iter().map(|b| scan.get(*b).prose).sum()
+}
+
+/// Characters of prose on the whole page.
+fn page_prose(html: &Html, scan: &Scan) -> u32 {
+    html.tree
+        .root()
+        .children()
+        .map(|c| scan.get(c.id()).prose)
+        .sum()
+}
+
+/// Whether `blocks` hold at least the `(num, den)` share of the page's prose.
+fn holds_prose_share(html: &Html, scan: &Scan, blocks: &[NodeId], (num, den): (u32, u32)) -> bool {
+    prose_of(scan, blocks) * den >= page_prose(html, scan) * num
 }
 
 /// The element the page marks as its article text: `itemprop="articleBody"`, else the
@@ -118,7 +160,7 @@ struct Scores<'a> {
 }
 
 impl<'a> Scores<'a> {
-    fn of(html: &Html, scan: &'a Scan) -> Scores<'a> {
+    fn of(html: &Html, scan: &'a Scan, classes: Classes) -> Scores<'a> {
         let mut raw: IdMap<f32> = IdMap::default();
         let mut skipping: Option<NodeId> = None;
         for edge in html.tree.root().traverse() {
@@ -135,7 +177,7 @@ impl<'a> Scores<'a> {
                 continue;
             }
             if let Some(score) = paragraph_score(node, scan) {
-                hand_up(&mut raw, scan, node, score);
+                hand_up(&mut raw, scan, node, score, classes);
             }
         }
         Scores { raw, scan }
@@ -166,7 +208,12 @@ impl<'a> Scores<'a> {
             if !is_below_body(parent) {
                 break;
             }
-            let only_child = parent.children().filter(|c| c.value().is_element()).count() == 1;
+            // Empty boxes beside the text (spacers, ad slots not yet filled) do not count.
+            let only_child = parent
+                .children()
+                .filter(|c| c.value().is_element() && self.scan.get(c.id()).text > 0)
+                .count()
+                == 1;
             if only_child || self.adjusted(parent.id()) >= top_score * PARENT_SHARE {
                 top = parent.id();
             } else {
@@ -192,14 +239,25 @@ fn paragraph_score(node: NodeRef<'_, Node>, scan: &Scan) -> Option<f32> {
 }
 
 /// Adds a paragraph's score to its ancestors, less at each level up.
-fn hand_up(raw: &mut IdMap<f32>, scan: &Scan, node: NodeRef<'_, Node>, score: f32) {
+fn hand_up(
+    raw: &mut IdMap<f32>,
+    scan: &Scan,
+    node: NodeRef<'_, Node>,
+    score: f32,
+    classes: Classes,
+) {
     for (level, a) in node.ancestors().take(SCORE_ANCESTORS).enumerate() {
         let Some(ael) = a.value().as_element() else {
             break;
         };
         let entry = raw.entry(a.id()).or_insert_with(|| {
-            tag_weight(ael.name())
-                + class_weight(scan.kinds(a.id(), ael, kind::POSITIVE | kind::NEGATIVE))
+            let by_class = match classes {
+                Classes::Weighed => {
+                    class_weight(scan.kinds(a.id(), ael, kind::POSITIVE | kind::NEGATIVE))
+                }
+                Classes::Ignored => 0.0,
+            };
+            tag_weight(ael.name()) + by_class
         });
         let divider = match level {
             0 => 1.0,
@@ -343,35 +401,18 @@ fn is_prose_box(node: NodeRef<'_, Node>, scan: &Scan) -> bool {
 /// several (a landing page of modules): the smallest wrapper of most of the prose is
 /// the text.
 fn wrapper_of_prose(html: &Html, scan: &Scan, top: NodeId, blocks: &[NodeId]) -> Option<NodeId> {
-    let page_prose: u32 = html
-        .tree
-        .root()
-        .children()
-        .map(|c| scan.get(c.id()).prose)
-        .sum();
-    let prose: u32 = blocks.iter().map(|b| scan.get(*b).prose).sum();
-    let share = |p: u32, (num, den): (u32, u32)| p * den >= page_prose * num;
-    if share(prose, MIN_PROSE_SHARE) {
+    if holds_prose_share(html, scan, blocks, MIN_PROSE_SHARE) {
         return None;
     }
+    let page_prose = page_prose(html, scan);
+    let (num, den) = WRAPPER_PROSE_SHARE;
     html.tree
         .get(top)?
         .ancestors()
         .take_while(|a| is_below_body(*a))
-        .find(|a| share(scan.get(a.id()).prose, WRAPPER_PROSE_SHARE))
+        .find(|a| scan.get(a.id()).prose * den >= page_prose * num)
         .filter(|a| scan.get(a.id()).link_density() < MAX_WRAPPER_LINK_DENSITY)
         .map(|a| a.id())
-}
-
-/// A box that shows a picture (or video) with at most a one-paragraph caption.
-fn is_media_box(node: NodeRef<'_, Node>, s: Stats) -> bool {
-    s.text <= MAX_CAPTION_CHARS
-        && s.paragraphs <= 1
-        && node.descendants().any(|n| {
-            n.value()
-                .as_element()
-                .is_some_and(|e| matches!(e.name(), "img" | "picture" | "video" | "iframe"))
-        })
 }
 
 fn ends_sentence(node: NodeRef<'_, Node>) -> bool {
@@ -438,6 +479,54 @@ pub(super) mod tests {
             text.ends_with("river towns ride free."),
             "section kept: {text}"
         );
+    }
+
+    #[test]
+    fn sections_beside_empty_boxes_are_all_kept() {
+        // Each section holds an empty row beside its text: the text was not widened to its
+        // section, and the sections after the best one were dropped.
+        let section = |last: &str| {
+            format!(
+                "<section class=\"part\"><div class=\"wrap\"><div class=\"row\"></div>\
+                 <div class=\"row\"><div class=\"col\">{PARAGRAPH}{PARAGRAPH}{PARAGRAPH}{PARAGRAPH}<p>{last}</p>\
+                 </div></div></div></section>"
+            )
+        };
+        let html = format!(
+            "<html><body>{}{}</body></html>",
+            section("The first part ends here, at the river."),
+            section("The second part ends here, at the toll gate.")
+        );
+        let text = body_text(&html).expect("an article");
+        assert!(text.contains("at the river."), "{text}");
+        assert!(text.ends_with("at the toll gate."), "{text}");
+    }
+
+    #[test]
+    fn a_short_box_with_a_content_class_does_not_outweigh_the_text() {
+        // The content class made one paragraph near the title the best block, and the
+        // text below, in boxes without names, was lost.
+        let line = |n: u32| {
+            format!(
+                "<p>Part {n} of the story tells how the bridge was planned by the council and \
+                 built by the river towns over three long and wet years of work.</p>"
+            )
+        };
+        let links: String = (0..30)
+            .map(|n| format!("<a href=\"/s/{n}\">Another story number {n}</a> "))
+            .collect();
+        let html = format!(
+            "<html><body><div><div class=\"post-text\">{PARAGRAPH}</div></div>\
+             <div class=\"region\"><div><div>{}{}{}{}</div></div></div>\
+             <div class=\"more\">{links}</div></body></html>",
+            line(1),
+            line(2),
+            line(3),
+            line(4)
+        );
+        let text = body_text(&html).expect("an article");
+        assert!(text.contains("Part 1 of the story"), "{text}");
+        assert!(text.contains("Part 4 of the story"), "{text}");
     }
 
     #[test]

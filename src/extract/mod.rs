@@ -301,6 +301,11 @@ impl<'a> PageContext<'a> {
             .or(Origin::Heuristic, || {
                 heuristics::date_text(&self.doc, &self.scan, updated).and_then(|t| parse(&t, None))
             })
+            .or(Origin::Heuristic, || {
+                let parses = |t: &str| parse(t, None).is_some();
+                heuristics::date_line_by_shape(&self.doc, &self.scan, updated, parses)
+                    .and_then(|t| parse(&t, None))
+            })
             // The same instant, shown in the source's zone, as readers of the page see it.
             .map(|d| d.with_timezone(&zone).fixed_offset())
             .record(field, &mut found.provenance)

@@ -37,7 +37,7 @@ const NEGATIVE_PATTERN: &str = r"(?i)-ad-|hidden|^hid$|(?-u:\b)hid(?-u:\b)|combx
 /// bantin meets.
 static RELATED_LABEL: LazyLock<Regex> = LazyLock::new(|| {
     Regex::new(
-        r"(?i)^\W*(tin liên quan|bài liên quan|tin cùng chuyên mục|tin cùng chủ đề|tin khác|xem thêm|đọc thêm|có thể bạn quan tâm|tin mới|tin nổi bật|đọc nhiều|related|read more|read also|also read|see also|more from|more stories|you may also like|you might also like|recommended|popular|most read|trending|advertisement|quảng cáo|mehr zum thema|weitere artikel|lesen sie auch|das könnte sie auch interessieren)\b",
+        r"(?i)^\W*(tin liên quan|bài liên quan|tin cùng chuyên mục|tin cùng chủ đề|tin khác|xem thêm|đọc thêm|có thể bạn quan tâm|tin mới|tin nổi bật|đọc nhiều|related|read more|read also|also read|see also|more from|more stories|you may also like|you might also like|recommended|popular|most read|trending|advertisement|quảng cáo|mehr zum thema|weitere artikel|lesen sie auch|schon gelesen|das könnte sie auch interessieren)\b",
     )
     .expect("literal regex compiles")
 });
@@ -48,15 +48,29 @@ static AD_LABEL: LazyLock<Regex> = LazyLock::new(|| {
     )
     .expect("literal regex compiles")
 });
+/// The whole text of a picture's credit line ("Photo: A. Lens", "Foto: dpa", "Image
+/// copyright Agency"), in the languages bantin meets.
+static CREDIT_LINE: LazyLock<Regex> = LazyLock::new(|| {
+    Regex::new(
+        r"(?i)^\W*((photos?|fotos?|images?|pictures?|bild|bilder|credits?|crédits?( photos?)?|crédito|ảnh)\s*:|(photo|image|picture|bild) (copyright|credit)|©|copyright\b)",
+    )
+    .expect("literal regex compiles")
+});
+/// A credit line is short; a longer line is a caption that names its photographer.
+const MAX_CREDIT_CHARS: u32 = 80;
 /// An ad label is a word or two; longer text is not only a label.
 const MAX_AD_LABEL_CHARS: u32 = 16;
-const LEAD_CLASS_PATTERN: &str = r"(?i)sapo|(?-u:\b)lead(?-u:\b)|standfirst|description|(?-u:\b)des([^ki]|$)|summary|excerpt|(?-u:\b)intro|subtitle|subhead|teaser|chapeau|abstract|dek(?-u:\b)";
+const LEAD_CLASS_PATTERN: &str = r"(?i)sapo|(?-u:\b)lead(?-u:\b)|standfirst|description|(?-u:\b)des([^ki]|$)|summary|excerpt|(?-u:\b)intro|subtitle|subhead|teaser|chapeau|abstract|preface|(?-u:\b)ingress|dek(?-u:\b)";
 const AUTHOR_CLASS_PATTERN: &str = r"(?i)author|byline|writer|tac-?gia|(?-u:\b)by(?-u:\b)";
 const DATE_CLASS_PATTERN: &str = r"(?i)date|time|publish|posted|(?-u:\b)ngay(?-u:\b)";
 const TAG_CLASS_PATTERN: &str =
     r"(?i)(?-u:\b)tags?(?-u:\b)|tag-?list|tags?[-_]|keywords?(?-u:\b)|tu-?khoa";
 const ARTICLE_BODY_PATTERN: &str = r"(?i)article-body";
 const BREADCRUMB_CLASS_PATTERN: &str = r"(?i)breadcrumb";
+/// Class or id words of a picture's credit line.
+const CREDIT_CLASS_PATTERN: &str = r"(?i)credit|copyright";
+/// Class or id words of boxes that show pictures one after another.
+const GALLERY_CLASS_PATTERN: &str = r"(?i)gallery|slideshow|carousel|slider|lightbox";
 /// Every class pattern, in [`kind`] bit order.
 static CLASS_REGEXES: LazyLock<[Regex; kind::COUNT]> = LazyLock::new(|| {
     [
@@ -70,6 +84,8 @@ static CLASS_REGEXES: LazyLock<[Regex; kind::COUNT]> = LazyLock::new(|| {
         TAG_CLASS_PATTERN,
         ARTICLE_BODY_PATTERN,
         BREADCRUMB_CLASS_PATTERN,
+        GALLERY_CLASS_PATTERN,
+        CREDIT_CLASS_PATTERN,
     ]
     .map(|p| Regex::new(p).expect("literal regex compiles"))
 });
@@ -85,7 +101,9 @@ pub mod kind {
     pub const TAG: u16 = 1 << 7;
     pub const ARTICLE_BODY: u16 = 1 << 8;
     pub const BREADCRUMB: u16 = 1 << 9;
-    pub(super) const COUNT: usize = 10;
+    pub const GALLERY: u16 = 1 << 10;
+    pub const CREDIT: u16 = 1 << 11;
+    pub(super) const COUNT: usize = 12;
 }
 static RIGHT_ALIGNED: LazyLock<Regex> =
     LazyLock::new(|| Regex::new(r"(?i)text-align\s*:\s*right").expect("literal regex compiles"));
@@ -93,6 +111,8 @@ static DISPLAY_NONE: LazyLock<Regex> = LazyLock::new(|| {
     Regex::new(r"(?i)display\s*:\s*none|visibility\s*:\s*hidden").expect("literal regex compiles")
 });
 
+/// Longest caption one picture of a box that only shows pictures may carry.
+const MAX_CAPTION_CHARS: u32 = 300;
 /// A byline is a short line; longer text is a paragraph that mentions a name.
 pub const MAX_BYLINE_CHARS: usize = 80;
 /// A paragraph shorter than this adds nothing to a block's score and is not prose.
@@ -424,11 +444,54 @@ pub fn is_related_box(node: NodeRef<'_, Node>, scan: &Scan) -> bool {
     false
 }
 
+/// A box that shows pictures (or a video), each with at most a short caption: a photo
+/// with its caption, or a gallery whose text is only its captions and buttons.
+pub fn is_media_box(node: NodeRef<'_, Node>, s: Stats) -> bool {
+    let pictures = pictures(node);
+    pictures > 0 && s.paragraphs <= pictures && s.text <= MAX_CAPTION_CHARS * pictures
+}
+
+/// Pictures, videos and frames inside `node`.
+fn pictures(node: NodeRef<'_, Node>) -> u32 {
+    node.descendants()
+        .filter(|n| {
+            n.value()
+                .as_element()
+                .is_some_and(|e| matches!(e.name(), "img" | "video" | "iframe"))
+        })
+        .count() as u32
+}
+
+/// A box classed as a gallery that shows pictures and no prose: its text is captions,
+/// counters and buttons, however many pictures it loads later.
+pub fn is_gallery(node: NodeRef<'_, Node>, scan: &Scan) -> bool {
+    let s = scan.get(node.id());
+    s.prose == 0
+        && node
+            .value()
+            .as_element()
+            .is_some_and(|el| scan.is(node.id(), el, kind::GALLERY))
+        && pictures(node) > 0
+}
+
 /// A box whose whole text is an ad slot's label ("Advertisement", "Anzeige").
 pub fn is_ad_label(node: NodeRef<'_, Node>, stats: Stats) -> bool {
     stats.text > 0
         && stats.text <= MAX_AD_LABEL_CHARS
         && AD_LABEL.is_match(&text_of(node, |_| false))
+}
+
+/// A picture's credit line: a short box classed as a credit, or whose whole text reads
+/// as one. A caption that ends with its credit is a caption, and is not one.
+pub fn is_credit(node: NodeRef<'_, Node>, scan: &Scan) -> bool {
+    let s = scan.get(node.id());
+    if s.text == 0 || s.text > MAX_CREDIT_CHARS || pictures(node) > 0 {
+        return false;
+    }
+    let Some(el) = node.value().as_element() else {
+        return false;
+    };
+    scan.is(node.id(), el, kind::CREDIT) || CREDIT_LINE.is_match(&text_of(node, |_| false))
 }
 
 /// A short right-aligned line: a byline printed at the end of the text.

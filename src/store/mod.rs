@@ -11,10 +11,12 @@ mod lease_state;
 mod leases;
 mod postgresql;
 mod published;
+mod publishing;
 mod recording;
 mod retention;
 mod schedule_state;
 mod schema;
+mod source_runs;
 mod sqlite;
 
 pub use article_plan::{DEAD_LINK_FIRST_BACKOFF, DEAD_LINK_MAX_BACKOFF, dead_link_backoff};

@@ -1,9 +1,9 @@
 //! The SQLite backend: opening the file (WAL, foreign keys, numbered migrations, indexes
 //! rebuilt on open), the connection lock, the publish lock (a file beside the
 //! database), and the [`Store`] impl that runs, each in one transaction, the shared
-//! decisions of `recording` and `article_plan` over this backend's SQL (`items`,
-//! `article_state`) and the reads and writes of `items`, `fetch_state`,
-//! `schedule_state`, `published` and `lease_state`.
+//! decisions of `recording`, `article_plan`, `source_runs` and `publishing` over this
+//! backend's SQL (`items`, `article_state`, `fetch_state`, `published`) and the reads
+//! and writes of `items`, `schedule_state` and `lease_state`.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
@@ -15,11 +15,14 @@ use rusqlite::{Connection, OptionalExtension, Transaction, params};
 use url::Url;
 
 use super::encoding::sql;
+use super::publishing::PublishedSql;
 use super::recording::DedupSettings;
 use super::schema::{self, Migration};
+use super::source_runs::FetchStateSql;
 use super::{
     DocumentVersion, HeldLock, PublishLock, Published, PublishedDocument, Store, StoreError,
-    article_plan, fetch_state, items, lease_state, published, recording, retention, schedule_state,
+    article_plan, items, lease_state, publishing, recording, retention, schedule_state,
+    source_runs,
 };
 use crate::dedup::Bands;
 use crate::model::{
@@ -347,11 +350,11 @@ impl Store for SqliteStore {
     }
 
     fn validators(&self, url: &Url) -> Result<Option<Validators>, StoreError> {
-        self.read(|tx| fetch_state::validators(tx, url))
+        self.read(|tx| tx.validators(url))
     }
 
     fn save_validators(&self, url: &Url, validators: &Validators) -> Result<(), StoreError> {
-        self.write(|tx| fetch_state::save_validators(tx, url, validators))
+        self.write(|tx| source_runs::save_validators(tx, url, validators))
     }
 
     fn source_validators(
@@ -359,7 +362,7 @@ impl Store for SqliteStore {
         source: &SourceId,
         urls: &[Url],
     ) -> Result<Vec<(Url, Validators)>, StoreError> {
-        self.read(|tx| fetch_state::source_validators(tx, source, urls))
+        self.read(|tx| source_runs::source_validators(tx, source, urls))
     }
 
     fn save_source_validators(
@@ -367,19 +370,19 @@ impl Store for SqliteStore {
         source: &SourceId,
         validators: &[(Url, Validators)],
     ) -> Result<(), StoreError> {
-        self.write(|tx| fetch_state::save_source_validators(tx, source, validators))
+        self.write(|tx| source_runs::save_source_validators(tx, source, validators))
     }
 
     fn record_source_run(&self, source: &SourceId, run: &SourceRun) -> Result<(), StoreError> {
-        self.write(|tx| fetch_state::record_run(tx, source, run))
+        self.write(|tx| source_runs::record_run(tx, source, run))
     }
 
     fn source_states(&self) -> Result<Vec<SourceState>, StoreError> {
-        self.read(|tx| fetch_state::states(tx))
+        self.read(|tx| source_runs::states(tx, None))
     }
 
     fn source_state(&self, source: &SourceId) -> Result<Option<SourceState>, StoreError> {
-        self.read(|tx| fetch_state::state(tx, source))
+        self.read(|tx| source_runs::state(tx, source))
     }
 
     fn source_schedule(&self, source: &SourceId) -> Result<SourceSchedule, StoreError> {
@@ -455,7 +458,7 @@ impl Store for SqliteStore {
     }
 
     fn published_versions(&self) -> Result<BTreeMap<String, DocumentVersion>, StoreError> {
-        self.read(|tx| published::versions(tx))
+        self.read(|tx| tx.published_versions())
     }
 
     fn save_published(
@@ -464,15 +467,15 @@ impl Store for SqliteStore {
         changed: &[PublishedDocument],
         removed: &[String],
     ) -> Result<u64, StoreError> {
-        self.write(|tx| published::save(tx, changed, removed))
+        self.write(|tx| publishing::save(tx, changed, removed))
     }
 
     fn publish_generation(&self) -> Result<u64, StoreError> {
-        self.read(|tx| published::generation(tx))
+        self.read(|tx| publishing::generation(tx))
     }
 
     fn published(&self) -> Result<Published, StoreError> {
-        self.read(|tx| published::documents(tx))
+        self.read(|tx| publishing::published(tx))
     }
 
     fn claim_source(&self, claim: &ClaimRequest) -> Result<Claim, StoreError> {

@@ -1,10 +1,11 @@
 //! The PostgreSQL backend, for several bantin processes sharing one database: the
 //! connection pool, versioned migrations run on open under an advisory lock, and the
 //! [`Store`] impl that runs, each in one transaction, the shared decisions of
-//! `store::recording` and `store::article_plan` over this backend's SQL (`items`,
-//! `article_state`) and the reads and writes of `items`, `fetch_state`,
-//! `schedule_state`, `published` and `lease_state` (the same split as the SQLite
-//! backend's). `copy` fills an empty database from a SQLite store (`bantin migrate`).
+//! `store::recording`, `store::article_plan`, `store::source_runs` and
+//! `store::publishing` over this backend's SQL (`items`, `article_state`,
+//! `fetch_state`, `published`) and the reads and writes of `items`, `schedule_state`
+//! and `lease_state` (the same split as the SQLite backend's). `copy` fills an empty
+//! database from a SQLite store (`bantin migrate`).
 //!
 //! Client: the blocking `postgres` crate with an `r2d2` pool. The `Store` trait is
 //! blocking (called from `spawn_blocking`), so a blocking client fits it without a
@@ -30,14 +31,16 @@ use postgres::{NoTls, Transaction};
 use r2d2_postgres::PostgresConnectionManager;
 use url::Url;
 
+use super::publishing::PublishedSql;
 use super::recording::DedupSettings;
 use super::schema::{self, Migration};
+use super::source_runs::FetchStateSql;
 use super::sqlite::SEARCH_INDEX_VERSION;
 use super::{
     DocumentVersion, HeldLock, PublishLock, Published, PublishedDocument, RawPageCursor, Store,
     StoreError,
 };
-use super::{article_plan, recording, retention};
+use super::{article_plan, publishing, recording, retention, source_runs};
 use crate::dedup::Bands;
 use crate::model::{
     Article, ArticlePlan, Candidate, CategoryId, Claim, ClaimRequest, DeadLink, HeldBack, HostSlot,
@@ -432,11 +435,11 @@ impl Store for PostgresStore {
     }
 
     fn validators(&self, url: &Url) -> Result<Option<Validators>, StoreError> {
-        self.read(|tx| fetch_state::validators(tx, url))
+        self.read(|tx| tx.validators(url))
     }
 
     fn save_validators(&self, url: &Url, validators: &Validators) -> Result<(), StoreError> {
-        self.write(|tx| fetch_state::save_validators(tx, url, validators, None))
+        self.write(|tx| source_runs::save_validators(tx, url, validators))
     }
 
     fn source_validators(
@@ -444,7 +447,7 @@ impl Store for PostgresStore {
         source: &SourceId,
         urls: &[Url],
     ) -> Result<Vec<(Url, Validators)>, StoreError> {
-        self.read(|tx| fetch_state::source_validators(tx, source, urls))
+        self.read(|tx| source_runs::source_validators(tx, source, urls))
     }
 
     fn save_source_validators(
@@ -452,24 +455,19 @@ impl Store for PostgresStore {
         source: &SourceId,
         validators: &[(Url, Validators)],
     ) -> Result<(), StoreError> {
-        self.write(|tx| {
-            for (url, v) in validators {
-                fetch_state::save_validators(tx, url, v, Some(source))?;
-            }
-            Ok(())
-        })
+        self.write(|tx| source_runs::save_source_validators(tx, source, validators))
     }
 
     fn record_source_run(&self, source: &SourceId, run: &SourceRun) -> Result<(), StoreError> {
-        self.write(|tx| fetch_state::record_run(tx, source, run))
+        self.write(|tx| source_runs::record_run(tx, source, run))
     }
 
     fn source_states(&self) -> Result<Vec<SourceState>, StoreError> {
-        self.read(|tx| fetch_state::states(tx, None))
+        self.read(|tx| source_runs::states(tx, None))
     }
 
     fn source_state(&self, source: &SourceId) -> Result<Option<SourceState>, StoreError> {
-        self.read(|tx| Ok(fetch_state::states(tx, Some(source))?.pop()))
+        self.read(|tx| source_runs::state(tx, source))
     }
 
     fn source_schedule(&self, source: &SourceId) -> Result<SourceSchedule, StoreError> {
@@ -530,7 +528,7 @@ impl Store for PostgresStore {
     }
 
     fn published_versions(&self) -> Result<BTreeMap<String, DocumentVersion>, StoreError> {
-        self.read(published::versions)
+        self.read(|tx| tx.published_versions())
     }
 
     fn save_published(
@@ -539,15 +537,15 @@ impl Store for PostgresStore {
         changed: &[PublishedDocument],
         removed: &[String],
     ) -> Result<u64, StoreError> {
-        self.write(|tx| published::save(tx, changed, removed))
+        self.write(|tx| publishing::save(tx, changed, removed))
     }
 
     fn publish_generation(&self) -> Result<u64, StoreError> {
-        self.read(published::generation)
+        self.read(|tx| publishing::generation(tx))
     }
 
     fn published(&self) -> Result<Published, StoreError> {
-        self.read(published::documents)
+        self.read(|tx| publishing::published(tx))
     }
 
     fn claim_source(&self, claim: &ClaimRequest) -> Result<Claim, StoreError> {

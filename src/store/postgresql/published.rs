@@ -1,6 +1,7 @@
-//! Published documents in PostgreSQL: the bytes and validators of the last publish,
-//! the generation number every publish changing them bumps, and the advisory lock that
-//! lets one worker at a time publish.
+//! Published documents in PostgreSQL: the bytes and validators of the last publish and
+//! the publish generation in this backend's SQL (the [`PublishedSql`] impl that
+//! `store::publishing` decides over), and the advisory lock that lets one worker at a
+//! time publish.
 
 use std::collections::BTreeMap;
 
@@ -8,7 +9,8 @@ use postgres::Transaction;
 
 use super::{Pool, off_async, pg};
 use crate::store::encoding::{from_millis, to_millis};
-use crate::store::{DocumentVersion, Published, PublishedDocument, StoreError};
+use crate::store::publishing::PublishedSql;
+use crate::store::{DocumentVersion, PublishedDocument, StoreError};
 
 /// The advisory lock key held for the whole of a publish ("publish" in ASCII).
 const PUBLISH_LOCK: i64 = 0x70_7562_6c69_7368;
@@ -46,34 +48,28 @@ impl Drop for PublishSession {
     }
 }
 
-pub(super) fn versions(
-    tx: &mut Transaction<'_>,
-) -> Result<BTreeMap<String, DocumentVersion>, StoreError> {
-    let rows = tx
-        .query(
-            "SELECT name, etag, last_modified FROM published_documents",
-            &[],
-        )
-        .map_err(pg("read published documents"))?;
-    Ok(rows
-        .iter()
-        .map(|r| {
-            let version = DocumentVersion {
-                etag: r.get(1),
-                last_modified: r.get::<_, Option<i64>>(2).map(from_millis),
-            };
-            (r.get(0), version)
-        })
-        .collect())
-}
+impl PublishedSql for Transaction<'_> {
+    fn published_versions(&mut self) -> Result<BTreeMap<String, DocumentVersion>, StoreError> {
+        let rows = self
+            .query(
+                "SELECT name, etag, last_modified FROM published_documents",
+                &[],
+            )
+            .map_err(pg("read published documents"))?;
+        Ok(rows
+            .iter()
+            .map(|r| {
+                let version = DocumentVersion {
+                    etag: r.get(1),
+                    last_modified: r.get::<_, Option<i64>>(2).map(from_millis),
+                };
+                (r.get(0), version)
+            })
+            .collect())
+    }
 
-pub(super) fn save(
-    tx: &mut Transaction<'_>,
-    changed: &[PublishedDocument],
-    removed: &[String],
-) -> Result<u64, StoreError> {
-    for doc in changed {
-        tx.execute(
+    fn save_document(&mut self, doc: &PublishedDocument) -> Result<(), StoreError> {
+        self.execute(
             "INSERT INTO published_documents (name, body, etag, last_modified)
              VALUES ($1, $2, $3, $4)
              ON CONFLICT (name) DO UPDATE SET body = excluded.body, etag = excluded.etag,
@@ -86,46 +82,45 @@ pub(super) fn save(
             ],
         )
         .map_err(pg("save a published document"))?;
+        Ok(())
     }
-    for name in removed {
-        tx.execute("DELETE FROM published_documents WHERE name = $1", &[name])
+
+    fn remove_document(&mut self, name: &str) -> Result<(), StoreError> {
+        self.execute("DELETE FROM published_documents WHERE name = $1", &[&name])
             .map_err(pg("remove a published document"))?;
+        Ok(())
     }
-    if !changed.is_empty() || !removed.is_empty() {
-        tx.execute(
+
+    fn bump_generation(&mut self) -> Result<(), StoreError> {
+        self.execute(
             "UPDATE publish_generation SET generation = generation + 1",
             &[],
         )
         .map_err(pg("bump the publish generation"))?;
+        Ok(())
     }
-    generation(tx)
-}
 
-pub(super) fn generation(tx: &mut Transaction<'_>) -> Result<u64, StoreError> {
-    let generation: i64 = tx
-        .query_one("SELECT generation FROM publish_generation", &[])
-        .map_err(pg("read the publish generation"))?
-        .get(0);
-    Ok(generation.max(0) as u64)
-}
+    fn stored_generation(&mut self) -> Result<i64, StoreError> {
+        Ok(self
+            .query_one("SELECT generation FROM publish_generation", &[])
+            .map_err(pg("read the publish generation"))?
+            .get(0))
+    }
 
-pub(super) fn documents(tx: &mut Transaction<'_>) -> Result<Published, StoreError> {
-    let documents = tx
-        .query(
-            "SELECT name, body, etag, last_modified FROM published_documents",
-            &[],
-        )
-        .map_err(pg("read published documents"))?
-        .iter()
-        .map(|r| PublishedDocument {
-            name: r.get(0),
-            body: r.get(1),
-            etag: r.get(2),
-            last_modified: r.get::<_, Option<i64>>(3).map(from_millis),
-        })
-        .collect();
-    Ok(Published {
-        generation: generation(tx)?,
-        documents,
-    })
+    fn documents(&mut self) -> Result<Vec<PublishedDocument>, StoreError> {
+        Ok(self
+            .query(
+                "SELECT name, body, etag, last_modified FROM published_documents",
+                &[],
+            )
+            .map_err(pg("read published documents"))?
+            .iter()
+            .map(|r| PublishedDocument {
+                name: r.get(0),
+                body: r.get(1),
+                etag: r.get(2),
+                last_modified: r.get::<_, Option<i64>>(3).map(from_millis),
+            })
+            .collect())
+    }
 }

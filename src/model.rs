@@ -489,6 +489,9 @@ pub struct ClaimRequest {
     /// process namespace, pid, start time), stored with the lease so that a worker on
     /// the same machine can tell that the holder died; `None` where it is not known.
     pub process: Option<String>,
+    /// Processes of this machine the claimer found dead: a lease one of them holds is
+    /// held by nobody, as if it had run out.
+    pub dead_processes: Vec<String>,
 }
 
 /// What a claim got.
@@ -497,10 +500,11 @@ pub enum Claim {
     /// The worker runs the source now; it holds the source and every host of it.
     Granted { hosts: Vec<HostTurn> },
     /// Another worker holds the source or one of its hosts until `until` (unless it
-    /// renews).
+    /// renews), as `process` (see [`ClaimRequest::process`]) when that is known.
     Busy {
         worker: String,
         until: DateTime<Utc>,
+        process: Option<String>,
     },
     /// A run for this tick (or a later one) already finished.
     Done,
@@ -528,18 +532,51 @@ pub struct Lease {
     pub process: Option<String>,
 }
 
+/// A request for one slot of a host that no run of the asking worker holds.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SlotRequest {
+    /// `host:port`.
+    pub host: String,
+    /// The address asked for: a `Retry-After` stored for it holds it back too.
+    pub url: String,
+    /// The asking worker's id.
+    pub worker: String,
+    /// How long the host's next request, by any worker, waits after this one.
+    pub delay: std::time::Duration,
+    /// How many requests may be in flight on the host at once, across workers.
+    pub concurrency: usize,
+    /// How long after its slot's time a request counts as in flight at most, when its
+    /// worker does not say it ended (it died).
+    pub hold: std::time::Duration,
+    pub now: DateTime<Utc>,
+    /// Processes of this machine the asker found dead (see
+    /// [`ClaimRequest::dead_processes`]).
+    pub dead_processes: Vec<String>,
+}
+
 /// What a request to a host that no run of this worker holds got from the store.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum HostSlot {
     /// The request may start at this time; the host's next request, by any worker, not
-    /// before one delay after it.
-    At(DateTime<Utc>),
-    /// Another worker holds the host (it runs a source of it) until `until`, unless it
-    /// renews.
-    Held {
+    /// before one delay after it. It counts as in flight until its worker ends
+    /// `ticket` ([`crate::store::Store::end_host_request`]).
+    At { at: DateTime<Utc>, ticket: i64 },
+    /// As many requests as the host's concurrency allows are in flight (the earliest,
+    /// by `worker`, counts until `until` unless it ends sooner).
+    Full {
         worker: String,
         until: DateTime<Utc>,
     },
+    /// Another worker holds the host (it runs a source of it) until `until`, unless it
+    /// renews, as `process` when that is known.
+    Held {
+        worker: String,
+        until: DateTime<Utc>,
+        process: Option<String>,
+    },
+    /// A `Retry-After` some worker stored holds the host (or the address) back until
+    /// `until`: no slot is given before then.
+    HeldBack { until: DateTime<Utc> },
 }
 
 #[cfg(test)]

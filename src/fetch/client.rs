@@ -16,7 +16,7 @@ use url::{Host, Url};
 
 use super::charset::decode_html;
 use super::guard::{AddressPolicy, GuardedResolver, RefusedAddress};
-use super::politeness::{HostHeld, Politeness, SharedHosts, backoff, parse_retry_after};
+use super::politeness::{NotSent, Politeness, SharedHosts, backoff, parse_retry_after};
 use super::robots::{MAX_ROBOTS_BYTES, RobotRules, RobotsCache, agent_token};
 use super::{FetchCounts, FetchError, FetchKind, Fetched};
 use crate::config::{FetchSettings, Settings, Source};
@@ -407,9 +407,15 @@ impl Fetcher {
         let shutting_down = || FetchError::ShuttingDown { url: url.clone() };
         let _permit = tokio::select! {
             permit = inner.politeness.acquire(url, crawl_delay) => {
-                permit.map_err(|HostHeld { worker }| FetchError::HostHeld {
-                    url: url.clone(),
-                    worker,
+                permit.map_err(|not_sent| match not_sent {
+                    NotSent::HostHeld { worker } => FetchError::HostHeld {
+                        url: url.clone(),
+                        worker,
+                    },
+                    NotSent::HeldBack { until } => FetchError::RetryLater {
+                        url: url.clone(),
+                        until,
+                    },
                 })?
             }
             _ = inner.halted.cancelled() => return Err(shutting_down()),

@@ -8,8 +8,11 @@
 //! (a host of the source's start URLs, claimed with the source) is this worker's alone,
 //! and its requests are spaced here, in memory. A request to any other host (an article
 //! link on another host, a CDN) also takes that host's next slot in the store, so that
-//! every worker asking it keeps its delay; while another worker holds the host it waits,
-//! at most [`MAX_HOST_WAIT`].
+//! every worker asking it keeps its delay and its concurrency (the slot counts as in
+//! flight until the permit is dropped); while another worker holds the host, or a
+//! `Retry-After` another worker stored holds it back, it waits, at most
+//! [`MAX_HOST_WAIT`]. robots.txt (and its Crawl-delay) each worker reads itself before
+//! its first request to a host, so the delay it asks the store for includes it.
 
 use std::collections::HashMap;
 use std::future::Future;
@@ -25,7 +28,7 @@ use crate::config::{FetchSettings, RetryAfterScope};
 use crate::model::{HeldBack, HostSlot};
 
 /// Longest a request waits for a host another worker holds before it fails
-/// ([`HostHeld`]): the other worker's run may last long, and this run must end.
+/// ([`NotSent::HostHeld`]): the other worker's run may last long, and this run must end.
 pub const MAX_HOST_WAIT: Duration = Duration::from_secs(30);
 /// Longest pause between two asks for a host another worker holds.
 const HOST_POLL: Duration = Duration::from_secs(1);
@@ -34,28 +37,51 @@ const HOST_POLL: Duration = Duration::from_secs(1);
 pub trait SharedHosts: Send + Sync {
     /// Whether a run of this worker holds `host` (a [`host_key`]) now.
     fn holds(&self, host: &str) -> bool;
-    /// The store's next slot for one request to `host`, which no run of this worker
-    /// holds, the next request waiting `delay` after it; or who holds the host now.
+    /// The store's next slot for one request (see [`SlotAsk`]) to a host no run of
+    /// this worker holds; or who holds the host now, the `Retry-After` that holds it
+    /// back, or the request in flight that fills its concurrency.
     fn take_slot(
         &self,
-        host: &str,
-        delay: Duration,
+        ask: SlotAsk,
     ) -> std::pin::Pin<Box<dyn Future<Output = Result<HostSlot, String>> + Send + '_>>;
+    /// The request of the slot `ticket` ended (its permit was dropped); returns at once.
+    fn end_slot(&self, ticket: i64);
 }
 
-/// A request not sent: another worker held its host for all of [`MAX_HOST_WAIT`].
+/// One request's ask for a slot of its host in the store.
+#[derive(Debug, Clone)]
+pub struct SlotAsk {
+    /// A [`host_key`].
+    pub host: String,
+    pub url: Url,
+    /// How long the host's next request waits after this one.
+    pub delay: Duration,
+    /// How many requests may be in flight on the host at once, across workers.
+    pub concurrency: usize,
+    /// How long the request counts as in flight at most, should this worker die.
+    pub hold: Duration,
+}
+
+/// A request not sent for what other workers sharing the store did to its host.
 #[derive(Debug)]
-pub struct HostHeld {
-    pub worker: String,
+pub enum NotSent {
+    /// Another worker held the host for all of [`MAX_HOST_WAIT`].
+    HostHeld { worker: String },
+    /// A `Retry-After` another worker stored holds the host (or the address) back for
+    /// longer than [`MAX_HOST_WAIT`]; this worker holds it back too from now on.
+    HeldBack { until: DateTime<Utc> },
 }
 
 /// Shared request gates of one fetcher.
 pub struct Politeness {
     /// Set once when this fetcher's process is a worker sharing a store.
-    shared: std::sync::OnceLock<Box<dyn SharedHosts>>,
+    shared: std::sync::OnceLock<Arc<dyn SharedHosts>>,
     global: Arc<Semaphore>,
     per_host_concurrency: usize,
     per_host_delay: Duration,
+    /// How long a request slot taken in the store counts as in flight at most: twice
+    /// the request timeout, once for the wait for a global permit, once for the request.
+    slot_hold: Duration,
     retry_after_scope: RetryAfterScope,
     hosts: Mutex<HashMap<String, Arc<HostGate>>>,
     /// URL or host key -> time before which no request is sent.
@@ -101,10 +127,31 @@ impl HostGate {
 }
 
 /// Leave to send one request; hold it until the response body is read.
-#[derive(Debug)]
 pub struct Permit {
     _host: OwnedSemaphorePermit,
     _global: OwnedSemaphorePermit,
+    /// The store slot the request took, ended when the permit is dropped.
+    _slot: Option<SlotTicket>,
+}
+
+impl std::fmt::Debug for Permit {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Permit")
+            .field("slot", &self._slot.as_ref().map(|s| s.ticket))
+            .finish_non_exhaustive()
+    }
+}
+
+/// A request's slot in the store, in flight until dropped.
+struct SlotTicket {
+    shared: Arc<dyn SharedHosts>,
+    ticket: i64,
+}
+
+impl Drop for SlotTicket {
+    fn drop(&mut self) {
+        self.shared.end_slot(self.ticket);
+    }
 }
 
 /// The key requests to one host share: `host:port`.
@@ -123,6 +170,7 @@ impl Politeness {
             global: Arc::new(Semaphore::new(settings.global_concurrency.max(1))),
             per_host_concurrency: settings.per_host_concurrency.max(1),
             per_host_delay: settings.per_host_delay,
+            slot_hold: settings.timeout.saturating_mul(2),
             retry_after_scope: settings.retry_after_scope,
             hosts: Mutex::default(),
             held_back: Mutex::default(),
@@ -131,7 +179,7 @@ impl Politeness {
 
     /// Shares hosts with the other workers of a store from now on (set once).
     pub fn share_hosts(&self, shared: Box<dyn SharedHosts>) {
-        let _ = self.shared.set(shared);
+        let _ = self.shared.set(Arc::from(shared));
     }
 
     /// Waits until a request to `url` may start: a free slot for its host, the host's
@@ -141,7 +189,7 @@ impl Politeness {
         &self,
         url: &Url,
         crawl_delay: Option<Duration>,
-    ) -> Result<Permit, HostHeld> {
+    ) -> Result<Permit, NotSent> {
         let key = host_key(url);
         let gate = self.gate(&key);
         let host = Arc::clone(&gate.slots)
@@ -149,21 +197,20 @@ impl Politeness {
             .await
             .expect("host semaphores are never closed");
         let delay = crawl_delay.map_or(self.per_host_delay, |d| d.max(self.per_host_delay));
-        {
+        let slot = {
             // Holding the turn while sleeping queues the host's requests one delay apart.
             let _turn = gate.turn.lock().await;
             // The start can move later while we sleep: another worker handed the host over.
             while gate.next_start() > Instant::now() {
                 tokio::time::sleep_until(gate.next_start()).await;
             }
-            if let Some(shared) = self.shared.get().filter(|s| !s.holds(&key)) {
-                wait_for_slot(shared.as_ref(), &key, delay).await?;
-            }
+            let slot = self.store_slot(&key, url, delay).await?;
             *gate
                 .next_start
                 .lock()
                 .expect("host gate lock is not poisoned") = Instant::now() + delay;
-        }
+            slot
+        };
         let global = Arc::clone(&self.global)
             .acquire_owned()
             .await
@@ -171,7 +218,40 @@ impl Politeness {
         Ok(Permit {
             _host: host,
             _global: global,
+            _slot: slot,
         })
+    }
+
+    /// The store's slot for a request to `url` on `host`, when this worker shares
+    /// hosts with others and no run of it holds this one. A `Retry-After` that keeps
+    /// the slot away too long is held back here too from now on.
+    async fn store_slot(
+        &self,
+        host: &str,
+        url: &Url,
+        delay: Duration,
+    ) -> Result<Option<SlotTicket>, NotSent> {
+        let Some(shared) = self.shared.get().filter(|s| !s.holds(host)) else {
+            return Ok(None);
+        };
+        let ask = SlotAsk {
+            host: host.to_owned(),
+            url: url.clone(),
+            delay,
+            concurrency: self.per_host_concurrency,
+            hold: self.slot_hold,
+        };
+        let waited = wait_for_slot(shared.as_ref(), ask).await;
+        if let Err(NotSent::HeldBack { until }) = &waited {
+            self.restore(vec![HeldBack {
+                key: host.to_owned(),
+                until: *until,
+            }]);
+        }
+        Ok(waited?.map(|ticket| SlotTicket {
+            shared: Arc::clone(shared),
+            ticket,
+        }))
     }
 
     fn gate(&self, key: &str) -> Arc<HostGate> {
@@ -255,34 +335,47 @@ impl Politeness {
     }
 }
 
-/// Waits for the store's next slot of `host`, asking again while another worker holds
-/// it, for at most [`MAX_HOST_WAIT`]. A store that cannot be asked leaves the request
-/// to this worker's own spacing: bantin does not stop crawling while its database is
-/// briefly away.
-async fn wait_for_slot(
-    shared: &dyn SharedHosts,
-    host: &str,
-    delay: Duration,
-) -> Result<(), HostHeld> {
+/// Waits for the store's next slot of the host asked for, asking again while another
+/// worker holds the host, a stored `Retry-After` holds it back or its concurrency is in
+/// flight, for at most [`MAX_HOST_WAIT`]; returns the slot's ticket. A store that
+/// cannot be asked leaves the request to this worker's own spacing: bantin does not
+/// stop crawling while its database is briefly away.
+async fn wait_for_slot(shared: &dyn SharedHosts, ask: SlotAsk) -> Result<Option<i64>, NotSent> {
     let asked = Instant::now();
     loop {
-        match shared.take_slot(host, delay).await {
-            Ok(HostSlot::At(at)) => {
+        match shared.take_slot(ask.clone()).await {
+            Ok(HostSlot::At { at, ticket }) => {
                 if let Ok(wait) = (at - Utc::now()).to_std() {
                     tokio::time::sleep(wait).await;
                 }
-                return Ok(());
+                return Ok(Some(ticket));
             }
-            Ok(HostSlot::Held { worker, until }) => {
+            Ok(HostSlot::Full { worker, .. }) => {
                 if asked.elapsed() >= MAX_HOST_WAIT {
-                    return Err(HostHeld { worker });
+                    return Err(NotSent::HostHeld { worker });
+                }
+                // A request ends any time: asked again about as often as slots come.
+                tokio::time::sleep(ask.delay.clamp(Duration::from_millis(50), HOST_POLL)).await;
+            }
+            Ok(HostSlot::Held { worker, until, .. }) => {
+                if asked.elapsed() >= MAX_HOST_WAIT {
+                    return Err(NotSent::HostHeld { worker });
                 }
                 let left = (until - Utc::now()).to_std().unwrap_or_default();
                 tokio::time::sleep(left.clamp(Duration::from_millis(50), HOST_POLL)).await;
             }
+            Ok(HostSlot::HeldBack { until }) => {
+                let left = (until - Utc::now()).to_std().unwrap_or_default();
+                if asked.elapsed() + left > MAX_HOST_WAIT {
+                    return Err(NotSent::HeldBack { until });
+                }
+                // Asked again then: its slot comes after the hold-back, among the
+                // other workers' slots.
+                tokio::time::sleep(left).await;
+            }
             Err(error) => {
-                tracing::warn!(host, %error, "cannot take the host's slot in the store; spacing requests here only");
-                return Ok(());
+                tracing::warn!(host = %ask.host, %error, "cannot take the host's slot in the store; spacing requests here only");
+                return Ok(None);
             }
         }
     }

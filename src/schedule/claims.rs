@@ -8,7 +8,9 @@
 //!
 //! When it starts, a worker ends the leases of workers of its own machine whose process
 //! is dead ([`super::process`]): a worker restarted after a kill runs its sources again
-//! at once, not a lease later.
+//! at once, not a lease later. While it runs, a claim or a host slot that finds its
+//! source or host held by a dead process of this machine (a sibling killed meanwhile)
+//! asks again naming that process dead, and the store hands over what it held.
 
 use std::collections::{BTreeSet, HashMap, HashSet};
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -22,8 +24,8 @@ use tracing::{debug, info, warn};
 
 use crate::config::Source;
 use crate::fetch::Fetcher;
-use crate::fetch::politeness::{SharedHosts, host_key};
-use crate::model::{Claim, ClaimRequest, HostSlot, HostTurn, SourceId};
+use crate::fetch::politeness::{SharedHosts, SlotAsk, host_key};
+use crate::model::{Claim, ClaimRequest, HostSlot, HostTurn, SlotRequest, SourceId};
 use crate::store::Store;
 
 use super::in_store;
@@ -88,6 +90,10 @@ pub(super) struct Claims {
     /// host a run of this worker has just claimed again.
     order: tokio::sync::Mutex<()>,
     lost: AtomicU64,
+    /// Processes of this machine that held leases and were found dead: named in every
+    /// claim and slot request, so the store treats their leases as run out. A process
+    /// once dead stays dead (its name holds its start time).
+    dead: Mutex<BTreeSet<String>>,
     /// Set up once, before the first claim: dead holders ended, renewals started.
     started: tokio::sync::OnceCell<()>,
     /// Cancelled when this worker stops renewing (the scheduler's shutdown).
@@ -131,6 +137,7 @@ impl Claims {
             held: Mutex::default(),
             order: tokio::sync::Mutex::new(()),
             lost: AtomicU64::new(0),
+            dead: Mutex::default(),
             started: tokio::sync::OnceCell::new(),
             closed: CancellationToken::new(),
         });
@@ -142,6 +149,28 @@ impl Claims {
 
     fn held(&self) -> MutexGuard<'_, HashMap<SourceId, Held>> {
         self.held.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    fn dead_processes(&self) -> Vec<String> {
+        let dead = self.dead.lock().unwrap_or_else(|e| e.into_inner());
+        dead.iter().cloned().collect()
+    }
+
+    /// Whether `holder`, running as `process`, is a dead process of this machine not
+    /// known dead before; it is known from now on.
+    fn newly_dead(&self, holder: &str, process: Option<&str>) -> bool {
+        let Some(process) = process.filter(|p| super::process::is_dead(p)) else {
+            return false;
+        };
+        let mut dead = self.dead.lock().unwrap_or_else(|e| e.into_inner());
+        let new = dead.insert(process.to_owned());
+        if new {
+            info!(
+                holder,
+                "a worker of this machine died holding leases; taking them over"
+            );
+        }
+        new
     }
 
     pub(super) fn worker_id(&self) -> &str {
@@ -236,7 +265,7 @@ impl Claims {
                     debug!(source = %source.id, "another worker ran this tick");
                     return Acquired::Done;
                 }
-                Ok(Claim::Busy { worker, until }) => match patience {
+                Ok(Claim::Busy { worker, until, .. }) => match patience {
                     Some(patience) if asked.elapsed() >= patience => {
                         return Acquired::Busy { worker, until };
                     }
@@ -272,18 +301,27 @@ impl Claims {
             return Ok(Claim::Busy {
                 worker: self.worker.id.clone(),
                 until: crate::store::lease_expiry(now, self.worker.lease),
+                process: None,
             });
         }
-        let claim = ClaimRequest {
-            source: source.clone(),
-            hosts: hosts.to_vec(),
-            worker: self.worker.id.clone(),
-            tick,
-            lease: self.worker.lease,
-            now,
-            process: self.worker.process.clone(),
+        let answer = loop {
+            let claim = ClaimRequest {
+                source: source.clone(),
+                hosts: hosts.to_vec(),
+                worker: self.worker.id.clone(),
+                tick,
+                lease: self.worker.lease,
+                now: Utc::now(),
+                process: self.worker.process.clone(),
+                dead_processes: self.dead_processes(),
+            };
+            match in_store(&self.store, move |store| store.claim_source(&claim)).await? {
+                Claim::Busy {
+                    worker, process, ..
+                } if self.newly_dead(&worker, process.as_deref()) => {}
+                answer => break answer,
+            }
         };
-        let answer = in_store(&self.store, move |store| store.claim_source(&claim)).await?;
         if let Claim::Granted { .. } = answer {
             let held = Held {
                 hosts: hosts.to_vec(),
@@ -426,19 +464,46 @@ impl SharedHosts for HostsOf {
 
     fn take_slot(
         &self,
-        host: &str,
-        delay: Duration,
+        ask: SlotAsk,
     ) -> std::pin::Pin<Box<dyn Future<Output = Result<HostSlot, String>> + Send + '_>> {
-        let host = host.to_owned();
         Box::pin(async move {
-            let Some(claims) = self.0.upgrade() else {
-                return Ok(HostSlot::At(Utc::now()));
-            };
-            let worker = claims.worker.id.clone();
-            in_store(&claims.store, move |store| {
-                store.take_host_slot(&host, &worker, delay, Utc::now())
-            })
-            .await
+            let claims = self.0.upgrade().ok_or("the worker has stopped")?;
+            loop {
+                let request = SlotRequest {
+                    host: ask.host.clone(),
+                    url: ask.url.to_string(),
+                    worker: claims.worker.id.clone(),
+                    delay: ask.delay,
+                    concurrency: ask.concurrency,
+                    hold: ask.hold,
+                    now: Utc::now(),
+                    dead_processes: claims.dead_processes(),
+                };
+                let slot =
+                    in_store(&claims.store, move |store| store.take_host_slot(&request)).await?;
+                match slot {
+                    HostSlot::Held {
+                        worker, process, ..
+                    } if claims.newly_dead(&worker, process.as_deref()) => {}
+                    slot => return Ok(slot),
+                }
+            }
         })
+    }
+
+    fn end_slot(&self, ticket: i64) {
+        let Some(claims) = self.0.upgrade() else {
+            return;
+        };
+        // Not awaited: the request is over, and whoever asks next reads the end.
+        let Ok(runtime) = tokio::runtime::Handle::try_current() else {
+            return;
+        };
+        runtime.spawn(async move {
+            let ended = in_store(&claims.store, move |store| store.end_host_request(ticket)).await;
+            if let Err(error) = ended {
+                warn!(%error, "cannot end a host request in the store; it counts until its hold runs out");
+            }
+        });
     }
 }

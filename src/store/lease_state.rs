@@ -3,33 +3,34 @@
 //! ever contended by that process's own runs; the rows are kept all the same, so the
 //! scheduler has one way of running on both backends.
 
-use std::time::Duration;
-
 use chrono::{DateTime, Utc};
 use rusqlite::{OptionalExtension, Transaction, params};
 
 use super::StoreError;
 use super::encoding::{from_millis, sql, to_millis};
-use super::leases::{self, Holder, HostRow, SourceRow};
-use crate::model::{Claim, ClaimRequest, HostSlot, HostTurn, Lease, SourceId};
+use super::leases::{self, Holder, HostRow, InFlight, SlotDecision, SourceRow};
+use super::schedule_state;
+use crate::model::{Claim, ClaimRequest, HostSlot, HostTurn, Lease, SlotRequest, SourceId};
 
-fn holder(worker: Option<String>, expires_at: Option<i64>) -> Holder {
-    Holder {
-        worker,
-        expires_at: expires_at.map(from_millis),
-    }
+/// A holder from the columns `worker, expires_at, process` starting at `first`.
+fn holder(r: &rusqlite::Row<'_>, first: usize) -> rusqlite::Result<Holder> {
+    Ok(Holder {
+        worker: r.get(first)?,
+        expires_at: r.get::<_, Option<i64>>(first + 1)?.map(from_millis),
+        process: r.get(first + 2)?,
+    })
 }
 
 /// Claims in an immediate transaction: no other writer runs between read and write.
 pub(crate) fn claim(tx: &Transaction<'_>, claim: &ClaimRequest) -> Result<Claim, StoreError> {
     let source = tx
         .query_row(
-            "SELECT worker, expires_at, done_tick FROM source_leases WHERE source = ?1",
+            "SELECT worker, expires_at, process, done_tick FROM source_leases WHERE source = ?1",
             [claim.source.as_str()],
             |r| {
                 Ok(SourceRow {
-                    holder: holder(r.get(0)?, r.get(1)?),
-                    done_tick: r.get::<_, Option<i64>>(2)?.map(from_millis),
+                    holder: holder(r, 0)?,
+                    done_tick: r.get::<_, Option<i64>>(3)?.map(from_millis),
                 })
             },
         )
@@ -52,13 +53,14 @@ pub(crate) fn claim(tx: &Transaction<'_>, claim: &ClaimRequest) -> Result<Claim,
 fn host_row(tx: &Transaction<'_>, host: &str) -> Result<HostRow, StoreError> {
     let row = tx
         .query_row(
-            "SELECT worker, expires_at, next_request_at FROM host_leases WHERE host = ?1",
+            "SELECT worker, expires_at, process, next_request_at FROM host_leases
+             WHERE host = ?1",
             [host],
             |r| {
                 Ok(HostRow {
                     host: host.to_owned(),
-                    holder: holder(r.get(0)?, r.get(1)?),
-                    next_request_at: r.get::<_, Option<i64>>(2)?.map(from_millis),
+                    holder: holder(r, 0)?,
+                    next_request_at: r.get::<_, Option<i64>>(3)?.map(from_millis),
                 })
             },
         )
@@ -71,26 +73,72 @@ fn host_row(tx: &Transaction<'_>, host: &str) -> Result<HostRow, StoreError> {
     }))
 }
 
-/// Takes the next slot of `host` in an immediate transaction (see
+/// Takes the next slot of a host in an immediate transaction (see
 /// [`leases::host_slot`]).
 pub(crate) fn host_slot(
     tx: &Transaction<'_>,
-    host: &str,
-    worker: &str,
-    delay: Duration,
-    now: DateTime<Utc>,
+    request: &SlotRequest,
 ) -> Result<HostSlot, StoreError> {
-    let row = host_row(tx, host)?;
-    let (slot, next) = leases::host_slot(&row, worker, now, delay);
-    if let Some(next) = next {
-        tx.execute(
-            "INSERT INTO host_leases (host, next_request_at) VALUES (?1, ?2)
-             ON CONFLICT (host) DO UPDATE SET next_request_at = excluded.next_request_at",
-            params![host, to_millis(next)],
+    let row = host_row(tx, &request.host)?;
+    let keys = [request.host.as_str(), request.url.as_str()];
+    let held_back = schedule_state::held_back_until(tx, &keys, request.now)?;
+    let in_flight = in_flight(tx, &request.host, request.now)?;
+    let (at, next_request_at, ends_at) =
+        match leases::host_slot(&row, held_back, &in_flight, request) {
+            SlotDecision::Refused(answer) => return Ok(answer),
+            SlotDecision::Taken {
+                at,
+                next_request_at,
+                ends_at,
+            } => (at, next_request_at, ends_at),
+        };
+    tx.execute(
+        "INSERT INTO host_leases (host, next_request_at) VALUES (?1, ?2)
+         ON CONFLICT (host) DO UPDATE SET next_request_at = excluded.next_request_at",
+        params![request.host, to_millis(next_request_at)],
+    )
+    .map_err(sql("take host slot"))?;
+    let ticket = tx
+        .query_row(
+            "INSERT INTO host_requests (host, worker, ends_at) VALUES (?1, ?2, ?3)
+             RETURNING id",
+            params![request.host, request.worker, to_millis(ends_at)],
+            |r| r.get(0),
         )
         .map_err(sql("take host slot"))?;
-    }
-    Ok(slot)
+    Ok(HostSlot::At { at, ticket })
+}
+
+/// The requests in flight on `host` at `now`, after forgetting those past their end.
+fn in_flight(
+    tx: &Transaction<'_>,
+    host: &str,
+    now: DateTime<Utc>,
+) -> Result<Vec<InFlight>, StoreError> {
+    tx.execute(
+        "DELETE FROM host_requests WHERE host = ?1 AND ends_at <= ?2",
+        params![host, to_millis(now)],
+    )
+    .map_err(sql("forget ended host requests"))?;
+    let mut stmt = tx
+        .prepare("SELECT worker, ends_at FROM host_requests WHERE host = ?1")
+        .map_err(sql("read host requests"))?;
+    stmt.query_map([host], |r| {
+        Ok(InFlight {
+            worker: r.get(0)?,
+            ends_at: from_millis(r.get(1)?),
+        })
+    })
+    .map_err(sql("read host requests"))?
+    .collect::<Result<_, _>>()
+    .map_err(sql("read host requests"))
+}
+
+/// The request of a slot's `ticket` ended.
+pub(crate) fn end_host_request(tx: &Transaction<'_>, ticket: i64) -> Result<(), StoreError> {
+    tx.execute("DELETE FROM host_requests WHERE id = ?1", [ticket])
+        .map_err(sql("end host request"))?;
+    Ok(())
 }
 
 /// Ends every lease `worker` holds as `process`, as if it had run out: its process

@@ -34,7 +34,7 @@ use crate::config::Database;
 
 use crate::model::{
     Article, ArticlePlan, Candidate, CategoryId, Claim, ClaimRequest, DeadLink, HeldBack, HostSlot,
-    HostTurn, Item, ItemId, Lease, Outcome, PageFetch, RawPage, SourceId, SourceRun,
+    HostTurn, Item, ItemId, Lease, Outcome, PageFetch, RawPage, SlotRequest, SourceId, SourceRun,
     SourceSchedule, SourceState, Validators,
 };
 
@@ -369,16 +369,16 @@ pub trait Store: Send + Sync {
     /// Ends every lease `worker` holds as `process` as if it had run out, for a worker
     /// that found that process dead.
     fn expire_leases(&self, worker: &str, process: &str) -> Result<(), StoreError>;
-    /// A slot for one request by `worker` to `host`, a host none of its runs holds: the
-    /// host's next free time (the next request to it, by any worker, waits `delay`
-    /// after it), or the worker that holds the host now.
-    fn take_host_slot(
-        &self,
-        host: &str,
-        worker: &str,
-        delay: std::time::Duration,
-        now: DateTime<Utc>,
-    ) -> Result<HostSlot, StoreError>;
+    /// A slot for one request by `request.worker` to `request.host`, a host none of its
+    /// runs holds: the host's next free time (the next request to it, by any worker,
+    /// waits `request.delay` after it); or the worker that holds the host now; or the
+    /// end of a `Retry-After` stored for the host or the address, before which no
+    /// worker gets a slot; or, when as many requests as `request.concurrency` are in
+    /// flight on the host, the earliest one's end. A slot's request counts as in flight
+    /// until [`Store::end_host_request`], or its time plus `request.hold`.
+    fn take_host_slot(&self, request: &SlotRequest) -> Result<HostSlot, StoreError>;
+    /// The request a host slot was given for (its `ticket`) ended.
+    fn end_host_request(&self, ticket: i64) -> Result<(), StoreError>;
 }
 
 /// Opens the store `database` names: the SQLite file, or the PostgreSQL database (its

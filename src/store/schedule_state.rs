@@ -73,6 +73,27 @@ pub(crate) fn held_back(tx: &Transaction<'_>) -> Result<Vec<HeldBack>, StoreErro
     .map_err(sql("read hold-backs"))
 }
 
+/// The latest `Retry-After` in force at `now` for any of `keys` (URLs or hosts).
+pub(crate) fn held_back_until(
+    tx: &Transaction<'_>,
+    keys: &[&str],
+    now: DateTime<Utc>,
+) -> Result<Option<DateTime<Utc>>, StoreError> {
+    let mut latest = None;
+    for key in keys {
+        let until: Option<i64> = tx
+            .query_row(
+                "SELECT until FROM held_back WHERE key = ?1 AND until > ?2",
+                params![key, to_millis(now)],
+                |r| r.get(0),
+            )
+            .optional()
+            .map_err(sql("read hold-back"))?;
+        latest = latest.max(until.map(from_millis));
+    }
+    Ok(latest)
+}
+
 pub(crate) fn save_held_back(tx: &Transaction<'_>, held: &[HeldBack]) -> Result<(), StoreError> {
     tx.execute(
         "DELETE FROM held_back WHERE until <= ?1",

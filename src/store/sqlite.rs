@@ -27,7 +27,7 @@ use super::{
 use crate::dedup::Bands;
 use crate::model::{
     Article, ArticlePlan, Candidate, CategoryId, Claim, ClaimRequest, DeadLink, HeldBack, HostSlot,
-    HostTurn, Item, ItemId, Lease, Outcome, PageFetch, RawPage, SourceId, SourceRun,
+    HostTurn, Item, ItemId, Lease, Outcome, PageFetch, RawPage, SlotRequest, SourceId, SourceRun,
     SourceSchedule, SourceState, Validators,
 };
 
@@ -42,6 +42,7 @@ const MIGRATIONS: &[Migration] = &[
     migration(6, include_str!("migrations/0006_leases.sql")),
     migration(7, include_str!("migrations/0007_published_documents.sql")),
     migration(9, include_str!("migrations/0009_lease_process.sql")),
+    migration(10, include_str!("migrations/0010_host_requests.sql")),
 ];
 
 const fn migration(number: u32, sql: &'static str) -> Migration {
@@ -508,13 +509,11 @@ impl Store for SqliteStore {
         self.write(|tx| lease_state::expire(tx, worker, process))
     }
 
-    fn take_host_slot(
-        &self,
-        host: &str,
-        worker: &str,
-        delay: std::time::Duration,
-        now: DateTime<Utc>,
-    ) -> Result<HostSlot, StoreError> {
-        self.write(|tx| lease_state::host_slot(tx, host, worker, delay, now))
+    fn take_host_slot(&self, request: &SlotRequest) -> Result<HostSlot, StoreError> {
+        self.write(|tx| lease_state::host_slot(tx, request))
+    }
+
+    fn end_host_request(&self, ticket: i64) -> Result<(), StoreError> {
+        self.write(|tx| lease_state::end_host_request(tx, ticket))
     }
 }

@@ -2,8 +2,10 @@
 //! beside a running daemon takes the same leases (it waits for a source the daemon is
 //! running, or leaves it to the daemon and says so), two workers keep the delay of a
 //! host that only their sources' article links are on, and a worker restarted after a
-//! kill runs the sources it held again at once. What happened is read from the test
-//! servers' own request logs.
+//! kill runs the sources it held again at once, and so does a sibling that was already
+//! running when the holder was killed; a `Retry-After` one worker met holds back
+//! another worker's requests to that host. What happened is read from the test
+//! servers' own request logs; two workers also keep a host's concurrency there.
 
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
@@ -32,7 +34,10 @@ on_both_backends!(
     crawl_beside_a_running_daemon_never_overlaps_a_source_run,
     crawl_leaves_a_source_held_past_the_lease_to_its_holder_and_names_it,
     two_workers_keep_the_delay_of_a_host_no_start_url_is_on,
+    two_workers_send_one_request_at_a_time_to_a_host_no_start_url_is_on,
     a_restarted_worker_runs_its_own_sources_again_at_once,
+    a_sibling_killed_mid_run_has_its_source_taken_at_the_next_claim,
+    a_retry_after_one_worker_met_holds_back_another_workers_requests_to_its_host,
 );
 
 /// A listing source `id` reading `listing_url` on `schedule`, that may follow links to
@@ -312,4 +317,188 @@ async fn a_restarted_worker_runs_its_own_sources_again_at_once(backend: Backend)
     .await;
     assert!(site.requests_to(&listing_path(0))[listed].at > killed);
     gate.open();
+}
+
+async fn a_sibling_killed_mid_run_has_its_source_taken_at_the_next_claim(backend: Backend) {
+    let store = TestStore::new(backend);
+    let gate = Gate::default();
+    let site = gated_site(1, &gate).await;
+    let sources = source(
+        "news",
+        site.url(&listing_path(0)).as_str(),
+        "*/2 * * * * *",
+        "127.0.0.1",
+    );
+    let logs = tempfile::tempdir().unwrap();
+    // A long lease: waiting it out would show.
+    let first = config("bantin-first", &store, "60s", &sources);
+    let mut first = start(&first, logs.path(), "first", &["run"]);
+    wait_until("the first worker's run to start", PATIENCE, || {
+        !site.requests_to(&article_path(0, 0)).is_empty()
+    })
+    .await;
+    // The sibling starts while the first worker lives, so the check at its start finds
+    // nothing dead; its scheduler plans the source (it asks for it) once it has a next run.
+    let sibling = config("bantin-sibling", &store, "60s", &sources);
+    let sibling = start(&sibling, logs.path(), "sibling", &["run"]);
+    sibling
+        .wait_for("/healthz", "the sibling to plan the source", |b| {
+            b.contains("\"next_run\":\"")
+        })
+        .await;
+    first.signal("KILL");
+    first.wait_exit().await;
+    let killed = Instant::now();
+
+    // The first worker renewed its lease a third of a lease ago at most: waiting for
+    // it would take 40 s or more. A generous margin below that, not a speed test.
+    wait_until(
+        "the sibling to read the source",
+        Duration::from_secs(30),
+        || !by(&site.requests_to(&listing_path(0)), "bantin-sibling").is_empty(),
+    )
+    .await;
+    let taken = by(&site.requests_to(&listing_path(0)), "bantin-sibling")[0].at;
+    assert!(
+        taken > killed,
+        "the sibling read the source only after the kill"
+    );
+    gate.open();
+}
+
+async fn a_retry_after_one_worker_met_holds_back_another_workers_requests_to_its_host(
+    backend: Backend,
+) {
+    const RETRY_AFTER: Duration = Duration::from_secs(5);
+    const ARTICLES: usize = 3;
+    let store = TestStore::new(backend);
+    // Article pages of both sources on 127.0.0.2, a host neither lists on; the first
+    // article of source 0 answers 429 with a Retry-After for the whole host.
+    let articles = TestSite::empty_on([127, 0, 0, 2].into()).await;
+    let gate = Gate::default();
+    let mut listings = Vec::new();
+    for n in 0..2 {
+        let site = TestSite::empty().await;
+        let links = listing(n, ARTICLES).replace(
+            "href=\"/tin-tuc/",
+            &format!("href=\"{}tin-tuc/", articles.url("/")),
+        );
+        site.put(&listing_path(n), links);
+        for k in 0..ARTICLES {
+            articles.put(&article_path(n, k), article(n, k));
+        }
+        listings.push(site);
+    }
+    // The 429 comes once the second worker's run has started: what it read of the
+    // stored hold-backs when it claimed its source does not have it yet. Its listing
+    // then waits until the first worker has stored the 429.
+    let refuse = Gate::default();
+    let retry_after = RETRY_AFTER.as_secs().to_string();
+    articles.set(
+        &article_path(0, 0),
+        Override::status(429)
+            .header("Retry-After", &retry_after)
+            .behind(&refuse),
+    );
+    listings[1].set(&listing_path(1), Override::default().behind(&gate));
+    let schedule = once_soon();
+    let source_of = |n: usize| {
+        let url = listings[n].url(&listing_path(n));
+        source(&format!("src-{n}"), url.as_str(), &schedule, "127.0.0.2")
+    };
+    let logs = tempfile::tempdir().unwrap();
+    let by_host =
+        |(config, port): (TestConfig, u16)| (config.fetch("retry_after_scope = \"host\""), port);
+    let one = by_host(config("bantin-one", &store, "10s", &source_of(0)));
+    let two = by_host(config("bantin-two", &store, "10s", &source_of(1)));
+    let _one = start(&one, logs.path(), "one", &["run"]);
+    let _two = start(&two, logs.path(), "two", &["run"]);
+    wait_until("the second worker's run to start", 2 * PATIENCE, || {
+        !by(&listings[1].requests(), "bantin-two").is_empty()
+    })
+    .await;
+    refuse.open();
+    wait_until(
+        "the first worker to store the Retry-After",
+        2 * PATIENCE,
+        || store.count("SELECT count(*) FROM held_back") > 0,
+    )
+    .await;
+    let refused = by(&articles.requests_to(&article_path(0, 0)), "bantin-one")[0].at;
+    gate.open();
+    wait_until("the second worker to fetch its articles", PATIENCE, || {
+        by(&articles.requests(), "bantin-two").len() >= ARTICLES
+    })
+    .await;
+
+    // The hold-back runs from when the first worker read the answer, after the server
+    // logged the request; a tenth of slack for the clocks.
+    for request in by(&articles.requests(), "bantin-two") {
+        let after = request.at - refused;
+        assert!(
+            after >= RETRY_AFTER - RETRY_AFTER / 10,
+            "{} came {after:?} after the 429",
+            request.path
+        );
+    }
+}
+
+async fn two_workers_send_one_request_at_a_time_to_a_host_no_start_url_is_on(backend: Backend) {
+    const ANSWER_AFTER: Duration = Duration::from_millis(500);
+    const ARTICLES: usize = 4;
+    let store = TestStore::new(backend);
+    // Slow article pages on 127.0.0.2, no delay between requests: only the concurrency
+    // (one, as `config` sets it) keeps two workers' requests apart.
+    let articles = TestSite::empty_on([127, 0, 0, 2].into()).await;
+    let mut listings = Vec::new();
+    for n in 0..2 {
+        let site = TestSite::empty().await;
+        let links = listing(n, ARTICLES).replace(
+            "href=\"/tin-tuc/",
+            &format!("href=\"{}tin-tuc/", articles.url("/")),
+        );
+        site.put(&listing_path(n), links);
+        for k in 0..ARTICLES {
+            articles.put(&article_path(n, k), article(n, k));
+            articles.set(&article_path(n, k), Override::default().delay(ANSWER_AFTER));
+        }
+        listings.push(site);
+    }
+    let source_of = |n: usize| {
+        let url = listings[n].url(&listing_path(n));
+        source(
+            &format!("src-{n}"),
+            url.as_str(),
+            "*/10 * * * * *",
+            "127.0.0.2",
+        )
+    };
+    let logs = tempfile::tempdir().unwrap();
+    let one = config("bantin-one", &store, "10s", &source_of(0));
+    let two = config("bantin-two", &store, "10s", &source_of(1));
+    let _one = start(&one, logs.path(), "one", &["run"]);
+    let _two = start(&two, logs.path(), "two", &["run"]);
+    wait_until("every article to be fetched", 2 * PATIENCE, || {
+        articles.requests().len() >= 2 * ARTICLES
+    })
+    .await;
+
+    let requests = articles.requests();
+    for agent in ["bantin-one", "bantin-two"] {
+        assert!(!by(&requests, agent).is_empty(), "{agent} asked the host");
+    }
+    // A request is sent only once the one before has its answer, which the server
+    // sends no sooner than `ANSWER_AFTER` after it came; half of it as slack for a
+    // loaded machine, while two requests at once arrive side by side.
+    for pair in requests.windows(2) {
+        let gap = pair[1].at - pair[0].at;
+        assert!(
+            gap >= ANSWER_AFTER / 2,
+            "{} by {:?} came {gap:?} after {} by {:?}",
+            pair[1].path,
+            pair[1].user_agent(),
+            pair[0].path,
+            pair[0].user_agent()
+        );
+    }
 }

@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use bantin::model::{
     CategoryId, Claim, ClaimRequest, HeldBack, HostSlot, HostTurn, Outcome, RawPage, ReadFailure,
-    SourceId, SourceRun, SourceSchedule, Validators,
+    SlotRequest, SourceId, SourceRun, SourceSchedule, Validators,
 };
 use bantin::store::{Published, PublishedDocument, SqliteStore, Store};
 use chrono::Utc;
@@ -67,7 +67,8 @@ on_both_backends!(
     a_finished_tick_is_done_and_its_host_keeps_the_next_request_time,
     renewal_keeps_a_lease_and_tells_of_one_taken_over,
     claims_at_once_grant_a_source_to_one_worker,
-    host_slots_taken_at_once_are_one_delay_apart_and_wait_for_a_holder
+    host_slots_taken_at_once_are_one_delay_apart_and_wait_for_a_holder,
+    a_host_slot_waits_for_the_request_in_flight_to_end
 );
 mod published {
     use super::*;
@@ -787,7 +788,7 @@ fn workers_opening_a_new_postgres_database_at_once_migrate_it_once() {
         "DROP TABLE schema_version, schema_migrations; DROP TABLE items CASCADE;
         DROP TABLE item_links, item_categories, simhash_bands, raw_pages, validators,
         source_state, source_runs, meta, article_state, held_back, source_leases, host_leases,
-        published_documents, publish_generation",
+        published_documents, publish_generation, host_requests",
     );
     let opened: Vec<_> = std::thread::scope(|s| {
         let workers: Vec<_> = (0..6)
@@ -932,6 +933,21 @@ fn claim(
         lease: LEASE,
         now,
         process: None,
+        dead_processes: Vec::new(),
+    }
+}
+
+/// A slot request by `worker` for a page on host `cdn:80`, at `now`.
+fn slot(worker: &str, delay: Duration, now: chrono::DateTime<Utc>) -> SlotRequest {
+    SlotRequest {
+        host: "cdn:80".into(),
+        url: "http://cdn/page".into(),
+        worker: worker.into(),
+        delay,
+        concurrency: 8,
+        hold: Duration::from_secs(60),
+        now,
+        dead_processes: Vec::new(),
     }
 }
 
@@ -1097,14 +1113,14 @@ fn host_slots_taken_at_once_are_one_delay_apart_and_wait_for_a_holder(backend: B
                 s.spawn(move || {
                     store.ping().unwrap();
                     start.wait();
-                    store.take_host_slot("cdn:80", &format!("w{n}"), delay, now)
+                    store.take_host_slot(&slot(&format!("w{n}"), delay, now))
                 })
             })
             .collect();
         workers
             .into_iter()
             .map(|w| match w.join().unwrap().unwrap() {
-                HostSlot::At(at) => (at - now).num_milliseconds(),
+                HostSlot::At { at, .. } => (at - now).num_milliseconds(),
                 held => panic!("nobody holds the host: {held:?}"),
             })
             .collect()
@@ -1118,9 +1134,42 @@ fn host_slots_taken_at_once_are_one_delay_apart_and_wait_for_a_holder(backend: B
         ..claim("a", "w1", now, now)
     };
     granted(store.claim_source(&claim).unwrap());
-    let answer = store.take_host_slot("cdn:80", "w2", delay, now).unwrap();
+    let answer = store.take_host_slot(&slot("w2", delay, now)).unwrap();
     assert!(
         matches!(&answer, HostSlot::Held { worker, .. } if worker == "w1"),
         "{answer:?}"
     );
+}
+
+fn a_host_slot_waits_for_the_request_in_flight_to_end(backend: Backend) {
+    let store = TestStore::new(backend);
+    let now = Utc::now();
+    // One request at a time: the next slot waits until the one in flight ends, or its
+    // hold runs out (its worker died).
+    let one_at_a_time = |worker: &str, now| SlotRequest {
+        host: "one:80".into(),
+        concurrency: 1,
+        delay: Duration::ZERO,
+        ..slot(worker, Duration::ZERO, now)
+    };
+    let HostSlot::At { ticket, .. } = store.take_host_slot(&one_at_a_time("w1", now)).unwrap()
+    else {
+        panic!("the host is free");
+    };
+    let answer = store.take_host_slot(&one_at_a_time("w2", now)).unwrap();
+    assert!(
+        matches!(&answer, HostSlot::Full { worker, .. } if worker == "w1"),
+        "{answer:?}"
+    );
+    store.end_host_request(ticket).unwrap();
+    let answer = store.take_host_slot(&one_at_a_time("w2", now)).unwrap();
+    assert!(
+        matches!(answer, HostSlot::At { .. }),
+        "w1's request ended: {answer:?}"
+    );
+    let answer = store.take_host_slot(&one_at_a_time("w3", now)).unwrap();
+    assert!(matches!(answer, HostSlot::Full { .. }), "{answer:?}");
+    let later = now + chrono::Duration::seconds(61);
+    let answer = store.take_host_slot(&one_at_a_time("w3", later)).unwrap();
+    assert!(matches!(answer, HostSlot::At { .. }), "w2 died: {answer:?}");
 }

@@ -4,21 +4,20 @@
 //! other in a circle) for its short transaction, so two workers claiming sources of
 //! one host at once are decided one after the other.
 
-use std::time::Duration;
-
 use chrono::{DateTime, Utc};
 use postgres::Transaction;
 
-use super::pg;
-use crate::model::{Claim, ClaimRequest, HostSlot, HostTurn, Lease, SourceId};
+use super::{pg, schedule_state};
+use crate::model::{Claim, ClaimRequest, HostSlot, HostTurn, Lease, SlotRequest, SourceId};
 use crate::store::StoreError;
 use crate::store::encoding::{from_millis, to_millis};
-use crate::store::leases::{self, Holder, HostRow, SourceRow};
+use crate::store::leases::{self, Holder, HostRow, InFlight, SlotDecision, SourceRow};
 
 fn holder(row: &postgres::Row) -> Holder {
     Holder {
         worker: row.get("worker"),
         expires_at: row.get::<_, Option<i64>>("expires_at").map(from_millis),
+        process: row.get("process"),
     }
 }
 
@@ -37,7 +36,7 @@ pub(super) fn claim(tx: &mut Transaction<'_>, claim: &ClaimRequest) -> Result<Cl
     .map_err(pg("add host leases"))?;
     let row = tx
         .query_one(
-            "SELECT worker, expires_at, done_tick FROM source_leases WHERE source = $1
+            "SELECT worker, expires_at, process, done_tick FROM source_leases WHERE source = $1
              FOR UPDATE",
             &[&claim.source.as_str()],
         )
@@ -48,7 +47,7 @@ pub(super) fn claim(tx: &mut Transaction<'_>, claim: &ClaimRequest) -> Result<Cl
     };
     let hosts: Vec<HostRow> = tx
         .query(
-            "SELECT host, worker, expires_at, next_request_at FROM host_leases
+            "SELECT host, worker, expires_at, process, next_request_at FROM host_leases
              WHERE host = ANY($1) ORDER BY host FOR UPDATE",
             &[&claim.hosts],
         )
@@ -69,15 +68,13 @@ pub(super) fn claim(tx: &mut Transaction<'_>, claim: &ClaimRequest) -> Result<Cl
     Ok(decision)
 }
 
-/// Takes the next slot of `host` (see [`leases::host_slot`]), its row locked while
+/// Takes the next slot of a host (see [`leases::host_slot`]), its row locked while
 /// deciding so that two workers asking at once get one slot each.
 pub(super) fn host_slot(
     tx: &mut Transaction<'_>,
-    host: &str,
-    worker: &str,
-    delay: Duration,
-    now: DateTime<Utc>,
+    request: &SlotRequest,
 ) -> Result<HostSlot, StoreError> {
+    let host = request.host.as_str();
     tx.execute(
         "INSERT INTO host_leases (host) VALUES ($1) ON CONFLICT DO NOTHING",
         &[&host],
@@ -85,8 +82,8 @@ pub(super) fn host_slot(
     .map_err(pg("add host lease"))?;
     let row = tx
         .query_one(
-            "SELECT worker, expires_at, next_request_at FROM host_leases WHERE host = $1
-             FOR UPDATE",
+            "SELECT worker, expires_at, process, next_request_at FROM host_leases
+             WHERE host = $1 FOR UPDATE",
             &[&host],
         )
         .map_err(pg("lock host lease"))?;
@@ -97,15 +94,65 @@ pub(super) fn host_slot(
             .get::<_, Option<i64>>("next_request_at")
             .map(from_millis),
     };
-    let (slot, next) = leases::host_slot(&row, worker, now, delay);
-    if let Some(next) = next {
-        tx.execute(
-            "UPDATE host_leases SET next_request_at = $2 WHERE host = $1",
-            &[&host, &to_millis(next)],
+    let keys = [host, request.url.as_str()];
+    let held_back = schedule_state::held_back_until(tx, &keys, request.now)?;
+    let in_flight = in_flight(tx, host, request.now)?;
+    let (at, next_request_at, ends_at) =
+        match leases::host_slot(&row, held_back, &in_flight, request) {
+            SlotDecision::Refused(answer) => return Ok(answer),
+            SlotDecision::Taken {
+                at,
+                next_request_at,
+                ends_at,
+            } => (at, next_request_at, ends_at),
+        };
+    tx.execute(
+        "UPDATE host_leases SET next_request_at = $2 WHERE host = $1",
+        &[&host, &to_millis(next_request_at)],
+    )
+    .map_err(pg("take host slot"))?;
+    let ticket = tx
+        .query_one(
+            "INSERT INTO host_requests (host, worker, ends_at) VALUES ($1, $2, $3)
+             RETURNING id",
+            &[&host, &request.worker, &to_millis(ends_at)],
         )
-        .map_err(pg("take host slot"))?;
-    }
-    Ok(slot)
+        .map_err(pg("take host slot"))?
+        .get(0);
+    Ok(HostSlot::At { at, ticket })
+}
+
+/// The requests in flight on `host` at `now`, after forgetting those past their end;
+/// the caller holds the host's row locked.
+fn in_flight(
+    tx: &mut Transaction<'_>,
+    host: &str,
+    now: DateTime<Utc>,
+) -> Result<Vec<InFlight>, StoreError> {
+    tx.execute(
+        "DELETE FROM host_requests WHERE host = $1 AND ends_at <= $2",
+        &[&host, &to_millis(now)],
+    )
+    .map_err(pg("forget ended host requests"))?;
+    Ok(tx
+        .query(
+            "SELECT worker, ends_at FROM host_requests WHERE host = $1",
+            &[&host],
+        )
+        .map_err(pg("read host requests"))?
+        .iter()
+        .map(|r| InFlight {
+            worker: r.get(0),
+            ends_at: from_millis(r.get(1)),
+        })
+        .collect())
+}
+
+/// The request of a slot's `ticket` ended.
+pub(super) fn end_host_request(tx: &mut Transaction<'_>, ticket: i64) -> Result<(), StoreError> {
+    tx.execute("DELETE FROM host_requests WHERE id = $1", &[&ticket])
+        .map_err(pg("end host request"))?;
+    Ok(())
 }
 
 /// Ends every lease `worker` holds as `process`, as if it had run out: its process

@@ -44,7 +44,7 @@ use super::{article_plan, publishing, recording, retention, source_runs};
 use crate::dedup::Bands;
 use crate::model::{
     Article, ArticlePlan, Candidate, CategoryId, Claim, ClaimRequest, DeadLink, HeldBack, HostSlot,
-    HostTurn, Item, ItemId, Lease, Outcome, PageFetch, RawPage, SourceId, SourceRun,
+    HostTurn, Item, ItemId, Lease, Outcome, PageFetch, RawPage, SlotRequest, SourceId, SourceRun,
     SourceSchedule, SourceState, Validators,
 };
 
@@ -68,6 +68,10 @@ const MIGRATIONS: &[Migration] = &[
     Migration {
         number: 9,
         sql: include_str!("migrations/0009_lease_process.sql"),
+    },
+    Migration {
+        number: 10,
+        sql: include_str!("migrations/0010_host_requests.sql"),
     },
 ];
 /// The advisory lock key held while migrating or rebuilding an index, so workers that
@@ -575,13 +579,11 @@ impl Store for PostgresStore {
         self.write(|tx| lease_state::expire(tx, worker, process))
     }
 
-    fn take_host_slot(
-        &self,
-        host: &str,
-        worker: &str,
-        delay: std::time::Duration,
-        now: DateTime<Utc>,
-    ) -> Result<HostSlot, StoreError> {
-        self.write(|tx| lease_state::host_slot(tx, host, worker, delay, now))
+    fn take_host_slot(&self, request: &SlotRequest) -> Result<HostSlot, StoreError> {
+        self.write(|tx| lease_state::host_slot(tx, request))
+    }
+
+    fn end_host_request(&self, ticket: i64) -> Result<(), StoreError> {
+        self.write(|tx| lease_state::end_host_request(tx, ticket))
     }
 }

@@ -74,6 +74,22 @@ pub(super) fn held_back(tx: &mut Transaction<'_>) -> Result<Vec<HeldBack>, Store
         .collect())
 }
 
+/// The latest `Retry-After` in force at `now` for any of `keys` (URLs or hosts).
+pub(super) fn held_back_until(
+    tx: &mut Transaction<'_>,
+    keys: &[&str],
+    now: DateTime<Utc>,
+) -> Result<Option<DateTime<Utc>>, StoreError> {
+    let until: Option<i64> = tx
+        .query_one(
+            "SELECT max(until) FROM held_back WHERE key = ANY($1) AND until > $2",
+            &[&keys, &to_millis(now)],
+        )
+        .map_err(pg("read hold-back"))?
+        .get(0);
+    Ok(until.map(from_millis))
+}
+
 pub(super) fn save_held_back(
     tx: &mut Transaction<'_>,
     held: &[HeldBack],

@@ -77,7 +77,7 @@ impl TestStore {
     }
 
     /// Runs SQL statements on the database directly (to age rows, say); the SQL must
-    /// mean the same on both backends.
+    /// mean the same on both backends. Callable from async tests too.
     pub fn execute(&self, sql: &str) {
         match &self.place {
             Place::Sqlite(_) => {
@@ -89,7 +89,9 @@ impl TestStore {
                     .execute_batch(sql)
                     .expect("SQL runs");
             }
-            Place::Postgres(db) => db.client().batch_execute(sql).expect("SQL runs"),
+            Place::Postgres(db) => {
+                on_plain_thread(|| db.client().batch_execute(sql).expect("SQL runs"))
+            }
         }
     }
 
@@ -105,7 +107,9 @@ impl TestStore {
                     .query_row(sql, [], |r| r.get(0))
                     .expect("query runs")
             }
-            Place::Postgres(db) => db.client().query_one(sql, &[]).expect("query runs").get(0),
+            Place::Postgres(db) => {
+                on_plain_thread(|| db.client().query_one(sql, &[]).expect("query runs").get(0))
+            }
         }
     }
 

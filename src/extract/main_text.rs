@@ -581,6 +581,17 @@ pub(super) mod tests {
     }
 
     #[test]
+    fn a_related_heading_above_the_title_does_not_drop_the_article() {
+        // A "trending" strip heads the same box as the story: the box is the article.
+        let html = format!(
+            "<html><body><div class=\"page\"><h2 class=\"trending-title\">Trending</h2>\
+             <h1>Council opens the bridge</h1>{PARAGRAPH}{PARAGRAPH}</div></body></html>"
+        );
+        let text = body_text(&html).expect("an article");
+        assert!(text.contains("The council opened"), "{text}");
+    }
+
+    #[test]
     fn back_matter_after_a_rule_is_left_out() {
         // The press release's "about the company" box, set off by a rule, was kept as
         // more of the text because it shares the text box's class.

@@ -207,8 +207,8 @@ impl Scan {
     /// junk-classed boxes (with whether they also have a content class), to be judged
     /// once the page's size is known: a wrapper whose class happens to say "advert" may
     /// hold the whole article.
-    /// Also returns the headings classed as heading links elsewhere ("related-title"):
-    /// the box each opens is judged like a junk-classed box, whatever its own class.
+    /// Also returns the headings whose class says they head links elsewhere
+    /// ("related-title"): the box each opens is junk, whatever its own class.
     fn measure(&mut self, html: &Html) -> (Vec<(NodeId, bool)>, Vec<NodeId>) {
         let kinds = self.kinds.get_mut();
         // (node, stats, is link) of the open elements; skipped subtrees push nothing.

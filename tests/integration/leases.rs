@@ -82,6 +82,25 @@ async fn wait_until(what: &str, patience: Duration, ok: impl Fn() -> bool) {
     }
 }
 
+/// Both workers (`bantin-one`, `bantin-two`) asked, and every request came at least
+/// `at_least` after the one before it, whoever sent them.
+fn assert_both_asked_and_apart(requests: &[Request], at_least: Duration) {
+    for agent in ["bantin-one", "bantin-two"] {
+        assert!(!by(requests, agent).is_empty(), "{agent} asked the host");
+    }
+    for pair in requests.windows(2) {
+        let gap = pair[1].at - pair[0].at;
+        assert!(
+            gap >= at_least,
+            "{} by {:?} came {gap:?} after {} by {:?}",
+            pair[1].path,
+            pair[1].user_agent(),
+            pair[0].path,
+            pair[0].user_agent()
+        );
+    }
+}
+
 fn by(requests: &[Request], agent: &str) -> Vec<Request> {
     requests
         .iter()
@@ -264,23 +283,9 @@ async fn two_workers_keep_the_delay_of_a_host_no_start_url_is_on(backend: Backen
     })
     .await;
 
-    let requests = articles.requests();
-    for agent in ["bantin-one", "bantin-two"] {
-        assert!(!by(&requests, agent).is_empty(), "{agent} asked the host");
-    }
     // Half the delay of slack, as the server logs arrivals: a request can reach the
     // server late on a loaded machine, but two workers at once arrive side by side.
-    for pair in requests.windows(2) {
-        let gap = pair[1].at - pair[0].at;
-        assert!(
-            gap >= DELAY / 2,
-            "{} by {:?} came {gap:?} after {} by {:?}",
-            pair[1].path,
-            pair[1].user_agent(),
-            pair[0].path,
-            pair[0].user_agent()
-        );
-    }
+    assert_both_asked_and_apart(&articles.requests(), DELAY / 2);
 }
 
 async fn a_restarted_worker_runs_its_own_sources_again_at_once(backend: Backend) {
@@ -483,22 +488,8 @@ async fn two_workers_send_one_request_at_a_time_to_a_host_no_start_url_is_on(bac
     })
     .await;
 
-    let requests = articles.requests();
-    for agent in ["bantin-one", "bantin-two"] {
-        assert!(!by(&requests, agent).is_empty(), "{agent} asked the host");
-    }
     // A request is sent only once the one before has its answer, which the server
     // sends no sooner than `ANSWER_AFTER` after it came; half of it as slack for a
     // loaded machine, while two requests at once arrive side by side.
-    for pair in requests.windows(2) {
-        let gap = pair[1].at - pair[0].at;
-        assert!(
-            gap >= ANSWER_AFTER / 2,
-            "{} by {:?} came {gap:?} after {} by {:?}",
-            pair[1].path,
-            pair[1].user_agent(),
-            pair[0].path,
-            pair[0].user_agent()
-        );
-    }
+    assert_both_asked_and_apart(&articles.requests(), ANSWER_AFTER / 2);
 }

@@ -10,9 +10,9 @@ use super::StoreError;
 use super::encoding::{
     compress, decode_article, decompress, encode_article, from_millis, sort_time, sql, to_millis,
 };
-use super::recording::{DedupSettings, ItemSql, LinkedItem, Recording, StoredItem};
+use super::recording::{self, DedupSettings, ItemSql, LinkedItem, Recording, StoredItem};
 use super::retention::RetentionSql;
-use crate::dedup::{self, Bands};
+use crate::dedup::Bands;
 use crate::model::{ALL_CATEGORY, Article, CategoryId, Item, ItemId, RawPage, SourceId};
 use crate::text::search_terms;
 
@@ -334,22 +334,18 @@ pub(crate) fn near_duplicate(
             "SELECT item, simhash, item_id FROM simhash_bands WHERE band = ?1 AND value = ?2",
         )
         .map_err(sql("look up simhash band"))?;
-    let mut best: Option<(i64, ItemId, u32)> = None;
+    let mut candidates = Vec::new();
     for (band, value) in bands.probes(hash) {
-        let mut rows = stmt
-            .query(params![band, value as i64])
+        let rows = stmt
+            .query_map(params![band, value as i64], |row| {
+                Ok((row.get(0)?, row.get::<_, i64>(1)? as u64, row.get(2)?))
+            })
             .map_err(sql("look up simhash band"))?;
-        while let Some(row) = rows.next().map_err(sql("look up simhash band"))? {
-            let rowid: i64 = row.get(0).map_err(sql("look up simhash band"))?;
-            let other: i64 = row.get(1).map_err(sql("look up simhash band"))?;
-            let d = dedup::hamming(hash, other as u64);
-            if d <= distance && best.as_ref().is_none_or(|(r, _, _)| rowid < *r) {
-                let id = row.get(2).map_err(sql("look up simhash band"))?;
-                best = Some((rowid, ItemId(id), d));
-            }
+        for row in rows {
+            candidates.push(row.map_err(sql("look up simhash band"))?);
         }
     }
-    Ok(best)
+    Ok(recording::earliest_within(hash, distance, candidates))
 }
 
 const ITEM_COLUMNS: &str = "i.rowid, i.id, i.source, i.first_seen, i.updated_at, i.article";

@@ -24,6 +24,24 @@ pub fn item_id(source: &SourceId, key: &Url) -> ItemId {
     ))
 }
 
+/// A row of the band index that a lookup's probes found: `(rowid, SimHash, item id)`.
+pub(super) type BandCandidate = (i64, u64, String);
+
+/// The earliest-stored candidate whose SimHash is within `distance` bits of `hash`:
+/// `(rowid, id, distance)`. Both backends' band lookups end here.
+pub(super) fn earliest_within(
+    hash: u64,
+    distance: u32,
+    candidates: impl IntoIterator<Item = BandCandidate>,
+) -> Option<(i64, ItemId, u32)> {
+    candidates
+        .into_iter()
+        .map(|(rowid, other, id)| (rowid, id, dedup::hamming(hash, other)))
+        .filter(|&(_, _, d)| d <= distance)
+        .min_by_key(|&(rowid, _, _)| rowid)
+        .map(|(rowid, id, d)| (rowid, ItemId(id), d))
+}
+
 /// What dedup compares with: the band index layout and the largest SimHash distance
 /// between two texts of one story.
 #[derive(Debug, Clone, Copy)]
@@ -424,6 +442,20 @@ mod tests {
 
     const HASH: &str = "stored-hash";
     const SIMHASH: u64 = 0b1011_0110;
+
+    #[test]
+    fn the_earliest_stored_candidate_within_the_distance_is_the_duplicate() {
+        let candidates = [
+            (7, SIMHASH ^ 0b1, "later".to_owned()),
+            (2, SIMHASH ^ 0b1111, "earliest, too far".to_owned()),
+            (5, SIMHASH ^ 0b11, "earliest near".to_owned()),
+        ];
+        assert_eq!(
+            earliest_within(SIMHASH, 3, candidates.clone()),
+            Some((5, ItemId("earliest near".into()), 2))
+        );
+        assert_eq!(earliest_within(SIMHASH, 0, candidates), None);
+    }
 
     fn stored() -> StoredItem {
         StoredItem {

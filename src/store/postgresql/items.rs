@@ -7,12 +7,12 @@ use postgres::{Row, Transaction};
 use url::Url;
 
 use super::pg;
-use crate::dedup::{self, Bands};
+use crate::dedup::Bands;
 use crate::model::{ALL_CATEGORY, Article, CategoryId, Item, ItemId, RawPage, SourceId};
 use crate::store::encoding::{
     compress, decode_article, decompress, encode_article, from_millis, sort_time, to_millis,
 };
-use crate::store::recording::{DedupSettings, ItemSql, LinkedItem, Recording, StoredItem};
+use crate::store::recording::{self, DedupSettings, ItemSql, LinkedItem, Recording, StoredItem};
 use crate::store::retention::RetentionSql;
 use crate::store::{RawPageCursor, StoreError};
 use crate::text::search_terms;
@@ -329,15 +329,10 @@ pub(super) fn near_duplicate(
             &[&probe_bands, &probe_values],
         )
         .map_err(pg("look up simhash band"))?;
-    let mut best: Option<(i64, ItemId, u32)> = None;
-    for row in rows {
-        let (rowid, other): (i64, i64) = (row.get(0), row.get(1));
-        let d = dedup::hamming(hash, other as u64);
-        if d <= distance && best.as_ref().is_none_or(|(r, _, _)| rowid < *r) {
-            best = Some((rowid, ItemId(row.get(2)), d));
-        }
-    }
-    Ok(best)
+    let candidates = rows
+        .iter()
+        .map(|row| (row.get(0), row.get::<_, i64>(1) as u64, row.get(2)));
+    Ok(recording::earliest_within(hash, distance, candidates))
 }
 
 const ITEM_COLUMNS: &str = "i.rowid, i.id, i.source, i.first_seen, i.updated_at, i.article";

@@ -288,24 +288,40 @@ async fn two_workers_keep_the_delay_of_a_host_no_start_url_is_on(backend: Backen
     assert_both_asked_and_apart(&articles.requests(), DELAY / 2);
 }
 
-async fn a_restarted_worker_runs_its_own_sources_again_at_once(backend: Backend) {
-    let store = TestStore::new(backend);
+/// A lease long enough that waiting it out would show.
+const LONG_LEASE: &str = "60s";
+
+/// One source, `news`, due every two seconds, whose one article answers only once
+/// `gate` opens: a run of it stays in flight until then.
+async fn one_gated_source() -> (Gate, TestSite, String) {
     let gate = Gate::default();
     let site = gated_site(1, &gate).await;
-    let sources = source(
-        "news",
-        site.url(&listing_path(0)).as_str(),
-        "*/2 * * * * *",
-        "127.0.0.1",
-    );
-    let logs = tempfile::tempdir().unwrap();
-    // A long lease: waiting it out would show.
-    let worker = config("bantin-worker", &store, "60s", &sources);
-    let mut first = start(&worker, logs.path(), "first", &["run"]);
+    let listing = site.url(&listing_path(0));
+    let sources = source("news", listing.as_str(), "*/2 * * * * *", "127.0.0.1");
+    (gate, site, sources)
+}
+
+/// Starts a worker and waits until its run of [`one_gated_source`] asks for the article.
+async fn start_mid_run(
+    worker: &(TestConfig, u16),
+    logs: &Path,
+    name: &str,
+    site: &TestSite,
+) -> Daemon {
+    let daemon = start(worker, logs, name, &["run"]);
     wait_until("the first run to start", PATIENCE, || {
         !site.requests_to(&article_path(0, 0)).is_empty()
     })
     .await;
+    daemon
+}
+
+async fn a_restarted_worker_runs_its_own_sources_again_at_once(backend: Backend) {
+    let store = TestStore::new(backend);
+    let (gate, site, sources) = one_gated_source().await;
+    let logs = tempfile::tempdir().unwrap();
+    let worker = config("bantin-worker", &store, LONG_LEASE, &sources);
+    let mut first = start_mid_run(&worker, logs.path(), "first", &site).await;
     first.signal("KILL");
     first.wait_exit().await;
     let killed = Instant::now();
@@ -326,25 +342,13 @@ async fn a_restarted_worker_runs_its_own_sources_again_at_once(backend: Backend)
 
 async fn a_sibling_killed_mid_run_has_its_source_taken_at_the_next_claim(backend: Backend) {
     let store = TestStore::new(backend);
-    let gate = Gate::default();
-    let site = gated_site(1, &gate).await;
-    let sources = source(
-        "news",
-        site.url(&listing_path(0)).as_str(),
-        "*/2 * * * * *",
-        "127.0.0.1",
-    );
+    let (gate, site, sources) = one_gated_source().await;
     let logs = tempfile::tempdir().unwrap();
-    // A long lease: waiting it out would show.
-    let first = config("bantin-first", &store, "60s", &sources);
-    let mut first = start(&first, logs.path(), "first", &["run"]);
-    wait_until("the first worker's run to start", PATIENCE, || {
-        !site.requests_to(&article_path(0, 0)).is_empty()
-    })
-    .await;
+    let first = config("bantin-first", &store, LONG_LEASE, &sources);
+    let mut first = start_mid_run(&first, logs.path(), "first", &site).await;
     // The sibling starts while the first worker lives, so the check at its start finds
     // nothing dead; its scheduler plans the source (it asks for it) once it has a next run.
-    let sibling = config("bantin-sibling", &store, "60s", &sources);
+    let sibling = config("bantin-sibling", &store, LONG_LEASE, &sources);
     let sibling = start(&sibling, logs.path(), "sibling", &["run"]);
     sibling
         .wait_for("/healthz", "the sibling to plan the source", |b| {

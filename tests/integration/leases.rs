@@ -244,19 +244,7 @@ async fn two_workers_keep_the_delay_of_a_host_no_start_url_is_on(backend: Backen
     let store = TestStore::new(backend);
     // Article pages on 127.0.0.2; each source's listing on a host of its own.
     let articles = TestSite::empty_on([127, 0, 0, 2].into()).await;
-    let mut listings = Vec::new();
-    for n in 0..4 {
-        let site = TestSite::empty().await;
-        let links = listing(n, ARTICLES).replace(
-            "href=\"/tin-tuc/",
-            &format!("href=\"{}tin-tuc/", articles.url("/")),
-        );
-        site.put(&listing_path(n), links);
-        for k in 0..ARTICLES {
-            articles.put(&article_path(n, k), article(n, k));
-        }
-        listings.push(site);
-    }
+    let listings = listings_of_articles_on(&articles, 4, ARTICLES).await;
     // Each worker runs two sources of its own, at the same ticks.
     let sources = |of: [usize; 2]| -> String {
         of.iter()
@@ -286,6 +274,29 @@ async fn two_workers_keep_the_delay_of_a_host_no_start_url_is_on(backend: Backen
     // Half the delay of slack, as the server logs arrivals: a request can reach the
     // server late on a loaded machine, but two workers at once arrive side by side.
     assert_both_asked_and_apart(&articles.requests(), DELAY / 2);
+}
+
+/// `sources` listing pages, each on a host of its own, linking to `per_source` articles
+/// each served by `articles` (a host no listing is on).
+async fn listings_of_articles_on(
+    articles: &TestSite,
+    sources: usize,
+    per_source: usize,
+) -> Vec<TestSite> {
+    let mut listings = Vec::new();
+    for n in 0..sources {
+        let site = TestSite::empty().await;
+        let links = listing(n, per_source).replace(
+            "href=\"/tin-tuc/",
+            &format!("href=\"{}tin-tuc/", articles.url("/")),
+        );
+        site.put(&listing_path(n), links);
+        for k in 0..per_source {
+            articles.put(&article_path(n, k), article(n, k));
+        }
+        listings.push(site);
+    }
+    listings
 }
 
 /// A lease long enough that waiting it out would show.
@@ -385,19 +396,7 @@ async fn a_retry_after_one_worker_met_holds_back_another_workers_requests_to_its
     // article of source 0 answers 429 with a Retry-After for the whole host.
     let articles = TestSite::empty_on([127, 0, 0, 2].into()).await;
     let gate = Gate::default();
-    let mut listings = Vec::new();
-    for n in 0..2 {
-        let site = TestSite::empty().await;
-        let links = listing(n, ARTICLES).replace(
-            "href=\"/tin-tuc/",
-            &format!("href=\"{}tin-tuc/", articles.url("/")),
-        );
-        site.put(&listing_path(n), links);
-        for k in 0..ARTICLES {
-            articles.put(&article_path(n, k), article(n, k));
-        }
-        listings.push(site);
-    }
+    let listings = listings_of_articles_on(&articles, 2, ARTICLES).await;
     // The 429 comes once the second worker's run has started: what it read of the
     // stored hold-backs when it claimed its source does not have it yet. Its listing
     // then waits until the first worker has stored the 429.
@@ -459,19 +458,11 @@ async fn two_workers_send_one_request_at_a_time_to_a_host_no_start_url_is_on(bac
     // Slow article pages on 127.0.0.2, no delay between requests: only the concurrency
     // (one, as `config` sets it) keeps two workers' requests apart.
     let articles = TestSite::empty_on([127, 0, 0, 2].into()).await;
-    let mut listings = Vec::new();
+    let listings = listings_of_articles_on(&articles, 2, ARTICLES).await;
     for n in 0..2 {
-        let site = TestSite::empty().await;
-        let links = listing(n, ARTICLES).replace(
-            "href=\"/tin-tuc/",
-            &format!("href=\"{}tin-tuc/", articles.url("/")),
-        );
-        site.put(&listing_path(n), links);
         for k in 0..ARTICLES {
-            articles.put(&article_path(n, k), article(n, k));
             articles.set(&article_path(n, k), Override::default().delay(ANSWER_AFTER));
         }
-        listings.push(site);
     }
     let source_of = |n: usize| {
         let url = listings[n].url(&listing_path(n));

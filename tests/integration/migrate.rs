@@ -8,7 +8,7 @@ use std::process::{Command, Output};
 
 use crate::support::backend::TestDatabase;
 use crate::support::daemon::copy_dir;
-use crate::support::{TestConfig, TestSite};
+use crate::support::{TestConfig, TestSite, news_listing_source};
 
 const CATEGORIES: &str = r#"
 [[category]]
@@ -21,20 +21,7 @@ fields = ["title"]
 "#;
 
 fn config(site: &TestSite, settings: &str) -> TestConfig {
-    let source = format!(
-        r#"
-[[source]]
-id = "news"
-kind = "listing"
-urls = ["{}"]
-schedule = "0 0 * * * *"
-
-[source.links]
-selector = "div.list article.story"
-pattern = "-i\\d{{5}}/?$"
-"#,
-        site.url("/list/")
-    );
+    let source = news_listing_source(&site.url("/list/"), "0 0 * * * *");
     let config = TestConfig::new()
         .settings(settings)
         .categories(CATEGORIES)

@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 use reqwest::header;
 
 use crate::support::daemon::{Daemon, PATIENCE, copy_dir, free_port, titles};
-use crate::support::{Backend, TestConfig, TestSite, TestStore};
+use crate::support::{Backend, TestConfig, TestSite, TestStore, news_listing_source};
 
 const CATEGORIES: &str = r#"
 [[category]]
@@ -35,20 +35,7 @@ const DOCUMENTS: &[&str] = &[
 /// A worker's configuration folder: the news site as its one source (on `schedule`),
 /// the shared database, and a port of its own.
 fn worker_config(site: &TestSite, database: &TestStore, port: u16, schedule: &str) -> TestConfig {
-    let source = format!(
-        r#"
-[[source]]
-id = "news"
-kind = "listing"
-urls = ["{}"]
-schedule = "{schedule}"
-
-[source.links]
-selector = "div.list article.story"
-pattern = "-i\\d{{5}}/?$"
-"#,
-        site.url("/list/")
-    );
+    let source = news_listing_source(&site.url("/list/"), schedule);
     let config = TestConfig::new()
         .settings(&database.settings_line())
         // One public address for every worker: what a load balancer puts in front.

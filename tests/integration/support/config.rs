@@ -139,3 +139,21 @@ impl TestConfig {
         root
     }
 }
+
+/// The `news` listing source of the fixture news site whose list page is `listing`:
+/// its stories' links by selector and URL pattern, on `schedule`.
+pub fn news_listing_source(listing: &url::Url, schedule: &str) -> String {
+    format!(
+        r#"
+[[source]]
+id = "news"
+kind = "listing"
+urls = ["{listing}"]
+schedule = "{schedule}"
+
+[source.links]
+selector = "div.list article.story"
+pattern = "-i\\d{{5}}/?$"
+"#
+    )
+}

@@ -15,7 +15,7 @@ mod site;
 pub mod synthetic;
 
 pub use backend::{Backend, TestStore};
-pub use config::TestConfig;
+pub use config::{TestConfig, news_listing_source};
 #[allow(unused_imports)]
 pub use site::{Gate, Override, OverrideBody, Request, TestSite};
 

@@ -312,7 +312,7 @@ fn zyte(dir: &Path, verbose: bool) {
     }
     if verbose {
         worst.sort_by(|a, b| (a.0 + a.1).total_cmp(&(b.0 + b.1)));
-        for (p, r, h, f) in worst.iter().take(25) {
+        for (p, r, h, f) in worst.iter().take(200) {
             println!("  P {p:.2} R {r:.2} {h} {f}");
         }
     }

@@ -4,11 +4,12 @@
 
 use std::sync::LazyLock;
 
+use ego_tree::iter::Edge;
 use regex::Regex;
 use scraper::Html;
 
 use super::scan::{
-    AttrExt, MAX_BYLINE_CHARS, Scan, class_kinds, is_junk, is_junk_kinds, is_junk_tag,
+    AttrExt, IdSet, MAX_BYLINE_CHARS, Scan, class_kinds, is_junk, is_junk_kinds, is_junk_tag,
     is_right_aligned_line, kind, text_of,
 };
 use crate::text::normalize;
@@ -74,14 +75,7 @@ pub fn lead(
     scan: &Scan,
     description: Option<&str>,
 ) -> Option<(String, ego_tree::NodeId)> {
-    let probe: Option<String> = description.map(|d| {
-        normalize(d)
-            .trim_end_matches(['.', '…'])
-            .chars()
-            .take(DESCRIPTION_PROBE_CHARS)
-            .collect::<String>()
-            .to_lowercase()
-    });
+    let probe = description.map(description_probe);
     let mut first = None;
     for node in html.tree.root().descendants() {
         let Some(el) = node.value().as_element() else {
@@ -121,6 +115,72 @@ pub fn lead(
         }
     }
     first
+}
+
+/// The visible standfirst without a lead class: a paragraph between the page's start and
+/// the body that agrees with the meta description (often cut short there). `body` is the body's first block; a
+/// paragraph inside the body is its text, not a standfirst.
+pub fn standfirst(
+    html: &Html,
+    scan: &Scan,
+    description: &str,
+    body: ego_tree::NodeId,
+) -> Option<(String, ego_tree::NodeId)> {
+    let probe = description_probe(description);
+    if probe.is_empty() {
+        return None;
+    }
+    let around_body: IdSet = html
+        .tree
+        .get(body)
+        .into_iter()
+        .flat_map(|b| b.ancestors())
+        .map(|a| a.id())
+        .collect();
+    let mut skipping = None;
+    for edge in html.tree.root().traverse() {
+        let node = match edge {
+            Edge::Open(n) if skipping.is_none() => n,
+            Edge::Close(n) if skipping == Some(n.id()) => {
+                skipping = None;
+                continue;
+            }
+            _ => continue,
+        };
+        if node.id() == body {
+            return None;
+        }
+        if scan.junk.contains(&node.id()) {
+            skipping = Some(node.id());
+            continue;
+        }
+        let Some(el) = node.value().as_element() else {
+            continue;
+        };
+        let s = scan.get(node.id());
+        // A paragraph: a heading under the title is a subtitle, not the article's text.
+        if el.name() == "p"
+            && (MIN_LEAD_CHARS..=MAX_LEAD_CHARS).contains(&s.text)
+            && s.link_density() <= MAX_LEAD_LINK_DENSITY
+            && !around_body.contains(&node.id())
+        {
+            let text = text_of(node, |_| false);
+            if text.to_lowercase().contains(&probe) {
+                return Some((text, node.id()));
+            }
+        }
+    }
+    None
+}
+
+/// The start of a description that a visible lead must contain, lower-cased.
+fn description_probe(description: &str) -> String {
+    normalize(description)
+        .trim_end_matches(['.', '…'])
+        .chars()
+        .take(DESCRIPTION_PROBE_CHARS)
+        .collect::<String>()
+        .to_lowercase()
 }
 
 /// A date from `time[datetime]`, or the text of a short date-classed element. With
@@ -390,6 +450,45 @@ mod tests {
                 "A quiet season for the river ferry comes to its end, after the new bridge opened."
             )
         );
+    }
+
+    /// Lead and body text generic extraction reads from a whole page.
+    fn lead_and_body(page: &str) -> (Option<String>, String) {
+        let url = url::Url::parse("https://bao.example/tin").expect("valid");
+        let input = crate::extract::Input {
+            url: &url,
+            rules: &crate::config::ArticleRules::default(),
+            zone: chrono_tz::Asia::Ho_Chi_Minh,
+            fetched_at: chrono::Utc::now(),
+        };
+        let article = crate::extract::article(page, &input).expect("an article");
+        (article.lead, article.body_text)
+    }
+
+    #[test]
+    fn an_unclassed_paragraph_over_the_body_that_the_description_begins_is_the_lead() {
+        let standfirst = "A quiet season for the river ferry comes to its end, after the new \
+            bridge opened downstream and the last crossing was made on Sunday.";
+        let page = format!(
+            "<html><head><meta name=\"description\" content=\"A quiet season for the river \
+             ferry comes to its end, after the...\"></head><body><header><h1>Ferry season \
+             ends</h1><div><p>{standfirst}</p></div></header><div class=\"x\">{STORY}{STORY}\
+             {STORY}</div></body></html>"
+        );
+        let (lead, body) = lead_and_body(&page);
+        assert_eq!(lead.as_deref(), Some(standfirst));
+        assert!(!body.contains("river ferry"), "{body}");
+    }
+
+    #[test]
+    fn a_first_body_paragraph_the_description_repeats_stays_in_the_body() {
+        let page = format!(
+            "<html><head><meta name=\"description\" content=\"Lực lượng chức năng đã kiểm \
+             tra, phát hiện\"></head><body><h1>Xử lý vi phạm trong đêm</h1><div \
+             class=\"x\">{STORY}{STORY}{STORY}</div></body></html>"
+        );
+        let (_, body) = lead_and_body(&page);
+        assert_eq!(body.matches("Lực lượng chức năng").count(), 3, "{body}");
     }
 
     fn section_of(body: &str) -> Option<String> {

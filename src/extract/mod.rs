@@ -166,50 +166,72 @@ impl<T> Lookup<T> {
 
 /// Extracts the article of one page.
 pub fn article(html: &str, input: &Input<'_>) -> Result<Article, ExtractError> {
-    let page = PageContext::parse(html, input);
-    let mut found = Findings::default();
-    let h1 = heuristics::title(&page.doc, page.meta.title.as_deref());
-    found.skip.extend(h1.as_ref().map(|(_, id)| *id));
-    let title = page.title(h1.as_ref().map(|(t, _)| t.as_str()), &mut found);
-    let published = page.date(Field::Published, &mut found);
-    let updated = page.date(Field::Updated, &mut found);
-    let lead = page.lead(&mut found);
-    let (blocks, body_origin) = page.body_blocks();
-    let authors = page.authors(&blocks, &mut found);
-    let body = clean::body(&page.doc, &page.scan, &blocks, &found.skip, &page.base);
-    // A short text is still an article when something else says so: article data,
-    // the operator's body selector, or a publication date on the page.
-    let vouched = page.ld.is_some() || body_origin == Origin::Selector || published.is_some();
-    if body.text.is_empty() || (!vouched && body.text.chars().count() < MIN_BODY_CHARS) {
-        return Err(ExtractError::NoArticle {
-            url: input.url.clone(),
-        });
+    let doc = nesting::parse_document(html);
+    PageContext::new(doc, input)
+        .article()
+        .or_else(|no_article| thread(html, input).ok_or(no_article)?)
+}
+
+/// A forum thread's article: its posts are the text, in boxes classed as comments, which
+/// are read as text when the page has nothing else. `None` without such boxes.
+fn thread(html: &str, input: &Input<'_>) -> Option<Result<Article, ExtractError>> {
+    let unclassed = std::cell::Cell::new(false);
+    let doc = nesting::parse_document_rewriting(html, &|tag| {
+        if scan::unclass_comments(tag) {
+            unclassed.set(true);
+        }
+    });
+    unclassed
+        .get()
+        .then(|| PageContext::new(doc, input).article())
+}
+
+impl PageContext<'_> {
+    /// The article of the page, or why there is none.
+    fn article(&self) -> Result<Article, ExtractError> {
+        let mut found = Findings::default();
+        let h1 = heuristics::title(&self.doc, self.meta.title.as_deref());
+        found.skip.extend(h1.as_ref().map(|(_, id)| *id));
+        let title = self.title(h1.as_ref().map(|(t, _)| t.as_str()), &mut found);
+        let published = self.date(Field::Published, &mut found);
+        let updated = self.date(Field::Updated, &mut found);
+        let (blocks, body_origin) = self.body_blocks();
+        let lead = self.lead(blocks.first().copied(), &mut found);
+        let authors = self.authors(&blocks, &mut found);
+        let body = clean::body(&self.doc, &self.scan, &blocks, &found.skip, &self.base);
+        // A short text is still an article when something else says so: article data,
+        // the operator's body selector, or a publication date on the page.
+        let vouched = self.ld.is_some() || body_origin == Origin::Selector || published.is_some();
+        if body.text.is_empty() || (!vouched && body.text.chars().count() < MIN_BODY_CHARS) {
+            return Err(ExtractError::NoArticle {
+                url: self.input.url.clone(),
+            });
+        }
+        found.provenance.insert(Field::BodyHtml, body_origin);
+        found.provenance.insert(Field::BodyText, body_origin);
+        Ok(Article {
+            url: self.input.url.clone(),
+            canonical_url: self.canonical_url(&mut found),
+            title,
+            published,
+            updated,
+            authors,
+            lead,
+            body_html: body.html,
+            body_text: body.text,
+            image: self.image(h1.map(|(_, id)| id), &mut found),
+            tags: self.tags(&mut found),
+            section: self.section(&mut found),
+            language: self.language(&mut found),
+            provenance: found.provenance,
+        })
     }
-    found.provenance.insert(Field::BodyHtml, body_origin);
-    found.provenance.insert(Field::BodyText, body_origin);
-    Ok(Article {
-        url: input.url.clone(),
-        canonical_url: page.canonical_url(&mut found),
-        title,
-        published,
-        updated,
-        authors,
-        lead,
-        body_html: body.html,
-        body_text: body.text,
-        image: page.image(h1.map(|(_, id)| id), &mut found),
-        tags: page.tags(&mut found),
-        section: page.section(&mut found),
-        language: page.language(&mut found),
-        provenance: found.provenance,
-    })
 }
 
 impl<'a> PageContext<'a> {
-    /// Parses the page, drops what the source's `remove` list names, and reads its
+    /// Drops from the parsed page what the source's `remove` list names, and reads its
     /// metadata and JSON-LD.
-    fn parse(html: &str, input: &'a Input<'a>) -> Self {
-        let mut doc = nesting::parse_document(html);
+    fn new(mut doc: Html, input: &'a Input<'a>) -> Self {
         selectors::remove(&mut doc, &input.rules.remove);
         let meta = PageMeta::read(&doc);
         let ld = jsonld::read(&doc);
@@ -311,7 +333,8 @@ impl<'a> PageContext<'a> {
             .record(field, &mut found.provenance)
     }
 
-    fn lead(&self, found: &mut Findings) -> Option<String> {
+    /// `body` is the body's first block, before which an unclassed standfirst stands.
+    fn lead(&self, body: Option<ego_tree::NodeId>, found: &mut Findings) -> Option<String> {
         let ld = self.ld_value(|l| l.description.as_deref());
         let description = ld.or_else(|| self.meta.first(LEAD_KEYS));
         let (lead, element) = Lookup::new()
@@ -322,6 +345,10 @@ impl<'a> PageContext<'a> {
             .or(Origin::Heuristic, || {
                 // The visible standfirst is complete where descriptions are often cut short.
                 heuristics::lead(&self.doc, &self.scan, description).map(|(t, id)| (t, Some(id)))
+            })
+            .or(Origin::Heuristic, || {
+                heuristics::standfirst(&self.doc, &self.scan, description?, body?)
+                    .map(|(t, id)| (t, Some(id)))
             })
             .or(Origin::JsonLd, || ld.map(|t| (normalize(t), None)))
             .or(Origin::Meta, || {
@@ -600,4 +627,49 @@ fn dedup(items: impl Iterator<Item = String>) -> Vec<String> {
     items
         .filter(|t| !t.is_empty() && seen.insert(t.to_lowercase()))
         .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn body_of(page: &str) -> Result<String, ExtractError> {
+        let url = Url::parse("https://forum.example/thread/1").expect("valid");
+        let input = Input {
+            url: &url,
+            rules: &ArticleRules::default(),
+            zone: chrono_tz::Asia::Ho_Chi_Minh,
+            fetched_at: Utc::now(),
+        };
+        article(page, &input).map(|a| a.body_text)
+    }
+
+    const POST: &str = "Since the update my phone no longer reaches the app store over mobile \
+        data, although every other app works and the setting for it is switched on.";
+    const REPLY: &str = "Same here after the update, and switching mobile data off and on \
+        again made no difference, so it looks like a fault in this version.";
+
+    #[test]
+    fn a_forum_thread_whose_posts_are_classed_as_comments_is_read() {
+        let page = format!(
+            "<html><body><h2>App store over mobile data</h2>\
+             <div class=\"ForumComment\" id=\"CommentFirst\"><p>{POST}</p><p>{POST}</p></div>\
+             <div class=\"ForumComment\"><p>{REPLY}</p></div>\
+             <div class=\"ForumComment\"><p>{REPLY}</p></div>\
+             <div class=\"ForumComment\"><p>{REPLY}</p></div></body></html>"
+        );
+        let body = body_of(&page).expect("the thread is read");
+        assert!(body.contains("app store over mobile"), "{body}");
+    }
+
+    #[test]
+    fn an_article_with_comments_keeps_them_out_of_its_body() {
+        let page = format!(
+            "<html><body><h1>App store over mobile data</h1><article><p>{POST}</p><p>{POST}</p>\
+             </article><div class=\"comments\"><div class=\"comment\"><p>{REPLY}</p></div>\
+             </div></body></html>"
+        );
+        let body = body_of(&page).expect("an article");
+        assert!(!body.contains("Same here"), "{body}");
+    }
 }

@@ -32,11 +32,17 @@ pub const MAX_OPEN_FORMATTING: usize = 6;
 
 /// Parses a whole page with the nesting bound, as `Html::parse_document` would.
 pub fn parse_document(html: &str) -> Html {
+    parse_document_rewriting(html, &|_| {})
+}
+
+/// Parses a whole page as [`parse_document`] does, with `rewrite` applied to every start
+/// tag before the tree builder sees it.
+pub fn parse_document_rewriting(html: &str, rewrite: &dyn Fn(&mut Tag)) -> Html {
     let builder = TreeBuilder::new(
         HtmlTreeSink::new(Html::new_document()),
         TreeBuilderOpts::default(),
     );
-    parse_with(builder, TokenizerOpts::default(), html)
+    parse_with(builder, TokenizerOpts::default(), html, rewrite)
 }
 
 /// Parses an HTML fragment (a feed entry's content) with the nesting bound, as
@@ -50,13 +56,18 @@ pub fn parse_fragment(html: &str) -> Html {
         initial_state: Some(builder.tokenizer_state_for_context_elem(false)),
         ..TokenizerOpts::default()
     };
-    parse_with(builder, opts, html)
+    parse_with(builder, opts, html, &|_| {})
 }
 
 type Builder = TreeBuilder<ego_tree::NodeId, HtmlTreeSink>;
 
-fn parse_with(builder: Builder, opts: TokenizerOpts, html: &str) -> Html {
-    let tokenizer = Tokenizer::new(Bounded::new(builder), opts);
+fn parse_with(
+    builder: Builder,
+    opts: TokenizerOpts,
+    html: &str,
+    rewrite: &dyn Fn(&mut Tag),
+) -> Html {
+    let tokenizer = Tokenizer::new(Bounded::new(builder, rewrite), opts);
     run(&tokenizer, html);
     tokenizer.sink.next.sink.finish()
 }
@@ -78,11 +89,11 @@ pub fn bound(html: &str) -> Cow<'_, str> {
         return Cow::Borrowed(html);
     }
     let tokenizer = Tokenizer::new(
-        Bounded::new(Serializer::default()),
+        Bounded::new(Serializer::default(), &|_| {}),
         TokenizerOpts::default(),
     );
     run(&tokenizer, html);
-    let Bounded { nesting, next } = tokenizer.sink;
+    let Bounded { nesting, next, .. } = tokenizer.sink;
     if nesting.into_inner().flattened {
         Cow::Owned(next.out.into_inner())
     } else {
@@ -90,26 +101,32 @@ pub fn bound(html: &str) -> Cow<'_, str> {
     }
 }
 
-/// Passes tokens on to `next`, leaving out the tags past the bounds.
-struct Bounded<S> {
+/// Passes tokens on to `next`, leaving out the tags past the bounds and rewriting start
+/// tags with `rewrite`.
+struct Bounded<'r, S> {
     nesting: RefCell<Nesting>,
     next: S,
+    rewrite: &'r dyn Fn(&mut Tag),
 }
 
-impl<S> Bounded<S> {
-    fn new(next: S) -> Self {
+impl<'r, S> Bounded<'r, S> {
+    fn new(next: S, rewrite: &'r dyn Fn(&mut Tag)) -> Self {
         Bounded {
             nesting: RefCell::default(),
             next,
+            rewrite,
         }
     }
 }
 
-impl<S: TokenSink> TokenSink for Bounded<S> {
+impl<S: TokenSink> TokenSink for Bounded<'_, S> {
     type Handle = S::Handle;
 
-    fn process_token(&self, token: Token, line: u64) -> TokenSinkResult<S::Handle> {
-        if let Token::TagToken(tag) = &token {
+    fn process_token(&self, mut token: Token, line: u64) -> TokenSinkResult<S::Handle> {
+        if let Token::TagToken(tag) = &mut token {
+            if tag.kind == TagKind::StartTag {
+                (self.rewrite)(tag);
+            }
             let mut nesting = self.nesting.borrow_mut();
             let admitted = match tag.kind {
                 TagKind::StartTag => nesting.start(tag),

@@ -10,6 +10,7 @@ use std::sync::LazyLock;
 
 use ego_tree::iter::Edge;
 use ego_tree::{NodeId, NodeRef};
+use html5ever::tokenizer::Tag;
 use regex::Regex;
 use rustc_hash::FxBuildHasher;
 use scraper::{Html, Node, node::Element};
@@ -28,6 +29,9 @@ const JUNK_TAGS: &[&str] = &[
 
 /// Class or id words of boxes that are never article text, whatever their size.
 const ALWAYS_JUNK_PATTERN: &str = r"(?i)comment|disqus|related|(?-u:\b)share|sharing|social|newsletter|subscri|advert|sponsor|outbrain|taboola|cookie|consent|breadcrumb|adsbygoogle|(?-u:\b)ads?(?-u:\b)|(?-u:\b)ad[-_]|[-_]ads?(?-u:\b)|banner|popup|modal|tin-?lien-?quan|xem-?them|doc-?them|tin-?khac|most-?(read|viewed|popular)|recommend|trending|(?-u:\b)navbar(?-u:\b)|(?-u:\b)nav(?-u:\b)|(?-u:\b)menu(?-u:\b)|pagination|(?-u:\b)pager(?-u:\b)|(?-u:\b)print(?-u:\b)|toolbar|signup|(?-u:\b)login(?-u:\b)";
+/// Class or id words of a comment's box. A forum thread's posts are all in such boxes.
+static COMMENT_CLASS: LazyLock<Regex> =
+    LazyLock::new(|| Regex::new(r"(?i)comment").expect("literal regex compiles"));
 /// Class or id words of boxes that are usually not article text; dropped only when they
 /// are small next to the article.
 const SOFT_JUNK_PATTERN: &str = r"(?i)sidebar|widget|footer|masthead|header|(?-u:\b)tags?(?-u:\b)|tag-?list|keyword|tu-?khoa|author|byline|(?-u:\b)meta(?-u:\b)|post-?meta|entry-?meta|dateline|location|stamp|rating|read-?more|more-?(news|stories|articles)|also-?read|(?-u:\b)(next|prev|previous)(?-u:\b)|caption-?credit|hidden|(?-u:\b)hide(?-u:\b)|skip|promo|popular|sponsor|shopping|extra|tool|(?-u:\b)box-?date";
@@ -397,6 +401,27 @@ impl AttrExt for Element {
     fn attribute(&self, name: &str) -> Option<&str> {
         self.attrs().find(|(k, _)| *k == name).map(|(_, v)| v)
     }
+}
+
+/// Takes the comment words out of a start tag's class and id, so the box reads as text;
+/// says whether there were any.
+pub fn unclass_comments(tag: &mut Tag) -> bool {
+    let before = tag.attrs.len();
+    tag.attrs
+        .retain(|a| !(&*a.name.local == "id" && COMMENT_CLASS.is_match(&a.value)));
+    let mut changed = tag.attrs.len() != before;
+    for attr in tag.attrs.iter_mut().filter(|a| &*a.name.local == "class") {
+        if COMMENT_CLASS.is_match(&attr.value) {
+            let kept: Vec<&str> = attr
+                .value
+                .split_ascii_whitespace()
+                .filter(|c| !COMMENT_CLASS.is_match(c))
+                .collect();
+            attr.value = kept.join(" ").into();
+            changed = true;
+        }
+    }
+    changed
 }
 
 /// Whether the element's class or id matches `re` (each read on its own, nothing

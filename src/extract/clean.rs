@@ -202,11 +202,16 @@ fn drops(el: &Element, node: ego_tree::NodeRef<'_, Node>, scan: &Scan, article_t
         }
         if (s.text < MAX_RELATED_BOX_CHARS && scan::is_related_box(node, scan))
             || scan::is_ad_label(node, s)
+            || scan::is_share_box(node, scan)
+            || scan::is_call_to_action(node, scan)
         {
             return true;
         }
     }
-    false
+    // A heading that points elsewhere ("See also: <a>another story</a>").
+    matches!(name, "h2" | "h3" | "h4" | "h5" | "h6")
+        && s.link_density() > MAX_BOX_LINK_DENSITY
+        && scan::is_related_box(node, scan)
 }
 
 /// Builds the body HTML and its text lines in one walk.
@@ -489,6 +494,43 @@ mod tests {
         let text = body_text(&html).expect("an article");
         assert!(text.starts_with("The council opened"), "{text}");
         assert!(text.contains("The old ferry, now retired."), "{text}");
+    }
+
+    #[test]
+    fn share_bars_and_app_promotions_are_dropped_by_their_links() {
+        let html = format!(
+            "<html><body><article><div class=\"story\">{PARAGRAPH}\
+             <div><strong>Share this story?</strong><a href=\"https://www.facebook.com/sharer.php\
+             ?u=x\"><i></i></a><a href=\"whatsapp://send?text=x\"><i></i></a></div>\
+             {PARAGRAPH}<p>Get the news first in our apps for <a href=\"https://apps.apple.com/\
+             app/id1\">iOS</a> and <a href=\"https://play.google.com/store/apps/details?id=x\">\
+             Android</a>.</p><p>The bridge has its own <a href=\"https://bridge.example/\">site\
+             </a>, and <a href=\"https://twitter.com/intent/tweet\">a share link</a>.</p>\
+             </div></article></body></html>"
+        );
+        let text = body_text(&html).expect("an article");
+        assert!(!text.contains("Share this story"), "{text}");
+        assert!(!text.contains("our apps"), "{text}");
+        assert!(text.contains("its own site"), "a link of the text: {text}");
+    }
+
+    #[test]
+    fn calls_to_subscribe_or_support_and_see_also_headings_are_dropped() {
+        let html = format!(
+            "<html><body><article><div class=\"story\">{PARAGRAPH}\
+             <h3>See also: <a href=\"/other\">Ferry retires after 80 years</a></h3>{PARAGRAPH}\
+             <p>Subscribe now to our <a href=\"/print\">print edition</a> for the full story.</p>\
+             <p><strong>Do you like our journalism? Support us with a small gift.</strong></p>\
+             <p>Subscribers to the toll pass pay half.</p></div></article></body></html>"
+        );
+        let text = body_text(&html).expect("an article");
+        assert!(!text.contains("Ferry retires"), "{text}");
+        assert!(!text.contains("full story"), "{text}");
+        assert!(!text.contains("small gift"), "{text}");
+        assert!(
+            text.ends_with("Subscribers to the toll pass pay half."),
+            "{text}"
+        );
     }
 
     #[test]

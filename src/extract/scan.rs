@@ -41,7 +41,7 @@ const NEGATIVE_PATTERN: &str = r"(?i)-ad-|hidden|^hid$|(?-u:\b)hid(?-u:\b)|combx
 /// bantin meets.
 static RELATED_LABEL: LazyLock<Regex> = LazyLock::new(|| {
     Regex::new(
-        r"(?i)^\W*(tin liên quan|bài liên quan|tin cùng chuyên mục|tin cùng chủ đề|tin khác|xem thêm|đọc thêm|có thể bạn quan tâm|tin mới|tin nổi bật|đọc nhiều|related|read more|read also|also read|see also|more from|more stories|you may also like|you might also like|recommended|popular|most read|trending|advertisement|quảng cáo|mehr zum thema|weitere artikel|lesen sie auch|schon gelesen|das könnte sie auch interessieren)\b",
+        r"(?i)^\W*(tin liên quan|bài liên quan|tin cùng chuyên mục|tin cùng chủ đề|tin khác|xem thêm|đọc thêm|có thể bạn quan tâm|tin mới|tin nổi bật|đọc nhiều|related|read more|read also|also read|see also|more from|more stories|you may also like|you might also like|recommended|popular|most read|trending|advertisement|quảng cáo|mehr zum thema|weitere artikel|lesen sie auch|schon gelesen|das könnte sie auch interessieren|auch interessant|siehe auch|lee también|lea también|te puede interesar|le puede interesar|ver también|vea también|leia também|veja também|lire aussi|à lire aussi|voir aussi|leggi anche)\b|^\W*mira\s*:",
     )
     .expect("literal regex compiles")
 });
@@ -52,6 +52,26 @@ static RELATED_HEADING_CLASS: LazyLock<Regex> = LazyLock::new(|| {
     )
     .expect("literal regex compiles")
 });
+/// The first words of a call to the reader to subscribe, download the app or support the
+/// publication, in the languages bantin meets.
+static CALL_TO_ACTION: LazyLock<Regex> = LazyLock::new(|| {
+    Regex::new(
+        r"(?i)^\W*(subscribe|sign up|abonnieren|jetzt abonnieren|abonnez-vous|suscr[íi]bete|inscr[íi]bete|download (the|our)|(do you )?(like|enjoy|enjoyed|love) (this|our) (article|story|magazine|newsletter|journalism)|gefällt (dir|ihnen) (unser|dieser|diese|das)|support (us|our|independent)|unterstütze|apoya (el|nuestro)|ap[óo]yanos)\b",
+    )
+    .expect("literal regex compiles")
+});
+/// Where a link shares the page (on a social network, by mail) or sends the reader to an
+/// app store: links of a share bar or an app promotion, not of the text.
+static SHARE_OR_APP_LINK: LazyLock<Regex> = LazyLock::new(|| {
+    Regex::new(
+        r"(?i)^(mailto:\?|whatsapp:|fb-messenger:|sms:|(https?:)?//([a-z0-9-]+\.)*(facebook\.com/(sharer|share\.php|dialog/(share|send|feed))|(twitter|x)\.com/(intent|share)|linkedin\.com/(sharearticle|cws/share)|pinterest\.[a-z.]+/pin/create|reddit\.com/submit|api\.whatsapp\.com/send|wa\.me/|(t|telegram)\.me/share|plus\.google\.com/share|tumblr\.com/share|xing\.com/spi/shares|vk\.com/share|getpocket\.com/save|(apps|itunes)\.apple\.com/|play\.google\.com/store))",
+    )
+    .expect("literal regex compiles")
+});
+/// A share bar or an app promotion is a line or two; a longer box holds text too.
+const MAX_SHARE_BOX_CHARS: u32 = 300;
+/// A call to action is a paragraph or two; a longer box is text that mentions one.
+const MAX_CALL_TO_ACTION_CHARS: u32 = 600;
 /// The whole text of an ad slot that shows only its label, in the languages bantin meets.
 static AD_LABEL: LazyLock<Regex> = LazyLock::new(|| {
     Regex::new(
@@ -495,9 +515,40 @@ pub(super) fn is_junk_kinds(el: &Element, kinds: u16) -> bool {
         && kinds & kind::ARTICLE_BODY == 0
 }
 
-/// A box that points elsewhere: its first words are "related", "read more", ... Text of
-/// junk boxes inside (an ad slot labelled "Advertisement") does not count.
+/// A box that points elsewhere: its first words are "related", "read more", ...
 pub fn is_related_box(node: NodeRef<'_, Node>, scan: &Scan) -> bool {
+    first_text(node, scan).is_some_and(|t| RELATED_LABEL.is_match(t))
+}
+
+/// A short box that calls on the reader to subscribe, download the app or support the
+/// publication.
+pub fn is_call_to_action(node: NodeRef<'_, Node>, scan: &Scan) -> bool {
+    scan.get(node.id()).text <= MAX_CALL_TO_ACTION_CHARS
+        && first_text(node, scan).is_some_and(|t| CALL_TO_ACTION.is_match(t))
+}
+
+/// A short box whose links all share the page or lead to an app store: a share bar or an
+/// app promotion, whatever its class.
+pub fn is_share_box(node: NodeRef<'_, Node>, scan: &Scan) -> bool {
+    if scan.get(node.id()).text > MAX_SHARE_BOX_CHARS {
+        return false;
+    }
+    let mut hrefs = node.descendants().filter_map(|n| {
+        let el = n.value().as_element()?;
+        (el.name() == "a").then(|| el.attribute("href")).flatten()
+    });
+    let mut any = false;
+    hrefs.all(|h| {
+        let h = h.trim();
+        let share = SHARE_OR_APP_LINK.is_match(h);
+        any |= share;
+        share || h.starts_with('#') || h.starts_with("javascript:")
+    }) && any
+}
+
+/// The box's first words, the text of junk boxes inside (an ad slot labelled
+/// "Advertisement") left out; `None` when its first elements hold none.
+fn first_text<'a>(node: NodeRef<'a, Node>, scan: &Scan) -> Option<&'a str> {
     let mut skipping: Option<NodeId> = None;
     for edge in node.traverse().take(80) {
         match edge {
@@ -507,7 +558,7 @@ pub fn is_related_box(node: NodeRef<'_, Node>, scan: &Scan) -> bool {
                 } else if let Some(t) = n.value().as_text() {
                     let t = t.trim();
                     if !t.is_empty() {
-                        return RELATED_LABEL.is_match(t);
+                        return Some(t);
                     }
                 }
             }
@@ -515,7 +566,7 @@ pub fn is_related_box(node: NodeRef<'_, Node>, scan: &Scan) -> bool {
             _ => {}
         }
     }
-    false
+    None
 }
 
 /// A heading whose class or id says it heads links to other pages.

@@ -208,10 +208,18 @@ fn drops(el: &Element, node: ego_tree::NodeRef<'_, Node>, scan: &Scan, article_t
             return true;
         }
     }
-    // A heading that points elsewhere ("See also: <a>another story</a>").
+    // A heading that points elsewhere ("See also: <a>another story</a>"), or that heads
+    // a list of links to other pages ("More on this").
     matches!(name, "h2" | "h3" | "h4" | "h5" | "h6")
-        && s.link_density() > MAX_BOX_LINK_DENSITY
         && scan::is_related_box(node, scan)
+        && (s.link_density() > MAX_BOX_LINK_DENSITY || heads_links(node, scan))
+}
+
+/// Whether the element after `node` is mostly links.
+fn heads_links(node: ego_tree::NodeRef<'_, Node>, scan: &Scan) -> bool {
+    node.next_siblings()
+        .find(|n| n.value().is_element())
+        .is_some_and(|next| scan.get(next.id()).link_density() > MAX_LIST_LINK_DENSITY)
 }
 
 /// Builds the body HTML and its text lines in one walk.
@@ -519,12 +527,19 @@ mod tests {
         let html = format!(
             "<html><body><article><div class=\"story\">{PARAGRAPH}\
              <h3>See also: <a href=\"/other\">Ferry retires after 80 years</a></h3>{PARAGRAPH}\
+             <h4>More stories</h4><ul><li>1 May: <a href=\"/a\">Tolls rise again on the old \
+             road</a></li></ul><h4>Popular tolls</h4><p>Most drivers pay by card.</p>\
              <p>Subscribe now to our <a href=\"/print\">print edition</a> for the full story.</p>\
              <p><strong>Do you like our journalism? Support us with a small gift.</strong></p>\
              <p>Subscribers to the toll pass pay half.</p></div></article></body></html>"
         );
         let text = body_text(&html).expect("an article");
         assert!(!text.contains("Ferry retires"), "{text}");
+        assert!(!text.contains("More stories"), "{text}");
+        assert!(
+            text.contains("Popular tolls"),
+            "a heading of the text: {text}"
+        );
         assert!(!text.contains("full story"), "{text}");
         assert!(!text.contains("small gift"), "{text}");
         assert!(

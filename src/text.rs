@@ -20,8 +20,9 @@ pub fn normalize(text: &str) -> String {
             out.push(c);
         }
     };
-    // Extracted text is almost always NFC already; the quick check skips recomposing it.
-    if is_nfc_quick(text.chars()) == IsNormalized::Yes {
+    // Extracted text is almost always NFC already; the quick check skips recomposing it,
+    // and ASCII needs no check.
+    if text.is_ascii() || is_nfc_quick(text.chars()) == IsNormalized::Yes {
         text.chars().for_each(&mut push);
     } else {
         text.nfc().for_each(&mut push);

@@ -370,16 +370,18 @@ fn trail_by_shape(html: &Html) -> Option<String> {
                     h.trim() == "/" || h.trim().trim_end_matches('/').matches('/').count() == 2
                 })
         });
-        let text = text_of(node, |_| false);
-        let separated = node.children().any(|c| {
-            c.value()
-                .as_text()
-                .is_some_and(|t| t.trim().chars().any(|ch| CRUMB_SEPARATORS.contains(&ch)))
-        });
+        let separated = || {
+            node.children().any(|c| {
+                c.value()
+                    .as_text()
+                    .is_some_and(|t| t.trim().chars().any(|ch| CRUMB_SEPARATORS.contains(&ch)))
+            })
+        };
+        // The whole text is read last: it is the costly check, and most boxes fail sooner.
         if !(2..=MAX_CRUMBS).contains(&links.len())
             || !first_is_home
-            || !separated
-            || text.chars().count() > MAX_TRAIL_CHARS
+            || !separated()
+            || text_of(node, |_| false).chars().count() > MAX_TRAIL_CHARS
         {
             return None;
         }

@@ -26,6 +26,10 @@ const MAX_LINK_LIST_CHARS: u32 = 600;
 /// A box labelled "related", "read more" is longer than this only when it is the text.
 const MAX_RELATED_BOX_CHARS: u32 = 1500;
 
+/// A caption shorter than this may repeat ("Photo: Reuters") and is left to the other
+/// rules.
+const MIN_REPEATED_CHARS: u32 = 20;
+
 /// Kept tags whose text is one line of body text (the text's leaf blocks).
 const TEXT_BLOCKS: &[&str] = &[
     "p",
@@ -100,6 +104,7 @@ pub struct Body {
 /// already taken as other fields).
 pub fn body(html: &Html, scan: &Scan, blocks: &[NodeId], skip: &IdSet, base: &Url) -> Body {
     let mut w = Writer::default();
+    let mut written = Written::default();
     let article_text: u32 = blocks.iter().map(|b| scan.get(*b).text).sum();
     for &block in blocks.iter().filter(|b| !skip.contains(b)) {
         let Some(root) = html.tree.get(block) else {
@@ -119,7 +124,8 @@ pub fn body(html: &Html, scan: &Scan, blocks: &[NodeId], skip: &IdSet, base: &Ur
                                 && (skip.contains(&node.id())
                                     || drops(el, node, scan, article_text)
                                     || (w.is_empty() && is_lead_media(node, scan)));
-                            if drop || scan.junk.contains(&node.id()) {
+                            if drop || scan.junk.contains(&node.id()) || written.repeats(node, scan)
+                            {
                                 skipping = Some(node.id());
                                 continue;
                             }
@@ -155,6 +161,52 @@ pub fn body(html: &Html, scan: &Scan, blocks: &[NodeId], skip: &IdSet, base: &Ur
         html,
         text: w.lines.join("\n\n"),
     }
+}
+
+/// Captions written so far, by their size: a caption that repeats an earlier one word for
+/// word (the same line under every picture of a set) is left out.
+#[derive(Default)]
+struct Written(std::collections::HashMap<u32, Vec<NodeId>>);
+
+impl Written {
+    /// Whether `node` is a caption repeating one written before; if not, it is counted as
+    /// written.
+    fn repeats(&mut self, node: ego_tree::NodeRef<'_, Node>, scan: &Scan) -> bool {
+        let size = scan.get(node.id()).text;
+        if size < MIN_REPEATED_CHARS || !is_caption(node, scan) {
+            return false;
+        }
+        let same_size = self.0.entry(size).or_default();
+        // Texts are read only when sizes agree, which is rare.
+        let text = |n: ego_tree::NodeRef<'_, Node>| scan::text_of(n, |_| false);
+        let repeated = !same_size.is_empty() && {
+            let mine = text(node);
+            // A paragraph inside a caption holds the same words, not again.
+            let inside = |id: &NodeId| node.ancestors().any(|a| a.id() == *id);
+            same_size
+                .iter()
+                .filter(|id| !inside(id))
+                .filter_map(|id| node.tree().get(*id))
+                .any(|earlier| text(earlier) == mine)
+        };
+        if !repeated {
+            same_size.push(node.id());
+        }
+        repeated
+    }
+}
+
+/// A picture's caption: a `figcaption`, or the text beside the picture in a box that
+/// only shows it.
+fn is_caption(node: ego_tree::NodeRef<'_, Node>, scan: &Scan) -> bool {
+    let Some(el) = node.value().as_element() else {
+        return false;
+    };
+    el.name() == "figcaption"
+        || (matches!(el.name(), "p" | "div" | "span")
+            && node
+                .parent()
+                .is_some_and(|p| scan::is_media_box(p, scan.get(p.id()))))
 }
 
 /// A captioned picture or a gallery before any text: the page's lead media, shown in a
@@ -502,6 +554,27 @@ mod tests {
         let text = body_text(&html).expect("an article");
         assert!(text.starts_with("The council opened"), "{text}");
         assert!(text.contains("The old ferry, now retired."), "{text}");
+    }
+
+    #[test]
+    fn a_caption_repeated_under_each_picture_is_kept_once_and_repeated_lines_of_text_stay() {
+        let picture = |n: u32| {
+            format!(
+                "<div class=\"wp-caption\"><img src=\"/{n}.jpg\"><p>The opening of the river \
+                 bridge festival, Monday</p></div>"
+            )
+        };
+        let step = "<p>Drink water 30 minutes before you set out.</p>";
+        let html = format!(
+            "<html><body><article><div class=\"story\">{}{PARAGRAPH}{}{step}{PARAGRAPH}{}\
+             {step}</div></article></body></html>",
+            picture(1),
+            picture(2),
+            picture(3)
+        );
+        let text = body_text(&html).expect("an article");
+        assert_eq!(text.matches("bridge festival").count(), 1, "{text}");
+        assert_eq!(text.matches("Drink water").count(), 2, "{text}");
     }
 
     #[test]

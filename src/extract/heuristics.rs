@@ -234,7 +234,7 @@ pub fn date_line_by_shape(
     scan: &Scan,
     updated: bool,
     parses: impl Fn(&str) -> bool,
-) -> Option<String> {
+) -> Option<(String, ego_tree::NodeId)> {
     let mut nodes = html.tree.root().descendants();
     let title = nodes.find(|n| n.value().as_element().is_some_and(|e| e.name() == "h1"))?;
     nodes
@@ -248,8 +248,8 @@ pub fn date_line_by_shape(
                     .chain(n.ancestors())
                     .any(|a| scan.junk.contains(&a.id()))
         })
-        .map(|n| text_of(n, |_| false))
-        .find(|t| UPDATED_LABEL.is_match(t) == updated && parses(t))
+        .map(|n| (text_of(n, |_| false), n.id()))
+        .find(|(t, _)| UPDATED_LABEL.is_match(t) == updated && parses(t))
 }
 
 /// Bylines: author-classed elements, `rel=author` links, or a short right-aligned line at
@@ -480,6 +480,17 @@ mod tests {
         let (lead, body) = lead_and_body(&page);
         assert_eq!(lead.as_deref(), Some(standfirst));
         assert!(!body.contains("river ferry"), "{body}");
+    }
+
+    #[test]
+    fn a_date_line_known_by_its_shape_is_left_out_of_the_body() {
+        let page = format!(
+            "<html><head><meta property=\"article:published_time\" content=\"2024-03-05T08:15:00\
+             +07:00\"></head><body><h1>Xử lý vi phạm trong đêm</h1><div class=\"x\"><p>Thứ Ba, \
+             05/03/2024 08:15</p>{STORY}{STORY}</div></body></html>"
+        );
+        let (_, body) = lead_and_body(&page);
+        assert!(body.starts_with("Lực lượng"), "{body}");
     }
 
     #[test]

@@ -195,6 +195,7 @@ impl PageContext<'_> {
         let title = self.title(h1.as_ref().map(|(t, _)| t.as_str()), &mut found);
         let published = self.date(Field::Published, &mut found);
         let updated = self.date(Field::Updated, &mut found);
+        found.skip.extend(self.date_lines());
         let (blocks, body_origin) = self.body_blocks();
         let lead = self.lead(blocks.first().copied(), &mut found);
         let authors = self.authors(&blocks, &mut found);
@@ -307,10 +308,7 @@ impl<'a> PageContext<'a> {
                 PUBLISHED_KEYS,
             )
         };
-        let (zone, fetched_at) = (self.input.zone, self.input.fetched_at);
-        let parse = |text: &str, format: Option<&str>| {
-            parse_date(text, format, zone).or_else(|| dates::parse_relative(text, zone, fetched_at))
-        };
+        let parse = |text: &str, format: Option<&str>| self.parse_date(text, format);
         Lookup::new()
             .or(Origin::Selector, || {
                 selectors::date_text(&self.doc, css.as_ref())
@@ -326,14 +324,33 @@ impl<'a> PageContext<'a> {
             .or(Origin::Heuristic, || {
                 let parses = |t: &str| parse(t, None).is_some();
                 heuristics::date_line_by_shape(&self.doc, &self.scan, updated, parses)
-                    .and_then(|t| parse(&t, None))
+                    .and_then(|(t, _)| parse(&t, None))
             })
             // The same instant, shown in the source's zone, as readers of the page see it.
-            .map(|d| d.with_timezone(&zone).fixed_offset())
+            .map(|d| d.with_timezone(&self.input.zone).fixed_offset())
             .record(field, &mut found.provenance)
     }
 
     /// `body` is the body's first block, before which an unclassed standfirst stands.
+    /// The date lines under the title known by their shape, which the body leaves out
+    /// whichever step gave the dates.
+    fn date_lines(&self) -> Vec<ego_tree::NodeId> {
+        let parses = |t: &str| self.parse_date(t, None).is_some();
+        [false, true]
+            .into_iter()
+            .filter_map(|updated| {
+                heuristics::date_line_by_shape(&self.doc, &self.scan, updated, parses)
+                    .map(|(_, id)| id)
+            })
+            .collect()
+    }
+
+    /// A date as the page prints it, absolute or relative to the fetch.
+    fn parse_date(&self, text: &str, format: Option<&str>) -> Option<DateTime<FixedOffset>> {
+        let (zone, fetched_at) = (self.input.zone, self.input.fetched_at);
+        parse_date(text, format, zone).or_else(|| dates::parse_relative(text, zone, fetched_at))
+    }
+
     fn lead(&self, body: Option<ego_tree::NodeId>, found: &mut Findings) -> Option<String> {
         let ld = self.ld_value(|l| l.description.as_deref());
         let description = ld.or_else(|| self.meta.first(LEAD_KEYS));

@@ -163,50 +163,52 @@ pub fn body(html: &Html, scan: &Scan, blocks: &[NodeId], skip: &IdSet, base: &Ur
     }
 }
 
-/// Captions written so far, by their size: a caption that repeats an earlier one word for
-/// word (the same line under every picture of a set) is left out.
+/// Captions written so far: a caption that repeats an earlier one word for word (the same
+/// line under every picture of a set) is left out.
 #[derive(Default)]
-struct Written(std::collections::HashMap<u32, Vec<NodeId>>);
+struct Written {
+    /// The first caption of each text, by the text's hash.
+    captions: std::collections::HashMap<u64, NodeId>,
+    /// Whether each parent asked about is a box that only shows a picture, worked out
+    /// once per parent: a text of many paragraphs has one parent for all of them.
+    media_boxes: scan::IdMap<bool>,
+}
 
 impl Written {
     /// Whether `node` is a caption repeating one written before; if not, it is counted as
     /// written.
     fn repeats(&mut self, node: ego_tree::NodeRef<'_, Node>, scan: &Scan) -> bool {
-        let size = scan.get(node.id()).text;
-        if size < MIN_REPEATED_CHARS || !is_caption(node, scan) {
+        if scan.get(node.id()).text < MIN_REPEATED_CHARS || !self.is_caption(node, scan) {
             return false;
         }
-        let same_size = self.0.entry(size).or_default();
-        // Texts are read only when sizes agree, which is rare.
-        let text = |n: ego_tree::NodeRef<'_, Node>| scan::text_of(n, |_| false);
-        let repeated = !same_size.is_empty() && {
-            let mine = text(node);
-            // A paragraph inside a caption holds the same words, not again.
-            let inside = |id: &NodeId| node.ancestors().any(|a| a.id() == *id);
-            same_size
-                .iter()
-                .filter(|id| !inside(id))
-                .filter_map(|id| node.tree().get(*id))
-                .any(|earlier| text(earlier) == mine)
-        };
-        if !repeated {
-            same_size.push(node.id());
-        }
-        repeated
+        let mut hasher = std::hash::DefaultHasher::new();
+        std::hash::Hash::hash(&scan::text_of(node, |_| false), &mut hasher);
+        let first = *self
+            .captions
+            .entry(std::hash::Hasher::finish(&hasher))
+            .or_insert(node.id());
+        // A paragraph inside a caption holds the same words, not again.
+        first != node.id() && !node.ancestors().any(|a| a.id() == first)
     }
-}
 
-/// A picture's caption: a `figcaption`, or the text beside the picture in a box that
-/// only shows it.
-fn is_caption(node: ego_tree::NodeRef<'_, Node>, scan: &Scan) -> bool {
-    let Some(el) = node.value().as_element() else {
-        return false;
-    };
-    el.name() == "figcaption"
-        || (matches!(el.name(), "p" | "div" | "span")
-            && node
-                .parent()
-                .is_some_and(|p| scan::is_media_box(p, scan.get(p.id()))))
+    /// A picture's caption: a `figcaption`, or the text beside the picture in a box that
+    /// only shows it.
+    fn is_caption(&mut self, node: ego_tree::NodeRef<'_, Node>, scan: &Scan) -> bool {
+        let Some(el) = node.value().as_element() else {
+            return false;
+        };
+        if el.name() == "figcaption" {
+            return true;
+        }
+        let Some(parent) = node.parent() else {
+            return false;
+        };
+        matches!(el.name(), "p" | "div" | "span")
+            && *self
+                .media_boxes
+                .entry(parent.id())
+                .or_insert_with(|| scan::is_media_box(parent, scan.get(parent.id())))
+    }
 }
 
 /// A captioned picture or a gallery before any text: the page's lead media, shown in a

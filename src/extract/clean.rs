@@ -233,6 +233,9 @@ fn drops(el: &Element, node: ego_tree::NodeRef<'_, Node>, scan: &Scan, article_t
     if matches!(name, "p" | "div") && scan::is_right_aligned_line(el, s) {
         return true;
     }
+    if scan::is_marked_date_line(el, s) || scan::is_tag_list(node, s) {
+        return true;
+    }
     if matches!(name, "p" | "div" | "span" | "small" | "figcaption" | "cite")
         && scan::is_credit(node, scan)
     {
@@ -577,6 +580,22 @@ mod tests {
         let text = body_text(&html).expect("an article");
         assert_eq!(text.matches("bridge festival").count(), 1, "{text}");
         assert_eq!(text.matches("Drink water").count(), 2, "{text}");
+    }
+
+    #[test]
+    fn marked_date_lines_and_tag_lists_are_dropped_but_a_tag_link_in_the_text_stays() {
+        let html = format!(
+            "<html><body><article><div class=\"story\">\
+             <span itemprop=\"datePublished\">Monday, 4 March 2024, 08:15</span>{PARAGRAPH}\
+             <p>The toll pays for the <a rel=\"tag\" href=\"/tag/bridges\">bridges</a> of the \
+             county, and for nothing else, the council says.</p>\
+             <strong>Tags <a rel=\"tag\" href=\"/tag/a\">river bridge</a>, \
+             <a rel=\"tag\" href=\"/tag/b\">council</a></strong></div></article></body></html>"
+        );
+        let text = body_text(&html).expect("an article");
+        assert!(!text.contains("4 March 2024"), "{text}");
+        assert!(!text.contains("Tags"), "{text}");
+        assert!(text.contains("for the bridges of the county"), "{text}");
     }
 
     #[test]

@@ -68,6 +68,8 @@ static SHARE_OR_APP_LINK: LazyLock<Regex> = LazyLock::new(|| {
     )
     .expect("literal regex compiles")
 });
+/// A tag list is a line or a few; a longer box holds text that links to tags.
+const MAX_TAG_LIST_CHARS: u32 = 600;
 /// A share bar or an app promotion is a line or two; a longer box holds text too.
 const MAX_SHARE_BOX_CHARS: u32 = 300;
 /// A call to action is a paragraph or two; a longer box is text that mentions one.
@@ -622,6 +624,34 @@ pub fn is_credit(node: NodeRef<'_, Node>, scan: &Scan) -> bool {
         return false;
     };
     scan.is(node.id(), el, kind::CREDIT) || CREDIT_LINE.is_match(&text_of(node, |_| false))
+}
+
+/// A short line the page marks up as the article's date (`itemprop="datePublished"`).
+pub fn is_marked_date_line(el: &Element, stats: Stats) -> bool {
+    stats.text > 0
+        && (stats.text as usize) <= MAX_BYLINE_CHARS
+        && el
+            .attribute("itemprop")
+            .is_some_and(|p| matches!(p.trim(), "datePublished" | "dateModified" | "dateCreated"))
+}
+
+/// A short box of two or more links the page marks as its tags (`rel="tag"`), however it
+/// is classed.
+pub fn is_tag_list(node: NodeRef<'_, Node>, stats: Stats) -> bool {
+    if stats.text == 0 || stats.text > MAX_TAG_LIST_CHARS || stats.link_density() <= 0.5 {
+        return false;
+    }
+    let links: Vec<&Element> = node
+        .descendants()
+        .skip(1)
+        .filter_map(|n| n.value().as_element().filter(|e| e.name() == "a"))
+        .collect();
+    // One tag link is a word of the text that links to its tag page.
+    links.len() >= 2
+        && links.iter().all(|a| {
+            a.attribute("rel")
+                .is_some_and(|r| r.split_ascii_whitespace().any(|w| w == "tag"))
+        })
 }
 
 /// A short right-aligned line: a byline printed at the end of the text.

@@ -118,8 +118,8 @@ pub fn lead(
 }
 
 /// The visible standfirst without a lead class: a paragraph between the page's start and
-/// the body that agrees with the meta description (often cut short there). `body` is the body's first block; a
-/// paragraph inside the body is its text, not a standfirst.
+/// the body that agrees with the meta description (often cut short there). `body` is the
+/// body's first block; a paragraph inside the body is its text, not a standfirst.
 pub fn standfirst(
     html: &Html,
     scan: &Scan,

@@ -331,7 +331,6 @@ impl<'a> PageContext<'a> {
             .record(field, &mut found.provenance)
     }
 
-    /// `body` is the body's first block, before which an unclassed standfirst stands.
     /// The date lines under the title known by their shape, which the body leaves out
     /// whichever step gave the dates.
     fn date_lines(&self) -> Vec<ego_tree::NodeId> {
@@ -351,6 +350,7 @@ impl<'a> PageContext<'a> {
         parse_date(text, format, zone).or_else(|| dates::parse_relative(text, zone, fetched_at))
     }
 
+    /// `body` is the body's first block, before which an unclassed standfirst stands.
     fn lead(&self, body: Option<ego_tree::NodeId>, found: &mut Findings) -> Option<String> {
         let ld = self.ld_value(|l| l.description.as_deref());
         let description = ld.or_else(|| self.meta.first(LEAD_KEYS));

@@ -7,8 +7,9 @@
 //! ends of `p`, `li`, `td`, ..., scopes, unclosed formatting elements) and leaves out the
 //! tags past [`MAX_DEPTH`] (or past [`MAX_OPEN_FORMATTING`] unclosed formatting
 //! elements), keeping their text: deep content is flattened, not lost. [`bound`] applies
-//! the same filter to markup another parser will read (the sanitizer's). Not here: what
-//! is done with the parsed page.
+//! the same filter to markup another parser will read (the sanitizer's). The same filter
+//! lets a caller rewrite start tags on their way ([`parse_document_rewriting`]). Not here:
+//! what is done with the parsed page.
 
 use std::borrow::Cow;
 use std::cell::RefCell;

@@ -683,8 +683,8 @@ mod tests {
     fn an_article_with_comments_keeps_them_out_of_its_body() {
         let page = format!(
             "<html><body><h1>App store over mobile data</h1><article><p>{POST}</p><p>{POST}</p>\
-             </article><div class=\"comments\"><div class=\"comment\"><p>{REPLY}</p></div>\
-             </div></body></html>"
+             </article><div class=\"comments\">{}</div></body></html>",
+            format!("<div class=\"comment\"><p>{REPLY}</p></div>").repeat(4)
         );
         let body = body_of(&page).expect("an article");
         assert!(!body.contains("Same here"), "{body}");

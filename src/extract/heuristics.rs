@@ -4,13 +4,12 @@
 
 use std::sync::LazyLock;
 
-use ego_tree::iter::Edge;
 use regex::Regex;
 use scraper::Html;
 
 use super::scan::{
     AttrExt, IdSet, MAX_BYLINE_CHARS, Scan, class_kinds, is_junk, is_junk_kinds, is_junk_tag,
-    is_right_aligned_line, kind, text_of,
+    is_right_aligned_line, kind, outside_junk, text_of,
 };
 use crate::text::normalize;
 
@@ -137,22 +136,9 @@ pub fn standfirst(
         .flat_map(|b| b.ancestors())
         .map(|a| a.id())
         .collect();
-    let mut skipping = None;
-    for edge in html.tree.root().traverse() {
-        let node = match edge {
-            Edge::Open(n) if skipping.is_none() => n,
-            Edge::Close(n) if skipping == Some(n.id()) => {
-                skipping = None;
-                continue;
-            }
-            _ => continue,
-        };
+    for node in outside_junk(html.tree.root(), scan) {
         if node.id() == body {
             return None;
-        }
-        if scan.junk.contains(&node.id()) {
-            skipping = Some(node.id());
-            continue;
         }
         let Some(el) = node.value().as_element() else {
             continue;

@@ -4,11 +4,12 @@
 //! the siblings that continue its text. It does not clean the blocks (`clean`) or guess
 //! other fields (`heuristics`). Nothing here knows any site.
 
-use ego_tree::iter::Edge;
 use ego_tree::{NodeId, NodeRef};
 use scraper::{ElementRef, Html, Node};
 
-use super::scan::{AttrExt, IdMap, MIN_PARAGRAPH_CHARS, Scan, is_media_box, is_related_box, kind};
+use super::scan::{
+    AttrExt, IdMap, MIN_PARAGRAPH_CHARS, Scan, is_media_box, is_related_box, kind, outside_junk,
+};
 
 /// A block with less text than this is scored down in proportion (a positive class on a
 /// one-line box must not outweigh the paragraphs of the article).
@@ -162,20 +163,7 @@ struct Scores<'a> {
 impl<'a> Scores<'a> {
     fn of(html: &Html, scan: &'a Scan, classes: Classes) -> Scores<'a> {
         let mut raw: IdMap<f32> = IdMap::default();
-        let mut skipping: Option<NodeId> = None;
-        for edge in html.tree.root().traverse() {
-            let node = match edge {
-                Edge::Open(n) if skipping.is_none() => n,
-                Edge::Close(n) if skipping == Some(n.id()) => {
-                    skipping = None;
-                    continue;
-                }
-                _ => continue,
-            };
-            if scan.junk.contains(&node.id()) {
-                skipping = Some(node.id());
-                continue;
-            }
+        for node in outside_junk(html.tree.root(), scan) {
             if let Some(score) = paragraph_score(node, scan) {
                 hand_up(&mut raw, scan, node, score, classes);
             }

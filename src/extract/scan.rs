@@ -548,6 +548,30 @@ pub fn is_share_box(node: NodeRef<'_, Node>, scan: &Scan) -> bool {
     }) && any
 }
 
+/// The nodes under `root` (itself included) in page order, leaving out junk subtrees.
+pub fn outside_junk<'a>(
+    root: NodeRef<'a, Node>,
+    scan: &'a Scan,
+) -> impl Iterator<Item = NodeRef<'a, Node>> {
+    let mut edges = root.traverse();
+    let mut skipping: Option<NodeId> = None;
+    std::iter::from_fn(move || {
+        loop {
+            match edges.next()? {
+                Edge::Open(n) if skipping.is_none() => {
+                    if scan.junk.contains(&n.id()) {
+                        skipping = Some(n.id());
+                    } else {
+                        return Some(n);
+                    }
+                }
+                Edge::Close(n) if skipping == Some(n.id()) => skipping = None,
+                _ => {}
+            }
+        }
+    })
+}
+
 /// The box's first words, the text of junk boxes inside (an ad slot labelled
 /// "Advertisement") left out; `None` when its first elements hold none.
 fn first_text<'a>(node: NodeRef<'a, Node>, scan: &Scan) -> Option<&'a str> {

@@ -379,18 +379,12 @@ fn trail_by_shape(html: &Html) -> Option<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::extract::tests::generic;
 
     /// The published date generic extraction reads from `body`, a page without metadata.
     fn published_of(body: &str) -> Option<String> {
-        let url = url::Url::parse("https://bao.example/tin").expect("valid");
-        let input = crate::extract::Input {
-            url: &url,
-            rules: &crate::config::ArticleRules::default(),
-            zone: chrono_tz::Asia::Ho_Chi_Minh,
-            fetched_at: chrono::Utc::now(),
-        };
         let page = format!("<html><body><div>{body}</div></body></html>");
-        let article = crate::extract::article(&page, &input).expect("an article");
+        let article = generic(&page).expect("an article");
         article.published.map(|d| d.to_rfc3339())
     }
 
@@ -442,14 +436,7 @@ mod tests {
 
     /// Lead and body text generic extraction reads from a whole page.
     fn lead_and_body(page: &str) -> (Option<String>, String) {
-        let url = url::Url::parse("https://bao.example/tin").expect("valid");
-        let input = crate::extract::Input {
-            url: &url,
-            rules: &crate::config::ArticleRules::default(),
-            zone: chrono_tz::Asia::Ho_Chi_Minh,
-            fetched_at: chrono::Utc::now(),
-        };
-        let article = crate::extract::article(page, &input).expect("an article");
+        let article = generic(page).expect("an article");
         (article.lead, article.body_text)
     }
 

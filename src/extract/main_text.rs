@@ -449,20 +449,12 @@ fn class_weight(kinds: u16) -> f32 {
 
 #[cfg(test)]
 pub(super) mod tests {
-    use crate::config::ArticleRules;
-    use crate::extract::{ExtractError, Input, article};
-    use url::Url;
+    use crate::extract::ExtractError;
+    use crate::extract::tests::generic;
 
     /// The body text generic extraction gives for `html`, or why there is none.
     pub(in crate::extract) fn body_text(html: &str) -> Result<String, ExtractError> {
-        let url = Url::parse("https://news.example/story").expect("valid");
-        let input = Input {
-            url: &url,
-            rules: &ArticleRules::default(),
-            zone: chrono_tz::UTC,
-            fetched_at: chrono::Utc::now(),
-        };
-        article(html, &input).map(|a| a.body_text)
+        generic(html).map(|a| a.body_text)
     }
 
     const PARAGRAPH: &str = "<p>The council opened the new river bridge on Monday morning, after \

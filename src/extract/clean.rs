@@ -167,8 +167,8 @@ pub fn body(html: &Html, scan: &Scan, blocks: &[NodeId], skip: &IdSet, base: &Ur
 /// line under every picture of a set) is left out.
 #[derive(Default)]
 struct Written {
-    /// The first caption of each text, by the text's hash.
-    captions: std::collections::HashMap<u64, NodeId>,
+    /// The first caption of each text.
+    captions: std::collections::HashMap<String, NodeId>,
     /// Whether each parent asked about is a box that only shows a picture, worked out
     /// once per parent: a text of many paragraphs has one parent for all of them.
     media_boxes: scan::IdMap<bool>,
@@ -181,11 +181,9 @@ impl Written {
         if scan.get(node.id()).text < MIN_REPEATED_CHARS || !self.is_caption(node, scan) {
             return false;
         }
-        let mut hasher = std::hash::DefaultHasher::new();
-        std::hash::Hash::hash(&scan::text_of(node, |_| false), &mut hasher);
         let first = *self
             .captions
-            .entry(std::hash::Hasher::finish(&hasher))
+            .entry(scan::text_of(node, |_| false))
             .or_insert(node.id());
         // A paragraph inside a caption holds the same words, not again.
         first != node.id() && !node.ancestors().any(|a| a.id() == first)

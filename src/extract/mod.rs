@@ -195,7 +195,6 @@ impl PageContext<'_> {
         let title = self.title(h1.as_ref().map(|(t, _)| t.as_str()), &mut found);
         let published = self.date(Field::Published, &mut found);
         let updated = self.date(Field::Updated, &mut found);
-        found.skip.extend(self.date_lines());
         let (blocks, body_origin) = self.body_blocks();
         let lead = self.lead(blocks.first().copied(), &mut found);
         let authors = self.authors(&blocks, &mut found);
@@ -309,6 +308,10 @@ impl<'a> PageContext<'a> {
             )
         };
         let parse = |text: &str, format: Option<&str>| self.parse_date(text, format);
+        // Looked for whichever step gives the date: the body leaves the line out either way.
+        let parses = |t: &str| parse(t, None).is_some();
+        let by_shape = heuristics::date_line_by_shape(&self.doc, &self.scan, updated, parses);
+        found.skip.extend(by_shape.as_ref().map(|(_, id)| *id));
         Lookup::new()
             .or(Origin::Selector, || {
                 selectors::date_text(&self.doc, css.as_ref())
@@ -322,26 +325,11 @@ impl<'a> PageContext<'a> {
                 heuristics::date_text(&self.doc, &self.scan, updated).and_then(|t| parse(&t, None))
             })
             .or(Origin::Heuristic, || {
-                let parses = |t: &str| parse(t, None).is_some();
-                heuristics::date_line_by_shape(&self.doc, &self.scan, updated, parses)
-                    .and_then(|(t, _)| parse(&t, None))
+                by_shape.and_then(|(t, _)| parse(&t, None))
             })
             // The same instant, shown in the source's zone, as readers of the page see it.
             .map(|d| d.with_timezone(&self.input.zone).fixed_offset())
             .record(field, &mut found.provenance)
-    }
-
-    /// The date lines under the title known by their shape, which the body leaves out
-    /// whichever step gave the dates.
-    fn date_lines(&self) -> Vec<ego_tree::NodeId> {
-        let parses = |t: &str| self.parse_date(t, None).is_some();
-        [false, true]
-            .into_iter()
-            .filter_map(|updated| {
-                heuristics::date_line_by_shape(&self.doc, &self.scan, updated, parses)
-                    .map(|(_, id)| id)
-            })
-            .collect()
     }
 
     /// A date as the page prints it, absolute or relative to the fetch.

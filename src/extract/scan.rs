@@ -535,17 +535,17 @@ pub fn is_share_box(node: NodeRef<'_, Node>, scan: &Scan) -> bool {
     if scan.get(node.id()).text > MAX_SHARE_BOX_CHARS {
         return false;
     }
-    let mut hrefs = node.descendants().filter_map(|n| {
-        let el = n.value().as_element()?;
-        (el.name() == "a").then(|| el.attribute("href")).flatten()
-    });
-    let mut any = false;
-    hrefs.all(|h| {
-        let h = h.trim();
-        let share = SHARE_OR_APP_LINK.is_match(h);
-        any |= share;
-        share || h.starts_with('#') || h.starts_with("javascript:")
-    }) && any
+    let hrefs: Vec<&str> = node
+        .descendants()
+        .filter_map(|n| n.value().as_element().filter(|e| e.name() == "a"))
+        .filter_map(|a| a.attribute("href").map(str::trim))
+        .collect();
+    // Links that go nowhere (a menu's "#", a script) do not make it text.
+    let nowhere = |h: &&str| h.starts_with('#') || h.starts_with("javascript:");
+    hrefs.iter().any(|h| SHARE_OR_APP_LINK.is_match(h))
+        && hrefs
+            .iter()
+            .all(|h| nowhere(h) || SHARE_OR_APP_LINK.is_match(h))
 }
 
 /// The nodes under `root` (itself included) in page order, leaving out junk subtrees.
